@@ -1,0 +1,26 @@
+"""lpc — Linux live-patching consistency models, executable and fast.
+
+The Rust core (``lpc._core``) answers ``within_patched_set(ip)`` and scans
+stacks; the Python layers above it hold symbols, patches and models.
+"""
+
+from __future__ import annotations
+
+from lpc._core import IntervalTree, __version__
+from lpc.errors import (
+    DumpParseError,
+    InternalError,
+    InvalidRangeError,
+    LpcError,
+    SymbolError,
+)
+
+__all__ = [
+    "DumpParseError",
+    "InternalError",
+    "IntervalTree",
+    "InvalidRangeError",
+    "LpcError",
+    "SymbolError",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+from lpc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The exceptions lpc raises. Every one derives from :class:`LpcError`.
+
+The Rust core raises these too: ``lpc._core`` imports the classes from here,
+so a caller catches one hierarchy whichever layer refused the input.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DumpParseError",
+    "InternalError",
+    "InvalidRangeError",
+    "LpcError",
+    "SymbolError",
+]
+
+
+class LpcError(Exception):
+    """Root of every error lpc raises on purpose."""
+
+
+class InvalidRangeError(LpcError, ValueError):
+    """A range whose start is not below its end, or a malformed range input.
+
+    ``index`` is the position of the offending range in the caller's input
+    (``None`` when the error is not about one range).
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class DumpParseError(LpcError, ValueError):
+    """Input that no parser accepts, naming the file and the 1-based line."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        where = path if path is not None else "<input>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+class SymbolError(LpcError, LookupError):
+    """A symbol that cannot be found or resolved in the given symbol table."""
+
+
+class InternalError(LpcError, RuntimeError):
+    """A bug inside lpc (a Rust panic caught at the boundary). Please report it."""

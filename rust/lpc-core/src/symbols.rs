@@ -1,0 +1,1 @@
+//! Symbol-table parsers (kallsyms, System.map) into flat columns.

@@ -1,0 +1,125 @@
+//! Python inputs to Rust slices, with one documented rule for every dtype.
+//!
+//! * A 1-D C-contiguous numpy `uint64` array is borrowed, not copied.
+//! * Any other numpy integer array (any width, signed or not, any byte order,
+//!   strided) is converted; negative values are refused with `ValueError`.
+//! * Anything else that `numpy.asarray` turns into a 1-D integer array
+//!   (lists, tuples, `array.array`, memoryviews) goes through the same rule.
+//! * Booleans, floats, objects and strings are refused with `TypeError`, and
+//!   arrays of more than one dimension with `ValueError`; every message names
+//!   the argument.
+
+use numpy::prelude::*;
+use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArray};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+/// A borrowed or converted `u64` column.
+pub(crate) enum U64Column<'py> {
+    Borrowed(PyReadonlyArray1<'py, u64>),
+    Owned(Vec<u64>),
+}
+
+impl U64Column<'_> {
+    pub(crate) fn as_slice(&self) -> &[u64] {
+        match self {
+            Self::Borrowed(view) => view.as_slice().expect("contiguity checked on borrow"),
+            Self::Owned(values) => values,
+        }
+    }
+}
+
+/// The object as a 1-D numpy array, via `numpy.asarray` when it is not one.
+fn as_1d_array<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let array = match obj.cast::<PyUntypedArray>() {
+        Ok(array) => array.clone(),
+        Err(_) => {
+            let numpy = obj.py().import("numpy")?;
+            let converted = numpy.call_method1("asarray", (obj,)).map_err(|e| {
+                PyTypeError::new_err(format!("{name}: expected a 1-D integer array ({e})"))
+            })?;
+            converted.cast_into::<PyUntypedArray>().map_err(|_| {
+                PyTypeError::new_err(format!("{name}: expected a 1-D integer array"))
+            })?
+        }
+    };
+    if array.ndim() != 1 {
+        return Err(PyValueError::new_err(format!(
+            "{name}: expected a 1-D array, got {} dimensions",
+            array.ndim()
+        )));
+    }
+    Ok(array)
+}
+
+fn dtype_kind(array: &Bound<'_, PyUntypedArray>) -> u8 {
+    array.dtype().kind()
+}
+
+fn refuse_dtype(array: &Bound<'_, PyUntypedArray>, name: &str) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{name}: expected an integer array (uint64 preferred), got dtype {}",
+        array.dtype()
+    ))
+}
+
+/// Any integer array-like as `u64`s; see the module docs for the rule.
+pub(crate) fn u64_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<U64Column<'py>> {
+    let array = as_1d_array(obj, name)?;
+    if let Ok(exact) = array.cast::<PyArray1<u64>>() {
+        let view = exact.readonly();
+        if view.as_slice().is_ok() {
+            return Ok(U64Column::Borrowed(view));
+        }
+        return Ok(U64Column::Owned(view.as_array().to_vec()));
+    }
+    match dtype_kind(&array) {
+        b'u' => {
+            let wide = array.call_method1("astype", ("uint64",))?;
+            let wide = wide.cast::<PyArray1<u64>>()?.readonly();
+            Ok(U64Column::Owned(wide.as_array().to_vec()))
+        }
+        b'i' => {
+            let wide = array.call_method1("astype", ("int64",))?;
+            let wide = wide.cast::<PyArray1<i64>>()?.readonly();
+            wide.as_array()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    u64::try_from(v).map_err(|_| {
+                        PyValueError::new_err(format!(
+                            "{name}[{i}] = {v}: addresses must be in [0, 2**64)"
+                        ))
+                    })
+                })
+                .collect::<PyResult<Vec<u64>>>()
+                .map(U64Column::Owned)
+        }
+        _ => Err(refuse_dtype(&array, name)),
+    }
+}
+
+/// Any integer array-like as `i64` ids (unsigned values above `i64::MAX` refused).
+pub(crate) fn i64_column(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
+    let array = as_1d_array(obj, name)?;
+    match dtype_kind(&array) {
+        b'i' => {
+            let wide = array.call_method1("astype", ("int64",))?;
+            Ok(wide.cast::<PyArray1<i64>>()?.readonly().as_array().to_vec())
+        }
+        b'u' => {
+            let wide = array.call_method1("astype", ("uint64",))?;
+            let wide = wide.cast::<PyArray1<u64>>()?.readonly();
+            wide.as_array()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    i64::try_from(v).map_err(|_| {
+                        PyValueError::new_err(format!("{name}[{i}] = {v}: ids must fit int64"))
+                    })
+                })
+                .collect()
+        }
+        _ => Err(refuse_dtype(&array, name)),
+    }
+}

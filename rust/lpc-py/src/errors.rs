@@ -1,0 +1,45 @@
+//! The one place where core errors and panics become Python exceptions.
+//!
+//! The classes live in `lpc/errors.py` (so they carry docstrings, attributes
+//! and multiple inheritance such as `InvalidRangeError(LpcError, ValueError)`);
+//! Rust imports them.
+
+use lpc_core::Error;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pyo3::import_exception!(lpc.errors, InvalidRangeError);
+pyo3::import_exception!(lpc.errors, InternalError);
+
+/// Maps a core error to its Python exception.
+pub(crate) fn to_py(err: Error) -> PyErr {
+    let message = err.to_string();
+    match err {
+        Error::InvalidRange { index, .. } => InvalidRangeError::new_err((message, index)),
+        Error::TooManyRanges { .. } | Error::LengthMismatch { .. } => {
+            InvalidRangeError::new_err((message, Option::<usize>::None))
+        }
+        Error::InvalidOffsets { .. } | Error::Parse { .. } => PyValueError::new_err(message),
+    }
+}
+
+/// Runs core work without the GIL and turns a panic into `lpc.errors.InternalError`
+/// instead of letting it unwind into the interpreter.
+pub(crate) fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    py.detach(|| catch_unwind(AssertUnwindSafe(work)))
+        .map_err(|payload| InternalError::new_err(panic_message(payload.as_ref())))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    format!("internal error in lpc's Rust core (please report): {what}")
+}
