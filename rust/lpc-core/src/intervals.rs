@@ -38,6 +38,10 @@ use rayon::prelude::*;
 pub const FANOUT: usize = 16;
 /// Independent searches interleaved by the batch loops.
 pub const LANES: usize = 16;
+/// Up to this many ranges, a batch searches the whole (L1-resident) start
+/// array; above it, the bucket table's short windows win (measured with
+/// `examples/lookup_bench.rs` on a real kallsyms: the crossover is 300–1000).
+const SMALL_SET: usize = 512;
 /// Batches at least this long are split across threads when asked to.
 const PARALLEL_MIN: usize = 1 << 16;
 /// Work unit of one thread in a parallel batch.
@@ -58,8 +62,6 @@ struct BucketTable {
     shift: u32,
     /// `slots[b]` = how many starts lie below bucket `b`; `slots.len() = buckets + 1`.
     slots: Vec<u32>,
-    /// Branch-free steps that resolve the largest window.
-    steps: u32,
 }
 
 impl BucketTable {
@@ -87,18 +89,7 @@ impl BucketTable {
             }
             slots.push(u32::try_from(below).expect("range count checked at build"));
         }
-        let widest = slots
-            .windows(2)
-            .map(|w| (w[1] - w[0]) as usize + 1)
-            .max()
-            .unwrap_or(1);
-        let steps = usize::BITS - (widest - 1).leading_zeros();
-        Self {
-            base,
-            shift,
-            slots,
-            steps,
-        }
+        Self { base, shift, slots }
     }
 
     /// The candidate window `(first, len)` holding the predecessor of `q`.
@@ -342,11 +333,13 @@ impl IntervalTree {
         let (mut first, mut n) = self.table.window(q);
         while n > 1 {
             let half = n / 2;
-            first = if self.starts[first + half] <= q {
-                first + half
-            } else {
-                first
-            };
+            // A plain `if` here may compile to a branch that mispredicts half
+            // the time; select_unpredictable asks for a conditional move.
+            first = std::hint::select_unpredictable(
+                self.starts[first + half] <= q,
+                first + half,
+                first,
+            );
             n -= half;
         }
         first
@@ -505,7 +498,7 @@ impl IntervalTree {
 
     /// `LANES` searches at a time in lock-step: each step issues `LANES`
     /// independent loads, so the core overlaps their latencies instead of
-    /// waiting on one dependent chain.
+    /// waiting on one dependent chain (the `bs_x16` layout of ivlimit.c).
     fn find_many_serial(&self, qs: &[u64], out: &mut [i64]) {
         if self.is_empty() {
             out.fill(-1);
@@ -514,31 +507,78 @@ impl IntervalTree {
         let mut q_chunks = qs.chunks_exact(LANES);
         let mut o_chunks = out.chunks_exact_mut(LANES);
         for (q, o) in (&mut q_chunks).zip(&mut o_chunks) {
-            let mut first = [0usize; LANES];
-            let mut len = [0usize; LANES];
+            let q: &[u64; LANES] = q.try_into().expect("exact chunk");
+            let o: &mut [i64; LANES] = o.try_into().expect("exact chunk");
+            let first = if self.len() <= SMALL_SET {
+                self.lockstep_predecessors(q)
+            } else {
+                self.lockstep_table(q)
+            };
             for j in 0..LANES {
-                (first[j], len[j]) = self.table.window(q[j]);
-            }
-            for _ in 0..self.table.steps {
-                for j in 0..LANES {
-                    let half = len[j] / 2;
-                    first[j] = if self.starts[first[j] + half] <= q[j] {
-                        first[j] + half
-                    } else {
-                        first[j]
-                    };
-                    len[j] -= half;
-                }
-            }
-            for j in 0..LANES {
-                o[j] = self.resolve(first[j], q[j]).map_or(-1, |i| self.ids[i]);
+                o[j] = self.answer(first[j], q[j]);
             }
         }
         for (&q, o) in q_chunks.remainder().iter().zip(o_chunks.into_remainder()) {
-            *o = self
-                .resolve(self.candidate(q), q)
-                .map_or(-1, |i| self.ids[i]);
+            *o = self.answer(self.candidate(q), q);
         }
+    }
+
+    /// Candidates of `LANES` queries by branch-free binary search over all
+    /// starts. The trip count depends on the tree alone, so the lanes stay in
+    /// step and the compiler unrolls the inner loop.
+    #[inline(always)]
+    fn lockstep_predecessors(&self, q: &[u64; LANES]) -> [usize; LANES] {
+        let starts = self.starts.as_slice();
+        let mut first = [0usize; LANES];
+        let mut len = starts.len();
+        while len > 1 {
+            let half = len / 2;
+            for j in 0..LANES {
+                // first[j] + half < first[j] + len <= starts.len().
+                let probe = first[j] + half;
+                first[j] = std::hint::select_unpredictable(starts[probe] <= q[j], probe, first[j]);
+            }
+            len -= half;
+        }
+        first
+    }
+
+    /// Candidates of `LANES` queries through the bucket table: each lane gets
+    /// its own window, and the lanes take as many steps as this chunk's widest
+    /// window needs (a tree-wide maximum would let one dense bucket slow all).
+    #[inline(always)]
+    fn lockstep_table(&self, q: &[u64; LANES]) -> [usize; LANES] {
+        let starts = self.starts.as_slice();
+        let mut first = [0usize; LANES];
+        let mut len = [0usize; LANES];
+        let mut widest = 1usize;
+        for j in 0..LANES {
+            (first[j], len[j]) = self.table.window(q[j]);
+            widest = widest.max(len[j]);
+        }
+        let steps = usize::BITS - (widest - 1).leading_zeros();
+        for _ in 0..steps {
+            for j in 0..LANES {
+                let half = len[j] / 2;
+                let probe = first[j] + half;
+                first[j] = std::hint::select_unpredictable(starts[probe] <= q[j], probe, first[j]);
+                len[j] -= half;
+            }
+        }
+        first
+    }
+
+    /// The id `find` owes for `q` given its candidate, or -1.
+    #[inline(always)]
+    fn answer(&self, i: usize, q: u64) -> i64 {
+        let (s, e) = (self.starts[i], self.ends[i]);
+        if s <= q && q < e {
+            return self.ids[i];
+        }
+        if self.disjoint {
+            return -1;
+        }
+        self.resolve(i, q).map_or(-1, |i| self.ids[i])
     }
 
     /// The kernel's `klp_check_stack` question for many stacks at once.

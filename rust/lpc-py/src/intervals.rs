@@ -1,6 +1,6 @@
 //! `lpc.IntervalTree`: the binding of `lpc_core::IntervalTree`.
 
-use crate::convert::{i64_column, u64_column};
+use crate::convert::{address, i64_column, u64_column};
 use crate::errors::{detached, to_py};
 use lpc_core::{IntervalTree, Range};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
@@ -139,18 +139,18 @@ impl PyIntervalTree {
 
     /// The id of the range containing ``ip`` with the largest start (ties go
     /// to the highest id: the newest patch wins), or ``None``.
-    fn find(&self, ip: u64) -> Option<i64> {
-        self.inner.find(ip)
+    fn find(&self, ip: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+        Ok(self.inner.find(address(ip)?))
     }
 
     /// Whether any range contains ``ip``.
-    fn contains(&self, ip: u64) -> bool {
-        self.inner.contains(ip)
+    fn contains(&self, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.inner.contains(address(ip)?))
     }
 
     /// Ids of all ranges containing ``ip``, ranked as :meth:`find` ranks them.
-    fn find_all(&self, ip: u64) -> Vec<i64> {
-        self.inner.find_all(ip)
+    fn find_all(&self, ip: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+        Ok(self.inner.find_all(address(ip)?))
     }
 
     /// Ids of all ranges meeting ``[start, end)``, largest start first.
