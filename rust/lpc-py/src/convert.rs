@@ -142,7 +142,7 @@ pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
                 return Err(err);
             }
         }
-        return Ok(u64::from(value));
+        return Ok(value);
     }
     obj.extract::<u64>()
 }
