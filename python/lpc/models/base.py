@@ -1,0 +1,172 @@
+"""What every consistency model shares: its inputs, its answers, its protocol.
+
+A model never sees text. It sees :class:`TaskFacts` — what a snapshot (or the
+simulator) knows about one task at one instant: its kind, its state, whether it
+is on a CPU, whether its stack can be trusted, and the first frame inside the
+patched set — and it answers two questions per task:
+
+* the **verdict**: what the model's check does with the task *now*, named in the
+  vocabulary of the kernel's ``klp_try_switch_task()``
+  (kernel/livepatch/transition.c): ``switch``, ``blocked`` (-EADDRINUSE, a
+  patched frame), ``running`` (-EBUSY), ``unreliable`` (-EINVAL);
+* the **outlook**: what happens *next* under the model's switch points —
+  ``switched`` (done now, or by the model's own action in this pass),
+  ``at_kernel_exit``, ``after_signal``, ``after_wakeup``, ``stuck`` (never, short
+  of force or reversal), ``unknown``.
+
+and, for the whole transition, whether and when it completes.
+
+The same functions serve snapshots (``lpc.check``) and the simulator: a model's
+per-task decision is a pure function of :class:`TaskFacts` and its parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+class Verdict(str, Enum):
+    SWITCH = "switch"
+    BLOCKED = "blocked"
+    RUNNING = "running"
+    UNRELIABLE = "unreliable"
+
+
+class Outlook(str, Enum):
+    SWITCHED = "switched"
+    AT_KERNEL_EXIT = "at_kernel_exit"
+    AFTER_SIGNAL = "after_signal"
+    AFTER_WAKEUP = "after_wakeup"
+    STUCK = "stuck"
+    UNKNOWN = "unknown"
+
+
+#: Outlooks that end in the target state without anyone forcing it.
+CONVERGING = frozenset(
+    {Outlook.SWITCHED, Outlook.AT_KERNEL_EXIT, Outlook.AFTER_SIGNAL, Outlook.AFTER_WAKEUP}
+)
+
+
+class TaskKind(str, Enum):
+    USER = "user"
+    KTHREAD = "kthread"
+    IDLE = "idle"  # the per-CPU swapper tasks (pid 0)
+    UNKNOWN = "unknown"
+
+
+class Stack(str, Enum):
+    """What is known of the task's kernel stack (mirrors the dump's stack_status)."""
+
+    COMPLETE = "complete"
+    EMPTY = "empty"
+    UNREADABLE = "unreadable"
+    UNWIND_FAILURE = "unwind_failure"
+    TRUNCATED = "truncated"
+
+
+# Task states as `ps` prints them; see fs/proc/array.c task_state_array.
+INTERRUPTIBLE = frozenset({"S"})
+UNINTERRUPTIBLE = frozenset({"D", "I"})  # TASK_IDLE (I) is uninterruptible + noload
+RUNNABLE = frozenset({"R"})
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """Everything a model may know about one task at one instant."""
+
+    index: int
+    pid: int | None
+    tid: int | None
+    comm: str
+    state: str | None
+    kind: TaskKind
+    #: Why `kind` is what it is ("PF_KTHREAD in /proc stat", "RIP: 0033 user registers", ...).
+    kind_evidence: str
+    on_cpu: bool | None
+    stack: Stack
+    depth: int
+    #: Position (0 = innermost) of the first reliable frame inside the patched set.
+    patched_frame: int | None = None
+    #: Name of the patched function that frame belongs to.
+    patched_function: str | None = None
+    #: True when that frame is the kthread's main-loop function (the frame `kthread()` called).
+    patched_frame_is_thread_fn: bool = False
+    #: Names of the reliable frames, innermost first (used by models that reason about paths).
+    frames: tuple[str, ...] = ()
+    #: Frames (by position) inside the patched set, innermost first, including `?` frames.
+    patched_frames_any: tuple[int, ...] = ()
+    #: The source cannot show where the patched function would be (e.g. /proc hides .sched.text).
+    hidden_patched_text: bool = False
+    #: Kernel-thread freezability when known (None = unknown).
+    freezable: bool | None = None
+
+    @property
+    def running(self) -> bool:
+        """On a CPU, or (when the source does not say) runnable with no stack to show."""
+        if self.on_cpu is not None:
+            return self.on_cpu
+        return self.state in RUNNABLE and self.stack is Stack.EMPTY
+
+    @property
+    def stack_trusted(self) -> bool:
+        return self.stack is Stack.COMPLETE and not self.hidden_patched_text
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    verdict: Verdict
+    outlook: Outlook
+    #: One sentence a live-patch engineer can act on.
+    reason: str
+    #: The kernel error the verdict mirrors, when there is one ("EBUSY", "EINVAL", "EADDRINUSE").
+    errno: str | None = None
+    #: Worst-case seconds until the task switches under the model's defaults, when bounded.
+    eta_s: float | None = None
+    #: Model-specific facts (e.g. the null model's "executing old code").
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransitionOutcome:
+    converges: bool | None
+    reason: str
+    #: Worst-case seconds to completion under the model's defaults, when bounded.
+    eta_s: float | None = None
+
+
+class Model(Protocol):
+    """One consistency model. Implementations are small, pure, and parameterised."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def cell(self) -> tuple[str, str]:
+        """Vojtech Pavlik's classification, e.g. ("PATCHED_SET", "THREAD")."""
+        ...
+
+    def judge_task(self, task: TaskFacts) -> TaskOutcome: ...
+
+    def judge_transition(
+        self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
+    ) -> TransitionOutcome: ...
+
+
+def summarize(outcomes: Sequence[TaskOutcome], eta_cap: float | None = None) -> TransitionOutcome:
+    """The usual per-thread roll-up: stuck anywhere → no; unknown anywhere → maybe; else yes."""
+    stuck = [o for o in outcomes if o.outlook is Outlook.STUCK]
+    unknown = [o for o in outcomes if o.outlook is Outlook.UNKNOWN]
+    if stuck:
+        return TransitionOutcome(False, f"{len(stuck)} task(s) can never switch: {stuck[0].reason}")
+    if unknown:
+        return TransitionOutcome(
+            None, f"{len(unknown)} task(s) with an unknown outlook: {unknown[0].reason}"
+        )
+    etas = [o.eta_s for o in outcomes if o.eta_s is not None]
+    eta = max(etas, default=0.0)
+    if eta_cap is not None:
+        eta = min(eta, eta_cap)
+    return TransitionOutcome(True, "every task reaches the target state", eta)

@@ -1,0 +1,90 @@
+"""kGraft (SUSE): LEAVE_KERNEL + SWITCH_THREAD.
+
+From kernel/kgraft.c (jirislaby's tree and the later SLE variant): at patch
+start every thread gets ``TIF_KGR_IN_PROGRESS``; a thread sheds it on the slow
+path of syscall entry/exit — with an empty kernel stack — and kernel threads
+at their safe points: ``try_to_freeze()`` for freezable ones, the
+kthread_worker loop, or an explicit ``kgr_task_safe()`` annotation (SUSE
+annotated the workqueue worker loop). No stack is ever checked, so a patched
+function that is always on some stack does not matter: what matters is that
+the thread leaves the kernel. ``kgr_work_fn`` re-checks every ``KGR_TIMEOUT`` =
+2 s and (2015+) sends a fake signal to user tasks and wakes kthreads. Idle
+tasks are not on the thread list; interrupts follow a per-CPU flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lpc.models.base import (
+    INTERRUPTIBLE,
+    RUNNABLE,
+    Outlook,
+    TaskFacts,
+    TaskKind,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+    summarize,
+)
+
+KGR_TIMEOUT_S = 2.0
+#: Kernel threads that pass a kGraft safe point in their loop: workqueue
+#: workers (annotated worker loop), kthread_worker users, and the freezable
+#: kthreads of mm/ (set_freezable() in mm/vmscan.c, mm/khugepaged.c, mm/compaction.c).
+SAFE_POINT_KTHREADS = ("kworker/", "kswapd", "khugepaged", "kcompactd")
+
+
+@dataclass(frozen=True)
+class Kgraft:
+    name: str = "kgraft"
+    cell: tuple[str, str] = ("KERNEL", "THREAD")
+    timeout_s: float = KGR_TIMEOUT_S
+    safe_point_kthreads: tuple[str, ...] = SAFE_POINT_KTHREADS
+
+    def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if t.kind is TaskKind.IDLE:
+            return TaskOutcome(
+                Verdict.SWITCH, Outlook.SWITCHED,
+                "idle task: not on the thread list; interrupts use the per-CPU flag", None, 0.0,
+            )
+        if t.kind is TaskKind.USER:
+            if t.running or t.state in RUNNABLE:
+                return TaskOutcome(
+                    Verdict.RUNNING, Outlook.AT_KERNEL_EXIT,
+                    "switches at its next kernel entry or exit", "EBUSY", self.timeout_s,
+                )
+            if t.state in INTERRUPTIBLE:
+                return TaskOutcome(
+                    Verdict.BLOCKED, Outlook.AFTER_SIGNAL,
+                    "asleep in the kernel; the fake signal makes it leave and switch", None,
+                    self.timeout_s,
+                )
+            return TaskOutcome(
+                Verdict.BLOCKED, Outlook.STUCK,
+                f"asleep in the kernel in state {t.state or '?'}: no signal ends that sleep, and "
+                "it must leave the kernel to switch",
+            )
+        if t.kind is TaskKind.KTHREAD:
+            safe = t.freezable is True or t.comm.startswith(self.safe_point_kthreads)
+            if safe:
+                return TaskOutcome(
+                    Verdict.BLOCKED, Outlook.AFTER_WAKEUP,
+                    "kernel thread: switches at the safe point of its loop (freezer or "
+                    "kgr_task_safe), whatever is on its stack",
+                    None, self.timeout_s,
+                )
+            return TaskOutcome(
+                Verdict.BLOCKED, Outlook.STUCK,
+                "kernel thread without a known kGraft safe point: needs kgr_task_safe() or force",
+            )
+        return TaskOutcome(
+            Verdict.BLOCKED, Outlook.UNKNOWN,
+            f"cannot tell whether it is a kernel thread ({t.kind_evidence})",
+        )
+
+    def judge_transition(
+        self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
+    ) -> TransitionOutcome:
+        return summarize(outcomes)

@@ -1,0 +1,98 @@
+"""kpatch's original core (kpatch.ko): LEAVE_PATCHED_SET + SWITCH_KERNEL.
+
+From dynup/kpatch kmod/core/core.c and the ``kpatch`` script: the patch is
+applied inside ``stop_machine()`` after ``kpatch_verify_activeness_safety()``
+walks every thread (``do_each_thread`` — the per-CPU idle tasks are never
+visited) with the best-effort ``save_stack_trace_tsk()`` into 64 entries; a
+deeper stack or a return address inside a function being replaced fails the
+attempt with -EBUSY ("activeness safety check failed for X"). The script
+retries ``insmod`` ``MAX_LOAD_ATTEMPTS`` = 5 times, ``RETRY_INTERVAL`` = 2 s
+apart, then gives up: all or nothing. Inside stop_machine nothing else runs,
+so no task is "running" at the check — but a snapshot cannot show where a
+running task will be stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lpc.models.base import (
+    RUNNABLE,
+    Outlook,
+    Stack,
+    TaskFacts,
+    TaskKind,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+)
+
+MAX_STACK_TRACE_DEPTH = 64
+MAX_LOAD_ATTEMPTS = 5
+RETRY_INTERVAL_S = 2.0
+
+
+def all_or_nothing(
+    name: str, outcomes: Sequence[TaskOutcome], attempts: int, interval_s: float
+) -> TransitionOutcome:
+    """SWITCH_KERNEL: one instant for everyone, so one busy task fails the attempt."""
+    busy = [o for o in outcomes if o.outlook is Outlook.STUCK]
+    unknown = [o for o in outcomes if o.outlook is Outlook.UNKNOWN]
+    if busy:
+        return TransitionOutcome(
+            False,
+            f"{len(busy)} task(s) keep the check failing: {busy[0].reason}; {name} gives up after "
+            f"{attempts} attempts {interval_s:g} s apart and nothing is patched",
+        )
+    if unknown:
+        return TransitionOutcome(
+            None, f"{len(unknown)} task(s) whose stacks at the stop cannot be known now: "
+            f"{unknown[0].reason}",
+        )
+    return TransitionOutcome(True, "every task passes: applied atomically at the first attempt", 0.0)
+
+
+@dataclass(frozen=True)
+class Kpatch:
+    name: str = "kpatch"
+    cell: tuple[str, str] = ("PATCHED_SET", "KERNEL")
+    max_depth: int = MAX_STACK_TRACE_DEPTH
+    attempts: int = MAX_LOAD_ATTEMPTS
+    retry_interval_s: float = RETRY_INTERVAL_S
+
+    def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if t.kind is TaskKind.IDLE:
+            return TaskOutcome(
+                Verdict.SWITCH, Outlook.SWITCHED,
+                "idle task: not on the thread list, never checked (a hole in kpatch's check)",
+                None, 0.0, {"unchecked": True},
+            )
+        if t.running:
+            return TaskOutcome(
+                Verdict.RUNNING, Outlook.UNKNOWN,
+                "running now: stop_machine stops it somewhere this snapshot cannot show", "EBUSY",
+            )
+        if t.stack in (Stack.EMPTY, Stack.UNREADABLE) or t.hidden_patched_text:
+            return TaskOutcome(
+                Verdict.UNRELIABLE, Outlook.UNKNOWN,
+                f"stack is {'hidden' if t.hidden_patched_text else t.stack.value} in this dump",
+                "EINVAL",
+            )
+        if t.depth > self.max_depth:
+            return TaskOutcome(
+                Verdict.UNRELIABLE, Outlook.STUCK,
+                f"more than {self.max_depth} trace entries", "EBUSY",
+            )
+        if t.patched_frame is not None:
+            outlook = Outlook.UNKNOWN if t.state in RUNNABLE else Outlook.STUCK
+            return TaskOutcome(
+                Verdict.BLOCKED, outlook,
+                f"activeness safety check failed for {t.patched_function}", "EBUSY",
+            )
+        return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "passes the activeness check", None, 0.0)
+
+    def judge_transition(
+        self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
+    ) -> TransitionOutcome:
+        return all_or_nothing("kpatch", outcomes, self.attempts, self.retry_interval_s)

@@ -1,0 +1,73 @@
+"""Ksplice (open-source era): LEAVE_PATCHED_SET + SWITCH_KERNEL, conservative scan.
+
+From jirislaby/ksplice kmodsrc/ksplice.c: ``__apply_patches`` runs inside
+``stop_machine()``; ``check_each_task`` walks every thread (not the idle
+tasks) and ``check_task`` compares the saved IP, ``restart_block.fn`` and
+*every word* from the saved stack pointer to the end of the thread stack with
+the ranges being replaced. No unwinding: stale words count, so it can refuse
+a task klp would switch (false positives) but never misses a live frame. Up to
+5 attempts with a 1 s sleep between them, then "to-be-replaced code is busy".
+A dump's ``?`` frames are exactly such stale words: they count here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lpc.models.base import (
+    RUNNABLE,
+    Outlook,
+    Stack,
+    TaskFacts,
+    TaskKind,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+)
+from lpc.models.kpatch import all_or_nothing
+
+ATTEMPTS = 5
+RETRY_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Ksplice:
+    name: str = "ksplice"
+    cell: tuple[str, str] = ("PATCHED_SET", "KERNEL")
+    attempts: int = ATTEMPTS
+    retry_interval_s: float = RETRY_INTERVAL_S
+
+    def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if t.kind is TaskKind.IDLE:
+            return TaskOutcome(
+                Verdict.SWITCH, Outlook.SWITCHED, "idle task: not on the thread list, never checked",
+                None, 0.0, {"unchecked": True},
+            )
+        if t.running:
+            return TaskOutcome(
+                Verdict.RUNNING, Outlook.UNKNOWN,
+                "running now: where stop_machine parks it cannot be known from this snapshot",
+                "EBUSY",
+            )
+        if t.patched_frames_any:
+            first = t.patched_frames_any[0]
+            what = t.frames[first] if first < len(t.frames) else t.patched_function
+            outlook = Outlook.UNKNOWN if t.state in RUNNABLE else Outlook.STUCK
+            return TaskOutcome(
+                Verdict.BLOCKED, outlook,
+                f"stack word inside to-be-replaced code ({what}): code is busy", "EBUSY",
+            )
+        if t.stack in (Stack.EMPTY, Stack.UNREADABLE, Stack.TRUNCATED) or t.hidden_patched_text:
+            return TaskOutcome(
+                Verdict.UNRELIABLE, Outlook.UNKNOWN,
+                "the dump does not show every stack word this scan would read", "EINVAL",
+            )
+        return TaskOutcome(
+            Verdict.SWITCH, Outlook.SWITCHED, "no stack word inside the replaced code", None, 0.0
+        )
+
+    def judge_transition(
+        self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
+    ) -> TransitionOutcome:
+        return all_or_nothing("ksplice", outcomes, self.attempts, self.retry_interval_s)

@@ -1,0 +1,117 @@
+"""Vojtech Pavlik's classification as one parameterised model: LEAVE × SWITCH.
+
+LEAVE_x — what a task must have left before it may run new code:
+
+* ``FUNCTION``: only the function itself; in-flight activations finish old,
+  the next call may be new. Nothing to wait for.
+* ``PATCHED_SET``: no frame of any patched function on the task's stack
+  (needs a stack that can be trusted).
+* ``KERNEL``: no kernel stack at all — the task must return to user space.
+  Kernel threads and idle tasks never do, so this cell alone cannot finish
+  for them (kGraft adds safe points, see kgraft.py).
+
+SWITCH_y — what flips at once:
+
+* ``FUNCTION`` and ``THREAD``: each task (and, for FUNCTION, each function)
+  flips on its own when its LEAVE condition holds. At one snapshot both
+  finish when every task's condition comes to hold; they differ in what a
+  task may mix on its way there, which the simulator checks.
+* ``KERNEL``: everyone at one instant — only when every task's condition
+  holds at the same moment (stop_machine), so one stuck task fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lpc.models.base import (
+    INTERRUPTIBLE,
+    RUNNABLE,
+    Outlook,
+    TaskFacts,
+    TaskKind,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+    summarize,
+)
+from lpc.models.kpatch import all_or_nothing
+
+LEAVES = ("FUNCTION", "PATCHED_SET", "KERNEL")
+SWITCHES = ("FUNCTION", "THREAD", "KERNEL")
+
+
+@dataclass(frozen=True)
+class Matrix:
+    leave: str = "PATCHED_SET"
+    switch: str = "THREAD"
+    name: str = field(init=False)
+    cell: tuple[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.leave not in LEAVES or self.switch not in SWITCHES:
+            raise ValueError(f"no such cell: LEAVE_{self.leave} / SWITCH_{self.switch}")
+        object.__setattr__(self, "name", f"leave_{self.leave.lower()}/switch_{self.switch.lower()}")
+        object.__setattr__(self, "cell", (self.leave, self.switch))
+
+    def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if self.leave == "FUNCTION":
+            return TaskOutcome(
+                Verdict.SWITCH, Outlook.SWITCHED, "only the function must be left: switches now",
+                None, 0.0,
+            )
+        if self.leave == "PATCHED_SET":
+            return self._leave_patched_set(t)
+        return self._leave_kernel(t)
+
+    def _leave_patched_set(self, t: TaskFacts) -> TaskOutcome:
+        if t.running:
+            return TaskOutcome(
+                Verdict.RUNNING, Outlook.UNKNOWN, "on a CPU: its stack is unknown until it stops",
+                "EBUSY",
+            )
+        if not t.stack_trusted:
+            return TaskOutcome(
+                Verdict.UNRELIABLE, Outlook.UNKNOWN, f"stack is {t.stack.value}", "EINVAL"
+            )
+        if t.patched_frame is None:
+            return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "no patched frame", None, 0.0)
+        if t.patched_frame_is_thread_fn or t.state not in INTERRUPTIBLE | RUNNABLE:
+            return TaskOutcome(
+                Verdict.BLOCKED, Outlook.STUCK,
+                f"holds {t.patched_function} and nothing makes it leave", "EADDRINUSE",
+            )
+        return TaskOutcome(
+            Verdict.BLOCKED, Outlook.UNKNOWN,
+            f"holds {t.patched_function}; switches once it returns from it", "EADDRINUSE",
+        )
+
+    def _leave_kernel(self, t: TaskFacts) -> TaskOutcome:
+        if t.kind is not TaskKind.USER:
+            outlook = Outlook.UNKNOWN if t.kind is TaskKind.UNKNOWN else Outlook.STUCK
+            return TaskOutcome(
+                Verdict.BLOCKED, outlook,
+                f"{t.kind.value} task: never leaves the kernel", None,
+            )
+        if t.running or t.state in RUNNABLE:
+            return TaskOutcome(
+                Verdict.RUNNING, Outlook.AT_KERNEL_EXIT, "switches when it returns to user space",
+                "EBUSY", 0.0,
+            )
+        if t.state in INTERRUPTIBLE:
+            return TaskOutcome(
+                Verdict.BLOCKED, Outlook.AFTER_SIGNAL,
+                "asleep in the kernel: a signal ends the sleep and it leaves", None,
+            )
+        return TaskOutcome(
+            Verdict.BLOCKED, Outlook.STUCK,
+            f"asleep in the kernel in state {t.state or '?'}: cannot be made to leave", None,
+        )
+
+    def judge_transition(
+        self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
+    ) -> TransitionOutcome:
+        if self.switch == "KERNEL":
+            return all_or_nothing(self.name, outcomes, 1, 0.0)
+        return summarize(outcomes)
