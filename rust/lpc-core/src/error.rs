@@ -11,6 +11,10 @@ pub enum Error {
     #[error("range {index}: start {start:#x} is not below end {end:#x}")]
     InvalidRange { index: usize, start: u64, end: u64 },
 
+    /// A negative id: batch answers use -1 for "no range", so ids must be >= 0.
+    #[error("range {index}: id {id} is negative (ids must be >= 0; -1 marks a miss)")]
+    NegativeId { index: usize, id: i64 },
+
     /// More ranges than the bucket table's 32-bit slots can count.
     #[error("{count} ranges: at most 4294967295 fit one tree")]
     TooManyRanges { count: usize },

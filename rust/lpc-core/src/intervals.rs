@@ -136,13 +136,7 @@ impl IntervalTree {
     /// Builds a tree from ranges in any order. Errors name the first range
     /// (by input position) whose start is not below its end.
     pub fn new(mut ranges: Vec<Range>) -> Result<Self> {
-        if let Some((index, r)) = ranges.iter().enumerate().find(|(_, r)| r.start >= r.end) {
-            return Err(Error::InvalidRange {
-                index,
-                start: r.start,
-                end: r.end,
-            });
-        }
+        validate(&ranges)?;
         if u32::try_from(ranges.len()).is_err() {
             return Err(Error::TooManyRanges {
                 count: ranges.len(),
@@ -231,15 +225,9 @@ impl IntervalTree {
 
     /// A new tree holding these ranges as well (old ones keep their ids).
     pub fn with_ranges(&self, extra: Vec<Range>) -> Result<Self> {
+        validate(&extra)?;
         let mut ranges = self.ranges();
         let offset = ranges.len();
-        if let Some((index, r)) = extra.iter().enumerate().find(|(_, r)| r.start >= r.end) {
-            return Err(Error::InvalidRange {
-                index,
-                start: r.start,
-                end: r.end,
-            });
-        }
         ranges.extend(extra);
         if u32::try_from(ranges.len()).is_err() {
             return Err(Error::TooManyRanges {
@@ -628,6 +616,24 @@ impl IntervalTree {
     }
 }
 
+/// Every range must hold an address, and ids must be non-negative: batch
+/// results use -1 for "no range", so a negative id would read as a miss.
+fn validate(ranges: &[Range]) -> Result<()> {
+    for (index, r) in ranges.iter().enumerate() {
+        if r.start >= r.end {
+            return Err(Error::InvalidRange {
+                index,
+                start: r.start,
+                end: r.end,
+            });
+        }
+        if r.id < 0 {
+            return Err(Error::NegativeId { index, id: r.id });
+        }
+    }
+    Ok(())
+}
+
 /// Offsets must be non-decreasing and stay inside the frame array.
 fn check_offsets(offsets: &[u64], frames: usize) -> Result<()> {
     for (index, &value) in offsets.iter().enumerate() {
@@ -716,6 +722,17 @@ mod tests {
                 end: 9
             }
         );
+    }
+
+    #[test]
+    fn negative_ids_are_refused_because_minus_one_means_miss() {
+        let err = IntervalTree::new(vec![r(0, 5, 0), r(6, 9, -1)]).unwrap_err();
+        assert_eq!(err, Error::NegativeId { index: 1, id: -1 });
+        let tree = IntervalTree::new(vec![r(0, 5, 0)]).unwrap();
+        assert!(matches!(
+            tree.with_ranges(vec![r(7, 8, -3)]),
+            Err(Error::NegativeId { index: 0, id: -3 })
+        ));
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! * A 1-D C-contiguous numpy `uint64` array is borrowed, not copied.
 //! * Any other numpy integer array (any width, signed or not, any byte order,
 //!   strided) is converted; negative values are refused with `ValueError`.
+//! * A list or tuple of Python ints is read int by int (numpy would turn a
+//!   list mixing small ints with ints ≥ 2**63 — kernel addresses next to 0 —
+//!   into float64, and an empty list into float64 too).
 //! * Anything else that `numpy.asarray` turns into a 1-D integer array
-//!   (lists, tuples, `array.array`, memoryviews) goes through the same rule.
+//!   (`array.array`, memoryviews, ranges) goes through the array rule.
 //! * Booleans, floats, objects and strings are refused with `TypeError`, and
 //!   arrays of more than one dimension with `ValueError`; every message names
 //!   the argument.
@@ -13,6 +16,7 @@ use numpy::prelude::*;
 use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArray};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyInt, PyList, PyTuple};
 
 /// A borrowed or converted `u64` column.
 pub(crate) enum U64Column<'py> {
@@ -27,6 +31,36 @@ impl U64Column<'_> {
             Self::Owned(values) => values,
         }
     }
+}
+
+/// A list or tuple whose items are all exact Python ints, read one by one;
+/// `None` for anything else (it then goes through numpy). An int out of the
+/// target's range is a `ValueError` naming the argument and the position.
+fn python_ints<T>(
+    obj: &Bound<'_, PyAny>,
+    name: &str,
+    read: impl Fn(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<Option<Vec<T>>> {
+    let items = if let Ok(list) = obj.cast::<PyList>() {
+        list.iter().collect::<Vec<_>>()
+    } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        tuple.iter().collect::<Vec<_>>()
+    } else {
+        return Ok(None);
+    };
+    if !items.iter().all(|v| v.is_exact_instance_of::<PyInt>()) {
+        return Ok(None);
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            read(v).map_err(|_| {
+                PyValueError::new_err(format!("{name}[{i}] = {v}: out of range for this argument"))
+            })
+        })
+        .collect::<PyResult<Vec<T>>>()
+        .map(Some)
 }
 
 /// The object as a 1-D numpy array, via `numpy.asarray` when it is not one.
@@ -65,6 +99,9 @@ fn refuse_dtype(array: &Bound<'_, PyUntypedArray>, name: &str) -> PyErr {
 
 /// Any integer array-like as `u64`s; see the module docs for the rule.
 pub(crate) fn u64_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<U64Column<'py>> {
+    if let Some(ints) = python_ints(obj, name, |v: &Bound<'_, PyAny>| v.extract::<u64>())? {
+        return Ok(U64Column::Owned(ints));
+    }
     let array = as_1d_array(obj, name)?;
     if let Ok(exact) = array.cast::<PyArray1<u64>>() {
         let view = exact.readonly();
@@ -101,6 +138,9 @@ pub(crate) fn u64_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<U
 
 /// Any integer array-like as `i64` ids (unsigned values above `i64::MAX` refused).
 pub(crate) fn i64_column(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64>> {
+    if let Some(ints) = python_ints(obj, name, |v: &Bound<'_, PyAny>| v.extract::<i64>())? {
+        return Ok(ints);
+    }
     let array = as_1d_array(obj, name)?;
     match dtype_kind(&array) {
         b'i' => {

@@ -16,7 +16,9 @@ pyo3::import_exception!(lpc.errors, InternalError);
 pub(crate) fn to_py(err: Error) -> PyErr {
     let message = err.to_string();
     match err {
-        Error::InvalidRange { index, .. } => InvalidRangeError::new_err((message, index)),
+        Error::InvalidRange { index, .. } | Error::NegativeId { index, .. } => {
+            InvalidRangeError::new_err((message, index))
+        }
         Error::TooManyRanges { .. } | Error::LengthMismatch { .. } => {
             InvalidRangeError::new_err((message, Option::<usize>::None))
         }
