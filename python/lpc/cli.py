@@ -1,10 +1,22 @@
-"""The ``lpc`` command line. A thin shell over the library: ``main(argv) -> int``."""
+"""The ``lpc`` command line: a thin shell over the library.
+
+``main(argv) -> int``. Results go to stdout (``--json``: one document with
+``schema_version``, or one line per retry for ``watch``); logs, warnings and
+progress go to stderr. Exit codes: 0 the transition converges (or nothing was
+asked), 1 it does not / tasks block, 2 usage, 3 bad input.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any, TextIO
+
+from lpc.errors import LpcError
 
 EXIT_OK = 0
 EXIT_BLOCKED = 1
@@ -12,9 +24,328 @@ EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 
 
+def _log(message: str) -> None:
+    print(f"lpc: {message}", file=sys.stderr)
+
+
+# ---- sources -------------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The dump, its symbol table (or None) and a sentence saying where both came from."""
+    from lpc import source
+
+    if args.dump:
+        dump = source.parse_dump(args.dump)
+        symbols = source.symbols_for_dump(dump, args.symbols)
+        how = f"dump {args.dump} ({dump.source_format})"
+    elif args.live or source.live_stacks_readable():
+        dump = source.capture_live()
+        symbols = source.symbols_for_live(args.symbols)
+        how = "this machine's /proc (live)"
+    else:
+        dump, symbols = source.embedded_snapshot()
+        how = (
+            "the embedded recorded snapshot of a 6.18 machine (this machine's /proc stacks are "
+            "not readable: run as root, or pass --dump)"
+        )
+    where = f"symbols from {symbols.source}" if symbols is not None else "no symbol table"
+    return dump, symbols, f"{how}; {where}"
+
+
+def _patch(args: argparse.Namespace) -> Any:
+    from lpc.patch import Patch
+
+    if args.patch_file:
+        return Patch.from_file(args.patch_file, unpatch=args.unpatch)
+    if args.patch:
+        return Patch.parse(args.patch, unpatch=args.unpatch)
+    return None
+
+
+def _model_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.force:
+        params["force"] = True
+    if args.no_cond_resched:
+        params["cond_resched_switch"] = False
+    if args.no_reliable_stacks:
+        params["reliable_stacks"] = False
+    return params
+
+
+# ---- human output --------------------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
+    if out.isatty():
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            pass
+        else:
+            table = Table(*header)
+            for row in rows:
+                table.add_row(*row)
+            Console(file=out).print(table)
+            return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    widths[-1] = len(header[-1])  # the last column is free text
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), file=out)
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+
+
+def _verdict_text(converges: bool | None) -> str:
+    return {True: "CONVERGES", False: "DOES NOT CONVERGE", None: "UNKNOWN"}[converges]
+
+
+def _advice(results: dict[str, Any], main: str) -> list[str]:
+    """Sentences an engineer acts on: for each task the main model leaves stuck,
+    what it is waiting for and which model would converge."""
+    from lpc.models import CONVERGING, Outlook
+
+    lines = []
+    primary = results[main]
+    for t in primary.blocking:
+        if t.outcome.outlook is not Outlook.STUCK:
+            continue
+        others = [
+            name for name, r in results.items()
+            if name != main and r.tasks[t.facts.index].outcome.outlook in CONVERGING
+            and r.tasks[t.facts.index].outcome.outlook is not Outlook.SWITCHED
+        ]
+        line = f"{t.facts.comm} (pid {t.facts.pid}) {t.outcome.reason}"
+        if main == "klp":
+            line += "; under klp only a reversal or force ends the transition"
+        if others:
+            how = results[others[0]].tasks[t.facts.index].outcome.outlook.value.replace("_", " ")
+            line += f"; {others[0]} would converge ({how})"
+        lines.append(line)
+        if len(lines) == 10:
+            break
+    return lines
+
+
+def _print_check(result: Any, how: str, results: dict[str, Any] | None, out: TextIO) -> None:
+    print(f"source: {how}", file=out)
+    fns = ", ".join(
+        f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "") for f in result.patch.functions
+    )
+    print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", file=out)
+    s = result.summary()
+    print(
+        f"model {result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "
+        f"{s['tasks']} tasks — {s['switch']} switch now, {s['blocked']} blocked, "
+        f"{s['running']} running, {s['unreliable']} unreliable",
+        file=out,
+    )
+    rows = [
+        [str(t.facts.pid), t.facts.comm, t.facts.state or "?", t.facts.kind.value,
+         t.outcome.verdict.value,
+         "" if t.facts.patched_frame is None else f"#{t.facts.patched_frame} {t.facts.patched_function}",
+         t.outcome.outlook.value, t.outcome.reason]
+        for t in result.blocking[:50]
+    ]
+    if rows:
+        _table(rows, ["pid", "comm", "st", "kind", "verdict", "frame", "outlook", "why"], out)
+        if len(result.blocking) > 50:
+            print(f"… and {len(result.blocking) - 50} more (see --json)", file=out)
+    eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
+    print(f"verdict: {_verdict_text(result.converges)}{eta} — {s['reason']}", file=out)
+    if results is not None:
+        for line in _advice(results, result.model):
+            print(f"advice: {line}", file=out)
+    for w in result.warnings:
+        print(f"warning: {w}", file=out)
+
+
+def _print_all(results: dict[str, Any], how: str, out: TextIO) -> None:
+    first = next(iter(results.values()))
+    print(f"source: {how}", file=out)
+    print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", file=out)
+    rows = []
+    for name, r in results.items():
+        s = r.summary()
+        rows.append([name, f"{r.cell[0]}/{r.cell[1]}", str(s["switch"]), str(s["blocked"]),
+                     str(s["running"]), str(s["unreliable"]), _verdict_text(r.converges),
+                     s["reason"]])
+    _table(rows, ["model", "cell", "switch", "blocked", "running", "unreliable", "verdict", "why"], out)
+    for w in first.warnings:
+        print(f"warning: {w}", file=out)
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from lpc.check import SCHEMA_VERSION, check_all, sleeping_functions
+
+    dump, symbols, how = _load(args)
+    _log(f"reading {how}")
+    patch = _patch(args)
+    if patch is None:
+        functions = sleeping_functions(dump)
+        if args.json:
+            doc = {"schema_version": SCHEMA_VERSION, "source": {"format": dump.source_format,
+                   "path": dump.path, "tasks": dump.task_count, "description": how},
+                   "sleeping_functions": [{"function": f, "tasks": n} for f, n in functions]}
+            json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+            print()
+        else:
+            print(f"source: {how}")
+            print("functions on sleeping stacks (a patch to one of these blocks that many tasks "
+                  "under klp until they leave it):")
+            _table([[f, str(n)] for f, n in functions[:40]], ["function", "tasks"], sys.stdout)
+            if len(functions) > 40:
+                print(f"… {len(functions) - 40} more (see --json)")
+        return EXIT_OK
+    if symbols is None:
+        _log("no symbol table: matching frames by function name")
+    results = check_all(dump, patch, symbols, **_model_params(args))
+    if args.model == "all":
+        first = next(iter(results.values()))
+        if args.json:
+            doc = {"schema_version": SCHEMA_VERSION, "source": dict(first.source),
+                   "patch": first.patch.as_json(),
+                   "models": {n: r.as_json(with_source=False) for n, r in results.items()}}
+            json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+            print()
+        else:
+            _print_all(results, how, sys.stdout)
+        return EXIT_OK if all(r.converges for r in results.values()) else EXIT_BLOCKED
+    if args.model not in results:
+        from lpc.check import check
+
+        result = check(dump, patch, args.model, symbols)
+        results[args.model] = result
+    result = results[args.model]
+    if args.json:
+        doc = result.as_json()
+        doc["source"]["description"] = how
+        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        print()
+    else:
+        _print_check(result, how, results, sys.stdout)
+    return EXIT_OK if result.converges else EXIT_BLOCKED
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from lpc import source
+
+    dump = source.capture_live()
+    source.write_snapshot(dump, args.out)
+    _log(f"captured {dump.task_count} tasks into {args.out}")
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The kernel's retry loop, driven by repeated snapshots."""
+    from lpc import source
+    from lpc.check import check
+
+    patch = _patch(args)
+    if patch is None:
+        raise UsageError("watch needs --patch or --patch-file")
+    dumps = list(args.dump or [])
+    retries = len(dumps) if dumps else args.retries
+    symbols = None
+    first_blocked: set[int] | None = None
+    converged = False
+    for retry in range(retries):
+        if dumps:
+            dump = source.parse_dump(dumps[retry])
+            symbols = source.symbols_for_dump(dump, args.symbols)
+        else:
+            dump = source.capture_live()
+            symbols = symbols or source.symbols_for_live(args.symbols)
+        result = check(dump, patch, args.model, symbols, **_model_params(args))
+        blocking = [t for t in result.tasks if t.outcome.verdict.value != "switch"]
+        tids = {t.facts.tid or -1 for t in blocking}
+        first_blocked = tids if first_blocked is None else first_blocked & tids
+        line = {
+            "schema_version": 1,
+            "retry": retry,
+            "time": time.time(),
+            "model": result.model,
+            "blocking": [{"tid": t.facts.tid, "comm": t.facts.comm, "verdict": t.outcome.verdict.value,
+                          "outlook": t.outcome.outlook.value} for t in blocking],
+            "converges": result.converges,
+            "eta_s": result.transition.eta_s,
+        }
+        if args.json:
+            print(json.dumps(line, sort_keys=True), flush=True)
+        _log(f"retry {retry}: {len(blocking)} task(s) not switchable now; "
+             f"prediction: {_verdict_text(result.converges)}"
+             + (f" in ~{result.transition.eta_s:g} s" if result.transition.eta_s else ""))
+        if not blocking:
+            converged = True
+            break
+        if retry + 1 < retries and not dumps:
+            time.sleep(args.interval)
+    still = sorted(first_blocked or set())
+    report = (f"converged at a retry: every task can switch" if converged
+              else f"{len(still)} task(s) blocked at every retry: {still[:20]}")
+    _log(report)
+    if not args.json:
+        print(report)
+    return EXIT_OK if converged else EXIT_BLOCKED
+
+
+class UsageError(Exception):
+    pass
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lpc", description=__doc__)
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="lpc", description="Live-patch consistency: which tasks block a transition, and why."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def source_options(p: argparse.ArgumentParser, many: bool = False) -> None:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--live", action="store_true", help="read this machine's /proc (root)")
+        if many:
+            g.add_argument("--dump", action="append", metavar="PATH",
+                           help="a recorded dump per retry (repeat the option)")
+        else:
+            g.add_argument("--dump", metavar="PATH", help="a stack dump file or snapshot directory")
+        p.add_argument("--symbols", metavar="PATH", help="kallsyms or System.map for the dump")
+
+    def patch_options(p: argparse.ArgumentParser) -> None:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--patch", metavar="FUNC[,FUNC…]",
+                       help="patched functions, each [object:]name[@sympos]")
+        g.add_argument("--patch-file", metavar="PATH", help="one patch function per line")
+        p.add_argument("--unpatch", action="store_true",
+                       help="the transition removes the patch (name the replacement functions)")
+        p.add_argument("--force", action="store_true", help="model a forced transition (klp)")
+        p.add_argument("--no-cond-resched", action="store_true",
+                       help="a kernel before 6.4: no cond_resched() switch point (klp)")
+        p.add_argument("--no-reliable-stacks", action="store_true",
+                       help="no HAVE_RELIABLE_STACKTRACE (klp)")
+        p.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    p = sub.add_parser("check", help="which tasks block this patch, under which model")
+    source_options(p)
+    patch_options(p)
+    p.add_argument("--model", default="klp",
+                   help="null, trivial, josh, klp, kpatch, kgraft, ksplice, "
+                        "leave_<x>/switch_<y>, or all (default: klp)")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("capture", help="record this machine's stacks into a snapshot directory")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(run=cmd_capture)
+
+    p = sub.add_parser("watch", help="repeat the check like the kernel's retry loop")
+    source_options(p, many=True)
+    patch_options(p)
+    p.add_argument("--model", default="klp")
+    p.add_argument("--retries", type=int, default=15)
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between live retries")
+    p.set_defaults(run=cmd_watch)
     return parser
 
 
@@ -22,7 +353,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+    except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help
         return int(exc.code or 0)
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE if args.command is None else EXIT_OK
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        _log(str(exc))
+        return EXIT_USAGE
+    except LpcError as exc:
+        _log(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

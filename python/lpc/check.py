@@ -1,0 +1,507 @@
+"""`lpc check`: will this patch converge on this machine, and who blocks it?
+
+The pipeline, each step a function:
+
+1. :func:`scan` — which frame of which task lies inside the patched set. With
+   a symbol table the patch resolves to address ranges and every frame to an
+   address (printed, or ``symbol + offset`` resolved in the table); the Rust
+   scanner then answers the kernel's ``klp_check_stack()`` question for all
+   tasks at once. Without one, frames match the patch by name — weaker, and
+   said so in the warnings.
+2. :func:`task_facts` — what a model may know of each task: its kind (and what
+   that inference rests on), state, CPU, whether its stack can be trusted, the
+   first patched frame.
+3. a model from :mod:`lpc.models` judges each task and the transition.
+
+Everything is read-only: lpc never writes to /proc or /sys.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lpc import _core
+from lpc.dump import Dump
+from lpc.models import (
+    MODELS,
+    Model,
+    Outlook,
+    Stack,
+    TaskFacts,
+    TaskKind,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+    get_model,
+)
+from lpc.models.josh import FREEZER_PATH
+from lpc.patch import Patch
+from lpc.symbols import Symbols
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckResult",
+    "Scan",
+    "TaskResult",
+    "check",
+    "check_all",
+    "scan",
+    "sleeping_functions",
+    "task_facts",
+]
+
+SCHEMA_VERSION = 1
+
+#: PF_KTHREAD (include/linux/sched.h).
+PF_KTHREAD = 0x00200000
+#: Frames that only a task which entered through a system call has.
+SYSCALL_ENTRY = ("entry_SYSCALL_64", "do_syscall_64", "__x64_sys_", "__arm64_sys_", "el0_svc",
+                 "__do_sys_", "__se_sys_", "do_int80_syscall_32", "entry_INT80")
+#: Names of kernel threads (a weak hint, used only when nothing better is known).
+KTHREAD_NAMES = ("kworker/", "ksoftirqd/", "migration/", "rcu_", "kthreadd", "kswapd",
+                 "khugepaged", "kcompactd", "watchdog", "cpuhp/", "idle_inject/", "irq/",
+                 "kauditd", "oom_reaper", "writeback", "kblockd", "jbd2/", "xfsaild/",
+                 "scsi_eh_", "khungtaskd", "ksmd", "kdevtmpfs", "netns", "kintegrityd")
+#: Kernel threads that call set_freezable() (mm/vmscan.c, mm/khugepaged.c, mm/compaction.c).
+FREEZABLE_KTHREADS = ("kswapd", "khugepaged", "kcompactd")
+#: Formats that come from /proc/<pid>/stack, which drops .sched.text and lock text frames.
+PROC_FORMATS = ("proc_snapshot", "proc_stack")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Where the patched set meets each task's stack.
+
+    ``first`` and ``function`` hold, per task, the position of the first
+    *reliable* frame inside the set (the kernel's check ignores ``?`` frames)
+    and the index of the patch function it belongs to, or -1. ``any_frames``
+    lists, per task with at least one, every frame (reliable or not) inside it.
+    """
+
+    first: npt.NDArray[np.int64]
+    function: npt.NDArray[np.int64]
+    any_frames: Mapping[int, tuple[int, ...]]
+    by_address: bool
+    warnings: tuple[str, ...]
+
+
+def _frame_addresses(
+    dump: Dump, symbols: Symbols
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], int]:
+    """Each frame's return address: printed, or the symbol's address + offset.
+
+    Names are interned, so each distinct (function, module, size) is resolved
+    once. Returns the addresses, which frames have one, and how many named
+    frames could not be pinned to a single function of the table.
+    """
+    addresses = dump.frame_addresses.astype(np.uint64, copy=True)
+    known = dump.frame_has_address.astype(bool, copy=True)
+    named = ~known & (dump.frame_function_ids != Dump.NO_NAME)
+    named &= dump.frame_symbol_offsets != np.uint64(2**64 - 1)
+    rows = np.flatnonzero(named)
+    if rows.size == 0:
+        return addresses, known, 0
+    keys = np.stack(
+        [
+            dump.frame_function_ids[rows].astype(np.uint64),
+            dump.frame_module_ids[rows].astype(np.uint64),
+            dump.frame_symbol_sizes[rows],
+        ],
+        axis=1,
+    )
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    starts = np.zeros(len(unique), dtype=np.uint64)
+    ok = np.zeros(len(unique), dtype=bool)
+    for k, (fid, mid, size) in enumerate(unique.tolist()):
+        name = dump.names[int(fid)]
+        module = None if mid == Dump.NO_NAME else dump.names[int(mid)]
+        start = symbols.resolve(
+            name, 0, None if size == 2**64 - 1 else int(size), module
+        )
+        if start is not None:
+            starts[k], ok[k] = start, True
+    inverse = inverse.reshape(-1)
+    good = ok[inverse]
+    addresses[rows[good]] = starts[inverse[good]] + dump.frame_symbol_offsets[rows[good]]
+    known[rows[good]] = True
+    return addresses, known, int((~good).sum())
+
+
+def _frame_patch_ids_by_name(dump: Dump, patch: Patch) -> npt.NDArray[np.int64]:
+    """Patch-function index of each frame matched by (name, object), or -1."""
+    lut = np.full(len(dump.names) + 1, -1, dtype=np.int64)
+    index = {name: i for i, name in enumerate(dump.names)}
+    for k, f in enumerate(patch.functions):
+        if f.name in index:
+            lut[index[f.name]] = k
+    fids = dump.frame_function_ids.astype(np.int64)
+    fids = np.where(fids == Dump.NO_NAME, len(dump.names), fids)
+    ids = lut[fids]
+    # Object check: a vmlinux function must not match a same-named module frame.
+    mids = dump.frame_module_ids
+    for k, f in enumerate(patch.functions):
+        sel = ids == k
+        if not sel.any():
+            continue
+        if f.object is None:
+            ids[sel & (mids != Dump.NO_NAME)] = -1
+        else:
+            mod = index.get(f.object)
+            ids[sel & (mids != (Dump.NO_NAME if mod is None else mod))] = -1
+    return ids
+
+
+def _first_per_task(
+    offsets: npt.NDArray[np.uint64], frame_ids: npt.NDArray[np.int64], tasks: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    first = np.full(tasks, -1, dtype=np.int64)
+    function = np.full(tasks, -1, dtype=np.int64)
+    hits = np.flatnonzero(frame_ids >= 0)
+    if hits.size:
+        owner = np.searchsorted(offsets.astype(np.int64), hits, side="right") - 1
+        owners, at = np.unique(owner, return_index=True)
+        first[owners] = hits[at] - offsets[owners].astype(np.int64)
+        function[owners] = frame_ids[hits[at]]
+    return first, function
+
+
+def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
+    """Where the patch meets each task's stack (see :class:`Scan`)."""
+    warnings: list[str] = []
+    eligible = dump.frame_reliable & ~dump.frame_inlined
+    if symbols is not None and patch.resolved:
+        addresses, known, unresolved = _frame_addresses(dump, symbols)
+        if unresolved:
+            warnings.append(
+                f"{unresolved} frame(s) could not be pinned to one function of the symbol table "
+                "(another kernel's symbols, or an ambiguous name): they count as outside the patch"
+            )
+        tree = _core.IntervalTree(
+            (f.start, f.end, k) for k, f in enumerate(patch.functions) if f.resolved
+        )
+        ids = tree.find_many(np.where(known, addresses, np.uint64(0)))
+        ids = np.where(known, ids, -1)
+        by_address = True
+    else:
+        ids = _frame_patch_ids_by_name(dump, patch)
+        by_address = False
+        warnings.append(
+            "no symbol table: frames matched the patch by name, so duplicate static functions "
+            "(sympos) are not told apart"
+        )
+    first, function = _first_per_task(
+        dump.frame_offsets, np.where(eligible, ids, -1), dump.task_count
+    )
+    any_frames: dict[int, tuple[int, ...]] = {}
+    hits = np.flatnonzero(ids >= 0)
+    if hits.size:
+        offsets = dump.frame_offsets.astype(np.int64)
+        owner = np.searchsorted(offsets, hits, side="right") - 1
+        for t, h in zip(owner.tolist(), hits.tolist()):
+            any_frames.setdefault(t, ())
+            any_frames[t] += (h - int(offsets[t]),)
+    return Scan(first, function, any_frames, by_address, tuple(warnings))
+
+
+def _frame_names(dump: Dump, t: int) -> tuple[str, ...]:
+    lo, hi = int(dump.frame_offsets[t]), int(dump.frame_offsets[t + 1])
+    return tuple(
+        "?" if fid == Dump.NO_NAME else dump.names[fid]
+        for fid in dump.frame_function_ids[lo:hi].tolist()
+    )
+
+
+def infer_kind(dump: Dump, t: int, frames: Sequence[str]) -> tuple[TaskKind, str]:
+    """A task's kind and the evidence it rests on, strongest evidence first."""
+    pid = int(dump.pids[t])
+    comm = dump.comms[t]
+    if pid == 0 or comm.startswith("swapper"):
+        return TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task"
+    k = int(dump.kthreads[t])
+    if k >= 0:
+        return (TaskKind.KTHREAD if k else TaskKind.USER), "PF_KTHREAD in the task flags"
+    flags = int(dump.task_flags[t])
+    if flags != 2**64 - 1 and dump.source_format != "dmesg":
+        return (TaskKind.KTHREAD if flags & PF_KTHREAD else TaskKind.USER), "PF_KTHREAD in flags"
+    if dump.source_format == "dmesg" and flags != 2**64 - 1:
+        # 6.15+ headers print task_flags: (PF_*); older ones print TIF flags as flags:.
+        return (TaskKind.KTHREAD if flags & PF_KTHREAD else TaskKind.USER), "task_flags: PF_KTHREAD"
+    if bool(dump.user_regs[t]):
+        return TaskKind.USER, "a user-mode register dump (RIP: 0033) follows its header"
+    if any(f.startswith(SYSCALL_ENTRY) for f in frames):
+        return TaskKind.USER, "a system-call entry frame on its stack"
+    if "kthread" in frames and any(f.startswith("ret_from_fork") for f in frames):
+        return TaskKind.KTHREAD, "stack rooted in ret_from_fork → kthread() without a syscall entry"
+    if int(dump.ppids[t]) == 2 or pid == 2:
+        return TaskKind.KTHREAD, "a child of kthreadd (ppid 2)"
+    if comm.startswith(KTHREAD_NAMES):
+        return TaskKind.KTHREAD, "its name is a kernel thread's (weak evidence)"
+    return TaskKind.UNKNOWN, "no flags, registers or stack root tell"
+
+
+def _hidden_text(dump: Dump, patch: Patch, symbols: Symbols | None) -> bool:
+    """Does the patch touch functions /proc/<pid>/stack never shows?"""
+    if dump.source_format not in PROC_FORMATS or symbols is None or not patch.resolved:
+        return False
+    return any(
+        bool(symbols.in_hidden_text(f.start)) for f in patch.functions if f.start is not None
+    )
+
+
+def task_facts(
+    dump: Dump, patch: Patch, symbols: Symbols | None = None, found: Scan | None = None
+) -> tuple[list[TaskFacts], list[str]]:
+    """What a model may know of each task of the dump, and the warnings it rests on."""
+    found = found or scan(dump, patch, symbols)
+    warnings = list(found.warnings)
+    hidden = _hidden_text(dump, patch, symbols)
+    if hidden:
+        warnings.append(
+            "the patch touches .sched.text/lock text, which /proc/<pid>/stack never shows: "
+            "sleeping tasks' stacks cannot prove they are outside it (use a SysRq-t dump)"
+        )
+    elif dump.source_format in PROC_FORMATS:
+        warnings.append(
+            "/proc stacks hide .sched.text and lock functions; a patch to the scheduler or "
+            "locking slow paths would be invisible here"
+        )
+    facts = []
+    statuses = dump.stack_statuses
+    context_codes = dump.frame_context_codes
+    for t in range(dump.task_count):
+        lo, hi = int(dump.frame_offsets[t]), int(dump.frame_offsets[t + 1])
+        frames = _frame_names(dump, t)
+        kind, evidence = infer_kind(dump, t, frames)
+        stack = Stack(statuses[t].value)
+        if stack is Stack.COMPLETE and bool((context_codes[lo:hi] != 0).any()):
+            # An interrupt or exception frame makes the reliable unwinder give up.
+            stack = Stack.UNWIND_FAILURE
+        eligible = dump.frame_reliable[lo:hi] & ~dump.frame_inlined[lo:hi]
+        state_code = int(dump.states[t])
+        on_cpu = int(dump.on_cpus[t])
+        first = int(found.first[t])
+        fn = patch.functions[int(found.function[t])].name if first >= 0 else None
+        thread_fn = (
+            kind is TaskKind.KTHREAD and first >= 0 and first + 1 < len(frames)
+            and frames[first + 1] == "kthread"
+        )
+        comm = dump.comms[t]
+        facts.append(
+            TaskFacts(
+                index=t,
+                pid=None if int(dump.pids[t]) < 0 else int(dump.pids[t]),
+                tid=None if int(dump.tids[t]) < 0 else int(dump.tids[t]),
+                comm=comm,
+                state=chr(state_code) if state_code else None,
+                kind=kind,
+                kind_evidence=evidence,
+                on_cpu=None if on_cpu < 0 else bool(on_cpu),
+                stack=stack,
+                depth=int(eligible.sum()),
+                patched_frame=first if first >= 0 else None,
+                patched_function=fn,
+                patched_frame_is_thread_fn=thread_fn,
+                frames=frames,
+                patched_frames_any=found.any_frames.get(t, ()),
+                hidden_patched_text=hidden and stack is Stack.COMPLETE,
+                freezable=True if comm.startswith(FREEZABLE_KTHREADS) else None,
+            )
+        )
+    return facts, warnings
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    facts: TaskFacts
+    outcome: TaskOutcome
+
+    def as_json(self) -> dict[str, Any]:
+        f, o = self.facts, self.outcome
+        frame = (
+            None if f.patched_frame is None
+            else {"index": f.patched_frame, "function": f.patched_function}
+        )
+        return {
+            "pid": f.pid,
+            "tid": f.tid,
+            "comm": f.comm,
+            "state": f.state,
+            "kthread": None if f.kind is TaskKind.UNKNOWN else f.kind is TaskKind.KTHREAD,
+            "kind": f.kind.value,
+            "kind_evidence": f.kind_evidence,
+            "on_cpu": f.on_cpu,
+            "stack": f.stack.value,
+            "verdict": o.verdict.value,
+            "errno": o.errno,
+            "frame": frame,
+            "outlook": o.outlook.value,
+            "reason": o.reason,
+            "eta_s": o.eta_s,
+            **({"extra": o.extra} if o.extra else {}),
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One model's answer on one snapshot."""
+
+    model: str
+    cell: tuple[str, str]
+    patch: Patch
+    source: Mapping[str, Any]
+    tasks: tuple[TaskResult, ...]
+    transition: TransitionOutcome
+    warnings: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def converges(self) -> bool | None:
+        return self.transition.converges
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for t in self.tasks if t.outcome.verdict is verdict)
+
+    @property
+    def blocking(self) -> list[TaskResult]:
+        """Tasks that did not switch now, worst outlook first."""
+        order = {o: i for i, o in enumerate([Outlook.STUCK, Outlook.UNKNOWN,
+                                              Outlook.AFTER_WAKEUP, Outlook.AFTER_SIGNAL,
+                                              Outlook.AT_KERNEL_EXIT, Outlook.SWITCHED])}
+        rest = [t for t in self.tasks if t.outcome.verdict is not Verdict.SWITCH
+                or t.outcome.outlook is not Outlook.SWITCHED]
+        return sorted(rest, key=lambda t: (order[t.outcome.outlook], t.facts.index))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tasks": len(self.tasks),
+            "switch": self.count(Verdict.SWITCH),
+            "blocked": self.count(Verdict.BLOCKED),
+            "running": self.count(Verdict.RUNNING),
+            "unreliable": self.count(Verdict.UNRELIABLE),
+            "converges": self.converges,
+            "reason": self.transition.reason,
+            "eta_s": self.transition.eta_s,
+            "outlooks": dict(Counter(t.outcome.outlook.value for t in self.tasks)),
+        }
+
+    def as_json(self, with_source: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        if with_source:
+            out["source"] = dict(self.source)
+        out.update(
+            model=self.model,
+            cell={"leave": self.cell[0], "switch": self.cell[1]},
+            params=dict(self.params),
+            patch=self.patch.as_json(),
+            tasks=[t.as_json() for t in self.tasks],
+            summary=self.summary(),
+            warnings=list(self.warnings),
+        )
+        return out
+
+
+def _source(dump: Dump, symbols: Symbols | None, by_address: bool) -> dict[str, Any]:
+    return {
+        "format": dump.source_format,
+        "path": dump.path,
+        "kernel_release": dump.kernel_release,
+        "tasks": dump.task_count,
+        "frames": dump.frame_count,
+        "skipped_lines": dump.skipped_lines,
+        "symbols": None if symbols is None else symbols.source,
+        "matched_by": "address" if by_address else "name",
+    }
+
+
+def _model_params(name: str, patch: Patch, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters a model takes from the patch itself, plus the caller's."""
+    out = dict(params)
+    if name == "klp":
+        out.setdefault("unpatching", patch.unpatch)
+    if name == "josh":
+        out.setdefault("freezer_path_patched", bool(patch.names & FREEZER_PATH))
+    return out
+
+
+def check(
+    dump: Dump,
+    patch: Patch,
+    model: str | Model = "klp",
+    symbols: Symbols | None = None,
+    **params: Any,
+) -> CheckResult:
+    """Judge every task of the dump under one model (see the module docstring)."""
+    if symbols is not None and not patch.resolved:
+        patch = patch.resolve(symbols)
+    found = scan(dump, patch, symbols)
+    facts, warnings = task_facts(dump, patch, symbols, found)
+    return _judge(dump, patch, symbols, found, facts, warnings, model, params)
+
+
+def _judge(
+    dump: Dump,
+    patch: Patch,
+    symbols: Symbols | None,
+    found: Scan,
+    facts: list[TaskFacts],
+    warnings: list[str],
+    model: str | Model,
+    params: Mapping[str, Any],
+) -> CheckResult:
+    if isinstance(model, str):
+        used = _model_params(model, patch, params)
+        m = get_model(model, **used)
+    else:
+        m, used = model, dict(params)
+    outcomes = [m.judge_task(f) for f in facts]
+    transition = m.judge_transition(facts, outcomes)
+    extra = list(warnings) + list(dump.warnings)
+    unreliable = sum(1 for f in facts if not f.stack_trusted)
+    if unreliable:
+        extra.append(f"{unreliable} task(s) have an empty, unreadable or unreliable stack: unknown")
+    if not found.by_address:
+        seen = {f for f in (x.patched_function for x in facts) if f}
+        missing = sorted(patch.names - seen)
+        if missing:
+            extra.append(f"patch function(s) seen on no stack: {', '.join(missing)}")
+    return CheckResult(
+        m.name, m.cell, patch, _source(dump, symbols, found.by_address),
+        tuple(TaskResult(f, o) for f, o in zip(facts, outcomes)), transition,
+        tuple(dict.fromkeys(extra)), used,
+    )
+
+
+def check_all(
+    dump: Dump, patch: Patch, symbols: Symbols | None = None, **params: Any
+) -> dict[str, CheckResult]:
+    """Every named model side by side on the same snapshot (one scan)."""
+    if symbols is not None and not patch.resolved:
+        patch = patch.resolve(symbols)
+    found = scan(dump, patch, symbols)
+    facts, warnings = task_facts(dump, patch, symbols, found)
+    return {
+        name: _judge(dump, patch, symbols, found, facts, warnings, name,
+                     params if name == "klp" else {})
+        for name in MODELS
+    }
+
+
+def sleeping_functions(dump: Dump) -> list[tuple[str, int]]:
+    """Functions on the stacks of tasks that are asleep, with how many tasks each
+    holds: what a patch cannot touch without blocking those tasks under klp."""
+    counts: Counter[str] = Counter()
+    statuses = dump.stack_statuses
+    for t in range(dump.task_count):
+        if statuses[t].value != "complete" or int(dump.on_cpus[t]) == 1:
+            continue
+        lo, hi = int(dump.frame_offsets[t]), int(dump.frame_offsets[t + 1])
+        ok = dump.frame_reliable[lo:hi] & ~dump.frame_inlined[lo:hi]
+        fids = dump.frame_function_ids[lo:hi][ok].tolist()
+        counts.update({dump.names[f] for f in fids if f != Dump.NO_NAME})
+    return counts.most_common()

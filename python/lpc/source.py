@@ -1,0 +1,74 @@
+"""Where a snapshot comes from: a dump file, this machine's /proc, or the copy
+shipped with lpc — each with the symbol table that belongs to it.
+
+A symbol table must describe the kernel the stacks came from: a recorded
+snapshot carries its own ``kallsyms.txt``, a live capture uses
+``/proc/kallsyms``; a bare dump (a customer's SysRq-t) usually has none, and
+then frames are matched by name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from importlib import resources
+from pathlib import Path
+
+from lpc.capture import capture_live, write_snapshot
+from lpc.dump import Dump, parse_dump, read_metadata
+from lpc.errors import SymbolError
+from lpc.symbols import Symbols
+
+__all__ = [
+    "capture_live",
+    "embedded_snapshot",
+    "live_stacks_readable",
+    "parse_dump",
+    "symbols_for_dump",
+    "symbols_for_live",
+    "write_snapshot",
+]
+
+EMBEDDED = "procdump-6.18"
+
+
+def live_stacks_readable(proc: str = "/proc") -> bool:
+    """Can this process read other tasks' kernel stacks (root, CAP_SYS_ADMIN)?"""
+    try:
+        with open(os.path.join(proc, "1", "stack"), "rb") as fh:
+            return bool(fh.read())
+    except OSError:
+        return False
+
+
+def symbols_for_dump(dump: Dump, path: str | os.PathLike[str] | None = None) -> Symbols | None:
+    """The given table, else the one recorded beside the dump, else None."""
+    chosen = path or dump.kallsyms_path
+    if chosen is None:
+        return None
+    return Symbols.from_kallsyms(chosen)
+
+
+def symbols_for_live(path: str | os.PathLike[str] | None = None) -> Symbols | None:
+    """The given table, else /proc/kallsyms when its addresses are real."""
+    if path is not None:
+        return Symbols.from_kallsyms(path)
+    try:
+        return Symbols.live()
+    except SymbolError:
+        return None
+
+
+def embedded_snapshot() -> tuple[Dump, Symbols]:
+    """The recorded /proc snapshot of a 6.18 machine shipped inside lpc."""
+    base = resources.files("lpc") / "data" / EMBEDDED
+    with resources.as_file(base) as directory:
+        root = Path(directory)
+        stacks = (root / "stacks.txt").read_bytes()
+        meta = read_metadata(root / "meta.txt")
+        kallsyms = gzip.decompress((root / "kallsyms.txt.gz").read_bytes())
+    dump = parse_dump(stacks, "proc_snapshot")
+    dump.path = f"<embedded {EMBEDDED}>"
+    dump.kernel_release = meta.get("kernel_release")
+    symbols = Symbols.from_kallsyms(kallsyms)
+    return dump, symbols
