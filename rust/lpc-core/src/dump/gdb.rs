@@ -37,7 +37,7 @@
 
 use super::toolscan::{
     frame_index, is_elision, numbered_lines, parse_0x, parse_dec, parse_id, skip_elision,
-    sniff_window, take_word, IndexTracker,
+    sniff_window, strip_number, take_word, IndexTracker,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -49,7 +49,7 @@ pub fn looks_like(text: &str) -> bool {
         if parse_thread_header(line).is_some() {
             return true;
         }
-        if parse_frame(line).is_some_and(|f| f.address.is_some() && f.args) {
+        if parse_frame(line).is_some_and(|f| f.address.is_some()) {
             frames += 1;
             if frames >= 2 {
                 return true;
@@ -128,8 +128,6 @@ struct Frame<'a> {
     address: Option<u64>,
     function: Option<&'a str>,
     library: Option<&'a str>,
-    /// The `(args)` group was found (a gdb frame, not some other `#N` line).
-    args: bool,
     signal: bool,
 }
 
@@ -164,7 +162,6 @@ fn parse_frame(line: &str) -> Option<Frame<'_>> {
             address: None,
             function: None,
             library: None,
-            args: true,
             signal: true,
         });
     }
@@ -175,24 +172,26 @@ fn parse_frame(line: &str) -> Option<Frame<'_>> {
             rest = after.trim_start();
         }
     }
+    // ` from LIB` (no debug info) or ` at FILE:LINE` after the argument list.
     let mut library = None;
-    if let Some((before, lib)) = rest.rsplit_once(" from ") {
-        if !lib.is_empty() && !lib.contains(char::is_whitespace) && before.ends_with(')') {
-            library = Some(lib);
-            rest = before;
-        }
-    } else if let Some((before, location)) = rest.rsplit_once(" at ") {
-        let is_location = location.rsplit_once(':').is_some_and(|(file, line)| {
-            !file.is_empty() && !file.contains(char::is_whitespace) && parse_dec(line).is_some()
-        });
-        if is_location && before.ends_with(')') {
-            rest = before;
-        }
+    let from = rest.rsplit_once(" from ").filter(|(before, lib)| {
+        !lib.is_empty() && !lib.contains(char::is_whitespace) && before.ends_with(')')
+    });
+    let at = rest.rsplit_once(" at ").filter(|(before, location)| {
+        before.ends_with(')')
+            && strip_number(location)
+                .is_some_and(|file| !file.is_empty() && !file.contains(char::is_whitespace))
+    });
+    if let Some((before, lib)) = from {
+        library = Some(lib);
+        rest = before;
+    } else if let Some((before, _)) = at {
+        rest = before;
     }
-    let (function, args) = match trailing_group(rest) {
-        Some((before, _)) if before.ends_with(' ') => (before.trim_end(), true),
-        _ => (rest, false),
-    };
+    // gdb always prints the argument list, `()` when empty: without it this is
+    // not a gdb frame (crash's `#0 [sp] f at pc` for one).
+    let (function, _args) = trailing_group(rest).filter(|(before, _)| before.ends_with(' '))?;
+    let function = function.trim_end();
     if function.is_empty() || function.starts_with('#') {
         return None;
     }
@@ -201,7 +200,6 @@ fn parse_frame(line: &str) -> Option<Frame<'_>> {
         address,
         function: (function != "??").then_some(function),
         library,
-        args,
         signal: false,
     })
 }
@@ -432,7 +430,7 @@ mod tests {
             frame(&d, r.start + 4),
             (Some("sock_accept"), Some(0x7f51_1696_40c8), None, false)
         );
-        // python3: the outermost frame `_start ()` has an address and no args.
+        // python3: the outermost frame `_start ()`, empty argument list.
         let r = d.frames_of(3);
         assert_eq!(
             frame(&d, r.end - 1),
