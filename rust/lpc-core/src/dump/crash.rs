@@ -294,7 +294,8 @@ impl Parser {
             .and_then(|t| t.strip_suffix(']'))
         {
             self.exception_rip(b, line_no, line, inner);
-        } else if let Some(regs) = parse_registers(trimmed) {
+        } else if let Some(regs) = parse_registers(trimmed).filter(|_| b.has_open_task()) {
+            // A register dump (exception frame or user entry frame).
             self.registers(b, &regs);
         } else if is_elision(trimmed) {
             skip_elision(b, line_no, line);
