@@ -13,6 +13,14 @@
 
 use std::collections::HashMap;
 
+pub mod bpftrace;
+pub mod crash;
+pub mod drgn;
+pub mod eustack;
+pub mod gdb;
+pub mod perf;
+mod toolscan;
+
 /// Sentinel for "no name" in `frame_function` / `frame_module`.
 pub const NO_NAME: u32 = u32::MAX;
 

@@ -1,0 +1,536 @@
+//! `perf script` output of samples recorded with callchains (`perf record -g`).
+//!
+//! Grammar (tools/perf `builtin-script.c` `perf_sample__fprintf_start()` and
+//! `util/evsel_fprintf.c` `sample__fprintf_callchain()`; default fields):
+//!
+//! ```text
+//! dd 15125 [000]   453.813238:    5025125 cpu-clock:                 sample header
+//! kworker/u8:0-ex    12 [000]   469.631287: sched:sched_switch: prev_comm=... prev_state=I ==> ...
+//! \tffffffff81d33df7 read_zero+0x77 ([kernel.kallsyms])              kernel frame
+//! \tffffffffc0a1b2c3 ext4_writepages+0x1f ([ext4])                   module frame
+//! \t           f82ad read+0xd (/usr/lib/x86_64-linux-gnu/libc.so.6)  user frame (DSO-relative)
+//! \t    7f511765b000 [unknown] ([unknown])                          unresolved
+//! (blank line)                                                       end of the sample
+//! ```
+//!
+//! The header is `comm pid[/tid] [cpu] time: [period] event: [fields]`; comm may
+//! hold spaces, so it is everything before the id token. A lone id is the
+//! thread id (perf's default `tid` field); `pid/tid` gives both.
+//!
+//! Semantics:
+//!
+//! * Every perf sample is taken in the context of the task that is *current* on
+//!   the CPU (a `sched:sched_switch` sample is the outgoing task, still executing
+//!   `__schedule`): `on_cpu = true`. Samples are events at past instants, not a
+//!   snapshot — a warning says so. Each sample is one task record; the same tid
+//!   can appear many times.
+//! * `sched:sched_switch` samples also give the outgoing task's state
+//!   (`prev_state=S`, first letter) when `prev_pid` is the sample's tid.
+//! * Kernel frames: DSO `[kernel.kallsyms]` (vmlinux, no module) or a bracketed
+//!   module name at a kernel-half address (`[ext4]`). User frames: a DSO path or
+//!   a bracketed pseudo-DSO at a user address (`[vdso]`); `module` = the DSO as
+//!   printed. `[unknown]` is decided by the address, and a frame after the first
+//!   user frame stays user (perf prints the kernel chain, then the user chain).
+//! * Offsets are hex (`+0x77`), there is no size; frames come from the kernel's
+//!   unwinder (no `?` notion): `reliable = true`. ` (inlined)` (`--inline`)
+//!   marks inlined frames.
+//! * A header whose fields are a sample IP (no `-g`) gives a one-frame stack,
+//!   marked `truncated`.
+
+use super::toolscan::{
+    is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x, parse_hex, parse_id,
+    skip_elision, sniff_window, split_symbol_offset, take_word, OffsetRadix,
+};
+use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
+
+/// Cheap sniffing: a sample header immediately followed by a callchain frame
+/// line that names its DSO.
+#[must_use]
+pub fn looks_like(text: &str) -> bool {
+    let mut after_header = false;
+    for line in sniff_window(text).lines() {
+        if after_header && parse_frame(line).is_some_and(|f| f.dso.is_some()) {
+            return true;
+        }
+        after_header = parse_header(line).is_some();
+    }
+    false
+}
+
+/// Parses `perf script` output into `b`.
+pub fn parse(text: &str, b: &mut DumpBuilder) {
+    let mut in_sample = false;
+    let mut seen_user = false;
+    for (line_no, line) in numbered_lines(text) {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            // A blank line ends the sample's callchain.
+            in_sample = false;
+        } else if let Some(h) = parse_header(line) {
+            begin_sample(b, line_no, &h);
+            in_sample = true;
+            seen_user = false;
+        } else if let Some(f) = parse_frame(line).filter(|_| in_sample) {
+            push(b, line_no, &f, &mut seen_user);
+        } else if let Some(comment) = trimmed.strip_prefix('#') {
+            perf_comment(b, line_no, line, comment);
+        } else if is_elision(trimmed) {
+            skip_elision(b, line_no, line);
+        } else {
+            b.skip(line_no, line);
+        }
+    }
+}
+
+/// `perf script --header` prints `# ========` rules and `# key : value` lines;
+/// any other `#` line is someone's note and is skipped.
+fn perf_comment(b: &mut DumpBuilder, line_no: usize, line: &str, comment: &str) {
+    let comment = comment.trim();
+    if let Some((key, value)) = comment.split_once(" : ") {
+        if key.trim_end() == "os release" {
+            b.set_kernel_release(value.trim());
+        }
+    } else if comment.is_empty() || !comment.bytes().all(|c| c == b'=') {
+        b.skip(line_no, line);
+    }
+}
+
+/// A parsed sample header.
+struct Header<'a> {
+    comm: &'a str,
+    pid: Option<i64>,
+    tid: i64,
+    cpu: Option<i64>,
+    event: &'a str,
+    fields: &'a str,
+}
+
+/// `12345.678901:` — perf's timestamp token.
+fn is_time_token(word: &str) -> bool {
+    let Some(t) = word.strip_suffix(':') else {
+        return false;
+    };
+    match t.split_once('.') {
+        Some((secs, frac)) => {
+            !secs.is_empty()
+                && !frac.is_empty()
+                && (secs.bytes().chain(frac.bytes())).all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+fn parse_header(line: &str) -> Option<Header<'_>> {
+    // Frames are indented; headers start with the comm.
+    if line.starts_with(char::is_whitespace) || line.starts_with('#') {
+        return None;
+    }
+    // Locate the timestamp: the first `digits.digits:` word.
+    let mut offset = 0;
+    let mut time = None;
+    let mut rest = line;
+    while let Some((word, after)) = take_word(rest) {
+        let start = offset + (rest.len() - rest.trim_start().len());
+        if is_time_token(word) {
+            time = Some((start, start + word.len()));
+            break;
+        }
+        offset = start + word.len();
+        rest = after;
+    }
+    let (time_start, time_end) = time?;
+    let mut before = line[..time_start].trim_end();
+    // Optional `[cpu]` just before the timestamp.
+    let mut cpu = None;
+    if let Some(open) = before.rfind(" [") {
+        if let Some(digits) = before[open + 2..].strip_suffix(']') {
+            cpu = Some(parse_id(digits)?);
+            before = before[..open].trim_end();
+        }
+    }
+    // `pid/tid` or `tid`, then the comm before it.
+    let (comm, ids) = before.rsplit_once(char::is_whitespace)?;
+    let comm = comm.trim_end();
+    let (pid, tid) = match ids.split_once('/') {
+        Some((p, t)) => (Some(parse_id(p)?), parse_id(t)?),
+        None => (None, parse_id(ids)?),
+    };
+    if comm.is_empty() {
+        return None;
+    }
+    // `[period] event: fields`
+    let mut after = &line[time_end..];
+    if let Some((word, rest)) = take_word(after) {
+        if word.bytes().all(|c| c.is_ascii_digit()) {
+            after = rest;
+        }
+    }
+    let (event, fields) = take_word(after)?;
+    let event = event.strip_suffix(':')?;
+    Some(Header {
+        comm,
+        pid,
+        tid,
+        cpu,
+        event,
+        fields: fields.trim(),
+    })
+}
+
+/// A parsed callchain line.
+struct Frame<'a> {
+    address: u64,
+    symbol: Option<&'a str>,
+    offset: Option<u64>,
+    dso: Option<&'a str>,
+    inlined: bool,
+}
+
+/// The parenthesised group that ends `s`, with nested parentheses balanced
+/// (`(/tmp/x (deleted))`): `(before, inside)`.
+fn trailing_group(s: &str) -> Option<(&str, &str)> {
+    let body = s.strip_suffix(')')?;
+    let mut depth = 1usize;
+    for (i, c) in body.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((&body[..i], &body[i + 1..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_frame(line: &str) -> Option<Frame<'_>> {
+    if !line.starts_with(char::is_whitespace) {
+        return None;
+    }
+    parse_frame_body(line.trim())
+}
+
+/// `ip symbol[+0xoff] (dso)` without the indentation.
+fn parse_frame_body(body: &str) -> Option<Frame<'_>> {
+    let (ip, rest) = take_word(body)?;
+    let address = parse_hex(ip)?;
+    let mut rest = rest.trim();
+    let mut inlined = false;
+    if let Some(r) = rest.strip_suffix(" (inlined)") {
+        rest = r.trim_end();
+        inlined = true;
+    }
+    let (mut symbol_part, dso) = match trailing_group(rest) {
+        Some((before, dso)) if before.ends_with(' ') || before.is_empty() => {
+            (before.trim_end(), Some(dso))
+        }
+        _ => (rest, None),
+    };
+    if let Some(r) = symbol_part.strip_suffix(" (inlined)") {
+        symbol_part = r.trim_end();
+        inlined = true;
+    }
+    if symbol_part.is_empty() {
+        return None;
+    }
+    let (symbol, offset) = if symbol_part == "[unknown]" {
+        (None, None)
+    } else {
+        match symbol_part.rfind("+0x") {
+            Some(plus) if parse_0x(&symbol_part[plus + 1..]).is_some() => {
+                let (s, off) = split_symbol_offset(symbol_part, OffsetRadix::Hex0x)?;
+                (Some(s), off)
+            }
+            _ => (Some(symbol_part), None),
+        }
+    };
+    Some(Frame {
+        address,
+        symbol,
+        offset,
+        dso,
+        inlined,
+    })
+}
+
+fn begin_sample(b: &mut DumpBuilder, line_no: usize, h: &Header<'_>) {
+    b.warn("perf samples are events at past instants, not a snapshot of the system");
+    let mut state = None;
+    if h.event == "sched:sched_switch" {
+        let field = |key: &str| {
+            h.fields
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        };
+        if field("prev_pid").and_then(parse_id) == Some(h.tid) {
+            state = field("prev_state")
+                .and_then(|s| s.chars().next())
+                .filter(|c| "RSDTtZXIPKWN".contains(*c));
+        }
+    }
+    b.begin_task(TaskHeader {
+        pid: h.pid,
+        tid: Some(h.tid),
+        comm: h.comm.to_owned(),
+        state,
+        on_cpu: Some(true),
+        cpu: h.cpu,
+        line: line_no,
+        ..TaskHeader::default()
+    });
+    // Without `-g` the sample's own IP is printed on the header line.
+    if let Some(f) = parse_frame_body(h.fields).filter(|f| f.dso.is_some()) {
+        let mut seen_user = false;
+        push(b, line_no, &f, &mut seen_user);
+        b.force_status(StackStatus::Truncated);
+    }
+}
+
+/// Where a frame ran, and its module, from its DSO and address.
+fn classify(f: &Frame<'_>, seen_user: bool) -> (FrameContext, Option<String>) {
+    let kernel_by_address = is_kernel_address(f.address);
+    let user = match f.dso {
+        Some(d)
+            if d.starts_with("[kernel.kallsyms]") || d.starts_with("[guest.kernel.kallsyms]") =>
+        {
+            return (FrameContext::Task, None);
+        }
+        Some("[unknown]") | None => !kernel_by_address && (seen_user || is_user_address(f.address)),
+        Some(d) if d.starts_with('[') && d.ends_with(']') => !kernel_by_address,
+        Some(_) => true,
+    };
+    if user {
+        let module = f.dso.filter(|d| *d != "[unknown]").map(str::to_owned);
+        (FrameContext::User, module)
+    } else {
+        let module = f
+            .dso
+            .and_then(|d| d.strip_prefix('[').and_then(|d| d.strip_suffix(']')))
+            .filter(|d| *d != "unknown")
+            .map(str::to_owned);
+        (FrameContext::Task, module)
+    }
+}
+
+fn push(b: &mut DumpBuilder, line_no: usize, f: &Frame<'_>, seen_user: &mut bool) {
+    let (context, module) = classify(f, *seen_user);
+    *seen_user |= context == FrameContext::User;
+    b.push_frame(&FrameRecord {
+        address: Some(f.address),
+        function: f.symbol.map(str::to_owned),
+        offset: f.offset,
+        module,
+        reliable: true,
+        context,
+        inlined: f.inlined,
+        line: line_no,
+        ..FrameRecord::default()
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::toolscan::testing::{assert_sniffs_only, fuzz, run, sample};
+    use super::super::{Dump, Format};
+    use super::*;
+
+    const SAMPLE: &str = "perf-script-kernel-6.18.txt";
+
+    fn dump() -> Dump {
+        run(Format::PerfScript, parse, sample(SAMPLE))
+    }
+
+    /// (function, offset, address, module, context) of frame `i`.
+    fn frame(d: &Dump, i: usize) -> (Option<&str>, Option<u64>, u64, Option<&str>, FrameContext) {
+        (
+            d.name(d.frame_function[i]),
+            (d.frame_offset[i] != u64::MAX).then_some(d.frame_offset[i]),
+            d.frame_address[i],
+            d.name(d.frame_module[i]),
+            d.frame_context[i],
+        )
+    }
+
+    #[test]
+    fn sniffs_only_its_own_sample() {
+        assert_sniffs_only(SAMPLE, looks_like);
+    }
+
+    #[test]
+    fn golden_counts() {
+        let d = dump();
+        assert_eq!(d.task_count(), 11);
+        assert_eq!(d.frame_count(), 80);
+        // Skipped: line 1 (provenance) and line 41, the sample's
+        // `# ---- sched:sched_switch ... ----` section note (not perf's
+        // `# key : value` header form).
+        assert_eq!(d.skipped_lines, 2);
+        let lines: Vec<usize> = d.skipped_samples.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, vec![1, 41]);
+        assert!(d.frame_reliable.iter().all(|&r| r));
+        assert!(d.headers.iter().all(|h| h.on_cpu == Some(true)));
+        assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
+        assert_eq!(d.warnings.len(), 1);
+    }
+
+    #[test]
+    fn cpu_clock_samples() {
+        let d = dump();
+        let h = &d.headers[0];
+        assert_eq!(
+            (h.comm.as_str(), h.pid, h.tid, h.cpu, h.state),
+            ("dd", None, Some(15125), Some(0), None)
+        );
+        let r = d.frames_of(0);
+        assert_eq!(r.len(), 6);
+        assert_eq!(
+            frame(&d, r.start),
+            (
+                Some("read_zero"),
+                Some(0x77),
+                0xffff_ffff_81d3_3df7,
+                None,
+                FrameContext::Task
+            )
+        );
+        assert_eq!(
+            frame(&d, r.start + 5),
+            (
+                Some("read"),
+                Some(0xd),
+                0xf82ad,
+                Some("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+                FrameContext::User
+            )
+        );
+        // wl-spin: a user frame, then an unresolved one that stays user.
+        let spin = 2;
+        assert_eq!(d.headers[spin].comm, "wl-spin");
+        let r = d.frames_of(spin);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            frame(&d, r.start + 1),
+            (None, None, 0x7f51_1765_b000, None, FrameContext::User)
+        );
+        // comm right-padded before the id: `kdamond.0    77`.
+        let kd = &d.headers[3];
+        assert_eq!((kd.comm.as_str(), kd.tid), ("kdamond.0", Some(77)));
+        assert_eq!(d.frames_of(3).len(), 8);
+        assert!(d
+            .frames_of(3)
+            .all(|i| d.frame_context[i] == FrameContext::Task));
+    }
+
+    #[test]
+    fn sched_switch_samples_give_state() {
+        let d = dump();
+        let sleep = &d.headers[5];
+        assert_eq!(
+            (sleep.comm.as_str(), sleep.tid, sleep.state),
+            ("sleep", Some(15752), Some('S'))
+        );
+        assert_eq!(sleep.line, 42);
+        let r = d.frames_of(5);
+        assert_eq!(r.len(), 10);
+        assert_eq!(
+            frame(&d, r.start),
+            (
+                Some("__schedule"),
+                Some(0x618),
+                0xffff_ffff_821f_8b58,
+                None,
+                FrameContext::Task
+            )
+        );
+        // The terminating `0 [unknown] ([unknown])` after libc is user space.
+        assert_eq!(
+            frame(&d, r.end - 1),
+            (None, None, 0, None, FrameContext::User)
+        );
+        let states: Vec<Option<char>> = d.headers[5..].iter().map(|h| h.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                Some('S'),
+                Some('D'),
+                Some('R'),
+                Some('R'),
+                Some('I'),
+                Some('I')
+            ]
+        );
+        let kworker = &d.headers[9];
+        assert_eq!(
+            (kworker.comm.as_str(), kworker.tid, kworker.cpu),
+            ("kworker/u8:0-ex", Some(12), Some(0))
+        );
+        assert_eq!(d.headers[8].cpu, Some(1));
+    }
+
+    #[test]
+    fn other_forms() {
+        let text = "\
+# ========
+# captured on    : Thu Nov 26 10:00:00 2026
+# os release : 6.18.44-fc-v657
+# ========
+Web Content  4242/4250 [003] 12.500000: cycles:P:  ffffffff81d33df7 read_zero+0x77 ([kernel.kallsyms])
+swapper     0 [001] 13.000000:  1 cycles: 
+\tffffffffc0a1b2c3 ext4_writepages+0x1f ([ext4])
+\tffffffffc0a1b2c3 ext4_inline_helper (inlined) ([ext4])
+\t    7ffd12345000 __vdso_clock_gettime+0x10 ([vdso])
+\t          abcdef foo+0x1 (/tmp/x (deleted))
+\tffffffff81000000 [unknown] ([unknown])
+";
+        let d = run(Format::PerfScript, parse, text);
+        assert_eq!(d.skipped_lines, 0);
+        assert_eq!(d.kernel_release.as_deref(), Some("6.18.44-fc-v657"));
+        let web = &d.headers[0];
+        assert_eq!(
+            (web.comm.as_str(), web.pid, web.tid, web.cpu),
+            ("Web Content", Some(4242), Some(4250), Some(3))
+        );
+        assert_eq!(d.frames_of(0).len(), 1);
+        assert_eq!(d.stack_status[0], StackStatus::Truncated);
+        let r = d.frames_of(1);
+        assert_eq!(r.len(), 5);
+        assert_eq!(
+            frame(&d, r.start),
+            (
+                Some("ext4_writepages"),
+                Some(0x1f),
+                0xffff_ffff_c0a1_b2c3,
+                Some("ext4"),
+                FrameContext::Task
+            )
+        );
+        assert!(d.frame_inlined[r.start + 1]);
+        assert_eq!(
+            d.name(d.frame_function[r.start + 1]),
+            Some("ext4_inline_helper")
+        );
+        assert_eq!(frame(&d, r.start + 2).3, Some("[vdso]"));
+        assert_eq!(frame(&d, r.start + 2).4, FrameContext::User);
+        assert_eq!(frame(&d, r.start + 3).3, Some("/tmp/x (deleted)"));
+        // A kernel-half address is kernel even after user frames.
+        assert_eq!(frame(&d, r.start + 4).4, FrameContext::Task);
+    }
+
+    #[test]
+    fn frames_outside_samples_are_skipped() {
+        let d = run(
+            Format::PerfScript,
+            parse,
+            "\tffffffff81d33df7 read_zero+0x77 ([kernel.kallsyms])\nnot perf\n",
+        );
+        assert_eq!((d.task_count(), d.skipped_lines), (0, 2));
+    }
+
+    #[test]
+    fn survives_mutations() {
+        fuzz(Format::PerfScript, parse, sample(SAMPLE), 0x9e6f, 400);
+    }
+}
