@@ -7,7 +7,14 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["IntervalTree", "__version__", "_panic_for_tests"]
+__all__ = [
+    "IntervalTree",
+    "__version__",
+    "_panic_for_tests",
+    "compiler_parent",
+    "parse_symbols",
+    "symbols_from_entries",
+]
 
 def _panic_for_tests(message: str) -> None: ...
 
@@ -46,3 +53,13 @@ class IntervalTree:
 # ---- dump parsers (rust/lpc-py/src/dump.rs) --------------------------------------------------
 
 # ---- symbol tables (rust/lpc-py/src/symbols.rs) ----------------------------------------------
+
+# Keys: names, modules, module_build_ids, malformed_lines, malformed_samples, comment_lines,
+# zero_address_text, sched_text, lock_text (values), and the row columns kind, address, type,
+# module, line, size, size_exact, sympos, name_count, primary, prev_same_name, parent_len,
+# functions (numpy arrays). See python/lpc/symbols.py.
+def parse_symbols(data: bytes, format: str = "kallsyms") -> dict[str, Any]: ...
+def symbols_from_entries(
+    addresses: Any, types: bytes, names: list[str], sizes: Any, module: str | None = None
+) -> dict[str, Any]: ...
+def compiler_parent(name: str) -> tuple[str, str] | None: ...

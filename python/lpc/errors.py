@@ -44,7 +44,21 @@ class DumpParseError(LpcError, ValueError):
 
 
 class SymbolError(LpcError, LookupError):
-    """A symbol that cannot be found or resolved in the given symbol table."""
+    """A symbol that cannot be found or resolved, or a symbol source that
+    cannot be used (unreadable, hidden addresses, no symbol line).
+
+    ``path`` and the 1-based ``line`` name the source when the error is about
+    one; both are ``None`` for a lookup in an already-loaded table.
+    """
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        where = path if path is not None else ("<input>" if line is not None else None)
+        if where is not None and line is not None:
+            where = f"{where}:{line}"
+        super().__init__(message if where is None else f"{where}: {message}")
+        self.message = message
+        self.path = path
+        self.line = line
 
 
 class InternalError(LpcError, RuntimeError):

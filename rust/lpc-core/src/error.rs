@@ -38,6 +38,23 @@ pub enum Error {
     /// A text input that could not be parsed at a given line (1-based).
     #[error("line {line}: {message}")]
     Parse { line: usize, message: String },
+
+    /// A symbol source that cannot be used (no symbol, no text symbol, more
+    /// names than 32-bit offsets hold); `line` (1-based) when one line is to blame.
+    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Symbols {
+        line: Option<usize>,
+        message: String,
+    },
+
+    /// Every text symbol reads as address 0: kallsyms was read without the
+    /// privilege to see addresses (`kernel.kptr_restrict`, CAP_SYSLOG).
+    #[error(
+        "all {symbols} text symbols have address 0: the addresses were hidden \
+         (kernel.kptr_restrict >= 1 without CAP_SYSLOG, or kptr_restrict = 2); \
+         read /proc/kallsyms as root with kptr_restrict <= 1"
+    )]
+    ZeroAddresses { symbols: usize },
 }
 
 /// Result alias of the core.

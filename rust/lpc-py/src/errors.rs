@@ -11,6 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pyo3::import_exception!(lpc.errors, InvalidRangeError);
 pyo3::import_exception!(lpc.errors, InternalError);
+pyo3::import_exception!(lpc.errors, SymbolError);
 
 /// Maps a core error to its Python exception.
 pub(crate) fn to_py(err: Error) -> PyErr {
@@ -23,6 +24,14 @@ pub(crate) fn to_py(err: Error) -> PyErr {
             InvalidRangeError::new_err((message, Option::<usize>::None))
         }
         Error::InvalidOffsets { .. } | Error::Parse { .. } => PyValueError::new_err(message),
+        // The line goes into its own attribute; Python adds the file name.
+        Error::Symbols {
+            line,
+            message: text,
+        } => SymbolError::new_err((text, Option::<String>::None, line)),
+        Error::ZeroAddresses { .. } => {
+            SymbolError::new_err((message, Option::<String>::None, Option::<usize>::None))
+        }
     }
 }
 

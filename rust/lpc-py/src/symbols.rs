@@ -1,9 +1,123 @@
 //! Binding of `lpc_core::symbols` (registered from `lib.rs`).
+//!
+//! The parsers return plain columns (numpy arrays, moved without a copy) and
+//! the names as one Python list; `lpc.symbols.Symbols` builds the API on top.
 
+use crate::convert::u64_column;
+use crate::errors::{detached, to_py};
+use lpc_core::symbols::{self, SymbolEntry, SymbolFormat, SymbolTable};
+use numpy::IntoPyArray;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
 
-/// Adds this file's functions and classes to `lpc._core`.
-#[allow(clippy::unnecessary_wraps)]
-pub(crate) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+/// Adds this file's functions to `lpc._core`.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse_symbols, m)?)?;
+    m.add_function(wrap_pyfunction!(symbols_from_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(compiler_parent, m)?)?;
     Ok(())
+}
+
+/// Parses ``/proc/kallsyms`` (``format="kallsyms"``) or ``System.map``
+/// (``format="system_map"``) text into a dict of columns; see
+/// ``lpc.symbols`` for the keys. Raises ``SymbolError`` for unusable input.
+#[pyfunction]
+#[pyo3(signature = (data, format = "kallsyms"))]
+fn parse_symbols<'py>(py: Python<'py>, data: &[u8], format: &str) -> PyResult<Bound<'py, PyDict>> {
+    let format = match format {
+        "kallsyms" => SymbolFormat::Kallsyms,
+        "system_map" => SymbolFormat::SystemMap,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "format: expected 'kallsyms' or 'system_map', got {other:?}"
+            )))
+        }
+    };
+    let table = detached(py, || symbols::parse(data, format))?.map_err(to_py)?;
+    columns(py, table)
+}
+
+/// Builds the same columns from parsed entries (ELF symbols), in kallsyms
+/// order. ``types`` holds one nm letter per entry; a size of 0 means "derive
+/// it the kallsyms way".
+#[pyfunction]
+#[pyo3(signature = (addresses, types, names, sizes, module = None))]
+fn symbols_from_entries<'py>(
+    py: Python<'py>,
+    addresses: &Bound<'py, PyAny>,
+    types: &[u8],
+    names: Vec<String>,
+    sizes: &Bound<'py, PyAny>,
+    module: Option<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let addresses = u64_column(addresses, "addresses")?;
+    let sizes = u64_column(sizes, "sizes")?;
+    let (addresses, sizes) = (addresses.as_slice(), sizes.as_slice());
+    for (what, len) in [
+        ("types", types.len()),
+        ("names", names.len()),
+        ("sizes", sizes.len()),
+    ] {
+        if len != addresses.len() {
+            return Err(PyValueError::new_err(format!(
+                "{what}: length {len} differs from addresses' length {}",
+                addresses.len()
+            )));
+        }
+    }
+    let table = detached(py, || {
+        let entries: Vec<SymbolEntry> = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| SymbolEntry {
+                address: addresses[i],
+                kind_letter: types[i],
+                name,
+                module: module.clone(),
+                size: sizes[i],
+            })
+            .collect();
+        symbols::from_entries(&entries)
+    })?
+    .map_err(to_py)?;
+    columns(py, table)
+}
+
+/// ``(parent, kind)`` for a compiler-made part such as ``foo.cold`` or
+/// ``foo.isra.0`` (``kind`` is one of cold, part, isra, constprop, llvm),
+/// else ``None``.
+#[pyfunction]
+fn compiler_parent(name: &str) -> Option<(String, &'static str)> {
+    symbols::compiler_parent(name).map(|(parent, kind)| (parent.to_owned(), kind))
+}
+
+/// The table as a dict of numpy columns and Python lists.
+fn columns(py: Python<'_>, t: SymbolTable) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    let names = PyList::new(py, (0..t.len()).map(|i| t.name(i)))?;
+    out.set_item("names", names)?;
+    out.set_item("modules", PyList::new(py, &t.modules)?)?;
+    out.set_item("module_build_ids", PyList::new(py, &t.module_build_ids)?)?;
+    out.set_item("malformed_lines", t.malformed_lines)?;
+    out.set_item("malformed_samples", PyList::new(py, &t.malformed_samples)?)?;
+    out.set_item("comment_lines", t.comment_lines)?;
+    out.set_item("zero_address_text", t.zero_address_text)?;
+    out.set_item("sched_text", t.sched_text)?;
+    out.set_item("lock_text", t.lock_text)?;
+    let kind: Vec<u8> = t.kind.iter().map(|&k| k as u8).collect();
+    out.set_item("kind", kind.into_pyarray(py))?;
+    out.set_item("address", t.address.into_pyarray(py))?;
+    out.set_item("type", t.type_letter.into_pyarray(py))?;
+    out.set_item("module", t.module.into_pyarray(py))?;
+    out.set_item("line", t.line.into_pyarray(py))?;
+    out.set_item("size", t.size.into_pyarray(py))?;
+    out.set_item("size_exact", t.size_exact.into_pyarray(py))?;
+    out.set_item("sympos", t.sympos.into_pyarray(py))?;
+    out.set_item("name_count", t.name_count.into_pyarray(py))?;
+    out.set_item("primary", t.primary.into_pyarray(py))?;
+    out.set_item("prev_same_name", t.prev_same_name.into_pyarray(py))?;
+    out.set_item("parent_len", t.parent_len.into_pyarray(py))?;
+    out.set_item("functions", t.functions.into_pyarray(py))?;
+    Ok(out)
 }
