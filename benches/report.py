@@ -16,6 +16,7 @@ are only meaningful within one run on one machine.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 LIMIT_SOURCE = REPO.parent / "shared" / "bench" / "ivlimit.c"
-KALLSYMS = REPO / "tests" / "data" / "kallsyms-6.18.txt"
+KALLSYMS_GZ = REPO / "tests" / "data" / "kallsyms-6.18.txt.gz"
 
 
 def run_limit(queries: int, reps: int, hit: float) -> dict[str, dict[str, float]]:
@@ -35,10 +36,12 @@ def run_limit(queries: int, reps: int, hit: float) -> dict[str, dict[str, float]
         print(f"# C limit proxy unavailable ({LIMIT_SOURCE})", file=sys.stderr)
         return {}
     with tempfile.TemporaryDirectory() as tmp:
+        kallsyms = Path(tmp) / "kallsyms.txt"  # ivlimit reads plain text
+        kallsyms.write_bytes(gzip.decompress(KALLSYMS_GZ.read_bytes()))
         binary = Path(tmp) / "ivlimit"
         subprocess.run(["gcc", "-O2", "-o", str(binary), str(LIMIT_SOURCE)], check=True)
         done = subprocess.run(
-            [str(binary), str(KALLSYMS), str(queries), str(reps), str(hit)],
+            [str(binary), str(kallsyms), str(queries), str(reps), str(hit)],
             check=True,
             capture_output=True,
             text=True,

@@ -11,6 +11,7 @@ the expected answer of every query is known by construction.
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy.typing as npt
 
 REPO = Path(__file__).resolve().parent.parent
 KALLSYMS = Path(
-    os.environ.get("LPC_BENCH_KALLSYMS", REPO / "tests" / "data" / "kallsyms-6.18.txt")
+    os.environ.get("LPC_BENCH_KALLSYMS", REPO / "tests" / "data" / "kallsyms-6.18.txt.gz")
 )
 MAX_FUNCTION = 65536
 
@@ -34,7 +35,8 @@ class Functions:
 def load_functions(path: Path = KALLSYMS) -> Functions:
     """Function ranges of a kallsyms file (see the module docstring)."""
     rows: dict[tuple[str, int], bool] = {}  # (segment, address) -> only padding so far
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
         for line in fh:
             parts = line.split()
             if len(parts) < 3 or parts[1] not in ("t", "T", "w", "W"):

@@ -1,7 +1,7 @@
 """``lpc.IntervalTree`` on real kernel text: /proc/kallsyms of a 6.18 x86_64 VM.
 
-The file (tests/data/kallsyms-6.18.txt, captured with the stack dump in
-tests/data/procdump-6.18-stacks.txt) is read here by a small reader written for
+The file (tests/data/kallsyms-6.18.txt.gz, captured with the stack dump in
+tests/data/proc-stacks-6.18.txt) is read here by a small reader written for
 the test, so the tree is checked against numbers derived independently of
 lpc's own symbol code:
 
@@ -16,6 +16,8 @@ lpc's own symbol code:
 """
 
 from __future__ import annotations
+
+import gzip
 
 import bisect
 import re
@@ -54,7 +56,8 @@ class Function:
 def read_kallsyms(path: Path) -> list[Symbol]:
     """``address type name [module]`` lines; blank and ``#`` lines skipped."""
     symbols = []
-    for line in path.read_text().splitlines():
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split()
@@ -113,7 +116,7 @@ def read_stacks(path: Path) -> list[list[Frame]]:
 
 @pytest.fixture(scope="module")
 def symbols(data_dir: Path) -> list[Symbol]:
-    return read_kallsyms(data_dir / "kallsyms-6.18.txt")
+    return read_kallsyms(data_dir / "kallsyms-6.18.txt.gz")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def functions(symbols: list[Symbol]) -> list[Function]:
 
 @pytest.fixture(scope="module")
 def stacks(data_dir: Path) -> list[list[Frame]]:
-    return read_stacks(data_dir / "procdump-6.18-stacks.txt")
+    return read_stacks(data_dir / "proc-stacks-6.18.txt")
 
 
 @pytest.fixture(scope="module")
