@@ -11,7 +11,15 @@
 //! the same columns the same way, and every line that belongs to no known
 //! construct goes through [`DumpBuilder::skip`] — counted, never dropped.
 
+use crate::error::{Error, Result};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+pub mod dmesg;
+pub mod ksym;
+pub mod lines;
+pub mod procsnap;
+pub mod procstack;
 
 /// Sentinel for "no name" in `frame_function` / `frame_module`.
 pub const NO_NAME: u32 = u32::MAX;
@@ -93,6 +101,15 @@ pub enum StackStatus {
 }
 
 impl StackStatus {
+    /// Every status, in `repr(u8)` order.
+    pub const ALL: [StackStatus; 5] = [
+        StackStatus::Complete,
+        StackStatus::Empty,
+        StackStatus::Unreadable,
+        StackStatus::UnwindFailure,
+        StackStatus::Truncated,
+    ];
+
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -117,6 +134,31 @@ pub enum FrameContext {
     Nmi = 3,
     Exception = 4,
     User = 5,
+}
+
+impl FrameContext {
+    /// Every context, in `repr(u8)` order.
+    pub const ALL: [FrameContext; 6] = [
+        FrameContext::Task,
+        FrameContext::Irq,
+        FrameContext::SoftIrq,
+        FrameContext::Nmi,
+        FrameContext::Exception,
+        FrameContext::User,
+    ];
+
+    /// The stable name used by the Python API.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameContext::Task => "task",
+            FrameContext::Irq => "irq",
+            FrameContext::SoftIrq => "softirq",
+            FrameContext::Nmi => "nmi",
+            FrameContext::Exception => "exception",
+            FrameContext::User => "user",
+        }
+    }
 }
 
 /// One task header as a parser read it. `None` = the format did not say.
@@ -159,6 +201,21 @@ pub struct FrameRecord {
     /// An inlined frame (drgn, gdb, eu-stack, syzbot `[inline]`): no return address of its own.
     pub inlined: bool,
     /// 1-based source line.
+    pub line: usize,
+}
+
+/// A frame borrowed from the input text: what the hot parsers push, so that a
+/// frame costs no allocation (names are interned straight from the slice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub address: Option<u64>,
+    pub function: Option<&'a str>,
+    pub offset: Option<u64>,
+    pub size: Option<u64>,
+    pub module: Option<&'a str>,
+    pub reliable: bool,
+    pub context: FrameContext,
+    pub inlined: bool,
     pub line: usize,
 }
 
@@ -228,11 +285,34 @@ impl Dump {
     }
 }
 
+/// FxHash (the rustc hasher): names are short and trusted to be few, so a
+/// multiply-rotate per word beats SipHash by a wide margin in the intern loop.
+#[derive(Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &byte in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Fills a [`Dump`] one task and one frame at a time.
 #[derive(Debug, Default)]
 pub struct DumpBuilder {
     dump: Dump,
-    interned: HashMap<String, u32>,
+    interned: HashMap<String, u32, BuildHasherDefault<NameHasher>>,
     open: bool,
     /// Status forced by the parser for the open task (unreadable, truncated…).
     forced: Option<StackStatus>,
@@ -260,6 +340,12 @@ impl DumpBuilder {
     /// Sets the kernel release when the dump names it.
     pub fn set_kernel_release(&mut self, release: &str) {
         self.dump.kernel_release = Some(release.to_owned());
+    }
+
+    /// The kernel release set so far, if any.
+    #[must_use]
+    pub fn kernel_release(&self) -> Option<&str> {
+        self.dump.kernel_release.as_deref()
     }
 
     /// Starts a new task (closing the previous one).
@@ -300,9 +386,41 @@ impl DumpBuilder {
     /// # Panics
     /// When no task is open (a parser bug: frames outside a task are `skip`ped).
     pub fn push_frame(&mut self, f: &FrameRecord) {
+        self.push_frame_ref(&FrameRef {
+            address: f.address,
+            function: f.function.as_deref(),
+            offset: f.offset,
+            size: f.size,
+            module: f.module.as_deref(),
+            reliable: f.reliable,
+            context: f.context,
+            inlined: f.inlined,
+            line: f.line,
+        });
+    }
+
+    /// Number of frames pushed to the open task so far (0 when none is open).
+    #[must_use]
+    pub fn open_frame_count(&self) -> usize {
+        if !self.open {
+            return 0;
+        }
+        let first = *self
+            .dump
+            .frame_offsets
+            .last()
+            .expect("offsets start with 0") as usize;
+        self.dump.frame_address.len() - first
+    }
+
+    /// Appends a borrowed frame to the open task (no allocation unless a name is new).
+    ///
+    /// # Panics
+    /// When no task is open (a parser bug: frames outside a task are `skip`ped).
+    pub fn push_frame_ref(&mut self, f: &FrameRef<'_>) {
         assert!(self.open, "push_frame without an open task");
-        let function = f.function.as_deref().map_or(NO_NAME, |n| self.intern(n));
-        let module = f.module.as_deref().map_or(NO_NAME, |m| self.intern(m));
+        let function = f.function.map_or(NO_NAME, |n| self.intern(n));
+        let module = f.module.map_or(NO_NAME, |m| self.intern(m));
         let d = &mut self.dump;
         d.frame_address.push(f.address.unwrap_or(0));
         d.frame_has_address.push(f.address.is_some());
@@ -363,6 +481,111 @@ impl DumpBuilder {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Dispatcher: format detection and parsing.
+
+/// One parser: every format module exposes `looks_like` and `parse` with these types.
+#[derive(Clone, Copy)]
+struct Parser {
+    format: Format,
+    looks_like: fn(&str) -> bool,
+    parse: fn(&str, &mut DumpBuilder),
+}
+
+/// The parsers compiled in, in auto-detection priority order (the order of
+/// [`Format::ALL`]): the first whose `looks_like` accepts the text wins, so the
+/// specific formats come before the forgiving ones.
+const PARSERS: &[Parser] = &[
+    Parser {
+        format: Format::ProcSnapshot,
+        looks_like: procsnap::looks_like,
+        parse: procsnap::parse,
+    },
+    Parser {
+        format: Format::ProcStack,
+        looks_like: procstack::looks_like,
+        parse: procstack::parse,
+    },
+    Parser {
+        format: Format::Dmesg,
+        looks_like: dmesg::looks_like,
+        parse: dmesg::parse,
+    },
+    // ---- TOOL-FORMAT PARSERS PLUG IN HERE ------------------------------------
+    // Written on another branch as `dump/{crash,perf,bpftrace,gdb,eustack,drgn}.rs`,
+    // each with `pub fn looks_like(&str) -> bool` and `pub fn parse(&str, &mut
+    // DumpBuilder)`. At merge: add `pub mod crash;` (etc.) at the top of this file
+    // and one entry per module below, keeping the `Format::ALL` order.
+    //
+    // Parser { format: Format::Crash, looks_like: crash::looks_like, parse: crash::parse },
+    // Parser { format: Format::PerfScript, looks_like: perf::looks_like, parse: perf::parse },
+    // Parser { format: Format::Bpftrace, looks_like: bpftrace::looks_like, parse: bpftrace::parse },
+    // Parser { format: Format::Gdb, looks_like: gdb::looks_like, parse: gdb::parse },
+    // Parser { format: Format::EuStack, looks_like: eustack::looks_like, parse: eustack::parse },
+    // Parser { format: Format::Drgn, looks_like: drgn::looks_like, parse: drgn::parse },
+    // ---------------------------------------------------------------------------
+];
+
+/// How much text detection looks at first: enough for every header, small
+/// enough that a 1 GB dump is not scanned twice.
+const DETECT_WINDOW: usize = 256 * 1024;
+
+fn parser_for(format: Format) -> Option<&'static Parser> {
+    PARSERS.iter().find(|p| p.format == format)
+}
+
+/// The formats whose parser is compiled in, in detection order.
+#[must_use]
+pub fn available_formats() -> Vec<Format> {
+    PARSERS.iter().map(|p| p.format).collect()
+}
+
+/// The format of a dump, or `None` when no parser recognises it.
+///
+/// Looks at the first [`DETECT_WINDOW`] bytes (cut at a line end) first and at
+/// the whole text only when that finds nothing, so that a dmesg whose first
+/// trace comes after a long boot log is still recognised.
+#[must_use]
+pub fn detect(text: &str) -> Option<Format> {
+    let head = lines::head(text, DETECT_WINDOW);
+    let found = PARSERS.iter().find(|p| (p.looks_like)(head));
+    if found.is_some() || head.len() == text.len() {
+        return found.map(|p| p.format);
+    }
+    PARSERS
+        .iter()
+        .find(|p| (p.looks_like)(text))
+        .map(|p| p.format)
+}
+
+/// Parses a dump in `format`, or in the detected format when `None`.
+///
+/// Malformed lines never fail the parse: they are counted in
+/// [`Dump::skipped_lines`]. Only a text in which no format is recognised, or a
+/// format whose parser is not compiled in, is an error.
+///
+/// # Errors
+/// [`Error::UnrecognizedDump`] when auto-detection finds no format,
+/// [`Error::FormatUnavailable`] when `format` has no parser in this build.
+pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
+    let parser = match format {
+        Some(f) => parser_for(f).ok_or(Error::FormatUnavailable { format: f.name() })?,
+        None => {
+            let f = detect(text).ok_or_else(|| Error::UnrecognizedDump {
+                tried: available_formats()
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+            parser_for(f).expect("detect only returns compiled-in formats")
+        }
+    };
+    let mut b = DumpBuilder::new(parser.format);
+    (parser.parse)(text, &mut b);
+    Ok(b.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +630,134 @@ mod tests {
         assert_eq!(d.name(d.frame_function[2]), None);
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.frames_of(0), 0..2);
+    }
+
+    macro_rules! sample {
+        ($name:literal) => {
+            include_str!(concat!("../../../../tests/data/", $name))
+        };
+    }
+
+    const KERNEL_SAMPLES: &[(&str, Format)] = &[
+        (sample!("procdump-6.18/stacks.txt"), Format::ProcSnapshot),
+        (sample!("proc-pid-stack-6.18.txt"), Format::ProcSnapshot),
+        (
+            sample!("proc-pid-stack-legacy-addresses.txt"),
+            Format::ProcStack,
+        ),
+        (sample!("hung-task-4.4-x86-addresses.txt"), Format::Dmesg),
+        (sample!("hung-task-5.3-x86.txt"), Format::Dmesg),
+        (
+            sample!("hung-task-6.0-syzbot-symbolized.txt"),
+            Format::Dmesg,
+        ),
+        (sample!("hung-task-6.18.txt"), Format::Dmesg),
+        (sample!("hung-task-arm64-6.x-task-flags.txt"), Format::Dmesg),
+        (sample!("rcu-stall-4.x-irq-eoi.txt"), Format::Dmesg),
+        (sample!("rcu-stall-6.10-nmi.txt"), Format::Dmesg),
+        (sample!("sysrq-t-5.7-orc-all-unreliable.txt"), Format::Dmesg),
+        (
+            sample!("sysrq-t-5.9-header-change-journald.txt"),
+            Format::Dmesg,
+        ),
+        (sample!("sysrq-t-6.x-i915-modules.txt"), Format::Dmesg),
+    ];
+
+    #[test]
+    fn every_kernel_sample_is_detected() {
+        for (text, format) in KERNEL_SAMPLES {
+            assert_eq!(detect(text), Some(*format), "{}", &text[..80]);
+            let d = parse(text, None).unwrap();
+            assert_eq!(d.format, Some(*format));
+            assert!(d.task_count() > 0);
+        }
+    }
+
+    #[test]
+    fn detection_looks_past_the_first_window() {
+        let mut text = "boot message\n".repeat(DETECT_WINDOW / 10);
+        text.push_str("Call Trace:\n schedule+0x1/0x2\n");
+        assert_eq!(detect(&text), Some(Format::Dmesg));
+    }
+
+    #[test]
+    fn unknown_text_is_an_error_not_an_empty_dump() {
+        assert!(matches!(
+            parse("hello\nworld\n", None),
+            Err(Error::UnrecognizedDump { .. })
+        ));
+        assert!(matches!(
+            parse("", None),
+            Err(Error::UnrecognizedDump { .. })
+        ));
+        let forced = parse("hello\n", Some(Format::Dmesg)).unwrap();
+        assert_eq!((forced.task_count(), forced.skipped_lines), (0, 1));
+    }
+
+    #[test]
+    fn unwired_formats_are_refused() {
+        for f in Format::ALL {
+            if parser_for(f).is_none() {
+                assert_eq!(
+                    parse("x", Some(f)),
+                    Err(Error::FormatUnavailable { format: f.name() })
+                );
+            }
+        }
+    }
+
+    /// A tiny deterministic generator (xorshift) for the mutation test.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const ALPHABET: &[u8] = b" \t\n[]<>?#:+-/x0123456789abcdefTCRSD.=()";
+
+    #[test]
+    fn mutated_samples_never_panic_and_keep_the_columns_consistent() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for (text, _) in KERNEL_SAMPLES {
+            for _ in 0..60 {
+                let mut bytes = text.as_bytes().to_vec();
+                for _ in 0..=rng.below(12) {
+                    let at = rng.below(bytes.len());
+                    match rng.below(3) {
+                        0 => bytes[at] = ALPHABET[rng.below(ALPHABET.len())],
+                        1 => {
+                            bytes.remove(at);
+                        }
+                        _ => {
+                            let end = (at + rng.below(200)).min(bytes.len());
+                            let piece = bytes[at..end].to_vec();
+                            let to = rng.below(bytes.len());
+                            bytes.splice(to..to, piece);
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                for format in [
+                    None,
+                    Some(Format::ProcSnapshot),
+                    Some(Format::ProcStack),
+                    Some(Format::Dmesg),
+                ] {
+                    if let Ok(d) = parse(&text, format) {
+                        assert_eq!(d.frame_offsets.len(), d.task_count() + 1);
+                        assert_eq!(d.stack_status.len(), d.task_count());
+                        assert_eq!(*d.frame_offsets.last().unwrap() as usize, d.frame_count());
+                        assert!(d.frame_offsets.windows(2).all(|w| w[0] <= w[1]));
+                    }
+                }
+            }
+        }
     }
 }
