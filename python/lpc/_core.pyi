@@ -7,7 +7,16 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
-__all__ = ["IntervalTree", "__version__", "_panic_for_tests"]
+__all__ = [
+    "IntervalTree",
+    "__version__",
+    "_panic_for_tests",
+    "detect_dump_format",
+    "dump_formats",
+    "dump_frame_contexts",
+    "dump_stack_statuses",
+    "parse_dump_bytes",
+]
 
 def _panic_for_tests(message: str) -> None: ...
 
@@ -44,5 +53,13 @@ class IntervalTree:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
 # ---- dump parsers (rust/lpc-py/src/dump.rs) --------------------------------------------------
+
+def parse_dump_bytes(
+    data: bytes, format: str | None = None, path: str | None = None
+) -> dict[str, Any]: ...
+def detect_dump_format(data: bytes) -> str | None: ...
+def dump_formats() -> list[str]: ...
+def dump_stack_statuses() -> list[str]: ...
+def dump_frame_contexts() -> list[str]: ...
 
 # ---- symbol tables (rust/lpc-py/src/symbols.rs) ----------------------------------------------
