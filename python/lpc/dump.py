@@ -192,7 +192,8 @@ class Dump:
     code point, 0 = unknown), ``kthreads``/``on_cpus`` (int8: -1 unknown, 0, 1),
     ``task_flags``/``thread_flags`` (uint64, :data:`UNKNOWN_U64` = unknown),
     ``user_regs`` (bool), ``task_lines`` (int64), ``stack_status_codes`` (uint8,
-    index into :class:`StackStatus` order) and ``comms`` (tuple of str).
+    index into :class:`StackStatus` order); :attr:`comms` decodes the packed
+    comm column on first use.
 
     Per-frame columns (length :attr:`frame_count`, CSR by :attr:`frame_offsets`):
     ``frame_addresses`` (uint64, valid where ``frame_has_address``),
@@ -205,7 +206,9 @@ class Dump:
     """
 
     __slots__ = (
-        "comms",
+        "_comm_bytes",
+        "_comm_offsets",
+        "_comms",
         "frame_addresses",
         "frame_context_codes",
         "frame_function_ids",
@@ -266,7 +269,9 @@ class Dump:
         self.kallsyms_path = kallsyms_path
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.names: tuple[str, ...] = tuple(c["names"])
-        self.comms: tuple[str, ...] = tuple(c["comms"])
+        self._comm_bytes: bytes = c["comm_bytes"]
+        self._comm_offsets = _readonly(c["comm_offsets"])
+        self._comms: tuple[str, ...] | None = None
         self.skipped_lines: int = c["skipped_lines"]
         self.skipped_samples: tuple[tuple[int, str], ...] = tuple(
             (int(n), str(t)) for n, t in c["skipped_samples"]
@@ -301,7 +306,19 @@ class Dump:
 
     @property
     def task_count(self) -> int:
-        return len(self.comms)
+        return len(self._comm_offsets) - 1
+
+    def comm(self, t: int) -> str:
+        """Task ``t``'s comm (decoded on demand from the packed column)."""
+        start, end = int(self._comm_offsets[t]), int(self._comm_offsets[t + 1])
+        return self._comm_bytes[start:end].decode("utf-8", "replace")
+
+    @property
+    def comms(self) -> tuple[str, ...]:
+        """Every task's comm, in task order (decoded once, on first use)."""
+        if self._comms is None:
+            self._comms = tuple(self.comm(t) for t in range(self.task_count))
+        return self._comms
 
     @property
     def frame_count(self) -> int:
@@ -351,7 +368,7 @@ class Dump:
         return Task(
             pid=_id(int(self.pids[t])),
             tid=_id(int(self.tids[t])),
-            comm=self.comms[t],
+            comm=self.comm(t),
             state=chr(state) if state else None,
             kthread=_tristate(int(self.kthreads[t])),
             on_cpu=_tristate(int(self.on_cpus[t])),
@@ -409,7 +426,7 @@ _PROC_STACK_PATH = re.compile(r"(?:^|/)(\d+)(?:/task/(\d+))?/stack$")
 def _ids_from_path(columns: dict[str, Any], path: str) -> None:
     """Fills pid/tid/tgid of a one-task ``/proc/.../stack`` read from its path."""
     match = _PROC_STACK_PATH.search(path)
-    if match is None or len(columns["comms"]) != 1:
+    if match is None or len(columns["comm_offsets"]) != 2:
         return
     pid = int(match.group(1))
     tid = int(match.group(2) or pid)

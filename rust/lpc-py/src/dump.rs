@@ -7,7 +7,7 @@ use crate::errors::{detached, to_py_at};
 use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use std::borrow::Cow;
 
 pyo3::import_exception!(lpc.errors, DumpParseError);
@@ -53,35 +53,52 @@ struct TaskColumns {
     user_regs: Vec<bool>,
     line: Vec<i64>,
     status: Vec<u8>,
+    /// All comms, UTF-8, back to back: one bytes object instead of a list of
+    /// a million small strings; task `t`'s is `comm_offsets[t]..[t + 1]`.
+    comm_bytes: Vec<u8>,
+    comm_offsets: Vec<u64>,
 }
 
 impl TaskColumns {
+    /// One pass over the headers (they are big structs: thirteen passes
+    /// would read them thirteen times).
     fn of(d: &Dump) -> Self {
-        let h = &d.headers;
-        let id = |f: fn(&dump::TaskHeader) -> Option<i64>| -> Vec<i64> {
-            h.iter().map(|t| f(t).unwrap_or(NO_ID)).collect()
-        };
-        Self {
-            pid: id(|t| t.pid),
-            tid: id(|t| t.tid),
-            tgid: id(|t| t.tgid),
-            ppid: id(|t| t.ppid),
-            cpu: id(|t| t.cpu),
-            state: h.iter().map(|t| t.state.map_or(0, u32::from)).collect(),
-            kthread: h.iter().map(|t| tristate(t.kthread)).collect(),
-            on_cpu: h.iter().map(|t| tristate(t.on_cpu)).collect(),
-            task_flags: h.iter().map(|t| t.task_flags.unwrap_or(u64::MAX)).collect(),
-            thread_flags: h
-                .iter()
-                .map(|t| t.thread_flags.unwrap_or(u64::MAX))
-                .collect(),
-            user_regs: h.iter().map(|t| t.user_regs).collect(),
-            line: h
-                .iter()
-                .map(|t| i64::try_from(t.line).unwrap_or(i64::MAX))
-                .collect(),
+        let n = d.headers.len();
+        let mut c = Self {
+            pid: Vec::with_capacity(n),
+            tid: Vec::with_capacity(n),
+            tgid: Vec::with_capacity(n),
+            ppid: Vec::with_capacity(n),
+            cpu: Vec::with_capacity(n),
+            state: Vec::with_capacity(n),
+            kthread: Vec::with_capacity(n),
+            on_cpu: Vec::with_capacity(n),
+            task_flags: Vec::with_capacity(n),
+            thread_flags: Vec::with_capacity(n),
+            user_regs: Vec::with_capacity(n),
+            line: Vec::with_capacity(n),
             status: d.stack_status.iter().map(|&s| s as u8).collect(),
+            comm_bytes: Vec::with_capacity(n * 16),
+            comm_offsets: Vec::with_capacity(n + 1),
+        };
+        c.comm_offsets.push(0);
+        for h in &d.headers {
+            c.pid.push(h.pid.unwrap_or(NO_ID));
+            c.tid.push(h.tid.unwrap_or(NO_ID));
+            c.tgid.push(h.tgid.unwrap_or(NO_ID));
+            c.ppid.push(h.ppid.unwrap_or(NO_ID));
+            c.cpu.push(h.cpu.unwrap_or(NO_ID));
+            c.state.push(h.state.map_or(0, u32::from));
+            c.kthread.push(tristate(h.kthread));
+            c.on_cpu.push(tristate(h.on_cpu));
+            c.task_flags.push(h.task_flags.unwrap_or(u64::MAX));
+            c.thread_flags.push(h.thread_flags.unwrap_or(u64::MAX));
+            c.user_regs.push(h.user_regs);
+            c.line.push(i64::try_from(h.line).unwrap_or(i64::MAX));
+            c.comm_bytes.extend_from_slice(h.comm.as_bytes());
+            c.comm_offsets.push(c.comm_bytes.len() as u64);
         }
+        c
     }
 }
 
@@ -92,8 +109,17 @@ struct Parsed {
     frame_context: Vec<u8>,
 }
 
+/// The input as text: borrowed when it is valid UTF-8 (the fast validator),
+/// lossily decoded otherwise (`from_utf8_lossy` alone walks chunk by chunk).
+fn as_text(data: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(data) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(data),
+    }
+}
+
 fn parse_detached(data: &[u8], format: Option<Format>) -> lpc_core::Result<Parsed> {
-    let text = String::from_utf8_lossy(data);
+    let text = as_text(data);
     let mut d = dump::parse(&text, format)?;
     if matches!(text, Cow::Owned(_)) {
         d.warnings.push(WARN_NOT_UTF8.to_owned());
@@ -120,8 +146,8 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     out.set_item("format", d.format.map(Format::name))?;
     out.set_item("kernel_release", d.kernel_release)?;
     out.set_item("names", PyList::new(py, d.names)?)?;
-    let comms: Vec<String> = d.headers.into_iter().map(|h| h.comm).collect();
-    out.set_item("comms", PyList::new(py, comms)?)?;
+    out.set_item("comm_bytes", PyBytes::new(py, &t.comm_bytes))?;
+    out.set_item("comm_offsets", t.comm_offsets.into_pyarray(py))?;
     out.set_item("pid", t.pid.into_pyarray(py))?;
     out.set_item("tid", t.tid.into_pyarray(py))?;
     out.set_item("tgid", t.tgid.into_pyarray(py))?;
@@ -175,9 +201,7 @@ fn parse_dump_bytes<'py>(
 /// The format name of the dump in ``data``, or ``None`` when none is recognised.
 #[pyfunction]
 fn detect_dump_format(py: Python<'_>, data: &[u8]) -> PyResult<Option<&'static str>> {
-    detached(py, || {
-        dump::detect(&String::from_utf8_lossy(data)).map(Format::name)
-    })
+    detached(py, || dump::detect(&as_text(data)).map(Format::name))
 }
 
 /// The dump formats this build can parse, in detection order.

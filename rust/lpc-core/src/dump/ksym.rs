@@ -34,10 +34,17 @@ impl Symbol<'_> {
     }
 }
 
-#[inline]
-fn ends_name(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'+' | b'[' | b']')
-}
+/// Bytes that may end a symbol name (`-` only when an offset follows).
+const NAME_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'+' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t[b'-' as usize] = true;
+    t
+};
 
 /// `0x` + hex digits at the start of `b`: `(value, bytes used)`.
 #[inline]
@@ -59,9 +66,12 @@ pub fn parse_symbol(s: &str) -> Option<(Symbol<'_>, &str)> {
         }
     }
     let mut i = 0;
-    while i < b.len() && !ends_name(b[i]) {
+    while i < b.len() {
+        let c = b[i];
         // `name-0xoff/0xsize`: a '-' followed by an offset ends the name.
-        if b[i] == b'-' && i > 0 && b.get(i + 1) == Some(&b'0') && b.get(i + 2) == Some(&b'x') {
+        if NAME_STOP[c as usize]
+            && (c != b'-' || (i > 0 && b.get(i + 1) == Some(&b'0') && b.get(i + 2) == Some(&b'x')))
+        {
             break;
         }
         i += 1;

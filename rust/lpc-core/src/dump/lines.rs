@@ -35,7 +35,11 @@ impl<'a> Iterator for Lines<'a> {
         };
         self.rest = rest;
         self.number += 1;
-        Some((self.number, line.strip_suffix('\r').unwrap_or(line)))
+        let line = match line.as_bytes().last() {
+            Some(b'\r') => &line[..line.len() - 1],
+            _ => line,
+        };
+        Some((self.number, line))
     }
 }
 

@@ -12,8 +12,6 @@
 //! construct goes through [`DumpBuilder::skip`] — counted, never dropped.
 
 use crate::error::{Error, Result};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 pub mod dmesg;
 pub mod ksym;
@@ -285,26 +283,94 @@ impl Dump {
     }
 }
 
-/// FxHash (the rustc hasher): names are short and trusted to be few, so a
-/// multiply-rotate per word beats SipHash by a wide margin in the intern loop.
-#[derive(Default, Clone, Copy)]
-struct NameHasher(u64);
+/// The hash of a name for the intern table: its length, first and last
+/// eight bytes (overlapping for short names), mixed by two multiplications.
+/// Constant time whatever the length; names sharing both ends only collide
+/// in the table, where the full comparison settles them.
+#[inline]
+fn name_hash(b: &[u8]) -> u64 {
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let n = b.len();
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            b[at..at + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let (first, last) = if n >= 8 {
+        (word(0), word(n - 8))
+    } else if n >= 4 {
+        (half(0), half(n - 4))
+    } else {
+        (b.iter().fold(0u64, |h, &c| (h << 8) | u64::from(c)), 0)
+    };
+    let h = (first ^ (n as u64).rotate_left(40)).wrapping_mul(K1);
+    (h.rotate_left(29) ^ last).wrapping_mul(K2)
+}
 
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+/// Byte equality without a `memcmp` call: names are a dozen bytes or two.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return false;
         }
-        for &byte in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(K);
+        i += 8;
+    }
+    a[i..].iter().zip(&b[i..]).all(|(x, y)| x == y)
+}
+
+/// Open-addressing intern table: `(hash tag, name id)` slots, linear probing,
+/// at most half full. The names themselves live in `Dump::names`.
+#[derive(Debug, Default)]
+struct NameTable {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+}
+
+impl NameTable {
+    const EMPTY: u32 = u32::MAX;
+
+    fn rebuild(&mut self, capacity: usize, names: &[String]) {
+        self.slots = vec![(0, Self::EMPTY); capacity];
+        self.shift = 64 - capacity.trailing_zeros();
+        for (id, name) in names.iter().enumerate() {
+            let h = name_hash(name.as_bytes());
+            let mut i = (h >> self.shift) as usize;
+            while self.slots[i].1 != Self::EMPTY {
+                i = (i + 1) & (capacity - 1);
+            }
+            self.slots[i] = (h as u32, u32::try_from(id).expect("fewer than 2^32 names"));
         }
     }
 
-    fn finish(&self) -> u64 {
-        self.0
+    fn intern(&mut self, name: &str, names: &mut Vec<String>) -> u32 {
+        if names.len() * 2 >= self.slots.len() {
+            self.rebuild((self.slots.len() * 2).max(1024), names);
+        }
+        let h = name_hash(name.as_bytes());
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let (tag, id) = self.slots[i];
+            if id == Self::EMPTY {
+                let new = u32::try_from(names.len()).expect("fewer than 2^32 names");
+                names.push(name.to_owned());
+                self.slots[i] = (h as u32, new);
+                return new;
+            }
+            if tag == h as u32 && same_bytes(names[id as usize].as_bytes(), name.as_bytes()) {
+                return id;
+            }
+            i = (i + 1) & mask;
+        }
     }
 }
 
@@ -312,7 +378,7 @@ impl Hasher for NameHasher {
 #[derive(Debug, Default)]
 pub struct DumpBuilder {
     dump: Dump,
-    interned: HashMap<String, u32, BuildHasherDefault<NameHasher>>,
+    interned: NameTable,
     open: bool,
     /// Status forced by the parser for the open task (unreadable, truncated…).
     forced: Option<StackStatus>,
@@ -328,13 +394,26 @@ impl DumpBuilder {
     }
 
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.interned.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.dump.names.len()).expect("fewer than 2^32 names");
-        self.dump.names.push(name.to_owned());
-        self.interned.insert(name.to_owned(), i);
-        i
+        self.interned.intern(name, &mut self.dump.names)
+    }
+
+    /// Reserves room for about `tasks` tasks and `frames` frames, so that the
+    /// columns of a large dump are not copied over and over while they grow.
+    pub fn reserve(&mut self, tasks: usize, frames: usize) {
+        let d = &mut self.dump;
+        d.headers.reserve(tasks);
+        d.stack_status.reserve(tasks);
+        d.frame_offsets.reserve(tasks);
+        d.frame_address.reserve(frames);
+        d.frame_has_address.reserve(frames);
+        d.frame_function.reserve(frames);
+        d.frame_offset.reserve(frames);
+        d.frame_size.reserve(frames);
+        d.frame_module.reserve(frames);
+        d.frame_reliable.reserve(frames);
+        d.frame_context.reserve(frames);
+        d.frame_inlined.reserve(frames);
+        d.frame_line.reserve(frames);
     }
 
     /// Sets the kernel release when the dump names it.
@@ -582,6 +661,10 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
         }
     };
     let mut b = DumpBuilder::new(parser.format);
+    // Kernel frame lines are 30-60 bytes and task blocks 150 or more: an
+    // upper-side guess spares large dumps the regrowth copies, and pages
+    // reserved but never written cost no memory.
+    b.reserve(text.len() / 150, text.len() / 30);
     (parser.parse)(text, &mut b);
     Ok(b.finish())
 }
@@ -630,6 +713,32 @@ mod tests {
         assert_eq!(d.name(d.frame_function[2]), None);
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.frames_of(0), 0..2);
+    }
+
+    #[test]
+    fn interning_survives_growth_and_collisions() {
+        let mut b = DumpBuilder::new(Format::ProcStack);
+        b.begin_task(TaskHeader::default());
+        let names: Vec<String> = (0..5000)
+            .map(|i| format!("f{i}_{}", "x".repeat(i % 23)))
+            .collect();
+        for round in 0..2 {
+            for n in &names {
+                b.push_frame_ref(&FrameRef {
+                    function: Some(n),
+                    ..FrameRef::default()
+                });
+            }
+            assert_eq!(b.dump.names.len(), names.len(), "round {round}");
+        }
+        let d = b.finish();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(d.name(d.frame_function[i]), Some(n.as_str()));
+            assert_eq!(d.frame_function[i], d.frame_function[i + names.len()]);
+        }
+        assert!(same_bytes(b"abcdefghij", b"abcdefghij"));
+        assert!(!same_bytes(b"abcdefghij", b"abcdefghik"));
+        assert!(!same_bytes(b"abc", b"abcd"));
     }
 
     macro_rules! sample {

@@ -31,7 +31,7 @@
 //! `R` alone only means runnable; a non-empty stack was walked while the task
 //! was off-CPU, but it may have been scheduled in right after).
 
-use super::lines::{parse_hex, parse_id, Lines};
+use super::lines::{parse_hex, parse_id, scan_dec, Lines};
 use super::procstack::{close_proc_task, parse_proc_line, ProcLine, WARN_IDLE, WARN_NOSCHED};
 use super::{DumpBuilder, StackStatus, TaskHeader};
 
@@ -60,7 +60,7 @@ struct Header {
 /// Undoes the writer's three escapes (`\\`, `\n`, `\r`).
 #[must_use]
 pub fn unescape_comm(raw: &str) -> String {
-    if !raw.contains('\\') {
+    if memchr::memchr(b'\\', raw.as_bytes()).is_none() {
         return raw.to_owned();
     }
     let mut out = String::with_capacity(raw.len());
@@ -87,8 +87,31 @@ pub fn unescape_comm(raw: &str) -> String {
 /// `"<key><digits>"` at the start of `s`: the number and the rest.
 fn number_after<'a>(s: &'a str, key: &str) -> Option<(i64, &'a str)> {
     let s = s.strip_prefix(key)?;
-    let end = s.find(' ').unwrap_or(s.len());
-    Some((parse_id(&s[..end])?, &s[end..]))
+    let (value, n) = scan_dec(s.as_bytes())?;
+    if n < s.len() && s.as_bytes()[n] != b' ' {
+        return None;
+    }
+    Some((i64::try_from(value).ok()?, &s[n..]))
+}
+
+/// The space-separated `key=value` fields of `s` (byte scans: hot path).
+/// `None` for a field without `=`.
+fn fields(s: &str) -> impl Iterator<Item = Option<(&str, &str)>> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        let start = rest.bytes().position(|c| c != b' ')?;
+        rest = &rest[start..];
+        let end = memchr::memchr(b' ', rest.as_bytes()).unwrap_or(rest.len());
+        let field = &rest[..end];
+        rest = &rest[end..];
+        Some(memchr::memchr(b'=', field.as_bytes()).map(|eq| (&field[..eq], &field[eq + 1..])))
+    })
+}
+
+/// Where the last ` state=` of `s` starts: found by walking the spaces back
+/// from the end (a handful of fields follow it), not with a substring searcher.
+fn last_state_key(s: &str) -> Option<usize> {
+    memchr::memrchr_iter(b' ', s.as_bytes()).find(|&i| s.as_bytes()[i..].starts_with(b" state="))
 }
 
 fn parse_header(line: &str, number: usize) -> Option<Header> {
@@ -96,7 +119,7 @@ fn parse_header(line: &str, number: usize) -> Option<Header> {
     let (pid, rest) = number_after(rest, "pid=")?;
     let (tid, rest) = number_after(rest, " tid=")?;
     let rest = rest.strip_prefix(" comm=")?;
-    let cut = rest.rfind(" state=")?;
+    let cut = last_state_key(rest)?;
     let comm = unescape_comm(&rest[..cut]);
     let rest = &rest[cut + " state=".len()..];
     let mut chars = rest.chars();
@@ -114,8 +137,8 @@ fn parse_header(line: &str, number: usize) -> Option<Header> {
         ..TaskHeader::default()
     };
     let mut status = Status::Ok;
-    for field in chars.as_str().split(' ').filter(|f| !f.is_empty()) {
-        let (key, value) = field.split_once('=')?;
+    for field in fields(chars.as_str()) {
+        let (key, value) = field?;
         match key {
             "flags" => task.task_flags = Some(parse_hex(value)?),
             "kthread" => {
@@ -209,7 +232,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
             ProcLine::Frame(frame) if b.has_open_task() => b.push_frame_ref(&frame),
             // A pre-5.2 capture may keep the ULONG_MAX end marker: understood.
             ProcLine::EndMarker if b.has_open_task() => {}
-            _ if line.trim().is_empty() => {}
+            _ if line.bytes().all(|c| c.is_ascii_whitespace()) => {}
             _ => b.skip(number, line),
         }
     }
