@@ -7,7 +7,9 @@ stacks; the Python layers above it hold symbols, patches and models.
 from __future__ import annotations
 
 from lpc._core import IntervalTree, __version__
+from lpc.dump import Dump, Frame, Task, parse_dump
 from lpc.errors import (
+    CaptureError,
     DumpParseError,
     InternalError,
     InvalidRangeError,
@@ -16,11 +18,16 @@ from lpc.errors import (
 )
 
 __all__ = [
+    "CaptureError",
+    "Dump",
     "DumpParseError",
+    "Frame",
     "InternalError",
     "IntervalTree",
     "InvalidRangeError",
     "LpcError",
     "SymbolError",
+    "Task",
     "__version__",
+    "parse_dump",
 ]

@@ -14,6 +14,11 @@ __all__ = [
     "compiler_parent",
     "parse_symbols",
     "symbols_from_entries",
+    "detect_dump_format",
+    "dump_formats",
+    "dump_frame_contexts",
+    "dump_stack_statuses",
+    "parse_dump_bytes",
 ]
 
 def _panic_for_tests(message: str) -> None: ...
@@ -51,6 +56,14 @@ class IntervalTree:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
 # ---- dump parsers (rust/lpc-py/src/dump.rs) --------------------------------------------------
+
+def parse_dump_bytes(
+    data: bytes, format: str | None = None, path: str | None = None
+) -> dict[str, Any]: ...
+def detect_dump_format(data: bytes) -> str | None: ...
+def dump_formats() -> list[str]: ...
+def dump_stack_statuses() -> list[str]: ...
+def dump_frame_contexts() -> list[str]: ...
 
 # ---- symbol tables (rust/lpc-py/src/symbols.rs) ----------------------------------------------
 

@@ -7,6 +7,7 @@ so a caller catches one hierarchy whichever layer refused the input.
 from __future__ import annotations
 
 __all__ = [
+    "CaptureError",
     "DumpParseError",
     "InternalError",
     "InvalidRangeError",
@@ -41,6 +42,11 @@ class DumpParseError(LpcError, ValueError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
+
+
+class CaptureError(LpcError, PermissionError):
+    """A live capture that cannot read task stacks: ``/proc/PID/stack`` needs
+    root (CAP_SYS_ADMIN) since Linux 4.19, or ``proc`` is not a procfs mount."""
 
 
 class SymbolError(LpcError, LookupError):

@@ -35,6 +35,14 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A stack dump in which no known format was recognised.
+    #[error("no known stack-dump format recognised (tried: {tried})")]
+    UnrecognizedDump { tried: String },
+
+    /// A dump format whose parser is not part of this build.
+    #[error("no parser for dump format {format:?} in this build")]
+    FormatUnavailable { format: &'static str },
+
     /// A text input that could not be parsed at a given line (1-based).
     #[error("line {line}: {message}")]
     Parse { line: usize, message: String },

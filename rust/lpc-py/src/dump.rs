@@ -1,9 +1,236 @@
-//! Binding of `lpc_core::dump` (registered from `lib.rs`).
+//! Binding of `lpc_core::dump` (registered from `lib.rs`): bytes in, columns out.
+//!
+//! Parsing runs without the GIL; the result is a dict of numpy columns and
+//! small lists that `lpc/dump.py` wraps in its `Dump` class.
 
+use crate::errors::{detached, to_py_at};
+use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
+use numpy::IntoPyArray;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use std::borrow::Cow;
+
+pyo3::import_exception!(lpc.errors, DumpParseError);
+
+/// Sentinel of the int64 task columns (pid, tid, tgid, ppid, cpu) for "unknown".
+const NO_ID: i64 = -1;
+
+/// Warning added when the input had to be decoded lossily.
+const WARN_NOT_UTF8: &str =
+    "the input is not valid UTF-8: invalid bytes were replaced by U+FFFD before parsing";
+
+fn parse_format(name: Option<&str>, path: Option<&str>) -> PyResult<Option<Format>> {
+    let Some(name) = name else { return Ok(None) };
+    Format::from_name(name).map(Some).ok_or_else(|| {
+        let known: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+        DumpParseError::new_err((
+            format!(
+                "unknown dump format name {name:?} (known: {})",
+                known.join(", ")
+            ),
+            path.map(str::to_owned),
+            Option::<usize>::None,
+        ))
+    })
+}
+
+fn tristate(value: Option<bool>) -> i8 {
+    value.map_or(-1, i8::from)
+}
+
+/// The task columns, built without the GIL.
+struct TaskColumns {
+    pid: Vec<i64>,
+    tid: Vec<i64>,
+    tgid: Vec<i64>,
+    ppid: Vec<i64>,
+    cpu: Vec<i64>,
+    state: Vec<u32>,
+    kthread: Vec<i8>,
+    on_cpu: Vec<i8>,
+    task_flags: Vec<u64>,
+    thread_flags: Vec<u64>,
+    user_regs: Vec<bool>,
+    line: Vec<i64>,
+    status: Vec<u8>,
+    /// All comms, UTF-8, back to back: one bytes object instead of a list of
+    /// a million small strings; task `t`'s is `comm_offsets[t]..[t + 1]`.
+    comm_bytes: Vec<u8>,
+    comm_offsets: Vec<u64>,
+}
+
+impl TaskColumns {
+    /// One pass over the headers (they are big structs: thirteen passes
+    /// would read them thirteen times).
+    fn of(d: &Dump) -> Self {
+        let n = d.headers.len();
+        let mut c = Self {
+            pid: Vec::with_capacity(n),
+            tid: Vec::with_capacity(n),
+            tgid: Vec::with_capacity(n),
+            ppid: Vec::with_capacity(n),
+            cpu: Vec::with_capacity(n),
+            state: Vec::with_capacity(n),
+            kthread: Vec::with_capacity(n),
+            on_cpu: Vec::with_capacity(n),
+            task_flags: Vec::with_capacity(n),
+            thread_flags: Vec::with_capacity(n),
+            user_regs: Vec::with_capacity(n),
+            line: Vec::with_capacity(n),
+            status: d.stack_status.iter().map(|&s| s as u8).collect(),
+            comm_bytes: Vec::with_capacity(n * 16),
+            comm_offsets: Vec::with_capacity(n + 1),
+        };
+        c.comm_offsets.push(0);
+        for h in &d.headers {
+            c.pid.push(h.pid.unwrap_or(NO_ID));
+            c.tid.push(h.tid.unwrap_or(NO_ID));
+            c.tgid.push(h.tgid.unwrap_or(NO_ID));
+            c.ppid.push(h.ppid.unwrap_or(NO_ID));
+            c.cpu.push(h.cpu.unwrap_or(NO_ID));
+            c.state.push(h.state.map_or(0, u32::from));
+            c.kthread.push(tristate(h.kthread));
+            c.on_cpu.push(tristate(h.on_cpu));
+            c.task_flags.push(h.task_flags.unwrap_or(u64::MAX));
+            c.thread_flags.push(h.thread_flags.unwrap_or(u64::MAX));
+            c.user_regs.push(h.user_regs);
+            c.line.push(i64::try_from(h.line).unwrap_or(i64::MAX));
+            c.comm_bytes.extend_from_slice(h.comm.as_bytes());
+            c.comm_offsets.push(c.comm_bytes.len() as u64);
+        }
+        c
+    }
+}
+
+/// Everything the parse produced, ready to hand to Python.
+struct Parsed {
+    dump: Dump,
+    tasks: TaskColumns,
+    frame_context: Vec<u8>,
+}
+
+/// The input as text: borrowed when it is valid UTF-8 (the fast validator),
+/// lossily decoded otherwise (`from_utf8_lossy` alone walks chunk by chunk).
+fn as_text(data: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(data) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(data),
+    }
+}
+
+fn parse_detached(data: &[u8], format: Option<Format>) -> lpc_core::Result<Parsed> {
+    let text = as_text(data);
+    let mut d = dump::parse(&text, format)?;
+    if matches!(text, Cow::Owned(_)) {
+        d.warnings.push(WARN_NOT_UTF8.to_owned());
+    }
+    let tasks = TaskColumns::of(&d);
+    let frame_context = std::mem::take(&mut d.frame_context)
+        .into_iter()
+        .map(|c| c as u8)
+        .collect();
+    Ok(Parsed {
+        dump: d,
+        tasks,
+        frame_context,
+    })
+}
+
+fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
+    let Parsed {
+        dump: d,
+        tasks: t,
+        frame_context,
+    } = p;
+    let out = PyDict::new(py);
+    out.set_item("format", d.format.map(Format::name))?;
+    out.set_item("kernel_release", d.kernel_release)?;
+    out.set_item("names", PyList::new(py, d.names)?)?;
+    out.set_item("comm_bytes", PyBytes::new(py, &t.comm_bytes))?;
+    out.set_item("comm_offsets", t.comm_offsets.into_pyarray(py))?;
+    out.set_item("pid", t.pid.into_pyarray(py))?;
+    out.set_item("tid", t.tid.into_pyarray(py))?;
+    out.set_item("tgid", t.tgid.into_pyarray(py))?;
+    out.set_item("ppid", t.ppid.into_pyarray(py))?;
+    out.set_item("cpu", t.cpu.into_pyarray(py))?;
+    out.set_item("state", t.state.into_pyarray(py))?;
+    out.set_item("kthread", t.kthread.into_pyarray(py))?;
+    out.set_item("on_cpu", t.on_cpu.into_pyarray(py))?;
+    out.set_item("task_flags", t.task_flags.into_pyarray(py))?;
+    out.set_item("thread_flags", t.thread_flags.into_pyarray(py))?;
+    out.set_item("user_regs", t.user_regs.into_pyarray(py))?;
+    out.set_item("task_line", t.line.into_pyarray(py))?;
+    out.set_item("stack_status", t.status.into_pyarray(py))?;
+    out.set_item("frame_offsets", d.frame_offsets.into_pyarray(py))?;
+    out.set_item("frame_address", d.frame_address.into_pyarray(py))?;
+    out.set_item("frame_has_address", d.frame_has_address.into_pyarray(py))?;
+    out.set_item("frame_function", d.frame_function.into_pyarray(py))?;
+    out.set_item("frame_offset", d.frame_offset.into_pyarray(py))?;
+    out.set_item("frame_size", d.frame_size.into_pyarray(py))?;
+    out.set_item("frame_module", d.frame_module.into_pyarray(py))?;
+    out.set_item("frame_reliable", d.frame_reliable.into_pyarray(py))?;
+    out.set_item("frame_context", frame_context.into_pyarray(py))?;
+    out.set_item("frame_inlined", d.frame_inlined.into_pyarray(py))?;
+    out.set_item("frame_line", d.frame_line.into_pyarray(py))?;
+    out.set_item("skipped_lines", d.skipped_lines)?;
+    out.set_item("skipped_samples", PyList::new(py, d.skipped_samples)?)?;
+    out.set_item("warnings", PyList::new(py, d.warnings)?)?;
+    Ok(out)
+}
+
+/// Parses a stack dump held in ``data`` and returns its columns as a dict.
+///
+/// ``format`` is a format name (see :func:`dump_formats`) or ``None`` to
+/// detect it; ``path`` only names the input in errors. Invalid UTF-8 is
+/// replaced (and reported in ``warnings``), malformed lines are counted in
+/// ``skipped_lines``. Raises :class:`lpc.errors.DumpParseError` when no
+/// format is recognised or the format is unknown.
+#[pyfunction]
+#[pyo3(signature = (data, format = None, path = None))]
+fn parse_dump_bytes<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    format: Option<&str>,
+    path: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let format = parse_format(format, path)?;
+    let parsed = detached(py, || parse_detached(data, format))?.map_err(|e| to_py_at(e, path))?;
+    to_dict(py, parsed)
+}
+
+/// The format name of the dump in ``data``, or ``None`` when none is recognised.
+#[pyfunction]
+fn detect_dump_format(py: Python<'_>, data: &[u8]) -> PyResult<Option<&'static str>> {
+    detached(py, || dump::detect(&as_text(data)).map(Format::name))
+}
+
+/// The dump formats this build can parse, in detection order.
+#[pyfunction]
+fn dump_formats() -> Vec<&'static str> {
+    dump::available_formats()
+        .into_iter()
+        .map(Format::name)
+        .collect()
+}
+
+/// Stack-status names, indexed by the codes of the ``stack_status`` column.
+#[pyfunction]
+fn dump_stack_statuses() -> Vec<&'static str> {
+    StackStatus::ALL.iter().map(|s| s.name()).collect()
+}
+
+/// Frame-context names, indexed by the codes of the ``frame_context`` column.
+#[pyfunction]
+fn dump_frame_contexts() -> Vec<&'static str> {
+    FrameContext::ALL.iter().map(|c| c.name()).collect()
+}
 
 /// Adds this file's functions and classes to `lpc._core`.
-#[allow(clippy::unnecessary_wraps)]
-pub(crate) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse_dump_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(detect_dump_format, m)?)?;
+    m.add_function(wrap_pyfunction!(dump_formats, m)?)?;
+    m.add_function(wrap_pyfunction!(dump_stack_statuses, m)?)?;
+    m.add_function(wrap_pyfunction!(dump_frame_contexts, m)?)?;
     Ok(())
 }

@@ -12,9 +12,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pyo3::import_exception!(lpc.errors, InvalidRangeError);
 pyo3::import_exception!(lpc.errors, InternalError);
 pyo3::import_exception!(lpc.errors, SymbolError);
+pyo3::import_exception!(lpc.errors, DumpParseError);
 
 /// Maps a core error to its Python exception.
 pub(crate) fn to_py(err: Error) -> PyErr {
+    to_py_at(err, None)
+}
+
+/// Maps a core error about the input named `path` (a file, or `None` for
+/// anonymous bytes): dump errors become `DumpParseError(message, path, line)`.
+pub(crate) fn to_py_at(err: Error, path: Option<&str>) -> PyErr {
     let message = err.to_string();
     match err {
         Error::InvalidRange { index, .. } | Error::NegativeId { index, .. } => {
@@ -22,6 +29,12 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         }
         Error::TooManyRanges { .. } | Error::LengthMismatch { .. } => {
             InvalidRangeError::new_err((message, Option::<usize>::None))
+        }
+        Error::UnrecognizedDump { .. } | Error::FormatUnavailable { .. } => {
+            DumpParseError::new_err((message, path.map(str::to_owned), Option::<usize>::None))
+        }
+        Error::Parse { line, message } if path.is_some() => {
+            DumpParseError::new_err((message, path.map(str::to_owned), line))
         }
         Error::InvalidOffsets { .. } | Error::Parse { .. } => PyValueError::new_err(message),
         // The line goes into its own attribute; Python adds the file name.

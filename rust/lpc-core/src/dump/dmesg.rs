@@ -1,0 +1,1386 @@
+//! Kernel log reports that print task stacks: `show_state()` (SysRq-t/-w),
+//! hung-task reports, RCU stall reports, NMI backtraces, `dump_stack()`.
+//!
+//! Sources of the grammar: `kernel/sched/core.c: sched_show_task()` (task
+//! headers), `arch/x86/kernel/dumpstack.c: show_trace_log_lvl()` (call traces,
+//! `? ` marks, stack-type sections), `arch/x86/kernel/process_64.c` and
+//! `dumpstack.c: show_ip()/show_regs()` (`RIP:` lines), `lib/dump_stack.c:
+//! dump_stack_print_info()` (`CPU: N PID: P Comm: C` lines),
+//! `kernel/hung_task.c: check_hung_task()`, `lib/nmi_backtrace.c`,
+//! `arch/arm64/kernel/stacktrace.c` (`Call trace:`), `kernel/printk/printk.c`
+//! (line prefixes).
+//!
+//! The parser is a line machine:
+//! 1. **Prefixes** are stripped first, in any combination: `<6>` log level,
+//!    `[  123.456789]` timestamp, `[ T123]`/`[ C1]` caller id
+//!    (`CONFIG_PRINTK_CALLER`), `dmesg -T` `[Mon Nov 26 10:00:00 2026]`,
+//!    syslog `Nov 26 10:00:00 host kernel:` and ISO
+//!    `2026-11-26T10:00:00+0000 host kernel:` forms, or a bare `kernel:`.
+//!    Leading blanks are then ignored (journald drops some, `pr_cont` adds some).
+//! 2. **Task headers** open a task: `task:COMM state:S ... pid:N [tgid:N]
+//!    ppid:N [task_flags:0xF] flags:0xF` (5.9+), the column form `COMM STATE
+//!    [PC|running task] STACKFREE PID PPID 0xFLAGS` (≤ 5.8, read from the right
+//!    so that `D28344` and vendor tails parse), `CPU: N [UID: U] PID: P Comm: C`
+//!    (a `dump_stack()` of the running task: `on_cpu = true`), and
+//!    `NMI backtrace for cpu N skipped: idling at SYM` (the idle task).
+//!    `INFO: task COMM:PID blocked for more than N seconds` is kept aside and
+//!    opens a task only when a call trace follows without a header.
+//! 3. **Call traces**: `Call Trace:`/`Call trace:`/`Backtrace:` start one (a
+//!    trace with no header opens an anonymous task); frames are
+//!    `[[<addr>] ][? ]sym+0xoff/0xsize[ [mod]][ (T)][ file:line]`, raw `0xADDR`,
+//!    and syzbot's `name file:line [inline]`. `<IRQ>`, `<SOFTIRQ>`, `<NMI>`,
+//!    `<#DF>`… open a section (its frames get that context), `</…>`, `<EOI>`,
+//!    `<EOE>` and `<TASK>` return to the task; pre-4.9 kernels put the marker
+//!    on the same line as a frame. `<Same stack as pid N>` (a vendor dedup
+//!    patch) truncates the task.
+//! 4. **Registers**: `RIP: 0033:` / `EIP: 0073:` (user mode) set
+//!    `user_regs`; a kernel-mode `RIP: 0010:SYM` (or arm64 `pc : SYM`) is
+//!    where the task was interrupted, so it is pushed as a frame, in the
+//!    position it was printed (an exact IP, not a return address). Other
+//!    register, `Code:`, lockdep, hung-task, RCU-stall and NMI lines, and raw
+//!    stack words, are understood and ignored.
+//! 5. Anything else is **skipped and counted** — including console text glued
+//!    in front of a printk prefix (`localhost login: [ 43.9][ C6] sysrq: …`),
+//!    whose foreign part is counted while the rest is parsed.
+//!
+//! `pid` is what the header prints under that name: the kernel's task id,
+//! i.e. the thread id, so `tid == pid` here and `tgid` (6.6+) is the process.
+
+use super::ksym::{parse_symbol, Symbol};
+use super::lines::{
+    parse_dec, parse_hex, parse_id, scan_dec, scan_hex, trim_end_ws, trim_start_ws, Lines,
+};
+use super::procsnap::PF_KTHREAD;
+use super::{DumpBuilder, FrameContext, FrameRef, StackStatus, TaskHeader};
+use memchr::memchr_iter;
+use std::collections::HashSet;
+
+// ---------------------------------------------------------------------------
+// Prefixes
+
+/// `<N>` (console log level).
+fn level_len(b: &[u8]) -> Option<usize> {
+    let (_, n) = scan_dec(b.get(1..)?)?;
+    (b.get(1 + n) == Some(&b'>')).then_some(n + 2)
+}
+
+/// `[  123.456]` (timestamp) or `[ T123]` / `[ C1]` (caller id).
+fn bracket_prefix_len(b: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    if i < b.len() && (b[i] == b'T' || b[i] == b'C') {
+        let (_, n) = scan_dec(&b[i + 1..])?;
+        i += 1 + n;
+    } else {
+        let (_, n) = scan_dec(&b[i..])?;
+        i += n;
+        if b.get(i) != Some(&b'.') {
+            return None;
+        }
+        let (_, n) = scan_dec(&b[i + 1..])?;
+        i += 1 + n;
+    }
+    (b.get(i) == Some(&b']')).then_some(i + 1)
+}
+
+/// `dmesg -T`: `[Mon Nov 26 10:00:00 2026]`.
+fn ctime_prefix_len(b: &[u8]) -> Option<usize> {
+    if b.len() < 26 || !b[1].is_ascii_uppercase() || b[4] != b' ' || b[8] != b' ' {
+        return None;
+    }
+    let close = b[..32.min(b.len())].iter().position(|&c| c == b']')?;
+    // `... hh:mm:ss yyyy]`
+    (close >= 25 && b[close - 5] == b' ' && b[close - 11] == b':').then_some(close + 1)
+}
+
+/// `host kernel:` after a syslog date: the length up to the colon's end.
+fn host_kernel_len(b: &[u8], date_len: usize) -> Option<usize> {
+    let rest = b.get(date_len..)?;
+    let host_end = rest.iter().position(|&c| c == b' ')?;
+    let after = &rest[host_end + 1..];
+    after
+        .starts_with(b"kernel:")
+        .then_some(date_len + host_end + 1 + "kernel:".len())
+}
+
+/// Syslog (`Nov 26 10:00:00 host kernel:`) or ISO
+/// (`2026-11-26T10:00:00+0000 host kernel:`) journald prefixes.
+fn syslog_prefix_len(b: &[u8]) -> Option<usize> {
+    if b.len() > 16
+        && b[0].is_ascii_uppercase()
+        && b[3] == b' '
+        && b[6] == b' '
+        && b[9] == b':'
+        && b[12] == b':'
+        && b[15] == b' '
+    {
+        return host_kernel_len(b, 16);
+    }
+    if b.len() > 20 && b[0].is_ascii_digit() && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' {
+        let date_end = b.iter().position(|&c| c == b' ')?;
+        return host_kernel_len(b, date_end + 1);
+    }
+    None
+}
+
+/// The message of a log line: every prefix stripped, leading blanks dropped.
+fn strip_prefix(line: &str) -> &str {
+    let mut s = trim_start_ws(line);
+    loop {
+        let b = s.as_bytes();
+        let n = match b.first() {
+            Some(b'<') => level_len(b),
+            Some(b'[') => bracket_prefix_len(b).or_else(|| ctime_prefix_len(b)),
+            Some(b'k') => b.starts_with(b"kernel:").then_some(7),
+            Some(c) if c.is_ascii_uppercase() || c.is_ascii_digit() => syslog_prefix_len(b),
+            _ => None,
+        };
+        match n {
+            Some(n) => s = trim_start_ws(&s[n..]),
+            None => return s,
+        }
+    }
+}
+
+/// Where a printk prefix starts inside `t` (console text glued in front of a
+/// log line), if anywhere after its first byte.
+fn glued_prefix_at(t: &str) -> Option<usize> {
+    memchr_iter(b'[', t.as_bytes())
+        .filter(|&i| i > 0)
+        .find(|&i| bracket_prefix_len(&t.as_bytes()[i..]).is_some())
+}
+
+// ---------------------------------------------------------------------------
+// Small token helpers
+
+/// The last whitespace-separated token of `s` and what precedes it (trimmed).
+fn pop_token(s: &str) -> Option<(&str, &str)> {
+    let s = trim_end_ws(s);
+    if s.is_empty() {
+        return None;
+    }
+    let start = s.rfind([' ', '\t']).map_or(0, |i| i + 1);
+    Some((trim_end_ws(&s[..start]), &s[start..]))
+}
+
+/// `path/file.c:123` or `file.c:12:3` (syzbot / lineinfo source positions).
+fn is_file_line(token: &str) -> bool {
+    let mut parts = token.rsplitn(3, ':');
+    let last = parts.next().unwrap_or("");
+    if last.is_empty() || !last.bytes().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    match parts.next() {
+        Some(p) if p.bytes().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+            parts.next().is_some_and(|f| !f.is_empty())
+        }
+        Some(p) => !p.is_empty(),
+        None => false,
+    }
+}
+
+/// What may follow a frame's symbol: arm64's `(T)` unwind-source marks, a
+/// `(file:line)` group, syzbot's `file:line`.
+fn tail_is_benign(tail: &str) -> bool {
+    tail.split_whitespace()
+        .all(|tok| (tok.starts_with('(') && tok.ends_with(')')) || is_file_line(tok))
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'))
+}
+
+/// The release in `Not tainted 6.1.0 #1` / `Tainted: G   W  O  6.1.0 #1`:
+/// the first token that is not a one-letter taint flag.
+fn release_after(s: &str) -> Option<&str> {
+    s.split_whitespace()
+        .find(|t| !(t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase()))
+        .filter(|t| !t.starts_with('#'))
+}
+
+/// The kernel release a line names, if any.
+fn release_in(t: &str) -> Option<&str> {
+    if let Some(i) = t.find("Not tainted ") {
+        return release_after(&t[i + "Not tainted ".len()..]);
+    }
+    if let Some(i) = t.find("Tainted: ") {
+        return release_after(&t[i + "Tainted: ".len()..]);
+    }
+    t.strip_prefix("Linux version ")
+        .and_then(|r| r.split_whitespace().next())
+}
+
+// ---------------------------------------------------------------------------
+// Headers
+
+/// `task:COMM state:S[  running task    ] stack:N pid:N [tgid:N] ppid:N
+/// [task_flags:0xF] flags:0xF` — 5.9 and later (`sched_show_task`).
+fn parse_task_header(t: &str, line: usize) -> Option<TaskHeader> {
+    let rest = t.strip_prefix("task:")?;
+    let cut = rest.find(" state:")?;
+    let comm = trim_end_ws(&rest[..cut]);
+    let rest = &rest[cut + " state:".len()..];
+    let state = rest.chars().next().filter(|c| !c.is_whitespace())?;
+    let mut h = TaskHeader {
+        comm: comm.to_owned(),
+        state: Some(state),
+        line,
+        ..TaskHeader::default()
+    };
+    let mut tokens = rest[state.len_utf8()..].split_whitespace().peekable();
+    while let Some(tok) = tokens.next() {
+        if tok == "running" && tokens.peek() == Some(&"task") {
+            tokens.next();
+            h.on_cpu = Some(true);
+            continue;
+        }
+        let Some((key, mut value)) = tok.split_once(':') else {
+            continue;
+        };
+        if value.is_empty() {
+            // `pid:    1` (5.9's right-justified columns)
+            value = tokens.next().unwrap_or("");
+        }
+        match key {
+            "pid" => h.pid = parse_id(value),
+            "tgid" => h.tgid = parse_id(value),
+            "ppid" => h.ppid = parse_id(value),
+            "cpu" => {
+                h.cpu =
+                    parse_id(value).or_else(|| parse_hex(value).and_then(|v| i64::try_from(v).ok()))
+            }
+            "task_flags" => h.task_flags = parse_hex(value),
+            "flags" => h.thread_flags = parse_hex(value),
+            _ => {}
+        }
+    }
+    h.pid?;
+    h.tid = h.pid;
+    h.kthread = h.task_flags.map(|f| f & PF_KTHREAD != 0);
+    Some(h)
+}
+
+/// `COMM STATE[ PC| running task[ on cpu N]] STACKFREE PID PPID 0xFLAGS[ N]` —
+/// the column header of kernels up to 5.8, read from the right: the state may
+/// be glued to the stack-free count (`D28344`) and vendors append fields.
+fn parse_column_header(t: &str, line: usize) -> Option<TaskHeader> {
+    let (mut s, mut last) = pop_token(t)?;
+    if !last.starts_with("0x") && parse_dec(last).is_some() {
+        (s, last) = pop_token(s)?; // vendor tail (e.g. last arrival time)
+    }
+    let flags = parse_hex(last.strip_prefix("0x")?)?;
+    let (s, ppid) = pop_token(s)?;
+    let (s, pid) = pop_token(s)?;
+    let (ppid, pid) = (parse_id(ppid)?, parse_id(pid)?);
+    let (mut s, stack) = pop_token(s)?;
+    let mut h = TaskHeader {
+        pid: Some(pid),
+        tid: Some(pid),
+        ppid: Some(ppid),
+        thread_flags: Some(flags),
+        line,
+        ..TaskHeader::default()
+    };
+    let state = if parse_dec(stack).is_some() {
+        // `... R running task on cpu   0     0  ...` (vendor) / `running task`
+        if let Some((s1, cpu)) = pop_token(s) {
+            if let (Some(cpu), Some((s2, "cpu"))) = (parse_id(cpu), pop_token(s1)) {
+                if let Some((s3, "on")) = pop_token(s2) {
+                    h.cpu = Some(cpu);
+                    s = s3;
+                }
+            }
+        }
+        match pop_token(s) {
+            Some((s1, "task")) => {
+                let (s2, running) = pop_token(s1)?;
+                if running != "running" {
+                    return None;
+                }
+                h.on_cpu = Some(true);
+                s = s2;
+            }
+            Some((s1, pc)) if (pc.len() == 16 || pc.len() == 8) && parse_hex(pc).is_some() => {
+                s = s1
+            }
+            _ => {}
+        }
+        let (s1, state) = pop_token(s)?;
+        s = s1;
+        state
+    } else {
+        // `D28344`: the state letter glued to the stack-free count
+        let (state, free) = stack.split_at(1);
+        parse_dec(free)?;
+        state
+    };
+    let mut chars = state.chars();
+    let state = chars.next().filter(char::is_ascii_alphabetic)?;
+    if chars.next().is_some() || s.is_empty() || s.chars().count() > 15 {
+        return None;
+    }
+    h.state = Some(state);
+    h.comm = s.to_owned();
+    Some(h)
+}
+
+/// `CPU: N [UID: U] PID: P Comm: COMM Not tainted|Tainted: ...` —
+/// `dump_stack_print_info()`: the task running on that CPU.
+fn parse_cpu_header(t: &str, line: usize) -> Option<TaskHeader> {
+    let rest = t.strip_prefix("CPU: ")?;
+    let (cpu, _) = scan_dec(rest.as_bytes())?;
+    let pid_at = rest.find(" PID: ")?;
+    let after = &rest[pid_at + " PID: ".len()..];
+    let (pid, _) = scan_dec(after.as_bytes())?;
+    let comm_at = after.find(" Comm: ")?;
+    let comm = &after[comm_at + " Comm: ".len()..];
+    let end = [" Not tainted", " Tainted:"]
+        .iter()
+        .filter_map(|m| comm.find(m))
+        .min()
+        .unwrap_or(comm.len());
+    let pid = i64::try_from(pid).ok()?;
+    Some(TaskHeader {
+        pid: Some(pid),
+        tid: Some(pid),
+        comm: trim_end_ws(&comm[..end]).to_owned(),
+        cpu: i64::try_from(cpu).ok(),
+        on_cpu: Some(true),
+        line,
+        ..TaskHeader::default()
+    })
+}
+
+/// `INFO: task COMM:PID blocked for more than N seconds.` (and the newer
+/// `blocked in I/O wait for more than`): `(comm, pid)`.
+fn parse_hung_info(t: &str) -> Option<(&str, i64)> {
+    let rest = t.strip_prefix("INFO: task ")?;
+    let cut = rest
+        .find(" blocked for more than")
+        .or_else(|| rest.find(" blocked in I/O wait"))?;
+    let (comm, pid) = rest[..cut].rsplit_once(':')?;
+    Some((comm, parse_id(pid)?))
+}
+
+// ---------------------------------------------------------------------------
+// Recognised non-stack lines
+
+const NOISE_PREFIXES: &[&str] = &[
+    "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\"",
+    "Sending NMI",
+    "NMI backtrace for cpu",
+    "Hardware name:",
+    "Workqueue:",
+    "task: ",
+    "sysrq: ",
+    "SysRq : ",
+    "Showing all locks held",
+    "Showing busy workqueues",
+    "INFO: lockdep is turned off",
+    "INFO: task ",
+    "INFO: rcu_",
+    "rcu: ",
+    "(detected by ",
+    "All QSes seen",
+    "Code: ",
+    "Modules linked in:",
+    "lr : ",
+    "sp : ",
+    "pstate: ",
+];
+
+/// x86 register names printed by `__show_regs()` (`RIP:` is handled apart).
+fn is_register_line(t: &str) -> bool {
+    let Some(colon) = t.as_bytes().iter().take(9).position(|&c| c == b':') else {
+        return false;
+    };
+    let name = &t[..colon];
+    let b = name.as_bytes();
+    let known = matches!(
+        name,
+        "FS" | "GS" | "CS" | "DS" | "ES" | "SS" | "PKRU" | "EFLAGS" | "ORIG_RAX"
+    ) || (b.len() == 3
+        && (b[0] == b'R' || b[0] == b'E')
+        && b[1..].iter().all(u8::is_ascii_alphanumeric))
+        || (b.len() == 3
+            && (name.starts_with("CR") || name.starts_with("DR"))
+            && b[2].is_ascii_digit())
+        || (b.len() >= 2 && b[0] == b'x' && b[1..].iter().all(u8::is_ascii_digit)); // arm64 x0..x29
+    known && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// `1 lock held by comm/pid:`, `no locks held by`, `#0: ... at: sym`, `====`.
+fn is_lockdep_line(t: &str) -> bool {
+    let b = t.as_bytes();
+    if b[0] == b'#' {
+        return scan_dec(&b[1..]).is_some_and(|(_, n)| b.get(1 + n) == Some(&b':'));
+    }
+    if b.iter().all(|&c| c == b'=') {
+        return true;
+    }
+    t.contains(" lock held by ") || t.contains(" locks held by ")
+}
+
+/// Raw stack words printed before `Call Trace:` by ≤ 4.9 kernels.
+fn is_stack_words(t: &str) -> bool {
+    let mut any = false;
+    for tok in t.split_whitespace() {
+        if !(tok.len() == 16 || tok.len() == 8)
+            || scan_hex(tok.as_bytes()).map(|(_, n)| n) != Some(tok.len())
+        {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// The `  task                        PC stack   pid father` column title.
+fn is_column_title(t: &str) -> bool {
+    t.starts_with("task ") && trim_end_ws(t).ends_with("pid father")
+}
+
+// ---------------------------------------------------------------------------
+// The line machine
+
+/// What to do with a symbol token once read.
+struct Parsed<'a> {
+    symbol: Symbol<'a>,
+    inlined: bool,
+}
+
+/// `[? ]sym...` or syzbot's `name file:line [inline]`, with its tail checked.
+fn parse_frame_body(s: &str) -> Option<(Parsed<'_>, bool)> {
+    let (s, reliable) = match s.strip_prefix("? ") {
+        Some(rest) => (rest, false),
+        None => (s, true),
+    };
+    if let Some(body) = trim_end_ws(s).strip_suffix(" [inline]") {
+        let (name, place) = body.split_once(' ')?;
+        if !is_identifier(name) || !is_file_line(place.trim()) {
+            return None;
+        }
+        let symbol = Symbol::Named {
+            name,
+            offset: None,
+            size: None,
+            module: None,
+        };
+        return Some((
+            Parsed {
+                symbol,
+                inlined: true,
+            },
+            reliable,
+        ));
+    }
+    let (symbol, tail) = parse_symbol(s)?;
+    if !symbol.is_kernel_shaped() || !tail_is_benign(tail) {
+        return None;
+    }
+    Some((
+        Parsed {
+            symbol,
+            inlined: false,
+        },
+        reliable,
+    ))
+}
+
+/// `[<addr>] ` at the start (≤ 4.14 frames and `RIP:` lines): the address and the rest.
+fn bracket_address(s: &str) -> Option<(u64, &str)> {
+    let b = s.as_bytes();
+    if !b.starts_with(b"[<") {
+        return None;
+    }
+    let (addr, n) = scan_hex(&b[2..])?;
+    if !b[2 + n..].starts_with(b">]") {
+        return None;
+    }
+    Some((addr, trim_start_ws(&s[4 + n..])))
+}
+
+fn frame_ref<'a>(
+    parsed: &Parsed<'a>,
+    address: Option<u64>,
+    reliable: bool,
+    context: FrameContext,
+    line: usize,
+) -> FrameRef<'a> {
+    let mut f = FrameRef {
+        address,
+        reliable,
+        context,
+        inlined: parsed.inlined,
+        line,
+        ..FrameRef::default()
+    };
+    match parsed.symbol {
+        Symbol::Raw(addr) => f.address = f.address.or(Some(addr)),
+        Symbol::Named {
+            name,
+            offset,
+            size,
+            module,
+        } => {
+            f.function = Some(name);
+            f.offset = offset;
+            f.size = size;
+            f.module = module;
+        }
+    }
+    f
+}
+
+/// A stack-section marker's context: `<IRQ>`… open one, `</…>`, `<EOI>`,
+/// `<EOE>` and `<TASK>` go back to the task (`dumpstack_64.c: stack_type_name`).
+fn section_context(name: &str) -> Option<FrameContext> {
+    if let Some(closed) = name.strip_prefix('/') {
+        return is_section_name(closed).then_some(FrameContext::Task);
+    }
+    if !is_section_name(name) {
+        return None;
+    }
+    Some(match name {
+        "TASK" | "EOI" | "EOE" => FrameContext::Task,
+        "IRQ" => FrameContext::Irq,
+        "SOFTIRQ" => FrameContext::SoftIrq,
+        "NMI" => FrameContext::Nmi,
+        _ => FrameContext::Exception, // #DF #DB #MC #VC #HV ENTRY_TRAMPOLINE ...
+    })
+}
+
+fn is_section_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'#' || c == b'_')
+}
+
+struct Machine<'a> {
+    context: FrameContext,
+    /// The open task has printed its `Call Trace:` line.
+    trace_seen: bool,
+    /// `INFO: task COMM:PID blocked…` not yet followed by its header.
+    pending_hung: Option<(&'a str, i64, usize)>,
+    same_stack_refs: usize,
+    seen_tids: HashSet<i64>,
+    repeated: usize,
+}
+
+impl<'a> Machine<'a> {
+    fn new() -> Self {
+        Self {
+            context: FrameContext::Task,
+            trace_seen: false,
+            pending_hung: None,
+            same_stack_refs: 0,
+            seen_tids: HashSet::new(),
+            repeated: 0,
+        }
+    }
+
+    fn begin(&mut self, b: &mut DumpBuilder, h: TaskHeader) {
+        if let Some(tid) = h.tid {
+            if !self.seen_tids.insert(tid) {
+                self.repeated += 1;
+            }
+        }
+        b.begin_task(h);
+        self.context = FrameContext::Task;
+        self.trace_seen = false;
+        self.pending_hung = None;
+    }
+
+    fn note_release(b: &mut DumpBuilder, release: &str) {
+        match b.kernel_release() {
+            None => b.set_kernel_release(release),
+            Some(known) if known != release => {
+                let msg = format!(
+                    "the dump mixes kernel releases ({known}, {release}); the first is reported"
+                );
+                b.warn(&msg);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Pushes a frame to the open task, or counts it when there is none.
+    fn push(&self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize, text: &str) {
+        if b.has_open_task() {
+            b.push_frame_ref(f);
+        } else {
+            b.skip(line, text);
+        }
+    }
+
+    /// A frame line; `false` when `t` is not one.
+    fn frame_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        let (address, body) = match bracket_address(t) {
+            Some((addr, rest)) => ((addr != 0).then_some(addr), rest),
+            None => (None, t),
+        };
+        let Some((parsed, reliable)) = parse_frame_body(body) else {
+            return false;
+        };
+        let f = frame_ref(&parsed, address, reliable, self.context, n);
+        self.push(b, &f, n, raw);
+        true
+    }
+
+    /// `<IRQ>`, `</NMI>`, `<IRQ>  [<addr>] frame` (pre-4.9), `<Same stack as pid N>`.
+    fn angle_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        if t.starts_with("<Same stack as pid ") {
+            if b.has_open_task() {
+                b.force_status(StackStatus::Truncated);
+                self.same_stack_refs += 1;
+            } else {
+                b.skip(n, raw);
+            }
+            return true;
+        }
+        let Some(close) = t.find('>') else {
+            return false;
+        };
+        let Some(context) = section_context(&t[1..close]) else {
+            return false;
+        };
+        self.context = context;
+        let rest = trim_start_ws(&t[close + 1..]);
+        rest.is_empty() || self.frame_line(rest, n, raw, b)
+    }
+
+    /// `RIP: 0010:SYM`, `RIP: 0033:0x7f…`, `RIP: 0010:[<addr>]  [<addr>] SYM`, `EIP: …`.
+    fn ip_line(&mut self, regs: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        let bytes = regs.as_bytes();
+        let (cs, mut rest) = match scan_hex(bytes) {
+            Some((cs, 4)) if bytes.get(4) == Some(&b':') => (Some(cs), &regs[5..]),
+            _ => (None, regs),
+        };
+        let mut address = None;
+        while let Some((addr, after)) = bracket_address(rest) {
+            address = Some(addr);
+            rest = after;
+        }
+        // User code selectors: 0x33 (64-bit), 0x23 (compat), 0x73 (i386).
+        let user = matches!(cs, Some(0x33 | 0x23 | 0x73))
+            || (cs.is_none() && address.is_some_and(|a| a < 1 << 63));
+        if user {
+            if let Some(h) = b.header_mut() {
+                h.user_regs = true;
+            }
+            return true;
+        }
+        match parse_frame_body(rest) {
+            Some((parsed, _)) => {
+                let f = frame_ref(&parsed, address, true, self.context, n);
+                self.push(b, &f, n, raw);
+            }
+            None if address.is_some() => {
+                let f = FrameRef {
+                    address,
+                    reliable: true,
+                    context: self.context,
+                    line: n,
+                    ..FrameRef::default()
+                };
+                self.push(b, &f, n, raw);
+            }
+            None => b.skip(n, raw),
+        }
+        true
+    }
+
+    /// arm64 `pc : SYM` (kernel) or `pc : 0000ffff…` (user).
+    fn pc_line(&mut self, value: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        if let Some((parsed, _)) = parse_frame_body(value) {
+            let f = frame_ref(&parsed, None, true, self.context, n);
+            self.push(b, &f, n, raw);
+        } else if parse_hex(value.trim()).is_some_and(|pc| pc >> 48 == 0) {
+            if let Some(h) = b.header_mut() {
+                h.user_regs = true;
+            }
+        }
+        true
+    }
+
+    fn call_trace(&mut self, n: usize, b: &mut DumpBuilder) {
+        if let Some((comm, pid, line)) = self.pending_hung.take() {
+            // The header was lost: the INFO line is all we know.
+            self.begin(
+                b,
+                TaskHeader {
+                    pid: Some(pid),
+                    tid: Some(pid),
+                    comm: comm.to_owned(),
+                    state: Some('D'),
+                    line,
+                    ..TaskHeader::default()
+                },
+            );
+        } else if !b.has_open_task() || self.trace_seen {
+            self.begin(
+                b,
+                TaskHeader {
+                    line: n,
+                    ..TaskHeader::default()
+                },
+            );
+        }
+        self.trace_seen = true;
+        self.context = FrameContext::Task;
+    }
+
+    /// `NMI backtrace for cpu N skipped: idling at SYM`: the idle task.
+    fn idle_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        let Some(rest) = t.strip_prefix("NMI backtrace for cpu ") else {
+            return false;
+        };
+        let Some((cpu, rest)) = rest.split_once(" skipped: idling at ") else {
+            return false;
+        };
+        let Some(cpu) = parse_id(cpu) else {
+            return false;
+        };
+        self.begin(
+            b,
+            TaskHeader {
+                pid: Some(0),
+                tid: Some(0),
+                comm: format!("swapper/{cpu}"),
+                state: Some('R'),
+                kthread: Some(true),
+                on_cpu: Some(true),
+                cpu: Some(cpu),
+                line: n,
+                ..TaskHeader::default()
+            },
+        );
+        self.trace_seen = true;
+        if let Some((parsed, _)) = parse_frame_body(rest) {
+            let f = frame_ref(&parsed, None, true, FrameContext::Task, n);
+            self.push(b, &f, n, raw);
+        }
+        true
+    }
+
+    /// Every line that is neither a frame nor a section marker.
+    fn other_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        if t.starts_with("task:") {
+            if let Some(h) = parse_task_header(t, n) {
+                self.begin(b, h);
+                return true;
+            }
+        }
+        if matches!(trim_end_ws(t), "Call Trace:" | "Call trace:" | "Backtrace:") {
+            self.call_trace(n, b);
+            return true;
+        }
+        if let Some(regs) = t.strip_prefix("RIP: ").or_else(|| t.strip_prefix("EIP: ")) {
+            return self.ip_line(regs, n, raw, b);
+        }
+        if let Some(pc) = t.strip_prefix("pc : ") {
+            return self.pc_line(pc, n, raw, b);
+        }
+        if t.starts_with("CPU: ") {
+            if let Some(h) = parse_cpu_header(t, n) {
+                if let Some(release) = release_in(t) {
+                    Self::note_release(b, release);
+                }
+                self.begin(b, h);
+                return true;
+            }
+        }
+        if let Some((comm, pid)) = parse_hung_info(t) {
+            self.pending_hung = Some((comm, pid, n));
+            return true;
+        }
+        if let Some(release) = release_in(t) {
+            Self::note_release(b, release);
+            return true;
+        }
+        if self.idle_line(t, n, raw, b) {
+            return true;
+        }
+        if NOISE_PREFIXES.iter().any(|p| t.starts_with(p))
+            || is_register_line(t)
+            || is_lockdep_line(t)
+            || is_stack_words(t)
+            || is_column_title(t)
+        {
+            return true;
+        }
+        if let Some(h) = parse_column_header(t, n) {
+            self.begin(b, h);
+            return true;
+        }
+        false
+    }
+
+    /// Classifies one message (prefixes already stripped); `false` = unknown.
+    fn message(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        match t.as_bytes()[0] {
+            b'<' => return self.angle_line(t, n, raw, b),
+            b'#' => return is_lockdep_line(t),
+            _ => {}
+        }
+        self.frame_line(t, n, raw, b) || self.other_line(t, n, raw, b)
+    }
+
+    fn line(&mut self, raw: &'a str, n: usize, b: &mut DumpBuilder) {
+        let t = strip_prefix(raw);
+        if t.is_empty() || self.message(t, n, raw, b) {
+            return;
+        }
+        if let Some(at) = glued_prefix_at(t) {
+            let rest = strip_prefix(&t[at..]);
+            if rest.is_empty() || self.message(rest, n, raw, b) {
+                b.skip(n, &t[..at]); // the foreign text glued in front
+                return;
+            }
+        }
+        b.skip(n, raw);
+    }
+
+    fn finish(self, b: &mut DumpBuilder) {
+        if self.same_stack_refs > 0 {
+            b.warn(&format!(
+                "{} task(s) print only '<Same stack as pid N>' (a vendor dedup patch): \
+                 their stacks are unknown",
+                self.same_stack_refs
+            ));
+        }
+        if self.repeated > 0 {
+            b.warn(&format!(
+                "{} task header(s) repeat a task already in the dump (e.g. a hung-task \
+                 report followed by SysRq-t): every occurrence is kept",
+                self.repeated
+            ));
+        }
+    }
+}
+
+/// Whether the text holds a kernel stack report: a call-trace line, a task
+/// header, a hung-task line or an NMI backtrace, after prefix stripping.
+#[must_use]
+pub fn looks_like(text: &str) -> bool {
+    Lines::new(text).any(|(_, line)| {
+        let t = strip_prefix(line);
+        let t = match glued_prefix_at(t) {
+            Some(at) if !t.starts_with("Call") => strip_prefix(&t[at..]),
+            _ => t,
+        };
+        matches!(trim_end_ws(t), "Call Trace:" | "Call trace:")
+            || (t.starts_with("task:") && t.contains(" state:"))
+            || parse_hung_info(t).is_some()
+            || t.starts_with("NMI backtrace for cpu ")
+            || t.starts_with("sysrq: Show")
+    })
+}
+
+/// Parses a kernel log; see the module docs.
+pub fn parse(text: &str, b: &mut DumpBuilder) {
+    let mut m = Machine::new();
+    for (n, line) in Lines::new(text) {
+        m.line(line, n, b);
+    }
+    b.end_task();
+    m.finish(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Dump, Format, NO_NAME};
+    use super::*;
+
+    macro_rules! sample {
+        ($name:literal) => {
+            include_str!(concat!("../../../../tests/data/", $name))
+        };
+    }
+
+    fn run(text: &str) -> Dump {
+        let mut b = DumpBuilder::new(Format::Dmesg);
+        parse(text, &mut b);
+        b.finish()
+    }
+
+    fn frames(d: &Dump, t: usize) -> Vec<String> {
+        d.frames_of(t)
+            .map(|i| {
+                let name = d.name(d.frame_function[i]).unwrap_or("-");
+                if d.frame_reliable[i] {
+                    name.to_owned()
+                } else {
+                    format!("? {name}")
+                }
+            })
+            .collect()
+    }
+
+    fn reliable(d: &Dump, t: usize) -> Vec<String> {
+        frames(d, t)
+            .into_iter()
+            .filter(|f| !f.starts_with("? "))
+            .collect()
+    }
+
+    #[test]
+    fn prefixes() {
+        for (line, msg) in [
+            (
+                "[  416.737782]  __schedule+0x3cc/0xf50",
+                "__schedule+0x3cc/0xf50",
+            ),
+            ("[  534.703301][   T23] INFO: x", "INFO: x"),
+            ("[  146.941062][    C0] NMI", "NMI"),
+            ("<6> [299.373970]  __schedule", "__schedule"),
+            ("\tkernel: ? __schedule", "? __schedule"),
+            ("Nov 26 10:00:01 vm kernel: task:a", "task:a"),
+            ("2026-11-26T10:00:01+0000 vm kernel: [ 1.5] x", "x"),
+            ("[Mon Nov 26 10:00:00 2026] Call Trace:", "Call Trace:"),
+            (
+                "[<ffffffff82a9df9c>] schedule",
+                "[<ffffffff82a9df9c>] schedule",
+            ),
+            ("<IRQ>  [<ffff>] x", "<IRQ>  [<ffff>] x"),
+        ] {
+            assert_eq!(strip_prefix(line), msg, "{line:?}");
+        }
+        assert_eq!(glued_prefix_at("login: [ 43.9][ C6] sysrq"), Some(7));
+    }
+
+    #[test]
+    fn headers_of_every_generation() {
+        let h = parse_task_header(
+            "task:sh              state:D stack:0     pid:11816 tgid:11816 ppid:11757  task_flags:0x400000 flags:0x00080001",
+            3,
+        )
+        .unwrap();
+        assert_eq!(
+            (h.pid, h.tid, h.tgid, h.ppid),
+            (Some(11816), Some(11816), Some(11816), Some(11757))
+        );
+        assert_eq!(
+            (h.task_flags, h.thread_flags, h.kthread),
+            (Some(0x40_0000), Some(0x8_0001), Some(false))
+        );
+        let h = parse_task_header(
+            "task:systemd         state:S stack:12920 pid:    1 ppid:     0 flags:0x00000000",
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            (h.pid, h.ppid, h.kthread, h.comm.as_str()),
+            (Some(1), Some(0), None, "systemd")
+        );
+        let h = parse_task_header(
+            "task:a b            state:R  running task     stack:0 pid:7 ppid:2 flags:0x0",
+            1,
+        )
+        .unwrap();
+        assert_eq!((h.comm.as_str(), h.on_cpu), ("a b", Some(true)));
+        let h = parse_column_header("syz-executor865 D28344  1721   1719 0x00000000", 1).unwrap();
+        assert_eq!(
+            (h.comm.as_str(), h.state, h.pid, h.ppid),
+            ("syz-executor865", Some('D'), Some(1721), Some(1719))
+        );
+        let h = parse_column_header(
+            "init            D ffff88008ad8f5b0     0  2293      1 0x00000000",
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            (h.comm.as_str(), h.state, h.pid),
+            ("init", Some('D'), Some(2293))
+        );
+        let h = parse_column_header(
+            "bash            R  running task        0  1234      1 0x00000000",
+            1,
+        )
+        .unwrap();
+        assert_eq!((h.on_cpu, h.pid), (Some(true), Some(1234)));
+        assert!(parse_column_header("RDX: 0000000000000000 RSI: 0000000000000001", 1).is_none());
+        assert!(parse_column_header("this is a rather long comm S 1 2 3 0x0", 1).is_none());
+        let h = parse_cpu_header(
+            "CPU: 1 UID: 0 PID: 31 Comm: khungtaskd Not tainted 6.18.44 #1 PREEMPT(none) ",
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            (h.cpu, h.pid, h.comm.as_str(), h.on_cpu),
+            (Some(1), Some(31), "khungtaskd", Some(true))
+        );
+        assert_eq!(
+            parse_hung_info("INFO: task kworker/u4:6:5166 blocked for more than 143 seconds."),
+            Some(("kworker/u4:6", 5166))
+        );
+        assert_eq!(
+            release_in("Tainted: G             L      syzkaller #0"),
+            Some("syzkaller")
+        );
+        assert_eq!(release_in("Not tainted 5.3.0-rc5+ #27"), Some("5.3.0-rc5+"));
+        assert_eq!(
+            release_in("Linux version 6.1.0-13-amd64 (debian-kernel@lists.debian.org)"),
+            Some("6.1.0-13-amd64")
+        );
+    }
+
+    #[test]
+    fn hung_task_6_18() {
+        let d = run(sample!("hung-task-6.18.txt"));
+        assert_eq!(d.kernel_release.as_deref(), Some("6.18.44-fc-v657"));
+        assert_eq!(d.skipped_lines, 1, "the provenance line only");
+        assert_eq!(d.task_count(), 4);
+        let comms: Vec<_> = d.headers.iter().map(|h| h.comm.as_str()).collect();
+        assert_eq!(comms, ["sh", "touch", "khungtaskd", "kdamond.0"]);
+        let sh = &d.headers[0];
+        assert_eq!(
+            (sh.pid, sh.tgid, sh.ppid, sh.state),
+            (Some(11816), Some(11816), Some(11757), Some('D'))
+        );
+        assert_eq!(
+            (sh.kthread, sh.on_cpu, sh.user_regs),
+            (Some(false), None, true)
+        );
+        assert_eq!(
+            reliable(&d, 0),
+            [
+                "__schedule",
+                "schedule",
+                "percpu_rwsem_wait",
+                "__percpu_down_read",
+                "mnt_want_write",
+                "path_openat",
+                "do_filp_open",
+                "do_sys_openat2",
+                "__x64_sys_openat",
+                "do_syscall_64",
+                "entry_SYSCALL_64_after_hwframe"
+            ]
+        );
+        assert_eq!(frames(&d, 0).len(), 23);
+        assert_eq!(frames(&d, 1).len(), 45);
+        // NMI backtraces: the dumper and the interrupted kdamond, both on a CPU.
+        assert_eq!(
+            (d.headers[2].pid, d.headers[2].cpu, d.headers[2].on_cpu),
+            (Some(31), Some(1), Some(true))
+        );
+        assert!(frames(&d, 2).contains(&"nmi_cpu_backtrace.cold".to_owned()));
+        let kdamond = d.frames_of(3);
+        assert_eq!(
+            d.name(d.frame_function[kdamond.start]),
+            Some("__mem_cgroup_threshold")
+        );
+        assert_eq!(d.frame_offset[kdamond.start], 0x1b);
+        assert!(!d.headers[3].user_regs);
+        assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
+        assert!(d.frame_context.iter().all(|&c| c == FrameContext::Task));
+    }
+
+    #[test]
+    fn hung_task_4_4_addresses_dedup_and_lockdep() {
+        let d = run(sample!("hung-task-4.4-x86-addresses.txt"));
+        assert_eq!(d.kernel_release.as_deref(), Some("4.4.132+"));
+        // provenance + the "[... excerpt gap ...]" marker of the excerpt
+        assert_eq!(d.skipped_lines, 2);
+        assert_eq!(d.task_count(), 7);
+        assert_eq!(d.headers[0].pid, Some(2293));
+        assert_eq!(d.headers[0].thread_flags, Some(0));
+        let first = d.frames_of(0).start;
+        assert_eq!(d.frame_address[first], 0xffff_ffff_82a9_df9c);
+        assert_eq!(d.name(d.frame_function[first]), Some("schedule"));
+        assert_eq!(frames(&d, 0)[2], "? usleep_range");
+        assert_eq!(frames(&d, 0).len(), 39);
+        assert_eq!(
+            reliable(&d, 0).last().map(String::as_str),
+            Some("entry_SYSCALL_64_fastpath")
+        );
+        // the lockdep "#0: ... at: [<..>] tty_open" line is not a frame
+        assert_eq!(d.frame_line[d.frames_of(0).end - 1], 48);
+        let deduped: Vec<_> = (2..6)
+            .map(|t| (d.headers[t].pid, d.stack_status[t]))
+            .collect();
+        assert_eq!(
+            deduped,
+            [2295, 2296, 2297, 2298].map(|p| (Some(p), StackStatus::Truncated))
+        );
+        let nmi = 6;
+        assert_eq!(
+            (d.headers[nmi].pid, d.headers[nmi].comm.as_str()),
+            (Some(2285), "syz-executor491")
+        );
+        let rip = d.frames_of(nmi).start;
+        assert_eq!(d.name(d.frame_function[rip]), Some("io_serial_in"));
+        assert_eq!(d.frame_address[rip], 0xffff_ffff_81f0_14b0);
+        assert!(d.warnings.iter().any(|w| w.contains("Same stack")));
+    }
+
+    #[test]
+    fn hung_task_5_3_glued_state_and_user_regs() {
+        let d = run(sample!("hung-task-5.3-x86.txt"));
+        assert_eq!(d.kernel_release.as_deref(), Some("5.3.0-rc5+"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 1);
+        let h = &d.headers[0];
+        assert_eq!(
+            (h.comm.as_str(), h.state, h.pid, h.ppid, h.user_regs),
+            ("syz-executor865", Some('D'), Some(1721), Some(1719), true)
+        );
+        assert_eq!(frames(&d, 0).len(), 36);
+        assert_eq!(reliable(&d, 0).len(), 11);
+        assert_eq!(frames(&d, 0)[0], "? __schedule");
+        assert_eq!(
+            reliable(&d, 0)[..3],
+            [
+                "schedule",
+                "schedule_timeout",
+                "wait_for_completion_timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn syzbot_symbolized_inline_frames() {
+        let d = run(sample!("hung-task-6.0-syzbot-symbolized.txt"));
+        assert_eq!(
+            d.kernel_release.as_deref(),
+            Some("6.0.0-syzkaller-09589-g55be6084c8e0")
+        );
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 3);
+        assert_eq!(
+            (
+                d.headers[0].comm.as_str(),
+                d.headers[0].pid,
+                d.headers[0].ppid
+            ),
+            ("kworker/u4:6", Some(5166), Some(2))
+        );
+        let t0 = d.frames_of(0);
+        assert_eq!(t0.len(), 15);
+        assert_eq!(d.name(d.frame_function[t0.start]), Some("context_switch"));
+        assert!(d.frame_inlined[t0.start]);
+        assert_eq!(d.frame_offset[t0.start], u64::MAX);
+        assert!(!d.frame_inlined[t0.start + 1]);
+        assert_eq!(d.frame_inlined.iter().filter(|&&i| i).count(), 10);
+        // the NMI target's RIP lines are themselves inline-expanded
+        let t2 = d.frames_of(2);
+        assert_eq!(
+            frames(&d, 2)[..3],
+            ["div_u64_rem", "div_u64", "pie_calculate_probability"]
+        );
+        assert!(d.frame_inlined[t2.start] && !d.frame_inlined[t2.start + 2]);
+        assert_eq!(d.headers[2].comm, "ksoftirqd/1");
+    }
+
+    #[test]
+    fn arm64_task_flags_and_printk_artefacts() {
+        let d = run(sample!("hung-task-arm64-6.x-task-flags.txt"));
+        // provenance, the torn "INFO: t" and "** replaying previous printk message **"
+        assert_eq!(d.skipped_lines, 3);
+        assert_eq!(d.kernel_release.as_deref(), Some("syzkaller"));
+        assert_eq!(d.task_count(), 1);
+        let h = &d.headers[0];
+        assert_eq!(
+            (h.comm.as_str(), h.pid, h.tgid, h.ppid),
+            ("udevd", Some(5612), Some(5612), Some(4302))
+        );
+        assert_eq!(
+            (h.task_flags, h.thread_flags, h.kthread),
+            (Some(0x40_0140), Some(0x80_0019), Some(false))
+        );
+        let f = frames(&d, 0);
+        assert_eq!(
+            (f.len(), f[0].as_str(), f[25].as_str()),
+            (26, "__switch_to", "el0t_64_sync")
+        );
+    }
+
+    #[test]
+    fn rcu_stall_inline_irq_markers_and_console_noise() {
+        let d = run(sample!("rcu-stall-4.x-irq-eoi.txt"));
+        // provenance + the interleaved "executing program"
+        assert_eq!(d.skipped_lines, 2);
+        assert_eq!(d.kernel_release, None);
+        assert_eq!(d.task_count(), 1);
+        let h = &d.headers[0];
+        assert_eq!(
+            (h.comm.as_str(), h.state, h.on_cpu, h.cpu, h.pid, h.ppid),
+            (
+                "kworker/0:0",
+                Some('R'),
+                Some(true),
+                Some(0),
+                Some(4),
+                Some(2)
+            )
+        );
+        let ctx: Vec<_> = d.frames_of(0).map(|i| d.frame_context[i]).collect();
+        assert_eq!(ctx.iter().filter(|&&c| c == FrameContext::Irq).count(), 15);
+        assert_eq!(ctx[15], FrameContext::Task);
+        assert_eq!(frames(&d, 0)[15], "? _raw_spin_unlock_irqrestore");
+        assert_eq!(frames(&d, 0).len(), 31);
+    }
+
+    #[test]
+    fn rcu_stall_nmi_section() {
+        let d = run(sample!("rcu-stall-6.10-nmi.txt"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(
+            d.kernel_release.as_deref(),
+            Some("6.10.0-rc5-00257-g88d8f64b9f5f-dirty")
+        );
+        assert_eq!(d.task_count(), 2);
+        let h = &d.headers[0];
+        assert_eq!(
+            (h.comm.as_str(), h.state, h.on_cpu, h.pid, h.tgid),
+            ("rcu_preempt", Some('R'), Some(true), Some(17), Some(17))
+        );
+        let t1 = d.frames_of(1);
+        assert_eq!(d.name(d.frame_function[t1.start]), Some("rb_insert_color"));
+        let nmi: Vec<_> = t1
+            .clone()
+            .filter(|&i| d.frame_context[i] == FrameContext::Nmi)
+            .collect();
+        assert_eq!(nmi.len(), 13);
+        assert!(nmi.iter().all(|&i| !d.frame_reliable[i]));
+        assert_eq!(d.frame_context[t1.end - 1], FrameContext::Task);
+        assert_eq!(d.name(d.frame_function[t1.end - 1]), Some("do_syscall_64"));
+    }
+
+    #[test]
+    fn sysrq_5_7_all_unreliable_is_an_unwind_failure() {
+        let d = run(sample!("sysrq-t-5.7-orc-all-unreliable.txt"));
+        // provenance, two "----------" rules, two "Kernel ... on an x86_64"
+        // getty banners, two "localhost login: " texts glued to a log line
+        assert_eq!(d.skipped_lines, 7);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(
+            d.stack_status,
+            [StackStatus::UnwindFailure, StackStatus::Complete]
+        );
+        assert_eq!(frames(&d, 0).len(), 11);
+        assert_eq!(
+            reliable(&d, 1),
+            [
+                "schedule",
+                "schedule_hrtimeout_range_clock",
+                "ep_poll",
+                "do_epoll_wait",
+                "__x64_sys_epoll_wait",
+                "do_syscall_64",
+                "entry_SYSCALL_64_after_hwframe"
+            ]
+        );
+        assert!(d.headers[1].user_regs && !d.headers[0].user_regs);
+        assert_eq!(
+            (
+                d.headers[0].comm.as_str(),
+                d.headers[0].pid,
+                d.headers[0].state
+            ),
+            ("systemd", Some(1), Some('S'))
+        );
+    }
+
+    #[test]
+    fn sysrq_journald_both_header_generations() {
+        let d = run(sample!("sysrq-t-5.9-header-change-journald.txt"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        for t in 0..2 {
+            assert_eq!(
+                (
+                    d.headers[t].comm.as_str(),
+                    d.headers[t].pid,
+                    d.headers[t].ppid
+                ),
+                ("systemd", Some(1), Some(0))
+            );
+        }
+        assert_eq!(frames(&d, 0), ["? __schedule"]);
+        assert_eq!(frames(&d, 1), ["__schedule"]);
+    }
+
+    #[test]
+    fn sysrq_i915_module_frames() {
+        let d = run(sample!("sysrq-t-6.x-i915-modules.txt"));
+        // provenance, the "[IGT] Inactivity timeout" line, two "..." elisions
+        assert_eq!(d.skipped_lines, 4);
+        assert_eq!(d.task_count(), 1);
+        let h = &d.headers[0];
+        assert_eq!(
+            (h.comm.as_str(), h.pid, h.tgid, h.ppid, h.state),
+            (
+                "i915_selftest",
+                Some(5578),
+                Some(5578),
+                Some(873),
+                Some('D')
+            )
+        );
+        let mods: Vec<_> = d
+            .frames_of(0)
+            .map(|i| d.name(d.frame_module[i]).unwrap_or(""))
+            .collect();
+        assert_eq!(mods.iter().filter(|&&m| m == "i915").count(), 9);
+        assert_eq!(mods[0], "");
+        assert_eq!(d.frame_module[d.frames_of(0).start], NO_NAME);
+    }
+
+    #[test]
+    fn frames_without_a_task_are_counted() {
+        let d = run(" schedule+0x1/0x2\nCall Trace:\n f+0x1/0x2\n");
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 1);
+        assert_eq!(d.headers[0].pid, None);
+    }
+
+    #[test]
+    fn lost_header_uses_the_hung_task_line() {
+        let d =
+            run("INFO: task a b:42 blocked for more than 5 seconds.\nCall Trace:\n f+0x1/0x2\n");
+        assert_eq!(
+            (
+                d.headers[0].comm.as_str(),
+                d.headers[0].pid,
+                d.headers[0].state
+            ),
+            ("a b", Some(42), Some('D'))
+        );
+    }
+
+    #[test]
+    fn idle_cpu_backtrace_is_the_idle_task() {
+        let d = run("NMI backtrace for cpu 3 skipped: idling at intel_idle+0x6f/0xc0\n");
+        assert_eq!(
+            (
+                d.headers[0].pid,
+                d.headers[0].comm.as_str(),
+                d.headers[0].on_cpu
+            ),
+            (Some(0), "swapper/3", Some(true))
+        );
+        assert_eq!(frames(&d, 0), ["intel_idle"]);
+    }
+
+    #[test]
+    fn detection() {
+        for text in [
+            sample!("hung-task-6.18.txt"),
+            sample!("sysrq-t-5.9-header-change-journald.txt"),
+            sample!("sysrq-t-6.x-i915-modules.txt"),
+        ] {
+            assert!(looks_like(text));
+        }
+        assert!(!looks_like("[<0>] f+0x1/0x2\n"));
+        assert!(!looks_like(
+            "PID: 0      TASK: ffff889ff8c35a00  CPU: 11  COMMAND: \"swapper/11\"\n"
+        ));
+    }
+}
