@@ -1356,6 +1356,33 @@ mod tests {
     }
 
     #[test]
+    fn arm64_pc_exception_sections_and_32bit_eip() {
+        let d = run("CPU: 2 PID: 9 Comm: a b Tainted: G        W  6.6.0 #1\n\
+                     pc : foo+0x10/0x20 [mymod]\n\
+                     lr : bar+0x1/0x2\n\
+                     sp : ffff800080003e40\n\
+                     x29: ffff800080003e40 x28: 0000000000000000\n\
+                     Call trace:\n foo+0x10/0x20 [mymod] (P)\n bar+0x1/0x2 (L)\n\
+                     Call Trace:\n <#DF>\n dbl+0x1/0x2\n </#DF>\n <SOFTIRQ>\n sirq+0x3/0x4\n </SOFTIRQ>\n\
+                     task:u              state:S stack:0 pid:5 ppid:1 flags:0x0\n\
+                     pc : 0000ffff8c3a1234\n\
+                     EIP: 0073:[<b7f1c424>] 0xb7f1c424\n");
+        assert_eq!(d.kernel_release.as_deref(), Some("6.6.0"));
+        assert_eq!(d.skipped_lines, 0);
+        assert_eq!(d.task_count(), 3);
+        assert_eq!(
+            (d.headers[0].comm.as_str(), d.headers[0].cpu),
+            ("a b", Some(2))
+        );
+        assert_eq!(frames(&d, 0), ["foo", "foo", "bar"]);
+        assert_eq!(d.name(d.frame_module[0]), Some("mymod"));
+        let ctx: Vec<_> = d.frames_of(1).map(|i| d.frame_context[i]).collect();
+        assert_eq!(ctx, [FrameContext::Exception, FrameContext::SoftIrq]);
+        assert!(d.headers[2].user_regs);
+        assert_eq!(d.frames_of(2).len(), 0);
+    }
+
+    #[test]
     fn idle_cpu_backtrace_is_the_idle_task() {
         let d = run("NMI backtrace for cpu 3 skipped: idling at intel_idle+0x6f/0xc0\n");
         assert_eq!(
