@@ -864,21 +864,24 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// Whether a message opens or belongs to a stack report.
+fn is_report_marker(t: &str) -> bool {
+    matches!(trim_end_ws(t), "Call Trace:" | "Call trace:")
+        || (t.starts_with("task:") && t.contains(" state:"))
+        || parse_hung_info(t).is_some()
+        || t.starts_with("NMI backtrace for cpu ")
+        || t.starts_with("sysrq: Show")
+}
+
 /// Whether the text holds a kernel stack report: a call-trace line, a task
-/// header, a hung-task line or an NMI backtrace, after prefix stripping.
+/// header, a hung-task line, an NMI backtrace or a SysRq dump, after prefix
+/// stripping (also behind console text glued in front of a log line).
 #[must_use]
 pub fn looks_like(text: &str) -> bool {
     Lines::new(text).any(|(_, line)| {
         let t = strip_prefix(line);
-        let t = match glued_prefix_at(t) {
-            Some(at) if !t.starts_with("Call") => strip_prefix(&t[at..]),
-            _ => t,
-        };
-        matches!(trim_end_ws(t), "Call Trace:" | "Call trace:")
-            || (t.starts_with("task:") && t.contains(" state:"))
-            || parse_hung_info(t).is_some()
-            || t.starts_with("NMI backtrace for cpu ")
-            || t.starts_with("sysrq: Show")
+        is_report_marker(t)
+            || glued_prefix_at(t).is_some_and(|at| is_report_marker(strip_prefix(&t[at..])))
     })
 }
 
