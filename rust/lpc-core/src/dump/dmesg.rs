@@ -864,21 +864,24 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// Whether a message opens or belongs to a stack report.
+fn is_report_marker(t: &str) -> bool {
+    matches!(trim_end_ws(t), "Call Trace:" | "Call trace:")
+        || (t.starts_with("task:") && t.contains(" state:"))
+        || parse_hung_info(t).is_some()
+        || t.starts_with("NMI backtrace for cpu ")
+        || t.starts_with("sysrq: Show")
+}
+
 /// Whether the text holds a kernel stack report: a call-trace line, a task
-/// header, a hung-task line or an NMI backtrace, after prefix stripping.
+/// header, a hung-task line, an NMI backtrace or a SysRq dump, after prefix
+/// stripping (also behind console text glued in front of a log line).
 #[must_use]
 pub fn looks_like(text: &str) -> bool {
     Lines::new(text).any(|(_, line)| {
         let t = strip_prefix(line);
-        let t = match glued_prefix_at(t) {
-            Some(at) if !t.starts_with("Call") => strip_prefix(&t[at..]),
-            _ => t,
-        };
-        matches!(trim_end_ws(t), "Call Trace:" | "Call trace:")
-            || (t.starts_with("task:") && t.contains(" state:"))
-            || parse_hung_info(t).is_some()
-            || t.starts_with("NMI backtrace for cpu ")
-            || t.starts_with("sysrq: Show")
+        is_report_marker(t)
+            || glued_prefix_at(t).is_some_and(|at| is_report_marker(strip_prefix(&t[at..])))
     })
 }
 
@@ -1353,6 +1356,33 @@ mod tests {
             ),
             ("a b", Some(42), Some('D'))
         );
+    }
+
+    #[test]
+    fn arm64_pc_exception_sections_and_32bit_eip() {
+        let d = run("CPU: 2 PID: 9 Comm: a b Tainted: G        W  6.6.0 #1\n\
+                     pc : foo+0x10/0x20 [mymod]\n\
+                     lr : bar+0x1/0x2\n\
+                     sp : ffff800080003e40\n\
+                     x29: ffff800080003e40 x28: 0000000000000000\n\
+                     Call trace:\n foo+0x10/0x20 [mymod] (P)\n bar+0x1/0x2 (L)\n\
+                     Call Trace:\n <#DF>\n dbl+0x1/0x2\n </#DF>\n <SOFTIRQ>\n sirq+0x3/0x4\n </SOFTIRQ>\n\
+                     task:u              state:S stack:0 pid:5 ppid:1 flags:0x0\n\
+                     pc : 0000ffff8c3a1234\n\
+                     EIP: 0073:[<b7f1c424>] 0xb7f1c424\n");
+        assert_eq!(d.kernel_release.as_deref(), Some("6.6.0"));
+        assert_eq!(d.skipped_lines, 0);
+        assert_eq!(d.task_count(), 3);
+        assert_eq!(
+            (d.headers[0].comm.as_str(), d.headers[0].cpu),
+            ("a b", Some(2))
+        );
+        assert_eq!(frames(&d, 0), ["foo", "foo", "bar"]);
+        assert_eq!(d.name(d.frame_module[0]), Some("mymod"));
+        let ctx: Vec<_> = d.frames_of(1).map(|i| d.frame_context[i]).collect();
+        assert_eq!(ctx, [FrameContext::Exception, FrameContext::SoftIrq]);
+        assert!(d.headers[2].user_regs);
+        assert_eq!(d.frames_of(2).len(), 0);
     }
 
     #[test]

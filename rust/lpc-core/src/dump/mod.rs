@@ -807,6 +807,24 @@ mod tests {
         }
     }
 
+    /// The tool formats come after the kernel ones in detection order, so the
+    /// kernel parsers must not claim a tool's output.
+    #[test]
+    fn kernel_parsers_leave_tool_outputs_alone() {
+        for text in [
+            sample!("crash-bt-foreach.txt"),
+            sample!("drgn-stack-trace.txt"),
+            sample!("perf-script-kernel-6.18.txt"),
+            sample!("bpftrace-kstack-6.18.txt"),
+            sample!("gdb-thread-apply-all-bt.txt"),
+            sample!("eu-stack.txt"),
+        ] {
+            assert!(!procsnap::looks_like(text), "{}", &text[..60]);
+            assert!(!procstack::looks_like(text), "{}", &text[..60]);
+            assert!(!dmesg::looks_like(text), "{}", &text[..60]);
+        }
+    }
+
     #[test]
     fn detection_looks_past_the_first_window() {
         let mut text = "boot message\n".repeat(DETECT_WINDOW / 10);
