@@ -68,7 +68,10 @@ def running(t: TaskFacts) -> bool:
 
 
 def klp_verdict(t: TaskFacts, max_depth: int = 100) -> Verdict:
-    """klp_try_switch_task(): running → -EBUSY; unreliable → -EINVAL; patched frame → -EADDRINUSE."""
+    """klp_try_switch_task(): running → -EBUSY; unreliable → -EINVAL; patched frame → -EADDRINUSE.
+    A zombie has no stack, which kernel/stacktrace.c reports as reliably empty."""
+    if t.state in ("Z", "X"):
+        return Verdict.SWITCH
     if running(t):
         return Verdict.RUNNING
     if t.stack is not Stack.COMPLETE or t.hidden_patched_text or t.depth > max_depth:
@@ -82,6 +85,9 @@ def klp_outlook(t: TaskFacts) -> Outlook:
     v = klp_verdict(t)
     if v is Verdict.SWITCH:
         return Outlook.SWITCHED
+    if (v is Verdict.RUNNING and t.kind is TaskKind.KTHREAD and t.stack is Stack.COMPLETE
+            and not t.hidden_patched_text and t.patched_frame is None and t.depth <= 100):
+        return Outlook.SWITCHED  # the cond_resched() switch point checks the visible stack
     if t.kind is TaskKind.USER:
         return {"R": Outlook.AT_KERNEL_EXIT, "S": Outlook.AFTER_SIGNAL}.get(
             t.state or "", Outlook.STUCK if v is not Verdict.RUNNING else Outlook.AT_KERNEL_EXIT
@@ -107,6 +113,8 @@ def test_klp_matches_its_decision_table(t: TaskFacts) -> None:
 @given(task_facts())
 def test_klp_never_switches_a_task_whose_stack_it_cannot_trust(t: TaskFacts) -> None:
     o = Klp().judge_task(t)
+    if t.state in ("Z", "X"):
+        return  # exited: no stack left to distrust
     if t.stack in (Stack.EMPTY, Stack.UNREADABLE, Stack.UNWIND_FAILURE, Stack.TRUNCATED):
         assert o.verdict is not Verdict.SWITCH
     if t.hidden_patched_text:
@@ -116,6 +124,8 @@ def test_klp_never_switches_a_task_whose_stack_it_cannot_trust(t: TaskFacts) -> 
 @given(task_facts())
 def test_klp_without_reliable_stacks_never_switches_by_stack_check(t: TaskFacts) -> None:
     o = Klp(reliable_stacks=False).judge_task(t)
+    if t.state in ("Z", "X"):
+        return
     assert o.verdict is not Verdict.SWITCH
     if t.kind is TaskKind.KTHREAD:
         assert o.outlook is Outlook.STUCK
@@ -146,8 +156,10 @@ def test_thread_models_converge_iff_every_outlook_converges(tasks: list[TaskFact
 @given(task_facts())
 def test_josh_follows_the_mail(t: TaskFacts) -> None:
     o = Josh().judge_task(t)
-    clean_now = not running(t) and t.stack is Stack.COMPLETE and not t.hidden_patched_text \
+    clean_now = t.state in ("Z", "X") or (
+        not running(t) and t.stack is Stack.COMPLETE and not t.hidden_patched_text
         and t.patched_frame is None
+    )
     if clean_now:
         assert (o.verdict, o.outlook) == (Verdict.SWITCH, Outlook.SWITCHED)
         return
@@ -195,10 +207,11 @@ def test_stop_machine_models_are_all_or_nothing(tasks: list[TaskFacts]) -> None:
 @given(task_facts())
 def test_ksplice_counts_stale_words_kpatch_does_not(t: TaskFacts) -> None:
     ks = Ksplice().judge_task(t)
-    if t.kind is not TaskKind.IDLE and not running(t) and t.patched_frames_any:
+    if t.kind is not TaskKind.IDLE and not running(t) and t.patched_frames_any \
+            and t.state not in ("Z", "X"):
         assert ks.verdict is Verdict.BLOCKED
     kp = Kpatch().judge_task(t)
-    if t.kind is TaskKind.IDLE:
+    if t.kind is TaskKind.IDLE and t.state not in ("Z", "X"):
         assert kp.verdict is Verdict.SWITCH and kp.extra["unchecked"]
 
 
@@ -217,7 +230,7 @@ def test_kgraft_ignores_stacks_and_needs_kernel_exit_or_a_safe_point(t: TaskFact
 def test_matrix_cells_are_ordered_by_strength(t: TaskFacts) -> None:
     """LEAVE_FUNCTION never waits; LEAVE_KERNEL never finishes for kernel threads."""
     assert Matrix("FUNCTION", "THREAD").judge_task(t).outlook is Outlook.SWITCHED
-    if t.kind is TaskKind.KTHREAD:
+    if t.kind is TaskKind.KTHREAD and t.state not in ("Z", "X"):
         assert Matrix("KERNEL", "THREAD").judge_task(t).outlook is Outlook.STUCK
 
 

@@ -183,7 +183,9 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
                 "(another kernel's symbols, or an ambiguous name): they count as outside the patch"
             )
         tree = _core.IntervalTree(
-            (f.start, f.end, k) for k, f in enumerate(patch.functions) if f.resolved
+            (f.start, f.end, k)
+            for k, f in enumerate(patch.functions)
+            if f.start is not None and f.end is not None
         )
         ids = tree.find_many(np.where(known, addresses, np.uint64(0)))
         ids = np.where(known, ids, -1)

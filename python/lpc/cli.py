@@ -222,9 +222,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         results[args.model] = result
     result = results[args.model]
     if args.json:
-        doc = result.as_json()
-        doc["source"]["description"] = how
-        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        one = result.as_json()
+        one["source"]["description"] = how
+        json.dump(one, sys.stdout, indent=2, sort_keys=True)
         print()
     else:
         _print_check(result, how, results, sys.stdout)

@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lpc.errors import LpcError, SymbolError
 
@@ -68,7 +68,7 @@ class PatchFunction:
         obj = match["object"]
         return cls(match["name"], None if obj in (None, "vmlinux") else obj, sympos or None)
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "object": self.object or "vmlinux",
@@ -132,5 +132,5 @@ class Patch:
             out.append(replace(f, start=sym.address, end=sym.address + sym.size))
         return replace(self, functions=tuple(out))
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         return {"unpatch": self.unpatch, "functions": [f.as_json() for f in self.functions]}

@@ -71,6 +71,9 @@ class Stack(str, Enum):
 INTERRUPTIBLE = frozenset({"S"})
 UNINTERRUPTIBLE = frozenset({"D", "I"})  # TASK_IDLE (I) is uninterruptible + noload
 RUNNABLE = frozenset({"R"})
+#: Zombie / dead: the task has exited; kernel/stacktrace.c treats a task without
+#: a stack as "reliably" empty, and kpatch/Ksplice/kGraft skip or pass it too.
+DEAD = frozenset({"Z", "X"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ class TaskFacts:
         if self.on_cpu is not None:
             return self.on_cpu
         return self.state in RUNNABLE and self.stack is Stack.EMPTY
+
+    @property
+    def dead(self) -> bool:
+        return self.state in DEAD
 
     @property
     def stack_trusted(self) -> bool:
@@ -153,6 +160,16 @@ class Model(Protocol):
     def judge_transition(
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
     ) -> TransitionOutcome: ...
+
+
+def dead_task(t: TaskFacts) -> TaskOutcome | None:
+    """The common first rule: an exited task holds no stack and switches."""
+    if not t.dead:
+        return None
+    return TaskOutcome(
+        Verdict.SWITCH, Outlook.SWITCHED,
+        "has exited (zombie): no stack left, so nothing on it can be patched", None, 0.0,
+    )
 
 
 def summarize(outcomes: Sequence[TaskOutcome], eta_cap: float | None = None) -> TransitionOutcome:

@@ -34,6 +34,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    dead_task,
     summarize,
 )
 
@@ -71,6 +72,8 @@ class Josh:
     freezer_path_patched: bool = False
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if (dead := dead_task(t)) is not None:
+            return dead
         unknown_stack = not t.stack_trusted
         on_stack = t.patched_frame is not None
         if not t.running and not unknown_stack and not on_stack:

@@ -26,6 +26,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    dead_task,
     summarize,
 )
 
@@ -42,8 +43,13 @@ class Kgraft:
     cell: tuple[str, str] = ("KERNEL", "THREAD")
     timeout_s: float = KGR_TIMEOUT_S
     safe_point_kthreads: tuple[str, ...] = SAFE_POINT_KTHREADS
+    #: SLE kernels annotated their in-tree kthreads with kgr_task_safe(); out-of-tree
+    #: ones are not (set False to model only freezable and listed kthreads).
+    annotated_kthreads: bool = True
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if (dead := dead_task(t)) is not None:
+            return dead
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,
@@ -67,7 +73,17 @@ class Kgraft:
                 "it must leave the kernel to switch",
             )
         if t.kind is TaskKind.KTHREAD:
-            safe = t.freezable is True or t.comm.startswith(self.safe_point_kthreads)
+            safe = (
+                self.annotated_kthreads
+                or t.freezable is True
+                or t.comm.startswith(self.safe_point_kthreads)
+            )
+            if safe and t.state is not None and t.state not in INTERRUPTIBLE | RUNNABLE | {"I"}:
+                return TaskOutcome(
+                    Verdict.BLOCKED, Outlook.STUCK,
+                    f"kernel thread in state {t.state}: it cannot reach its safe point until that "
+                    "sleep ends",
+                )
             if safe:
                 return TaskOutcome(
                     Verdict.BLOCKED, Outlook.AFTER_WAKEUP,

@@ -48,6 +48,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    dead_task,
     summarize,
 )
 
@@ -95,6 +96,9 @@ class Klp:
         return outcome
 
     def _check(self, t: TaskFacts) -> TaskOutcome:
+        # kernel/stacktrace.c: a task without a stack (a zombie) is "reliably" empty.
+        if (dead := dead_task(t)) is not None:
+            return dead
         if not self.reliable_stacks:
             return self._without_reliable_stacks(t)
         if t.running:
@@ -133,6 +137,19 @@ class Klp:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.AFTER_WAKEUP,
                 "idle on its CPU; wake_up_if_idle() sends it through do_idle(), where it switches",
+                "EBUSY", self.retry_interval_s,
+            )
+        if (
+            self.cond_resched_switch
+            and t.stack_trusted
+            and t.patched_frame is None
+            and t.depth <= self.max_stack_entries
+        ):
+            # The dump shows the running stack (an NMI backtrace, "running task"):
+            # __klp_sched_try_switch() checks exactly that stack at cond_resched().
+            return TaskOutcome(
+                Verdict.RUNNING, Outlook.SWITCHED,
+                "is running with no patched frame: switches itself at its next cond_resched()",
                 "EBUSY", self.retry_interval_s,
             )
         where = (

@@ -26,6 +26,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    dead_task,
 )
 
 MAX_STACK_TRACE_DEPTH = 64
@@ -62,6 +63,8 @@ class Kpatch:
     retry_interval_s: float = RETRY_INTERVAL_S
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if (dead := dead_task(t)) is not None:
+            return dead
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,

@@ -24,6 +24,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    dead_task,
 )
 from lpc.models.kpatch import all_or_nothing
 
@@ -39,6 +40,8 @@ class Ksplice:
     retry_interval_s: float = RETRY_INTERVAL_S
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if (dead := dead_task(t)) is not None:
+            return dead
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED, "idle task: not on the thread list, never checked",

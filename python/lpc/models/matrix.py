@@ -34,6 +34,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    dead_task,
     summarize,
 )
 from lpc.models.kpatch import all_or_nothing
@@ -56,6 +57,8 @@ class Matrix:
         object.__setattr__(self, "cell", (self.leave, self.switch))
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
+        if (dead := dead_task(t)) is not None:
+            return dead
         if self.leave == "FUNCTION":
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED, "only the function must be left: switches now",
