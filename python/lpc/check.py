@@ -268,11 +268,6 @@ def task_facts(
             "the patch touches .sched.text/lock text, which /proc/<pid>/stack never shows: "
             "sleeping tasks' stacks cannot prove they are outside it (use a SysRq-t dump)"
         )
-    elif dump.source_format in PROC_FORMATS:
-        warnings.append(
-            "/proc stacks hide .sched.text and lock functions; a patch to the scheduler or "
-            "locking slow paths would be invisible here"
-        )
     facts = []
     statuses = dump.stack_statuses
     context_codes = dump.frame_context_codes

@@ -33,9 +33,13 @@ EMBEDDED = "procdump-6.18"
 
 
 def live_stacks_readable(proc: str = "/proc") -> bool:
-    """Can this process read other tasks' kernel stacks (root, CAP_SYS_ADMIN)?"""
+    """Can this process read kernel stacks at all (root with CAP_SYS_ADMIN)?
+
+    Its own stack is the probe: pid 1's may be refused even to root inside a
+    container (the ptrace check), and such tasks are recorded as unreadable.
+    """
     try:
-        with open(os.path.join(proc, "1", "stack"), "rb") as fh:
+        with open(os.path.join(proc, "self", "stack"), "rb") as fh:
             return bool(fh.read())
     except OSError:
         return False

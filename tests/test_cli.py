@@ -1,0 +1,212 @@
+"""The `lpc` command line: exit codes, JSON shape, no tracebacks on bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from lpc.cli import main
+
+DATA = Path(__file__).parent / "data"
+
+TASK = {
+    "type": "object",
+    "required": ["pid", "tid", "comm", "state", "kthread", "verdict", "frame", "outlook"],
+    "properties": {
+        "pid": {"type": ["integer", "null"]},
+        "tid": {"type": ["integer", "null"]},
+        "comm": {"type": "string"},
+        "state": {"type": ["string", "null"]},
+        "kthread": {"type": ["boolean", "null"]},
+        "verdict": {"enum": ["switch", "blocked", "running", "unreliable"]},
+        "frame": {
+            "oneOf": [
+                {"type": "null"},
+                {"type": "object", "required": ["index", "function"],
+                 "properties": {"index": {"type": "integer"}, "function": {"type": "string"}}},
+            ]
+        },
+        "outlook": {"enum": ["switched", "at_kernel_exit", "after_signal", "after_wakeup",
+                             "stuck", "unknown"]},
+    },
+}
+PATCH = {
+    "type": "object",
+    "required": ["functions"],
+    "properties": {"functions": {"type": "array", "items": {
+        "type": "object", "required": ["name", "object", "sympos", "start", "end"]}}},
+}
+MODEL = {
+    "type": "object",
+    "required": ["model", "patch", "tasks", "summary"],
+    "properties": {
+        "model": {"type": "string"},
+        "patch": PATCH,
+        "tasks": {"type": "array", "items": TASK},
+        "summary": {
+            "type": "object",
+            "required": ["tasks", "switch", "blocked", "running", "unreliable", "converges"],
+            "properties": {"converges": {"type": ["boolean", "null"]}},
+        },
+    },
+}
+CHECK_SCHEMA = {
+    "allOf": [MODEL],
+    "required": ["schema_version", "source"],
+    "properties": {"schema_version": {"const": 1}, "source": {"type": "object"}},
+}
+ALL_SCHEMA = {
+    "type": "object",
+    "required": ["schema_version", "source", "models"],
+    "properties": {"schema_version": {"const": 1},
+                   "models": {"type": "object", "additionalProperties": MODEL}},
+}
+
+
+@pytest.fixture(scope="module")
+def kallsyms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sym") / "kallsyms.txt"
+    path.write_bytes(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_blocked_patch_exits_1_with_valid_json(capsys: pytest.CaptureFixture[str],
+                                               kallsyms: Path) -> None:
+    code, out, err = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"),
+                         "--symbols", str(kallsyms), "--patch", "worker_thread", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    jsonschema.validate(doc, CHECK_SCHEMA)
+    assert doc["model"] == "klp" and doc["summary"]["converges"] is False
+    assert doc["patch"]["functions"][0]["start"] == 0xFFFFFFFF81381800
+    blocked = [t for t in doc["tasks"] if t["verdict"] == "blocked"]
+    assert len(blocked) == 14 and all(t["frame"] == {"index": 0, "function": "worker_thread"}
+                                      for t in blocked)
+    assert "reading dump" in err  # logs go to stderr, never stdout
+
+
+def test_converging_patch_exits_0(capsys: pytest.CaptureFixture[str], kallsyms: Path) -> None:
+    code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"), "--symbols",
+                       str(kallsyms), "--patch", "cmdline_proc_show", "--json")
+    assert code == 0
+    assert json.loads(out)["summary"]["converges"] is True
+
+
+def test_model_all_side_by_side(capsys: pytest.CaptureFixture[str], kallsyms: Path) -> None:
+    code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"), "--symbols",
+                       str(kallsyms), "--patch", "futex_do_wait", "--model", "all", "--json")
+    doc = json.loads(out)
+    jsonschema.validate(doc, ALL_SCHEMA)
+    assert set(doc["models"]) == {"null", "trivial", "josh", "klp", "kpatch", "kgraft", "ksplice"}
+    assert doc["models"]["klp"]["summary"]["converges"] is True
+    assert doc["models"]["kpatch"]["summary"]["converges"] is False
+    assert code == 1  # not every model converges
+
+
+def test_human_output_names_frames_and_gives_advice(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"),
+                       "--patch", "worker_thread")
+    assert code == 1
+    assert "#0 worker_thread" in out and "DOES NOT CONVERGE" in out
+    assert "advice: kworker/" in out and "kgraft would converge" in out
+    assert "warning: no symbol table" in out
+
+
+def test_no_patch_lists_sleeping_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    top = {f["function"]: f["tasks"] for f in doc["sleeping_functions"]}
+    assert top["worker_thread"] == 14
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--dump", "/nonexistent/dump.txt", "--patch", "x"],
+        ["check", "--dump", str(DATA / "kallsyms-6.18.txt.gz"), "--patch", "x"],
+        ["check", "--dump", str(DATA / "procdump-6.18"), "--patch", "no_such_function_anywhere",
+         "--symbols", "KALLSYMS"],
+        ["check", "--dump", str(DATA / "procdump-6.18"), "--patch", "bad name!"],
+        ["check", "--dump", str(DATA / "procdump-6.18"), "--patch-file", "/nonexistent/patch"],
+    ],
+    ids=["missing-file", "no-format", "missing-symbol", "bad-spec", "missing-patch-file"],
+)
+def test_bad_input_exits_3_with_one_line(capsys: pytest.CaptureFixture[str], kallsyms: Path,
+                                         argv: list[str]) -> None:
+    argv = [str(kallsyms) if a == "KALLSYMS" else a for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 3
+    assert out == ""
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize("argv", [[], ["check", "--no-such-flag"], ["check", "--live", "--dump", "x"],
+                                  ["watch", "--dump", "x"], ["frobnicate"]])
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "Traceback" not in err
+
+
+def test_watch_over_recorded_dumps_emits_one_json_line_per_retry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    first = (DATA / "procdump-6.18" / "stacks.txt").read_text()
+    # The second snapshot: every task that held do_wait has left it.
+    second = first.replace("do_wait+", "do_select+")
+    (tmp_path / "a.txt").write_text(first)
+    (tmp_path / "b.txt").write_text(second)
+    code, out, err = run(capsys, "watch", "--dump", str(tmp_path / "a.txt"), "--dump",
+                         str(tmp_path / "b.txt"), "--patch", "do_wait", "--json")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["retry"] for x in lines] == [0, 1]
+    assert all(x["schema_version"] == 1 for x in lines)
+    assert {b["comm"] for b in lines[0]["blocking"]} >= {"bash", "wl-waitpid"}
+    assert not any(b["verdict"] == "blocked" for b in lines[1]["blocking"])
+    assert "retry 0:" in err and "retry 1:" in err
+
+
+def test_embedded_snapshot_is_used_when_proc_is_unreadable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lpc import source
+
+    monkeypatch.setattr(source, "live_stacks_readable", lambda proc="/proc": False)
+    code, out, err = run(capsys, "check", "--patch", "worker_thread", "--json")
+    doc = json.loads(out)
+    assert code == 1
+    assert "embedded recorded snapshot" in doc["source"]["description"]
+    assert doc["source"]["matched_by"] == "address"  # it ships its kallsyms
+
+
+def test_python_dash_m_runs_without_traceback() -> None:
+    done = subprocess.run([sys.executable, "-m", "lpc", "check", "--dump", "/nonexistent"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "Traceback" not in done.stderr
+
+
+@pytest.mark.live
+def test_live_check_reads_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    from lpc import source
+
+    if not source.live_stacks_readable():
+        pytest.skip("needs root: /proc/<pid>/stack is not readable")
+    code, out, _ = run(capsys, "check", "--live", "--patch", "cmdline_proc_show", "--json")
+    doc = json.loads(out)
+    jsonschema.validate(doc, CHECK_SCHEMA)
+    assert doc["source"]["format"] == "proc_snapshot" and doc["summary"]["tasks"] > 10
+    assert doc["source"]["matched_by"] == "address"
+    assert code in (0, 1)
