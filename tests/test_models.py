@@ -7,7 +7,7 @@ calling the models' helpers, so a drift in either shows up here.
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lpc.models import (
@@ -89,8 +89,10 @@ def klp_outlook(t: TaskFacts) -> Outlook:
             and not t.hidden_patched_text and t.patched_frame is None and t.depth <= 100):
         return Outlook.SWITCHED  # the cond_resched() switch point checks the visible stack
     if t.kind is TaskKind.USER:
+        if v is Verdict.RUNNING:
+            return Outlook.AT_KERNEL_EXIT  # on a CPU: it returns to user space soon
         return {"R": Outlook.AT_KERNEL_EXIT, "S": Outlook.AFTER_SIGNAL}.get(
-            t.state or "", Outlook.STUCK if v is not Verdict.RUNNING else Outlook.AT_KERNEL_EXIT
+            t.state or "", Outlook.STUCK
         )
     if t.kind is TaskKind.IDLE:
         return Outlook.AFTER_WAKEUP
