@@ -85,7 +85,8 @@ def klp_outlook(t: TaskFacts) -> Outlook:
     v = klp_verdict(t)
     if v is Verdict.SWITCH:
         return Outlook.SWITCHED
-    if (v is Verdict.RUNNING and t.kind is TaskKind.KTHREAD and t.stack is Stack.COMPLETE
+    if (v is Verdict.RUNNING and t.kind in (TaskKind.KTHREAD, TaskKind.UNKNOWN)
+            and t.stack is Stack.COMPLETE
             and not t.hidden_patched_text and t.patched_frame is None and t.depth <= 100):
         return Outlook.SWITCHED  # the cond_resched() switch point checks the visible stack
     if t.kind is TaskKind.USER:
