@@ -51,6 +51,7 @@ __all__ = [
     "TaskResult",
     "check",
     "check_all",
+    "first_patched_frame",
     "scan",
     "sleeping_functions",
     "task_facts",
@@ -172,7 +173,13 @@ def _first_per_task(
 
 
 def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
-    """Where the patch meets each task's stack (see :class:`Scan`)."""
+    """Where the patch meets each task's stack (see :class:`Scan`).
+
+    By address, the first reliable hit per task comes from the Rust CSR scan
+    (``IntervalTree.first_hit_per_stack``: every stack at once, GIL released,
+    parallel for large dumps); ``?`` and inlined frames are masked out first,
+    as the kernel's reliable unwinder never reports them.
+    """
     warnings: list[str] = []
     eligible = dump.frame_reliable & ~dump.frame_inlined
     if symbols is not None and patch.resolved:
@@ -187,8 +194,11 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
             for k, f in enumerate(patch.functions)
             if f.start is not None and f.end is not None
         )
-        ids = tree.find_many(np.where(known, addresses, np.uint64(0)))
-        ids = np.where(known, ids, -1)
+        nowhere = np.uint64(0)  # no patched function starts at address 0
+        first, function = tree.first_hit_per_stack(
+            np.where(known & eligible, addresses, nowhere), dump.frame_offsets
+        )
+        ids = np.where(known, tree.find_many(np.where(known, addresses, nowhere)), -1)
         by_address = True
     else:
         ids = _frame_patch_ids_by_name(dump, patch)
@@ -197,18 +207,28 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
             "no symbol table: frames matched the patch by name, so duplicate static functions "
             "(sympos) are not told apart"
         )
-    first, function = _first_per_task(
-        dump.frame_offsets, np.where(eligible, ids, -1), dump.task_count
-    )
+        first, function = _first_per_task(
+            dump.frame_offsets, np.where(eligible, ids, -1), dump.task_count
+        )
     any_frames: dict[int, tuple[int, ...]] = {}
     hits = np.flatnonzero(ids >= 0)
     if hits.size:
         offsets = dump.frame_offsets.astype(np.int64)
         owner = np.searchsorted(offsets, hits, side="right") - 1
         for t, h in zip(owner.tolist(), hits.tolist()):
-            any_frames.setdefault(t, ())
-            any_frames[t] += (h - int(offsets[t]),)
+            any_frames[t] = any_frames.get(t, ()) + (h - int(offsets[t]),)
     return Scan(first, function, any_frames, by_address, tuple(warnings))
+
+
+def first_patched_frame(
+    dump: Dump, patch: Patch, symbols: Symbols | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Per task: the position of its first reliable frame inside the patched set
+    and the index (into ``patch.functions``) of that function, -1 for none."""
+    if symbols is not None and not patch.resolved:
+        patch = patch.resolve(symbols)
+    found = scan(dump, patch, symbols)
+    return found.first, found.function
 
 
 def _frame_names(dump: Dump, t: int) -> tuple[str, ...]:
