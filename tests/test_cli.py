@@ -154,7 +154,8 @@ def test_bad_input_exits_3_with_one_line(capsys: pytest.CaptureFixture[str], kal
 
 
 @pytest.mark.parametrize("argv", [[], ["check", "--no-such-flag"], ["check", "--live", "--dump", "x"],
-                                  ["watch", "--dump", "x"], ["frobnicate"]])
+                                  ["watch", "--dump", "x"], ["frobnicate"],
+                                  ["check", "--model", "nonsense", "--patch", "f"]])
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2

@@ -101,34 +101,31 @@ def _verdict_text(converges: bool | None) -> str:
     return {True: "CONVERGES", False: "DOES NOT CONVERGE", None: "UNKNOWN"}[converges]
 
 
-def _advice(results: dict[str, Any], main: str) -> list[str]:
-    """Sentences an engineer acts on: for each task the main model leaves stuck,
-    what it is waiting for and which model would converge."""
-    from lpc.models import CONVERGING, Outlook
+def _advice(result: Any) -> list[str]:
+    """Sentences an engineer acts on: for each task the model leaves stuck, what
+    it waits for and which other model would converge (judged on the same facts)."""
+    from lpc.models import CONVERGING, MODELS, Outlook, get_model
 
+    others = [get_model(name) for name in MODELS if name != result.model]
     lines = []
-    primary = results[main]
-    for t in primary.blocking:
+    for t in result.blocking:
         if t.outcome.outlook is not Outlook.STUCK:
             continue
-        others = [
-            name for name, r in results.items()
-            if name != main and r.tasks[t.facts.index].outcome.outlook in CONVERGING
-            and r.tasks[t.facts.index].outcome.outlook is not Outlook.SWITCHED
-        ]
         line = f"{t.facts.comm} (pid {t.facts.pid}) {t.outcome.reason}"
-        if main == "klp":
+        if result.model == "klp":
             line += "; under klp only a reversal or force ends the transition"
-        if others:
-            how = results[others[0]].tasks[t.facts.index].outcome.outlook.value.replace("_", " ")
-            line += f"; {others[0]} would converge ({how})"
+        for m in others:
+            o = m.judge_task(t.facts)
+            if o.outlook in CONVERGING and o.outlook is not Outlook.SWITCHED:
+                line += f"; {m.name} would converge ({o.outlook.value.replace('_', ' ')})"
+                break
         lines.append(line)
         if len(lines) == 10:
             break
     return lines
 
 
-def _print_check(result: Any, how: str, results: dict[str, Any] | None, out: TextIO) -> None:
+def _print_check(result: Any, how: str, out: TextIO) -> None:
     print(f"source: {how}", file=out)
     fns = ", ".join(
         f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "") for f in result.patch.functions
@@ -154,9 +151,8 @@ def _print_check(result: Any, how: str, results: dict[str, Any] | None, out: Tex
             print(f"… and {len(result.blocking) - 50} more (see --json)", file=out)
     eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
     print(f"verdict: {_verdict_text(result.converges)}{eta} — {s['reason']}", file=out)
-    if results is not None:
-        for line in _advice(results, result.model):
-            print(f"advice: {line}", file=out)
+    for line in _advice(result):
+        print(f"advice: {line}", file=out)
     for w in result.warnings:
         print(f"warning: {w}", file=out)
 
@@ -181,6 +177,13 @@ def _print_all(results: dict[str, Any], how: str, out: TextIO) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from lpc.check import SCHEMA_VERSION, check_all, sleeping_functions
+    from lpc.models import get_model
+
+    if args.model != "all":
+        try:
+            get_model(args.model)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
 
     dump, symbols, how = _load(args)
     _log(f"reading {how}")
@@ -203,8 +206,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_OK
     if symbols is None:
         _log("no symbol table: matching frames by function name")
-    results = check_all(dump, patch, symbols, **_model_params(args))
     if args.model == "all":
+        results = check_all(dump, patch, symbols, **_model_params(args))
         first = next(iter(results.values()))
         if args.json:
             doc = {"schema_version": SCHEMA_VERSION, "source": dict(first.source),
@@ -215,19 +218,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             _print_all(results, how, sys.stdout)
         return EXIT_OK if all(r.converges for r in results.values()) else EXIT_BLOCKED
-    if args.model not in results:
-        from lpc.check import check
+    from lpc.check import check
 
-        result = check(dump, patch, args.model, symbols)
-        results[args.model] = result
-    result = results[args.model]
+    params = _model_params(args) if args.model == "klp" else {}
+    result = check(dump, patch, args.model, symbols, **params)
     if args.json:
         one = result.as_json()
         one["source"]["description"] = how
         json.dump(one, sys.stdout, indent=2, sort_keys=True)
         print()
     else:
-        _print_check(result, how, results, sys.stdout)
+        _print_check(result, how, sys.stdout)
     return EXIT_OK if result.converges else EXIT_BLOCKED
 
 
