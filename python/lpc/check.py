@@ -52,6 +52,7 @@ __all__ = [
     "check",
     "check_all",
     "first_patched_frame",
+    "frame_function_names",
     "scan",
     "sleeping_functions",
     "task_facts",
@@ -231,36 +232,53 @@ def first_patched_frame(
     return found.first, found.function
 
 
-def _frame_names(dump: Dump, t: int) -> tuple[str, ...]:
-    lo, hi = int(dump.frame_offsets[t]), int(dump.frame_offsets[t + 1])
-    return tuple(
-        "?" if fid == Dump.NO_NAME else dump.names[fid]
-        for fid in dump.frame_function_ids[lo:hi].tolist()
-    )
+def frame_function_names(dump: Dump, symbols: Symbols | None = None) -> npt.NDArray[np.object_]:
+    """Every frame's function name: as printed, else symbolized from its address
+    (the kernel's ``%pB`` rule: a return address belongs to the function holding
+    ``address - 1``) when a symbol table is given, else ``"?"``."""
+    table = np.array([*dump.names, "?"], dtype=object)
+    fids = dump.frame_function_ids.astype(np.int64)
+    names: npt.NDArray[np.object_] = table[np.where(fids == Dump.NO_NAME, len(dump.names), fids)]
+    if symbols is not None:
+        bare = np.flatnonzero((fids == Dump.NO_NAME) & dump.frame_has_address)
+        if bare.size:
+            index, _ = symbols.symbolize(dump.frame_addresses[bare], return_addresses=True)
+            for row, f in zip(bare.tolist(), index.tolist()):
+                if f >= 0:
+                    names[row] = symbols[f].name
+    return names
 
 
-def infer_kind(dump: Dump, t: int, frames: Sequence[str]) -> tuple[TaskKind, str]:
-    """A task's kind and the evidence it rests on, strongest evidence first."""
-    pid = int(dump.pids[t])
-    comm = dump.comms[t]
+def infer_kind(
+    *,
+    pid: int,
+    comm: str,
+    kthread: int,
+    task_flags: int,
+    user_regs: bool,
+    ppid: int,
+    frames: Sequence[str],
+) -> tuple[TaskKind, str]:
+    """A task's kind and the evidence it rests on, strongest evidence first.
+
+    ``kthread`` is -1/0/1 (PF_KTHREAD when the source shows it); ``task_flags``
+    are PF_* flags (``/proc`` stat, SysRq ``task_flags:`` since 6.15 — the older
+    ``flags:`` field holds TIF_* flags and lands in ``thread_flags``), ``2**64 - 1``
+    when unknown.
+    """
     if pid == 0 or comm.startswith("swapper"):
         return TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task"
-    k = int(dump.kthreads[t])
-    if k >= 0:
-        return (TaskKind.KTHREAD if k else TaskKind.USER), "PF_KTHREAD in the task flags"
-    flags = int(dump.task_flags[t])
-    if flags != 2**64 - 1 and dump.source_format != "dmesg":
-        return (TaskKind.KTHREAD if flags & PF_KTHREAD else TaskKind.USER), "PF_KTHREAD in flags"
-    if dump.source_format == "dmesg" and flags != 2**64 - 1:
-        # 6.15+ headers print task_flags: (PF_*); older ones print TIF flags as flags:.
-        return (TaskKind.KTHREAD if flags & PF_KTHREAD else TaskKind.USER), "task_flags: PF_KTHREAD"
-    if bool(dump.user_regs[t]):
+    if kthread >= 0:
+        return (TaskKind.KTHREAD if kthread else TaskKind.USER), "PF_KTHREAD in the task flags"
+    if task_flags != 2**64 - 1:
+        return (TaskKind.KTHREAD if task_flags & PF_KTHREAD else TaskKind.USER), "PF_KTHREAD in flags"
+    if user_regs:
         return TaskKind.USER, "a user-mode register dump (RIP: 0033) follows its header"
     if any(f.startswith(SYSCALL_ENTRY) for f in frames):
         return TaskKind.USER, "a system-call entry frame on its stack"
     if "kthread" in frames and any(f.startswith("ret_from_fork") for f in frames):
         return TaskKind.KTHREAD, "stack rooted in ret_from_fork → kthread() without a syscall entry"
-    if int(dump.ppids[t]) == 2 or pid == 2:
+    if ppid == 2 or pid == 2:
         return TaskKind.KTHREAD, "a child of kthreadd (ppid 2)"
     if comm.startswith(KTHREAD_NAMES):
         return TaskKind.KTHREAD, "its name is a kernel thread's (weak evidence)"
@@ -289,40 +307,51 @@ def task_facts(
             "sleeping tasks' stacks cannot prove they are outside it (use a SysRq-t dump)"
         )
     facts = []
-    statuses = dump.stack_statuses
-    context_codes = dump.frame_context_codes
-    for t in range(dump.task_count):
-        lo, hi = int(dump.frame_offsets[t]), int(dump.frame_offsets[t + 1])
-        frames = _frame_names(dump, t)
-        kind, evidence = infer_kind(dump, t, frames)
-        stack = Stack(statuses[t].value)
-        if stack is Stack.COMPLETE and bool((context_codes[lo:hi] != 0).any()):
+    n = dump.task_count
+    offsets = dump.frame_offsets.astype(np.int64)
+    names = frame_function_names(dump, symbols).tolist()
+    # Per-task sums over the CSR frames, computed once (reduceat needs non-empty
+    # segments, so sum prefix totals instead).
+    eligible = (dump.frame_reliable & ~dump.frame_inlined).astype(np.int64)
+    foreign = (dump.frame_context_codes != 0).astype(np.int64)
+    depth = np.diff(np.concatenate([[0], np.cumsum(eligible)])[offsets]).tolist()
+    interrupted = np.diff(np.concatenate([[0], np.cumsum(foreign)])[offsets]).tolist()
+    pids, tids, ppids = dump.pids.tolist(), dump.tids.tolist(), dump.ppids.tolist()
+    kthreads, flags = dump.kthreads.tolist(), dump.task_flags.tolist()
+    user_regs, states, on_cpus = dump.user_regs.tolist(), dump.states.tolist(), dump.on_cpus.tolist()
+    first_hits, functions = found.first.tolist(), found.function.tolist()
+    statuses = [Stack(x.value) for x in dump.stack_statuses]
+    bounds = offsets.tolist()
+    for t in range(n):
+        frames = tuple(names[bounds[t] : bounds[t + 1]])
+        comm = dump.comms[t]
+        kind, evidence = infer_kind(
+            pid=pids[t], comm=comm, kthread=kthreads[t], task_flags=flags[t],
+            user_regs=bool(user_regs[t]), ppid=ppids[t], frames=frames,
+        )
+        stack = statuses[t]
+        if stack is Stack.COMPLETE and interrupted[t]:
             # An interrupt or exception frame makes the reliable unwinder give up.
             stack = Stack.UNWIND_FAILURE
-        eligible = dump.frame_reliable[lo:hi] & ~dump.frame_inlined[lo:hi]
-        state_code = int(dump.states[t])
-        on_cpu = int(dump.on_cpus[t])
-        first = int(found.first[t])
-        fn = patch.functions[int(found.function[t])].name if first >= 0 else None
+        first = first_hits[t]
         thread_fn = (
             kind is TaskKind.KTHREAD and first >= 0 and first + 1 < len(frames)
             and frames[first + 1] == "kthread"
         )
-        comm = dump.comms[t]
         facts.append(
             TaskFacts(
                 index=t,
-                pid=None if int(dump.pids[t]) < 0 else int(dump.pids[t]),
-                tid=None if int(dump.tids[t]) < 0 else int(dump.tids[t]),
+                pid=None if pids[t] < 0 else pids[t],
+                tid=None if tids[t] < 0 else tids[t],
                 comm=comm,
-                state=chr(state_code) if state_code else None,
+                state=chr(states[t]) if states[t] else None,
                 kind=kind,
                 kind_evidence=evidence,
-                on_cpu=None if on_cpu < 0 else bool(on_cpu),
+                on_cpu=None if on_cpus[t] < 0 else bool(on_cpus[t]),
                 stack=stack,
-                depth=int(eligible.sum()),
+                depth=depth[t],
                 patched_frame=first if first >= 0 else None,
-                patched_function=fn,
+                patched_function=patch.functions[functions[t]].name if first >= 0 else None,
                 patched_frame_is_thread_fn=thread_fn,
                 frames=frames,
                 patched_frames_any=found.any_frames.get(t, ()),
