@@ -175,7 +175,7 @@ def test_single_call_only(benchmark, k: int | str) -> None:  # type: ignore[no-u
 def test_build(benchmark, operation: str, k: int | str) -> None:  # type: ignore[no-untyped-def]
     w = workload(k, 0.10)
     tree = lpc_tree(w)
-    one = [(1, 2, -7)]
+    one = [(1, 2, 10**12)]  # an id no function has
     victim = np.array([int(w.ids[len(w.ids) // 2])], dtype=np.int64)
     if operation == "build":
 

@@ -7,6 +7,7 @@ stacks; the Python layers above it hold symbols, patches and models.
 from __future__ import annotations
 
 from lpc._core import IntervalTree, __version__
+from lpc.capture import capture_live
 from lpc.dump import Dump, Frame, Task, parse_dump
 from lpc.errors import (
     CaptureError,
@@ -16,9 +17,16 @@ from lpc.errors import (
     LpcError,
     SymbolError,
 )
+from lpc.patch import Patch, PatchFunction
+from lpc.symbols import Symbol, Symbols
+
+# Imported last: `lpc.check` is the function (the module stays importable as
+# `from lpc.check import ...`).
+from lpc.check import CheckResult, check, check_all  # noqa: E402
 
 __all__ = [
     "CaptureError",
+    "CheckResult",
     "Dump",
     "DumpParseError",
     "Frame",
@@ -26,8 +34,15 @@ __all__ = [
     "IntervalTree",
     "InvalidRangeError",
     "LpcError",
+    "Patch",
+    "PatchFunction",
+    "Symbol",
     "SymbolError",
+    "Symbols",
     "Task",
     "__version__",
+    "capture_live",
+    "check",
+    "check_all",
     "parse_dump",
 ]

@@ -475,14 +475,26 @@ def _model_params(name: str, patch: Patch, params: Mapping[str, Any]) -> dict[st
     return out
 
 
+def _as_patch(patch: Patch | str | Sequence[str]) -> Patch:
+    if isinstance(patch, Patch):
+        return patch
+    return Patch.parse(patch if isinstance(patch, str) else ",".join(patch))
+
+
 def check(
     dump: Dump,
-    patch: Patch,
+    patch: Patch | str | Sequence[str],
     model: str | Model = "klp",
     symbols: Symbols | None = None,
     **params: Any,
 ) -> CheckResult:
-    """Judge every task of the dump under one model (see the module docstring)."""
+    """Judge every task of the dump under one model (see the module docstring).
+
+    ``patch`` is a :class:`~lpc.patch.Patch` or its command-line spelling
+    (``"worker_thread,ext4:ext4_file_write_iter@2"``); ``params`` go to the
+    model (e.g. ``force=True``, ``cond_resched_switch=False`` for klp).
+    """
+    patch = _as_patch(patch)
     if symbols is not None and not patch.resolved:
         patch = patch.resolve(symbols)
     found = scan(dump, patch, symbols)
@@ -524,9 +536,10 @@ def _judge(
 
 
 def check_all(
-    dump: Dump, patch: Patch, symbols: Symbols | None = None, **params: Any
+    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None = None, **params: Any
 ) -> dict[str, CheckResult]:
     """Every named model side by side on the same snapshot (one scan)."""
+    patch = _as_patch(patch)
     if symbols is not None and not patch.resolved:
         patch = patch.resolve(symbols)
     found = scan(dump, patch, symbols)
