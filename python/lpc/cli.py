@@ -286,8 +286,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if retry + 1 < retries and not dumps:
             time.sleep(args.interval)
     still = sorted(first_blocked or set())
-    report = (f"converged at a retry: every task can switch" if converged
-              else f"{len(still)} task(s) blocked at every retry: {still[:20]}")
+    report = ("converged at a retry: every task can switch" if converged
+              else f"{len(still)} task(s) could not switch at any retry (tids {still[:20]})")
     _log(report)
     if not args.json:
         print(report)
