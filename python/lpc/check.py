@@ -21,12 +21,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from lpc import _core
+from lpc.dump import _STATUSES as _DUMP_STATUSES
 from lpc.dump import Dump
 from lpc.models import (
     MODELS,
@@ -49,6 +50,8 @@ __all__ = [
     "CheckResult",
     "Scan",
     "TaskResult",
+    "TaskResults",
+    "TaskTable",
     "check",
     "check_all",
     "first_patched_frame",
@@ -257,14 +260,16 @@ def infer_kind(
     task_flags: int,
     user_regs: bool,
     ppid: int,
-    frames: Sequence[str],
+    syscall_entry: bool,
+    kthread_root: bool,
 ) -> tuple[TaskKind, str]:
     """A task's kind and the evidence it rests on, strongest evidence first.
 
     ``kthread`` is -1/0/1 (PF_KTHREAD when the source shows it); ``task_flags``
     are PF_* flags (``/proc`` stat, SysRq ``task_flags:`` since 6.15 — the older
     ``flags:`` field holds TIF_* flags and lands in ``thread_flags``), ``2**64 - 1``
-    when unknown.
+    when unknown. ``syscall_entry``: a system-call entry frame is on the stack;
+    ``kthread_root``: the stack is rooted in ``ret_from_fork`` → ``kthread()``.
     """
     if pid == 0 or comm.startswith("swapper"):
         return TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task"
@@ -274,9 +279,9 @@ def infer_kind(
         return (TaskKind.KTHREAD if task_flags & PF_KTHREAD else TaskKind.USER), "PF_KTHREAD in flags"
     if user_regs:
         return TaskKind.USER, "a user-mode register dump (RIP: 0033) follows its header"
-    if any(f.startswith(SYSCALL_ENTRY) for f in frames):
+    if syscall_entry:
         return TaskKind.USER, "a system-call entry frame on its stack"
-    if "kthread" in frames and any(f.startswith("ret_from_fork") for f in frames):
+    if kthread_root:
         return TaskKind.KTHREAD, "stack rooted in ret_from_fork → kthread() without a syscall entry"
     if ppid == 2 or pid == 2:
         return TaskKind.KTHREAD, "a child of kthreadd (ppid 2)"
@@ -294,9 +299,198 @@ def _hidden_text(dump: Dump, patch: Patch, symbols: Symbols | None) -> bool:
     )
 
 
+def _per_task_sum(offsets: npt.NDArray[np.int64], per_frame: npt.NDArray[Any]) -> list[int]:
+    """Sum of a per-frame quantity over each task's CSR segment (empty segments → 0)."""
+    totals = np.concatenate([[0], np.cumsum(per_frame.astype(np.int64))])
+    return np.diff(totals[offsets]).tolist()  # type: ignore[no-any-return]
+
+
+#: Stack statuses in the order of the dump's ``stack_status_codes``.
+STACK_CODES = tuple(Stack(x.value) for x in _DUMP_STATUSES)
+
+
+def _unique_rows(
+    rows: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(first row of each distinct row, distinct-row id of every row)``.
+
+    Rows of small non-negative ints are packed into one int64 when they fit
+    (a 1-D unique sorts ~20× faster than numpy's row-wise unique).
+    """
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    widths = [max(int(col.max()), 0).bit_length() for col in rows.T]
+    if int(rows.min()) >= 0 and sum(widths) <= 63:
+        packed = np.zeros(len(rows), dtype=np.int64)
+        for col, width in zip(rows.T, widths):
+            packed = (packed << width) | col
+        _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first.astype(np.int64), inverse.reshape(-1).astype(np.int64)
+
+
+class TaskTable(Sequence[TaskFacts]):
+    """Every task's :class:`TaskFacts`, kept as columns and built on demand.
+
+    A big dump holds hundreds of thousands of tasks, most of them alike for a
+    model's purposes; the columns let :func:`check` judge one representative
+    per group of identical facts (see :meth:`groups`) instead of every task.
+    """
+
+    def __init__(
+        self, dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan, hidden: bool
+    ) -> None:
+        self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
+        n = dump.task_count
+        self._offsets = dump.frame_offsets.astype(np.int64)
+        self._bounds = self._offsets.tolist()
+        self._names = frame_function_names(dump, symbols)
+        fnames = self._names
+        eligible = dump.frame_reliable & ~dump.frame_inlined
+        self.depth = _per_task_sum(self._offsets, eligible)
+        interrupted = _per_task_sum(self._offsets, dump.frame_context_codes != 0)
+        # Stack-shape evidence for a task's kind, by name id, summed per task.
+        table = [*dump.names, "?"]
+        is_entry = np.array([n.startswith(SYSCALL_ENTRY) for n in table], dtype=bool)
+        is_kthread = np.array([n == "kthread" for n in table], dtype=bool)
+        is_fork = np.array([n.startswith("ret_from_fork") for n in table], dtype=bool)
+        fids = dump.frame_function_ids.astype(np.int64)
+        fids = np.where(fids == Dump.NO_NAME, len(dump.names), fids)
+        entry = _per_task_sum(self._offsets, is_entry[fids])
+        kroot = np.array(_per_task_sum(self._offsets, is_kthread[fids])) * np.array(
+            _per_task_sum(self._offsets, is_fork[fids])
+        )
+        if symbols is not None and bool((dump.frame_function_ids == Dump.NO_NAME).any()):
+            # Address-only frames were symbolized: recount from the names.
+            entry = [sum(1 for f in fnames[a:b] if f.startswith(SYSCALL_ENTRY))
+                     for a, b in zip(self._bounds, self._bounds[1:])]
+        self.pids, self.tids = dump.pids.tolist(), dump.tids.tolist()
+        self.states = [chr(x) if x else None for x in dump.states.tolist()]
+        self.on_cpu = [None if x < 0 else bool(x) for x in dump.on_cpus.tolist()]
+        interrupted_any = np.asarray(interrupted) > 0
+        status_codes = dump.stack_status_codes.astype(np.int64)
+        complete = STACK_CODES.index(Stack.COMPLETE)
+        # An interrupt or exception frame makes the reliable unwinder give up.
+        stack_codes = np.where(
+            (status_codes == complete) & interrupted_any,
+            STACK_CODES.index(Stack.UNWIND_FAILURE), status_codes,
+        )
+        self.stack = [STACK_CODES[c] for c in stack_codes.tolist()]
+        self.first, self.function = found.first.tolist(), found.function.tolist()
+        self.comms = dump.comms
+        comm_ids: dict[str, int] = {}
+        self._comm_id = np.array([comm_ids.setdefault(c, len(comm_ids)) for c in self.comms],
+                                 dtype=np.int64)
+        self.freezable = [True if c.startswith(FREEZABLE_KTHREADS) else None for c in self.comms]
+        # Kind: one infer_kind() call per distinct combination of its inputs.
+        pids = dump.pids.astype(np.int64)
+        flags = dump.task_flags
+        pf = np.where(flags == np.uint64(2**64 - 1), 2,
+                      ((flags & np.uint64(PF_KTHREAD)) != 0).astype(np.int64))
+        special_pid = np.where(pids == 0, 1, np.where(pids == 2, 2, 0))
+        kind_inputs = np.stack([
+            self._comm_id, special_pid, dump.kthreads.astype(np.int64) + 1, pf,
+            dump.user_regs.astype(np.int64), (dump.ppids == 2).astype(np.int64),
+            (np.asarray(entry) > 0).astype(np.int64), (np.asarray(kroot) > 0).astype(np.int64),
+        ], axis=1) if n else np.zeros((0, 8), dtype=np.int64)
+        first_of, self._kind_key = _unique_rows(kind_inputs)
+        kthreads, tflags = dump.kthreads.tolist(), flags.tolist()
+        ppids, regs = dump.ppids.tolist(), dump.user_regs.tolist()
+        judged = [
+            infer_kind(pid=self.pids[t], comm=self.comms[t], kthread=kthreads[t],
+                       task_flags=tflags[t], user_regs=bool(regs[t]), ppid=ppids[t],
+                       syscall_entry=entry[t] > 0, kthread_root=bool(kroot[t]))
+            for t in first_of.tolist()
+        ]
+        keys = self._kind_key.tolist()
+        self.kind = [judged[k][0] for k in keys]
+        self.evidence = [judged[k][1] for k in keys]
+        self._depth = np.asarray(self.depth, dtype=np.int64)
+        self._state_codes = dump.states.astype(np.int64)
+        self._on_cpu_codes = dump.on_cpus.astype(np.int64) + 1
+        self._stack_codes = stack_codes
+
+    def __len__(self) -> int:
+        return self.dump.task_count
+
+    def frames(self, t: int) -> tuple[str, ...]:
+        return tuple(self._names[self._bounds[t] : self._bounds[t + 1]].tolist())
+
+    def _facts(self, t: int) -> TaskFacts:
+        frames = self.frames(t)
+        first = self.first[t]
+        stack = self.stack[t]
+        return TaskFacts(
+            index=t,
+            pid=None if self.pids[t] < 0 else self.pids[t],
+            tid=None if self.tids[t] < 0 else self.tids[t],
+            comm=self.comms[t],
+            state=self.states[t],
+            kind=self.kind[t],
+            kind_evidence=self.evidence[t],
+            on_cpu=self.on_cpu[t],
+            stack=stack,
+            depth=self.depth[t],
+            patched_frame=first if first >= 0 else None,
+            patched_function=self.patch.functions[self.function[t]].name if first >= 0 else None,
+            patched_frame_is_thread_fn=(
+                self.kind[t] is TaskKind.KTHREAD and first >= 0 and first + 1 < len(frames)
+                and frames[first + 1] == "kthread"
+            ),
+            frames=frames,
+            patched_frames_any=self.found.any_frames.get(t, ()),
+            hidden_patched_text=self.hidden and stack is Stack.COMPLETE,
+            freezable=self.freezable[t],
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> TaskFacts: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskFacts]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskFacts | list[TaskFacts]:
+        if isinstance(index, slice):
+            return [self._facts(t) for t in range(len(self))[index]]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._facts(index % len(self))
+
+    def groups(self) -> tuple[list[int], list[int]]:
+        """``(group of each task, one representative task per group)``.
+
+        Two tasks share a group when every fact a model reads is equal:
+        :class:`TaskFacts` minus identity (index, pid, tid) and the frame names,
+        which models read only at patched positions — so tasks with patched
+        frames group by those positions and names too.
+        """
+        n = len(self)
+        if n == 0:
+            return [], []
+        # Patched frames: a small id per distinct (first, function, thread fn,
+        # positions and names of every patched frame); 0 = no patched frame.
+        hit_ids = np.zeros(n, dtype=np.int64)
+        hit_keys: dict[tuple[Any, ...], int] = {}
+        names, bounds = self._names, self._bounds
+        for t in set(self.found.any_frames) | {t for t, f in enumerate(self.first) if f >= 0}:
+            base, first = bounds[t], self.first[t]
+            anyf = self.found.any_frames.get(t, ())
+            key = (first, self.function[t], anyf,
+                   tuple(names[base + i] for i in anyf),
+                   names[base + first + 1] if 0 <= first and base + first + 1 < bounds[t + 1] else None)
+            hit_ids[t] = hit_keys.setdefault(key, len(hit_keys) + 1)
+        columns = np.stack([
+            self._kind_key, self._state_codes, self._on_cpu_codes, self._stack_codes,
+            self._depth, hit_ids,
+        ], axis=1)
+        reps, group = _unique_rows(columns)
+        return group.tolist(), reps.tolist()
+
+
 def task_facts(
     dump: Dump, patch: Patch, symbols: Symbols | None = None, found: Scan | None = None
-) -> tuple[list[TaskFacts], list[str]]:
+) -> tuple[TaskTable, list[str]]:
     """What a model may know of each task of the dump, and the warnings it rests on."""
     found = found or scan(dump, patch, symbols)
     warnings = list(found.warnings)
@@ -306,60 +500,7 @@ def task_facts(
             "the patch touches .sched.text/lock text, which /proc/<pid>/stack never shows: "
             "sleeping tasks' stacks cannot prove they are outside it (use a SysRq-t dump)"
         )
-    facts = []
-    n = dump.task_count
-    offsets = dump.frame_offsets.astype(np.int64)
-    names = frame_function_names(dump, symbols).tolist()
-    # Per-task sums over the CSR frames, computed once (reduceat needs non-empty
-    # segments, so sum prefix totals instead).
-    eligible = (dump.frame_reliable & ~dump.frame_inlined).astype(np.int64)
-    foreign = (dump.frame_context_codes != 0).astype(np.int64)
-    depth = np.diff(np.concatenate([[0], np.cumsum(eligible)])[offsets]).tolist()
-    interrupted = np.diff(np.concatenate([[0], np.cumsum(foreign)])[offsets]).tolist()
-    pids, tids, ppids = dump.pids.tolist(), dump.tids.tolist(), dump.ppids.tolist()
-    kthreads, flags = dump.kthreads.tolist(), dump.task_flags.tolist()
-    user_regs, states, on_cpus = dump.user_regs.tolist(), dump.states.tolist(), dump.on_cpus.tolist()
-    first_hits, functions = found.first.tolist(), found.function.tolist()
-    statuses = [Stack(x.value) for x in dump.stack_statuses]
-    bounds = offsets.tolist()
-    for t in range(n):
-        frames = tuple(names[bounds[t] : bounds[t + 1]])
-        comm = dump.comms[t]
-        kind, evidence = infer_kind(
-            pid=pids[t], comm=comm, kthread=kthreads[t], task_flags=flags[t],
-            user_regs=bool(user_regs[t]), ppid=ppids[t], frames=frames,
-        )
-        stack = statuses[t]
-        if stack is Stack.COMPLETE and interrupted[t]:
-            # An interrupt or exception frame makes the reliable unwinder give up.
-            stack = Stack.UNWIND_FAILURE
-        first = first_hits[t]
-        thread_fn = (
-            kind is TaskKind.KTHREAD and first >= 0 and first + 1 < len(frames)
-            and frames[first + 1] == "kthread"
-        )
-        facts.append(
-            TaskFacts(
-                index=t,
-                pid=None if pids[t] < 0 else pids[t],
-                tid=None if tids[t] < 0 else tids[t],
-                comm=comm,
-                state=chr(states[t]) if states[t] else None,
-                kind=kind,
-                kind_evidence=evidence,
-                on_cpu=None if on_cpus[t] < 0 else bool(on_cpus[t]),
-                stack=stack,
-                depth=depth[t],
-                patched_frame=first if first >= 0 else None,
-                patched_function=patch.functions[functions[t]].name if first >= 0 else None,
-                patched_frame_is_thread_fn=thread_fn,
-                frames=frames,
-                patched_frames_any=found.any_frames.get(t, ()),
-                hidden_patched_text=hidden and stack is Stack.COMPLETE,
-                freezable=True if comm.startswith(FREEZABLE_KTHREADS) else None,
-            )
-        )
-    return facts, warnings
+    return TaskTable(dump, patch, symbols, found, hidden), warnings
 
 
 @dataclass(frozen=True)
@@ -393,6 +534,58 @@ class TaskResult:
         }
 
 
+class TaskResults(Sequence[TaskResult]):
+    """The per-task results of one check, built on demand from facts + outcomes."""
+
+    def __init__(self, facts: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]) -> None:
+        self.facts, self.outcomes = facts, outcomes
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskResult]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
+        if isinstance(index, slice):
+            return [self[t] for t in range(len(self))[index]]
+        return TaskResult(self.facts[index], self.outcomes[index])
+
+    def subset(self, indices: Sequence[int]) -> TaskResults:
+        """The results of these tasks, in this order (built on demand too)."""
+        return _Subset(self, indices)
+
+
+class _Subset(TaskResults):
+    def __init__(self, parent: TaskResults, indices: Sequence[int]) -> None:
+        super().__init__(parent.facts, parent.outcomes)
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskResult]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        t = self._indices[index]
+        return TaskResult(self.facts[t], self.outcomes[t])
+
+
+_OUTLOOK_ORDER = {o: i for i, o in enumerate([
+    Outlook.STUCK, Outlook.UNKNOWN, Outlook.AFTER_WAKEUP, Outlook.AFTER_SIGNAL,
+    Outlook.AT_KERNEL_EXIT, Outlook.SWITCHED,
+])}
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One model's answer on one snapshot."""
@@ -401,7 +594,7 @@ class CheckResult:
     cell: tuple[str, str]
     patch: Patch
     source: Mapping[str, Any]
-    tasks: tuple[TaskResult, ...]
+    tasks: TaskResults
     transition: TransitionOutcome
     warnings: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -411,29 +604,30 @@ class CheckResult:
         return self.transition.converges
 
     def count(self, verdict: Verdict) -> int:
-        return sum(1 for t in self.tasks if t.outcome.verdict is verdict)
+        return sum(1 for o in self.tasks.outcomes if o.verdict is verdict)
 
     @property
-    def blocking(self) -> list[TaskResult]:
-        """Tasks that did not switch now, worst outlook first."""
-        order = {o: i for i, o in enumerate([Outlook.STUCK, Outlook.UNKNOWN,
-                                              Outlook.AFTER_WAKEUP, Outlook.AFTER_SIGNAL,
-                                              Outlook.AT_KERNEL_EXIT, Outlook.SWITCHED])}
-        rest = [t for t in self.tasks if t.outcome.verdict is not Verdict.SWITCH
-                or t.outcome.outlook is not Outlook.SWITCHED]
-        return sorted(rest, key=lambda t: (order[t.outcome.outlook], t.facts.index))
+    def blocking(self) -> TaskResults:
+        """Tasks that did not switch now, worst outlook first (built on demand)."""
+        outcomes = self.tasks.outcomes
+        rest = [t for t, o in enumerate(outcomes)
+                if o.verdict is not Verdict.SWITCH or o.outlook is not Outlook.SWITCHED]
+        rest.sort(key=lambda t: (_OUTLOOK_ORDER[outcomes[t].outlook], t))
+        return self.tasks.subset(rest)
 
     def summary(self) -> dict[str, Any]:
+        outcomes = self.tasks.outcomes
+        verdicts = Counter(o.verdict for o in outcomes)
         return {
-            "tasks": len(self.tasks),
-            "switch": self.count(Verdict.SWITCH),
-            "blocked": self.count(Verdict.BLOCKED),
-            "running": self.count(Verdict.RUNNING),
-            "unreliable": self.count(Verdict.UNRELIABLE),
+            "tasks": len(outcomes),
+            "switch": verdicts[Verdict.SWITCH],
+            "blocked": verdicts[Verdict.BLOCKED],
+            "running": verdicts[Verdict.RUNNING],
+            "unreliable": verdicts[Verdict.UNRELIABLE],
             "converges": self.converges,
             "reason": self.transition.reason,
             "eta_s": self.transition.eta_s,
-            "outlooks": dict(Counter(t.outcome.outlook.value for t in self.tasks)),
+            "outlooks": dict(Counter(o.outlook.value for o in outcomes)),
         }
 
     def as_json(self, with_source: bool = True) -> dict[str, Any]:
@@ -507,7 +701,7 @@ def _judge(
     patch: Patch,
     symbols: Symbols | None,
     found: Scan,
-    facts: list[TaskFacts],
+    facts: TaskTable,
     warnings: list[str],
     model: str | Model,
     params: Mapping[str, Any],
@@ -517,21 +711,26 @@ def _judge(
         m = get_model(model, **used)
     else:
         m, used = model, dict(params)
-    outcomes = [m.judge_task(f) for f in facts]
+    # One judgement per group of identical facts (TaskTable.groups): a model is
+    # a pure function of TaskFacts, so the answer holds for the whole group.
+    group, reps = facts.groups()
+    judged = [m.judge_task(facts[t]) for t in reps]
+    outcomes = [judged[g] for g in group]
     transition = m.judge_transition(facts, outcomes)
     extra = list(warnings) + list(dump.warnings)
-    unreliable = sum(1 for f in facts if not f.stack_trusted)
+    unreliable = len(facts) if facts.hidden else sum(
+        1 for st in facts.stack if st is not Stack.COMPLETE
+    )
     if unreliable:
         extra.append(f"{unreliable} task(s) have an empty, unreadable or unreliable stack: unknown")
     if not found.by_address:
-        seen = {f for f in (x.patched_function for x in facts) if f}
+        seen = {patch.functions[f].name for f, first in zip(facts.function, facts.first) if first >= 0}
         missing = sorted(patch.names - seen)
         if missing:
             extra.append(f"patch function(s) seen on no stack: {', '.join(missing)}")
     return CheckResult(
         m.name, m.cell, patch, _source(dump, symbols, found.by_address),
-        tuple(TaskResult(f, o) for f, o in zip(facts, outcomes)), transition,
-        tuple(dict.fromkeys(extra)), used,
+        TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)), used,
     )
 
 

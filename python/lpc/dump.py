@@ -317,7 +317,15 @@ class Dump:
     def comms(self) -> tuple[str, ...]:
         """Every task's comm, in task order (decoded once, on first use)."""
         if self._comms is None:
-            self._comms = tuple(self.comm(t) for t in range(self.task_count))
+            bounds = self._comm_offsets.tolist()
+            pairs = zip(bounds, bounds[1:])
+            if self._comm_bytes.isascii():
+                # One decode: byte offsets are character offsets in ASCII.
+                text = self._comm_bytes.decode("ascii")
+                self._comms = tuple(text[a:b] for a, b in pairs)
+            else:
+                raw = self._comm_bytes
+                self._comms = tuple(raw[a:b].decode("utf-8", "replace") for a, b in pairs)
         return self._comms
 
     @property
