@@ -285,6 +285,28 @@ def infer_kind(
     return TaskKind.UNKNOWN, "no flags, registers or stack root tell"
 
 
+#: What calls a kernel thread's main function: kthread() for every thread made by
+#: kthread_create(); ret_from_fork directly for kthreadd, which rest_init()
+#: starts with kernel_thread() (init/main.c).
+THREAD_FN_CALLERS = ("kthread", "ret_from_fork")
+
+
+def _is_thread_function(frames: Sequence[str], reliable: npt.NDArray[Any], at: int) -> bool:
+    """Is frame ``at`` the thread's main function? Its caller — the next
+    *reliable* frame out (``?`` frames are stack-scan guesses) — starts threads."""
+    if at < 0:
+        return False
+    for k in range(at + 1, len(frames)):
+        if bool(reliable[k]):
+            return frames[k] in THREAD_FN_CALLERS or frames[k].startswith("ret_from_fork")
+    return False
+
+
+def _patched_in_sched_text(patch: Patch, index: int, symbols: Symbols) -> bool:
+    start = patch.functions[index].start
+    return start is not None and bool(symbols.in_hidden_text(start))
+
+
 def _hidden_text(dump: Dump, patch: Patch, symbols: Symbols | None) -> bool:
     """Does the patch touch functions /proc/<pid>/stack never shows?"""
     if dump.source_format not in PROC_FORMATS or symbols is None or not patch.resolved:
@@ -334,9 +356,12 @@ def task_facts(
             # An interrupt or exception frame makes the reliable unwinder give up.
             stack = Stack.UNWIND_FAILURE
         first = first_hits[t]
-        thread_fn = (
-            kind is TaskKind.KTHREAD and first >= 0 and first + 1 < len(frames)
-            and frames[first + 1] == "kthread"
+        thread_fn = kind is TaskKind.KTHREAD and _is_thread_function(
+            frames, eligible[bounds[t] : bounds[t + 1]], first
+        )
+        in_sched_text = (
+            first >= 0 and symbols is not None
+            and _patched_in_sched_text(patch, functions[t], symbols)
         )
         facts.append(
             TaskFacts(
@@ -357,6 +382,7 @@ def task_facts(
                 patched_frames_any=found.any_frames.get(t, ()),
                 hidden_patched_text=hidden and stack is Stack.COMPLETE,
                 freezable=True if comm.startswith(FREEZABLE_KTHREADS) else None,
+                patched_frame_in_sched_text=in_sched_text,
             )
         )
     return facts, warnings
