@@ -5,7 +5,8 @@ captured SysRq-t dump with the guest's kallsyms under the ``klp`` model, and
 each task's answer is set against the kernel's ``patch_state``:
 
 * ``now`` checks: lpc says *switched* when the task's outlook is
-  ``switched``; *blocked* for any other decided outlook;
+  ``switched``, *blocked* when its stack check fails (blocked, unreliable)
+  or it is running with a decided outlook;
 * ``eventual`` checks: lpc says *switched* for every converging outlook
   (``switched``, ``at_kernel_exit``, ``after_signal``, ``after_wakeup``) and
   *blocked* for ``stuck``;
@@ -41,8 +42,19 @@ from lpc.oracle.case import (
 from lpc.patch import Patch
 from lpc.symbols import Symbols
 
-__all__ = ["SCHEMA_VERSION", "CheckComparison", "Comparison", "Disagreement", "RULES",
-           "compare_case"]
+__all__ = [
+    "RULES",
+    "SCHEMA_VERSION",
+    "CheckComparison",
+    "Comparison",
+    "Disagreement",
+    "Evidence",
+    "compare_case",
+    "explain",
+    "has_cond_resched_switch",
+    "judge",
+    "lpc_claim",
+]
 
 SCHEMA_VERSION = 1
 SWITCHED, BLOCKED, UNKNOWN = "switched", "blocked", "unknown"
@@ -213,11 +225,21 @@ def explain(e: Evidence) -> tuple[str, str] | None:
 
 
 def lpc_claim(task: TaskResult, compare: str) -> str:
-    outlook = task.outcome.outlook
+    """What lpc says of the task: switched, blocked, or unknown (no claim).
+
+    ``now``: the verdict decides (a failed stack check is "blocked" whatever
+    comes next); a running task is judged by its outlook. ``eventual``: the
+    outlook decides.
+    """
+    outlook, verdict = task.outcome.outlook, task.outcome.verdict
+    if compare == "now":
+        if outlook is Outlook.SWITCHED:
+            return SWITCHED
+        if verdict in (Verdict.BLOCKED, Verdict.UNRELIABLE):
+            return BLOCKED
+        return UNKNOWN if outlook is Outlook.UNKNOWN else BLOCKED
     if outlook is Outlook.UNKNOWN:
         return UNKNOWN
-    if compare == "now":
-        return SWITCHED if outlook is Outlook.SWITCHED else BLOCKED
     return SWITCHED if outlook in CONVERGING else BLOCKED
 
 
@@ -326,5 +348,3 @@ def compare_case(directory: str | Path) -> Comparison:
         checks.append(compare_check(path, spec, release, reports))
     return Comparison(str(case["scenario"]), release, tuple(checks))
 
-
-__all__ += ["Evidence", "explain", "lpc_claim", "has_cond_resched_switch"]

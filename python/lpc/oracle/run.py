@@ -125,10 +125,12 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
         if (raw / f"{spec.states}_states_pre.txt").exists():
             entry["states_pre_file"] = f"{spec.states}_states_pre.txt"
         checks.append(entry)
-        for name in (dump_file, states_file, entry.get("states_pre_file"), entry["calls_file"]):
-            if name and name not in kept and (raw / name).exists():
-                shutil.copyfile(raw / name, case_dir / name)
-                kept.add(name)
+        wanted = [dump_file, states_file, str(entry.get("states_pre_file", "")),
+                  str(entry["calls_file"])]
+        for copy in wanted:
+            if copy and copy not in kept and (raw / copy).exists():
+                shutil.copyfile(raw / copy, case_dir / copy)
+                kept.add(copy)
         if entry["kallsyms_file"] not in kept:
             _write_trimmed_kallsyms(raw, spec.dump, patch, case_dir / entry["kallsyms_file"])
             kept.add(entry["kallsyms_file"])
