@@ -60,6 +60,7 @@ def task_facts(draw: st.DrawFn) -> TaskFacts:
         patched_frames_any=any_frames,
         hidden_patched_text=draw(st.booleans()),
         freezable=draw(st.one_of(st.none(), st.booleans())),
+        patched_frame_in_sched_text=patched is not None and draw(st.booleans()),
     )
 
 
@@ -100,6 +101,8 @@ def klp_outlook(t: TaskFacts) -> Outlook:
     if v is Verdict.BLOCKED and t.kind is TaskKind.KTHREAD:
         if t.patched_frame_is_thread_fn:
             return Outlook.STUCK
+        if t.state == "S" and t.patched_frame_in_sched_text:
+            return Outlook.UNKNOWN  # woken, a loop sleeps through the primitive again
         return {"S": Outlook.AFTER_WAKEUP, "R": Outlook.UNKNOWN}.get(t.state or "", Outlook.STUCK)
     return Outlook.UNKNOWN
 

@@ -290,6 +290,28 @@ def infer_kind(
     return TaskKind.UNKNOWN, "no flags, registers or stack root tell"
 
 
+#: What calls a kernel thread's main function: kthread() for every thread made by
+#: kthread_create(); ret_from_fork directly for kthreadd, which rest_init()
+#: starts with kernel_thread() (init/main.c).
+THREAD_FN_CALLERS = ("kthread", "ret_from_fork")
+
+
+def _is_thread_function(frames: Sequence[str], reliable: npt.NDArray[Any], at: int) -> bool:
+    """Is frame ``at`` the thread's main function? Its caller — the next
+    *reliable* frame out (``?`` frames are stack-scan guesses) — starts threads."""
+    if at < 0:
+        return False
+    for k in range(at + 1, len(frames)):
+        if bool(reliable[k]):
+            return frames[k] in THREAD_FN_CALLERS or frames[k].startswith("ret_from_fork")
+    return False
+
+
+def _patched_in_sched_text(patch: Patch, index: int, symbols: Symbols) -> bool:
+    start = patch.functions[index].start
+    return start is not None and bool(symbols.in_hidden_text(start))
+
+
 def _hidden_text(dump: Dump, patch: Patch, symbols: Symbols | None) -> bool:
     """Does the patch touch functions /proc/<pid>/stack never shows?"""
     if dump.source_format not in PROC_FORMATS or symbols is None or not patch.resolved:
@@ -342,12 +364,14 @@ class TaskTable(Sequence[TaskFacts]):
         self, dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan, hidden: bool
     ) -> None:
         self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
+        self._symbols = symbols
         n = dump.task_count
         self._offsets = dump.frame_offsets.astype(np.int64)
         self._bounds = self._offsets.tolist()
         self._names = frame_function_names(dump, symbols)
         fnames = self._names
         eligible = dump.frame_reliable & ~dump.frame_inlined
+        self._eligible = eligible
         self.depth = _per_task_sum(self._offsets, eligible)
         interrupted = _per_task_sum(self._offsets, dump.frame_context_codes != 0)
         # Stack-shape evidence for a task's kind, by name id, summed per task.
@@ -434,14 +458,21 @@ class TaskTable(Sequence[TaskFacts]):
             depth=self.depth[t],
             patched_frame=first if first >= 0 else None,
             patched_function=self.patch.functions[self.function[t]].name if first >= 0 else None,
-            patched_frame_is_thread_fn=(
-                self.kind[t] is TaskKind.KTHREAD and first >= 0 and first + 1 < len(frames)
-                and frames[first + 1] == "kthread"
-            ),
+            patched_frame_is_thread_fn=self._thread_fn(t, frames),
             frames=frames,
             patched_frames_any=self.found.any_frames.get(t, ()),
             hidden_patched_text=self.hidden and stack is Stack.COMPLETE,
             freezable=self.freezable[t],
+            patched_frame_in_sched_text=(
+                first >= 0 and self._symbols is not None
+                and _patched_in_sched_text(self.patch, self.function[t], self._symbols)
+            ),
+        )
+
+    def _thread_fn(self, t: int, frames: Sequence[str]) -> bool:
+        lo, hi = self._bounds[t], self._bounds[t + 1]
+        return self.kind[t] is TaskKind.KTHREAD and _is_thread_function(
+            frames, self._eligible[lo:hi], self.first[t]
         )
 
     @overload
@@ -476,9 +507,9 @@ class TaskTable(Sequence[TaskFacts]):
         for t in set(self.found.any_frames) | {t for t, f in enumerate(self.first) if f >= 0}:
             base, first = bounds[t], self.first[t]
             anyf = self.found.any_frames.get(t, ())
-            key = (first, self.function[t], anyf,
-                   tuple(names[base + i] for i in anyf),
-                   names[base + first + 1] if 0 <= first and base + first + 1 < bounds[t + 1] else None)
+            # thread_fn depends on the frames beyond `first`; the kind is in the row.
+            key = (first, self.function[t], anyf, tuple(names[base + i] for i in anyf),
+                   self._thread_fn(t, tuple(names[base : bounds[t + 1]].tolist())))
             hit_ids[t] = hit_keys.setdefault(key, len(hit_keys) + 1)
         columns = np.stack([
             self._kind_key, self._state_codes, self._on_cpu_codes, self._stack_codes,

@@ -294,6 +294,52 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return EXIT_OK if converged else EXIT_BLOCKED
 
 
+def cmd_oracle(args: argparse.Namespace) -> int:
+    """``oracle run``: record cases from a real kernel in qemu; ``oracle compare``:
+    lpc's klp model against a recorded case."""
+    from pathlib import Path
+
+    if args.oracle_command == "compare":
+        from lpc.oracle.compare import compare_case
+
+        comparison = compare_case(args.case_dir)
+        if args.json:
+            json.dump(comparison.as_json(), sys.stdout, indent=2, sort_keys=True)
+            print()
+        else:
+            from lpc.oracle.report import print_comparison
+
+            print_comparison(comparison, sys.stdout)
+        return EXIT_OK if not comparison.unexplained else EXIT_BLOCKED
+    if args.oracle_command == "run":
+        from lpc.oracle.compare import compare_case
+        from lpc.oracle.report import print_comparison
+        from lpc.oracle.run import build_guest, default_tools_dir, run_scenario
+        from lpc.oracle.scenarios import SCENARIOS
+
+        names = args.scenario or list(SCENARIOS)
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            raise UsageError(f"unknown scenario(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(SCENARIOS)}")
+        work, out = Path(args.work), Path(args.out)
+        tools = Path(args.tools) if args.tools else default_tools_dir()
+        if not args.no_build:
+            _log(f"building the guest in {work} from {tools}")
+            build_guest(tools, work)
+        worst = EXIT_OK
+        for name in names:
+            _log(f"booting scenario {name}")
+            case_dir = run_scenario(name, work, out, args.funcs)
+            comparison = compare_case(case_dir)
+            print(f"== {name}: recorded {case_dir}")
+            print_comparison(comparison, sys.stdout)
+            if comparison.unexplained:
+                worst = EXIT_BLOCKED
+        return worst
+    raise UsageError("oracle needs a subcommand: run or compare")
+
+
 class UsageError(Exception):
     pass
 
@@ -347,6 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=int, default=15)
     p.add_argument("--interval", type=float, default=1.0, help="seconds between live retries")
     p.set_defaults(run=cmd_watch)
+
+    p = sub.add_parser("oracle", help="the real kernel (qemu) as oracle for lpc's klp model")
+    oracle = p.add_subparsers(dest="oracle_command", metavar="SUBCOMMAND")
+    o = oracle.add_parser("run", help="boot the guest, run scenarios, record cases")
+    o.add_argument("--scenario", action="append", metavar="NAME",
+                   help="a scenario (repeat the option; default: all)")
+    o.add_argument("--funcs", metavar="FUNC[,FUNC…]",
+                   help="pass-through patch of these functions instead of the scenario's")
+    o.add_argument("--work", default="/tmp/lpc-oracle", metavar="DIR",
+                   help="guest build and raw captures (default /tmp/lpc-oracle)")
+    o.add_argument("--out", default="oracle-cases", metavar="DIR",
+                   help="where recorded case directories go (default ./oracle-cases)")
+    o.add_argument("--tools", metavar="DIR", help="tools/oracle of the source tree")
+    o.add_argument("--no-build", action="store_true", help="reuse the guest already in --work")
+    o = oracle.add_parser("compare", help="lpc's klp model against a recorded case")
+    o.add_argument("case_dir", metavar="CASE_DIR")
+    o.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.set_defaults(run=cmd_oracle)
     return parser
 
 

@@ -105,6 +105,9 @@ class TaskFacts:
     hidden_patched_text: bool = False
     #: Kernel-thread freezability when known (None = unknown).
     freezable: bool | None = None
+    #: The patched frame lies in .sched.text or the lock text: a scheduler or lock
+    #: sleep primitive (schedule_timeout, ...), which a woken loop sleeps through again.
+    patched_frame_in_sched_text: bool = False
 
     @property
     def running(self) -> bool:

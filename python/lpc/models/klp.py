@@ -199,6 +199,17 @@ class Klp:
                     "converges without force",
                     "EADDRINUSE",
                 )
+            if t.state in INTERRUPTIBLE and t.patched_frame_in_sched_text:
+                # The fake signal only wakes a kthread (wake_up_state); it does not
+                # make it leave anything. Woken in a scheduler sleep primitive, a
+                # thread loop sleeps through that primitive again (khungtaskd,
+                # kcompactd in schedule_timeout: tests/data/oracle/sched_text).
+                return TaskOutcome(
+                    Verdict.BLOCKED, Outlook.UNKNOWN,
+                    f"{why}, a scheduler sleep primitive: klp_send_signals() wakes it, but a "
+                    "thread loop sleeps through it again unless it next sleeps elsewhere",
+                    "EADDRINUSE",
+                )
             if t.state in INTERRUPTIBLE:
                 return TaskOutcome(
                     Verdict.BLOCKED, Outlook.AFTER_WAKEUP,

@@ -1,0 +1,184 @@
+"""``lpc oracle run``: boot the real kernel under qemu and record what it decides.
+
+The guest (tools/oracle/build-guest.sh) is Debian's cloud kernel with
+CONFIG_LIVEPATCH, a busybox initramfs and the project's modules. One boot runs
+one scenario script; its captures come back as a tar stream on the guest's
+second serial port. :func:`record` turns them into a case directory that
+:func:`lpc.oracle.compare.compare_case` reads — with the guest's kallsyms
+trimmed to the symbols the case needs (see :func:`lpc.oracle.case.trim_kallsyms`).
+
+KVM is not required (nor, on the development machines, usable): the guest
+runs under TCG. Nothing here touches the host's livepatch state.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lpc.dump import parse_dump
+from lpc.oracle.case import CASE_FILE, CASE_SCHEMA_VERSION, CaseError, trim_kallsyms
+from lpc.oracle.scenarios import PASSTHRU, SCENARIOS, Scenario, thunk_spec
+
+__all__ = ["boot", "build_guest", "default_tools_dir", "record", "run_scenario"]
+
+#: seconds a boot may take before it is killed (the longest scenario needs ~60 s)
+BOOT_TIMEOUT_S = 240
+QEMU = "qemu-system-x86_64"
+#: the .sched.text and lock text bounds (lpc.symbols: in_hidden_text)
+HIDDEN_TEXT_MARKERS = ("__sched_text_start", "__sched_text_end", "__lock_text_start",
+                       "__lock_text_end")
+
+
+class OracleError(CaseError):
+    """The guest could not be built or booted, or returned no captures."""
+
+
+def default_tools_dir() -> Path:
+    """tools/oracle of the source tree this package runs from (or $LPC_ORACLE_TOOLS)."""
+    env = os.environ.get("LPC_ORACLE_TOOLS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "tools" / "oracle"
+
+
+def build_guest(tools: Path, work: Path) -> None:
+    """Kernel image, modules and initramfs into ``work`` (build-guest.sh)."""
+    script = tools / "build-guest.sh"
+    if not script.exists():
+        raise OracleError(f"{script}: no guest builder (pass --tools)")
+    proc = subprocess.run([str(script), str(work)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OracleError(f"{script} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+
+
+def boot(work: Path, scenario: str, out: Path, funcs: str | None = None,
+         timeout_s: float = BOOT_TIMEOUT_S) -> float:
+    """One TCG boot running one scenario; the guest's /out is unpacked into ``out``.
+    Returns the wall-clock seconds the boot took."""
+    append = f"console=ttyS0 panic=-1 log_buf_len=4M lpc_scenario={scenario}"
+    if funcs:
+        append += f" lpc_funcs={funcs}"
+    out.mkdir(parents=True, exist_ok=True)
+    tar_path = out / "guest-out.tar"
+    tar_path.unlink(missing_ok=True)
+    cmd = [QEMU, "-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "2", "-display", "none",
+           "-no-reboot", "-monitor", "none", "-serial", f"file:{out / 'console.txt'}",
+           "-serial", f"file:{tar_path}", "-kernel", str(work / "vmlinuz"),
+           "-initrd", str(work / "initramfs.cpio.gz"), "-append", append]
+    start = time.monotonic()
+    try:
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
+                       check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise OracleError(f"scenario {scenario}: the guest did not power off in {timeout_s:g} s "
+                          f"(console: {out / 'console.txt'})") from exc
+    elapsed = time.monotonic() - start
+    if not tar_path.exists() or tar_path.stat().st_size == 0:
+        raise OracleError(f"scenario {scenario}: the guest returned nothing "
+                          f"(console: {out / 'console.txt'})")
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(out, filter="data")
+    tar_path.unlink()
+    return elapsed
+
+
+def _patch_for(spec_patch: str, funcs: str) -> str:
+    if spec_patch == "funcs":
+        return funcs
+    if spec_patch == "thunks":
+        return thunk_spec(funcs)
+    return spec_patch
+
+
+def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None = None) -> Path:
+    """A case directory from one boot's captures (``raw``)."""
+    funcs = (raw / "funcs.txt").read_text().strip() if (raw / "funcs.txt").exists() else ""
+    if not (raw / "kernel_release.txt").exists():
+        raise OracleError(f"{raw}: no kernel_release.txt: the scenario did not finish")
+    case_dir.mkdir(parents=True, exist_ok=True)
+    passthru = (dict((m, list(f)) for m, f in scenario.passthru) if scenario.passthru is not None
+                else {PASSTHRU: [f for f in funcs.split(",") if f]})
+    checks: list[dict[str, Any]] = []
+    kept: set[str] = set()
+    for spec in scenario.checks:
+        dump_file = f"{spec.dump}_sysrq.txt"
+        states_file = f"{spec.states}_states.txt"
+        for name in (dump_file, states_file):
+            if not (raw / name).exists():
+                raise OracleError(f"{raw / name}: missing: the scenario stopped early "
+                                  f"(see {raw / 'guest.log'})")
+        patch = _patch_for(spec.patch, funcs)
+        entry: dict[str, Any] = asdict(spec)
+        entry.update(patch=patch, dump_file=dump_file, states_file=states_file,
+                     kallsyms_file=f"{spec.dump}_kallsyms.txt",
+                     calls_file=f"{spec.dump}_calls.txt", passthru=passthru)
+        if (raw / f"{spec.states}_states_pre.txt").exists():
+            entry["states_pre_file"] = f"{spec.states}_states_pre.txt"
+        checks.append(entry)
+        wanted = [dump_file, states_file, str(entry.get("states_pre_file", "")),
+                  str(entry["calls_file"])]
+        for copy in wanted:
+            if copy and copy not in kept and (raw / copy).exists():
+                shutil.copyfile(raw / copy, case_dir / copy)
+                kept.add(copy)
+        if entry["kallsyms_file"] not in kept:
+            _write_trimmed_kallsyms(raw, spec.dump, patch, case_dir / entry["kallsyms_file"])
+            kept.add(entry["kallsyms_file"])
+    for name in ("klp_dmesg.txt", "guest.log"):
+        if (raw / name).exists():
+            shutil.copyfile(raw / name, case_dir / name)
+    doc = {
+        "schema_version": CASE_SCHEMA_VERSION,
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "kernel_release": (raw / "kernel_release.txt").read_text().strip(),
+        "funcs": funcs,
+        "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
+        "recorded_by": "lpc oracle run (qemu TCG, -smp 2, tools/oracle)",
+        "boot_seconds": None if boot_s is None else round(boot_s, 1),
+        "kallsyms": "trimmed to the dump's frame functions, the patch functions and the "
+                    "loaded modules; each kept function keeps its successor, so sizes and "
+                    "sympos are the guest's",
+        "klp_dmesg_file": "klp_dmesg.txt",
+        "checks": checks,
+    }
+    (case_dir / CASE_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    return case_dir
+
+
+def _write_trimmed_kallsyms(raw: Path, label: str, patch: str, dest: Path) -> None:
+    source = raw / f"{label}_kallsyms.txt.gz"
+    if not source.exists():
+        raise OracleError(f"{source}: missing")
+    text = gzip.decompress(source.read_bytes()).decode("utf-8", "replace")
+    dump = parse_dump(raw / f"{label}_sysrq.txt")
+    names = set(dump.names)
+    names.update(p.split(":")[-1].split("@")[0] for p in patch.split(","))
+    names.update(HIDDEN_TEXT_MARKERS)
+    modules = {line.split()[3].strip("[]") for line in io.StringIO(text)
+               if len(line.split()) > 3}
+    dest.write_text(trim_kallsyms(text, names, modules))
+
+
+def run_scenario(name: str, work: Path, out_root: Path, funcs: str | None = None,
+                 timeout_s: float = BOOT_TIMEOUT_S) -> Path:
+    """Boot ``name`` and record its case under ``out_root/name``."""
+    scenario = SCENARIOS[name]
+    if funcs and not scenario.takes_funcs:
+        raise OracleError(f"scenario {name} has a fixed patch: --funcs does not apply")
+    raw = work / "raw" / name
+    shutil.rmtree(raw, ignore_errors=True)
+    elapsed = boot(work, name, raw, funcs, timeout_s)
+    case_dir = out_root / name
+    shutil.rmtree(case_dir, ignore_errors=True)
+    return record(raw, scenario, case_dir, elapsed)

@@ -1,0 +1,351 @@
+"""The real kernel as oracle: recorded cases from Linux 6.1 under qemu.
+
+tests/data/oracle/<scenario>/ was recorded by ``lpc oracle run`` (see its
+case.json). Every check of every case must agree task by task with the
+kernel's patch_state, except disagreements a named rule of
+lpc.oracle.compare explains; the rules are tested here on their own too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lpc.check import TaskResult
+from lpc.cli import main
+from lpc.models import Outlook, Verdict
+from lpc.oracle.case import (
+    CaseError,
+    parse_calls,
+    parse_klp_dmesg,
+    parse_states,
+    read_case,
+    trim_kallsyms,
+)
+from lpc.oracle.compare import (
+    BLOCKED,
+    SWITCHED,
+    UNKNOWN,
+    Evidence,
+    compare_case,
+    explain,
+    has_cond_resched_switch,
+    judge,
+    lpc_claim,
+)
+from lpc.oracle.scenarios import SCENARIOS, thunk_spec
+from lpc.symbols import Symbols
+
+ORACLE = Path(__file__).parent / "data" / "oracle"
+CASES = sorted(p.parent.name for p in ORACLE.glob("*/case.json"))
+
+
+def test_every_scenario_has_a_recorded_case() -> None:
+    assert set(CASES) == set(SCENARIOS)
+    assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_case_agrees_with_the_kernel(name: str) -> None:
+    comparison = compare_case(ORACLE / name)
+    assert comparison.tasks > 0
+    assert [d for d in comparison.unexplained] == []
+    # every disagreement names the rule that explains it
+    assert all(d.rule for d in comparison.disagreements)
+    for c in comparison.checks:
+        # the guest has ~55 tasks; a comparison on far fewer lost its dump
+        assert c.tasks >= 40, (c.when, c.tasks)
+
+
+def _kernel_and_lpc(name: str, when: str, comm: str) -> tuple[str, str]:
+    """The kernel's verdict and lpc's claim for one task of one check
+    (``comm``, or ``comm@STATE`` when the name alone is ambiguous)."""
+    case_dir = ORACLE / name
+    case = read_case(case_dir)
+    spec = next(s for s in case["checks"] if s["when"] == when)
+    result = judge(case_dir, spec, case["kernel_release"])
+    states = parse_states(case_dir / spec["states_file"])
+    wanted, _, state = comm.partition("@")
+    task = next(t for t in result.tasks
+                if t.facts.comm == wanted and state in ("", t.facts.state))
+    assert task.facts.tid is not None
+    switched = states.switched(task.facts.tid, 0 if spec["unpatch"] else 1)
+    return SWITCHED if switched else BLOCKED, lpc_claim(task, spec["compare"])
+
+
+# (scenario, check, task, what the kernel did) — the point of each scenario,
+# read from the recorded patch_state; lpc must say the same.
+GOLDEN = [
+    ("nanosleep", "first_retry", "sleep", BLOCKED),
+    ("nanosleep", "after_signals", "sleep", SWITCHED),
+    ("pipe_read", "first_retry", "cat", BLOCKED),
+    ("pipe_read", "after_signals", "cat", SWITCHED),
+    ("poll", "first_retry", "sh@S", BLOCKED),  # the poller, not the running scenario shell
+    ("poll", "after_signals", "sh@S", SWITCHED),
+    ("kthread_loops", "after_signals", "kthreadd", BLOCKED),
+    ("kthread_loops", "after_signals", "ksoftirqd/0", BLOCKED),
+    ("project_kthread", "first_retry", "lpc_sleeper", BLOCKED),
+    ("project_kthread", "after_signals", "lpc_sleeper", SWITCHED),
+    ("uninterruptible", "first_retry", "cat", BLOCKED),
+    ("uninterruptible", "after_signals", "cat", BLOCKED),
+    ("reversal", "first_retry", "sleep", BLOCKED),
+    ("reversal", "after_reversal", "sleep", SWITCHED),
+    ("force", "first_retry", "sleep", BLOCKED),
+    ("force", "after_force", "sleep", SWITCHED),
+    ("unpatch", "unpatch_first_retry", "lpc_sleeper", BLOCKED),
+    ("unpatch", "unpatch_after_signals", "lpc_sleeper", SWITCHED),
+    ("atomic_replace", "first_retry", "sleep", SWITCHED),
+    ("atomic_replace", "first_retry", "cat", BLOCKED),
+    ("idle_leaf", "first_retry", "init", SWITCHED),
+]
+
+
+@pytest.mark.parametrize(("name", "when", "comm", "kernel"), GOLDEN)
+def test_golden_task(name: str, when: str, comm: str, kernel: str) -> None:
+    assert _kernel_and_lpc(name, when, comm) == (kernel, kernel)
+
+
+def test_kthreadd_main_loop_is_its_thread_function() -> None:
+    """kthreadd is started by kernel_thread(), not kthread(): its main function
+    sits right under ret_from_fork, with a '?' guess in between."""
+    case = read_case(ORACLE / "kthread_loops")
+    spec = case["checks"][0]
+    result = judge(ORACLE / "kthread_loops", spec, case["kernel_release"])
+    kthreadd = next(t for t in result.tasks if t.facts.comm == "kthreadd")
+    assert kthreadd.facts.patched_function == "kthreadd"
+    assert kthreadd.facts.patched_frame_is_thread_fn
+    assert kthreadd.outcome.outlook is Outlook.STUCK
+
+
+def test_atomic_replace_checks_the_previous_replacement() -> None:
+    """The nop of do_nanosleep checks lpc_pt's replacement: a sleeper that went
+    through it shows the old do_nanosleep and is not blocked — the original
+    function's range would have (wrongly) blocked it."""
+    case_dir = ORACLE / "atomic_replace"
+    case = read_case(case_dir)
+    spec = dict(case["checks"][0])
+    naive = judge(case_dir, {**spec, "patch": "pipe_read,do_nanosleep"}, case["kernel_release"])
+    sleep = next(t for t in naive.tasks if t.facts.comm == "sleep")
+    assert sleep.outcome.verdict is Verdict.BLOCKED
+    assert _kernel_and_lpc("atomic_replace", "first_retry", "sleep") == (SWITCHED, SWITCHED)
+
+
+# ---- the explanation rules, one by one ----------------------------------------------------------
+
+
+def _task(name: str, comm: str, when: str = "first_retry") -> TaskResult:
+    case = read_case(ORACLE / name)
+    spec = next(s for s in case["checks"] if s["when"] == when)
+    result = judge(ORACLE / name, spec, case["kernel_release"])
+    return next(t for t in result.tasks if t.facts.comm == comm)
+
+
+def _evidence(task: TaskResult, **kw: object) -> Evidence:
+    base = Evidence("first_retry", "now", task, lpc_claim(task, "now"), SWITCHED, None, {},
+                    None, False)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _rule(e: Evidence) -> str | None:
+    found = explain(e)
+    return None if found is None else found[0]
+
+
+def test_rule_no_claim_only_for_unknown() -> None:
+    sleep = _task("nanosleep", "sleep")
+    assert _rule(_evidence(sleep)) is None
+    assert _rule(_evidence(sleep, lpc=UNKNOWN)) == "no_claim"
+
+
+def test_rule_passed_kernel_exit_needs_the_at_kernel_exit_outlook() -> None:
+    shell = _task("idle_leaf", "sh")
+    assert shell.outcome.outlook is Outlook.AT_KERNEL_EXIT
+    assert _rule(_evidence(shell)) == "passed_kernel_exit"
+    # only at the instant of the dump: eventually the outlook itself says "switched"
+    assert _rule(_evidence(shell, compare="eventual")) is None
+    sleep = _task("nanosleep", "sleep")  # after_signal: a claim of its own
+    assert _rule(_evidence(sleep)) is None
+
+
+def test_rule_passthru_reentry_needs_calls_and_no_report() -> None:
+    sleep = _task("nanosleep", "sleep")
+    assert _rule(_evidence(sleep)) is None
+    assert _rule(_evidence(sleep, passthru_calls={"do_nanosleep": 2})) == "passthru_reentry"
+    assert _rule(_evidence(sleep, passthru_calls={"do_nanosleep": 2},
+                           reported_at_last_retry=True)) is None
+    assert _rule(_evidence(sleep, passthru_calls={"pipe_read": 2})) is None
+    assert _rule(_evidence(sleep, passthru_calls={"do_nanosleep": 0})) is None
+
+
+def test_rule_retry_during_dump_needs_lpc_to_match_the_earlier_state() -> None:
+    sleep = _task("nanosleep", "sleep")
+    assert _rule(_evidence(sleep, kernel_before_dump=BLOCKED)) == "retry_during_dump"
+    assert _rule(_evidence(sleep, kernel_before_dump=SWITCHED)) is None
+
+
+def test_sched_text_kthread_woken_by_the_signal_is_no_claim() -> None:
+    """khungtaskd sleeps in schedule_timeout from its main loop: the fake signal
+    wakes it, it sleeps there again, and the kernel never switches it (recorded).
+    lpc says unknown instead of after_wakeup."""
+    task = _task("sched_text", "khungtaskd", "after_signals")
+    assert task.facts.patched_frame_in_sched_text and not task.facts.patched_frame_is_thread_fn
+    assert task.outcome.outlook is Outlook.UNKNOWN
+    assert _kernel_and_lpc("sched_text", "after_signals", "khungtaskd") == (BLOCKED, UNKNOWN)
+    # the project's kthread sleeps outside .sched.text, in lpc_sleeper_nap: after_wakeup holds
+    mine = _task("project_kthread", "lpc_sleeper", "after_signals")
+    assert not mine.facts.patched_frame_in_sched_text
+    assert mine.outcome.outlook is Outlook.AFTER_WAKEUP
+
+
+# ---- the capture files ----------------------------------------------------------------------------
+
+
+def test_states_parse_and_errors(tmp_path: Path) -> None:
+    states = parse_states(ORACLE / "nanosleep" / "first_states.txt")
+    assert states.transition == 1 and states.patch == "lpc_pt"
+    sleep = [tid for tid, (_, comm) in states.tasks.items() if comm == "sleep"]
+    assert len(sleep) == 1 and states.switched(sleep[0], 1) is False
+    assert states.switched(999_999, 1) is None
+    bad = tmp_path / "s.txt"
+    bad.write_text("# uptime=1.0 patch=p enabled=1 transition=1\n12 2 comm\n")
+    with pytest.raises(CaseError, match=r"s.txt:2:"):
+        parse_states(bad)
+    bad.write_text("12 1 comm\n")
+    with pytest.raises(CaseError, match=r"s.txt:1:"):
+        parse_states(bad)
+
+
+def test_done_transition_means_every_task_switched(tmp_path: Path) -> None:
+    f = tmp_path / "s.txt"
+    f.write_text("# uptime=1.0 patch=p enabled=1 transition=0\n5 -1 a\n")
+    assert parse_states(f).switched(5, 1) is True
+    f.write_text("# uptime=1.0 patch=p absent\n5 -1 a\n")
+    assert parse_states(f).switched(5, 0) is True
+    f.write_text("# uptime=1.0 patch=p enabled=1 transition=1\n5 -1 a\n")
+    assert parse_states(f).switched(5, 1) is False
+
+
+def test_klp_dmesg_reasons() -> None:
+    reports = parse_klp_dmesg(ORACLE / "nanosleep" / "klp_dmesg.txt")
+    sleeping = {r.function for r in reports if r.comm == "sleep"}
+    assert sleeping == {"do_nanosleep"}
+    assert all(r.reason in {"sleeping", "running", "unreliable", "other"} for r in reports)
+
+
+def test_calls_file(tmp_path: Path) -> None:
+    f = tmp_path / "c.txt"
+    f.write_text("lpc_pt/parameters/calls 3,0,1\n")
+    assert parse_calls(f) == {"lpc_pt": (3, 0, 1)}
+    f.write_text("lpc_pt/parameters/calls 3,x\n")
+    with pytest.raises(CaseError, match="c.txt:1"):
+        parse_calls(f)
+
+
+def test_thunk_spec_follows_slot_order() -> None:
+    assert thunk_spec("a,b") == "lpc_pt:lpc_pt_thunk_0,lpc_pt:lpc_pt_thunk_1"
+
+
+def test_cond_resched_switch_arrived_in_6_4() -> None:
+    assert not has_cond_resched_switch("6.1.0-56-cloud-amd64")
+    assert has_cond_resched_switch("6.4.0")
+    assert has_cond_resched_switch("6.18.1")
+
+
+@pytest.fixture(scope="module")
+def full_kallsyms(data_dir: Path) -> str:
+    return gzip.decompress((data_dir / "kallsyms-6.18.txt.gz").read_bytes()).decode()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_trimmed_kallsyms_keeps_sizes_and_sympos(full_kallsyms: str, data: st.DataObject) -> None:
+    lines = full_kallsyms.splitlines()
+    picked = data.draw(st.lists(st.sampled_from(lines), min_size=1, max_size=30))
+    names = {line.split()[2] for line in picked if line.split()[1] in "tTwW"}
+    full = Symbols.from_kallsyms(full_kallsyms.encode())
+    trimmed = Symbols.from_kallsyms(trim_kallsyms(full_kallsyms, names, ()).encode())
+    for name in names:
+        for a, b in zip(full.lookup_all(name), trimmed.lookup_all(name), strict=True):
+            assert (a.address, a.size, a.sympos, a.module) == (b.address, b.size, b.sympos, b.module)
+
+
+def test_case_kallsyms_are_trimmed_but_complete_for_the_dump() -> None:
+    """lpc resolves every named frame of the recorded dumps with the trimmed table."""
+    for name in CASES:
+        comparison = compare_case(ORACLE / name)  # resolves the dumps' frames
+        assert comparison.tasks
+        for f in (ORACLE / name).glob("*_kallsyms.txt"):
+            assert f.stat().st_size < 200_000
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+
+def test_cli_oracle_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["oracle", "compare", str(ORACLE / "nanosleep"), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert doc["schema_version"] == 1 and doc["scenario"] == "nanosleep"
+    assert doc["agree"] <= doc["tasks"]
+    for d in doc["disagreements"]:
+        assert set(d) >= {"tid", "comm", "lpc", "kernel", "when", "explained", "why"}
+        assert d["explained"]
+
+
+def test_cli_oracle_compare_text_and_bad_case(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["oracle", "compare", str(ORACLE / "kthread_loops")]) == 0
+    assert "task verdicts agree" in capsys.readouterr().out
+    (tmp_path / "case.json").write_text("{}")
+    assert main(["oracle", "compare", str(tmp_path)]) == 3
+    assert main(["oracle", "run", "--scenario", "nope", "--no-build"]) == 2
+
+
+# ---- the live oracle --------------------------------------------------------------------------------
+
+
+def _live_oracle_available() -> str | None:
+    if os.environ.get("LPC_ORACLE_LIVE") != "1":
+        return "set LPC_ORACLE_LIVE=1 to boot the real kernel (needs qemu and cloud headers)"
+    if shutil.which("qemu-system-x86_64") is None:
+        return "qemu-system-x86_64 not installed"
+    if not list(Path("/usr/src").glob("linux-headers-*-cloud-amd64")):
+        return "no linux-headers-*-cloud-amd64"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_live_oracle_available() is not None,
+                    reason=str(_live_oracle_available()))
+def test_live_oracle(tmp_path: Path) -> None:
+    """Boot Linux under qemu TCG and compare live (about 60 s: a guest build,
+    then two boots, idle_leaf ~6 s and nanosleep ~22 s of guest time)."""
+    cmd = [sys.executable, "-m", "lpc", "oracle", "run", "--work", str(tmp_path / "work"),
+           "--out", str(tmp_path / "cases"), "--scenario", "idle_leaf", "--scenario", "nanosleep"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("idle_leaf", "nanosleep"):
+        comparison = compare_case(tmp_path / "cases" / name)
+        assert comparison.unexplained == []
+    assert _kernel_and_lpc_live(tmp_path / "cases" / "nanosleep") == (BLOCKED, SWITCHED)
+
+
+def _kernel_and_lpc_live(case_dir: Path) -> tuple[str, str]:
+    """The sleeper's kernel verdict at the first retry and after the signals."""
+    case = read_case(case_dir)
+    out = []
+    for spec in case["checks"]:
+        states = parse_states(case_dir / spec["states_file"])
+        tid = next(t for t, (_, comm) in states.tasks.items() if comm == "sleep")
+        out.append(SWITCHED if states.switched(tid, 1) else BLOCKED)
+    return out[0], out[1]

@@ -1,0 +1,126 @@
+# Helpers for the oracle scenarios (busybox sh). Under TCG a fork costs
+# milliseconds, so the per-task loops read /proc with builtins only.
+
+now() { local u rest; read -r u rest < /proc/uptime; echo "$u"; }
+say() { echo "[$(now)] $*"; }
+
+# livepatch's klp_try_switch_task() says why each task did not switch (on
+# every retry) only through dynamic debug; SysRq-t is KERN_INFO, so keep the
+# console quiet and read everything back from dmesg.
+quiet_and_verbose() {
+	echo 'file kernel/livepatch/* +p' > /sys/kernel/debug/dynamic_debug/control
+	dmesg -n 1
+}
+
+# klp NAME: "enabled=E transition=T" or "absent"
+klp() {
+	local d=/sys/kernel/livepatch/$1 e t
+	[ -d "$d" ] || { echo absent; return; }
+	read -r e < "$d/enabled"; read -r t < "$d/transition"
+	echo "enabled=$e transition=$t"
+}
+
+# states FILE NAME: the kernel's per-task verdict. A header with the patch's
+# sysfs state, then "tid patch_state comm" per thread (comm last: it may
+# contain spaces). patch_state: -1 no transition, 0 / 1 the task's state.
+states() {
+	local f=$1 d c s
+	{
+	echo "# uptime=$(now) patch=$2 $(klp "$2")"
+	for d in /proc/[0-9]*/task/[0-9]*; do
+		s=; c=
+		read -r s < "$d/patch_state" 2>/dev/null || continue
+		read -r c < "$d/comm" 2>/dev/null
+		echo "${d##*/} $s $c"
+	done
+	} > "$f"
+}
+
+# sysrq FILE: the SysRq-t dump (full stacks, .sched.text included, unlike
+# /proc/<pid>/stack), i.e. the dmesg lines it added.
+sysrq() {
+	local before after last=-1
+	before=$(dmesg | wc -l)
+	echo t > /proc/sysrq-trigger
+	while :; do	# printk may still be flushing: wait until it settles
+		usleep 200000
+		after=$(dmesg | wc -l)
+		[ "$after" = "$last" ] && break
+		last=$after
+	done
+	dmesg | tail -n +$((before + 1)) > "$1"
+}
+
+# capture LABEL NAME: kernel verdicts, then the stacks, then the verdicts
+# again (a retry may fire in between: both are kept), plus the guest's
+# kallsyms and the pass-through call counters at that moment.
+capture() {
+	local label=$1 name=$2 m
+	states "${label}_states_pre.txt" "$name"
+	sysrq "${label}_sysrq.txt"
+	states "${label}_states.txt" "$name"
+	gzip -c /proc/kallsyms > "${label}_kallsyms.txt.gz"
+	for m in /sys/module/lpc_pt*/parameters/calls; do
+		[ -e "$m" ] && echo "${m#/sys/module/} $(cat "$m")"
+	done > "${label}_calls.txt"
+	say "captured $label: $(klp "$name"); not switched: $(grep -c ' 0 ' "${label}_states.txt")"
+}
+
+# patch NAME ARGS...: insmod a livepatch module; the first try of the
+# transition runs inside insmod (klp_enable_patch)
+patch() {
+	local m=$1; shift
+	insmod "/modules/$m.ko" "$@" || { say "insmod $m failed"; return 1; }
+	say "insmod $m $*: $(klp "$m")"
+}
+
+# first_retry: the first delayed retry comes about 1 s after the first try
+# (klp_transition_work is queued with round_jiffies_relative(HZ))
+first_retry() { usleep 1500000; }
+
+# settle NAME TIMEOUT: wait until the transition is over, or until the
+# kernel has sent its fake signals (after SIGNALS_TIMEOUT = 15 retries) and
+# two more retries have run; at most TIMEOUT seconds
+settle() {
+	local n=$1 left=$(( $2 * 2 )) t= sig0 sig
+	sig0=$(dmesg | grep -c 'signaling remaining tasks')
+	while [ $left -gt 0 ]; do
+		t=; [ -d /sys/kernel/livepatch/$n ] && read -r t < /sys/kernel/livepatch/$n/transition
+		[ "$t" = 1 ] || { say "settle $n: transition over"; return 0; }
+		sig=$(dmesg | grep -c 'signaling remaining tasks')
+		if [ "$sig" != "$sig0" ]; then
+			usleep 2500000
+			say "settle $n: signals sent, two retries later: $(klp "$n")"
+			return 0
+		fi
+		usleep 500000; left=$((left - 1))
+	done
+	say "settle $n: gave up after $2 s: $(klp "$n")"
+	return 1
+}
+
+# done_wait NAME TIMEOUT: wait until the transition is over (0 = it is)
+done_wait() {
+	local n=$1 left=$(( $2 * 10 )) t
+	while [ $left -gt 0 ]; do
+		t=; [ -d /sys/kernel/livepatch/$n ] && read -r t < /sys/kernel/livepatch/$n/transition
+		[ "$t" = 1 ] || return 0
+		usleep 100000; left=$((left - 1))
+	done
+	return 1
+}
+
+# after LABEL NAME: the kernel's verdicts once things have settled
+after() {
+	states "${1}_states.txt" "$2"
+	say "after $1: $(klp "$2"); not switched: $(grep -c ' 0 ' "${1}_states.txt")"
+}
+
+# the pass-through function list: the scenario's default unless the boot
+# line overrides it (lpc oracle run --funcs)
+funcs_or() { echo "${lpc_funcs:-$1}"; }
+
+finish() {
+	dmesg | grep -E 'livepatch|lpc_' > klp_dmesg.txt
+	say "scenario done"
+}
