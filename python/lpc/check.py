@@ -566,34 +566,17 @@ class TaskResult:
 
 
 class TaskResults(Sequence[TaskResult]):
-    """The per-task results of one check, built on demand from facts + outcomes."""
+    """Per-task results of one check (all tasks, or a chosen few in a chosen
+    order), built on demand from the facts and the shared outcomes."""
 
-    def __init__(self, facts: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]) -> None:
+    def __init__(
+        self,
+        facts: Sequence[TaskFacts],
+        outcomes: Sequence[TaskOutcome],
+        indices: Sequence[int] | None = None,
+    ) -> None:
         self.facts, self.outcomes = facts, outcomes
-
-    def __len__(self) -> int:
-        return len(self.outcomes)
-
-    @overload
-    def __getitem__(self, index: int) -> TaskResult: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[TaskResult]: ...
-
-    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
-        if isinstance(index, slice):
-            return [self[t] for t in range(len(self))[index]]
-        return TaskResult(self.facts[index], self.outcomes[index])
-
-    def subset(self, indices: Sequence[int]) -> TaskResults:
-        """The results of these tasks, in this order (built on demand too)."""
-        return _Subset(self, indices)
-
-
-class _Subset(TaskResults):
-    def __init__(self, parent: TaskResults, indices: Sequence[int]) -> None:
-        super().__init__(parent.facts, parent.outcomes)
-        self._indices = indices
+        self._indices = range(len(outcomes)) if indices is None else indices
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -609,6 +592,10 @@ class _Subset(TaskResults):
             return [self[i] for i in range(len(self))[index]]
         t = self._indices[index]
         return TaskResult(self.facts[t], self.outcomes[t])
+
+    def subset(self, indices: Sequence[int]) -> TaskResults:
+        """The results of these tasks (by task index), in this order."""
+        return TaskResults(self.facts, self.outcomes, indices)
 
 
 _OUTLOOK_ORDER = {o: i for i, o in enumerate([
