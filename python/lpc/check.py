@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, overload
 
 import numpy as np
@@ -574,9 +575,20 @@ class TaskResults(Sequence[TaskResult]):
         facts: Sequence[TaskFacts],
         outcomes: Sequence[TaskOutcome],
         indices: Sequence[int] | None = None,
+        groups: npt.NDArray[np.int64] | None = None,
     ) -> None:
         self.facts, self.outcomes = facts, outcomes
         self._indices = range(len(outcomes)) if indices is None else indices
+        #: Group of each task when outcomes are shared per group (see TaskTable.groups).
+        self.groups = groups
+
+    def distinct(self) -> list[tuple[TaskOutcome, npt.NDArray[np.int64]]]:
+        """Each distinct outcome object with the tasks that share it (all tasks)."""
+        if self.groups is None:
+            return [(o, np.array([t])) for t, o in enumerate(self.outcomes)]
+        order = np.argsort(self.groups, kind="stable")
+        bounds = np.flatnonzero(np.diff(self.groups[order])) + 1
+        return [(self.outcomes[int(part[0])], part) for part in np.split(order, bounds)]
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -595,7 +607,7 @@ class TaskResults(Sequence[TaskResult]):
 
     def subset(self, indices: Sequence[int]) -> TaskResults:
         """The results of these tasks (by task index), in this order."""
-        return TaskResults(self.facts, self.outcomes, indices)
+        return TaskResults(self.facts, self.outcomes, indices, self.groups)
 
 
 _OUTLOOK_ORDER = {o: i for i, o in enumerate([
@@ -622,22 +634,28 @@ class CheckResult:
         return self.transition.converges
 
     def count(self, verdict: Verdict) -> int:
-        return sum(1 for o in self.tasks.outcomes if o.verdict is verdict)
+        return sum(len(ts) for o, ts in self.tasks.distinct() if o.verdict is verdict)
 
-    @property
+    @cached_property
     def blocking(self) -> TaskResults:
         """Tasks that did not switch now, worst outlook first (built on demand)."""
-        outcomes = self.tasks.outcomes
-        rest = [t for t, o in enumerate(outcomes)
+        keep = [(o, ts) for o, ts in self.tasks.distinct()
                 if o.verdict is not Verdict.SWITCH or o.outlook is not Outlook.SWITCHED]
-        rest.sort(key=lambda t: (_OUTLOOK_ORDER[outcomes[t].outlook], t))
-        return self.tasks.subset(rest)
+        if not keep:
+            return self.tasks.subset([])
+        tasks = np.concatenate([ts for _, ts in keep])
+        rank = np.concatenate([np.full(len(ts), _OUTLOOK_ORDER[o.outlook]) for o, ts in keep])
+        order = np.lexsort((tasks, rank))
+        return self.tasks.subset(tasks[order].tolist())
 
     def summary(self) -> dict[str, Any]:
-        outcomes = self.tasks.outcomes
-        verdicts = Counter(o.verdict for o in outcomes)
+        verdicts: Counter[Verdict] = Counter()
+        outlooks: Counter[str] = Counter()
+        for o, ts in self.tasks.distinct():
+            verdicts[o.verdict] += len(ts)
+            outlooks[o.outlook.value] += len(ts)
         return {
-            "tasks": len(outcomes),
+            "tasks": len(self.tasks),
             "switch": verdicts[Verdict.SWITCH],
             "blocked": verdicts[Verdict.BLOCKED],
             "running": verdicts[Verdict.RUNNING],
@@ -645,7 +663,7 @@ class CheckResult:
             "converges": self.converges,
             "reason": self.transition.reason,
             "eta_s": self.transition.eta_s,
-            "outlooks": dict(Counter(o.outlook.value for o in outcomes)),
+            "outlooks": dict(outlooks),
         }
 
     def as_json(self, with_source: bool = True) -> dict[str, Any]:
@@ -735,6 +753,7 @@ def _judge(
     judged = [m.judge_task(facts[t]) for t in reps]
     outcomes = [judged[g] for g in group]
     transition = m.judge_transition(facts, outcomes)
+    groups = np.asarray(group, dtype=np.int64)
     extra = list(warnings) + list(dump.warnings)
     unreliable = len(facts) if facts.hidden else sum(
         1 for st in facts.stack if st is not Stack.COMPLETE
@@ -748,7 +767,8 @@ def _judge(
             extra.append(f"patch function(s) seen on no stack: {', '.join(missing)}")
     return CheckResult(
         m.name, m.cell, patch, _source(dump, symbols, found.by_address),
-        TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)), used,
+        TaskResults(facts, outcomes, groups=groups), transition, tuple(dict.fromkeys(extra)),
+        used,
     )
 
 
