@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
     Outlook,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -42,6 +45,20 @@ class Kgraft:
     cell: tuple[str, str] = ("KERNEL", "THREAD")
     timeout_s: float = KGR_TIMEOUT_S
     safe_point_kthreads: tuple[str, ...] = SAFE_POINT_KTHREADS
+
+    #: kGraft reads no stack at all.
+    stack_source: ClassVar[StackSource] = StackSource.NONE
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """Syscall entry/exit slow paths, kthread safe points; the retry only
+        finds the idle tasks, which are not on the thread list."""
+        return (
+            SwitchPoint.RETRY,
+            SwitchPoint.KERNEL_ENTRY,
+            SwitchPoint.KERNEL_EXIT,
+            SwitchPoint.KTHREAD_SAFE_POINT,
+        )
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if t.kind is TaskKind.IDLE:
