@@ -159,7 +159,9 @@ class ThreadDriver(Driver):
         name = self.model.name
         if name == "klp":
             self._klp_nudges()
-        elif name == "kgraft":
+        elif name == "kgraft" and self.retries > 1:
+            # kgr_work_fn first runs KGR_TIMEOUT after the start: the pass at
+            # enable only finds the idle tasks, which were never marked.
             self._signal_all("kGraft's fake signal")
 
     def _klp_nudges(self) -> None:
@@ -179,6 +181,22 @@ class ThreadDriver(Driver):
                 self.sim.signal(t, what)  # set_notify_signal()
             elif t.kind is TaskKind.KTHREAD:
                 self.sim.wake(t, f"woken by {what} (wake_up_state(TASK_INTERRUPTIBLE))")
+
+    def reverse(self) -> None:
+        """klp_reverse_transition(): clear every pending flag, flip the target, restart.
+
+        Tasks that never switched are already in the new target; the others must
+        switch back, checked against the code they run now (the new functions).
+        """
+        sim = self.sim
+        sim.src, sim.dst = sim.dst, sim.src
+        sim.note(f"-- {self.model.name}: reversing the transition, target "
+                 f"{sim.cname(sim.dst)}")
+        for t in sim.tasks:
+            t.pending = t.universe != sim.dst
+        self.stuck.clear()
+        self.signals_cnt = 0
+        self.tick()
 
     # Josh's freezer ---------------------------------------------------------------------------
 
@@ -323,7 +341,7 @@ class FunctionDriver(Driver):
         if len(self.flipped) < len(self.order):
             fn = self.order[len(self.flipped)]
             self.flipped.add(fn)
-            self.sim.note(f"-- {fn} flips to {self.sim.vname(self.sim.dst)} for every task")
+            self.sim.note(f"-- {fn} flips to {self.sim.cname(self.sim.dst)} for every task")
             for t in self.sim.tasks:
                 self.sim.monitor.on_switch(t, f"flip of {fn}")
         if len(self.flipped) == len(self.order):

@@ -145,6 +145,8 @@ class Sim:
         #: configs[i][fn]: the version of fn that runs in universe i; 0 = the original kernel.
         self.configs: list[dict[str, int]] = [{name: 0 for name in self.functions}]
         self.version_names: dict[int, str] = {0: "old", 1: "new"}
+        #: Names of configurations, for the trace (default: the version names).
+        self.config_names: dict[int, str] = {}
         self.ever_patched: frozenset[str] = frozenset()
         #: The transition: from configuration src to dst, over the functions that differ.
         self.src = 0
@@ -211,13 +213,16 @@ class Sim:
         self.patched_now = self._differing(src, dst)
         self.started = True
         self.driver = driver or make_driver(self.model, self)
-        self.note(f"-- {self.model.name}: transition {self.vname(src)} → {self.vname(dst)} "
+        self.note(f"-- {self.model.name}: transition {self.cname(src)} → {self.cname(dst)} "
                   f"over {', '.join(sorted(self.patched_now)) or 'nothing'}")
         self.driver.enable()
         self._sample()
 
-    def vname(self, cfg_or_version: int) -> str:
-        return self.version_names.get(cfg_or_version, f"v{cfg_or_version}")
+    def vname(self, version: int) -> str:
+        return self.version_names.get(version, f"v{version}")
+
+    def cname(self, cfg: int) -> str:
+        return self.config_names.get(cfg, self.vname(cfg))
 
     # ---- the trace -----------------------------------------------------------------------------
 
@@ -239,7 +244,8 @@ class Sim:
 
     def on_cpu(self, t: Task) -> bool:
         if t.kind is TaskKind.IDLE:
-            return self.cpu_current[t.spec.cpu] is None
+            # Parked in schedule_idle(): it has handed its CPU over.
+            return self.cpu_current[t.spec.cpu] is None and not t.parked
         return t.cpu is not None
 
     def _runnable(self) -> list[Task]:
@@ -321,6 +327,9 @@ class Sim:
     def _run(self, t: Task) -> None:
         t.parked = False
         f = t.stack[-1]
+        if f.root:  # a forked child in ret_from_fork: straight back to user space
+            self._exit_to_user(t, "returns to user space from fork")
+            return
         fn = self.functions[f.fn]
         if f.pc >= len(fn.ops):
             if not fn.loops:
@@ -465,6 +474,23 @@ class Sim:
             t.stack.pop()
         self._exit_to_user(t, f"{why} ends its sleep; the system call returns to user space")
 
+    def fork(self, parent: Task, name: str | None = None) -> Task:
+        """A user task in a system call forks: the child starts in ret_from_fork.
+
+        It copies the parent's universe and pending flag (klp_copy_process();
+        kGraft copies TIF_KGR_IN_PROGRESS the same way).
+        """
+        if parent.kind is not TaskKind.USER or parent.in_user:
+            raise ValueError("only a user task inside a system call forks")
+        child = Task(len(self.tasks), parent.spec, name or f"{parent.name}-child")
+        child.stack = [Frame(n, 0, root=True) for n in ROOTS[TaskKind.USER]]
+        child.universe = parent.universe
+        child.pending = parent.pending
+        self.tasks.append(child)
+        self.note(f"{parent.name}: forks {child.name} (universe {self.cname(child.universe)}, "
+                  f"{'pending' if child.pending else 'not pending'})")
+        return child
+
     # ---- switching and completion (called by drivers) ------------------------------------------
 
     def switch(self, t: Task, where: str) -> None:
@@ -472,15 +498,16 @@ class Sim:
         t.universe = self.dst
         t.pending = False
         t.switched_at = self.time
-        self.note(f"{t.name}: switched to {self.vname(self.dst)} ({where})")
+        self.note(f"{t.name}: switched to {self.cname(self.dst)} ({where})")
 
     def complete(self) -> None:
         self.note(f"-- {self.model.name}: transition complete")
         self.monitor.on_complete()
         # Post-patch callbacks (kpatch: inside stop_machine) convert the shared data.
-        fmt = 0 if self.dst == 0 else 1
-        for obj in self.objects:
-            obj[0] = fmt
+        if self.system.convertible:
+            fmt = 0 if self.dst == 0 else 1
+            for obj in self.objects:
+                obj[0] = fmt
 
     # ---- what a model's check sees -------------------------------------------------------------
 

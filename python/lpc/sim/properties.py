@@ -105,6 +105,12 @@ class Monitor:
         self.sim = sim
         self.first: dict[Property, Violation] = {}
         self.counts: dict[Property, int] = {}
+        #: Every call into a patched function: (task, function, version).
+        self.calls: list[tuple[str, str, int]] = []
+        #: New code reading an object no shadow was attached to (handled: the old way).
+        self.new_reads_untagged = 0
+        self._proto: frozenset[str] = frozenset()
+        self._proto_for: frozenset[str] | None = None
 
     def violate(self, prop: Property, task: str, message: str) -> None:
         self.counts[prop] = self.counts.get(prop, 0) + 1
@@ -122,6 +128,17 @@ class Monitor:
             return True
         return any(all(cfg[fn] == v for fn, v in patched) for cfg in self.sim.configs)
 
+    def prototype_changed(self) -> frozenset[str]:
+        """Patched functions whose callers are all patched (by any patch so far)."""
+        patched = self.sim.ever_patched
+        if self._proto_for is not patched:
+            system = self.sim.system
+            self._proto = frozenset(
+                f for f in patched if system.callers(f) and system.callers(f) <= patched
+            )
+            self._proto_for = patched
+        return self._proto
+
     # hooks from the engine -------------------------------------------------------------------
 
     def on_op(self, t: Task, f: Frame) -> None:
@@ -136,7 +153,8 @@ class Monitor:
         sim = self.sim
         if callee.fn not in sim.ever_patched:
             return
-        if callee.fn in sim.system.prototype_changed and not self.consistent((issuer, callee)):
+        self.calls.append((t.name, callee.fn, callee.version))
+        if callee.fn in self.prototype_changed() and not self.consistent((issuer, callee)):
             how = "tail-calls" if tail else "calls"
             self.violate(
                 Property.CALL_PAIR, t.name,
@@ -173,6 +191,8 @@ class Monitor:
                 Property.DATA_FORMAT, t.name,
                 f"{who} reads obj{op.slot} in the {'new' if obj[0] else 'old'} format",
             )
+        if fmt != 0 and not obj[1]:
+            self.new_reads_untagged += 1
         if fmt == 0 and obj[1]:
             self.violate(
                 Property.DATA_SHADOW, t.name,

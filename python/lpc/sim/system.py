@@ -159,6 +159,9 @@ class System:
     cpus: int = 1
     #: Shared objects the data classes read and write.
     slots: int = 2
+    #: The patch's callback can find and convert them at the switch instant (False:
+    #: the data is in flight in some task's locals, as in libpulp's contract test).
+    convertible: bool = True
     _callers: Mapping[str, frozenset[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -268,6 +271,7 @@ def build(
     slots: int = 2,
     patch_do_idle: bool = False,
     patch_cpuidle: bool = False,
+    convertible: bool = True,
 ) -> System:
     """A system with the standard idle loop and one idle task per CPU added."""
     idle, idle_patched = idle_functions(patch_do_idle=patch_do_idle, patch_cpuidle=patch_cpuidle)
@@ -275,7 +279,8 @@ def build(
     all_tasks = [*tasks] + [
         TaskSpec(f"swapper/{c}", TaskKind.IDLE, ("do_idle",), cpu=c) for c in range(cpus)
     ]
-    return System(fns, tuple(all_tasks), frozenset({*patched, *idle_patched}), cpus, slots)
+    return System(fns, tuple(all_tasks), frozenset({*patched, *idle_patched}), cpus, slots,
+                  convertible)
 
 
 # ---- JSON, so a counterexample can be stored and replayed -----------------------------------------
