@@ -381,7 +381,9 @@ class Sim:
             self.driver.idle_loop(t)
             self._return(t)
 
-    def _call(self, t: Task, target: str, *, issuer: Frame, parent: Frame | None, tail: bool) -> None:
+    def _call(
+        self, t: Task, target: str, *, issuer: Frame, parent: Frame | None, tail: bool
+    ) -> None:
         version = self.driver.version(t, target, parent)
         callee = Frame(target, version)
         t.stack.append(callee)

@@ -135,7 +135,7 @@ class Livepatch:
                 return "EINVAL"
         conflict = [f for f in patch.functions if self.kprobes.get(f)]
         if not self.ftrace_enabled or conflict:
-            what = patch.functions and next(iter(patch.functions))
+            what = sorted(patch.functions)[0] if patch.functions else "?"
             self.say(f"failed to register ftrace handler for function '{what}' (-16)")
             self.say("canceling patching transition, going to unpatch")
             return "EBUSY"
@@ -162,8 +162,6 @@ class Livepatch:
             # The task states, not the enabled list, hold the truth now.
             self.current = self.sim.dst
             reverse()
-            if not self.unpatching:
-                pass
             return None
         if self.busy():
             return "EBUSY"
@@ -398,7 +396,8 @@ def _replace_system() -> System:
         Function("sys_c", (call("h"),)),
         Function("f", (sleep(True),)), Function("g", (sleep(True),)), Function("h", (sleep(True),)),
     ]
-    tasks = [TaskSpec("user1", TaskKind.USER, ("sys_a",)), TaskSpec("user2", TaskKind.USER, ("sys_c",)),
+    tasks = [TaskSpec("user1", TaskKind.USER, ("sys_a",)),
+             TaskSpec("user2", TaskKind.USER, ("sys_c",)),
              TaskSpec("user3", TaskKind.USER, ("sys_a", "sys_b", "sys_c"))]
     return build(fns, tasks, set(), cpus=1)
 
@@ -417,12 +416,10 @@ def s13(model: str) -> Outcome:
     sc("sched 0 user1", "syscall user1", "run user1 *", "sched 0 user2", "syscall user2",
        "run user2 *")
     lp.enable(b)
-    blocked = {t.name: sim.driver.stuck.get(t.tid) or "" for t in sim.tasks if t.pending}
     check = {}
     for name in ("user1", "user2"):
-        t = sc.task(name)
-        facts = sim.facts(t, sim.driver.source)
-        check[name] = facts.patched_function
+        seen = sim.facts(sc.task(name), sim.driver.source)  # klp_check_stack()'s view
+        check[name] = seen.patched_function
     sc("wake user1", "wake user2", "sched 0 user1", "run user1 *", "sched 0 user2",
        "run user2 *", "idle", "tick")
     lp.poll()
@@ -441,7 +438,6 @@ def s13(model: str) -> Outcome:
         "enabled": [p.name for p in lp.enabled],
         "violations": _violations(sim),
     }
-    _ = blocked
     return _outcome("S13", model, sim, facts)
 
 

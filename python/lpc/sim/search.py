@@ -80,12 +80,16 @@ class CellResult:
             "model": self.model,
             "patch_class": self.patch_class,
             "result": self.result,
-            "counterexample": None if self.counterexample is None else self.counterexample.as_json(),
+            "counterexample": (
+                None if self.counterexample is None else self.counterexample.as_json()
+            ),
             "examples_tried": self.examples_tried,
         }
 
 
-def run_example(model: Model, ex: Example, props: Iterable[Property], record: bool = False) -> RunResult:
+def run_example(
+    model: Model, ex: Example, props: Iterable[Property], record: bool = False
+) -> RunResult:
     stop = frozenset(p.value for p in props)
     return run_choices(ex.system, model, ex.warmup, ex.after, record=record, stop_on=stop)
 

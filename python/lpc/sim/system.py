@@ -65,7 +65,8 @@ class Op(NamedTuple):
         if k in (OpKind.CALL, OpKind.TAIL, OpKind.FNPTR):
             return f"{k.value} {self.target}"
         if k is OpKind.SLEEP:
-            return "sleep " + ("S" if self.interruptible else "D") + (" forever" if self.forever else "")
+            state = "S" if self.interruptible else "D"
+            return f"sleep {state}" + (" forever" if self.forever else "")
         if k is OpKind.ACCESS:
             return f"{'alloc+' if self.alloc else ''}access obj{self.slot}"
         return str(k.value)
@@ -283,7 +284,7 @@ def build(
                   convertible)
 
 
-# ---- JSON, so a counterexample can be stored and replayed -----------------------------------------
+# ---- JSON, so a counterexample can be stored and replayed ---------------------------------
 
 _OP_DEFAULTS = Op(OpKind.CALL)
 
