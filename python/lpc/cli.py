@@ -340,6 +340,87 @@ def cmd_oracle(args: argparse.Namespace) -> int:
     raise UsageError("oracle needs a subcommand: run or compare")
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """The transition simulator: the matrix, one scenario, a model's liveness, a plot."""
+    try:
+        from lpc.sim import scenarios
+        from lpc.sim.expected import expected
+        from lpc.sim.properties import PATCH_CLASSES
+        from lpc.sim.search import MODEL_NAMES, search_matrix
+    except ImportError as exc:  # hypothesis is an optional dependency
+        raise UsageError(f"lpc simulate needs the 'sim' extra ({exc.name} is missing): "
+                         "pip install 'lpc[sim]'") from None
+    out = sys.stdout
+    if args.scenario and args.scenario not in scenarios.SCENARIOS:
+        raise UsageError(f"unknown scenario {args.scenario!r} (see --list)")
+    if args.model and args.model not in MODEL_NAMES:
+        raise UsageError(f"unknown model {args.model!r} (known: {', '.join(MODEL_NAMES)})")
+    if args.list:
+        for sc in scenarios.SCENARIOS.values():
+            print(f"{sc.name}: {sc.title} — models: {', '.join(sc.models)}", file=out)
+        return EXIT_OK
+    if args.matrix:
+        models = args.models.split(",") if args.models else list(MODEL_NAMES)
+        unknown = [m for m in models if m not in MODEL_NAMES]
+        if unknown:
+            raise UsageError(f"unknown model(s) {', '.join(unknown)}")
+        _log(f"searching {len(models)} models × {len(PATCH_CLASSES)} patch classes, "
+             f"{args.budget} examples per model")
+        cells = search_matrix(models, budget=args.budget)
+        if args.json:
+            json.dump({"schema_version": 1, "cells": [c.as_json() for c in cells]}, out,
+                      indent=2)
+            print(file=out)
+            return EXIT_OK
+        rows = [[m] + [next(("holds" if c.holds else "REFUTED") for c in cells
+                            if c.model == m and c.patch_class == k) for k in PATCH_CLASSES]
+                for m in models]
+        _table(rows, ["model", *PATCH_CLASSES], out)
+        differ = [c for c in cells if c.holds != expected(c.model, c.patch_class)]
+        print(f"\n{len(cells) - len(differ)}/{len(cells)} cells as expected "
+              "(livepatch-anchors.md §a, with the deviations of lpc.sim.expected)", file=out)
+        for c in differ:
+            print(f"unexpected: {c.model} / {c.patch_class} {c.result}", file=out)
+        for c in cells:
+            if c.counterexample is not None:
+                print(f"\n{c.counterexample.text()}", file=out)
+        return EXIT_OK
+    if args.plot:
+        from lpc.sim.plot import convergence, plot_convergence
+
+        results = convergence(scenarios.reference_system(), seed=args.seed)
+        path = plot_convergence(results, args.plot, "tasks not yet switched: the reference system")
+        for r in results:
+            print(f"{r.model}: {r.outcome()}", file=out)
+        _log(f"wrote {path}")
+        return EXIT_OK
+    if args.model and args.scenario:
+        outcome = scenarios.run_scenario(args.scenario, args.model)
+        want = scenarios.SCENARIOS[args.scenario].expected.get(args.model, {})
+        bad = {k: v for k, v in want.items() if outcome.facts.get(k) != v}
+        if args.json:
+            json.dump({"schema_version": 1, "scenario": args.scenario, "model": args.model,
+                       "facts": outcome.facts, "expected": want, "as_expected": not bad,
+                       "trace": outcome.trace}, out, indent=2, default=str)
+            print(file=out)
+        else:
+            print(outcome.text(), file=out)
+            verdict = "as expected" if not bad else f"differs from the anchors: {bad}"
+            print(f"verdict: {verdict}" if want else "verdict: no expectation for this model",
+                  file=out)
+        return EXIT_OK if not bad else EXIT_BLOCKED
+    if args.model:
+        from lpc.models import get_model
+        from lpc.sim.timed import run_timed
+
+        r = run_timed(scenarios.reference_system(), get_model(args.model), seed=args.seed,
+                      record=True)
+        print("\n".join(r.run.trace[-40:]), file=out)
+        print(f"{args.model} on the reference system: {r.outcome()}", file=out)
+        return EXIT_OK if r.converged_at is not None else EXIT_BLOCKED
+    raise UsageError("simulate needs --matrix, --plot PATH, --list, or --model M [--scenario S]")
+
+
 class UsageError(Exception):
     pass
 
@@ -411,6 +492,19 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("case_dir", metavar="CASE_DIR")
     o.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(run=cmd_oracle)
+    p = sub.add_parser("simulate", help="prove or refute each model's guarantees in simulation")
+    p.add_argument("--matrix", action="store_true",
+                   help="model × patch class: holds, or refuted with a shrunk counterexample")
+    p.add_argument("--models", metavar="M[,M…]", help="restrict --matrix to these models")
+    p.add_argument("--budget", type=int, default=1000,
+                   help="generated systems and schedules per model (default: 1000)")
+    p.add_argument("--model", help="a model, as `lpc check` names it")
+    p.add_argument("--scenario", help="a named scenario (see --list), with --model")
+    p.add_argument("--list", action="store_true", help="list the scenarios")
+    p.add_argument("--plot", metavar="PATH", help="plot tasks not yet switched vs time, per model")
+    p.add_argument("--seed", type=int, default=1, help="seed of the timed runs")
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.set_defaults(run=cmd_simulate)
     return parser
 
 

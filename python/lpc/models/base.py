@@ -50,6 +50,54 @@ CONVERGING = frozenset(
 )
 
 
+class SwitchPoint(str, Enum):
+    """Where a model moves a task (or the whole kernel) to the target universe.
+
+    Snapshots never need this; the simulator (``lpc.sim``) drives these points,
+    and asks ``judge_task()`` wherever the model's kernel code runs a check.
+    """
+
+    #: The periodic check (klp_try_complete_transition): judge_task() says ``switch``.
+    RETRY = "retry"
+    #: All or nothing at one instant (stop_machine), retried a few times.
+    STOP_MACHINE = "stop_machine"
+    #: Everyone at once when the patch is enabled (no per-task state).
+    IMMEDIATE = "immediate"
+    #: No switching at all: every call is redirected by its caller (parent_ip).
+    PER_CALL = "per_call"
+    #: One function flips for every task at a retry, when every task passes.
+    FUNCTION_FLIP = "function_flip"
+    #: A user task entering the kernel (syscall entry slow path), kernel stack empty.
+    KERNEL_ENTRY = "kernel_entry"
+    #: A user task returning to user space (exit_to_user_mode_loop), kernel stack empty.
+    KERNEL_EXIT = "kernel_exit"
+    #: The idle task at the tail of do_idle(), after schedule_idle() (kernel/sched/idle.c).
+    IDLE_LOOP = "idle_loop"
+    #: cond_resched(): the running task checks its own stack (v6.4+, __klp_sched_try_switch).
+    COND_RESCHED = "cond_resched"
+    #: Josh's freezer: freeze the task, then check its stack again.
+    FREEZER = "freezer"
+    #: kGraft: a kthread's try_to_freeze()/kgr_task_safe() point, with no stack check.
+    KTHREAD_SAFE_POINT = "kthread_safe_point"
+
+
+class StackSource(str, Enum):
+    """Which stack walker a model's check reads (decides what the simulator shows it)."""
+
+    #: Every frame, exactly (the idealised matrix cells).
+    EXACT = "exact"
+    #: stack_trace_save_tsk_reliable(): every frame, .sched.text included; an interrupt
+    #: frame (a task preempted in the kernel) makes the trace unreliable.
+    RELIABLE = "reliable"
+    #: save_stack_trace_tsk(): best effort, drops .sched.text frames of other tasks
+    #: (kernel/stacktrace.c stack_trace_consume_entry_nosched).
+    BEST_EFFORT = "best_effort"
+    #: Every word of the stack, stale ones included (ksplice check_stack()).
+    WORD_SCAN = "word_scan"
+    #: The model reads no stack.
+    NONE = "none"
+
+
 class TaskKind(str, Enum):
     USER = "user"
     KTHREAD = "kthread"

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
     Outlook,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -70,6 +73,14 @@ class Josh:
     cell: tuple[str, str] = ("PATCHED_SET", "THREAD")
     #: The patch changes a function on the freezer/schedule path (set by the caller).
     freezer_path_patched: bool = False
+
+    #: The mail's on_stack() assumes a stack walker that can be trusted.
+    stack_source: ClassVar[StackSource] = StackSource.RELIABLE
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """The per-thread check, then freeze-and-recheck for what it could not switch."""
+        return (SwitchPoint.RETRY, SwitchPoint.FREEZER)
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
     Outlook,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -43,9 +46,24 @@ class Kgraft:
     cell: tuple[str, str] = ("KERNEL", "THREAD")
     timeout_s: float = KGR_TIMEOUT_S
     safe_point_kthreads: tuple[str, ...] = SAFE_POINT_KTHREADS
-    #: SLE kernels annotated their in-tree kthreads with kgr_task_safe(); out-of-tree
-    #: ones are not (set False to model only freezable and listed kthreads).
+    #: SLE kernels annotated the sleeping loops of their in-tree kthreads with
+    #: kgr_task_safe(); out-of-tree ones are not (set False to model only
+    #: freezable and listed kthreads). A kthread that never sleeps never gets there.
     annotated_kthreads: bool = True
+
+    #: kGraft reads no stack at all.
+    stack_source: ClassVar[StackSource] = StackSource.NONE
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """Syscall entry/exit slow paths, kthread safe points; the retry only
+        finds the idle tasks, which are not on the thread list."""
+        return (
+            SwitchPoint.RETRY,
+            SwitchPoint.KERNEL_ENTRY,
+            SwitchPoint.KERNEL_EXIT,
+            SwitchPoint.KTHREAD_SAFE_POINT,
+        )
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:
@@ -73,8 +91,14 @@ class Kgraft:
                 "it must leave the kernel to switch",
             )
         if t.kind is TaskKind.KTHREAD:
+            # Safe points sit where a kthread's loop sleeps (the freezer, the
+            # annotated waits): one that is on a CPU now may never sleep (a
+            # CPU-bound worker such as vhost — S6), so only the known ones count.
+            sleeping_loop = (
+                self.annotated_kthreads and not t.running and t.state in INTERRUPTIBLE | {"I"}
+            )
             safe = (
-                self.annotated_kthreads
+                sleeping_loop
                 or t.freezable is True
                 or t.comm.startswith(self.safe_point_kthreads)
             )

@@ -38,11 +38,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
     Outlook,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -77,6 +80,22 @@ class Klp:
     force: bool = False
     #: This transition unpatches (a disable, or a reversal mid-transition).
     unpatching: bool = False
+
+    stack_source: ClassVar[StackSource] = StackSource.RELIABLE
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """Where transition.c, entry/common.c and sched/idle.c call into livepatch.
+
+        Without HAVE_RELIABLE_STACKTRACE klp_try_switch_task() gives up before
+        any check, so only kernel exit and the idle loop switch tasks.
+        """
+        if not self.reliable_stacks:
+            return (SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP)
+        points = [SwitchPoint.RETRY, SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP]
+        if self.cond_resched_switch:
+            points.append(SwitchPoint.COND_RESCHED)
+        return tuple(points)
 
     @property
     def signal_eta_s(self) -> float:

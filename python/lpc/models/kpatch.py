@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lpc.models.base import (
     RUNNABLE,
     Outlook,
     Stack,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -61,6 +64,13 @@ class Kpatch:
     max_depth: int = MAX_STACK_TRACE_DEPTH
     attempts: int = MAX_LOAD_ATTEMPTS
     retry_interval_s: float = RETRY_INTERVAL_S
+
+    stack_source: ClassVar[StackSource] = StackSource.BEST_EFFORT
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """kpatch_apply_patch() inside stop_machine(), retried by the script."""
+        return (SwitchPoint.STOP_MACHINE,)
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:

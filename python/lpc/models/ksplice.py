@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lpc.models.base import (
     RUNNABLE,
     Outlook,
     Stack,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -38,6 +41,13 @@ class Ksplice:
     cell: tuple[str, str] = ("PATCHED_SET", "KERNEL")
     attempts: int = ATTEMPTS
     retry_interval_s: float = RETRY_INTERVAL_S
+
+    stack_source: ClassVar[StackSource] = StackSource.WORD_SCAN
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """__apply_patches() inside stop_machine(), up to `attempts` times."""
+        return (SwitchPoint.STOP_MACHINE,)
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
     Outlook,
+    StackSource,
+    SwitchPoint,
     TaskFacts,
     TaskKind,
     TaskOutcome,
@@ -55,6 +58,29 @@ class Matrix:
             raise ValueError(f"no such cell: LEAVE_{self.leave} / SWITCH_{self.switch}")
         object.__setattr__(self, "name", f"leave_{self.leave.lower()}/switch_{self.switch.lower()}")
         object.__setattr__(self, "cell", (self.leave, self.switch))
+
+    #: The cells are the idealised guarantees: they see every frame exactly.
+    stack_source: ClassVar[StackSource] = StackSource.EXACT
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """When the unit of SWITCH_y may flip, given what LEAVE_x asks.
+
+        LEAVE_FUNCTION never waits, so each unit flips at its first chance;
+        LEAVE_PATCHED_SET flips a unit at a check that every task passes (for
+        SWITCH_THREAD, the task alone); LEAVE_KERNEL flips a thread as it
+        crosses the user/kernel boundary, and a function or the kernel only at
+        an instant when no task has a kernel stack.
+        """
+        if self.switch == "KERNEL":
+            return (SwitchPoint.STOP_MACHINE,)
+        if self.switch == "THREAD":
+            if self.leave == "KERNEL":
+                return (SwitchPoint.KERNEL_ENTRY, SwitchPoint.KERNEL_EXIT)
+            return (SwitchPoint.RETRY,)
+        if self.leave == "FUNCTION":
+            return (SwitchPoint.IMMEDIATE,)
+        return (SwitchPoint.FUNCTION_FLIP,)
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:

@@ -13,13 +13,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lpc.models.base import Outlook, TaskFacts, TaskOutcome, TransitionOutcome, Verdict
+from typing import ClassVar
+
+from lpc.models.base import (
+    Outlook,
+    StackSource,
+    SwitchPoint,
+    TaskFacts,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
 class Null:
     name: str = "null"
     cell: tuple[str, str] = ("FUNCTION", "FUNCTION")
+
+    #: The simulator shows it every frame; it never reads them to decide anything.
+    stack_source: ClassVar[StackSource] = StackSource.EXACT
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """Every task, every function, at the instant the patch is enabled."""
+        return (SwitchPoint.IMMEDIATE,)
 
     def judge_task(self, task: TaskFacts) -> TaskOutcome:
         if task.patched_frame is not None:

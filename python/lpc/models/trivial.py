@@ -24,13 +24,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lpc.models.base import Outlook, TaskFacts, TaskOutcome, TransitionOutcome, Verdict
+from typing import ClassVar
+
+from lpc.models.base import (
+    Outlook,
+    StackSource,
+    SwitchPoint,
+    TaskFacts,
+    TaskOutcome,
+    TransitionOutcome,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
 class Trivial:
     name: str = "trivial"
     cell: tuple[str, str] = ("PATCHED_SET (per call)", "FUNCTION")
+
+    stack_source: ClassVar[StackSource] = StackSource.EXACT
+
+    @property
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """No task ever switches: each call picks old or new from its parent_ip."""
+        return (SwitchPoint.PER_CALL,)
 
     def judge_task(self, task: TaskFacts) -> TaskOutcome:
         patched = task.patched_frames_any

@@ -1,0 +1,74 @@
+"""Tasks not yet switched vs time, one line per model, on one system (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lpc.models import get_model
+from lpc.sim.system import System
+from lpc.sim.timed import TimedResult, run_timed
+
+#: The models of `lpc check`, in its order.
+PLOT_MODELS = ("null", "trivial", "josh", "klp", "kpatch", "kgraft", "ksplice")
+
+
+def convergence(
+    system: System, models: Sequence[str] = PLOT_MODELS, *, seed: int = 1,
+    horizon_s: float = 40.0,
+) -> list[TimedResult]:
+    """One timed run per model, same system, same seed."""
+    return [run_timed(system, get_model(m), seed=seed, horizon_s=horizon_s) for m in models]
+
+
+def _steps(r: TimedResult) -> tuple[list[float], list[int]]:
+    """The pending-task count as a step function from enable to the horizon."""
+    xs: list[float] = []
+    ys: list[int] = []
+    total = r.run.timeline[0][1] if r.run.timeline else 0
+    xs.append(0.0)
+    ys.append(total)
+    for t, pending in r.run.timeline:
+        if t < r.enable_at:
+            continue
+        xs.append(t - r.enable_at)
+        ys.append(pending)
+    xs.append(r.horizon_s)
+    ys.append(ys[-1])
+    return xs, ys
+
+
+def plot_convergence(results: Sequence[TimedResult], out: str | Path, title: str) -> Path:
+    """Write the figure to ``out`` (any format matplotlib knows from the suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for k, r in enumerate(results):
+        xs, ys = _steps(r)
+        # A small vertical offset keeps lines that coincide visible.
+        ax.step(xs, [y + 0.06 * (k - len(results) / 2) for y in ys], where="post",
+                label=f"{r.model}: {_short(r)}", linewidth=1.8)
+    ax.set_xlabel("seconds since the patch was enabled")
+    ax.set_ylabel("tasks not yet switched")
+    ax.set_title(title)
+    ax.set_ylim(bottom=-0.5)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _short(r: TimedResult) -> str:
+    if r.converged_at is not None:
+        return f"complete after {r.converged_at:.1f} s"
+    if r.run.failed:
+        return "gives up, nothing patched"
+    if r.model == "trivial":
+        return "no completion point"
+    return f"{r.run.pending} task(s) never switch"
