@@ -29,8 +29,8 @@
 //!   a gap in `#N` or an elision mark inside a thread marks it `truncated`.
 
 use super::toolscan::{
-    frame_index, is_elision, numbered_lines, parse_0x, parse_id, skip_elision, sniff_window,
-    strip_number, take_word, IndexTracker,
+    close_held_task, frame_index, is_elision, numbered_lines, parse_0x, parse_id, skip_elision,
+    sniff_window, strip_number, take_word, IndexTracker,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -185,12 +185,7 @@ impl Parser {
     }
 
     fn finish_task(&mut self, b: &mut DumpBuilder) {
-        if let Some(previous) = self.held.take() {
-            b.push_frame(&previous);
-        }
-        if b.has_open_task() {
-            b.end_task();
-        }
+        close_held_task(&mut self.held, b);
         self.index.reset();
     }
 }

@@ -36,8 +36,8 @@
 //!   thread mark it `truncated`.
 
 use super::toolscan::{
-    frame_index, is_elision, numbered_lines, parse_0x, parse_dec, parse_id, skip_elision,
-    sniff_window, strip_number, take_word, IndexTracker,
+    close_held_task, frame_index, is_elision, numbered_lines, parse_0x, parse_dec, parse_id,
+    skip_elision, sniff_window, strip_number, take_word, IndexTracker,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -328,12 +328,7 @@ impl Parser {
     }
 
     fn finish_task(&mut self, b: &mut DumpBuilder) {
-        if let Some(previous) = self.held.take() {
-            b.push_frame(&previous);
-        }
-        if b.has_open_task() {
-            b.end_task();
-        }
+        close_held_task(&mut self.held, b);
         self.index.reset();
     }
 }

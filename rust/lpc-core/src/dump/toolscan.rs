@@ -7,7 +7,7 @@
 //! checked arithmetic: `u64::from_str_radix` would accept a leading `+`, which
 //! no tool prints.
 
-use super::{DumpBuilder, StackStatus};
+use super::{DumpBuilder, FrameRecord, StackStatus};
 
 /// How much of a text `looks_like` may read.
 pub(crate) const SNIFF_BYTES: usize = 64 * 1024;
@@ -25,6 +25,18 @@ pub(crate) fn sniff_window(text: &str) -> &str {
 }
 
 /// Lines with their 1-based numbers (`\r\n` endings tolerated).
+/// Closes a task whose last frame was held back (gdb and eu-stack hold each
+/// frame until the next one says whether it was inlined): pushes it, then
+/// ends the open task.
+pub(crate) fn close_held_task(held: &mut Option<FrameRecord>, b: &mut DumpBuilder) {
+    if let Some(previous) = held.take() {
+        b.push_frame(&previous);
+    }
+    if b.has_open_task() {
+        b.end_task();
+    }
+}
+
 pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines().enumerate().map(|(i, line)| (i + 1, line))
 }
