@@ -85,7 +85,11 @@ def _table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
         except ImportError:
             pass
         else:
-            table = Table(*header)
+            table = Table()
+            for i, h in enumerate(header):
+                # Identity columns never wrap; the last (free text) column takes the rest.
+                last = i == len(header) - 1
+                table.add_column(h, no_wrap=not last, ratio=1 if last else None)
             for row in rows:
                 table.add_row(*row)
             Console(file=out).print(table)
