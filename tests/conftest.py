@@ -17,6 +17,8 @@ from hypothesis import settings
 settings.register_profile("default", deadline=None, max_examples=200)
 # CI: fresh randomness each run, and a reproduction blob for any failure.
 settings.register_profile("ci", deadline=None, max_examples=200, derandomize=False, print_blob=True)
+# Thorough: many more examples, for a run by hand before a release.
+settings.register_profile("thorough", deadline=None, max_examples=3000, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 DATA_DIR = Path(__file__).parent / "data"
