@@ -37,7 +37,7 @@
 
 use super::toolscan::{
     close_held_task, frame_index, is_elision, numbered_lines, parse_0x, parse_dec, parse_id,
-    skip_elision, sniff_window, strip_number, take_word, IndexTracker,
+    skip_elision, sniff_window, strip_number, take_word, trailing_group, IndexTracker,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -129,25 +129,6 @@ struct Frame<'a> {
     function: Option<&'a str>,
     library: Option<&'a str>,
     signal: bool,
-}
-
-/// The parenthesised group that ends `s`, nested parentheses balanced.
-fn trailing_group(s: &str) -> Option<(&str, &str)> {
-    let body = s.strip_suffix(')')?;
-    let mut depth = 1usize;
-    for (i, c) in body.char_indices().rev() {
-        match c {
-            ')' => depth += 1,
-            '(' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some((&body[..i], &body[i + 1..]));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 fn parse_frame(line: &str) -> Option<Frame<'_>> {

@@ -39,7 +39,7 @@
 
 use super::toolscan::{
     is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x, parse_hex, parse_id,
-    skip_elision, sniff_window, split_symbol_offset, take_word, OffsetRadix,
+    skip_elision, sniff_window, split_symbol_offset, take_word, trailing_group, OffsetRadix,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -184,26 +184,6 @@ struct Frame<'a> {
     offset: Option<u64>,
     dso: Option<&'a str>,
     inlined: bool,
-}
-
-/// The parenthesised group that ends `s`, with nested parentheses balanced
-/// (`(/tmp/x (deleted))`): `(before, inside)`.
-fn trailing_group(s: &str) -> Option<(&str, &str)> {
-    let body = s.strip_suffix(')')?;
-    let mut depth = 1usize;
-    for (i, c) in body.char_indices().rev() {
-        match c {
-            ')' => depth += 1,
-            '(' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some((&body[..i], &body[i + 1..]));
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 fn parse_frame(line: &str) -> Option<Frame<'_>> {

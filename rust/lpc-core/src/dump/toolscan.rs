@@ -37,6 +37,26 @@ pub(crate) fn close_held_task(held: &mut Option<FrameRecord>, b: &mut DumpBuilde
     }
 }
 
+/// The parenthesised group that ends `s`, with nested parentheses balanced
+/// (`(/tmp/x (deleted))`, `(args (nested))`): `(before, inside)`.
+pub(crate) fn trailing_group(s: &str) -> Option<(&str, &str)> {
+    let body = s.strip_suffix(')')?;
+    let mut depth = 1usize;
+    for (i, c) in body.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some((&body[..i], &body[i + 1..]));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines().enumerate().map(|(i, line)| (i + 1, line))
 }
