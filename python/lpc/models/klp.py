@@ -136,13 +136,17 @@ class Klp:
         if t.kind is TaskKind.USER:
             return self._user_leaves_kernel(t, Verdict.UNRELIABLE, why, "EINVAL")
         if t.kind is TaskKind.IDLE:
-            return TaskOutcome(
-                Verdict.UNRELIABLE, Outlook.AFTER_WAKEUP, f"{why}; switches in do_idle()",
-                "EINVAL", self.retry_interval_s,
-            )
+            return self._idle_switches_in_do_idle(why)
         return TaskOutcome(
             Verdict.UNRELIABLE, Outlook.STUCK,
             f"{why}: a kernel thread has no kernel exit to switch at", "EINVAL",
+        )
+
+    def _idle_switches_in_do_idle(self, why: str) -> TaskOutcome:
+        # do_idle() calls klp_update_patch_state() with no stack check at all.
+        return TaskOutcome(
+            Verdict.UNRELIABLE, Outlook.AFTER_WAKEUP, f"{why}; switches in do_idle()",
+            "EINVAL", self.retry_interval_s,
         )
 
     def _running(self, t: TaskFacts) -> TaskOutcome:
@@ -191,10 +195,7 @@ class Klp:
         if t.kind is TaskKind.USER:
             return self._user_leaves_kernel(t, Verdict.UNRELIABLE, why, "EINVAL")
         if t.kind is TaskKind.IDLE:
-            return TaskOutcome(
-                Verdict.UNRELIABLE, Outlook.AFTER_WAKEUP, f"{why}; switches in do_idle()",
-                "EINVAL", self.retry_interval_s,
-            )
+            return self._idle_switches_in_do_idle(why)
         return TaskOutcome(
             Verdict.UNRELIABLE, Outlook.UNKNOWN,
             f"{why}; retried every {self.retry_interval_s:g} s", "EINVAL",
