@@ -358,7 +358,7 @@ class TaskTable(Sequence[TaskFacts]):
 
     A big dump holds hundreds of thousands of tasks, most of them alike for a
     model's purposes; the columns let :func:`check` judge one representative
-    per group of identical facts (see :meth:`groups`) instead of every task.
+    per group of identical facts (see :attr:`groups`) instead of every task.
     """
 
     def __init__(
@@ -489,6 +489,7 @@ class TaskTable(Sequence[TaskFacts]):
             raise IndexError(index)
         return self._facts(index % len(self))
 
+    @cached_property
     def groups(self) -> tuple[list[int], list[int]]:
         """``(group of each task, one representative task per group)``.
 
@@ -749,7 +750,7 @@ def _judge(
         m, used = model, dict(params)
     # One judgement per group of identical facts (TaskTable.groups): a model is
     # a pure function of TaskFacts, so the answer holds for the whole group.
-    group, reps = facts.groups()
+    group, reps = facts.groups  # computed once, shared by every model of check_all
     judged = [m.judge_task(facts[t]) for t in reps]
     outcomes = [judged[g] for g in group]
     transition = m.judge_transition(facts, outcomes)
