@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lpc.check import TaskResult
@@ -271,8 +271,12 @@ def full_kallsyms(data_dir: Path) -> str:
 def test_trimmed_kallsyms_keeps_sizes_and_sympos(full_kallsyms: str, data: st.DataObject) -> None:
     lines = full_kallsyms.splitlines()
     picked = data.draw(st.lists(st.sampled_from(lines), min_size=1, max_size=30))
-    names = {line.split()[2] for line in picked if line.split()[1] in "tTwW"}
     full = Symbols.from_kallsyms(full_kallsyms.encode())
+    # Only names kallsyms calls functions: _stext or a __pfx_ padding symbol alone
+    # trims to a table without a function, which Symbols rightly refuses.
+    names = {line.split()[2] for line in picked if line.split()[1] in "tTwW"}
+    names = {name for name in names if full.lookup_all(name)}
+    assume(names)
     trimmed = Symbols.from_kallsyms(trim_kallsyms(full_kallsyms, names, ()).encode())
     for name in names:
         for a, b in zip(full.lookup_all(name), trimmed.lookup_all(name), strict=True):
