@@ -19,7 +19,7 @@ Everything is read-only: lpc never writes to /proc or /sys.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, overload
@@ -29,18 +29,20 @@ import numpy.typing as npt
 
 from lpc import _core
 from lpc.dump import _STATUSES as _DUMP_STATUSES
-from lpc.dump import Dump
+from lpc.dump import UNKNOWN_U64, Dump
 from lpc.models import (
     MODELS,
     Model,
     Outlook,
     Stack,
+    TalliedOutcomes,
     TaskFacts,
     TaskKind,
     TaskOutcome,
     TransitionOutcome,
     Verdict,
     get_model,
+    tally,
 )
 from lpc.models.josh import FREEZER_PATH
 from lpc.patch import Patch
@@ -49,6 +51,7 @@ from lpc.symbols import Symbols
 __all__ = [
     "SCHEMA_VERSION",
     "CheckResult",
+    "PatchedFrames",
     "Scan",
     "TaskResult",
     "TaskResults",
@@ -60,6 +63,7 @@ __all__ = [
     "scan",
     "sleeping_functions",
     "task_facts",
+    "token_function_names",
 ]
 
 SCHEMA_VERSION = 1
@@ -80,6 +84,38 @@ FREEZABLE_KTHREADS = ("kswapd", "khugepaged", "kcompactd")
 PROC_FORMATS = ("proc_snapshot", "proc_stack")
 
 
+class PatchedFrames(Mapping[int, tuple[int, ...]]):
+    """Per task with at least one, the positions of its frames inside the patched
+    set (reliable or not), innermost first — kept as two sorted arrays."""
+
+    def __init__(self, offsets: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]) -> None:
+        #: Frame rows inside the set, ascending, and the task each belongs to.
+        self.rows = rows
+        self.owners = np.searchsorted(offsets, rows, side="right") - 1
+        self.positions = rows - offsets[self.owners]
+        starts = np.flatnonzero(np.diff(self.owners, prepend=-1)) if rows.size else rows
+        self._tasks = self.owners[starts]
+        self._bounds = np.append(starts, rows.size)
+
+    def __getitem__(self, t: int) -> tuple[int, ...]:
+        i = int(np.searchsorted(self._tasks, t))
+        if i == len(self._tasks) or int(self._tasks[i]) != t:
+            raise KeyError(t)
+        return tuple(self.positions[self._bounds[i] : self._bounds[i + 1]].tolist())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._tasks.tolist())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, t: object) -> bool:
+        if not isinstance(t, (int, np.integer)):
+            return False
+        i = int(np.searchsorted(self._tasks, t))
+        return i < len(self._tasks) and int(self._tasks[i]) == t
+
+
 @dataclass(frozen=True)
 class Scan:
     """Where the patched set meets each task's stack.
@@ -87,92 +123,77 @@ class Scan:
     ``first`` and ``function`` hold, per task, the position of the first
     *reliable* frame inside the set (the kernel's check ignores ``?`` frames)
     and the index of the patch function it belongs to, or -1. ``any_frames``
-    lists, per task with at least one, every frame (reliable or not) inside it.
+    lists, per task with at least one, every frame (reliable or not) inside it;
+    ``token_function`` gives each of the dump's frame tokens the patch function
+    it lies in, or -1.
     """
 
     first: npt.NDArray[np.int64]
     function: npt.NDArray[np.int64]
-    any_frames: Mapping[int, tuple[int, ...]]
+    any_frames: PatchedFrames
     by_address: bool
     warnings: tuple[str, ...]
+    token_function: npt.NDArray[np.int64]
 
 
-def _frame_addresses(
+def _token_addresses(
     dump: Dump, symbols: Symbols
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], int]:
-    """Each frame's return address: printed, or the symbol's address + offset.
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Each frame token's return address: printed, or the symbol's address + offset.
 
-    Names are interned, so each distinct (function, module, size) is resolved
-    once. Returns the addresses, which frames have one, and how many named
-    frames could not be pinned to a single function of the table.
+    A dump holds few distinct tokens (``worker_thread+0x98/0x310`` repeats on
+    every kworker), so each is resolved once, and each distinct (function,
+    object, size) once among them. Returns the addresses, which tokens have
+    one, and which named tokens could not be pinned to one function.
     """
-    addresses = dump.frame_addresses.astype(np.uint64, copy=True)
-    known = dump.frame_has_address.astype(bool, copy=True)
-    named = ~known & (dump.frame_function_ids != Dump.NO_NAME)
-    named &= dump.frame_symbol_offsets != np.uint64(2**64 - 1)
-    rows = np.flatnonzero(named)
-    if rows.size == 0:
-        return addresses, known, 0
-    keys = np.stack(
-        [
-            dump.frame_function_ids[rows].astype(np.uint64),
-            dump.frame_module_ids[rows].astype(np.uint64),
-            dump.frame_symbol_sizes[rows],
-        ],
-        axis=1,
-    )
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    starts = np.zeros(len(unique), dtype=np.uint64)
-    ok = np.zeros(len(unique), dtype=bool)
-    for k, (fid, mid, size) in enumerate(unique.tolist()):
-        name = dump.names[int(fid)]
-        module = None if mid == Dump.NO_NAME else dump.names[int(mid)]
-        start = symbols.resolve(
-            name, 0, None if size == 2**64 - 1 else int(size), module
-        )
-        if start is not None:
-            starts[k], ok[k] = start, True
-    inverse = inverse.reshape(-1)
-    good = ok[inverse]
-    addresses[rows[good]] = starts[inverse[good]] + dump.frame_symbol_offsets[rows[good]]
-    known[rows[good]] = True
-    return addresses, known, int((~good).sum())
-
-
-def _frame_patch_ids_by_name(dump: Dump, patch: Patch) -> npt.NDArray[np.int64]:
-    """Patch-function index of each frame matched by (name, object), or -1."""
-    lut = np.full(len(dump.names) + 1, -1, dtype=np.int64)
-    index = {name: i for i, name in enumerate(dump.names)}
-    for k, f in enumerate(patch.functions):
-        if f.name in index:
-            lut[index[f.name]] = k
-    fids = dump.frame_function_ids.astype(np.int64)
-    fids = np.where(fids == Dump.NO_NAME, len(dump.names), fids)
-    ids = lut[fids]
-    # Object check: a vmlinux function must not match a same-named module frame.
-    mids = dump.frame_module_ids
-    for k, f in enumerate(patch.functions):
-        sel = ids == k
-        if not sel.any():
-            continue
-        if f.object is None:
-            ids[sel & (mids != Dump.NO_NAME)] = -1
+    addresses = dump.token_addresses.astype(np.uint64, copy=True)
+    known = dump.token_has_address.astype(bool, copy=True)
+    unresolved = np.zeros(dump.token_count, dtype=bool)
+    named = ~known & (dump.token_function_ids != Dump.NO_NAME)
+    named &= dump.token_symbol_offsets != np.uint64(UNKNOWN_U64)
+    fids, mids = dump.token_function_ids.tolist(), dump.token_module_ids.tolist()
+    sizes, offsets = dump.token_symbol_sizes.tolist(), dump.token_symbol_offsets.tolist()
+    starts: dict[tuple[int, int, int], int | None] = {}
+    for k in np.flatnonzero(named).tolist():
+        key = (fids[k], mids[k], sizes[k])
+        if key not in starts:
+            module = None if mids[k] == Dump.NO_NAME else dump.names[mids[k]]
+            size = None if sizes[k] == UNKNOWN_U64 else sizes[k]
+            starts[key] = symbols.resolve(dump.names[fids[k]], 0, size, module)
+        start = starts[key]
+        if start is None:
+            unresolved[k] = True
         else:
-            mod = index.get(f.object)
-            ids[sel & (mids != (Dump.NO_NAME if mod is None else mod))] = -1
+            addresses[k], known[k] = start + offsets[k], True
+    return addresses, known, unresolved
+
+
+def _token_patch_ids_by_name(dump: Dump, patch: Patch) -> npt.NDArray[np.int64]:
+    """Patch-function index of each frame token matched by (name, object), or -1."""
+    index = {name: i for i, name in enumerate(dump.names)}
+    fids = dump.token_function_ids.astype(np.int64)
+    mids = dump.token_module_ids.astype(np.int64)
+    ids = np.full(dump.token_count, -1, dtype=np.int64)
+    for k, f in enumerate(patch.functions):
+        fid = index.get(f.name)
+        if fid is None:
+            continue
+        # Object check: a vmlinux function must not match a same-named module frame.
+        mid = Dump.NO_NAME if f.object is None else index.get(f.object, -2)
+        ids[(fids == fid) & (mids == mid) & (ids < 0)] = k
     return ids
 
 
 def _first_per_task(
-    offsets: npt.NDArray[np.uint64], frame_ids: npt.NDArray[np.int64], tasks: int
+    offsets: npt.NDArray[np.int64], frame_ids: npt.NDArray[np.int64], tasks: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     first = np.full(tasks, -1, dtype=np.int64)
     function = np.full(tasks, -1, dtype=np.int64)
     hits = np.flatnonzero(frame_ids >= 0)
     if hits.size:
-        owner = np.searchsorted(offsets.astype(np.int64), hits, side="right") - 1
+        owner = np.searchsorted(offsets, hits, side="right") - 1
         owners, at = np.unique(owner, return_index=True)
-        first[owners] = hits[at] - offsets[owners].astype(np.int64)
+        first[owners] = hits[at] - offsets[owners]
         function[owners] = frame_ids[hits[at]]
     return first, function
 
@@ -180,18 +201,23 @@ def _first_per_task(
 def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
     """Where the patch meets each task's stack (see :class:`Scan`).
 
-    By address, the first reliable hit per task comes from the Rust CSR scan
+    Work is per frame *token* (a distinct printed frame) where it can be: each
+    token is resolved and looked up once. By address, the first reliable hit
+    per task then comes from the Rust CSR scan
     (``IntervalTree.first_hit_per_stack``: every stack at once, GIL released,
     parallel for large dumps); ``?`` and inlined frames are masked out first,
     as the kernel's reliable unwinder never reports them.
     """
     warnings: list[str] = []
+    offsets = dump.frame_offsets.astype(np.int64)
     eligible = dump.frame_reliable & ~dump.frame_inlined
+    tokens = dump.frame_tokens
     if symbols is not None and patch.resolved:
-        addresses, known, unresolved = _frame_addresses(dump, symbols)
-        if unresolved:
+        addresses, known, unresolved = _token_addresses(dump, symbols)
+        if unresolved.any():
+            frames = int(np.bincount(tokens, minlength=dump.token_count)[unresolved].sum())
             warnings.append(
-                f"{unresolved} frame(s) could not be pinned to one function of the symbol table "
+                f"{frames} frame(s) could not be pinned to one function of the symbol table "
                 "(another kernel's symbols, or an ambiguous name): they count as outside the patch"
             )
         tree = _core.IntervalTree(
@@ -200,29 +226,26 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
             if f.start is not None and f.end is not None
         )
         nowhere = np.uint64(0)  # no patched function starts at address 0
+        token_function = np.where(known, tree.find_many(np.where(known, addresses, nowhere)), -1)
+        frame_addresses = np.where(known, addresses, nowhere)[tokens]
         first, function = tree.first_hit_per_stack(
-            np.where(known & eligible, addresses, nowhere), dump.frame_offsets
+            np.where(eligible, frame_addresses, nowhere), dump.frame_offsets
         )
-        ids = np.where(known, tree.find_many(np.where(known, addresses, nowhere)), -1)
         by_address = True
     else:
-        ids = _frame_patch_ids_by_name(dump, patch)
+        token_function = _token_patch_ids_by_name(dump, patch)
         by_address = False
         warnings.append(
             "no symbol table: frames matched the patch by name, so duplicate static functions "
             "(sympos) are not told apart"
         )
         first, function = _first_per_task(
-            dump.frame_offsets, np.where(eligible, ids, -1), dump.task_count
+            offsets, np.where(eligible, token_function[tokens], -1), dump.task_count
         )
-    any_frames: dict[int, tuple[int, ...]] = {}
-    hits = np.flatnonzero(ids >= 0)
-    if hits.size:
-        offsets = dump.frame_offsets.astype(np.int64)
-        owner = np.searchsorted(offsets, hits, side="right") - 1
-        for t, h in zip(owner.tolist(), hits.tolist()):
-            any_frames[t] = any_frames.get(t, ()) + (h - int(offsets[t]),)
-    return Scan(first, function, any_frames, by_address, tuple(warnings))
+    token_hit = token_function >= 0
+    rows = np.flatnonzero(token_hit[tokens]) if token_hit.any() else np.zeros(0, dtype=np.int64)
+    return Scan(first, function, PatchedFrames(offsets, rows), by_address, tuple(warnings),
+                token_function)
 
 
 def first_patched_frame(
@@ -236,20 +259,25 @@ def first_patched_frame(
     return found.first, found.function
 
 
-def frame_function_names(dump: Dump, symbols: Symbols | None = None) -> npt.NDArray[np.object_]:
-    """Every frame's function name: as printed, else symbolized from its address
-    (the kernel's ``%pB`` rule: a return address belongs to the function holding
-    ``address - 1``) when a symbol table is given, else ``"?"``."""
-    table = np.array([*dump.names, "?"], dtype=object)
-    fids = dump.frame_function_ids.astype(np.int64)
-    names: npt.NDArray[np.object_] = table[np.where(fids == Dump.NO_NAME, len(dump.names), fids)]
+def token_function_names(dump: Dump, symbols: Symbols | None = None) -> list[str]:
+    """Every frame token's function name: as printed, else symbolized from its
+    address (the kernel's ``%pB`` rule: a return address belongs to the
+    function holding ``address - 1``) when a symbol table is given, else ``"?"``."""
+    names = [dump.names[f] if f != Dump.NO_NAME else "?" for f in dump.token_function_ids.tolist()]
     if symbols is not None:
-        bare = np.flatnonzero((fids == Dump.NO_NAME) & dump.frame_has_address)
+        bare = np.flatnonzero((dump.token_function_ids == Dump.NO_NAME) & dump.token_has_address)
         if bare.size:
-            index, _ = symbols.symbolize(dump.frame_addresses[bare], return_addresses=True)
-            for row, f in zip(bare.tolist(), index.tolist()):
+            index, _ = symbols.symbolize(dump.token_addresses[bare], return_addresses=True)
+            for k, f in zip(bare.tolist(), index.tolist()):
                 if f >= 0:
-                    names[row] = symbols[f].name
+                    names[k] = symbols[f].name
+    return names
+
+
+def frame_function_names(dump: Dump, symbols: Symbols | None = None) -> npt.NDArray[np.object_]:
+    """Every frame's function name (see :func:`token_function_names`)."""
+    table = np.array(token_function_names(dump, symbols) + ["?"], dtype=object)
+    names: npt.NDArray[np.object_] = table[dump.frame_tokens]
     return names
 
 
@@ -297,15 +325,8 @@ def infer_kind(
 THREAD_FN_CALLERS = ("kthread", "ret_from_fork")
 
 
-def _is_thread_function(frames: Sequence[str], reliable: npt.NDArray[Any], at: int) -> bool:
-    """Is frame ``at`` the thread's main function? Its caller — the next
-    *reliable* frame out (``?`` frames are stack-scan guesses) — starts threads."""
-    if at < 0:
-        return False
-    for k in range(at + 1, len(frames)):
-        if bool(reliable[k]):
-            return frames[k] in THREAD_FN_CALLERS or frames[k].startswith("ret_from_fork")
-    return False
+def _starts_threads(name: str) -> bool:
+    return name in THREAD_FN_CALLERS or name.startswith("ret_from_fork")
 
 
 def _patched_in_sched_text(patch: Patch, index: int, symbols: Symbols) -> bool:
@@ -322,35 +343,100 @@ def _hidden_text(dump: Dump, patch: Patch, symbols: Symbols | None) -> bool:
     )
 
 
-def _per_task_sum(offsets: npt.NDArray[np.int64], per_frame: npt.NDArray[Any]) -> list[int]:
-    """Sum of a per-frame quantity over each task's CSR segment (empty segments → 0)."""
-    totals = np.concatenate([[0], np.cumsum(per_frame.astype(np.int64))])
-    return np.diff(totals[offsets]).tolist()  # type: ignore[no-any-return]
-
-
 #: Stack statuses in the order of the dump's ``stack_status_codes``.
 STACK_CODES = tuple(Stack(x.value) for x in _DUMP_STATUSES)
+#: Above this many possible values, grouping sorts instead of using a dense table.
+_DENSE_LIMIT = 1 << 22
 
 
-def _unique_rows(
-    rows: npt.NDArray[np.int64],
+def _per_task(
+    reduce: np.ufunc, offsets: npt.NDArray[np.int64], per_frame: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
+    """``reduce`` (add, bitwise_or) of a per-frame column over each task's CSR
+    segment; an empty segment gives 0."""
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=per_frame.dtype)
+    filled = offsets[1:] > offsets[:-1]
+    if per_frame.size and filled.any():
+        out[filled] = reduce.reduceat(per_frame, offsets[:-1][filled])
+    return out
+
+
+def _factorize(
+    keys: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``(first row of each distinct row, distinct-row id of every row)``.
+    """Dense ids for integer keys, numbered in order of first appearance, and
+    the position of each id's first appearance.
 
-    Rows of small non-negative ints are packed into one int64 when they fit
-    (a 1-D unique sorts ~20× faster than numpy's row-wise unique).
+    Small non-negative keys go through a dense table (O(n), no sort); others
+    through a sort. Grouping half a million tasks costs about a millisecond.
     """
-    if len(rows) == 0:
+    n = len(keys)
+    if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    widths = [max(int(col.max()), 0).bit_length() for col in rows.T]
-    if int(rows.min()) >= 0 and sum(widths) <= 63:
-        packed = np.zeros(len(rows), dtype=np.int64)
-        for col, width in zip(rows.T, widths):
-            packed = (packed << width) | col
-        _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
-    else:
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return first.astype(np.int64), inverse.reshape(-1).astype(np.int64)
+    low, high = int(keys.min()), int(keys.max())
+    if low >= 0 and high < _DENSE_LIMIT:
+        first = np.full(high + 1, n, dtype=np.int64)
+        np.minimum.at(first, keys, np.arange(n, dtype=np.int64))
+        reps = np.sort(first[first < n])
+        ids = np.empty(high + 1, dtype=np.int64)
+        ids[keys[reps]] = np.arange(len(reps), dtype=np.int64)
+        return ids[keys], reps
+    _, at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(at)
+    rank = np.empty(len(at), dtype=np.int64)
+    rank[order] = np.arange(len(at), dtype=np.int64)
+    return rank[inverse.reshape(-1)], at[order].astype(np.int64)
+
+
+def _group(*columns: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Dense id of each row of these equal-length integer columns (rows equal
+    ⇔ ids equal), in order of first appearance, and each id's first row.
+
+    Columns are packed into one mixed-radix key while its range stays small;
+    when it would not, the key so far is re-densified (its range becomes the
+    number of distinct rows so far) before the next column goes in.
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    span = 1
+    for column in columns:
+        col = column.astype(np.int64)
+        low = int(col.min()) if col.size else 0
+        width = (int(col.max()) - low + 1) if col.size else 1
+        if span * width >= _DENSE_LIMIT:
+            key, reps = _factorize(key)
+            span = max(len(reps), 1)
+            if span * width >= _DENSE_LIMIT:  # a wide column: densify it alone first
+                col, col_reps = _factorize(col)
+                width, low = max(len(col_reps), 1), 0
+        key = key * width + (col - low)
+        span *= width
+    return _factorize(key)
+
+
+def _hit_sequences(found: Scan, tokens: npt.NDArray[np.uint32], tasks: int) -> npt.NDArray[np.int64]:
+    """Per task, an id of its sequence of patched frames — (position, token) of
+    every frame inside the patched set — equal ids for equal sequences, 0 for none.
+
+    Folded one rank at a time (a stack holds a handful of patched frames), each
+    rank's ids disjoint from the earlier ones', so a sequence never equals
+    a proper prefix of itself.
+    """
+    out = np.zeros(tasks, dtype=np.int64)
+    frames = found.any_frames
+    if not frames.rows.size:
+        return out
+    owners = frames.owners
+    code, _ = _group(frames.positions, tokens[frames.rows])
+    starts = np.flatnonzero(np.diff(owners, prepend=-1))
+    rank = np.arange(len(owners)) - np.repeat(starts, np.diff(np.append(starts, len(owners))))
+    next_free = 1
+    for r in range(int(rank.max()) + 1):
+        at = rank == r
+        ids, reps = _group(out[owners[at]], code[at])
+        out[owners[at]] = ids + next_free
+        next_free += len(reps)
+    return out
 
 
 class TaskTable(Sequence[TaskFacts]):
@@ -359,6 +445,9 @@ class TaskTable(Sequence[TaskFacts]):
     A big dump holds hundreds of thousands of tasks, most of them alike for a
     model's purposes; the columns let :func:`check` judge one representative
     per group of identical facts (see :attr:`groups`) instead of every task.
+    Everything here is a numpy column or a table over the dump's interned
+    names, comms and frame tokens; Python objects are made only for the tasks
+    someone looks at.
     """
 
     def __init__(
@@ -366,114 +455,143 @@ class TaskTable(Sequence[TaskFacts]):
     ) -> None:
         self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
         self._symbols = symbols
-        n = dump.task_count
-        self._offsets = dump.frame_offsets.astype(np.int64)
-        self._bounds = self._offsets.tolist()
-        self._names = frame_function_names(dump, symbols)
-        fnames = self._names
+        offsets = dump.frame_offsets.astype(np.int64)
+        self._offsets = offsets
+        self._tokens = dump.frame_tokens
+        self._token_names = token_function_names(dump, symbols)
         eligible = dump.frame_reliable & ~dump.frame_inlined
         self._eligible = eligible
-        self.depth = _per_task_sum(self._offsets, eligible)
-        interrupted = _per_task_sum(self._offsets, dump.frame_context_codes != 0)
-        # Stack-shape evidence for a task's kind, by name id, summed per task.
-        table = [*dump.names, "?"]
-        is_entry = np.array([n.startswith(SYSCALL_ENTRY) for n in table], dtype=bool)
-        is_kthread = np.array([n == "kthread" for n in table], dtype=bool)
-        is_fork = np.array([n.startswith("ret_from_fork") for n in table], dtype=bool)
-        fids = dump.frame_function_ids.astype(np.int64)
-        fids = np.where(fids == Dump.NO_NAME, len(dump.names), fids)
-        entry = _per_task_sum(self._offsets, is_entry[fids])
-        kroot = np.array(_per_task_sum(self._offsets, is_kthread[fids])) * np.array(
-            _per_task_sum(self._offsets, is_fork[fids])
-        )
-        if symbols is not None and bool((dump.frame_function_ids == Dump.NO_NAME).any()):
-            # Address-only frames were symbolized: recount from the names.
-            entry = [sum(1 for f in fnames[a:b] if f.startswith(SYSCALL_ENTRY))
-                     for a, b in zip(self._bounds, self._bounds[1:])]
-        self.pids, self.tids = dump.pids.tolist(), dump.tids.tolist()
-        self.states = [chr(x) if x else None for x in dump.states.tolist()]
-        self.on_cpu = [None if x < 0 else bool(x) for x in dump.on_cpus.tolist()]
-        interrupted_any = np.asarray(interrupted) > 0
-        status_codes = dump.stack_status_codes.astype(np.int64)
-        complete = STACK_CODES.index(Stack.COMPLETE)
+        #: Per task: reliable, non-inlined frames (what the kernel's walker reports).
+        self.depth = _per_task(np.add, offsets, eligible.astype(np.int32)).astype(np.int64)
+        self._evidence_bits = self._stack_evidence(dump, offsets)
+        interrupted = (self._evidence_bits & 8) != 0
         # An interrupt or exception frame makes the reliable unwinder give up.
-        stack_codes = np.where(
-            (status_codes == complete) & interrupted_any,
-            STACK_CODES.index(Stack.UNWIND_FAILURE), status_codes,
+        codes = dump.stack_status_codes.astype(np.int64)
+        complete = STACK_CODES.index(Stack.COMPLETE)
+        self.stack_codes = np.where(
+            (codes == complete) & interrupted, STACK_CODES.index(Stack.UNWIND_FAILURE), codes
         )
-        self.stack = [STACK_CODES[c] for c in stack_codes.tolist()]
-        self.first, self.function = found.first.tolist(), found.function.tolist()
-        self.comms = dump.comms
-        comm_ids: dict[str, int] = {}
-        self._comm_id = np.array([comm_ids.setdefault(c, len(comm_ids)) for c in self.comms],
-                                 dtype=np.int64)
-        self.freezable = [True if c.startswith(FREEZABLE_KTHREADS) else None for c in self.comms]
-        # Kind: one infer_kind() call per distinct combination of its inputs.
-        pids = dump.pids.astype(np.int64)
+        self.first, self.function = found.first, found.function
+        self._kind_of_group, self._evidence_of_group, self.kind_groups = self._kinds(dump)
+        self._kind_codes = np.array(
+            [list(TaskKind).index(k) for k in self._kind_of_group], dtype=np.int64
+        )[self.kind_groups] if len(self._kind_of_group) else np.zeros(0, dtype=np.int64)
+        self.thread_fn = self._thread_functions()
+
+    # ---- columns ---------------------------------------------------------------------
+
+    def _stack_evidence(self, dump: Dump, offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
+        """Per task, bits of what its stack shows: 1 a system-call entry frame,
+        2 ``kthread()``, 4 ``ret_from_fork``, 8 an interrupt/exception frame."""
+        names = self._token_names
+        bits = np.array(
+            [(1 if n.startswith(SYSCALL_ENTRY) else 0) | (2 if n == "kthread" else 0)
+             | (4 if n.startswith("ret_from_fork") else 0) for n in names] or [0],
+            dtype=np.uint8,
+        )
+        per_frame = bits[self._tokens] if len(names) else np.zeros(len(self._tokens), np.uint8)
+        per_frame = per_frame | np.where(dump.frame_context_codes != 0, 8, 0).astype(np.uint8)
+        return _per_task(np.bitwise_or, offsets, per_frame)
+
+    def _kinds(self, dump: Dump) -> tuple[list[TaskKind], list[str], npt.NDArray[np.int64]]:
+        """Each task's kind and evidence: one :func:`infer_kind` call per distinct
+        combination of what it reads. It reads the comm only through three
+        prefixes (swapper, kernel-thread names, freezable kthreads), so comms
+        enter the key as those three bits, computed once per distinct comm."""
+        comm_class = np.array(
+            [(1 if c.startswith("swapper") else 0) | (2 if c.startswith(KTHREAD_NAMES) else 0)
+             | (4 if c.startswith(FREEZABLE_KTHREADS) else 0) for c in dump.comm_names] or [0],
+            dtype=np.int64,
+        )
+        pids = dump.pids
         flags = dump.task_flags
-        pf = np.where(flags == np.uint64(2**64 - 1), 2,
+        pf = np.where(flags == np.uint64(UNKNOWN_U64), 2,
                       ((flags & np.uint64(PF_KTHREAD)) != 0).astype(np.int64))
-        special_pid = np.where(pids == 0, 1, np.where(pids == 2, 2, 0))
-        kind_inputs = np.stack([
-            self._comm_id, special_pid, dump.kthreads.astype(np.int64) + 1, pf,
-            dump.user_regs.astype(np.int64), (dump.ppids == 2).astype(np.int64),
-            (np.asarray(entry) > 0).astype(np.int64), (np.asarray(kroot) > 0).astype(np.int64),
-        ], axis=1) if n else np.zeros((0, 8), dtype=np.int64)
-        first_of, self._kind_key = _unique_rows(kind_inputs)
-        kthreads, tflags = dump.kthreads.tolist(), flags.tolist()
-        ppids, regs = dump.ppids.tolist(), dump.user_regs.tolist()
+        bits = self._evidence_bits.astype(np.int64)
+        kthread_root = ((bits & 6) == 6).astype(np.int64)
+        groups, reps = _group(
+            comm_class[dump.comm_ids] if dump.task_count else np.zeros(0, dtype=np.int64),
+            np.where(pids == 0, 1, np.where(pids == 2, 2, 0)),
+            dump.kthreads.astype(np.int64) + 1, pf, dump.user_regs.astype(np.int64),
+            (dump.ppids == 2).astype(np.int64), bits & 1, kthread_root,
+        )
         judged = [
-            infer_kind(pid=self.pids[t], comm=self.comms[t], kthread=kthreads[t],
-                       task_flags=tflags[t], user_regs=bool(regs[t]), ppid=ppids[t],
-                       syscall_entry=entry[t] > 0, kthread_root=bool(kroot[t]))
-            for t in first_of.tolist()
+            infer_kind(pid=int(pids[t]), comm=dump.comm(t), kthread=int(dump.kthreads[t]),
+                       task_flags=int(flags[t]), user_regs=bool(dump.user_regs[t]),
+                       ppid=int(dump.ppids[t]), syscall_entry=bool(bits[t] & 1),
+                       kthread_root=bool(kthread_root[t]))
+            for t in reps.tolist()
         ]
-        keys = self._kind_key.tolist()
-        self.kind = [judged[k][0] for k in keys]
-        self.evidence = [judged[k][1] for k in keys]
-        self._depth = np.asarray(self.depth, dtype=np.int64)
-        self._state_codes = dump.states.astype(np.int64)
-        self._on_cpu_codes = dump.on_cpus.astype(np.int64) + 1
-        self._stack_codes = stack_codes
+        return [k for k, _ in judged], [e for _, e in judged], groups
+
+    def _thread_functions(self) -> npt.NDArray[np.bool_]:
+        """Per kthread whose first patched frame is known: is that frame the
+        thread's main function? Its caller — the next *eligible* frame out (``?``
+        frames are stack-scan guesses) — starts threads."""
+        out = np.zeros(len(self), dtype=bool)
+        tasks = np.flatnonzero((self.first >= 0) & (self._kind_codes == list(TaskKind).index(
+            TaskKind.KTHREAD)))
+        if not tasks.size:
+            return out
+        end = self._offsets[tasks + 1]
+        at = self._offsets[tasks] + self.first[tasks] + 1
+        # Step over ineligible frames: rarely more than one step.
+        while True:
+            behind = (at < end) & ~self._eligible[np.minimum(at, len(self._eligible) - 1)]
+            if not behind.any():
+                break
+            at = np.where(behind, at + 1, at)
+        starter = np.array([_starts_threads(n) for n in self._token_names] or [False], dtype=bool)
+        inside = at < end
+        out[tasks[inside]] = starter[self._tokens[at[inside]]]
+        return out
+
+    # ---- one task --------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self.dump.task_count
 
     def frames(self, t: int) -> tuple[str, ...]:
-        return tuple(self._names[self._bounds[t] : self._bounds[t + 1]].tolist())
+        names = self._token_names
+        return tuple(names[k] for k in self._tokens[self._offsets[t] : self._offsets[t + 1]].tolist())
+
+    def kind(self, t: int) -> TaskKind:
+        return self._kind_of_group[int(self.kind_groups[t])]
+
+    def stack(self, t: int) -> Stack:
+        return STACK_CODES[int(self.stack_codes[t])]
 
     def _facts(self, t: int) -> TaskFacts:
-        frames = self.frames(t)
-        first = self.first[t]
-        stack = self.stack[t]
+        d = self.dump
+        first = int(self.first[t])
+        stack = self.stack(t)
+        kind_group = int(self.kind_groups[t])
+        state, on_cpu = int(d.states[t]), int(d.on_cpus[t])
+        pid, tid = int(d.pids[t]), int(d.tids[t])
         return TaskFacts(
             index=t,
-            pid=None if self.pids[t] < 0 else self.pids[t],
-            tid=None if self.tids[t] < 0 else self.tids[t],
-            comm=self.comms[t],
-            state=self.states[t],
-            kind=self.kind[t],
-            kind_evidence=self.evidence[t],
-            on_cpu=self.on_cpu[t],
+            pid=None if pid < 0 else pid,
+            tid=None if tid < 0 else tid,
+            comm=d.comm(t),
+            state=chr(state) if state else None,
+            kind=self._kind_of_group[kind_group],
+            kind_evidence=self._evidence_of_group[kind_group],
+            on_cpu=None if on_cpu < 0 else bool(on_cpu),
             stack=stack,
-            depth=self.depth[t],
+            depth=int(self.depth[t]),
             patched_frame=first if first >= 0 else None,
-            patched_function=self.patch.functions[self.function[t]].name if first >= 0 else None,
-            patched_frame_is_thread_fn=self._thread_fn(t, frames),
-            frames=frames,
+            patched_function=(
+                self.patch.functions[int(self.function[t])].name if first >= 0 else None
+            ),
+            patched_frame_is_thread_fn=bool(self.thread_fn[t]),
+            frames=self.frames(t),
             patched_frames_any=self.found.any_frames.get(t, ()),
             hidden_patched_text=self.hidden and stack is Stack.COMPLETE,
-            freezable=self.freezable[t],
+            freezable=True if d.comm(t).startswith(FREEZABLE_KTHREADS) else None,
             patched_frame_in_sched_text=(
                 first >= 0 and self._symbols is not None
-                and _patched_in_sched_text(self.patch, self.function[t], self._symbols)
+                and _patched_in_sched_text(self.patch, int(self.function[t]), self._symbols)
             ),
-        )
-
-    def _thread_fn(self, t: int, frames: Sequence[str]) -> bool:
-        lo, hi = self._bounds[t], self._bounds[t + 1]
-        return self.kind[t] is TaskKind.KTHREAD and _is_thread_function(
-            frames, self._eligible[lo:hi], self.first[t]
         )
 
     @overload
@@ -490,35 +608,23 @@ class TaskTable(Sequence[TaskFacts]):
         return self._facts(index % len(self))
 
     @cached_property
-    def groups(self) -> tuple[list[int], list[int]]:
-        """``(group of each task, one representative task per group)``.
+    def groups(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(group of each task, first task of each group)``, groups numbered in
+        order of first appearance.
 
         Two tasks share a group when every fact a model reads is equal:
-        :class:`TaskFacts` minus identity (index, pid, tid) and the frame names,
-        which models read only at patched positions — so tasks with patched
-        frames group by those positions and names too.
+        :class:`TaskFacts` minus identity (index, pid, tid, comm beyond what
+        :meth:`_kinds` reads) and the frame names, which models read only at
+        patched positions — so tasks with patched frames group by the positions
+        and tokens of those frames (tokens are finer than names: never wrong,
+        at worst one more judgement).
         """
-        n = len(self)
-        if n == 0:
-            return [], []
-        # Patched frames: a small id per distinct (first, function, thread fn,
-        # positions and names of every patched frame); 0 = no patched frame.
-        hit_ids = np.zeros(n, dtype=np.int64)
-        hit_keys: dict[tuple[Any, ...], int] = {}
-        names, bounds = self._names, self._bounds
-        for t in set(self.found.any_frames) | {t for t, f in enumerate(self.first) if f >= 0}:
-            base, first = bounds[t], self.first[t]
-            anyf = self.found.any_frames.get(t, ())
-            # thread_fn depends on the frames beyond `first`; the kind is in the row.
-            key = (first, self.function[t], anyf, tuple(names[base + i] for i in anyf),
-                   self._thread_fn(t, tuple(names[base : bounds[t + 1]].tolist())))
-            hit_ids[t] = hit_keys.setdefault(key, len(hit_keys) + 1)
-        columns = np.stack([
-            self._kind_key, self._state_codes, self._on_cpu_codes, self._stack_codes,
-            self._depth, hit_ids,
-        ], axis=1)
-        reps, group = _unique_rows(columns)
-        return group.tolist(), reps.tolist()
+        d = self.dump
+        return _group(
+            self.kind_groups, d.states.astype(np.int64), d.on_cpus.astype(np.int64) + 1,
+            self.stack_codes, self.depth, _hit_sequences(self.found, self._tokens, len(self)),
+            self.thread_fn.astype(np.int64),
+        )
 
 
 def task_facts(
@@ -567,6 +673,41 @@ class TaskResult:
         }
 
 
+class GroupOutcomes(TalliedOutcomes):
+    """Each task's outcome, stored once per group of tasks with identical facts
+    (see :attr:`TaskTable.groups`)."""
+
+    def __init__(self, judged: Sequence[TaskOutcome], groups: npt.NDArray[np.int64]) -> None:
+        #: One outcome per group, and the group of each task.
+        self.judged, self.groups = list(judged), groups
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskOutcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskOutcome]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskOutcome | list[TaskOutcome]:
+        if isinstance(index, slice):
+            return [self.judged[g] for g in self.groups[index].tolist()]
+        return self.judged[int(self.groups[index])]
+
+    def tally(self) -> list[tuple[TaskOutcome, int]]:
+        # Groups are numbered in order of first appearance, so this order is too.
+        counts = np.bincount(self.groups, minlength=len(self.judged)).tolist()
+        return [(o, n) for o, n in zip(self.judged, counts) if n]
+
+    @cached_property
+    def members(self) -> list[npt.NDArray[np.int64]]:
+        """The tasks of each group, ascending."""
+        order = np.argsort(self.groups, kind="stable")
+        bounds = np.cumsum(np.bincount(self.groups, minlength=len(self.judged)))[:-1]
+        return np.split(order, bounds)
+
+
 class TaskResults(Sequence[TaskResult]):
     """Per-task results of one check (all tasks, or a chosen few in a chosen
     order), built on demand from the facts and the shared outcomes."""
@@ -576,20 +717,16 @@ class TaskResults(Sequence[TaskResult]):
         facts: Sequence[TaskFacts],
         outcomes: Sequence[TaskOutcome],
         indices: Sequence[int] | None = None,
-        groups: npt.NDArray[np.int64] | None = None,
     ) -> None:
         self.facts, self.outcomes = facts, outcomes
         self._indices = range(len(outcomes)) if indices is None else indices
-        #: Group of each task when outcomes are shared per group (see TaskTable.groups).
-        self.groups = groups
 
     def distinct(self) -> list[tuple[TaskOutcome, npt.NDArray[np.int64]]]:
-        """Each distinct outcome object with the tasks that share it (all tasks)."""
-        if self.groups is None:
-            return [(o, np.array([t])) for t, o in enumerate(self.outcomes)]
-        order = np.argsort(self.groups, kind="stable")
-        bounds = np.flatnonzero(np.diff(self.groups[order])) + 1
-        return [(self.outcomes[int(part[0])], part) for part in np.split(order, bounds)]
+        """Each distinct outcome with the tasks that share it (all tasks)."""
+        if isinstance(self.outcomes, GroupOutcomes):
+            members = self.outcomes.members
+            return [(o, ts) for o, ts in zip(self.outcomes.judged, members) if len(ts)]
+        return [(o, np.array([t])) for t, o in enumerate(self.outcomes)]
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -608,7 +745,7 @@ class TaskResults(Sequence[TaskResult]):
 
     def subset(self, indices: Sequence[int]) -> TaskResults:
         """The results of these tasks (by task index), in this order."""
-        return TaskResults(self.facts, self.outcomes, indices, self.groups)
+        return TaskResults(self.facts, self.outcomes, indices)
 
 
 _OUTLOOK_ORDER = {o: i for i, o in enumerate([
@@ -635,7 +772,7 @@ class CheckResult:
         return self.transition.converges
 
     def count(self, verdict: Verdict) -> int:
-        return sum(len(ts) for o, ts in self.tasks.distinct() if o.verdict is verdict)
+        return sum(n for o, n in tally(self.tasks.outcomes) if o.verdict is verdict)
 
     @cached_property
     def blocking(self) -> TaskResults:
@@ -652,9 +789,9 @@ class CheckResult:
     def summary(self) -> dict[str, Any]:
         verdicts: Counter[Verdict] = Counter()
         outlooks: Counter[str] = Counter()
-        for o, ts in self.tasks.distinct():
-            verdicts[o.verdict] += len(ts)
-            outlooks[o.outlook.value] += len(ts)
+        for o, n in tally(self.tasks.outcomes):
+            verdicts[o.verdict] += n
+            outlooks[o.outlook.value] += n
         return {
             "tasks": len(self.tasks),
             "switch": verdicts[Verdict.SWITCH],
@@ -750,25 +887,22 @@ def _judge(
         m, used = model, dict(params)
     # One judgement per group of identical facts (TaskTable.groups): a model is
     # a pure function of TaskFacts, so the answer holds for the whole group.
-    group, reps = facts.groups  # computed once, shared by every model of check_all
-    judged = [m.judge_task(facts[t]) for t in reps]
-    outcomes = [judged[g] for g in group]
+    groups, reps = facts.groups  # computed once, shared by every model of check_all
+    outcomes = GroupOutcomes([m.judge_task(facts[t]) for t in reps.tolist()], groups)
     transition = m.judge_transition(facts, outcomes)
-    groups = np.asarray(group, dtype=np.int64)
     extra = list(warnings) + list(dump.warnings)
-    unreliable = len(facts) if facts.hidden else sum(
-        1 for st in facts.stack if st is not Stack.COMPLETE
-    )
+    complete = STACK_CODES.index(Stack.COMPLETE)
+    unreliable = len(facts) if facts.hidden else int((facts.stack_codes != complete).sum())
     if unreliable:
         extra.append(f"{unreliable} task(s) have an empty, unreadable or unreliable stack: unknown")
     if not found.by_address:
-        seen = {patch.functions[f].name for f, first in zip(facts.function, facts.first) if first >= 0}
-        missing = sorted(patch.names - seen)
+        hit = np.unique(facts.function[facts.first >= 0]).tolist()
+        missing = sorted(patch.names - {patch.functions[f].name for f in hit})
         if missing:
             extra.append(f"patch function(s) seen on no stack: {', '.join(missing)}")
     return CheckResult(
         m.name, m.cell, patch, _source(dump, symbols, found.by_address),
-        TaskResults(facts, outcomes, groups=groups), transition, tuple(dict.fromkeys(extra)),
+        TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)),
         used,
     )
 
@@ -791,14 +925,22 @@ def check_all(
 
 def sleeping_functions(dump: Dump) -> list[tuple[str, int]]:
     """Functions on the stacks of tasks that are asleep, with how many tasks each
-    holds: what a patch cannot touch without blocking those tasks under klp."""
-    counts: Counter[str] = Counter()
-    statuses = dump.stack_statuses
-    for t in range(dump.task_count):
-        if statuses[t].value != "complete" or int(dump.on_cpus[t]) == 1:
-            continue
-        lo, hi = int(dump.frame_offsets[t]), int(dump.frame_offsets[t + 1])
-        ok = dump.frame_reliable[lo:hi] & ~dump.frame_inlined[lo:hi]
-        fids = dump.frame_function_ids[lo:hi][ok].tolist()
-        counts.update({dump.names[f] for f in fids if f != Dump.NO_NAME})
-    return counts.most_common()
+    holds (most first; ties in order of first appearance): what a patch cannot
+    touch without blocking those tasks under klp."""
+    if not dump.frame_count:
+        return []
+    offsets = dump.frame_offsets.astype(np.int64)
+    complete = STACK_CODES.index(Stack.COMPLETE)
+    asleep = (dump.stack_status_codes == complete) & (dump.on_cpus != 1)
+    owner = np.repeat(np.arange(dump.task_count, dtype=np.int64), np.diff(offsets))
+    fids = dump.frame_function_ids.astype(np.int64)
+    keep = asleep[owner] & dump.frame_reliable & ~dump.frame_inlined & (fids != Dump.NO_NAME)
+    # One count per task and function, however often the function recurs on its stack.
+    pairs = np.unique(owner[keep] * (len(dump.names) + 1) + fids[keep])
+    counts = np.bincount(pairs % (len(dump.names) + 1), minlength=len(dump.names))
+    first_seen = np.full(len(dump.names), dump.frame_count, dtype=np.int64)
+    rows = np.flatnonzero(keep)
+    np.minimum.at(first_seen, fids[rows], rows)
+    named = np.flatnonzero(counts)
+    order = np.lexsort((first_seen[named], -counts[named]))
+    return [(dump.names[f], int(counts[f])) for f in named[order].tolist()]

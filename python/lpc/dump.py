@@ -206,6 +206,7 @@ class Dump:
     """
 
     __slots__ = (
+        "_shim",
         "_comm_bytes",
         "_comm_offsets",
         "_comms",
@@ -301,6 +302,72 @@ class Dump:
         self.frame_context_codes = _readonly(c["frame_context"])
         self.frame_inlined = _readonly(c["frame_inlined"])
         self.frame_lines = _readonly(c["frame_line"])
+
+    # ---- interned views (temporary pure-Python version; the parser's replaces it) ----
+
+    def _interned(self) -> dict[str, Any]:
+        try:
+            return self._shim  # type: ignore[has-type,no-any-return]
+        except AttributeError:
+            pass
+        comm_names, comm_ids = np.unique(np.array(self.comms, dtype=object), return_inverse=True)
+        rows = np.stack([
+            np.where(self.frame_has_address, self.frame_addresses, np.uint64(0)),
+            self.frame_has_address.astype(np.uint64),
+            self.frame_function_ids.astype(np.uint64), self.frame_module_ids.astype(np.uint64),
+            self.frame_symbol_offsets, self.frame_symbol_sizes,
+        ], axis=1) if self.frame_count else np.zeros((0, 6), dtype=np.uint64)
+        table, inverse = np.unique(rows, axis=0, return_inverse=True)
+        self._shim = {
+            "comm_names": tuple(str(c) for c in comm_names),
+            "comm_ids": comm_ids.reshape(-1).astype(np.uint32),
+            "frame_tokens": inverse.reshape(-1).astype(np.uint32),
+            "token_addresses": table[:, 0], "token_has_address": table[:, 1].astype(bool),
+            "token_function_ids": table[:, 2].astype(np.uint32),
+            "token_module_ids": table[:, 3].astype(np.uint32),
+            "token_symbol_offsets": table[:, 4], "token_symbol_sizes": table[:, 5],
+        }
+        return self._shim
+
+    @property
+    def comm_ids(self) -> npt.NDArray[np.uint32]:
+        return self._interned()["comm_ids"]  # type: ignore[no-any-return]
+
+    @property
+    def comm_names(self) -> tuple[str, ...]:
+        return self._interned()["comm_names"]  # type: ignore[no-any-return]
+
+    @property
+    def frame_tokens(self) -> npt.NDArray[np.uint32]:
+        return self._interned()["frame_tokens"]  # type: ignore[no-any-return]
+
+    @property
+    def token_count(self) -> int:
+        return len(self.token_addresses)
+
+    @property
+    def token_addresses(self) -> npt.NDArray[np.uint64]:
+        return self._interned()["token_addresses"]  # type: ignore[no-any-return]
+
+    @property
+    def token_has_address(self) -> npt.NDArray[np.bool_]:
+        return self._interned()["token_has_address"]  # type: ignore[no-any-return]
+
+    @property
+    def token_function_ids(self) -> npt.NDArray[np.uint32]:
+        return self._interned()["token_function_ids"]  # type: ignore[no-any-return]
+
+    @property
+    def token_module_ids(self) -> npt.NDArray[np.uint32]:
+        return self._interned()["token_module_ids"]  # type: ignore[no-any-return]
+
+    @property
+    def token_symbol_offsets(self) -> npt.NDArray[np.uint64]:
+        return self._interned()["token_symbol_offsets"]  # type: ignore[no-any-return]
+
+    @property
+    def token_symbol_sizes(self) -> npt.NDArray[np.uint64]:
+        return self._interned()["token_symbol_sizes"]  # type: ignore[no-any-return]
 
     # ---- sizes -------------------------------------------------------------
 

@@ -11,11 +11,13 @@ from lpc.models.base import (
     Stack,
     StackSource,
     SwitchPoint,
+    TalliedOutcomes,
     TaskFacts,
     TaskKind,
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    tally,
 )
 from lpc.models.josh import Josh
 from lpc.models.kgraft import Kgraft
@@ -69,6 +71,7 @@ __all__ = [
     "Stack",
     "StackSource",
     "SwitchPoint",
+    "TalliedOutcomes",
     "TaskFacts",
     "TaskKind",
     "TaskOutcome",
@@ -77,4 +80,5 @@ __all__ = [
     "Verdict",
     "get_model",
     "matrix_cells",
+    "tally",
 ]

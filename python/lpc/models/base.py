@@ -22,6 +22,7 @@ per-task decision is a pure function of :class:`TaskFacts` and its parameters.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -223,17 +224,51 @@ def dead_task(t: TaskFacts) -> TaskOutcome | None:
     )
 
 
+class TalliedOutcomes(Sequence[TaskOutcome]):
+    """Per-task outcomes that know how many tasks share each distinct outcome.
+
+    A snapshot of half a million tasks holds a few dozen distinct situations;
+    ``lpc.check`` judges one task per situation and hands models this view, so
+    that a transition's roll-up costs one step per distinct outcome, not one
+    per task. A plain list works everywhere a tallied sequence does.
+    """
+
+    @abstractmethod
+    def tally(self) -> list[tuple[TaskOutcome, int]]:
+        """Each distinct outcome and its number of tasks, in order of first appearance."""
+
+
+def tally(outcomes: Sequence[TaskOutcome]) -> list[tuple[TaskOutcome, int]]:
+    """Each distinct outcome object and how many tasks share it, in task order
+    of first appearance (``first[0]`` of any kind is the earliest such task's)."""
+    if isinstance(outcomes, TalliedOutcomes):
+        return outcomes.tally()
+    first: dict[int, TaskOutcome] = {}
+    counts: dict[int, int] = {}
+    for o in outcomes:
+        key = id(o)
+        first.setdefault(key, o)
+        counts[key] = counts.get(key, 0) + 1
+    return [(o, counts[key]) for key, o in first.items()]
+
+
+def count_where(outcomes: Sequence[TaskOutcome], outlook: Outlook) -> tuple[int, TaskOutcome | None]:
+    """How many tasks have this outlook, and the first such task's outcome."""
+    hits = [(o, n) for o, n in tally(outcomes) if o.outlook is outlook]
+    return sum(n for _, n in hits), (hits[0][0] if hits else None)
+
+
 def summarize(outcomes: Sequence[TaskOutcome], eta_cap: float | None = None) -> TransitionOutcome:
     """The usual per-thread roll-up: stuck anywhere → no; unknown anywhere → maybe; else yes."""
-    stuck = [o for o in outcomes if o.outlook is Outlook.STUCK]
-    unknown = [o for o in outcomes if o.outlook is Outlook.UNKNOWN]
-    if stuck:
-        return TransitionOutcome(False, f"{len(stuck)} task(s) can never switch: {stuck[0].reason}")
-    if unknown:
+    stuck, first_stuck = count_where(outcomes, Outlook.STUCK)
+    unknown, first_unknown = count_where(outcomes, Outlook.UNKNOWN)
+    if first_stuck is not None:
+        return TransitionOutcome(False, f"{stuck} task(s) can never switch: {first_stuck.reason}")
+    if first_unknown is not None:
         return TransitionOutcome(
-            None, f"{len(unknown)} task(s) with an unknown outlook: {unknown[0].reason}"
+            None, f"{unknown} task(s) with an unknown outlook: {first_unknown.reason}"
         )
-    etas = [o.eta_s for o in outcomes if o.eta_s is not None]
+    etas = [o.eta_s for o, _ in tally(outcomes) if o.eta_s is not None]
     eta = max(etas, default=0.0)
     if eta_cap is not None:
         eta = min(eta, eta_cap)

@@ -30,6 +30,7 @@ from lpc.models.base import (
     TransitionOutcome,
     Verdict,
     dead_task,
+    count_where,
 )
 
 MAX_STACK_TRACE_DEPTH = 64
@@ -41,18 +42,18 @@ def all_or_nothing(
     name: str, outcomes: Sequence[TaskOutcome], attempts: int, interval_s: float
 ) -> TransitionOutcome:
     """SWITCH_KERNEL: one instant for everyone, so one busy task fails the attempt."""
-    busy = [o for o in outcomes if o.outlook is Outlook.STUCK]
-    unknown = [o for o in outcomes if o.outlook is Outlook.UNKNOWN]
-    if busy:
+    busy, first_busy = count_where(outcomes, Outlook.STUCK)
+    unknown, first_unknown = count_where(outcomes, Outlook.UNKNOWN)
+    if first_busy is not None:
         return TransitionOutcome(
             False,
-            f"{len(busy)} task(s) keep the check failing: {busy[0].reason}; {name} gives up after "
+            f"{busy} task(s) keep the check failing: {first_busy.reason}; {name} gives up after "
             f"{attempts} attempts {interval_s:g} s apart and nothing is patched",
         )
-    if unknown:
+    if first_unknown is not None:
         return TransitionOutcome(
-            None, f"{len(unknown)} task(s) whose stacks at the stop cannot be known now: "
-            f"{unknown[0].reason}",
+            None, f"{unknown} task(s) whose stacks at the stop cannot be known now: "
+            f"{first_unknown.reason}",
         )
     return TransitionOutcome(True, "every task passes: applied atomically at the first attempt", 0.0)
 

@@ -23,6 +23,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    tally,
 )
 
 
@@ -61,7 +62,7 @@ class Null:
     def judge_transition(
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
     ) -> TransitionOutcome:
-        old = sum(1 for o in outcomes if o.extra.get("executing_old") is True)
+        old = sum(n for o, n in tally(outcomes) if o.extra.get("executing_old") is True)
         return TransitionOutcome(
             True,
             f"complete at once; {old} task(s) were executing old code at that instant "

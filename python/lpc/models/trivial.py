@@ -34,6 +34,7 @@ from lpc.models.base import (
     TaskOutcome,
     TransitionOutcome,
     Verdict,
+    tally,
 )
 
 
@@ -78,7 +79,7 @@ class Trivial:
     def judge_transition(
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
     ) -> TransitionOutcome:
-        inside = sum(1 for o in outcomes if o.verdict is Verdict.BLOCKED)
+        inside = sum(n for o, n in tally(outcomes) if o.verdict is Verdict.BLOCKED)
         return TransitionOutcome(
             None,
             f"no completion point: the model never learns that old code is unused "
