@@ -96,6 +96,19 @@ def test_duplicated_static_name(real: Symbols) -> None:
         real.lookup("init_once", sympos=13)
 
 
+def test_first_lookups_scan_and_later_ones_use_the_index(kallsyms_text: bytes) -> None:
+    """The first few name lookups scan the name list, the rest build an index:
+    both must find the same rows (duplicates and module copies included)."""
+    names = ["init_once", "worker_thread", "no_such_function_anywhere", "_stext", "__pfx_init_once"]
+    fresh = Symbols.from_kallsyms(kallsyms_text)
+    scanned = [fresh._rows_named(n) for n in names]
+    assert fresh._last_row_of_name is None
+    indexed = Symbols.from_kallsyms(kallsyms_text)
+    indexed._scans_left = 0
+    assert [indexed._rows_named(n) for n in names] == scanned
+    assert len(scanned[0]) >= 12 and scanned[2] == []
+
+
 def test_hidden_text_ranges(real: Symbols) -> None:
     assert real.sched_text_range == (0xFFFFFFFF821F84A0, 0xFFFFFFFF82200FB7)
     assert real.lock_text_range == (0xFFFFFFFF82200FC0, 0xFFFFFFFF82202A08)

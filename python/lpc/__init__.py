@@ -6,8 +6,9 @@ stacks; the Python layers above it hold symbols, patches and models.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from lpc._core import IntervalTree, __version__
-from lpc.capture import capture_live
 from lpc.dump import Dump, Frame, Task, parse_dump
 from lpc.errors import (
     CaptureError,
@@ -23,6 +24,18 @@ from lpc.symbols import Symbol, Symbols
 # Imported last: `lpc.check` is the function (the module stays importable as
 # `from lpc.check import ...`).
 from lpc.check import CheckResult, check, check_all  # noqa: E402
+
+if TYPE_CHECKING:
+    from lpc.capture import capture_live
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: a dump check never captures.
+    if name == "capture_live":
+        from lpc.capture import capture_live
+
+        return capture_live
+    raise AttributeError(f"module 'lpc' has no attribute {name!r}")
 
 __all__ = [
     "CaptureError",

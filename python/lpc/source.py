@@ -9,15 +9,27 @@ then frames are matched by name.
 
 from __future__ import annotations
 
-import gzip
 import os
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from lpc.capture import capture_live, write_snapshot
 from lpc.dump import Dump, parse_dump, read_metadata
 from lpc.errors import SymbolError
 from lpc.symbols import Symbols
+
+if TYPE_CHECKING:
+    from lpc.capture import capture_live, write_snapshot
+
+
+def __getattr__(name: str) -> Any:
+    # The capture module (and what it imports) loads only when a live capture
+    # is asked for: `lpc check --dump` never needs it.
+    if name in ("capture_live", "write_snapshot"):
+        from lpc import capture
+
+        return getattr(capture, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "capture_live",
@@ -65,6 +77,9 @@ def symbols_for_live(path: str | os.PathLike[str] | None = None) -> Symbols | No
 
 def embedded_snapshot() -> tuple[Dump, Symbols]:
     """The recorded /proc snapshot of a 6.18 machine shipped inside lpc."""
+    import gzip
+    from importlib import resources
+
     base = resources.files("lpc") / "data" / EMBEDDED
     with resources.as_file(base) as directory:
         root = Path(directory)

@@ -1,0 +1,85 @@
+"""`lpc check --dump` end to end on a 100 MB recorded /proc snapshot, same run as
+its baselines.
+
+The snapshot directory (stacks.txt built by repeating the real 6.18 snapshot
+to ≥ 100 MB — 427,735 tasks, 1.9M frames — plus that machine's kallsyms) is
+made at bench time in a temporary directory. Each round runs the real
+command in a fresh interpreter, as an engineer would (``python -m lpc check
+--dump DIR --patch worker_thread``: startup, imports, read, parse, symbols,
+scan, every task judged, the report printed), and compares it with, in the
+same run:
+
+* the interpreter floor: ``python -c "import numpy"`` (lpc's columns are numpy
+  arrays, so no lpc command can start faster);
+* the plain-``re`` parser of ``benches/re_baseline.py`` merely *parsing* the
+  same stacks (no symbols, no verdicts), in-process.
+
+Run with ``pytest benches/test_bench_check.py``; figures land in
+``extra_info``. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import re_baseline
+
+DATA = Path(__file__).parent.parent / "tests" / "data"
+TARGET_BYTES = 100_000_000
+
+
+@pytest.fixture(scope="module")
+def big_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bigsnap")
+    piece = (DATA / "procdump-6.18" / "stacks.txt").read_bytes()
+    (root / "stacks.txt").write_bytes(piece * (TARGET_BYTES // len(piece) + 1))
+    (root / "meta.txt").write_bytes((DATA / "procdump-6.18" / "meta.txt").read_bytes())
+    (root / "kallsyms.txt").write_bytes(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
+    return root
+
+
+def run(argv: list[str], expect: int) -> None:
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    assert done.returncode == expect, done.stderr.decode()
+
+
+def best_wall(argv: list[str], rounds: int, expect: int) -> float:
+    """Best wall time of ``rounds`` runs of a command, after one warm-up run."""
+    run(argv, expect)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run(argv, expect)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("how", ["snapshot_dir_with_kallsyms", "stacks_file_by_name"])
+def test_bench_check_end_to_end(benchmark: Any, big_snapshot: Path, how: str) -> None:
+    dump = big_snapshot if how == "snapshot_dir_with_kallsyms" else big_snapshot / "stacks.txt"
+    argv = [sys.executable, "-m", "lpc", "check", "--dump", str(dump), "--patch", "worker_thread"]
+    # Exit 1: the kworkers sleep in worker_thread forever, so the transition is blocked.
+    benchmark.pedantic(run, args=(argv, 1), rounds=7, iterations=1, warmup_rounds=1)
+    lpc_seconds = benchmark.stats.stats.min
+
+    floor = best_wall([sys.executable, "-c", "import numpy"], 5, 0)
+    data = (big_snapshot / "stacks.txt").read_bytes()
+    start = time.perf_counter()
+    re_baseline.parse(data, "proc_snapshot")
+    re_seconds = time.perf_counter() - start
+
+    benchmark.extra_info.update(
+        input_mb=round(len(data) / 1e6, 1),
+        end_to_end_s=round(lpc_seconds, 3),
+        numpy_import_floor_s=round(floor, 3),
+        re_parse_only_s=round(re_seconds, 3),
+        re_parse_only_over_lpc=round(re_seconds / lpc_seconds, 1),
+        lpc_over_floor=round(lpc_seconds / floor, 1),
+    )
+    assert len(data) >= 100_000_000
