@@ -91,6 +91,7 @@ def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = No
         outcomes = [model.judge_task(facts[t]) for t in range(dump.task_count)]
         assert [r.outcome for r in result.tasks] == outcomes, name
         assert model.judge_transition(facts, outcomes) == result.transition, name
+        assert result.tasks.as_json() == [r.as_json() for r in result.tasks], name
         if syms is None:
             for t, task in enumerate(dump.tasks):
                 assert facts[t] == brute_facts(task, t, result.patch, result), (name, t, task.comm)

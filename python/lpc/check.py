@@ -747,6 +747,37 @@ class TaskResults(Sequence[TaskResult]):
         """The results of these tasks (by task index), in this order."""
         return TaskResults(self.facts, self.outcomes, indices)
 
+    def as_json(self) -> list[dict[str, Any]]:
+        """Every result's :meth:`TaskResult.as_json`, in order.
+
+        With grouped outcomes, everything but identity (pid, tid, comm) is the
+        same within a group — state, CPU, kind, stack, patched frame and the
+        outcome are all in :attr:`TaskTable.groups`' key — so each group's
+        document is made once and copied per task.
+        """
+        if not (isinstance(self.facts, TaskTable) and isinstance(self.outcomes, GroupOutcomes)):
+            return [t.as_json() for t in self]
+        table, groups = self.facts, self.outcomes.groups
+        d = table.dump
+        tasks = np.asarray(self._indices, dtype=np.int64)
+        templates: dict[int, dict[str, Any]] = {}
+        for g, t in zip(groups[tasks].tolist(), tasks.tolist()):
+            if g not in templates:
+                templates[g] = TaskResult(table[t], self.outcomes[t]).as_json()
+        pids, tids = d.pids[tasks].tolist(), d.tids[tasks].tolist()
+        comms = [d.comm_names[c] for c in d.comm_ids[tasks].tolist()]
+        out = []
+        for g, pid, tid, comm in zip(groups[tasks].tolist(), pids, tids, comms):
+            doc = templates[g].copy()
+            doc["pid"] = None if pid < 0 else pid
+            doc["tid"] = None if tid < 0 else tid
+            doc["comm"] = comm
+            for nested in ("frame", "extra"):  # no dict shared between two tasks' documents
+                if isinstance(doc.get(nested), dict):
+                    doc[nested] = dict(doc[nested])
+            out.append(doc)
+        return out
+
 
 _OUTLOOK_ORDER = {o: i for i, o in enumerate([
     Outlook.STUCK, Outlook.UNKNOWN, Outlook.AFTER_WAKEUP, Outlook.AFTER_SIGNAL,
@@ -813,7 +844,7 @@ class CheckResult:
             cell={"leave": self.cell[0], "switch": self.cell[1]},
             params=dict(self.params),
             patch=self.patch.as_json(),
-            tasks=[t.as_json() for t in self.tasks],
+            tasks=self.tasks.as_json(),
             summary=self.summary(),
             warnings=list(self.warnings),
         )
