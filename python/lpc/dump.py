@@ -192,34 +192,41 @@ class Dump:
     code point, 0 = unknown), ``kthreads``/``on_cpus`` (int8: -1 unknown, 0, 1),
     ``task_flags``/``thread_flags`` (uint64, :data:`UNKNOWN_U64` = unknown),
     ``user_regs`` (bool), ``task_lines`` (int64), ``stack_status_codes`` (uint8,
-    index into :class:`StackStatus` order); :attr:`comms` decodes the packed
-    comm column on first use.
+    index into :class:`StackStatus` order), ``comm_ids`` (uint32 index into
+    ``comm_names``, the tuple of distinct comms in first-occurrence order);
+    :attr:`comms` expands them to one string per task on first use.
+
+    Frames are interned as *tokens*: a token is everything about a frame
+    except where it occurred (address, function, symbol offset and size,
+    module). Token columns (length :attr:`token_count`): ``token_addresses``
+    (uint64, valid where ``token_has_address``), ``token_function_ids`` /
+    ``token_module_ids`` (uint32 index into :attr:`names`, ``0xffffffff`` =
+    none / vmlinux), ``token_symbol_offsets`` / ``token_symbol_sizes`` (uint64,
+    :data:`UNKNOWN_U64` = not printed). A 100 MB snapshot has ~2M frames but
+    a few thousand tokens: per-token work (resolving a symbol) is done once.
 
     Per-frame columns (length :attr:`frame_count`, CSR by :attr:`frame_offsets`):
-    ``frame_addresses`` (uint64, valid where ``frame_has_address``),
-    ``frame_function_ids``/``frame_module_ids`` (uint32 index into :attr:`names`,
-    ``0xffffffff`` = none), ``frame_symbol_offsets``/``frame_symbol_sizes``
-    (uint64, :data:`UNKNOWN_U64` = not printed), ``frame_reliable``,
-    ``frame_inlined`` (bool), ``frame_context_codes`` (uint8), ``frame_lines``.
+    ``frame_tokens`` (uint32 index into the token columns), ``frame_reliable``,
+    ``frame_inlined`` (bool), ``frame_context_codes`` (uint8), ``frame_lines``;
+    and, gathered from the token columns on first use and then cached,
+    ``frame_addresses`` (valid where ``frame_has_address``),
+    ``frame_function_ids``, ``frame_module_ids``, ``frame_symbol_offsets``,
+    ``frame_symbol_sizes``.
 
-    All arrays are read-only views owned by the dump.
+    All arrays are read-only and owned by the dump.
     """
 
     __slots__ = (
-        "_comm_bytes",
-        "_comm_offsets",
         "_comms",
-        "frame_addresses",
+        "_gathered",
+        "comm_ids",
+        "comm_names",
         "frame_context_codes",
-        "frame_function_ids",
-        "frame_has_address",
         "frame_inlined",
         "frame_lines",
-        "frame_module_ids",
         "frame_offsets",
         "frame_reliable",
-        "frame_symbol_offsets",
-        "frame_symbol_sizes",
+        "frame_tokens",
         "kallsyms_path",
         "kernel_release",
         "kthreads",
@@ -239,6 +246,12 @@ class Dump:
         "tgids",
         "thread_flags",
         "tids",
+        "token_addresses",
+        "token_function_ids",
+        "token_has_address",
+        "token_module_ids",
+        "token_symbol_offsets",
+        "token_symbol_sizes",
         "cpus",
         "user_regs",
         "warnings",
@@ -257,7 +270,7 @@ class Dump:
         metadata: Mapping[str, str] | None = None,
         warnings: Sequence[str] = (),
     ) -> None:
-        """Wraps the dict returned by ``lpc._core.parse_dump_bytes``.
+        """Wraps the dict returned by ``lpc._core.parse_dump_bytes`` / ``parse_dump_file``.
 
         ``kernel_release`` overrides the parser's (a snapshot's ``meta.txt``
         knows it, its stacks do not); ``warnings`` are appended to the parser's.
@@ -269,9 +282,10 @@ class Dump:
         self.kallsyms_path = kallsyms_path
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.names: tuple[str, ...] = tuple(c["names"])
-        self._comm_bytes: bytes = c["comm_bytes"]
-        self._comm_offsets = _readonly(c["comm_offsets"])
+        self.comm_names: tuple[str, ...] = tuple(c["comm_names"])
+        self.comm_ids = _readonly(c["comm"])
         self._comms: tuple[str, ...] | None = None
+        self._gathered: dict[str, npt.NDArray[Any]] = {}
         self.skipped_lines: int = c["skipped_lines"]
         self.skipped_samples: tuple[tuple[int, str], ...] = tuple(
             (int(n), str(t)) for n, t in c["skipped_samples"]
@@ -291,12 +305,13 @@ class Dump:
         self.task_lines = _readonly(c["task_line"])
         self.stack_status_codes = _readonly(c["stack_status"])
         self.frame_offsets = _readonly(c["frame_offsets"])
-        self.frame_addresses = _readonly(c["frame_address"])
-        self.frame_has_address = _readonly(c["frame_has_address"])
-        self.frame_function_ids = _readonly(c["frame_function"])
-        self.frame_symbol_offsets = _readonly(c["frame_offset"])
-        self.frame_symbol_sizes = _readonly(c["frame_size"])
-        self.frame_module_ids = _readonly(c["frame_module"])
+        self.frame_tokens = _readonly(c["frame_token"])
+        self.token_addresses = _readonly(c["token_address"])
+        self.token_has_address = _readonly(c["token_has_address"])
+        self.token_function_ids = _readonly(c["token_function"])
+        self.token_symbol_offsets = _readonly(c["token_offset"])
+        self.token_symbol_sizes = _readonly(c["token_size"])
+        self.token_module_ids = _readonly(c["token_module"])
         self.frame_reliable = _readonly(c["frame_reliable"])
         self.frame_context_codes = _readonly(c["frame_context"])
         self.frame_inlined = _readonly(c["frame_inlined"])
@@ -306,31 +321,65 @@ class Dump:
 
     @property
     def task_count(self) -> int:
-        return len(self._comm_offsets) - 1
+        return len(self.comm_ids)
 
     def comm(self, t: int) -> str:
-        """Task ``t``'s comm (decoded on demand from the packed column)."""
-        start, end = int(self._comm_offsets[t]), int(self._comm_offsets[t + 1])
-        return self._comm_bytes[start:end].decode("utf-8", "replace")
+        """Task ``t``'s comm."""
+        return self.comm_names[int(self.comm_ids[t])]
 
     @property
     def comms(self) -> tuple[str, ...]:
-        """Every task's comm, in task order (decoded once, on first use)."""
+        """Every task's comm, in task order (expanded once, on first use)."""
         if self._comms is None:
-            bounds = self._comm_offsets.tolist()
-            pairs = zip(bounds, bounds[1:])
-            if self._comm_bytes.isascii():
-                # One decode: byte offsets are character offsets in ASCII.
-                text = self._comm_bytes.decode("ascii")
-                self._comms = tuple(text[a:b] for a, b in pairs)
-            else:
-                raw = self._comm_bytes
-                self._comms = tuple(raw[a:b].decode("utf-8", "replace") for a, b in pairs)
+            names = self.comm_names
+            self._comms = tuple([names[i] for i in self.comm_ids.tolist()])
         return self._comms
 
     @property
     def frame_count(self) -> int:
-        return len(self.frame_addresses)
+        return len(self.frame_tokens)
+
+    @property
+    def token_count(self) -> int:
+        """Number of distinct frame tokens."""
+        return len(self.token_function_ids)
+
+    def _per_frame(self, name: str, tokens: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The token column ``tokens`` gathered per frame, computed once."""
+        column = self._gathered.get(name)
+        if column is None:
+            column = self._gathered[name] = _readonly(tokens[self.frame_tokens])
+        return column
+
+    @property
+    def frame_addresses(self) -> npt.NDArray[np.uint64]:
+        """Per frame: the address (valid where :attr:`frame_has_address`)."""
+        return self._per_frame("address", self.token_addresses)
+
+    @property
+    def frame_has_address(self) -> npt.NDArray[np.bool_]:
+        """Per frame: whether the dump printed the address."""
+        return self._per_frame("has_address", self.token_has_address)
+
+    @property
+    def frame_function_ids(self) -> npt.NDArray[np.uint32]:
+        """Per frame: function name id (:attr:`NO_NAME` = none)."""
+        return self._per_frame("function", self.token_function_ids)
+
+    @property
+    def frame_module_ids(self) -> npt.NDArray[np.uint32]:
+        """Per frame: module name id (:attr:`NO_NAME` = vmlinux)."""
+        return self._per_frame("module", self.token_module_ids)
+
+    @property
+    def frame_symbol_offsets(self) -> npt.NDArray[np.uint64]:
+        """Per frame: ``+0xoff`` (:data:`UNKNOWN_U64` = not printed)."""
+        return self._per_frame("offset", self.token_symbol_offsets)
+
+    @property
+    def frame_symbol_sizes(self) -> npt.NDArray[np.uint64]:
+        """Per frame: ``/0xsize`` (:data:`UNKNOWN_U64` = not printed)."""
+        return self._per_frame("size", self.token_symbol_sizes)
 
     def __len__(self) -> int:
         return self.task_count
@@ -357,12 +406,13 @@ class Dump:
 
     def frame(self, i: int) -> Frame:
         """Frame ``i`` of the frame columns."""
+        k = int(self.frame_tokens[i])
         return Frame(
-            address=int(self.frame_addresses[i]) if self.frame_has_address[i] else None,
-            function=self.name(int(self.frame_function_ids[i])),
-            offset=_u64(int(self.frame_symbol_offsets[i])),
-            size=_u64(int(self.frame_symbol_sizes[i])),
-            module=self.name(int(self.frame_module_ids[i])),
+            address=int(self.token_addresses[k]) if self.token_has_address[k] else None,
+            function=self.name(int(self.token_function_ids[k])),
+            offset=_u64(int(self.token_symbol_offsets[k])),
+            size=_u64(int(self.token_symbol_sizes[k])),
+            module=self.name(int(self.token_module_ids[k])),
             reliable=bool(self.frame_reliable[i]),
             context=_CONTEXTS[int(self.frame_context_codes[i])],
             inlined=bool(self.frame_inlined[i]),
@@ -434,7 +484,7 @@ _PROC_STACK_PATH = re.compile(r"(?:^|/)(\d+)(?:/task/(\d+))?/stack$")
 def _ids_from_path(columns: dict[str, Any], path: str) -> None:
     """Fills pid/tid/tgid of a one-task ``/proc/.../stack`` read from its path."""
     match = _PROC_STACK_PATH.search(path)
-    if match is None or len(columns["comm_offsets"]) != 2:
+    if match is None or len(columns["comm"]) != 1:
         return
     pid = int(match.group(1))
     tid = int(match.group(2) or pid)

@@ -7,7 +7,7 @@ use crate::errors::{detached, to_py_at};
 use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyDict, PyList};
 use std::borrow::Cow;
 
 pyo3::import_exception!(lpc.errors, DumpParseError);
@@ -53,10 +53,6 @@ struct TaskColumns {
     user_regs: Vec<bool>,
     line: Vec<i64>,
     status: Vec<u8>,
-    /// All comms, UTF-8, back to back: one bytes object instead of a list of
-    /// a million small strings; task `t`'s is `comm_offsets[t]..[t + 1]`.
-    comm_bytes: Vec<u8>,
-    comm_offsets: Vec<u64>,
 }
 
 impl TaskColumns {
@@ -78,10 +74,7 @@ impl TaskColumns {
             user_regs: Vec::with_capacity(n),
             line: Vec::with_capacity(n),
             status: d.stack_status.iter().map(|&s| s as u8).collect(),
-            comm_bytes: Vec::with_capacity(n * 16),
-            comm_offsets: Vec::with_capacity(n + 1),
         };
-        c.comm_offsets.push(0);
         for h in &d.headers {
             c.pid.push(h.pid.unwrap_or(NO_ID));
             c.tid.push(h.tid.unwrap_or(NO_ID));
@@ -95,8 +88,6 @@ impl TaskColumns {
             c.thread_flags.push(h.thread_flags.unwrap_or(u64::MAX));
             c.user_regs.push(h.user_regs);
             c.line.push(i64::try_from(h.line).unwrap_or(i64::MAX));
-            c.comm_bytes.extend_from_slice(h.comm.as_bytes());
-            c.comm_offsets.push(c.comm_bytes.len() as u64);
         }
         c
     }
@@ -146,8 +137,8 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     out.set_item("format", d.format.map(Format::name))?;
     out.set_item("kernel_release", d.kernel_release)?;
     out.set_item("names", PyList::new(py, d.names)?)?;
-    out.set_item("comm_bytes", PyBytes::new(py, &t.comm_bytes))?;
-    out.set_item("comm_offsets", t.comm_offsets.into_pyarray(py))?;
+    out.set_item("comm_names", PyList::new(py, d.comm_names)?)?;
+    out.set_item("comm", d.task_comm.into_pyarray(py))?;
     out.set_item("pid", t.pid.into_pyarray(py))?;
     out.set_item("tid", t.tid.into_pyarray(py))?;
     out.set_item("tgid", t.tgid.into_pyarray(py))?;
@@ -162,12 +153,13 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     out.set_item("task_line", t.line.into_pyarray(py))?;
     out.set_item("stack_status", t.status.into_pyarray(py))?;
     out.set_item("frame_offsets", d.frame_offsets.into_pyarray(py))?;
-    out.set_item("frame_address", d.frame_address.into_pyarray(py))?;
-    out.set_item("frame_has_address", d.frame_has_address.into_pyarray(py))?;
-    out.set_item("frame_function", d.frame_function.into_pyarray(py))?;
-    out.set_item("frame_offset", d.frame_offset.into_pyarray(py))?;
-    out.set_item("frame_size", d.frame_size.into_pyarray(py))?;
-    out.set_item("frame_module", d.frame_module.into_pyarray(py))?;
+    out.set_item("frame_token", d.frame_token.into_pyarray(py))?;
+    out.set_item("token_address", d.token_address.into_pyarray(py))?;
+    out.set_item("token_has_address", d.token_has_address.into_pyarray(py))?;
+    out.set_item("token_function", d.token_function.into_pyarray(py))?;
+    out.set_item("token_offset", d.token_offset.into_pyarray(py))?;
+    out.set_item("token_size", d.token_size.into_pyarray(py))?;
+    out.set_item("token_module", d.token_module.into_pyarray(py))?;
     out.set_item("frame_reliable", d.frame_reliable.into_pyarray(py))?;
     out.set_item("frame_context", frame_context.into_pyarray(py))?;
     out.set_item("frame_inlined", d.frame_inlined.into_pyarray(py))?;

@@ -31,6 +31,8 @@
 //! `R` alone only means runnable; a non-empty stack was walked while the task
 //! was off-CPU, but it may have been scheduled in right after).
 
+use std::borrow::Cow;
+
 use super::lines::{parse_hex, parse_id, scan_dec, Lines};
 use super::procstack::{close_proc_task, parse_proc_line, ProcLine, WARN_IDLE, WARN_NOSCHED};
 use super::{DumpBuilder, StackStatus, TaskHeader};
@@ -52,16 +54,19 @@ enum Status {
 
 /// A parsed header line.
 #[derive(Debug)]
-struct Header {
+struct Header<'a> {
     task: TaskHeader,
+    /// Borrowed from the line unless it held an escape.
+    comm: Cow<'a, str>,
     status: Status,
 }
 
-/// Undoes the writer's three escapes (`\\`, `\n`, `\r`).
+/// Undoes the writer's three escapes (`\\`, `\n`, `\r`); borrows when
+/// there is none (the common case: no allocation per task).
 #[must_use]
-pub fn unescape_comm(raw: &str) -> String {
+pub fn unescape_comm(raw: &str) -> Cow<'_, str> {
     if memchr::memchr(b'\\', raw.as_bytes()).is_none() {
-        return raw.to_owned();
+        return Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
@@ -81,7 +86,7 @@ pub fn unescape_comm(raw: &str) -> String {
         }
         chars.next();
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `"<key><digits>"` at the start of `s`: the number and the rest.
@@ -114,7 +119,7 @@ fn last_state_key(s: &str) -> Option<usize> {
     memchr::memrchr_iter(b' ', s.as_bytes()).find(|&i| s.as_bytes()[i..].starts_with(b" state="))
 }
 
-fn parse_header(line: &str, number: usize) -> Option<Header> {
+fn parse_header(line: &str, number: usize) -> Option<Header<'_>> {
     let rest = line.strip_prefix("# ")?;
     let (pid, rest) = number_after(rest, "pid=")?;
     let (tid, rest) = number_after(rest, " tid=")?;
@@ -131,7 +136,6 @@ fn parse_header(line: &str, number: usize) -> Option<Header> {
         pid: Some(pid),
         tid: Some(tid),
         tgid: Some(pid),
-        comm,
         state,
         line: number,
         ..TaskHeader::default()
@@ -167,7 +171,7 @@ fn parse_header(line: &str, number: usize) -> Option<Header> {
     if task.kthread.is_none() {
         task.kthread = task.task_flags.map(|f| f & PF_KTHREAD != 0);
     }
-    Some(Header { task, status })
+    Some(Header { task, comm, status })
 }
 
 /// Whether the text holds at least one snapshot header (`# pid=.. comm=..`).
@@ -209,7 +213,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
                 continue;
             };
             let running = h.task.state == Some('R');
-            b.begin_task(h.task);
+            b.begin_task(h.task, &h.comm);
             match h.status {
                 Status::Ok => {}
                 Status::Gone => {
@@ -278,7 +282,7 @@ mod tests {
             let h = &d.headers[t];
             assert_eq!(h.pid, row[0].parse().ok());
             assert_eq!(h.tid, row[1].parse().ok());
-            assert_eq!(h.comm, row[2]);
+            assert_eq!(d.comm(t), row[2]);
             assert_eq!(h.state, row[3].chars().next());
             assert_eq!(h.task_flags, parse_hex(row[4]));
             assert_eq!(h.kthread, Some(row[5] == "1"));
@@ -293,17 +297,17 @@ mod tests {
         let d = run(EXCERPT);
         assert_eq!(d.skipped_lines, 1, "the provenance line");
         assert_eq!(d.task_count(), 12);
-        let spin = d.headers.iter().position(|h| h.comm == "wl-spin").unwrap();
+        let spin = (0..d.task_count())
+            .position(|t| d.comm(t) == "wl-spin")
+            .unwrap();
         assert_eq!(d.headers[spin].on_cpu, Some(true));
         assert_eq!(d.stack_status[spin], StackStatus::Empty);
         let zombie = d.headers.iter().position(|h| h.state == Some('Z')).unwrap();
         assert_eq!(d.headers[zombie].on_cpu, None);
         assert_eq!(d.stack_status[zombie], StackStatus::Empty);
-        assert!(d
-            .headers
-            .iter()
-            .filter(|h| h.comm != "wl-spin")
-            .all(|h| h.on_cpu.is_none()));
+        assert!((0..d.task_count())
+            .filter(|&t| d.comm(t) != "wl-spin")
+            .all(|t| d.headers[t].on_cpu.is_none()));
     }
 
     #[test]
@@ -311,7 +315,7 @@ mod tests {
         let text = "# pid=5 tid=6 comm=a state=b (x) state=c\\\\d\\n state=? flags=0x0 \
                     kthread=0 cpu=3 status=gone extra=1\n[<0>] f+0x1/0x2\n";
         let d = run(text);
-        assert_eq!(d.headers[0].comm, "a state=b (x) state=c\\d\n");
+        assert_eq!(d.comm(0), "a state=b (x) state=c\\d\n");
         assert_eq!(d.headers[0].state, None);
         assert_eq!(d.headers[0].cpu, Some(3));
         assert_eq!(d.stack_status, [StackStatus::Unreadable]);

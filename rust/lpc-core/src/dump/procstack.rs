@@ -146,10 +146,13 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         match parse_proc_line(line, number) {
             ProcLine::Frame(frame) => {
                 if !b.has_open_task() {
-                    b.begin_task(TaskHeader {
-                        line: number,
-                        ..TaskHeader::default()
-                    });
+                    b.begin_task(
+                        TaskHeader {
+                            line: number,
+                            ..TaskHeader::default()
+                        },
+                        "",
+                    );
                     tasks += 1;
                 }
                 b.push_frame_ref(&frame);
@@ -167,10 +170,13 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
     if tasks == 0 {
         // An empty stack file is a real answer (a running task, a zombie):
         // one task whose stack is unknown, never "no task".
-        b.begin_task(TaskHeader {
-            line: 1,
-            ..TaskHeader::default()
-        });
+        b.begin_task(
+            TaskHeader {
+                line: 1,
+                ..TaskHeader::default()
+            },
+            "",
+        );
         b.end_task();
     }
 }
@@ -191,7 +197,7 @@ mod tests {
 
     fn names(d: &Dump, t: usize) -> Vec<&str> {
         d.frames_of(t)
-            .map(|i| d.name(d.frame_function[i]).unwrap_or("?"))
+            .map(|i| d.name(d.frame_function(i)).unwrap_or("?"))
             .collect()
     }
 
@@ -200,9 +206,9 @@ mod tests {
         let d = run("[<0>] futex_do_wait+0x46/0x90\n[<0>] do_syscall_64+0x71/0x280\n");
         assert_eq!(d.task_count(), 1);
         assert_eq!(names(&d, 0), ["futex_do_wait", "do_syscall_64"]);
-        assert_eq!(d.frame_offset[0], 0x46);
-        assert_eq!(d.frame_size[0], 0x90);
-        assert!(!d.frame_has_address[0]);
+        assert_eq!(d.frame_offset(0), 0x46);
+        assert_eq!(d.frame_size(0), 0x90);
+        assert!(!d.frame_has_address(0));
         assert_eq!(d.stack_status, [StackStatus::Complete]);
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.warnings.len(), 2);
@@ -225,10 +231,15 @@ mod tests {
         // ULONG_MAX markers are understood, not skipped.
         assert_eq!(d.skipped_lines, 7);
         let first = d.frames_of(1).start + 1;
-        assert_eq!(d.name(d.frame_module[first]), Some("ext4"));
-        assert_eq!(d.frame_address[first], 0xffff_ffff_a02f_1e47);
-        assert!(d.frame_has_address.iter().all(|&h| h));
-        assert_eq!(d.frame_module.iter().filter(|&&m| m != NO_NAME).count(), 1);
+        assert_eq!(d.name(d.frame_module(first)), Some("ext4"));
+        assert_eq!(d.frame_address(first), 0xffff_ffff_a02f_1e47);
+        assert!((0..d.frame_count()).all(|i| d.frame_has_address(i)));
+        assert_eq!(
+            (0..d.frame_count())
+                .filter(|&i| d.frame_module(i) != NO_NAME)
+                .count(),
+            1
+        );
         assert_eq!(names(&d, 2)[4], "entry_SYSCALL_64_fastpath");
     }
 
