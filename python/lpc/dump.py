@@ -465,18 +465,6 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return meta
 
 
-def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise DumpParseError("no such file", path) from None
-    except IsADirectoryError:
-        raise DumpParseError("is a directory without stacks.txt", path) from None
-    except OSError as exc:
-        raise DumpParseError(f"cannot read: {exc.strerror or exc}", path) from None
-
-
 #: `/proc/PID/task/TID/stack` or `/proc/PID/stack`: pid and tid from the path.
 _PROC_STACK_PATH = re.compile(r"(?:^|/)(\d+)(?:/task/(\d+))?/stack$")
 
@@ -495,10 +483,9 @@ def _ids_from_path(columns: dict[str, Any], path: str) -> None:
 
 def _parse_snapshot_dir(directory: str, format: str | None) -> Dump:
     stacks = os.path.join(directory, SNAPSHOT_STACKS)
-    data = _read_bytes(stacks)
+    columns = _core.parse_dump_file(stacks, format or "proc_snapshot")
     meta_path = os.path.join(directory, SNAPSHOT_META)
     meta = read_metadata(meta_path) if os.path.isfile(meta_path) else {}
-    columns = _core.parse_dump_bytes(data, format or "proc_snapshot", stacks)
     kallsyms = os.path.join(directory, SNAPSHOT_KALLSYMS)
     return Dump(
         columns,
@@ -532,7 +519,7 @@ def parse_dump(
     path = os.fspath(source)
     if os.path.isdir(path):
         return _parse_snapshot_dir(path, format)
-    columns = _core.parse_dump_bytes(_read_bytes(path), format, path)
+    columns = _core.parse_dump_file(path, format)
     if columns["format"] == "proc_stack":
         _ids_from_path(columns, os.path.realpath(path))
     return Dump(columns, path=path)

@@ -9,15 +9,12 @@ use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::borrow::Cow;
+use std::path::PathBuf;
 
 pyo3::import_exception!(lpc.errors, DumpParseError);
 
 /// Sentinel of the int64 task columns (pid, tid, tgid, ppid, cpu) for "unknown".
 const NO_ID: i64 = -1;
-
-/// Warning added when the input had to be decoded lossily.
-const WARN_NOT_UTF8: &str =
-    "the input is not valid UTF-8: invalid bytes were replaced by U+FFFD before parsing";
 
 fn parse_format(name: Option<&str>, path: Option<&str>) -> PyResult<Option<Format>> {
     let Some(name) = name else { return Ok(None) };
@@ -109,22 +106,19 @@ fn as_text(data: &[u8]) -> Cow<'_, str> {
     }
 }
 
-fn parse_detached(data: &[u8], format: Option<Format>) -> lpc_core::Result<Parsed> {
-    let text = as_text(data);
-    let mut d = dump::parse(&text, format)?;
-    if matches!(text, Cow::Owned(_)) {
-        d.warnings.push(WARN_NOT_UTF8.to_owned());
-    }
+/// The columns Python needs that the core does not keep as such; built
+/// without the GIL, after the parse.
+fn columns(mut d: Dump) -> Parsed {
     let tasks = TaskColumns::of(&d);
     let frame_context = std::mem::take(&mut d.frame_context)
         .into_iter()
         .map(|c| c as u8)
         .collect();
-    Ok(Parsed {
+    Parsed {
         dump: d,
         tasks,
         frame_context,
-    })
+    }
 }
 
 fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
@@ -186,7 +180,31 @@ fn parse_dump_bytes<'py>(
     path: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let format = parse_format(format, path)?;
-    let parsed = detached(py, || parse_detached(data, format))?.map_err(|e| to_py_at(e, path))?;
+    let parsed = detached(py, || dump::parse_bytes(data, format).map(columns))?
+        .map_err(|e| to_py_at(e, path))?;
+    to_dict(py, parsed)
+}
+
+/// Reads and parses the stack-dump file at ``path`` and returns its columns
+/// as a dict (the same keys as :func:`parse_dump_bytes`).
+///
+/// The file is read and parsed without the GIL (large files by two threads,
+/// large ``/proc`` snapshots parsed on every core). Raises
+/// :class:`lpc.errors.DumpParseError` naming ``path`` when the file is
+/// missing ("no such file"), a directory ("is a directory"), unreadable
+/// ("cannot read: <reason>"), the format name is unknown, or no format is
+/// recognised.
+#[pyfunction]
+#[pyo3(signature = (path, format = None))]
+fn parse_dump_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    format: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let name = path.to_string_lossy().into_owned();
+    let format = parse_format(format, Some(&name))?;
+    let parsed = detached(py, || dump::parse_file(&path, format).map(columns))?
+        .map_err(|e| to_py_at(e, Some(&name)))?;
     to_dict(py, parsed)
 }
 
@@ -220,6 +238,7 @@ fn dump_frame_contexts() -> Vec<&'static str> {
 /// Adds this file's functions and classes to `lpc._core`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_dump_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_dump_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_dump_format, m)?)?;
     m.add_function(wrap_pyfunction!(dump_formats, m)?)?;
     m.add_function(wrap_pyfunction!(dump_stack_statuses, m)?)?;

@@ -13,7 +13,10 @@
 
 use crate::error::{Error, Result};
 
+pub use input::read_input;
+
 pub mod dmesg;
+mod input;
 pub mod ksym;
 pub mod lines;
 pub mod procsnap;
@@ -363,7 +366,7 @@ impl Dump {
 /// Constant time whatever the length; names sharing both ends only collide
 /// in the table, where the full comparison settles them.
 #[inline]
-fn name_hash(b: &[u8]) -> u64 {
+pub(crate) fn name_hash(b: &[u8]) -> u64 {
     const K1: u64 = 0x9e37_79b9_7f4a_7c15;
     const K2: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let n = b.len();
@@ -386,7 +389,7 @@ fn name_hash(b: &[u8]) -> u64 {
 
 /// Byte equality without a `memcmp` call: names are a dozen bytes or two.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -960,6 +963,83 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
     b.reserve(text.len() / 150, text.len() / 30);
     (parser.parse)(text, &mut b);
     Ok(b.finish())
+}
+
+/// Warning added when the input had to be decoded lossily.
+pub const WARN_NOT_UTF8: &str =
+    "the input is not valid UTF-8: invalid bytes were replaced by U+FFFD before parsing";
+
+/// Inputs at least this large are parsed on several threads when their
+/// format allows it (below, thread start-up and the merge cost more than
+/// they save).
+pub const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// The threads a parse of `len` bytes uses: one per core for large inputs.
+#[must_use]
+pub fn parse_threads(len: usize) -> usize {
+    if len < PARALLEL_MIN_BYTES {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Parses a dump held as bytes, in `format` or the detected one, on
+/// [`parse_threads`] threads. See [`parse_bytes_with`].
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_bytes(data: &[u8], format: Option<Format>) -> Result<Dump> {
+    parse_bytes_with(data, format, parse_threads(data.len()))
+}
+
+/// Reads and parses the dump file at `path` (see [`read_input`] and
+/// [`parse_bytes`]).
+///
+/// # Errors
+/// [`Error::Unreadable`] when the file cannot be read, else as [`parse`].
+pub fn parse_file(path: &std::path::Path, format: Option<Format>) -> Result<Dump> {
+    let data = read_input(path).map_err(|e| Error::Unreadable {
+        message: input::describe(&e),
+    })?;
+    parse_bytes(&data, format)
+}
+
+/// Parses a dump held as bytes on up to `threads` threads.
+///
+/// Valid UTF-8 is parsed in place; otherwise invalid bytes are replaced by
+/// U+FFFD and [`WARN_NOT_UTF8`] is added. A recorded `/proc` snapshot is cut
+/// at its task headers into one chunk per thread, each chunk validated and
+/// parsed by its own thread, and the chunks merged in order: the result is
+/// the same (`==`) as the sequential parse, whatever `threads`.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> Result<Dump> {
+    let head = lines::head_bytes(data, DETECT_WINDOW);
+    let known = format.or_else(|| {
+        let head = std::str::from_utf8(head).ok()?;
+        PARSERS
+            .iter()
+            .find(|p| (p.looks_like)(head))
+            .map(|p| p.format)
+    });
+    if threads > 1 && known == Some(Format::ProcSnapshot) {
+        let chunks = procsnap::split_at_headers(data, threads);
+        if chunks.len() > 1 {
+            if let Some(d) = procsnap::parse_chunks(&chunks, data.len()) {
+                return Ok(d);
+            }
+        }
+    }
+    match std::str::from_utf8(data) {
+        Ok(text) => parse(text, known),
+        Err(_) => {
+            let text = String::from_utf8_lossy(data);
+            let mut d = parse(&text, known)?;
+            d.warnings.push(WARN_NOT_UTF8.to_owned());
+            Ok(d)
+        }
+    }
 }
 
 #[cfg(test)]

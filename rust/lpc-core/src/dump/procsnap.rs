@@ -34,7 +34,9 @@
 use std::borrow::Cow;
 
 use super::lines::{parse_hex, parse_id, scan_dec, Lines};
-use super::procstack::{close_proc_task, parse_proc_line, ProcLine, WARN_IDLE, WARN_NOSCHED};
+use super::procstack::{
+    close_proc_task, parse_proc_line, FrameMemo, ProcLine, WARN_IDLE, WARN_NOSCHED,
+};
 use super::{DumpBuilder, StackStatus, TaskHeader};
 
 /// The header prefix that opens a block.
@@ -199,13 +201,32 @@ fn close(b: &mut DumpBuilder, open: &mut Option<Open>) {
     close_proc_task(b);
 }
 
+/// What the whole-dump warnings count, summed over the chunks of a parallel parse.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    gone: usize,
+    unreadable: usize,
+    /// Lines read (the last line number), to shift the next chunk's numbers.
+    lines: usize,
+}
+
 /// Parses a recorded snapshot; see the module docs for the grammar.
 pub fn parse(text: &str, b: &mut DumpBuilder) {
     b.warn(WARN_NOSCHED);
     b.warn(WARN_IDLE);
-    let (mut gone, mut unreadable) = (0usize, 0usize);
+    let counts = parse_blocks(text, b, true);
+    warn_counts(counts, b);
+}
+
+/// The blocks of `text` into `b`, without the per-dump warnings. `memo`
+/// false parses every frame line in full (the reference the memo is tested
+/// against).
+fn parse_blocks(text: &str, b: &mut DumpBuilder, memo: bool) -> Counts {
+    let mut counts = Counts::default();
     let mut open: Option<Open> = None;
+    let mut frames = FrameMemo::default();
     for (number, line) in Lines::new(text) {
+        counts.lines = number;
         if line.starts_with(HEADER_PREFIX) {
             close(b, &mut open);
             let Some(h) = parse_header(line, number) else {
@@ -217,11 +238,11 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
             match h.status {
                 Status::Ok => {}
                 Status::Gone => {
-                    gone += 1;
+                    counts.gone += 1;
                     b.force_status(StackStatus::Unreadable);
                 }
                 Status::Unreadable => {
-                    unreadable += 1;
+                    counts.unreadable += 1;
                     b.force_status(StackStatus::Unreadable);
                 }
                 Status::Truncated => b.force_status(StackStatus::Truncated),
@@ -232,8 +253,17 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
             });
             continue;
         }
+        if memo && b.has_open_task() && frames.push_known(line, number, b) {
+            continue;
+        }
         match parse_proc_line(line, number) {
-            ProcLine::Frame(frame) if b.has_open_task() => b.push_frame_ref(&frame),
+            ProcLine::Frame(frame) if b.has_open_task() => {
+                if memo {
+                    frames.push_new(line, &frame, b);
+                } else {
+                    b.push_frame_ref(&frame);
+                }
+            }
             // A pre-5.2 capture may keep the ULONG_MAX end marker: understood.
             ProcLine::EndMarker if b.has_open_task() => {}
             _ if line.bytes().all(|c| c.is_ascii_whitespace()) => {}
@@ -241,6 +271,14 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         }
     }
     close(b, &mut open);
+    counts
+}
+
+/// The warnings about the whole dump's statuses (after every chunk is read).
+fn warn_counts(counts: Counts, b: &mut DumpBuilder) {
+    let Counts {
+        gone, unreadable, ..
+    } = counts;
     if unreadable > 0 {
         b.warn(&format!(
             "{unreadable} task(s) had an unreadable stack (status=unreadable): unknown"
@@ -253,9 +291,78 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
     }
 }
 
+/// Cuts a snapshot's bytes into at most `parts` chunks of about equal size,
+/// each cut just before a line that starts with [`HEADER_PREFIX`], so that
+/// every chunk but the first starts a block. Cutting after a `\n` keeps the
+/// chunks UTF-8 character-aligned. Fewer chunks when headers are far apart.
+#[must_use]
+pub fn split_at_headers(data: &[u8], parts: usize) -> Vec<&[u8]> {
+    let needle = memchr::memmem::Finder::new(b"\n# pid=");
+    let mut chunks = Vec::with_capacity(parts.max(1));
+    let mut start = 0;
+    for k in 1..parts {
+        let target = (data.len() / parts * k).max(start);
+        let Some(found) = needle.find(&data[target..]) else {
+            break;
+        };
+        let cut = target + found + 1;
+        chunks.push(&data[start..cut]);
+        start = cut;
+    }
+    chunks.push(&data[start..]);
+    chunks
+}
+
+/// Parses a snapshot given as consecutive chunks (from [`split_at_headers`]),
+/// one thread per chunk, and merges them in order: the result equals
+/// [`parse`] of the whole text (`reserve_for` = its length, to size the
+/// columns once). `None` when a chunk is not valid UTF-8: the caller then
+/// takes the lossy sequential path.
+#[must_use]
+pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<super::Dump> {
+    let (first, rest) = chunks.split_first()?;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rest
+            .iter()
+            .map(|&chunk| scope.spawn(move || parse_chunk(chunk)))
+            .collect();
+        // The first chunk goes straight into the result, sized for the whole
+        // input, so that only the later chunks are copied by the merge.
+        let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
+        b.reserve(reserve_for / 150, reserve_for / 30);
+        b.warn(WARN_NOSCHED);
+        b.warn(WARN_IDLE);
+        let first = std::str::from_utf8(first).ok();
+        let mut counts = first.map(|text| parse_blocks(text, &mut b, true));
+        for worker in workers {
+            let tail = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let (Some(c), Some((more, dump))) = (counts.as_mut(), tail) else {
+                counts = None;
+                continue;
+            };
+            b.append(dump, c.lines);
+            c.gone += more.gone;
+            c.unreadable += more.unreadable;
+            c.lines += more.lines;
+        }
+        warn_counts(counts?, &mut b);
+        Some(b.finish())
+    })
+}
+
+fn parse_chunk(chunk: &[u8]) -> Option<(Counts, super::Dump)> {
+    let text = std::str::from_utf8(chunk).ok()?;
+    let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
+    b.reserve(text.len() / 150, text.len() / 30);
+    let counts = parse_blocks(text, &mut b, true);
+    Some((counts, b.finish()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{Dump, Format};
+    use super::super::{Dump, Format, SKIPPED_SAMPLES};
     use super::*;
 
     const STACKS: &str = include_str!("../../../../tests/data/procdump-6.18/stacks.txt");
@@ -327,6 +434,169 @@ mod tests {
         let d = run("# pid=x tid=1 comm=a state=S\n[<0>] f+0x1/0x2\n# note\n");
         assert_eq!(d.task_count(), 0);
         assert_eq!(d.skipped_lines, 3);
+    }
+
+    /// A tiny deterministic generator (xorshift) for the split properties.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    /// Lines a mutation may insert: every construct the parser handles
+    /// differently (statuses, malformed headers, end markers, `?` frames,
+    /// module frames, escaped and non-ASCII comms, noise, blanks).
+    const INSERTS: &[&str] = &[
+        "garbage that is no frame\n",
+        "# pid=7 tid=7 comm=gone one state=R flags=0x0 kthread=0 cpu=1 status=gone\n",
+        "# pid=8 tid=9 comm=unread state=S flags=0x200000 cpu=1 status=unreadable\n",
+        "# pid=10 tid=10 comm=cut state=D flags=0x0 kthread=0 cpu=0 status=truncated\n",
+        "# pid=x tid=1 comm=bad state=S\n",
+        "# pid=11 tid=11 comm=\u{e4} b\\n state=R flags=0x0 kthread=0 cpu=0 status=ok\n",
+        "[<ffffffffffffffff>] 0xffffffffffffffff\n",
+        "[<0>] ? foo+0x1/0x2 [mymod]\n",
+        "[<ffffffff811aadc6>] bar+0x10/0x20\n",
+        "[<0>] worker_thread+0x98/0x310\n",
+        "[<0>] worker_thread+0x98/0x310 (kernel/workqueue.c:3361)\n",
+        "\n",
+    ];
+
+    /// The sample repeated and mutated: inserted lines and replaced bytes.
+    fn mutated(rng: &mut Rng) -> String {
+        let mut text = STACKS.repeat(1 + rng.below(3));
+        for _ in 0..rng.below(40) {
+            let at = rng.below(text.len());
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            text.insert_str(line_start, INSERTS[rng.below(INSERTS.len())]);
+        }
+        let mut bytes = text.into_bytes();
+        for _ in 0..rng.below(20) {
+            let at = rng.below(bytes.len());
+            if bytes[at].is_ascii() {
+                bytes[at] = b" \n#=[]<>?+/0x9afpidcomm"[rng.below(23)];
+            }
+        }
+        String::from_utf8(bytes).expect("ASCII replaced by ASCII")
+    }
+
+    /// Cuts `text` before `cuts` randomly chosen header lines.
+    fn random_chunks<'t>(text: &'t str, rng: &mut Rng, cuts: usize) -> Vec<&'t [u8]> {
+        let headers: Vec<usize> = memchr::memmem::find_iter(text.as_bytes(), "\n# pid=")
+            .map(|i| i + 1)
+            .collect();
+        let mut at: Vec<usize> = (0..cuts.min(headers.len()))
+            .map(|_| headers[rng.below(headers.len())])
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for cut in at {
+            chunks.push(&text.as_bytes()[start..cut]);
+            start = cut;
+        }
+        chunks.push(&text.as_bytes()[start..]);
+        chunks
+    }
+
+    fn sequential(text: &str, memo: bool) -> Dump {
+        let mut b = DumpBuilder::new(Format::ProcSnapshot);
+        b.warn(WARN_NOSCHED);
+        b.warn(WARN_IDLE);
+        let counts = parse_blocks(text, &mut b, memo);
+        warn_counts(counts, &mut b);
+        b.finish()
+    }
+
+    #[test]
+    fn the_frame_memo_changes_nothing() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for text in [STACKS.to_owned(), EXCERPT.to_owned()]
+            .into_iter()
+            .chain((0..40).map(|_| mutated(&mut rng)))
+        {
+            let fast = sequential(&text, true);
+            assert_eq!(fast, sequential(&text, false));
+            assert_eq!(fast, run(&text));
+        }
+    }
+
+    #[test]
+    fn chunked_parse_equals_the_sequential_parse() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..60 {
+            let text = if round == 0 {
+                STACKS.to_owned()
+            } else {
+                mutated(&mut rng)
+            };
+            let whole = run(&text);
+            for cuts in [1, 2, 1 + rng.below(7)] {
+                let chunks = random_chunks(&text, &mut rng, cuts);
+                let merged = parse_chunks(&chunks, text.len()).expect("valid UTF-8");
+                assert_eq!(merged, whole, "round {round}, {} chunks", chunks.len());
+            }
+            let parts = 1 + rng.below(8);
+            let chunks = split_at_headers(text.as_bytes(), parts);
+            assert!(chunks.len() <= parts);
+            assert_eq!(chunks.concat(), text.as_bytes());
+            assert!(chunks[1..].iter().all(|c| c.starts_with(b"# pid=")));
+            assert_eq!(parse_chunks(&chunks, text.len()).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn merged_counts_and_samples_cover_the_whole_dump() {
+        let bad =
+            "# pid=1 tid=1 comm=a state=S flags=0x0 kthread=0 cpu=0 status=unreadable\nnoise\n";
+        let text = bad.repeat(30);
+        let whole = run(&text);
+        assert_eq!(whole.skipped_lines, 30);
+        assert_eq!(whole.skipped_samples.len(), SKIPPED_SAMPLES);
+        assert!(whole
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("30 task(s) had an unreadable")));
+        for parts in 2..6 {
+            let chunks = split_at_headers(text.as_bytes(), parts);
+            assert_eq!(chunks.len(), parts);
+            assert_eq!(parse_chunks(&chunks, text.len()).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_any_chunk_refuses_the_parallel_path() {
+        let mut bytes = STACKS.repeat(2).into_bytes();
+        let last = bytes.len() - 3;
+        bytes[last] = 0xff;
+        let chunks = split_at_headers(&bytes, 2);
+        assert_eq!(chunks.len(), 2);
+        assert!(parse_chunks(&chunks, bytes.len()).is_none());
+        let lossy = super::super::parse_bytes_with(&bytes, None, 2).unwrap();
+        assert_eq!(
+            lossy,
+            super::super::parse_bytes_with(&bytes, None, 1).unwrap()
+        );
+        assert!(lossy
+            .warnings
+            .iter()
+            .any(|w| w == super::super::WARN_NOT_UTF8));
+        assert_eq!(lossy.task_count(), run(STACKS).task_count() * 2);
+    }
+
+    #[test]
+    fn parse_bytes_is_the_same_on_any_thread_count() {
+        let text = STACKS.repeat(5);
+        let one = super::super::parse_bytes_with(text.as_bytes(), None, 1).unwrap();
+        assert_eq!(one, run(&text));
+        for threads in 2..5 {
+            let many = super::super::parse_bytes_with(text.as_bytes(), None, threads).unwrap();
+            assert_eq!(many, one, "{threads} threads");
+        }
     }
 
     #[test]

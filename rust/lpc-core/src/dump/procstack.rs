@@ -25,7 +25,7 @@
 
 use super::ksym::{parse_symbol, Symbol};
 use super::lines::{scan_hex, trim_end_ws, Lines};
-use super::{DumpBuilder, FrameRef, StackStatus, TaskHeader};
+use super::{name_hash, same_bytes, DumpBuilder, FrameRef, FrameSite, StackStatus, TaskHeader};
 
 /// `MAX_STACK_TRACE_DEPTH` of `fs/proc/base.c`: a stack this deep may be cut.
 pub const PROC_STACK_DEPTH: usize = 64;
@@ -101,6 +101,109 @@ pub(crate) fn parse_proc_line(line: &str, number: usize) -> ProcLine<'_> {
         }
     }
     ProcLine::Frame(frame)
+}
+
+/// The prefix of a modern (4.17+) `/proc` stack line: the address is hidden.
+const HIDDEN_ADDRESS: &str = "[<0>] ";
+
+/// Remembers, for each `[<0>] ` line text already seen, the frame token and
+/// reliability it parsed to: a snapshot repeats a few thousand distinct
+/// frame texts two million times, and a hit skips the symbol parse and three
+/// intern lookups. Only `[<0>] ` lines are remembered: for them the frame is
+/// a function of the text alone (no address from the brackets).
+#[derive(Default)]
+pub(crate) struct FrameMemo<'a> {
+    /// `(hash tag, index into keys)`, linear probing, at most half full.
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+    keys: Vec<&'a str>,
+    values: Vec<(u32, bool)>,
+}
+
+impl<'a> FrameMemo<'a> {
+    const EMPTY: u32 = u32::MAX;
+
+    fn rebuild(&mut self, capacity: usize) {
+        self.slots = vec![(0, Self::EMPTY); capacity];
+        self.shift = 64 - capacity.trailing_zeros();
+        for (index, key) in self.keys.iter().enumerate() {
+            let h = name_hash(key.as_bytes());
+            let mut i = (h >> self.shift) as usize;
+            while self.slots[i].1 != Self::EMPTY {
+                i = (i + 1) & (capacity - 1);
+            }
+            self.slots[i] = (h as u32, index as u32);
+        }
+    }
+
+    /// The slot of `key`: `Ok(value)` when present, `Err(slot)` to fill.
+    fn find(&self, key: &str, h: u64) -> Result<(u32, bool), usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let (tag, index) = self.slots[i];
+            if index == Self::EMPTY {
+                return Err(i);
+            }
+            if tag == h as u32 && same_bytes(self.keys[index as usize].as_bytes(), key.as_bytes()) {
+                return Ok(self.values[index as usize]);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Pushes `line` as a frame of the open task when its text was seen
+    /// before; false when it must be parsed (and then [`FrameMemo::remember`]ed).
+    pub(crate) fn push_known(&mut self, line: &str, number: usize, b: &mut DumpBuilder) -> bool {
+        let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
+            return false;
+        };
+        if self.slots.is_empty() {
+            return false;
+        }
+        match self.find(key, name_hash(key.as_bytes())) {
+            Ok((token, reliable)) => {
+                b.push_token(
+                    token,
+                    FrameSite {
+                        reliable,
+                        line: number,
+                        ..FrameSite::default()
+                    },
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Parses a frame line and pushes it to the open task, remembering its
+    /// token when the line is a `[<0>] ` one.
+    pub(crate) fn push_new(&mut self, line: &'a str, frame: &FrameRef<'_>, b: &mut DumpBuilder) {
+        let token = b.intern_token(frame);
+        b.push_token(
+            token,
+            FrameSite {
+                reliable: frame.reliable,
+                context: frame.context,
+                inlined: frame.inlined,
+                line: frame.line,
+            },
+        );
+        let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
+            return;
+        };
+        if self.keys.len() * 2 >= self.slots.len() {
+            self.rebuild((self.slots.len() * 2).max(1024));
+        }
+        let h = name_hash(key.as_bytes());
+        if let Err(slot) = self.find(key, h) {
+            let index = u32::try_from(self.keys.len()).expect("fewer than 2^32 frame texts");
+            self.keys.push(key);
+            self.values.push((token, frame.reliable));
+            self.slots[slot] = (h as u32, index);
+        }
+    }
 }
 
 /// What may follow a frame's symbol: nothing, or a `(file:line)` group
