@@ -69,7 +69,7 @@ pub fn describe(e: &io::Error) -> String {
 }
 
 /// Reads `buf.len()` bytes at `offset`, fewer only at the end of the file.
-fn fill_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn fill_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {
@@ -121,31 +121,124 @@ fn read_rest(file: &File, data: &mut Vec<u8>) -> io::Result<()> {
     }
 }
 
+/// Reads `file` from `start` up to `end` (or to its end of file) in pieces
+/// of about `piece` bytes, each cut after its last newline (a piece grows to
+/// hold a longer line), and hands each piece to `each` as text. Cutting at
+/// newlines keeps every piece whole lines and UTF-8 character-aligned.
+/// Returns `Ok(false)`, having stopped, when a piece is not valid UTF-8.
+///
+/// # Errors
+/// The `io::Error` of a read.
+pub(crate) fn for_each_piece(
+    file: &File,
+    start: u64,
+    end: Option<u64>,
+    piece: usize,
+    mut each: impl FnMut(&str),
+) -> io::Result<bool> {
+    let mut buf = vec![0u8; piece.max(1)];
+    let mut kept = 0; // an unfinished line at the front of `buf`
+    let mut pos = start;
+    loop {
+        if kept == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let room = buf.len() - kept;
+        let want = end.map_or(room, |end| {
+            room.min(usize::try_from(end.saturating_sub(pos)).unwrap_or(room))
+        });
+        let n = if want == 0 {
+            0
+        } else {
+            read_some_at(file, &mut buf[kept..kept + want], pos)?
+        };
+        pos += n as u64;
+        let filled = kept + n;
+        if n == 0 {
+            // End of the range or of the file: the rest is the last line.
+            if filled > 0 {
+                let Ok(text) = std::str::from_utf8(&buf[..filled]) else {
+                    return Ok(false);
+                };
+                each(text);
+            }
+            return Ok(true);
+        }
+        // Only the new bytes can hold a newline: `kept` has none.
+        if let Some(i) = memchr::memrchr(b'\n', &buf[kept..filled]) {
+            let cut = kept + i + 1;
+            let Ok(text) = std::str::from_utf8(&buf[..cut]) else {
+                return Ok(false);
+            };
+            each(text);
+            buf.copy_within(cut..filled, 0);
+            kept = filled - cut;
+        } else {
+            kept = filled;
+        }
+    }
+}
+
+/// One `pread` (retried when interrupted): bytes read, 0 at end of file.
+fn read_some_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// The offset of the first `needle` at or after `from` in `file`, reading
+/// windows of 64 KiB (overlapping by the needle's length, so that none is
+/// missed across a window edge).
+///
+/// # Errors
+/// The `io::Error` of a read.
+pub(crate) fn find_in_file(file: &File, from: u64, needle: &[u8]) -> io::Result<Option<u64>> {
+    const WINDOW: usize = 64 * 1024;
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut buf = vec![0u8; WINDOW.max(needle.len() * 2)];
+    let mut at = from;
+    loop {
+        let n = fill_at(file, &mut buf, at)?;
+        if let Some(i) = finder.find(&buf[..n]) {
+            return Ok(Some(at + i as u64));
+        }
+        if n < buf.len() || n < needle.len() {
+            return Ok(None);
+        }
+        at += (n - (needle.len() - 1)) as u64;
+    }
+}
+
+/// A fresh file under the system temporary directory, removed on drop.
+#[cfg(test)]
+pub(crate) struct TempFile(pub(crate) std::path::PathBuf);
+
+#[cfg(test)]
+impl TempFile {
+    pub(crate) fn new(tag: &str, content: &[u8]) -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("lpc-input-test-{}-{n}-{tag}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        Self(path)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-
-    /// A fresh file under the system temporary directory, removed on drop.
-    struct TempFile(std::path::PathBuf);
-
-    impl TempFile {
-        fn new(tag: &str, content: &[u8]) -> Self {
-            let path = std::env::temp_dir().join(format!(
-                "lpc-read-input-{}-{tag}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            std::fs::write(&path, content).unwrap();
-            Self(path)
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
 
     /// Bytes that differ at every offset, so a misplaced half shows.
     fn pattern(len: usize) -> Vec<u8> {
@@ -236,5 +329,69 @@ mod tests {
         let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
         assert_eq!(read_input(Path::new(&path)).unwrap(), b"a\nb\n");
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn pieces_are_whole_lines_that_add_up_to_the_range() {
+        let mut content = Vec::new();
+        for i in 0..500 {
+            content.extend_from_slice(format!("line {i} {}\n", "\u{e4}".repeat(i % 40)).as_bytes());
+        }
+        content.extend_from_slice(b"last line without newline");
+        let f = TempFile::new("pieces", &content);
+        let file = File::open(&f.0).unwrap();
+        for piece in [1, 7, 64, 1000, 1 << 20] {
+            for (start, end) in [
+                (0, None),
+                (0, Some(500)),
+                (123, Some(4567)),
+                (0, Some(1 << 30)),
+            ] {
+                let mut got = Vec::new();
+                let whole = for_each_piece(&file, start, end, piece, |text| {
+                    got.push(text.to_owned());
+                })
+                .unwrap();
+                assert!(whole);
+                let stop = end.map_or(content.len(), |e| (e as usize).min(content.len()));
+                assert_eq!(
+                    got.concat().as_bytes(),
+                    &content[start as usize..stop],
+                    "{piece}"
+                );
+                let (last, rest) = got.split_last().unwrap();
+                assert!(rest.iter().all(|p| p.ends_with('\n')), "{piece}");
+                assert!(!last.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_piece_that_is_not_utf8_stops_the_reading() {
+        let f = TempFile::new("latin1", b"ok\nbad \xe4 byte\nmore\n");
+        let file = File::open(&f.0).unwrap();
+        let mut seen = Vec::new();
+        let whole = for_each_piece(&file, 0, None, 3, |t| seen.push(t.to_owned())).unwrap();
+        assert!(!whole);
+        assert_eq!(seen, ["ok\n"]);
+    }
+
+    #[test]
+    fn needles_are_found_across_window_edges() {
+        let mut content = vec![b'x'; 200_000];
+        for at in [10, 65_530, 65_536 * 2 - 3, 199_990] {
+            content[at..at + 7].copy_from_slice(b"\n# pid=");
+            let f = TempFile::new("needle", &content);
+            let file = File::open(&f.0).unwrap();
+            assert_eq!(
+                find_in_file(&file, 0, b"\n# pid=").unwrap(),
+                Some(at as u64)
+            );
+            assert_eq!(
+                find_in_file(&file, at as u64 + 1, b"\n# pid=").unwrap(),
+                None
+            );
+            content[at..at + 7].copy_from_slice(b"xxxxxxx");
+        }
     }
 }

@@ -998,10 +998,66 @@ pub fn parse_bytes(data: &[u8], format: Option<Format>) -> Result<Dump> {
 /// # Errors
 /// [`Error::Unreadable`] when the file cannot be read, else as [`parse`].
 pub fn parse_file(path: &std::path::Path, format: Option<Format>) -> Result<Dump> {
-    let data = read_input(path).map_err(|e| Error::Unreadable {
-        message: input::describe(&e),
-    })?;
-    parse_bytes(&data, format)
+    parse_file_with(path, format, None, FILE_PIECE)
+}
+
+/// How much of a file a thread reads at a time when it parses while
+/// reading: small enough to stay in the cache between the read and the
+/// parse, large enough that the `pread` calls cost nothing.
+pub const FILE_PIECE: usize = 256 * 1024;
+
+fn unreadable(e: &std::io::Error) -> Error {
+    Error::Unreadable {
+        message: input::describe(e),
+    }
+}
+
+/// [`parse_file`] on `threads` threads (`None`: [`parse_threads`] of the
+/// file's size), reading `piece` bytes at a time when the file is parsed
+/// while it is read.
+///
+/// A large regular file holding a recorded `/proc` snapshot is never held
+/// whole in memory: each thread reads and parses its chunk piece by piece
+/// (see [`procsnap`]). Anything else is read by [`read_input`] and parsed by
+/// [`parse_bytes_with`]. The result is the same either way.
+///
+/// # Errors
+/// As [`parse_file`].
+pub fn parse_file_with(
+    path: &std::path::Path,
+    format: Option<Format>,
+    threads: Option<usize>,
+    piece: usize,
+) -> Result<Dump> {
+    let file = std::fs::File::open(path).map_err(|e| unreadable(&e))?;
+    let meta = file.metadata().map_err(|e| unreadable(&e))?;
+    let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let threads = threads.unwrap_or_else(|| parse_threads(size));
+    if meta.is_file() && threads > 1 {
+        let mut head = vec![0u8; DETECT_WINDOW.min(size)];
+        let n = input::fill_at(&file, &mut head, 0).map_err(|e| unreadable(&e))?;
+        head.truncate(n);
+        if format.or_else(|| detect_head(&head)) == Some(Format::ProcSnapshot) {
+            let parsed = procsnap::parse_file_chunks(&file, meta.len(), threads, piece)
+                .map_err(|e| unreadable(&e))?;
+            if let Some(d) = parsed {
+                return Ok(d);
+            }
+        }
+    }
+    drop(file);
+    let data = read_input(path).map_err(|e| unreadable(&e))?;
+    parse_bytes_with(&data, format, threads)
+}
+
+/// The format detected in the first [`DETECT_WINDOW`] bytes of a dump, if
+/// they are UTF-8 and some parser recognises them.
+fn detect_head(data: &[u8]) -> Option<Format> {
+    let head = std::str::from_utf8(lines::head_bytes(data, DETECT_WINDOW)).ok()?;
+    PARSERS
+        .iter()
+        .find(|p| (p.looks_like)(head))
+        .map(|p| p.format)
 }
 
 /// Parses a dump held as bytes on up to `threads` threads.
@@ -1015,14 +1071,7 @@ pub fn parse_file(path: &std::path::Path, format: Option<Format>) -> Result<Dump
 /// # Errors
 /// As [`parse`].
 pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> Result<Dump> {
-    let head = lines::head_bytes(data, DETECT_WINDOW);
-    let known = format.or_else(|| {
-        let head = std::str::from_utf8(head).ok()?;
-        PARSERS
-            .iter()
-            .find(|p| (p.looks_like)(head))
-            .map(|p| p.format)
-    });
+    let known = format.or_else(|| detect_head(data));
     if threads > 1 && known == Some(Format::ProcSnapshot) {
         let chunks = procsnap::split_at_headers(data, threads);
         if chunks.len() > 1 {

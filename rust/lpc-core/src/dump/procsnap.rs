@@ -222,44 +222,74 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
 /// false parses every frame line in full (the reference the memo is tested
 /// against).
 fn parse_blocks(text: &str, b: &mut DumpBuilder, memo: bool) -> Counts {
-    let mut counts = Counts::default();
-    let mut open: Option<Open> = None;
-    let mut frames = FrameMemo::default();
-    for (number, line) in Lines::new(text) {
-        counts.lines = number;
+    let mut p = BlockParser::new(memo);
+    p.feed(text, b);
+    p.finish(b)
+}
+
+/// A snapshot parse that can be fed its text piece by piece (each piece
+/// whole lines), so that a file need not be held in memory at once.
+struct BlockParser {
+    counts: Counts,
+    open: Option<Open>,
+    frames: FrameMemo,
+    memo: bool,
+}
+
+impl BlockParser {
+    fn new(memo: bool) -> Self {
+        Self {
+            counts: Counts::default(),
+            open: None,
+            frames: FrameMemo::default(),
+            memo,
+        }
+    }
+
+    /// Parses the next whole lines of the input.
+    fn feed(&mut self, text: &str, b: &mut DumpBuilder) {
+        let before = self.counts.lines;
+        for (n, line) in Lines::new(text) {
+            let number = before + n;
+            self.counts.lines = number;
+            self.line(line, number, b);
+        }
+    }
+
+    fn line(&mut self, line: &str, number: usize, b: &mut DumpBuilder) {
         if line.starts_with(HEADER_PREFIX) {
-            close(b, &mut open);
+            close(b, &mut self.open);
             let Some(h) = parse_header(line, number) else {
                 b.skip(number, line);
-                continue;
+                return;
             };
             let running = h.task.state == Some('R');
             b.begin_task(h.task, &h.comm);
             match h.status {
                 Status::Ok => {}
                 Status::Gone => {
-                    counts.gone += 1;
+                    self.counts.gone += 1;
                     b.force_status(StackStatus::Unreadable);
                 }
                 Status::Unreadable => {
-                    counts.unreadable += 1;
+                    self.counts.unreadable += 1;
                     b.force_status(StackStatus::Unreadable);
                 }
                 Status::Truncated => b.force_status(StackStatus::Truncated),
             }
-            open = Some(Open {
+            self.open = Some(Open {
                 running,
                 readable: h.status == Status::Ok,
             });
-            continue;
+            return;
         }
-        if memo && b.has_open_task() && frames.push_known(line, number, b) {
-            continue;
+        if self.memo && b.has_open_task() && self.frames.push_known(line, number, b) {
+            return;
         }
         match parse_proc_line(line, number) {
             ProcLine::Frame(frame) if b.has_open_task() => {
-                if memo {
-                    frames.push_new(line, &frame, b);
+                if self.memo {
+                    self.frames.push_new(line, &frame, b);
                 } else {
                     b.push_frame_ref(&frame);
                 }
@@ -270,8 +300,12 @@ fn parse_blocks(text: &str, b: &mut DumpBuilder, memo: bool) -> Counts {
             _ => b.skip(number, line),
         }
     }
-    close(b, &mut open);
-    counts
+
+    /// Closes the last block; the counts of everything fed.
+    fn finish(mut self, b: &mut DumpBuilder) -> Counts {
+        close(b, &mut self.open);
+        self.counts
+    }
 }
 
 /// The warnings about the whole dump's statuses (after every chunk is read).
@@ -291,27 +325,42 @@ fn warn_counts(counts: Counts, b: &mut DumpBuilder) {
     }
 }
 
-/// Cuts a snapshot's bytes into at most `parts` chunks of about equal size,
-/// each cut just before a line that starts with [`HEADER_PREFIX`], so that
-/// every chunk but the first starts a block. Cutting after a `\n` keeps the
-/// chunks UTF-8 character-aligned. Fewer chunks when headers are far apart.
+/// Where a parse of `len` bytes on `parts` threads would like its chunks to
+/// start (the first at 0 is implied): equal shares. (The first thread also
+/// merges the others' chunks, but only after they are done, so a smaller
+/// first share would only make the merged chunks larger: measured slower.)
+fn chunk_targets(len: usize, parts: usize) -> Vec<usize> {
+    (1..parts).map(|k| len / parts * k).collect()
+}
+
+/// The needle that starts a block after the line before it.
+const BLOCK_START: &[u8] = b"\n# pid=";
+
+/// Cuts a snapshot's bytes into at most `parts` chunks, each cut just before
+/// a line that starts with [`HEADER_PREFIX`] (so every chunk but the first
+/// starts a block) at about the sizes [`chunk_targets`] wants. Cutting after
+/// a `\n` keeps the chunks UTF-8 character-aligned. Fewer chunks when
+/// headers are far apart.
 #[must_use]
 pub fn split_at_headers(data: &[u8], parts: usize) -> Vec<&[u8]> {
-    let needle = memchr::memmem::Finder::new(b"\n# pid=");
+    let needle = memchr::memmem::Finder::new(BLOCK_START);
     let mut chunks = Vec::with_capacity(parts.max(1));
     let mut start = 0;
-    for k in 1..parts {
-        let target = (data.len() / parts * k).max(start);
-        let Some(found) = needle.find(&data[target..]) else {
+    for target in chunk_targets(data.len(), parts) {
+        let from = target.saturating_sub(1).max(start);
+        let Some(found) = needle.find(&data[from..]) else {
             break;
         };
-        let cut = target + found + 1;
+        let cut = from + found + 1;
         chunks.push(&data[start..cut]);
         start = cut;
     }
     chunks.push(&data[start..]);
     chunks
 }
+
+/// A parsed chunk: its counts and columns, `None` when it was not UTF-8.
+type Chunk = Option<(Counts, super::Dump)>;
 
 /// Parses a snapshot given as consecutive chunks (from [`split_at_headers`]),
 /// one thread per chunk, and merges them in order: the result equals
@@ -324,40 +373,126 @@ pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<super::Dump>
     std::thread::scope(|scope| {
         let workers: Vec<_> = rest
             .iter()
-            .map(|&chunk| scope.spawn(move || parse_chunk(chunk)))
+            .map(|&chunk| {
+                scope.spawn(move || {
+                    let text = std::str::from_utf8(chunk).ok()?;
+                    let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
+                    b.reserve(text.len() / 150, text.len() / 30);
+                    let counts = parse_blocks(text, &mut b, true);
+                    Some((counts, b.finish()))
+                })
+            })
             .collect();
-        // The first chunk goes straight into the result, sized for the whole
-        // input, so that only the later chunks are copied by the merge.
-        let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
-        b.reserve(reserve_for / 150, reserve_for / 30);
-        b.warn(WARN_NOSCHED);
-        b.warn(WARN_IDLE);
-        let first = std::str::from_utf8(first).ok();
-        let mut counts = first.map(|text| parse_blocks(text, &mut b, true));
-        for worker in workers {
-            let tail = worker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let (Some(c), Some((more, dump))) = (counts.as_mut(), tail) else {
-                counts = None;
-                continue;
-            };
-            b.append(dump, c.lines);
-            c.gone += more.gone;
-            c.unreadable += more.unreadable;
-            c.lines += more.lines;
-        }
-        warn_counts(counts?, &mut b);
-        Some(b.finish())
+        let mut b = result_builder(reserve_for);
+        let head = std::str::from_utf8(first)
+            .ok()
+            .map(|text| parse_blocks(text, &mut b, true));
+        let tails = workers.into_iter().map(|w| {
+            w.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        merge(b, head, tails)
     })
 }
 
-fn parse_chunk(chunk: &[u8]) -> Option<(Counts, super::Dump)> {
-    let text = std::str::from_utf8(chunk).ok()?;
+/// The builder of the first chunk, which becomes the result: sized for the
+/// whole input, so that only the later chunks are copied by the merge.
+fn result_builder(reserve_for: usize) -> DumpBuilder {
     let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
-    b.reserve(text.len() / 150, text.len() / 30);
-    let counts = parse_blocks(text, &mut b, true);
-    Some((counts, b.finish()))
+    b.reserve(reserve_for / 150, reserve_for / 30);
+    b.warn(WARN_NOSCHED);
+    b.warn(WARN_IDLE);
+    b
+}
+
+/// Appends the later chunks to the first (in `b`), shifting their line
+/// numbers, and adds the whole-dump warnings. `None` when any chunk is.
+fn merge(
+    mut b: DumpBuilder,
+    head: Option<Counts>,
+    tails: impl Iterator<Item = Chunk>,
+) -> Option<super::Dump> {
+    let mut counts = head;
+    // Every worker is joined (the iterator runs to its end) even after a
+    // failed chunk, so none outlives the scope unobserved.
+    for tail in tails {
+        let (Some(c), Some((more, dump))) = (counts.as_mut(), tail) else {
+            counts = None;
+            continue;
+        };
+        b.append(dump, c.lines);
+        c.gone += more.gone;
+        c.unreadable += more.unreadable;
+        c.lines += more.lines;
+    }
+    warn_counts(counts?, &mut b);
+    Some(b.finish())
+}
+
+/// Parses the snapshot file `file` (`size` bytes by `fstat`) on `threads`
+/// threads without reading it into memory: each thread reads its chunk in
+/// pieces of about `piece` bytes (see [`super::input::for_each_piece`]) and
+/// parses them as they come; the chunks are cut at block headers found near
+/// the [`chunk_targets`]. The result equals [`parse`] of the file's text.
+/// `Ok(None)` when a piece is not valid UTF-8 (the caller reads the file
+/// whole and decodes it lossily).
+///
+/// # Errors
+/// The `io::Error` of a read.
+pub(crate) fn parse_file_chunks(
+    file: &std::fs::File,
+    size: u64,
+    threads: usize,
+    piece: usize,
+) -> std::io::Result<Option<super::Dump>> {
+    let size_hint = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut starts = vec![0u64];
+    for target in chunk_targets(size_hint, threads) {
+        let from = (target as u64)
+            .saturating_sub(1)
+            .max(*starts.last().expect("0"));
+        match super::input::find_in_file(file, from, BLOCK_START)? {
+            Some(at) => starts.push(at + 1),
+            None => break,
+        }
+    }
+    let ranges: Vec<(u64, Option<u64>)> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &start)| (start, starts.get(k + 1).copied()))
+        .collect();
+    let read_chunk = |b: &mut DumpBuilder, (start, end): (u64, Option<u64>)| {
+        let mut p = BlockParser::new(true);
+        let whole = super::input::for_each_piece(file, start, end, piece, |text| p.feed(text, b))?;
+        Ok::<_, std::io::Error>(whole.then(|| p.finish(b)))
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = ranges[1..]
+            .iter()
+            .map(|&range| {
+                scope.spawn(move || {
+                    let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
+                    let len = range.1.unwrap_or(size).saturating_sub(range.0);
+                    let len = usize::try_from(len).unwrap_or(0);
+                    b.reserve(len / 150, len / 30);
+                    let counts = read_chunk(&mut b, range)?;
+                    Ok::<_, std::io::Error>(counts.map(|c| (c, b.finish())))
+                })
+            })
+            .collect();
+        let mut b = result_builder(size_hint);
+        let head = read_chunk(&mut b, ranges[0]);
+        let tails: Vec<std::io::Result<Chunk>> = workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        let head = head?;
+        let tails = tails.into_iter().collect::<std::io::Result<Vec<_>>>()?;
+        Ok(merge(b, head, tails.into_iter()))
+    })
 }
 
 #[cfg(test)]
@@ -597,6 +732,45 @@ mod tests {
             let many = super::super::parse_bytes_with(text.as_bytes(), None, threads).unwrap();
             assert_eq!(many, one, "{threads} threads");
         }
+    }
+
+    #[test]
+    fn parsing_a_file_while_reading_it_equals_parsing_its_text() {
+        use super::super::input::TempFile;
+        use super::super::{parse_bytes_with, parse_file_with};
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for round in 0..12 {
+            let text = if round == 0 {
+                STACKS.to_owned()
+            } else {
+                mutated(&mut rng)
+            };
+            let f = TempFile::new("snapshot", text.as_bytes());
+            let whole = run(&text);
+            for (threads, piece) in [
+                (2, 1 << 18),
+                (2, 61),
+                (3, 4096),
+                (1 + rng.below(5), 1 + rng.below(3000)),
+            ] {
+                let from_file = parse_file_with(&f.0, None, Some(threads), piece).unwrap();
+                assert_eq!(
+                    from_file, whole,
+                    "round {round}, {threads} threads, pieces of {piece}"
+                );
+            }
+        }
+        // Invalid UTF-8: the file is read whole and decoded lossily, as bytes are.
+        let mut bytes = STACKS.repeat(3).into_bytes();
+        let at = bytes.len() / 2;
+        bytes[at] = 0xe4;
+        let f = TempFile::new("latin1", &bytes);
+        let lossy = parse_file_with(&f.0, None, Some(2), 100).unwrap();
+        assert_eq!(lossy, parse_bytes_with(&bytes, None, 1).unwrap());
+        assert!(lossy
+            .warnings
+            .iter()
+            .any(|w| w == super::super::WARN_NOT_UTF8));
     }
 
     #[test]

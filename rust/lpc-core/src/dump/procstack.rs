@@ -110,24 +110,33 @@ const HIDDEN_ADDRESS: &str = "[<0>] ";
 /// reliability it parsed to: a snapshot repeats a few thousand distinct
 /// frame texts two million times, and a hit skips the symbol parse and three
 /// intern lookups. Only `[<0>] ` lines are remembered: for them the frame is
-/// a function of the text alone (no address from the brackets).
+/// a function of the text alone (no address from the brackets). The texts
+/// are copied into one arena, so the memo outlives the piece of input it
+/// saw them in (files are parsed piece by piece).
 #[derive(Default)]
-pub(crate) struct FrameMemo<'a> {
-    /// `(hash tag, index into keys)`, linear probing, at most half full.
+pub(crate) struct FrameMemo {
+    /// `(hash tag, index into spans)`, linear probing, at most half full.
     slots: Vec<(u32, u32)>,
     shift: u32,
-    keys: Vec<&'a str>,
+    arena: String,
+    /// `(start, end)` of each remembered text in `arena`.
+    spans: Vec<(usize, usize)>,
     values: Vec<(u32, bool)>,
 }
 
-impl<'a> FrameMemo<'a> {
+impl FrameMemo {
+    fn key(&self, index: usize) -> &str {
+        let (start, end) = self.spans[index];
+        &self.arena[start..end]
+    }
+
     const EMPTY: u32 = u32::MAX;
 
     fn rebuild(&mut self, capacity: usize) {
         self.slots = vec![(0, Self::EMPTY); capacity];
         self.shift = 64 - capacity.trailing_zeros();
-        for (index, key) in self.keys.iter().enumerate() {
-            let h = name_hash(key.as_bytes());
+        for index in 0..self.spans.len() {
+            let h = name_hash(self.key(index).as_bytes());
             let mut i = (h >> self.shift) as usize;
             while self.slots[i].1 != Self::EMPTY {
                 i = (i + 1) & (capacity - 1);
@@ -145,7 +154,7 @@ impl<'a> FrameMemo<'a> {
             if index == Self::EMPTY {
                 return Err(i);
             }
-            if tag == h as u32 && same_bytes(self.keys[index as usize].as_bytes(), key.as_bytes()) {
+            if tag == h as u32 && same_bytes(self.key(index as usize).as_bytes(), key.as_bytes()) {
                 return Ok(self.values[index as usize]);
             }
             i = (i + 1) & mask;
@@ -153,7 +162,7 @@ impl<'a> FrameMemo<'a> {
     }
 
     /// Pushes `line` as a frame of the open task when its text was seen
-    /// before; false when it must be parsed (and then [`FrameMemo::remember`]ed).
+    /// before; false when it must be parsed (and then given to [`FrameMemo::push_new`]).
     pub(crate) fn push_known(&mut self, line: &str, number: usize, b: &mut DumpBuilder) -> bool {
         let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
             return false;
@@ -179,7 +188,7 @@ impl<'a> FrameMemo<'a> {
 
     /// Parses a frame line and pushes it to the open task, remembering its
     /// token when the line is a `[<0>] ` one.
-    pub(crate) fn push_new(&mut self, line: &'a str, frame: &FrameRef<'_>, b: &mut DumpBuilder) {
+    pub(crate) fn push_new(&mut self, line: &str, frame: &FrameRef<'_>, b: &mut DumpBuilder) {
         let token = b.intern_token(frame);
         b.push_token(
             token,
@@ -193,13 +202,15 @@ impl<'a> FrameMemo<'a> {
         let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
             return;
         };
-        if self.keys.len() * 2 >= self.slots.len() {
+        if self.spans.len() * 2 >= self.slots.len() {
             self.rebuild((self.slots.len() * 2).max(1024));
         }
         let h = name_hash(key.as_bytes());
         if let Err(slot) = self.find(key, h) {
-            let index = u32::try_from(self.keys.len()).expect("fewer than 2^32 frame texts");
-            self.keys.push(key);
+            let index = u32::try_from(self.spans.len()).expect("fewer than 2^32 frame texts");
+            let start = self.arena.len();
+            self.arena.push_str(key);
+            self.spans.push((start, self.arena.len()));
             self.values.push((token, frame.reliable));
             self.slots[slot] = (h as u32, index);
         }
