@@ -1016,9 +1016,9 @@ fn unreadable(e: &std::io::Error) -> Error {
 /// file's size), reading `piece` bytes at a time when the file is parsed
 /// while it is read.
 ///
-/// A large regular file holding a recorded `/proc` snapshot is never held
-/// whole in memory: each thread reads and parses its chunk piece by piece
-/// (see [`procsnap`]). Anything else is read by [`read_input`] and parsed by
+/// A regular file holding a recorded `/proc` snapshot, when it is large or
+/// `threads` > 1, is never held whole in memory: each thread reads and
+/// parses its chunk piece by piece (see [`procsnap`]). Anything else is read by [`read_input`] and parsed by
 /// [`parse_bytes_with`]. The result is the same either way.
 ///
 /// # Errors
@@ -1033,7 +1033,9 @@ pub fn parse_file_with(
     let meta = file.metadata().map_err(|e| unreadable(&e))?;
     let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     let threads = threads.unwrap_or_else(|| parse_threads(size));
-    if meta.is_file() && threads > 1 {
+    // Parsing while reading pays from a few MB on, on any number of threads:
+    // no buffer the size of the file, no page faults to fill one.
+    if meta.is_file() && (threads > 1 || size >= PARALLEL_MIN_BYTES) {
         let mut head = vec![0u8; DETECT_WINDOW.min(size)];
         let n = input::fill_at(&file, &mut head, 0).map_err(|e| unreadable(&e))?;
         head.truncate(n);

@@ -759,6 +759,10 @@ mod tests {
                     "round {round}, {threads} threads, pieces of {piece}"
                 );
             }
+            // One thread reading piece by piece (what files of 4 MB and more get).
+            let file = std::fs::File::open(&f.0).unwrap();
+            let single = parse_file_chunks(&file, text.len() as u64, 1, 97).unwrap();
+            assert_eq!(single.unwrap(), whole, "round {round}, one thread");
         }
         // Invalid UTF-8: the file is read whole and decoded lossily, as bytes are.
         let mut bytes = STACKS.repeat(3).into_bytes();
