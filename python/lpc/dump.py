@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from lpc import _core
-from lpc.errors import DumpParseError
 
 __all__ = [
     "NO_ID",
@@ -509,8 +508,13 @@ def parse_dump(
     ``text.encode()``: a ``str`` is always a path). ``format`` is a name from
     :func:`dump_formats`, or ``None`` to detect it.
 
+    Files are read and parsed by the Rust core without the GIL: a large
+    recorded snapshot is parsed while it is read, one chunk per core, never
+    held whole in memory (the result is the same as a sequential parse).
+
     Raises :class:`~lpc.errors.DumpParseError` (naming the file) when the file
-    is missing or unreadable, the format name is unknown, or no format is
+    is missing ("no such file"), a directory ("is a directory"), unreadable
+    ("cannot read: <reason>"), the format name is unknown, or no format is
     recognised. Lines that no construct explains are counted in
     :attr:`Dump.skipped_lines`, never an error.
     """
