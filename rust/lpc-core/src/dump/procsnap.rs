@@ -429,6 +429,9 @@ fn merge(
     Some(b.finish())
 }
 
+/// The most input a file parse reserves column space for up front (4 GiB).
+const RESERVE_CAP: u64 = 1 << 32;
+
 /// Parses the snapshot file `file` (`size` bytes by `fstat`) on `threads`
 /// threads without reading it into memory: each thread reads its chunk in
 /// pieces of about `piece` bytes (see [`super::input::for_each_piece`]) and
@@ -445,7 +448,9 @@ pub(crate) fn parse_file_chunks(
     threads: usize,
     piece: usize,
 ) -> std::io::Result<Option<super::Dump>> {
-    let size_hint = usize::try_from(size).unwrap_or(usize::MAX);
+    // `st_size` sizes the columns before anything is read: capped, so that a
+    // file claiming an absurd size cannot make the reservation fail.
+    let size_hint = usize::try_from(size.min(RESERVE_CAP)).unwrap_or(0);
     let mut starts = vec![0u64];
     for target in chunk_targets(size_hint, threads) {
         let from = (target as u64)
@@ -473,7 +478,7 @@ pub(crate) fn parse_file_chunks(
                 scope.spawn(move || {
                     let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
                     let len = range.1.unwrap_or(size).saturating_sub(range.0);
-                    let len = usize::try_from(len).unwrap_or(0);
+                    let len = usize::try_from(len.min(RESERVE_CAP)).unwrap_or(0);
                     b.reserve(len / 150, len / 30);
                     let counts = read_chunk(&mut b, range)?;
                     Ok::<_, std::io::Error>(counts.map(|c| (c, b.finish())))
