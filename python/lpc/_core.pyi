@@ -1,5 +1,6 @@
 # Hand-written stubs for the Rust extension ``lpc._core``; `python -m mypy.stubtest lpc._core`
 # keeps them honest. Each section belongs to one binding file in rust/lpc-py/src/.
+import os
 from collections.abc import Iterable
 from typing import Any, final
 
@@ -19,6 +20,7 @@ __all__ = [
     "dump_frame_contexts",
     "dump_stack_statuses",
     "parse_dump_bytes",
+    "parse_dump_file",
 ]
 
 def _panic_for_tests(message: str) -> None: ...
@@ -57,9 +59,15 @@ class IntervalTree:
 
 # ---- dump parsers (rust/lpc-py/src/dump.rs) --------------------------------------------------
 
+# Keys: format, kernel_release, names, comm_names (list[str]), comm (uint32 per task), pid, tid,
+# tgid, ppid, cpu, state, kthread, on_cpu, task_flags, thread_flags, user_regs, task_line,
+# stack_status, frame_offsets, frame_token (uint32 per frame), token_address, token_has_address,
+# token_function, token_offset, token_size, token_module, frame_reliable, frame_context,
+# frame_inlined, frame_line, skipped_lines, skipped_samples, warnings.
 def parse_dump_bytes(
     data: bytes, format: str | None = None, path: str | None = None
 ) -> dict[str, Any]: ...
+def parse_dump_file(path: str | os.PathLike[str], format: str | None = None) -> dict[str, Any]: ...
 def detect_dump_format(data: bytes) -> str | None: ...
 def dump_formats() -> list[str]: ...
 def dump_stack_statuses() -> list[str]: ...

@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from lpc import _core
-from lpc.errors import DumpParseError
 
 __all__ = [
     "NO_ID",
@@ -192,35 +191,41 @@ class Dump:
     code point, 0 = unknown), ``kthreads``/``on_cpus`` (int8: -1 unknown, 0, 1),
     ``task_flags``/``thread_flags`` (uint64, :data:`UNKNOWN_U64` = unknown),
     ``user_regs`` (bool), ``task_lines`` (int64), ``stack_status_codes`` (uint8,
-    index into :class:`StackStatus` order); :attr:`comms` decodes the packed
-    comm column on first use.
+    index into :class:`StackStatus` order), ``comm_ids`` (uint32 index into
+    ``comm_names``, the tuple of distinct comms in first-occurrence order);
+    :attr:`comms` expands them to one string per task on first use.
+
+    Frames are interned as *tokens*: a token is everything about a frame
+    except where it occurred (address, function, symbol offset and size,
+    module). Token columns (length :attr:`token_count`): ``token_addresses``
+    (uint64, valid where ``token_has_address``), ``token_function_ids`` /
+    ``token_module_ids`` (uint32 index into :attr:`names`, ``0xffffffff`` =
+    none / vmlinux), ``token_symbol_offsets`` / ``token_symbol_sizes`` (uint64,
+    :data:`UNKNOWN_U64` = not printed). A 100 MB snapshot has ~2M frames but
+    a few thousand tokens: per-token work (resolving a symbol) is done once.
 
     Per-frame columns (length :attr:`frame_count`, CSR by :attr:`frame_offsets`):
-    ``frame_addresses`` (uint64, valid where ``frame_has_address``),
-    ``frame_function_ids``/``frame_module_ids`` (uint32 index into :attr:`names`,
-    ``0xffffffff`` = none), ``frame_symbol_offsets``/``frame_symbol_sizes``
-    (uint64, :data:`UNKNOWN_U64` = not printed), ``frame_reliable``,
-    ``frame_inlined`` (bool), ``frame_context_codes`` (uint8), ``frame_lines``.
+    ``frame_tokens`` (uint32 index into the token columns), ``frame_reliable``,
+    ``frame_inlined`` (bool), ``frame_context_codes`` (uint8), ``frame_lines``;
+    and, gathered from the token columns on first use and then cached,
+    ``frame_addresses`` (valid where ``frame_has_address``),
+    ``frame_function_ids``, ``frame_module_ids``, ``frame_symbol_offsets``,
+    ``frame_symbol_sizes``.
 
-    All arrays are read-only views owned by the dump.
+    All arrays are read-only and owned by the dump.
     """
 
     __slots__ = (
-        "_shim",
-        "_comm_bytes",
-        "_comm_offsets",
         "_comms",
-        "frame_addresses",
+        "_gathered",
+        "comm_ids",
+        "comm_names",
         "frame_context_codes",
-        "frame_function_ids",
-        "frame_has_address",
         "frame_inlined",
         "frame_lines",
-        "frame_module_ids",
         "frame_offsets",
         "frame_reliable",
-        "frame_symbol_offsets",
-        "frame_symbol_sizes",
+        "frame_tokens",
         "kallsyms_path",
         "kernel_release",
         "kthreads",
@@ -240,6 +245,12 @@ class Dump:
         "tgids",
         "thread_flags",
         "tids",
+        "token_addresses",
+        "token_function_ids",
+        "token_has_address",
+        "token_module_ids",
+        "token_symbol_offsets",
+        "token_symbol_sizes",
         "cpus",
         "user_regs",
         "warnings",
@@ -258,7 +269,7 @@ class Dump:
         metadata: Mapping[str, str] | None = None,
         warnings: Sequence[str] = (),
     ) -> None:
-        """Wraps the dict returned by ``lpc._core.parse_dump_bytes``.
+        """Wraps the dict returned by ``lpc._core.parse_dump_bytes`` / ``parse_dump_file``.
 
         ``kernel_release`` overrides the parser's (a snapshot's ``meta.txt``
         knows it, its stacks do not); ``warnings`` are appended to the parser's.
@@ -270,9 +281,10 @@ class Dump:
         self.kallsyms_path = kallsyms_path
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.names: tuple[str, ...] = tuple(c["names"])
-        self._comm_bytes: bytes = c["comm_bytes"]
-        self._comm_offsets = _readonly(c["comm_offsets"])
+        self.comm_names: tuple[str, ...] = tuple(c["comm_names"])
+        self.comm_ids = _readonly(c["comm"])
         self._comms: tuple[str, ...] | None = None
+        self._gathered: dict[str, npt.NDArray[Any]] = {}
         self.skipped_lines: int = c["skipped_lines"]
         self.skipped_samples: tuple[tuple[int, str], ...] = tuple(
             (int(n), str(t)) for n, t in c["skipped_samples"]
@@ -292,112 +304,81 @@ class Dump:
         self.task_lines = _readonly(c["task_line"])
         self.stack_status_codes = _readonly(c["stack_status"])
         self.frame_offsets = _readonly(c["frame_offsets"])
-        self.frame_addresses = _readonly(c["frame_address"])
-        self.frame_has_address = _readonly(c["frame_has_address"])
-        self.frame_function_ids = _readonly(c["frame_function"])
-        self.frame_symbol_offsets = _readonly(c["frame_offset"])
-        self.frame_symbol_sizes = _readonly(c["frame_size"])
-        self.frame_module_ids = _readonly(c["frame_module"])
+        self.frame_tokens = _readonly(c["frame_token"])
+        self.token_addresses = _readonly(c["token_address"])
+        self.token_has_address = _readonly(c["token_has_address"])
+        self.token_function_ids = _readonly(c["token_function"])
+        self.token_symbol_offsets = _readonly(c["token_offset"])
+        self.token_symbol_sizes = _readonly(c["token_size"])
+        self.token_module_ids = _readonly(c["token_module"])
         self.frame_reliable = _readonly(c["frame_reliable"])
         self.frame_context_codes = _readonly(c["frame_context"])
         self.frame_inlined = _readonly(c["frame_inlined"])
         self.frame_lines = _readonly(c["frame_line"])
 
-    # ---- interned views (temporary pure-Python version; the parser's replaces it) ----
-
-    def _interned(self) -> dict[str, Any]:
-        try:
-            return self._shim  # type: ignore[has-type,no-any-return]
-        except AttributeError:
-            pass
-        comm_names, comm_ids = np.unique(np.array(self.comms, dtype=object), return_inverse=True)
-        rows = np.stack([
-            np.where(self.frame_has_address, self.frame_addresses, np.uint64(0)),
-            self.frame_has_address.astype(np.uint64),
-            self.frame_function_ids.astype(np.uint64), self.frame_module_ids.astype(np.uint64),
-            self.frame_symbol_offsets, self.frame_symbol_sizes,
-        ], axis=1) if self.frame_count else np.zeros((0, 6), dtype=np.uint64)
-        table, inverse = np.unique(rows, axis=0, return_inverse=True)
-        self._shim = {
-            "comm_names": tuple(str(c) for c in comm_names),
-            "comm_ids": comm_ids.reshape(-1).astype(np.uint32),
-            "frame_tokens": inverse.reshape(-1).astype(np.uint32),
-            "token_addresses": table[:, 0], "token_has_address": table[:, 1].astype(bool),
-            "token_function_ids": table[:, 2].astype(np.uint32),
-            "token_module_ids": table[:, 3].astype(np.uint32),
-            "token_symbol_offsets": table[:, 4], "token_symbol_sizes": table[:, 5],
-        }
-        return self._shim
-
-    @property
-    def comm_ids(self) -> npt.NDArray[np.uint32]:
-        return self._interned()["comm_ids"]  # type: ignore[no-any-return]
-
-    @property
-    def comm_names(self) -> tuple[str, ...]:
-        return self._interned()["comm_names"]  # type: ignore[no-any-return]
-
-    @property
-    def frame_tokens(self) -> npt.NDArray[np.uint32]:
-        return self._interned()["frame_tokens"]  # type: ignore[no-any-return]
-
-    @property
-    def token_count(self) -> int:
-        return len(self.token_addresses)
-
-    @property
-    def token_addresses(self) -> npt.NDArray[np.uint64]:
-        return self._interned()["token_addresses"]  # type: ignore[no-any-return]
-
-    @property
-    def token_has_address(self) -> npt.NDArray[np.bool_]:
-        return self._interned()["token_has_address"]  # type: ignore[no-any-return]
-
-    @property
-    def token_function_ids(self) -> npt.NDArray[np.uint32]:
-        return self._interned()["token_function_ids"]  # type: ignore[no-any-return]
-
-    @property
-    def token_module_ids(self) -> npt.NDArray[np.uint32]:
-        return self._interned()["token_module_ids"]  # type: ignore[no-any-return]
-
-    @property
-    def token_symbol_offsets(self) -> npt.NDArray[np.uint64]:
-        return self._interned()["token_symbol_offsets"]  # type: ignore[no-any-return]
-
-    @property
-    def token_symbol_sizes(self) -> npt.NDArray[np.uint64]:
-        return self._interned()["token_symbol_sizes"]  # type: ignore[no-any-return]
-
     # ---- sizes -------------------------------------------------------------
 
     @property
     def task_count(self) -> int:
-        return len(self._comm_offsets) - 1
+        return len(self.comm_ids)
 
     def comm(self, t: int) -> str:
-        """Task ``t``'s comm (decoded on demand from the packed column)."""
-        start, end = int(self._comm_offsets[t]), int(self._comm_offsets[t + 1])
-        return self._comm_bytes[start:end].decode("utf-8", "replace")
+        """Task ``t``'s comm."""
+        return self.comm_names[int(self.comm_ids[t])]
 
     @property
     def comms(self) -> tuple[str, ...]:
-        """Every task's comm, in task order (decoded once, on first use)."""
+        """Every task's comm, in task order (expanded once, on first use)."""
         if self._comms is None:
-            bounds = self._comm_offsets.tolist()
-            pairs = zip(bounds, bounds[1:])
-            if self._comm_bytes.isascii():
-                # One decode: byte offsets are character offsets in ASCII.
-                text = self._comm_bytes.decode("ascii")
-                self._comms = tuple(text[a:b] for a, b in pairs)
-            else:
-                raw = self._comm_bytes
-                self._comms = tuple(raw[a:b].decode("utf-8", "replace") for a, b in pairs)
+            names = self.comm_names
+            self._comms = tuple([names[i] for i in self.comm_ids.tolist()])
         return self._comms
 
     @property
     def frame_count(self) -> int:
-        return len(self.frame_addresses)
+        return len(self.frame_tokens)
+
+    @property
+    def token_count(self) -> int:
+        """Number of distinct frame tokens."""
+        return len(self.token_function_ids)
+
+    def _per_frame(self, name: str, tokens: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """The token column ``tokens`` gathered per frame, computed once."""
+        column = self._gathered.get(name)
+        if column is None:
+            column = self._gathered[name] = _readonly(tokens[self.frame_tokens])
+        return column
+
+    @property
+    def frame_addresses(self) -> npt.NDArray[np.uint64]:
+        """Per frame: the address (valid where :attr:`frame_has_address`)."""
+        return self._per_frame("address", self.token_addresses)
+
+    @property
+    def frame_has_address(self) -> npt.NDArray[np.bool_]:
+        """Per frame: whether the dump printed the address."""
+        return self._per_frame("has_address", self.token_has_address)
+
+    @property
+    def frame_function_ids(self) -> npt.NDArray[np.uint32]:
+        """Per frame: function name id (:attr:`NO_NAME` = none)."""
+        return self._per_frame("function", self.token_function_ids)
+
+    @property
+    def frame_module_ids(self) -> npt.NDArray[np.uint32]:
+        """Per frame: module name id (:attr:`NO_NAME` = vmlinux)."""
+        return self._per_frame("module", self.token_module_ids)
+
+    @property
+    def frame_symbol_offsets(self) -> npt.NDArray[np.uint64]:
+        """Per frame: ``+0xoff`` (:data:`UNKNOWN_U64` = not printed)."""
+        return self._per_frame("offset", self.token_symbol_offsets)
+
+    @property
+    def frame_symbol_sizes(self) -> npt.NDArray[np.uint64]:
+        """Per frame: ``/0xsize`` (:data:`UNKNOWN_U64` = not printed)."""
+        return self._per_frame("size", self.token_symbol_sizes)
 
     def __len__(self) -> int:
         return self.task_count
@@ -424,12 +405,13 @@ class Dump:
 
     def frame(self, i: int) -> Frame:
         """Frame ``i`` of the frame columns."""
+        k = int(self.frame_tokens[i])
         return Frame(
-            address=int(self.frame_addresses[i]) if self.frame_has_address[i] else None,
-            function=self.name(int(self.frame_function_ids[i])),
-            offset=_u64(int(self.frame_symbol_offsets[i])),
-            size=_u64(int(self.frame_symbol_sizes[i])),
-            module=self.name(int(self.frame_module_ids[i])),
+            address=int(self.token_addresses[k]) if self.token_has_address[k] else None,
+            function=self.name(int(self.token_function_ids[k])),
+            offset=_u64(int(self.token_symbol_offsets[k])),
+            size=_u64(int(self.token_symbol_sizes[k])),
+            module=self.name(int(self.token_module_ids[k])),
             reliable=bool(self.frame_reliable[i]),
             context=_CONTEXTS[int(self.frame_context_codes[i])],
             inlined=bool(self.frame_inlined[i]),
@@ -482,18 +464,6 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return meta
 
 
-def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise DumpParseError("no such file", path) from None
-    except IsADirectoryError:
-        raise DumpParseError("is a directory without stacks.txt", path) from None
-    except OSError as exc:
-        raise DumpParseError(f"cannot read: {exc.strerror or exc}", path) from None
-
-
 #: `/proc/PID/task/TID/stack` or `/proc/PID/stack`: pid and tid from the path.
 _PROC_STACK_PATH = re.compile(r"(?:^|/)(\d+)(?:/task/(\d+))?/stack$")
 
@@ -501,7 +471,7 @@ _PROC_STACK_PATH = re.compile(r"(?:^|/)(\d+)(?:/task/(\d+))?/stack$")
 def _ids_from_path(columns: dict[str, Any], path: str) -> None:
     """Fills pid/tid/tgid of a one-task ``/proc/.../stack`` read from its path."""
     match = _PROC_STACK_PATH.search(path)
-    if match is None or len(columns["comm_offsets"]) != 2:
+    if match is None or len(columns["comm"]) != 1:
         return
     pid = int(match.group(1))
     tid = int(match.group(2) or pid)
@@ -512,10 +482,9 @@ def _ids_from_path(columns: dict[str, Any], path: str) -> None:
 
 def _parse_snapshot_dir(directory: str, format: str | None) -> Dump:
     stacks = os.path.join(directory, SNAPSHOT_STACKS)
-    data = _read_bytes(stacks)
+    columns = _core.parse_dump_file(stacks, format or "proc_snapshot")
     meta_path = os.path.join(directory, SNAPSHOT_META)
     meta = read_metadata(meta_path) if os.path.isfile(meta_path) else {}
-    columns = _core.parse_dump_bytes(data, format or "proc_snapshot", stacks)
     kallsyms = os.path.join(directory, SNAPSHOT_KALLSYMS)
     return Dump(
         columns,
@@ -539,8 +508,13 @@ def parse_dump(
     ``text.encode()``: a ``str`` is always a path). ``format`` is a name from
     :func:`dump_formats`, or ``None`` to detect it.
 
+    Files are read and parsed by the Rust core without the GIL: a large
+    recorded snapshot is parsed while it is read, one chunk per core, never
+    held whole in memory (the result is the same as a sequential parse).
+
     Raises :class:`~lpc.errors.DumpParseError` (naming the file) when the file
-    is missing or unreadable, the format name is unknown, or no format is
+    is missing ("no such file"), a directory ("is a directory"), unreadable
+    ("cannot read: <reason>"), the format name is unknown, or no format is
     recognised. Lines that no construct explains are counted in
     :attr:`Dump.skipped_lines`, never an error.
     """
@@ -549,7 +523,7 @@ def parse_dump(
     path = os.fspath(source)
     if os.path.isdir(path):
         return _parse_snapshot_dir(path, format)
-    columns = _core.parse_dump_bytes(_read_bytes(path), format, path)
+    columns = _core.parse_dump_file(path, format)
     if columns["format"] == "proc_stack":
         _ids_from_path(columns, os.path.realpath(path))
     return Dump(columns, path=path)

@@ -31,17 +31,17 @@ fn main() {
             let h = &d.headers[t];
             println!(
                 "  task pid={:?} tgid={:?} comm={:?} state={:?} kthread={:?} on_cpu={:?} cpu={:?} pf={:?} tif={:?} user={} line={} status={:?}",
-                h.pid, h.tgid, h.comm, h.state, h.kthread, h.on_cpu, h.cpu, h.task_flags, h.thread_flags, h.user_regs, h.line, d.stack_status[t]
+                h.pid, h.tgid, d.comm(t), h.state, h.kthread, h.on_cpu, h.cpu, h.task_flags, h.thread_flags, h.user_regs, h.line, d.stack_status[t]
             );
             for i in d.frames_of(t) {
                 println!(
                     "      {}{:?} {} +{:x}/{:x} [{}] {:?}{} L{}",
                     if d.frame_reliable[i] { "" } else { "? " },
-                    d.frame_has_address[i].then_some(d.frame_address[i]),
-                    d.name(d.frame_function[i]).unwrap_or("-"),
-                    d.frame_offset[i],
-                    d.frame_size[i],
-                    d.name(d.frame_module[i]).unwrap_or(""),
+                    d.frame_has_address(i).then_some(d.frame_address(i)),
+                    d.name(d.frame_function(i)).unwrap_or("-"),
+                    d.frame_offset(i),
+                    d.frame_size(i),
+                    d.name(d.frame_module(i)).unwrap_or(""),
                     d.frame_context[i],
                     if d.frame_inlined[i] { " inline" } else { "" },
                     d.frame_line[i]

@@ -43,6 +43,11 @@ pub enum Error {
     #[error("no parser for dump format {format:?} in this build")]
     FormatUnavailable { format: &'static str },
 
+    /// An input file that could not be read: "no such file", "is a
+    /// directory", "cannot read: <reason>".
+    #[error("{message}")]
+    Unreadable { message: String },
+
     /// A text input that could not be parsed at a given line (1-based).
     #[error("line {line}: {message}")]
     Parse { line: usize, message: String },

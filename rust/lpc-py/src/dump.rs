@@ -4,20 +4,17 @@
 //! small lists that `lpc/dump.py` wraps in its `Dump` class.
 
 use crate::errors::{detached, to_py_at};
-use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
+use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus, TaskHeader};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyDict, PyList};
 use std::borrow::Cow;
+use std::path::PathBuf;
 
 pyo3::import_exception!(lpc.errors, DumpParseError);
 
 /// Sentinel of the int64 task columns (pid, tid, tgid, ppid, cpu) for "unknown".
 const NO_ID: i64 = -1;
-
-/// Warning added when the input had to be decoded lossily.
-const WARN_NOT_UTF8: &str =
-    "the input is not valid UTF-8: invalid bytes were replaced by U+FFFD before parsing";
 
 fn parse_format(name: Option<&str>, path: Option<&str>) -> PyResult<Option<Format>> {
     let Some(name) = name else { return Ok(None) };
@@ -53,52 +50,143 @@ struct TaskColumns {
     user_regs: Vec<bool>,
     line: Vec<i64>,
     status: Vec<u8>,
-    /// All comms, UTF-8, back to back: one bytes object instead of a list of
-    /// a million small strings; task `t`'s is `comm_offsets[t]..[t + 1]`.
-    comm_bytes: Vec<u8>,
-    comm_offsets: Vec<u64>,
 }
+
+/// Below this many tasks the columns are filled on one thread.
+const PARALLEL_TASKS: usize = 100_000;
 
 impl TaskColumns {
     /// One pass over the headers (they are big structs: thirteen passes
-    /// would read them thirteen times).
+    /// would read them thirteen times), split over two threads for large
+    /// dumps: each fills its half of every column.
     fn of(d: &Dump) -> Self {
         let n = d.headers.len();
         let mut c = Self {
-            pid: Vec::with_capacity(n),
-            tid: Vec::with_capacity(n),
-            tgid: Vec::with_capacity(n),
-            ppid: Vec::with_capacity(n),
-            cpu: Vec::with_capacity(n),
-            state: Vec::with_capacity(n),
-            kthread: Vec::with_capacity(n),
-            on_cpu: Vec::with_capacity(n),
-            task_flags: Vec::with_capacity(n),
-            thread_flags: Vec::with_capacity(n),
-            user_regs: Vec::with_capacity(n),
-            line: Vec::with_capacity(n),
+            pid: vec![0; n],
+            tid: vec![0; n],
+            tgid: vec![0; n],
+            ppid: vec![0; n],
+            cpu: vec![0; n],
+            state: vec![0; n],
+            kthread: vec![0; n],
+            on_cpu: vec![0; n],
+            task_flags: vec![0; n],
+            thread_flags: vec![0; n],
+            user_regs: vec![false; n],
+            line: vec![0; n],
             status: d.stack_status.iter().map(|&s| s as u8).collect(),
-            comm_bytes: Vec::with_capacity(n * 16),
-            comm_offsets: Vec::with_capacity(n + 1),
         };
-        c.comm_offsets.push(0);
-        for h in &d.headers {
-            c.pid.push(h.pid.unwrap_or(NO_ID));
-            c.tid.push(h.tid.unwrap_or(NO_ID));
-            c.tgid.push(h.tgid.unwrap_or(NO_ID));
-            c.ppid.push(h.ppid.unwrap_or(NO_ID));
-            c.cpu.push(h.cpu.unwrap_or(NO_ID));
-            c.state.push(h.state.map_or(0, u32::from));
-            c.kthread.push(tristate(h.kthread));
-            c.on_cpu.push(tristate(h.on_cpu));
-            c.task_flags.push(h.task_flags.unwrap_or(u64::MAX));
-            c.thread_flags.push(h.thread_flags.unwrap_or(u64::MAX));
-            c.user_regs.push(h.user_regs);
-            c.line.push(i64::try_from(h.line).unwrap_or(i64::MAX));
-            c.comm_bytes.extend_from_slice(h.comm.as_bytes());
-            c.comm_offsets.push(c.comm_bytes.len() as u64);
+        let all = c.slots();
+        if n < PARALLEL_TASKS {
+            all.fill(&d.headers);
+        } else {
+            let mid = n / 2;
+            let (low, high) = all.split_at(mid);
+            std::thread::scope(|scope| {
+                scope.spawn(|| high.fill(&d.headers[mid..]));
+                low.fill(&d.headers[..mid]);
+            });
         }
         c
+    }
+
+    fn slots(&mut self) -> TaskSlots<'_> {
+        TaskSlots {
+            pid: &mut self.pid,
+            tid: &mut self.tid,
+            tgid: &mut self.tgid,
+            ppid: &mut self.ppid,
+            cpu: &mut self.cpu,
+            state: &mut self.state,
+            kthread: &mut self.kthread,
+            on_cpu: &mut self.on_cpu,
+            task_flags: &mut self.task_flags,
+            thread_flags: &mut self.thread_flags,
+            user_regs: &mut self.user_regs,
+            line: &mut self.line,
+        }
+    }
+}
+
+/// A range of rows of the header-derived task columns, to be filled.
+struct TaskSlots<'a> {
+    pid: &'a mut [i64],
+    tid: &'a mut [i64],
+    tgid: &'a mut [i64],
+    ppid: &'a mut [i64],
+    cpu: &'a mut [i64],
+    state: &'a mut [u32],
+    kthread: &'a mut [i8],
+    on_cpu: &'a mut [i8],
+    task_flags: &'a mut [u64],
+    thread_flags: &'a mut [u64],
+    user_regs: &'a mut [bool],
+    line: &'a mut [i64],
+}
+
+impl<'a> TaskSlots<'a> {
+    /// Rows `..mid` and `mid..`.
+    fn split_at(self, mid: usize) -> (TaskSlots<'a>, TaskSlots<'a>) {
+        let (pid, pid2) = self.pid.split_at_mut(mid);
+        let (tid, tid2) = self.tid.split_at_mut(mid);
+        let (tgid, tgid2) = self.tgid.split_at_mut(mid);
+        let (ppid, ppid2) = self.ppid.split_at_mut(mid);
+        let (cpu, cpu2) = self.cpu.split_at_mut(mid);
+        let (state, state2) = self.state.split_at_mut(mid);
+        let (kthread, kthread2) = self.kthread.split_at_mut(mid);
+        let (on_cpu, on_cpu2) = self.on_cpu.split_at_mut(mid);
+        let (task_flags, task_flags2) = self.task_flags.split_at_mut(mid);
+        let (thread_flags, thread_flags2) = self.thread_flags.split_at_mut(mid);
+        let (user_regs, user_regs2) = self.user_regs.split_at_mut(mid);
+        let (line, line2) = self.line.split_at_mut(mid);
+        (
+            TaskSlots {
+                pid,
+                tid,
+                tgid,
+                ppid,
+                cpu,
+                state,
+                kthread,
+                on_cpu,
+                task_flags,
+                thread_flags,
+                user_regs,
+                line,
+            },
+            TaskSlots {
+                pid: pid2,
+                tid: tid2,
+                tgid: tgid2,
+                ppid: ppid2,
+                cpu: cpu2,
+                state: state2,
+                kthread: kthread2,
+                on_cpu: on_cpu2,
+                task_flags: task_flags2,
+                thread_flags: thread_flags2,
+                user_regs: user_regs2,
+                line: line2,
+            },
+        )
+    }
+
+    /// Row `i` from `headers[i]`.
+    fn fill(self, headers: &[TaskHeader]) {
+        for (i, h) in headers.iter().enumerate() {
+            self.pid[i] = h.pid.unwrap_or(NO_ID);
+            self.tid[i] = h.tid.unwrap_or(NO_ID);
+            self.tgid[i] = h.tgid.unwrap_or(NO_ID);
+            self.ppid[i] = h.ppid.unwrap_or(NO_ID);
+            self.cpu[i] = h.cpu.unwrap_or(NO_ID);
+            self.state[i] = h.state.map_or(0, u32::from);
+            self.kthread[i] = tristate(h.kthread);
+            self.on_cpu[i] = tristate(h.on_cpu);
+            self.task_flags[i] = h.task_flags.unwrap_or(u64::MAX);
+            self.thread_flags[i] = h.thread_flags.unwrap_or(u64::MAX);
+            self.user_regs[i] = h.user_regs;
+            self.line[i] = i64::try_from(h.line).unwrap_or(i64::MAX);
+        }
     }
 }
 
@@ -118,22 +206,19 @@ fn as_text(data: &[u8]) -> Cow<'_, str> {
     }
 }
 
-fn parse_detached(data: &[u8], format: Option<Format>) -> lpc_core::Result<Parsed> {
-    let text = as_text(data);
-    let mut d = dump::parse(&text, format)?;
-    if matches!(text, Cow::Owned(_)) {
-        d.warnings.push(WARN_NOT_UTF8.to_owned());
-    }
+/// The columns Python needs that the core does not keep as such; built
+/// without the GIL, after the parse.
+fn columns(mut d: Dump) -> Parsed {
     let tasks = TaskColumns::of(&d);
     let frame_context = std::mem::take(&mut d.frame_context)
         .into_iter()
         .map(|c| c as u8)
         .collect();
-    Ok(Parsed {
+    Parsed {
         dump: d,
         tasks,
         frame_context,
-    })
+    }
 }
 
 fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
@@ -146,8 +231,8 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     out.set_item("format", d.format.map(Format::name))?;
     out.set_item("kernel_release", d.kernel_release)?;
     out.set_item("names", PyList::new(py, d.names)?)?;
-    out.set_item("comm_bytes", PyBytes::new(py, &t.comm_bytes))?;
-    out.set_item("comm_offsets", t.comm_offsets.into_pyarray(py))?;
+    out.set_item("comm_names", PyList::new(py, d.comm_names)?)?;
+    out.set_item("comm", d.task_comm.into_pyarray(py))?;
     out.set_item("pid", t.pid.into_pyarray(py))?;
     out.set_item("tid", t.tid.into_pyarray(py))?;
     out.set_item("tgid", t.tgid.into_pyarray(py))?;
@@ -162,12 +247,13 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     out.set_item("task_line", t.line.into_pyarray(py))?;
     out.set_item("stack_status", t.status.into_pyarray(py))?;
     out.set_item("frame_offsets", d.frame_offsets.into_pyarray(py))?;
-    out.set_item("frame_address", d.frame_address.into_pyarray(py))?;
-    out.set_item("frame_has_address", d.frame_has_address.into_pyarray(py))?;
-    out.set_item("frame_function", d.frame_function.into_pyarray(py))?;
-    out.set_item("frame_offset", d.frame_offset.into_pyarray(py))?;
-    out.set_item("frame_size", d.frame_size.into_pyarray(py))?;
-    out.set_item("frame_module", d.frame_module.into_pyarray(py))?;
+    out.set_item("frame_token", d.frame_token.into_pyarray(py))?;
+    out.set_item("token_address", d.token_address.into_pyarray(py))?;
+    out.set_item("token_has_address", d.token_has_address.into_pyarray(py))?;
+    out.set_item("token_function", d.token_function.into_pyarray(py))?;
+    out.set_item("token_offset", d.token_offset.into_pyarray(py))?;
+    out.set_item("token_size", d.token_size.into_pyarray(py))?;
+    out.set_item("token_module", d.token_module.into_pyarray(py))?;
     out.set_item("frame_reliable", d.frame_reliable.into_pyarray(py))?;
     out.set_item("frame_context", frame_context.into_pyarray(py))?;
     out.set_item("frame_inlined", d.frame_inlined.into_pyarray(py))?;
@@ -194,7 +280,31 @@ fn parse_dump_bytes<'py>(
     path: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let format = parse_format(format, path)?;
-    let parsed = detached(py, || parse_detached(data, format))?.map_err(|e| to_py_at(e, path))?;
+    let parsed = detached(py, || dump::parse_bytes(data, format).map(columns))?
+        .map_err(|e| to_py_at(e, path))?;
+    to_dict(py, parsed)
+}
+
+/// Reads and parses the stack-dump file at ``path`` and returns its columns
+/// as a dict (the same keys as :func:`parse_dump_bytes`).
+///
+/// The file is read and parsed without the GIL (large files by two threads,
+/// large ``/proc`` snapshots parsed on every core). Raises
+/// :class:`lpc.errors.DumpParseError` naming ``path`` when the file is
+/// missing ("no such file"), a directory ("is a directory"), unreadable
+/// ("cannot read: <reason>"), the format name is unknown, or no format is
+/// recognised.
+#[pyfunction]
+#[pyo3(signature = (path, format = None))]
+fn parse_dump_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    format: Option<&str>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let name = path.to_string_lossy().into_owned();
+    let format = parse_format(format, Some(&name))?;
+    let parsed = detached(py, || dump::parse_file(&path, format).map(columns))?
+        .map_err(|e| to_py_at(e, Some(&name)))?;
     to_dict(py, parsed)
 }
 
@@ -228,6 +338,7 @@ fn dump_frame_contexts() -> Vec<&'static str> {
 /// Adds this file's functions and classes to `lpc._core`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_dump_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_dump_file, m)?)?;
     m.add_function(wrap_pyfunction!(detect_dump_format, m)?)?;
     m.add_function(wrap_pyfunction!(dump_formats, m)?)?;
     m.add_function(wrap_pyfunction!(dump_stack_statuses, m)?)?;

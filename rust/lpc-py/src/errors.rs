@@ -30,7 +30,9 @@ pub(crate) fn to_py_at(err: Error, path: Option<&str>) -> PyErr {
         Error::TooManyRanges { .. } | Error::LengthMismatch { .. } => {
             InvalidRangeError::new_err((message, Option::<usize>::None))
         }
-        Error::UnrecognizedDump { .. } | Error::FormatUnavailable { .. } => {
+        Error::UnrecognizedDump { .. }
+        | Error::FormatUnavailable { .. }
+        | Error::Unreadable { .. } => {
             DumpParseError::new_err((message, path.map(str::to_owned), Option::<usize>::None))
         }
         Error::Parse { line, message } if path.is_some() => {

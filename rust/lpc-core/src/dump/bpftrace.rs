@@ -241,12 +241,14 @@ impl MapKey {
             keys.push_str(t);
         }
         self.done.push(self.current);
-        b.begin_task(TaskHeader {
-            comm: keys,
-            on_cpu: Some(true),
-            line: self.line,
-            ..TaskHeader::default()
-        });
+        b.begin_task(
+            TaskHeader {
+                on_cpu: Some(true),
+                line: self.line,
+                ..TaskHeader::default()
+            },
+            &keys,
+        );
         b.warn(EVENTS_WARNING);
         let guessed = self.done.iter().skip(1).any(|e| {
             !e.frames.is_empty() && e.context() == FrameContext::Task && !e.kernel_address
@@ -317,21 +319,26 @@ impl<'a> Parser<'a> {
 
     fn block_frame(&mut self, b: &mut DumpBuilder, line_no: usize, f: &Frame<'_>) {
         if self.block.is_none() {
-            let header = match self.label.take() {
-                Some((label_line, _, comm, pid)) => TaskHeader {
-                    pid: Some(pid),
-                    comm: comm.to_owned(),
-                    line: label_line,
-                    on_cpu: Some(true),
-                    ..TaskHeader::default()
-                },
-                None => TaskHeader {
-                    line: line_no,
-                    on_cpu: Some(true),
-                    ..TaskHeader::default()
-                },
+            let (header, comm) = match self.label.take() {
+                Some((label_line, _, comm, pid)) => (
+                    TaskHeader {
+                        pid: Some(pid),
+                        line: label_line,
+                        on_cpu: Some(true),
+                        ..TaskHeader::default()
+                    },
+                    comm,
+                ),
+                None => (
+                    TaskHeader {
+                        line: line_no,
+                        on_cpu: Some(true),
+                        ..TaskHeader::default()
+                    },
+                    "",
+                ),
             };
-            b.begin_task(header);
+            b.begin_task(header, comm);
             b.warn(EVENTS_WARNING);
             self.block = Some(Element::default());
         }
@@ -424,7 +431,7 @@ mod tests {
 
     fn names(d: &Dump, t: usize) -> Vec<&str> {
         d.frames_of(t)
-            .map(|i| d.name(d.frame_function[i]).unwrap_or("?"))
+            .map(|i| d.name(d.frame_function(i)).unwrap_or("?"))
             .collect()
     }
 
@@ -456,7 +463,7 @@ mod tests {
         let d = dump();
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.pid, h.tid, h.line),
+            (d.comm(0), h.pid, h.tid, h.line),
             ("dd", Some(15125), None, 3)
         );
         assert_eq!(
@@ -473,10 +480,10 @@ mod tests {
         );
         let r = d.frames_of(0);
         // Decimal offsets, no address in bpftrace mode.
-        assert_eq!(d.frame_offset[r.start], 1560);
-        assert_eq!(d.frame_offset[r.start + 2], 156);
-        assert!(!d.frame_has_address[r.start]);
-        assert_eq!(d.frame_size[r.start], u64::MAX);
+        assert_eq!(d.frame_offset(r.start), 1560);
+        assert_eq!(d.frame_offset(r.start + 2), 156);
+        assert!(!d.frame_has_address(r.start));
+        assert_eq!(d.frame_size(r.start), u64::MAX);
         assert_eq!(d.frame_context[r.start], FrameContext::Task);
         assert_eq!(
             names(&d, 1).last(),
@@ -488,17 +495,17 @@ mod tests {
     fn perf_mode_keys() {
         let d = dump();
         let t = 4;
-        assert_eq!(d.headers[t].comm, "");
+        assert_eq!(d.comm(t), "");
         assert_eq!(d.headers[t].line, 43);
         let r = d.frames_of(t);
         assert_eq!(r.len(), 4);
-        assert_eq!(d.frame_address[r.start], 0xffff_ffff_821f_8b58);
-        assert_eq!(d.frame_offset[r.start], 1560);
+        assert_eq!(d.frame_address(r.start), 0xffff_ffff_821f_8b58);
+        assert_eq!(d.frame_offset(r.start), 1560);
         assert_eq!(
-            d.name(d.frame_function[r.end - 1]),
+            d.name(d.frame_function(r.end - 1)),
             Some("asm_sysvec_irq_work")
         );
-        assert_eq!(d.frame_offset[r.end - 1], 22);
+        assert_eq!(d.frame_offset(r.end - 1), 22);
         assert_eq!(d.frames_of(7).len(), 7);
     }
 
@@ -506,7 +513,7 @@ mod tests {
     fn tuple_keys_kernel_then_user() {
         let d = dump();
         let first = 8;
-        assert_eq!(d.headers[first].comm, "dd");
+        assert_eq!(d.comm(first), "dd");
         let r = d.frames_of(first);
         assert_eq!(r.len(), 5);
         assert!(d.frame_context[r.start..r.start + 4]
@@ -514,12 +521,12 @@ mod tests {
             .all(|&c| c == FrameContext::Task));
         // `0x55f872099b7f`: a user address makes the second stack user space.
         assert_eq!(d.frame_context[r.start + 4], FrameContext::User);
-        assert_eq!(d.frame_address[r.start + 4], 0x55f8_7209_9b7f);
+        assert_eq!(d.frame_address(r.start + 4), 0x55f8_7209_9b7f);
         // `__GI___write+16`: nothing proves user space, so it stays a kernel
         // frame (over-reporting is the safe error).
         let second = first + 1;
         let r = d.frames_of(second);
-        assert_eq!(d.name(d.frame_function[r.end - 1]), Some("__GI___write"));
+        assert_eq!(d.name(d.frame_function(r.end - 1)), Some("__GI___write"));
         assert_eq!(d.frame_context[r.end - 1], FrameContext::Task);
         let last = d.task_count() - 1;
         assert_eq!(names(&d, last).last(), Some(&"__libc_read"));
@@ -542,12 +549,10 @@ mod tests {
         let d = run(Format::Bpftrace, parse, text);
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.task_count(), 2);
-        assert_eq!(d.headers[0].comm, "comm_x");
+        assert_eq!(d.comm(0), "comm_x");
         assert_eq!(d.frames_of(0).len(), 3);
-        assert!(d.frame_function[0..3]
-            .iter()
-            .all(|&n| n == super::super::NO_NAME));
-        assert_eq!(d.frame_address[2], 0xffff_ffff_c000_1234);
+        assert!((0..3).all(|i| d.frame_function(i) == super::super::NO_NAME));
+        assert_eq!(d.frame_address(2), 0xffff_ffff_c000_1234);
         assert_eq!(d.stack_status[1], StackStatus::Truncated);
     }
 

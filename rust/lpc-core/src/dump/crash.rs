@@ -323,14 +323,16 @@ impl Parser {
 
     fn begin_task(&mut self, b: &mut DumpBuilder, line_no: usize, h: &Header<'_>) {
         self.finish_task(b);
-        b.begin_task(TaskHeader {
-            pid: Some(h.pid),
-            tid: Some(h.pid),
-            comm: h.comm.to_owned(),
-            cpu: h.cpu,
-            line: line_no,
-            ..TaskHeader::default()
-        });
+        b.begin_task(
+            TaskHeader {
+                pid: Some(h.pid),
+                tid: Some(h.pid),
+                cpu: h.cpu,
+                line: line_no,
+                ..TaskHeader::default()
+            },
+            h.comm,
+        );
     }
 
     fn frame(&mut self, b: &mut DumpBuilder, line_no: usize, line: &str, f: &Frame<'_>) {
@@ -474,19 +476,18 @@ mod tests {
 
     fn frame(d: &Dump, i: usize) -> FrameView<'_> {
         (
-            d.name(d.frame_function[i]),
-            (d.frame_offset[i] != u64::MAX).then_some(d.frame_offset[i]),
-            d.frame_has_address[i].then_some(d.frame_address[i]),
-            d.name(d.frame_module[i]),
+            d.name(d.frame_function(i)),
+            (d.frame_offset(i) != u64::MAX).then_some(d.frame_offset(i)),
+            d.frame_has_address(i).then_some(d.frame_address(i)),
+            d.name(d.frame_module(i)),
             d.frame_reliable[i],
             d.frame_context[i],
         )
     }
 
     fn task_named(d: &Dump, comm: &str) -> usize {
-        d.headers
-            .iter()
-            .position(|h| h.comm == comm)
+        (0..d.task_count())
+            .position(|t| d.comm(t) == comm)
             .expect("task present")
     }
 
@@ -514,7 +515,7 @@ mod tests {
             .all(|(_, t)| t.starts_with("# ") || t == "..."));
         let truncated: Vec<&str> = (0..d.task_count())
             .filter(|&t| d.stack_status[t] == StackStatus::Truncated)
-            .map(|t| d.headers[t].comm.as_str())
+            .map(|t| d.comm(t))
             .collect();
         assert_eq!(truncated, vec!["bash", "mingetty", "jbd2/dm-1-8"]);
     }
@@ -524,7 +525,7 @@ mod tests {
         let d = dump();
         let idle = &d.headers[0];
         assert_eq!((idle.pid, idle.tid, idle.cpu), (Some(0), Some(0), Some(11)));
-        assert_eq!(idle.comm, "swapper/11");
+        assert_eq!(d.comm(0), "swapper/11");
         assert_eq!(d.stack_status[0], StackStatus::Empty);
         let jbd2 = &d.headers[task_named(&d, "jbd2/dm-1-8")];
         assert_eq!((jbd2.pid, jbd2.cpu), (Some(428), Some(1)));
@@ -555,16 +556,16 @@ mod tests {
             )
         );
         // `#10` (no leading space) and `#11` continue the numbering.
-        assert_eq!(d.name(d.frame_function[r.start + 10]), Some("kthread"));
+        assert_eq!(d.name(d.frame_function(r.start + 10)), Some("kthread"));
         assert_eq!(
-            d.name(d.frame_function[r.end - 1]),
+            d.name(d.frame_function(r.end - 1)),
             Some("kernel_thread_helper")
         );
         // The trailing `...` says more was cut.
         assert_eq!(d.stack_status[jbd2], StackStatus::Truncated);
         let bash = task_named(&d, "bash");
         assert_eq!(
-            d.name(d.frame_function[d.frames_of(bash).start + 4]),
+            d.name(d.frame_function(d.frames_of(bash).start + 4)),
             Some("__handle_sysrq.cold.12")
         );
     }
@@ -590,7 +591,7 @@ mod tests {
                 FrameContext::Task
             )
         );
-        assert_eq!(d.name(d.frame_function[r.end - 1]), Some("cpu_idle"));
+        assert_eq!(d.name(d.frame_function(r.end - 1)), Some("cpu_idle"));
         let h = &d.headers[swapper];
         assert_eq!((h.pid, h.cpu, h.on_cpu), (Some(0), Some(0), Some(true)));
         assert!(!h.user_regs);
@@ -632,10 +633,10 @@ mod tests {
             )
         );
         assert_eq!(
-            d.name(d.frame_function[r.start + 5]),
+            d.name(d.frame_function(r.start + 5)),
             Some("get_empty_filp")
         );
-        assert_eq!(d.frame_offset[r.start + 5], 0x74);
+        assert_eq!(d.frame_offset(r.start + 5), 0x74);
         assert!(d.headers[su].user_regs);
     }
 
@@ -747,7 +748,7 @@ PID: 3      TASK: ffff88003c842000  CPU: 1   COMMAND: \"a \\\"b\\\"\"\n\
  #1 [ffff880035779a70] schedule at ffffffff815df272\n";
         let d = run(Format::Crash, parse, text);
         assert_eq!(d.skipped_lines, 1);
-        assert_eq!(d.headers[0].comm, "a \\\"b\\\"");
+        assert_eq!(d.comm(0), "a \\\"b\\\"");
         // Starts at #1: something before it is missing.
         assert_eq!(d.stack_status[0], StackStatus::Truncated);
     }

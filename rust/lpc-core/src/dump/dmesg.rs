@@ -219,14 +219,13 @@ fn release_in(t: &str) -> Option<&str> {
 
 /// `task:COMM state:S[  running task    ] stack:N pid:N [tgid:N] ppid:N
 /// [task_flags:0xF] flags:0xF` — 5.9 and later (`sched_show_task`).
-fn parse_task_header(t: &str, line: usize) -> Option<TaskHeader> {
+fn parse_task_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
     let rest = t.strip_prefix("task:")?;
     let cut = rest.find(" state:")?;
     let comm = trim_end_ws(&rest[..cut]);
     let rest = &rest[cut + " state:".len()..];
     let state = rest.chars().next().filter(|c| !c.is_whitespace())?;
     let mut h = TaskHeader {
-        comm: comm.to_owned(),
         state: Some(state),
         line,
         ..TaskHeader::default()
@@ -261,13 +260,13 @@ fn parse_task_header(t: &str, line: usize) -> Option<TaskHeader> {
     h.pid?;
     h.tid = h.pid;
     h.kthread = h.task_flags.map(|f| f & PF_KTHREAD != 0);
-    Some(h)
+    Some((h, comm))
 }
 
 /// `COMM STATE[ PC| running task[ on cpu N]] STACKFREE PID PPID 0xFLAGS[ N]` —
 /// the column header of kernels up to 5.8, read from the right: the state may
 /// be glued to the stack-free count (`D28344`) and vendors append fields.
-fn parse_column_header(t: &str, line: usize) -> Option<TaskHeader> {
+fn parse_column_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
     let (mut s, mut last) = pop_token(t)?;
     if !last.starts_with("0x") && parse_dec(last).is_some() {
         (s, last) = pop_token(s)?; // vendor tail (e.g. last arrival time)
@@ -324,13 +323,12 @@ fn parse_column_header(t: &str, line: usize) -> Option<TaskHeader> {
         return None;
     }
     h.state = Some(state);
-    h.comm = s.to_owned();
-    Some(h)
+    Some((h, s))
 }
 
 /// `CPU: N [UID: U] PID: P Comm: COMM Not tainted|Tainted: ...` —
 /// `dump_stack_print_info()`: the task running on that CPU.
-fn parse_cpu_header(t: &str, line: usize) -> Option<TaskHeader> {
+fn parse_cpu_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
     let rest = t.strip_prefix("CPU: ")?;
     let (cpu, _) = scan_dec(rest.as_bytes())?;
     let pid_at = rest.find(" PID: ")?;
@@ -344,15 +342,15 @@ fn parse_cpu_header(t: &str, line: usize) -> Option<TaskHeader> {
         .min()
         .unwrap_or(comm.len());
     let pid = i64::try_from(pid).ok()?;
-    Some(TaskHeader {
+    let h = TaskHeader {
         pid: Some(pid),
         tid: Some(pid),
-        comm: trim_end_ws(&comm[..end]).to_owned(),
         cpu: i64::try_from(cpu).ok(),
         on_cpu: Some(true),
         line,
         ..TaskHeader::default()
-    })
+    };
+    Some((h, trim_end_ws(&comm[..end])))
 }
 
 /// `INFO: task COMM:PID blocked for more than N seconds.` (and the newer
@@ -584,13 +582,13 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn begin(&mut self, b: &mut DumpBuilder, h: TaskHeader) {
+    fn begin(&mut self, b: &mut DumpBuilder, (h, comm): (TaskHeader, &str)) {
         if let Some(tid) = h.tid {
             if !self.seen_tids.insert(tid) {
                 self.repeated += 1;
             }
         }
-        b.begin_task(h);
+        b.begin_task(h, comm);
         self.context = FrameContext::Task;
         self.trace_seen = false;
         self.pending_hung = None;
@@ -713,22 +711,27 @@ impl<'a> Machine<'a> {
             // The header was lost: the INFO line is all we know.
             self.begin(
                 b,
-                TaskHeader {
-                    pid: Some(pid),
-                    tid: Some(pid),
-                    comm: comm.to_owned(),
-                    state: Some('D'),
-                    line,
-                    ..TaskHeader::default()
-                },
+                (
+                    TaskHeader {
+                        pid: Some(pid),
+                        tid: Some(pid),
+                        state: Some('D'),
+                        line,
+                        ..TaskHeader::default()
+                    },
+                    comm,
+                ),
             );
         } else if !b.has_open_task() || self.trace_seen {
             self.begin(
                 b,
-                TaskHeader {
-                    line: n,
-                    ..TaskHeader::default()
-                },
+                (
+                    TaskHeader {
+                        line: n,
+                        ..TaskHeader::default()
+                    },
+                    "",
+                ),
             );
         }
         self.trace_seen = true;
@@ -746,20 +749,17 @@ impl<'a> Machine<'a> {
         let Some(cpu) = parse_id(cpu) else {
             return false;
         };
-        self.begin(
-            b,
-            TaskHeader {
-                pid: Some(0),
-                tid: Some(0),
-                comm: format!("swapper/{cpu}"),
-                state: Some('R'),
-                kthread: Some(true),
-                on_cpu: Some(true),
-                cpu: Some(cpu),
-                line: n,
-                ..TaskHeader::default()
-            },
-        );
+        let idle = TaskHeader {
+            pid: Some(0),
+            tid: Some(0),
+            state: Some('R'),
+            kthread: Some(true),
+            on_cpu: Some(true),
+            cpu: Some(cpu),
+            line: n,
+            ..TaskHeader::default()
+        };
+        self.begin(b, (idle, &format!("swapper/{cpu}")));
         self.trace_seen = true;
         if let Some((parsed, _)) = parse_frame_body(rest) {
             let f = frame_ref(&parsed, None, true, FrameContext::Task, n);
@@ -915,7 +915,7 @@ mod tests {
     fn frames(d: &Dump, t: usize) -> Vec<String> {
         d.frames_of(t)
             .map(|i| {
-                let name = d.name(d.frame_function[i]).unwrap_or("-");
+                let name = d.name(d.frame_function(i)).unwrap_or("-");
                 if d.frame_reliable[i] {
                     name.to_owned()
                 } else {
@@ -959,63 +959,61 @@ mod tests {
 
     #[test]
     fn headers_of_every_generation() {
-        let h = parse_task_header(
+        let (h, comm) = parse_task_header(
             "task:sh              state:D stack:0     pid:11816 tgid:11816 ppid:11757  task_flags:0x400000 flags:0x00080001",
             3,
         )
         .unwrap();
         assert_eq!(
-            (h.pid, h.tid, h.tgid, h.ppid),
-            (Some(11816), Some(11816), Some(11816), Some(11757))
+            (comm, h.pid, h.tid, h.tgid, h.ppid),
+            ("sh", Some(11816), Some(11816), Some(11816), Some(11757))
         );
         assert_eq!(
             (h.task_flags, h.thread_flags, h.kthread),
             (Some(0x40_0000), Some(0x8_0001), Some(false))
         );
-        let h = parse_task_header(
+        let (h, comm) = parse_task_header(
             "task:systemd         state:S stack:12920 pid:    1 ppid:     0 flags:0x00000000",
             1,
         )
         .unwrap();
         assert_eq!(
-            (h.pid, h.ppid, h.kthread, h.comm.as_str()),
+            (h.pid, h.ppid, h.kthread, comm),
             (Some(1), Some(0), None, "systemd")
         );
-        let h = parse_task_header(
+        let (h, comm) = parse_task_header(
             "task:a b            state:R  running task     stack:0 pid:7 ppid:2 flags:0x0",
             1,
         )
         .unwrap();
-        assert_eq!((h.comm.as_str(), h.on_cpu), ("a b", Some(true)));
-        let h = parse_column_header("syz-executor865 D28344  1721   1719 0x00000000", 1).unwrap();
+        assert_eq!((comm, h.on_cpu), ("a b", Some(true)));
+        let (h, comm) =
+            parse_column_header("syz-executor865 D28344  1721   1719 0x00000000", 1).unwrap();
         assert_eq!(
-            (h.comm.as_str(), h.state, h.pid, h.ppid),
+            (comm, h.state, h.pid, h.ppid),
             ("syz-executor865", Some('D'), Some(1721), Some(1719))
         );
-        let h = parse_column_header(
+        let (h, comm) = parse_column_header(
             "init            D ffff88008ad8f5b0     0  2293      1 0x00000000",
             1,
         )
         .unwrap();
-        assert_eq!(
-            (h.comm.as_str(), h.state, h.pid),
-            ("init", Some('D'), Some(2293))
-        );
-        let h = parse_column_header(
+        assert_eq!((comm, h.state, h.pid), ("init", Some('D'), Some(2293)));
+        let (h, comm) = parse_column_header(
             "bash            R  running task        0  1234      1 0x00000000",
             1,
         )
         .unwrap();
-        assert_eq!((h.on_cpu, h.pid), (Some(true), Some(1234)));
+        assert_eq!((comm, h.on_cpu, h.pid), ("bash", Some(true), Some(1234)));
         assert!(parse_column_header("RDX: 0000000000000000 RSI: 0000000000000001", 1).is_none());
         assert!(parse_column_header("this is a rather long comm S 1 2 3 0x0", 1).is_none());
-        let h = parse_cpu_header(
+        let (h, comm) = parse_cpu_header(
             "CPU: 1 UID: 0 PID: 31 Comm: khungtaskd Not tainted 6.18.44 #1 PREEMPT(none) ",
             1,
         )
         .unwrap();
         assert_eq!(
-            (h.cpu, h.pid, h.comm.as_str(), h.on_cpu),
+            (h.cpu, h.pid, comm, h.on_cpu),
             (Some(1), Some(31), "khungtaskd", Some(true))
         );
         assert_eq!(
@@ -1039,7 +1037,7 @@ mod tests {
         assert_eq!(d.kernel_release.as_deref(), Some("6.18.44-fc-v657"));
         assert_eq!(d.skipped_lines, 1, "the provenance line only");
         assert_eq!(d.task_count(), 4);
-        let comms: Vec<_> = d.headers.iter().map(|h| h.comm.as_str()).collect();
+        let comms: Vec<_> = (0..d.task_count()).map(|t| d.comm(t)).collect();
         assert_eq!(comms, ["sh", "touch", "khungtaskd", "kdamond.0"]);
         let sh = &d.headers[0];
         assert_eq!(
@@ -1076,10 +1074,10 @@ mod tests {
         assert!(frames(&d, 2).contains(&"nmi_cpu_backtrace.cold".to_owned()));
         let kdamond = d.frames_of(3);
         assert_eq!(
-            d.name(d.frame_function[kdamond.start]),
+            d.name(d.frame_function(kdamond.start)),
             Some("__mem_cgroup_threshold")
         );
-        assert_eq!(d.frame_offset[kdamond.start], 0x1b);
+        assert_eq!(d.frame_offset(kdamond.start), 0x1b);
         assert!(!d.headers[3].user_regs);
         assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
         assert!(d.frame_context.iter().all(|&c| c == FrameContext::Task));
@@ -1095,8 +1093,8 @@ mod tests {
         assert_eq!(d.headers[0].pid, Some(2293));
         assert_eq!(d.headers[0].thread_flags, Some(0));
         let first = d.frames_of(0).start;
-        assert_eq!(d.frame_address[first], 0xffff_ffff_82a9_df9c);
-        assert_eq!(d.name(d.frame_function[first]), Some("schedule"));
+        assert_eq!(d.frame_address(first), 0xffff_ffff_82a9_df9c);
+        assert_eq!(d.name(d.frame_function(first)), Some("schedule"));
         assert_eq!(frames(&d, 0)[2], "? usleep_range");
         assert_eq!(frames(&d, 0).len(), 39);
         assert_eq!(
@@ -1114,12 +1112,12 @@ mod tests {
         );
         let nmi = 6;
         assert_eq!(
-            (d.headers[nmi].pid, d.headers[nmi].comm.as_str()),
+            (d.headers[nmi].pid, d.comm(nmi)),
             (Some(2285), "syz-executor491")
         );
         let rip = d.frames_of(nmi).start;
-        assert_eq!(d.name(d.frame_function[rip]), Some("io_serial_in"));
-        assert_eq!(d.frame_address[rip], 0xffff_ffff_81f0_14b0);
+        assert_eq!(d.name(d.frame_function(rip)), Some("io_serial_in"));
+        assert_eq!(d.frame_address(rip), 0xffff_ffff_81f0_14b0);
         assert!(d.warnings.iter().any(|w| w.contains("Same stack")));
     }
 
@@ -1131,7 +1129,7 @@ mod tests {
         assert_eq!(d.task_count(), 1);
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.state, h.pid, h.ppid, h.user_regs),
+            (d.comm(0), h.state, h.pid, h.ppid, h.user_regs),
             ("syz-executor865", Some('D'), Some(1721), Some(1719), true)
         );
         assert_eq!(frames(&d, 0).len(), 36);
@@ -1157,18 +1155,14 @@ mod tests {
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.task_count(), 3);
         assert_eq!(
-            (
-                d.headers[0].comm.as_str(),
-                d.headers[0].pid,
-                d.headers[0].ppid
-            ),
+            (d.comm(0), d.headers[0].pid, d.headers[0].ppid),
             ("kworker/u4:6", Some(5166), Some(2))
         );
         let t0 = d.frames_of(0);
         assert_eq!(t0.len(), 15);
-        assert_eq!(d.name(d.frame_function[t0.start]), Some("context_switch"));
+        assert_eq!(d.name(d.frame_function(t0.start)), Some("context_switch"));
         assert!(d.frame_inlined[t0.start]);
-        assert_eq!(d.frame_offset[t0.start], u64::MAX);
+        assert_eq!(d.frame_offset(t0.start), u64::MAX);
         assert!(!d.frame_inlined[t0.start + 1]);
         assert_eq!(d.frame_inlined.iter().filter(|&&i| i).count(), 10);
         // the NMI target's RIP lines are themselves inline-expanded
@@ -1178,7 +1172,7 @@ mod tests {
             ["div_u64_rem", "div_u64", "pie_calculate_probability"]
         );
         assert!(d.frame_inlined[t2.start] && !d.frame_inlined[t2.start + 2]);
-        assert_eq!(d.headers[2].comm, "ksoftirqd/1");
+        assert_eq!(d.comm(2), "ksoftirqd/1");
     }
 
     #[test]
@@ -1190,7 +1184,7 @@ mod tests {
         assert_eq!(d.task_count(), 1);
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.pid, h.tgid, h.ppid),
+            (d.comm(0), h.pid, h.tgid, h.ppid),
             ("udevd", Some(5612), Some(5612), Some(4302))
         );
         assert_eq!(
@@ -1213,7 +1207,7 @@ mod tests {
         assert_eq!(d.task_count(), 1);
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.state, h.on_cpu, h.cpu, h.pid, h.ppid),
+            (d.comm(0), h.state, h.on_cpu, h.cpu, h.pid, h.ppid),
             (
                 "kworker/0:0",
                 Some('R'),
@@ -1241,11 +1235,11 @@ mod tests {
         assert_eq!(d.task_count(), 2);
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.state, h.on_cpu, h.pid, h.tgid),
+            (d.comm(0), h.state, h.on_cpu, h.pid, h.tgid),
             ("rcu_preempt", Some('R'), Some(true), Some(17), Some(17))
         );
         let t1 = d.frames_of(1);
-        assert_eq!(d.name(d.frame_function[t1.start]), Some("rb_insert_color"));
+        assert_eq!(d.name(d.frame_function(t1.start)), Some("rb_insert_color"));
         let nmi: Vec<_> = t1
             .clone()
             .filter(|&i| d.frame_context[i] == FrameContext::Nmi)
@@ -1253,7 +1247,7 @@ mod tests {
         assert_eq!(nmi.len(), 13);
         assert!(nmi.iter().all(|&i| !d.frame_reliable[i]));
         assert_eq!(d.frame_context[t1.end - 1], FrameContext::Task);
-        assert_eq!(d.name(d.frame_function[t1.end - 1]), Some("do_syscall_64"));
+        assert_eq!(d.name(d.frame_function(t1.end - 1)), Some("do_syscall_64"));
     }
 
     #[test]
@@ -1282,11 +1276,7 @@ mod tests {
         );
         assert!(d.headers[1].user_regs && !d.headers[0].user_regs);
         assert_eq!(
-            (
-                d.headers[0].comm.as_str(),
-                d.headers[0].pid,
-                d.headers[0].state
-            ),
+            (d.comm(0), d.headers[0].pid, d.headers[0].state),
             ("systemd", Some(1), Some('S'))
         );
     }
@@ -1298,11 +1288,7 @@ mod tests {
         assert_eq!(d.task_count(), 2);
         for t in 0..2 {
             assert_eq!(
-                (
-                    d.headers[t].comm.as_str(),
-                    d.headers[t].pid,
-                    d.headers[t].ppid
-                ),
+                (d.comm(t), d.headers[t].pid, d.headers[t].ppid),
                 ("systemd", Some(1), Some(0))
             );
         }
@@ -1318,7 +1304,7 @@ mod tests {
         assert_eq!(d.task_count(), 1);
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.pid, h.tgid, h.ppid, h.state),
+            (d.comm(0), h.pid, h.tgid, h.ppid, h.state),
             (
                 "i915_selftest",
                 Some(5578),
@@ -1329,11 +1315,11 @@ mod tests {
         );
         let mods: Vec<_> = d
             .frames_of(0)
-            .map(|i| d.name(d.frame_module[i]).unwrap_or(""))
+            .map(|i| d.name(d.frame_module(i)).unwrap_or(""))
             .collect();
         assert_eq!(mods.iter().filter(|&&m| m == "i915").count(), 9);
         assert_eq!(mods[0], "");
-        assert_eq!(d.frame_module[d.frames_of(0).start], NO_NAME);
+        assert_eq!(d.frame_module(d.frames_of(0).start), NO_NAME);
     }
 
     #[test]
@@ -1349,11 +1335,7 @@ mod tests {
         let d =
             run("INFO: task a b:42 blocked for more than 5 seconds.\nCall Trace:\n f+0x1/0x2\n");
         assert_eq!(
-            (
-                d.headers[0].comm.as_str(),
-                d.headers[0].pid,
-                d.headers[0].state
-            ),
+            (d.comm(0), d.headers[0].pid, d.headers[0].state),
             ("a b", Some(42), Some('D'))
         );
     }
@@ -1373,12 +1355,9 @@ mod tests {
         assert_eq!(d.kernel_release.as_deref(), Some("6.6.0"));
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.task_count(), 3);
-        assert_eq!(
-            (d.headers[0].comm.as_str(), d.headers[0].cpu),
-            ("a b", Some(2))
-        );
+        assert_eq!((d.comm(0), d.headers[0].cpu), ("a b", Some(2)));
         assert_eq!(frames(&d, 0), ["foo", "foo", "bar"]);
-        assert_eq!(d.name(d.frame_module[0]), Some("mymod"));
+        assert_eq!(d.name(d.frame_module(0)), Some("mymod"));
         let ctx: Vec<_> = d.frames_of(1).map(|i| d.frame_context[i]).collect();
         assert_eq!(ctx, [FrameContext::Exception, FrameContext::SoftIrq]);
         assert!(d.headers[2].user_regs);
@@ -1389,11 +1368,7 @@ mod tests {
     fn idle_cpu_backtrace_is_the_idle_task() {
         let d = run("NMI backtrace for cpu 3 skipped: idling at intel_idle+0x6f/0xc0\n");
         assert_eq!(
-            (
-                d.headers[0].pid,
-                d.headers[0].comm.as_str(),
-                d.headers[0].on_cpu
-            ),
+            (d.headers[0].pid, d.comm(0), d.headers[0].on_cpu),
             (Some(0), "swapper/3", Some(true))
         );
         assert_eq!(frames(&d, 0), ["intel_idle"]);

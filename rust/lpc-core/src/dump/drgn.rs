@@ -67,11 +67,14 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         }
         if let Some(f) = parse_frame(line) {
             if f.index == 0 || !b.has_open_task() {
-                b.begin_task(TaskHeader {
-                    pid: next_pid.take(),
-                    line: line_no,
-                    ..TaskHeader::default()
-                });
+                b.begin_task(
+                    TaskHeader {
+                        pid: next_pid.take(),
+                        line: line_no,
+                        ..TaskHeader::default()
+                    },
+                    "",
+                );
                 index.reset();
             }
             if !index.follows(f.index) {
@@ -216,10 +219,10 @@ mod tests {
         FrameContext,
     ) {
         (
-            d.name(d.frame_function[i]),
-            (d.frame_offset[i] != u64::MAX).then_some(d.frame_offset[i]),
-            (d.frame_size[i] != u64::MAX).then_some(d.frame_size[i]),
-            d.frame_has_address[i].then_some(d.frame_address[i]),
+            d.name(d.frame_function(i)),
+            (d.frame_offset(i) != u64::MAX).then_some(d.frame_offset(i)),
+            (d.frame_size(i) != u64::MAX).then_some(d.frame_size(i)),
+            d.frame_has_address(i).then_some(d.frame_address(i)),
             d.frame_context[i],
         )
     }
@@ -292,7 +295,7 @@ mod tests {
         assert_eq!(d.headers[2].pid, None);
         let names: Vec<&str> = d
             .frames_of(2)
-            .map(|i| d.name(d.frame_function[i]).unwrap())
+            .map(|i| d.name(d.frame_function(i)).unwrap())
             .collect();
         assert_eq!(names[0], "queued_spin_lock_slowpath");
         assert_eq!(names[9], "submit_bio");

@@ -136,12 +136,15 @@ impl Parser {
             self.pid = Some(pid);
         } else if let Some(tid) = parse_tid(line) {
             self.finish_task(b);
-            b.begin_task(TaskHeader {
-                pid: self.pid,
-                tid: Some(tid),
-                line: line_no,
-                ..TaskHeader::default()
-            });
+            b.begin_task(
+                TaskHeader {
+                    pid: self.pid,
+                    tid: Some(tid),
+                    line: line_no,
+                    ..TaskHeader::default()
+                },
+                "",
+            );
             b.warn("eu-stack stacks are user space only: the kernel stacks of these threads are not in the dump");
         } else if let Some(f) = parse_frame(line) {
             self.frame(b, line_no, line, &f);
@@ -205,9 +208,9 @@ mod tests {
     /// (function, address, module, inlined) of frame `i`.
     fn frame(d: &Dump, i: usize) -> (Option<&str>, u64, Option<&str>, bool) {
         (
-            d.name(d.frame_function[i]),
-            d.frame_address[i],
-            d.name(d.frame_module[i]),
+            d.name(d.frame_function(i)),
+            d.frame_address(i),
+            d.name(d.frame_module(i)),
             d.frame_inlined[i],
         )
     }
@@ -228,7 +231,7 @@ mod tests {
         assert_eq!(lines, vec![1, 42, 67]);
         assert_eq!(d.skipped_lines, 3);
         assert!(d.frame_context.iter().all(|&c| c == FrameContext::User));
-        assert!(d.frame_has_address.iter().all(|&a| a));
+        assert!((0..d.frame_count()).all(|i| d.frame_has_address(i)));
         assert_eq!(d.warnings.len(), 1);
     }
 
@@ -258,7 +261,7 @@ mod tests {
             )
         );
         assert_eq!(
-            d.name(d.frame_function[10]),
+            d.name(d.frame_function(10)),
             Some("__libc_start_main@@GLIBC_2.34")
         );
         // TID 15129 printed no frame (the quoter cut the thread): unknown.

@@ -250,13 +250,15 @@ impl Parser {
         }
         if let Some(h) = parse_thread_header(line) {
             self.finish_task(b);
-            b.begin_task(TaskHeader {
-                pid: if h.process { Some(h.tid) } else { pid },
-                tid: Some(h.tid),
-                comm: h.name.unwrap_or("").to_owned(),
-                line: line_no,
-                ..TaskHeader::default()
-            });
+            b.begin_task(
+                TaskHeader {
+                    pid: if h.process { Some(h.tid) } else { pid },
+                    tid: Some(h.tid),
+                    line: line_no,
+                    ..TaskHeader::default()
+                },
+                h.name.unwrap_or(""),
+            );
             b.warn("gdb stacks are user space only: the kernel stacks of these threads are not in the dump");
         } else if let Some(f) = parse_frame(line) {
             self.frame(b, line_no, line, &f);
@@ -329,9 +331,9 @@ mod tests {
     /// (function, address, module, inlined) of frame `i`.
     fn frame(d: &Dump, i: usize) -> (Option<&str>, Option<u64>, Option<&str>, bool) {
         (
-            d.name(d.frame_function[i]),
-            d.frame_has_address[i].then_some(d.frame_address[i]),
-            d.name(d.frame_module[i]),
+            d.name(d.frame_function(i)),
+            d.frame_has_address(i).then_some(d.frame_address(i)),
+            d.name(d.frame_module(i)),
             d.frame_inlined[i],
         )
     }
@@ -365,7 +367,8 @@ mod tests {
         let got: Vec<(Option<i64>, Option<i64>, &str)> = d
             .headers
             .iter()
-            .map(|h| (h.pid, h.tid, h.comm.as_str()))
+            .enumerate()
+            .map(|(t, h)| (h.pid, h.tid, d.comm(t)))
             .collect();
         assert_eq!(
             got,
@@ -413,7 +416,7 @@ mod tests {
             (Some("_start"), Some(0x55f9_a60b_7081), None, false)
         );
         // No offsets in gdb frames.
-        assert!(d.frame_offset.iter().all(|&o| o == u64::MAX));
+        assert!((0..d.frame_count()).all(|i| d.frame_offset(i) == u64::MAX));
     }
 
     #[test]

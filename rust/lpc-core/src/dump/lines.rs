@@ -56,6 +56,18 @@ pub fn head(text: &str, max: usize) -> &str {
     }
 }
 
+/// [`head`] of raw bytes (which may not be valid UTF-8 further on).
+#[must_use]
+pub fn head_bytes(data: &[u8], max: usize) -> &[u8] {
+    if data.len() <= max {
+        return data;
+    }
+    match memchr::memrchr(b'\n', &data[..max]) {
+        Some(i) => &data[..=i],
+        None => data,
+    }
+}
+
 /// `s` without leading spaces and tabs.
 #[inline]
 #[must_use]
@@ -164,6 +176,8 @@ mod tests {
         assert_eq!(head("ab\ncd\nef", 7), "ab\ncd\n");
         assert_eq!(head("abcdef", 3), "abcdef");
         assert_eq!(head("ab", 10), "ab");
+        assert_eq!(head_bytes(b"ab\ncd\nef", 7), b"ab\ncd\n");
+        assert_eq!(head_bytes(b"abcdef", 3), b"abcdef");
     }
 
     #[test]

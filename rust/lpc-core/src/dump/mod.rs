@@ -13,7 +13,10 @@
 
 use crate::error::{Error, Result};
 
+pub use input::read_input;
+
 pub mod dmesg;
+mod input;
 pub mod ksym;
 pub mod lines;
 pub mod procsnap;
@@ -168,13 +171,14 @@ impl FrameContext {
 }
 
 /// One task header as a parser read it. `None` = the format did not say.
+/// The comm is not here: [`DumpBuilder::begin_task`] interns it into
+/// [`Dump::comm_names`] (see [`Dump::comm`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskHeader {
     pub pid: Option<i64>,
     pub tid: Option<i64>,
     pub tgid: Option<i64>,
     pub ppid: Option<i64>,
-    pub comm: String,
     /// One-letter state as `ps` prints it (`R S D T t Z X I P`), when known.
     pub state: Option<char>,
     /// PF_KTHREAD when the format shows it (`/proc/PID/stat` flags); else `None`.
@@ -226,34 +230,48 @@ pub struct FrameRef<'a> {
 }
 
 /// A parsed dump, columnar.
+///
+/// Frames are stored as *tokens*: everything about a frame except where it
+/// occurred (address, function, symbol offset and size, module) is interned
+/// into the `token_*` table, and a frame keeps only its token id plus what
+/// varies per occurrence (reliability, context, inlining, line). A 100 MB
+/// `/proc` snapshot holds ~2M frames but only a few thousand distinct tokens.
+/// Comms are interned the same way into `comm_names`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dump {
     pub format: Option<Format>,
     pub kernel_release: Option<String>,
     // ---- per task
     pub headers: Vec<TaskHeader>,
+    /// Index into `comm_names`.
+    pub task_comm: Vec<u32>,
     pub stack_status: Vec<StackStatus>,
     /// CSR: task `t`'s frames are `frame_offsets[t]..frame_offsets[t + 1]`.
     pub frame_offsets: Vec<u64>,
     // ---- per frame
-    /// 0 when unknown; see `frame_has_address`.
-    pub frame_address: Vec<u64>,
-    pub frame_has_address: Vec<bool>,
-    /// Index into `names`, or [`NO_NAME`].
-    pub frame_function: Vec<u32>,
-    /// `u64::MAX` when unknown.
-    pub frame_offset: Vec<u64>,
-    /// `u64::MAX` when unknown.
-    pub frame_size: Vec<u64>,
-    /// Index into `names`, or [`NO_NAME`] (vmlinux).
-    pub frame_module: Vec<u32>,
+    /// Index into the `token_*` columns.
+    pub frame_token: Vec<u32>,
     pub frame_reliable: Vec<bool>,
     pub frame_context: Vec<FrameContext>,
     pub frame_inlined: Vec<bool>,
     pub frame_line: Vec<u32>,
+    // ---- per token (distinct frame symbol), first-occurrence order
+    /// 0 when unknown; see `token_has_address`.
+    pub token_address: Vec<u64>,
+    pub token_has_address: Vec<bool>,
+    /// Index into `names`, or [`NO_NAME`].
+    pub token_function: Vec<u32>,
+    /// `u64::MAX` when unknown.
+    pub token_offset: Vec<u64>,
+    /// `u64::MAX` when unknown.
+    pub token_size: Vec<u64>,
+    /// Index into `names`, or [`NO_NAME`] (vmlinux).
+    pub token_module: Vec<u32>,
     // ---- shared
     /// Interned function and module names.
     pub names: Vec<String>,
+    /// Interned comms, first-occurrence order.
+    pub comm_names: Vec<String>,
     /// Lines that belong to no known construct.
     pub skipped_lines: usize,
     /// The first few skipped lines, `(line number, text)`, for the report.
@@ -275,7 +293,13 @@ impl Dump {
     /// Number of frames over all tasks.
     #[must_use]
     pub fn frame_count(&self) -> usize {
-        self.frame_address.len()
+        self.frame_token.len()
+    }
+
+    /// Number of distinct frame tokens.
+    #[must_use]
+    pub fn token_count(&self) -> usize {
+        self.token_function.len()
     }
 
     /// Frame index range of task `t`.
@@ -289,6 +313,52 @@ impl Dump {
     pub fn name(&self, index: u32) -> Option<&str> {
         (index != NO_NAME).then(|| self.names[index as usize].as_str())
     }
+
+    /// Task `t`'s comm.
+    #[must_use]
+    pub fn comm(&self, t: usize) -> &str {
+        &self.comm_names[self.task_comm[t] as usize]
+    }
+
+    fn token_of(&self, frame: usize) -> usize {
+        self.frame_token[frame] as usize
+    }
+
+    /// Frame `i`'s address, 0 when unknown (see [`Dump::frame_has_address`]).
+    #[must_use]
+    pub fn frame_address(&self, i: usize) -> u64 {
+        self.token_address[self.token_of(i)]
+    }
+
+    /// Whether frame `i`'s address is known.
+    #[must_use]
+    pub fn frame_has_address(&self, i: usize) -> bool {
+        self.token_has_address[self.token_of(i)]
+    }
+
+    /// Frame `i`'s function name id, or [`NO_NAME`].
+    #[must_use]
+    pub fn frame_function(&self, i: usize) -> u32 {
+        self.token_function[self.token_of(i)]
+    }
+
+    /// Frame `i`'s `+0xoff`, `u64::MAX` when not printed.
+    #[must_use]
+    pub fn frame_offset(&self, i: usize) -> u64 {
+        self.token_offset[self.token_of(i)]
+    }
+
+    /// Frame `i`'s `/0xsize`, `u64::MAX` when not printed.
+    #[must_use]
+    pub fn frame_size(&self, i: usize) -> u64 {
+        self.token_size[self.token_of(i)]
+    }
+
+    /// Frame `i`'s module name id, or [`NO_NAME`] (vmlinux).
+    #[must_use]
+    pub fn frame_module(&self, i: usize) -> u32 {
+        self.token_module[self.token_of(i)]
+    }
 }
 
 /// The hash of a name for the intern table: its length, first and last
@@ -296,7 +366,7 @@ impl Dump {
 /// Constant time whatever the length; names sharing both ends only collide
 /// in the table, where the full comparison settles them.
 #[inline]
-fn name_hash(b: &[u8]) -> u64 {
+pub(crate) fn name_hash(b: &[u8]) -> u64 {
     const K1: u64 = 0x9e37_79b9_7f4a_7c15;
     const K2: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let n = b.len();
@@ -319,7 +389,7 @@ fn name_hash(b: &[u8]) -> u64 {
 
 /// Byte equality without a `memcmp` call: names are a dozen bytes or two.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -382,11 +452,116 @@ impl NameTable {
     }
 }
 
+/// A frame token with its names already interned: the key of [`TokenTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Token {
+    address: Option<u64>,
+    function: u32,
+    offset: u64,
+    size: u64,
+    module: u32,
+}
+
+impl Token {
+    #[inline]
+    fn hash(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = u64::from(self.function) | (u64::from(self.module) << 32);
+        for word in [
+            self.offset,
+            self.size,
+            self.address.map_or(u64::MAX - 1, |a| a.rotate_left(17)),
+        ] {
+            h = (h ^ word).wrapping_mul(K).rotate_left(31);
+        }
+        h.wrapping_mul(K)
+    }
+
+    fn of(d: &Dump, id: usize) -> Self {
+        Self {
+            address: d.token_has_address[id].then_some(d.token_address[id]),
+            function: d.token_function[id],
+            offset: d.token_offset[id],
+            size: d.token_size[id],
+            module: d.token_module[id],
+        }
+    }
+
+    fn push_to(self, d: &mut Dump) {
+        d.token_address.push(self.address.unwrap_or(0));
+        d.token_has_address.push(self.address.is_some());
+        d.token_function.push(self.function);
+        d.token_offset.push(self.offset);
+        d.token_size.push(self.size);
+        d.token_module.push(self.module);
+    }
+}
+
+/// Open-addressing intern table of frame tokens, like [`NameTable`]: `(hash
+/// tag, token id)` slots, linear probing, at most half full. The tokens live
+/// in the `Dump::token_*` columns.
+#[derive(Debug, Default)]
+struct TokenTable {
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+}
+
+impl TokenTable {
+    const EMPTY: u32 = u32::MAX;
+
+    fn rebuild(&mut self, capacity: usize, d: &Dump) {
+        self.slots = vec![(0, Self::EMPTY); capacity];
+        self.shift = 64 - capacity.trailing_zeros();
+        for id in 0..d.token_count() {
+            let h = Token::of(d, id).hash();
+            let mut i = (h >> self.shift) as usize;
+            while self.slots[i].1 != Self::EMPTY {
+                i = (i + 1) & (capacity - 1);
+            }
+            self.slots[i] = (h as u32, u32::try_from(id).expect("fewer than 2^32 tokens"));
+        }
+    }
+
+    fn intern(&mut self, token: Token, d: &mut Dump) -> u32 {
+        if d.token_count() * 2 >= self.slots.len() {
+            self.rebuild((self.slots.len() * 2).max(1024), d);
+        }
+        let h = token.hash();
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let (tag, id) = self.slots[i];
+            if id == Self::EMPTY {
+                let new = u32::try_from(d.token_count()).expect("fewer than 2^32 tokens");
+                token.push_to(d);
+                self.slots[i] = (h as u32, new);
+                return new;
+            }
+            if tag == h as u32 && Token::of(d, id as usize) == token {
+                return id;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// What varies per occurrence of a frame token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameSite {
+    pub reliable: bool,
+    pub context: FrameContext,
+    pub inlined: bool,
+    /// 1-based source line.
+    pub line: usize,
+}
+
 /// Fills a [`Dump`] one task and one frame at a time.
 #[derive(Debug, Default)]
 pub struct DumpBuilder {
     dump: Dump,
     interned: NameTable,
+    comms: NameTable,
+    tokens: TokenTable,
     open: bool,
     /// Status forced by the parser for the open task (unreadable, truncated…).
     forced: Option<StackStatus>,
@@ -410,14 +585,10 @@ impl DumpBuilder {
     pub fn reserve(&mut self, tasks: usize, frames: usize) {
         let d = &mut self.dump;
         d.headers.reserve(tasks);
+        d.task_comm.reserve(tasks);
         d.stack_status.reserve(tasks);
         d.frame_offsets.reserve(tasks);
-        d.frame_address.reserve(frames);
-        d.frame_has_address.reserve(frames);
-        d.frame_function.reserve(frames);
-        d.frame_offset.reserve(frames);
-        d.frame_size.reserve(frames);
-        d.frame_module.reserve(frames);
+        d.frame_token.reserve(frames);
         d.frame_reliable.reserve(frames);
         d.frame_context.reserve(frames);
         d.frame_inlined.reserve(frames);
@@ -435,10 +606,13 @@ impl DumpBuilder {
         self.dump.kernel_release.as_deref()
     }
 
-    /// Starts a new task (closing the previous one).
-    pub fn begin_task(&mut self, header: TaskHeader) {
+    /// Starts a new task named `comm` (closing the previous one). The comm is
+    /// interned: a task costs no string allocation unless its comm is new.
+    pub fn begin_task(&mut self, header: TaskHeader, comm: &str) {
         self.end_task();
+        let comm = self.comms.intern(comm, &mut self.dump.comm_names);
         self.dump.headers.push(header);
+        self.dump.task_comm.push(comm);
         self.open = true;
         self.forced = None;
     }
@@ -497,28 +671,57 @@ impl DumpBuilder {
             .frame_offsets
             .last()
             .expect("offsets start with 0") as usize;
-        self.dump.frame_address.len() - first
+        self.dump.frame_token.len() - first
     }
 
-    /// Appends a borrowed frame to the open task (no allocation unless a name is new).
+    /// The token id of a frame's symbol part, interning it (and its names)
+    /// when new. Parsers that see the same symbol text again may keep the id
+    /// and use [`DumpBuilder::push_token`].
+    pub fn intern_token(&mut self, f: &FrameRef<'_>) -> u32 {
+        let token = Token {
+            address: f.address,
+            function: f.function.map_or(NO_NAME, |n| self.intern(n)),
+            offset: f.offset.unwrap_or(u64::MAX),
+            size: f.size.unwrap_or(u64::MAX),
+            module: f.module.map_or(NO_NAME, |m| self.intern(m)),
+        };
+        self.tokens.intern(token, &mut self.dump)
+    }
+
+    /// Appends a frame given by its token id (from [`DumpBuilder::intern_token`]
+    /// of this builder) to the open task.
+    ///
+    /// # Panics
+    /// When no task is open, or `token` is not one of this builder's.
+    pub fn push_token(&mut self, token: u32, site: FrameSite) {
+        assert!(self.open, "push_frame without an open task");
+        assert!((token as usize) < self.dump.token_count(), "unknown token");
+        let d = &mut self.dump;
+        d.frame_token.push(token);
+        d.frame_reliable.push(site.reliable);
+        d.frame_context.push(site.context);
+        d.frame_inlined.push(site.inlined);
+        d.frame_line
+            .push(u32::try_from(site.line).unwrap_or(u32::MAX));
+    }
+
+    /// Appends a borrowed frame to the open task (no allocation unless its
+    /// token is new).
     ///
     /// # Panics
     /// When no task is open (a parser bug: frames outside a task are `skip`ped).
     pub fn push_frame_ref(&mut self, f: &FrameRef<'_>) {
         assert!(self.open, "push_frame without an open task");
-        let function = f.function.map_or(NO_NAME, |n| self.intern(n));
-        let module = f.module.map_or(NO_NAME, |m| self.intern(m));
-        let d = &mut self.dump;
-        d.frame_address.push(f.address.unwrap_or(0));
-        d.frame_has_address.push(f.address.is_some());
-        d.frame_function.push(function);
-        d.frame_offset.push(f.offset.unwrap_or(u64::MAX));
-        d.frame_size.push(f.size.unwrap_or(u64::MAX));
-        d.frame_module.push(module);
-        d.frame_reliable.push(f.reliable);
-        d.frame_context.push(f.context);
-        d.frame_inlined.push(f.inlined);
-        d.frame_line.push(u32::try_from(f.line).unwrap_or(u32::MAX));
+        let token = self.intern_token(f);
+        self.push_token(
+            token,
+            FrameSite {
+                reliable: f.reliable,
+                context: f.context,
+                inlined: f.inlined,
+                line: f.line,
+            },
+        );
     }
 
     /// Counts a line that belongs to no known construct, keeping the first few.
@@ -543,7 +746,7 @@ impl DumpBuilder {
         }
         let d = &mut self.dump;
         let first = *d.frame_offsets.last().expect("offsets start with 0") as usize;
-        let frames = first..d.frame_address.len();
+        let frames = first..d.frame_token.len();
         let status = if let Some(forced) = self.forced {
             forced
         } else if frames.is_empty() {
@@ -555,9 +758,77 @@ impl DumpBuilder {
             StackStatus::Complete
         };
         d.stack_status.push(status);
-        d.frame_offsets.push(d.frame_address.len() as u64);
+        d.frame_offsets.push(d.frame_token.len() as u64);
         self.open = false;
         self.forced = None;
+    }
+
+    /// Appends a whole dump parsed from the text that follows this builder's
+    /// (`lines_before` lines further on), as if this builder had parsed it:
+    /// names, comms and tokens are re-interned into this builder's tables,
+    /// line numbers shifted, skipped lines summed (the first
+    /// [`SKIPPED_SAMPLES`] kept), warnings deduplicated.
+    ///
+    /// The open task, if any, is closed first, so `next` must start at a task
+    /// boundary of the format (the parallel snapshot parse cuts at headers).
+    pub fn append(&mut self, next: Dump, lines_before: usize) {
+        self.end_task();
+        let names: Vec<u32> = next.names.iter().map(|n| self.intern(n)).collect();
+        let rename = |id: u32| {
+            if id == NO_NAME {
+                NO_NAME
+            } else {
+                names[id as usize]
+            }
+        };
+        let tokens: Vec<u32> = (0..next.token_count())
+            .map(|id| {
+                let t = Token::of(&next, id);
+                let t = Token {
+                    function: rename(t.function),
+                    module: rename(t.module),
+                    ..t
+                };
+                self.tokens.intern(t, &mut self.dump)
+            })
+            .collect();
+        let comms: Vec<u32> = next
+            .comm_names
+            .iter()
+            .map(|c| self.comms.intern(c, &mut self.dump.comm_names))
+            .collect();
+        let shift = |line: usize| line.saturating_add(lines_before);
+        let shift32 = |line: u32| u32::try_from(shift(line as usize)).unwrap_or(u32::MAX);
+        let d = &mut self.dump;
+        d.headers.extend(next.headers.into_iter().map(|mut h| {
+            h.line = shift(h.line);
+            h
+        }));
+        d.task_comm
+            .extend(next.task_comm.iter().map(|&c| comms[c as usize]));
+        d.stack_status.extend_from_slice(&next.stack_status);
+        let base = *d.frame_offsets.last().expect("offsets start with 0");
+        d.frame_offsets
+            .extend(next.frame_offsets[1..].iter().map(|&o| o + base));
+        d.frame_token
+            .extend(next.frame_token.iter().map(|&t| tokens[t as usize]));
+        d.frame_reliable.extend_from_slice(&next.frame_reliable);
+        d.frame_context.extend_from_slice(&next.frame_context);
+        d.frame_inlined.extend_from_slice(&next.frame_inlined);
+        d.frame_line
+            .extend(next.frame_line.iter().map(|&l| shift32(l)));
+        d.skipped_lines += next.skipped_lines;
+        for (line, text) in next.skipped_samples {
+            if d.skipped_samples.len() < SKIPPED_SAMPLES {
+                d.skipped_samples.push((shift(line), text));
+            }
+        }
+        if d.kernel_release.is_none() {
+            d.kernel_release = next.kernel_release;
+        }
+        for w in &next.warnings {
+            self.warn(w);
+        }
     }
 
     /// Closes the last task and returns the dump.
@@ -694,6 +965,134 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
     Ok(b.finish())
 }
 
+/// Warning added when the input had to be decoded lossily.
+pub const WARN_NOT_UTF8: &str =
+    "the input is not valid UTF-8: invalid bytes were replaced by U+FFFD before parsing";
+
+/// Inputs at least this large are parsed on several threads when their
+/// format allows it (below, thread start-up and the merge cost more than
+/// they save).
+pub const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
+/// The threads a parse of `len` bytes uses: one per core for large inputs.
+#[must_use]
+pub fn parse_threads(len: usize) -> usize {
+    if len < PARALLEL_MIN_BYTES {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// Parses a dump held as bytes, in `format` or the detected one, on
+/// [`parse_threads`] threads. See [`parse_bytes_with`].
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_bytes(data: &[u8], format: Option<Format>) -> Result<Dump> {
+    parse_bytes_with(data, format, parse_threads(data.len()))
+}
+
+/// Reads and parses the dump file at `path` (see [`read_input`] and
+/// [`parse_bytes`]).
+///
+/// # Errors
+/// [`Error::Unreadable`] when the file cannot be read, else as [`parse`].
+pub fn parse_file(path: &std::path::Path, format: Option<Format>) -> Result<Dump> {
+    parse_file_with(path, format, None, FILE_PIECE)
+}
+
+/// How much of a file a thread reads at a time when it parses while
+/// reading: small enough to stay in the cache between the read and the
+/// parse, large enough that the `pread` calls cost nothing.
+pub const FILE_PIECE: usize = 256 * 1024;
+
+fn unreadable(e: &std::io::Error) -> Error {
+    Error::Unreadable {
+        message: input::describe(e),
+    }
+}
+
+/// [`parse_file`] on `threads` threads (`None`: [`parse_threads`] of the
+/// file's size), reading `piece` bytes at a time when the file is parsed
+/// while it is read.
+///
+/// A regular file holding a recorded `/proc` snapshot, when it is large or
+/// `threads` > 1, is never held whole in memory: each thread reads and
+/// parses its chunk piece by piece (see [`procsnap`]). Anything else is read by [`read_input`] and parsed by
+/// [`parse_bytes_with`]. The result is the same either way.
+///
+/// # Errors
+/// As [`parse_file`].
+pub fn parse_file_with(
+    path: &std::path::Path,
+    format: Option<Format>,
+    threads: Option<usize>,
+    piece: usize,
+) -> Result<Dump> {
+    let file = std::fs::File::open(path).map_err(|e| unreadable(&e))?;
+    let meta = file.metadata().map_err(|e| unreadable(&e))?;
+    let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let threads = threads.unwrap_or_else(|| parse_threads(size));
+    // Parsing while reading pays from a few MB on, on any number of threads:
+    // no buffer the size of the file, no page faults to fill one.
+    if meta.is_file() && (threads > 1 || size >= PARALLEL_MIN_BYTES) {
+        let mut head = vec![0u8; DETECT_WINDOW.min(size)];
+        let n = input::fill_at(&file, &mut head, 0).map_err(|e| unreadable(&e))?;
+        head.truncate(n);
+        if format.or_else(|| detect_head(&head)) == Some(Format::ProcSnapshot) {
+            let parsed = procsnap::parse_file_chunks(&file, meta.len(), threads, piece)
+                .map_err(|e| unreadable(&e))?;
+            if let Some(d) = parsed {
+                return Ok(d);
+            }
+        }
+    }
+    drop(file);
+    let data = read_input(path).map_err(|e| unreadable(&e))?;
+    parse_bytes_with(&data, format, threads)
+}
+
+/// The format detected in the first [`DETECT_WINDOW`] bytes of a dump, if
+/// they are UTF-8 and some parser recognises them.
+fn detect_head(data: &[u8]) -> Option<Format> {
+    let head = std::str::from_utf8(lines::head_bytes(data, DETECT_WINDOW)).ok()?;
+    PARSERS
+        .iter()
+        .find(|p| (p.looks_like)(head))
+        .map(|p| p.format)
+}
+
+/// Parses a dump held as bytes on up to `threads` threads.
+///
+/// Valid UTF-8 is parsed in place; otherwise invalid bytes are replaced by
+/// U+FFFD and [`WARN_NOT_UTF8`] is added. A recorded `/proc` snapshot is cut
+/// at its task headers into one chunk per thread, each chunk validated and
+/// parsed by its own thread, and the chunks merged in order: the result is
+/// the same (`==`) as the sequential parse, whatever `threads`.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> Result<Dump> {
+    let known = format.or_else(|| detect_head(data));
+    if threads > 1 && known == Some(Format::ProcSnapshot) {
+        let chunks = procsnap::split_at_headers(data, threads);
+        if chunks.len() > 1 {
+            if let Some(d) = procsnap::parse_chunks(&chunks, data.len()) {
+                return Ok(d);
+            }
+        }
+    }
+    match std::str::from_utf8(data) {
+        Ok(text) => parse(text, known),
+        Err(_) => {
+            let text = String::from_utf8_lossy(data);
+            let mut d = parse(&text, known)?;
+            d.warnings.push(WARN_NOT_UTF8.to_owned());
+            Ok(d)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,11 +1100,13 @@ mod tests {
     #[test]
     fn builder_fills_csr_columns_and_statuses() {
         let mut b = DumpBuilder::new(Format::ProcStack);
-        b.begin_task(TaskHeader {
-            pid: Some(1),
-            comm: "a".into(),
-            ..TaskHeader::default()
-        });
+        b.begin_task(
+            TaskHeader {
+                pid: Some(1),
+                ..TaskHeader::default()
+            },
+            "a",
+        );
         for name in ["worker_thread", "kthread"] {
             b.push_frame(&FrameRecord {
                 function: Some(name.into()),
@@ -713,14 +1114,14 @@ mod tests {
                 ..FrameRecord::default()
             });
         }
-        b.begin_task(TaskHeader::default());
-        b.begin_task(TaskHeader::default());
+        b.begin_task(TaskHeader::default(), "");
+        b.begin_task(TaskHeader::default(), "");
         b.push_frame(&FrameRecord {
             address: Some(0xffff),
             reliable: false,
             ..FrameRecord::default()
         });
-        b.begin_task(TaskHeader::default());
+        b.begin_task(TaskHeader::default(), "");
         b.force_status(StackStatus::Unreadable);
         b.skip(7, "garbage");
         let d = b.finish();
@@ -734,16 +1135,134 @@ mod tests {
                 StackStatus::Unreadable
             ]
         );
-        assert_eq!(d.name(d.frame_function[1]), Some("kthread"));
-        assert_eq!(d.name(d.frame_function[2]), None);
+        assert_eq!(d.name(d.frame_function(1)), Some("kthread"));
+        assert_eq!(d.name(d.frame_function(2)), None);
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.frames_of(0), 0..2);
+    }
+
+    /// The frame a token table must reproduce, read back through the accessors.
+    fn frame_back(d: &Dump, i: usize) -> FrameRecord {
+        FrameRecord {
+            address: d.frame_has_address(i).then(|| d.frame_address(i)),
+            function: d.name(d.frame_function(i)).map(str::to_owned),
+            offset: Some(d.frame_offset(i)).filter(|&o| o != u64::MAX),
+            size: Some(d.frame_size(i)).filter(|&s| s != u64::MAX),
+            module: d.name(d.frame_module(i)).map(str::to_owned),
+            reliable: d.frame_reliable[i],
+            context: d.frame_context[i],
+            inlined: d.frame_inlined[i],
+            line: d.frame_line[i] as usize,
+        }
+    }
+
+    #[test]
+    fn tokens_are_shared_by_equal_symbols_only() {
+        let base = FrameRecord {
+            function: Some("worker_thread".into()),
+            offset: Some(0x98),
+            size: Some(0x310),
+            reliable: true,
+            ..FrameRecord::default()
+        };
+        let frames = [
+            base.clone(),
+            FrameRecord {
+                reliable: false,
+                context: FrameContext::Irq,
+                inlined: true,
+                line: 9,
+                ..base.clone()
+            },
+            FrameRecord {
+                offset: Some(0x99),
+                ..base.clone()
+            },
+            FrameRecord {
+                size: None,
+                ..base.clone()
+            },
+            FrameRecord {
+                address: Some(0),
+                ..base.clone()
+            },
+            FrameRecord {
+                address: Some(0xffff_ffff_8100_0000),
+                ..base.clone()
+            },
+            FrameRecord {
+                module: Some("ext4".into()),
+                ..base.clone()
+            },
+            FrameRecord {
+                function: Some("ext4".into()),
+                module: Some("worker_thread".into()),
+                ..base.clone()
+            },
+            FrameRecord::default(),
+            base.clone(),
+        ];
+        let mut b = DumpBuilder::new(Format::ProcStack);
+        b.begin_task(TaskHeader::default(), "t");
+        for f in &frames {
+            b.push_frame(f);
+        }
+        let d = b.finish();
+        // Only the last frame (and the second: same symbol, other site) repeat one.
+        assert_eq!(d.token_count(), frames.len() - 2);
+        assert_eq!(d.frame_token[0], d.frame_token[1]);
+        assert_eq!(d.frame_token[0], d.frame_token[9]);
+        let mut distinct = d.frame_token[..9].to_vec();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 8);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(&frame_back(&d, i), f, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn many_tokens_survive_table_growth() {
+        let mut b = DumpBuilder::new(Format::ProcStack);
+        b.begin_task(TaskHeader::default(), "");
+        let frame = |i: u64| FrameRecord {
+            function: Some(format!("f{}", i % 7)),
+            offset: Some(i),
+            size: Some(i % 3),
+            address: i.is_multiple_of(5).then_some(i),
+            reliable: true,
+            ..FrameRecord::default()
+        };
+        for round in 0..2 {
+            for i in 0..3000 {
+                b.push_frame(&frame(i));
+            }
+            assert_eq!(b.dump.token_count(), 3000, "round {round}");
+        }
+        let d = b.finish();
+        for i in 0..6000 {
+            assert_eq!(frame_back(&d, i), frame(i as u64 % 3000));
+        }
+    }
+
+    #[test]
+    fn comms_are_interned_in_first_occurrence_order() {
+        let mut b = DumpBuilder::new(Format::ProcSnapshot);
+        let comms = ["kworker/0:1", "bash", "", "kworker/0:1", "bash", "ä b"];
+        for c in comms {
+            b.begin_task(TaskHeader::default(), c);
+        }
+        let d = b.finish();
+        assert_eq!(d.comm_names, ["kworker/0:1", "bash", "", "ä b"]);
+        assert_eq!(d.task_comm, [0, 1, 2, 0, 1, 3]);
+        for (t, c) in comms.iter().enumerate() {
+            assert_eq!(d.comm(t), *c);
+        }
     }
 
     #[test]
     fn interning_survives_growth_and_collisions() {
         let mut b = DumpBuilder::new(Format::ProcStack);
-        b.begin_task(TaskHeader::default());
+        b.begin_task(TaskHeader::default(), "");
         let names: Vec<String> = (0..5000)
             .map(|i| format!("f{i}_{}", "x".repeat(i % 23)))
             .collect();
@@ -758,8 +1277,8 @@ mod tests {
         }
         let d = b.finish();
         for (i, n) in names.iter().enumerate() {
-            assert_eq!(d.name(d.frame_function[i]), Some(n.as_str()));
-            assert_eq!(d.frame_function[i], d.frame_function[i + names.len()]);
+            assert_eq!(d.name(d.frame_function(i)), Some(n.as_str()));
+            assert_eq!(d.frame_function(i), d.frame_function(i + names.len()));
         }
         assert!(same_bytes(b"abcdefghij", b"abcdefghij"));
         assert!(!same_bytes(b"abcdefghij", b"abcdefghik"));

@@ -251,16 +251,18 @@ fn begin_sample(b: &mut DumpBuilder, line_no: usize, h: &Header<'_>) {
                 .filter(|c| "RSDTtZXIPKWN".contains(*c));
         }
     }
-    b.begin_task(TaskHeader {
-        pid: h.pid,
-        tid: Some(h.tid),
-        comm: h.comm.to_owned(),
-        state,
-        on_cpu: Some(true),
-        cpu: h.cpu,
-        line: line_no,
-        ..TaskHeader::default()
-    });
+    b.begin_task(
+        TaskHeader {
+            pid: h.pid,
+            tid: Some(h.tid),
+            state,
+            on_cpu: Some(true),
+            cpu: h.cpu,
+            line: line_no,
+            ..TaskHeader::default()
+        },
+        h.comm,
+    );
     // Without `-g` the sample's own IP is printed on the header line.
     if let Some(f) = parse_frame_body(h.fields).filter(|f| f.dso.is_some()) {
         let mut seen_user = false;
@@ -326,10 +328,10 @@ mod tests {
     /// (function, offset, address, module, context) of frame `i`.
     fn frame(d: &Dump, i: usize) -> (Option<&str>, Option<u64>, u64, Option<&str>, FrameContext) {
         (
-            d.name(d.frame_function[i]),
-            (d.frame_offset[i] != u64::MAX).then_some(d.frame_offset[i]),
-            d.frame_address[i],
-            d.name(d.frame_module[i]),
+            d.name(d.frame_function(i)),
+            (d.frame_offset(i) != u64::MAX).then_some(d.frame_offset(i)),
+            d.frame_address(i),
+            d.name(d.frame_module(i)),
             d.frame_context[i],
         )
     }
@@ -361,7 +363,7 @@ mod tests {
         let d = dump();
         let h = &d.headers[0];
         assert_eq!(
-            (h.comm.as_str(), h.pid, h.tid, h.cpu, h.state),
+            (d.comm(0), h.pid, h.tid, h.cpu, h.state),
             ("dd", None, Some(15125), Some(0), None)
         );
         let r = d.frames_of(0);
@@ -388,7 +390,7 @@ mod tests {
         );
         // wl-spin: a user frame, then an unresolved one that stays user.
         let spin = 2;
-        assert_eq!(d.headers[spin].comm, "wl-spin");
+        assert_eq!(d.comm(spin), "wl-spin");
         let r = d.frames_of(spin);
         assert_eq!(r.len(), 2);
         assert_eq!(
@@ -397,7 +399,7 @@ mod tests {
         );
         // comm right-padded before the id: `kdamond.0    77`.
         let kd = &d.headers[3];
-        assert_eq!((kd.comm.as_str(), kd.tid), ("kdamond.0", Some(77)));
+        assert_eq!((d.comm(3), kd.tid), ("kdamond.0", Some(77)));
         assert_eq!(d.frames_of(3).len(), 8);
         assert!(d
             .frames_of(3)
@@ -409,7 +411,7 @@ mod tests {
         let d = dump();
         let sleep = &d.headers[5];
         assert_eq!(
-            (sleep.comm.as_str(), sleep.tid, sleep.state),
+            (d.comm(5), sleep.tid, sleep.state),
             ("sleep", Some(15752), Some('S'))
         );
         assert_eq!(sleep.line, 42);
@@ -444,7 +446,7 @@ mod tests {
         );
         let kworker = &d.headers[9];
         assert_eq!(
-            (kworker.comm.as_str(), kworker.tid, kworker.cpu),
+            (d.comm(9), kworker.tid, kworker.cpu),
             ("kworker/u8:0-ex", Some(12), Some(0))
         );
         assert_eq!(d.headers[8].cpu, Some(1));
@@ -470,7 +472,7 @@ swapper     0 [001] 13.000000:  1 cycles:
         assert_eq!(d.kernel_release.as_deref(), Some("6.18.44-fc-v657"));
         let web = &d.headers[0];
         assert_eq!(
-            (web.comm.as_str(), web.pid, web.tid, web.cpu),
+            (d.comm(0), web.pid, web.tid, web.cpu),
             ("Web Content", Some(4242), Some(4250), Some(3))
         );
         assert_eq!(d.frames_of(0).len(), 1);
@@ -489,7 +491,7 @@ swapper     0 [001] 13.000000:  1 cycles:
         );
         assert!(d.frame_inlined[r.start + 1]);
         assert_eq!(
-            d.name(d.frame_function[r.start + 1]),
+            d.name(d.frame_function(r.start + 1)),
             Some("ext4_inline_helper")
         );
         assert_eq!(frame(&d, r.start + 2).3, Some("[vdso]"));

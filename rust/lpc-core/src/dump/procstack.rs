@@ -25,7 +25,7 @@
 
 use super::ksym::{parse_symbol, Symbol};
 use super::lines::{scan_hex, trim_end_ws, Lines};
-use super::{DumpBuilder, FrameRef, StackStatus, TaskHeader};
+use super::{name_hash, same_bytes, DumpBuilder, FrameRef, FrameSite, StackStatus, TaskHeader};
 
 /// `MAX_STACK_TRACE_DEPTH` of `fs/proc/base.c`: a stack this deep may be cut.
 pub const PROC_STACK_DEPTH: usize = 64;
@@ -103,6 +103,120 @@ pub(crate) fn parse_proc_line(line: &str, number: usize) -> ProcLine<'_> {
     ProcLine::Frame(frame)
 }
 
+/// The prefix of a modern (4.17+) `/proc` stack line: the address is hidden.
+const HIDDEN_ADDRESS: &str = "[<0>] ";
+
+/// Remembers, for each `[<0>] ` line text already seen, the frame token and
+/// reliability it parsed to: a snapshot repeats a few thousand distinct
+/// frame texts two million times, and a hit skips the symbol parse and three
+/// intern lookups. Only `[<0>] ` lines are remembered: for them the frame is
+/// a function of the text alone (no address from the brackets). The texts
+/// are copied into one arena, so the memo outlives the piece of input it
+/// saw them in (files are parsed piece by piece).
+#[derive(Default)]
+pub(crate) struct FrameMemo {
+    /// `(hash tag, index into spans)`, linear probing, at most half full.
+    slots: Vec<(u32, u32)>,
+    shift: u32,
+    arena: String,
+    /// `(start, end)` of each remembered text in `arena`.
+    spans: Vec<(usize, usize)>,
+    values: Vec<(u32, bool)>,
+}
+
+impl FrameMemo {
+    fn key(&self, index: usize) -> &str {
+        let (start, end) = self.spans[index];
+        &self.arena[start..end]
+    }
+
+    const EMPTY: u32 = u32::MAX;
+
+    fn rebuild(&mut self, capacity: usize) {
+        self.slots = vec![(0, Self::EMPTY); capacity];
+        self.shift = 64 - capacity.trailing_zeros();
+        for index in 0..self.spans.len() {
+            let h = name_hash(self.key(index).as_bytes());
+            let mut i = (h >> self.shift) as usize;
+            while self.slots[i].1 != Self::EMPTY {
+                i = (i + 1) & (capacity - 1);
+            }
+            self.slots[i] = (h as u32, index as u32);
+        }
+    }
+
+    /// The slot of `key`: `Ok(value)` when present, `Err(slot)` to fill.
+    fn find(&self, key: &str, h: u64) -> Result<(u32, bool), usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            let (tag, index) = self.slots[i];
+            if index == Self::EMPTY {
+                return Err(i);
+            }
+            if tag == h as u32 && same_bytes(self.key(index as usize).as_bytes(), key.as_bytes()) {
+                return Ok(self.values[index as usize]);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Pushes `line` as a frame of the open task when its text was seen
+    /// before; false when it must be parsed (and then given to [`FrameMemo::push_new`]).
+    pub(crate) fn push_known(&mut self, line: &str, number: usize, b: &mut DumpBuilder) -> bool {
+        let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
+            return false;
+        };
+        if self.slots.is_empty() {
+            return false;
+        }
+        match self.find(key, name_hash(key.as_bytes())) {
+            Ok((token, reliable)) => {
+                b.push_token(
+                    token,
+                    FrameSite {
+                        reliable,
+                        line: number,
+                        ..FrameSite::default()
+                    },
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Parses a frame line and pushes it to the open task, remembering its
+    /// token when the line is a `[<0>] ` one.
+    pub(crate) fn push_new(&mut self, line: &str, frame: &FrameRef<'_>, b: &mut DumpBuilder) {
+        let token = b.intern_token(frame);
+        b.push_token(
+            token,
+            FrameSite {
+                reliable: frame.reliable,
+                context: frame.context,
+                inlined: frame.inlined,
+                line: frame.line,
+            },
+        );
+        let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
+            return;
+        };
+        if self.spans.len() * 2 >= self.slots.len() {
+            self.rebuild((self.slots.len() * 2).max(1024));
+        }
+        let h = name_hash(key.as_bytes());
+        if let Err(slot) = self.find(key, h) {
+            let index = u32::try_from(self.spans.len()).expect("fewer than 2^32 frame texts");
+            let start = self.arena.len();
+            self.arena.push_str(key);
+            self.spans.push((start, self.arena.len()));
+            self.values.push((token, frame.reliable));
+            self.slots[slot] = (h as u32, index);
+        }
+    }
+}
+
 /// What may follow a frame's symbol: nothing, or a `(file:line)` group
 /// (the proposed `CONFIG_KALLSYMS_LINEINFO` suffix).
 fn tail_is_benign(tail: &str) -> bool {
@@ -146,10 +260,13 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         match parse_proc_line(line, number) {
             ProcLine::Frame(frame) => {
                 if !b.has_open_task() {
-                    b.begin_task(TaskHeader {
-                        line: number,
-                        ..TaskHeader::default()
-                    });
+                    b.begin_task(
+                        TaskHeader {
+                            line: number,
+                            ..TaskHeader::default()
+                        },
+                        "",
+                    );
                     tasks += 1;
                 }
                 b.push_frame_ref(&frame);
@@ -167,10 +284,13 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
     if tasks == 0 {
         // An empty stack file is a real answer (a running task, a zombie):
         // one task whose stack is unknown, never "no task".
-        b.begin_task(TaskHeader {
-            line: 1,
-            ..TaskHeader::default()
-        });
+        b.begin_task(
+            TaskHeader {
+                line: 1,
+                ..TaskHeader::default()
+            },
+            "",
+        );
         b.end_task();
     }
 }
@@ -191,7 +311,7 @@ mod tests {
 
     fn names(d: &Dump, t: usize) -> Vec<&str> {
         d.frames_of(t)
-            .map(|i| d.name(d.frame_function[i]).unwrap_or("?"))
+            .map(|i| d.name(d.frame_function(i)).unwrap_or("?"))
             .collect()
     }
 
@@ -200,9 +320,9 @@ mod tests {
         let d = run("[<0>] futex_do_wait+0x46/0x90\n[<0>] do_syscall_64+0x71/0x280\n");
         assert_eq!(d.task_count(), 1);
         assert_eq!(names(&d, 0), ["futex_do_wait", "do_syscall_64"]);
-        assert_eq!(d.frame_offset[0], 0x46);
-        assert_eq!(d.frame_size[0], 0x90);
-        assert!(!d.frame_has_address[0]);
+        assert_eq!(d.frame_offset(0), 0x46);
+        assert_eq!(d.frame_size(0), 0x90);
+        assert!(!d.frame_has_address(0));
         assert_eq!(d.stack_status, [StackStatus::Complete]);
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.warnings.len(), 2);
@@ -225,10 +345,15 @@ mod tests {
         // ULONG_MAX markers are understood, not skipped.
         assert_eq!(d.skipped_lines, 7);
         let first = d.frames_of(1).start + 1;
-        assert_eq!(d.name(d.frame_module[first]), Some("ext4"));
-        assert_eq!(d.frame_address[first], 0xffff_ffff_a02f_1e47);
-        assert!(d.frame_has_address.iter().all(|&h| h));
-        assert_eq!(d.frame_module.iter().filter(|&&m| m != NO_NAME).count(), 1);
+        assert_eq!(d.name(d.frame_module(first)), Some("ext4"));
+        assert_eq!(d.frame_address(first), 0xffff_ffff_a02f_1e47);
+        assert!((0..d.frame_count()).all(|i| d.frame_has_address(i)));
+        assert_eq!(
+            (0..d.frame_count())
+                .filter(|&i| d.frame_module(i) != NO_NAME)
+                .count(),
+            1
+        );
         assert_eq!(names(&d, 2)[4], "entry_SYSCALL_64_fastpath");
     }
 

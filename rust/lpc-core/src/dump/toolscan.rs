@@ -411,11 +411,7 @@ pub(crate) mod testing {
         );
         assert_eq!(*d.frame_offsets.last().unwrap(), frames as u64, "{input:?}");
         for column in [
-            d.frame_has_address.len(),
-            d.frame_function.len(),
-            d.frame_offset.len(),
-            d.frame_size.len(),
-            d.frame_module.len(),
+            d.frame_token.len(),
             d.frame_reliable.len(),
             d.frame_context.len(),
             d.frame_inlined.len(),
@@ -423,9 +419,25 @@ pub(crate) mod testing {
         ] {
             assert_eq!(column, frames, "{input:?}");
         }
-        for &n in d.frame_function.iter().chain(&d.frame_module) {
+        let tokens = d.token_count();
+        for column in [
+            d.token_address.len(),
+            d.token_has_address.len(),
+            d.token_offset.len(),
+            d.token_size.len(),
+            d.token_module.len(),
+        ] {
+            assert_eq!(column, tokens, "{input:?}");
+        }
+        assert!(d.frame_token.iter().all(|&t| (t as usize) < tokens));
+        for &n in d.token_function.iter().chain(&d.token_module) {
             assert!(n == NO_NAME || (n as usize) < d.names.len(), "{input:?}");
         }
+        assert_eq!(d.task_comm.len(), tasks, "{input:?}");
+        assert!(d
+            .task_comm
+            .iter()
+            .all(|&c| (c as usize) < d.comm_names.len()));
         let line_count = input.lines().count();
         assert!(d.skipped_lines <= line_count, "{input:?}");
         assert_eq!(
