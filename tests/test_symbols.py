@@ -96,17 +96,20 @@ def test_duplicated_static_name(real: Symbols) -> None:
         real.lookup("init_once", sympos=13)
 
 
-def test_first_lookups_scan_and_later_ones_use_the_index(kallsyms_text: bytes) -> None:
-    """The first few name lookups scan the name list, the rest build an index:
-    both must find the same rows (duplicates and module copies included)."""
-    names = ["init_once", "worker_thread", "no_such_function_anywhere", "_stext", "__pfx_init_once"]
-    fresh = Symbols.from_kallsyms(kallsyms_text)
-    scanned = [fresh._rows_named(n) for n in names]
-    assert fresh._last_row_of_name is None
-    indexed = Symbols.from_kallsyms(kallsyms_text)
-    indexed._scans_left = 0
-    assert [indexed._rows_named(n) for n in names] == scanned
-    assert len(scanned[0]) >= 12 and scanned[2] == []
+def test_name_index_finds_every_row_of_every_name(real: Symbols, kallsyms_text: bytes) -> None:
+    """The Rust name index against a brute-force walk of the 122k names."""
+    lines = [line.split() for line in kallsyms_text.decode().splitlines() if not line.startswith("#")]
+    by_name: dict[str, list[int]] = {}
+    for row, fields in enumerate(lines):
+        by_name.setdefault(fields[2], []).append(row)
+    names = real._names
+    assert len(names) == len(lines) == real.symbol_count
+    for name, rows in by_name.items():
+        assert names.rows(name) == rows, name
+    assert all(names.name(r) == f[2] for r, f in enumerate(lines[:2000]))
+    assert names.rows("no_such_function_anywhere") == [] and names.rows("") == []
+    with pytest.raises(IndexError):
+        names.name(len(lines))
 
 
 def test_hidden_text_ranges(real: Symbols) -> None:

@@ -10,6 +10,7 @@ import numpy.typing as npt
 __version__: str
 __all__ = [
     "IntervalTree",
+    "SymbolNames",
     "__version__",
     "_panic_for_tests",
     "compiler_parent",
@@ -56,6 +57,15 @@ class IntervalTree:
     def first_hit_per_stack(
         self, ips: Any, offsets: Any, *, parallel: bool = True
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+    def first_hit_per_token_stack(
+        self,
+        token_ips: Any,
+        tokens: npt.NDArray[np.uint32],
+        offsets: Any,
+        *,
+        mask: npt.NDArray[np.bool_] | None = None,
+        parallel: bool = True,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 
 # ---- dump parsers (rust/lpc-py/src/dump.rs) --------------------------------------------------
 
@@ -79,6 +89,12 @@ def dump_frame_contexts() -> list[str]: ...
 # zero_address_text, sched_text, lock_text (values), and the row columns kind, address, type,
 # module, line, size, size_exact, sympos, name_count, primary, prev_same_name, parent_len,
 # functions (numpy arrays). See python/lpc/symbols.py.
+@final
+class SymbolNames:
+    def __len__(self) -> int: ...
+    def name(self, row: int) -> str: ...
+    def rows(self, name: str) -> list[int]: ...
+
 def parse_symbols(data: bytes, format: str = "kallsyms") -> dict[str, Any]: ...
 def symbols_from_entries(
     addresses: Any, types: bytes, names: list[str], sizes: Any, module: str | None = None

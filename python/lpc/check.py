@@ -134,6 +134,8 @@ class Scan:
     by_address: bool
     warnings: tuple[str, ...]
     token_function: npt.NDArray[np.int64]
+    #: Per frame: what the kernel's reliable walker reports (not ``?``, not inlined).
+    eligible: npt.NDArray[np.bool_]
 
 
 def _token_addresses(
@@ -185,31 +187,31 @@ def _token_patch_ids_by_name(dump: Dump, patch: Patch) -> npt.NDArray[np.int64]:
 
 
 def _first_per_task(
-    offsets: npt.NDArray[np.int64], frame_ids: npt.NDArray[np.int64], tasks: int
+    token_function: npt.NDArray[np.int64], dump: Dump, eligible: npt.NDArray[np.bool_]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    first = np.full(tasks, -1, dtype=np.int64)
-    function = np.full(tasks, -1, dtype=np.int64)
-    hits = np.flatnonzero(frame_ids >= 0)
-    if hits.size:
-        owner = np.searchsorted(offsets, hits, side="right") - 1
-        owners, at = np.unique(owner, return_index=True)
-        first[owners] = hits[at] - offsets[owners]
-        function[owners] = frame_ids[hits[at]]
-    return first, function
+    """Per task, its first eligible frame whose token lies in the patch, and
+    that patch function: the Rust CSR scanner over token indices (token ``k``
+    is given the one-address range ``[k, k + 1)``, labelled with its function)."""
+    hit = np.flatnonzero(token_function >= 0)
+    tree = _core.IntervalTree.from_arrays(hit, hit + 1, token_function[hit])
+    token_ips = np.arange(dump.token_count, dtype=np.uint64)
+    return tree.first_hit_per_token_stack(
+        token_ips, dump.frame_tokens, dump.frame_offsets, mask=eligible
+    )
 
 
 def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
     """Where the patch meets each task's stack (see :class:`Scan`).
 
-    Work is per frame *token* (a distinct printed frame) where it can be: each
-    token is resolved and looked up once. By address, the first reliable hit
-    per task then comes from the Rust CSR scan
-    (``IntervalTree.first_hit_per_stack``: every stack at once, GIL released,
-    parallel for large dumps); ``?`` and inlined frames are masked out first,
-    as the kernel's reliable unwinder never reports them.
+    Work is per frame *token* (a distinct printed frame): each token is
+    resolved and looked up once, by address in the patch's interval tree when
+    there is a symbol table, else by name. The first eligible hit per task then
+    comes from the Rust CSR scanner (``IntervalTree.first_hit_per_token_stack``:
+    every stack at once, GIL released, parallel for large dumps); ``?`` and
+    inlined frames are masked out, as the kernel's reliable unwinder never
+    reports them.
     """
     warnings: list[str] = []
-    offsets = dump.frame_offsets.astype(np.int64)
     eligible = dump.frame_reliable & ~dump.frame_inlined
     tokens = dump.frame_tokens
     if symbols is not None and patch.resolved:
@@ -225,12 +227,7 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
             for k, f in enumerate(patch.functions)
             if f.start is not None and f.end is not None
         )
-        nowhere = np.uint64(0)  # no patched function starts at address 0
-        token_function = np.where(known, tree.find_many(np.where(known, addresses, nowhere)), -1)
-        frame_addresses = np.where(known, addresses, nowhere)[tokens]
-        first, function = tree.first_hit_per_stack(
-            np.where(eligible, frame_addresses, nowhere), dump.frame_offsets
-        )
+        token_function = np.where(known, tree.find_many(addresses), -1)
         by_address = True
     else:
         token_function = _token_patch_ids_by_name(dump, patch)
@@ -239,13 +236,12 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
             "no symbol table: frames matched the patch by name, so duplicate static functions "
             "(sympos) are not told apart"
         )
-        first, function = _first_per_task(
-            offsets, np.where(eligible, token_function[tokens], -1), dump.task_count
-        )
+    first, function = _first_per_task(token_function, dump, eligible)
     token_hit = token_function >= 0
     rows = np.flatnonzero(token_hit[tokens]) if token_hit.any() else np.zeros(0, dtype=np.int64)
+    offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
     return Scan(first, function, PatchedFrames(offsets, rows), by_address, tuple(warnings),
-                token_function)
+                token_function, eligible)
 
 
 def first_patched_frame(
@@ -393,23 +389,29 @@ def _group(*columns: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArr
     """Dense id of each row of these equal-length integer columns (rows equal
     ⇔ ids equal), in order of first appearance, and each id's first row.
 
-    Columns are packed into one mixed-radix key while its range stays small;
-    when it would not, the key so far is re-densified (its range becomes the
-    number of distinct rows so far) before the next column goes in.
+    Columns (bool or small ints, any width) are packed in place into one
+    mixed-radix int64 key while its range stays small; when it would not, the
+    key so far is re-densified (its range becomes the number of distinct rows
+    so far) before the next column goes in. One key array, no temporaries of
+    the columns' length: on half a million tasks, fresh pages cost more than
+    the arithmetic.
     """
     key = np.zeros(len(columns[0]), dtype=np.int64)
     span = 1
     for column in columns:
-        col = column.astype(np.int64)
+        col = column.view(np.uint8) if column.dtype == np.bool_ else column
         low = int(col.min()) if col.size else 0
         width = (int(col.max()) - low + 1) if col.size else 1
         if span * width >= _DENSE_LIMIT:
             key, reps = _factorize(key)
             span = max(len(reps), 1)
             if span * width >= _DENSE_LIMIT:  # a wide column: densify it alone first
-                col, col_reps = _factorize(col)
+                col, col_reps = _factorize(col.astype(np.int64))
                 width, low = max(len(col_reps), 1), 0
-        key = key * width + (col - low)
+        key *= width
+        key += col
+        if low:
+            key -= low
         span *= width
     return _factorize(key)
 
@@ -455,14 +457,17 @@ class TaskTable(Sequence[TaskFacts]):
     ) -> None:
         self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
         self._symbols = symbols
-        offsets = dump.frame_offsets.astype(np.int64)
+        offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
         self._offsets = offsets
         self._tokens = dump.frame_tokens
         self._token_names = token_function_names(dump, symbols)
-        eligible = dump.frame_reliable & ~dump.frame_inlined
+        eligible = found.eligible
         self._eligible = eligible
-        #: Per task: reliable, non-inlined frames (what the kernel's walker reports).
-        self.depth = _per_task(np.add, offsets, eligible.astype(np.int32)).astype(np.int64)
+        #: Per task: reliable, non-inlined frames (what the kernel's walker reports),
+        #: counted as all frames minus the (few) others.
+        passed_over = np.flatnonzero(~eligible)
+        owners = np.searchsorted(offsets, passed_over, side="right") - 1
+        self.depth = np.diff(offsets) - np.bincount(owners, minlength=len(self))
         self._evidence_bits = self._stack_evidence(dump, offsets)
         interrupted = (self._evidence_bits & 8) != 0
         # An interrupt or exception frame makes the reliable unwinder give up.
@@ -490,7 +495,7 @@ class TaskTable(Sequence[TaskFacts]):
             dtype=np.uint8,
         )
         per_frame = bits[self._tokens] if len(names) else np.zeros(len(self._tokens), np.uint8)
-        per_frame = per_frame | np.where(dump.frame_context_codes != 0, 8, 0).astype(np.uint8)
+        per_frame[dump.frame_context_codes != 0] |= 8
         return _per_task(np.bitwise_or, offsets, per_frame)
 
     def _kinds(self, dump: Dump) -> tuple[list[TaskKind], list[str], npt.NDArray[np.int64]]:
@@ -501,19 +506,17 @@ class TaskTable(Sequence[TaskFacts]):
         comm_class = np.array(
             [(1 if c.startswith("swapper") else 0) | (2 if c.startswith(KTHREAD_NAMES) else 0)
              | (4 if c.startswith(FREEZABLE_KTHREADS) else 0) for c in dump.comm_names] or [0],
-            dtype=np.int64,
+            dtype=np.uint8,
         )
-        pids = dump.pids
-        flags = dump.task_flags
-        pf = np.where(flags == np.uint64(UNKNOWN_U64), 2,
-                      ((flags & np.uint64(PF_KTHREAD)) != 0).astype(np.int64))
-        bits = self._evidence_bits.astype(np.int64)
-        kthread_root = ((bits & 6) == 6).astype(np.int64)
+        pids, flags = dump.pids, dump.task_flags
+        pf_unknown = flags == np.uint64(UNKNOWN_U64)
+        pf_kthread = (flags & np.uint64(PF_KTHREAD)) != 0
+        bits = self._evidence_bits
+        kthread_root = (bits & 6) == 6
         groups, reps = _group(
-            comm_class[dump.comm_ids] if dump.task_count else np.zeros(0, dtype=np.int64),
-            np.where(pids == 0, 1, np.where(pids == 2, 2, 0)),
-            dump.kthreads.astype(np.int64) + 1, pf, dump.user_regs.astype(np.int64),
-            (dump.ppids == 2).astype(np.int64), bits & 1, kthread_root,
+            comm_class[dump.comm_ids] if dump.task_count else np.zeros(0, dtype=np.uint8),
+            pids == 0, pids == 2, dump.kthreads, pf_unknown, pf_kthread & ~pf_unknown,
+            dump.user_regs, dump.ppids == 2, (bits & 1) != 0, kthread_root,
         )
         judged = [
             infer_kind(pid=int(pids[t]), comm=dump.comm(t), kthread=int(dump.kthreads[t]),
@@ -621,9 +624,8 @@ class TaskTable(Sequence[TaskFacts]):
         """
         d = self.dump
         return _group(
-            self.kind_groups, d.states.astype(np.int64), d.on_cpus.astype(np.int64) + 1,
-            self.stack_codes, self.depth, _hit_sequences(self.found, self._tokens, len(self)),
-            self.thread_fn.astype(np.int64),
+            self.kind_groups, d.states, d.on_cpus, self.stack_codes, self.depth,
+            _hit_sequences(self.found, self._tokens, len(self)), self.thread_fn,
         )
 
 

@@ -150,7 +150,8 @@ class Symbols:
     def __init__(self, columns: Mapping[str, Any], source: str) -> None:
         """Wraps the columns of ``lpc._core.parse_symbols``; use the constructors."""
         self._source = source
-        self._names: list[str] = columns["names"]
+        #: Row names, kept in Rust (``lpc._core.SymbolNames``): ``.name(row)``, ``.rows(name)``.
+        self._names: _core.SymbolNames = columns["names"]
         self._module_names: list[str] = columns["modules"]
         self._module_build_ids: list[str | None] = columns["module_build_ids"]
         self._malformed_lines: int = columns["malformed_lines"]
@@ -184,10 +185,6 @@ class Symbols:
         self._function_of_row = np.full(len(self._names), -1, dtype=np.int64)
         self._function_of_row[rows] = np.arange(len(rows), dtype=np.int64)
         # Built on first use.
-        self._last_row_of_name: dict[str, int] | None = None
-        self._next_same_name: npt.NDArray[np.int64] | None = None
-        #: Name lookups answered by a scan before the name index is built.
-        self._scans_left = 8
         self._parts: dict[tuple[int, str], list[int]] | None = None
         self._tree: IntervalTree | None = None
 
@@ -372,7 +369,7 @@ class Symbols:
 
     def name_of(self, index: int) -> str:
         """The name of function ``index``."""
-        return self._names[int(self._rows[index])]
+        return self._names.name(int(self._rows[index]))
 
     def _symbol(self, f: int) -> Symbol:
         row = int(self._rows[f])
@@ -380,7 +377,7 @@ class Symbols:
         line = int(self._line[f])
         return Symbol(
             index=f,
-            name=self._names[row],
+            name=self._names.name(row),
             module=None if module < 0 else self._module_names[module],
             address=int(self._address[f]),
             size=int(self._size[f]),
@@ -395,37 +392,7 @@ class Symbols:
 
     def _rows_named(self, name: str) -> list[int]:
         """Every row with this name, any kind and object, kallsyms order."""
-        if self._last_row_of_name is None and self._scans_left > 0:
-            # A patch names a handful of functions: scanning the name list in C
-            # (~1 ms) beats building a 100k-entry index (~15 ms) for the first few.
-            self._scans_left -= 1
-            return self._rows_named_by_scan(name)
-        if self._last_row_of_name is None:
-            # Later rows overwrite earlier ones: the value is the last row, and
-            # prev_same_name chains back through the others.
-            self._last_row_of_name = dict(zip(self._names, range(len(self._names)), strict=True))
-        row = self._last_row_of_name.get(name)
-        rows: list[int] = []
-        while row is not None:
-            rows.append(row)
-            prev = int(self._prev_same_name[row])
-            row = None if prev == _NO_SYMBOL else prev
-        rows.reverse()
-        return rows
-
-    def _rows_named_by_scan(self, name: str) -> list[int]:
-        try:
-            row = self._names.index(name)
-        except ValueError:
-            return []
-        if self._next_same_name is None:
-            later = np.flatnonzero(self._prev_same_name != _NO_SYMBOL)
-            self._next_same_name = np.full(len(self._names), _NO_SYMBOL, dtype=np.int64)
-            self._next_same_name[self._prev_same_name[later].astype(np.int64)] = later
-        rows = [row]
-        while (row := int(self._next_same_name[row])) != _NO_SYMBOL:
-            rows.append(row)
-        return rows
+        return self._names.rows(name)
 
     def _module_id(self, module: str | None) -> int:
         """Row-column module id of an object (``_NO_MODULE`` for vmlinux)."""
@@ -445,7 +412,7 @@ class Symbols:
     def _describe_row(self, row: int) -> str:
         kind = int(self._kind[row])
         pos = int(self._row_sympos[row])
-        what = f"{self._names[row]},{pos} ({_KIND_NAMES[kind]}, type {chr(int(self._row_type[row]))}"
+        what = f"{self._names.name(row)},{pos} ({_KIND_NAMES[kind]}, type {chr(int(self._row_type[row]))}"
         f = int(self._function_of_row[row])
         if f >= 0:
             what += f", {int(self._address[f]):#x}/{int(self._size[f]):#x}"
@@ -595,7 +562,7 @@ class Symbols:
             parts: dict[tuple[int, str], list[int]] = {}
             for f in np.flatnonzero(self._parent_len).tolist():
                 row = int(self._rows[f])
-                parent = self._names[row][: int(self._parent_len[f])]
+                parent = self._names.name(row)[: int(self._parent_len[f])]
                 parts.setdefault((int(self._row_module[row]), parent), []).append(f)
             self._parts = parts
         found = self._parts.get((self._module_id(module), name), [])

@@ -614,6 +614,75 @@ impl IntervalTree {
         }
         Ok((frame, id))
     }
+
+    /// [`first_hit_per_stack`](Self::first_hit_per_stack) over an interned
+    /// dump: frame `f`'s address is `token_ips[tokens[f]]`, and frames whose
+    /// `mask[f]` is false (`?` and inlined frames) are passed over.
+    ///
+    /// A dump repeats a few thousand distinct frames over millions of lines,
+    /// so each token is looked up once and the scan reads one `u32` and one
+    /// `bool` per frame instead of an address.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOffsets`] as for `first_hit_per_stack`;
+    /// [`Error::LengthMismatch`] when `mask` and `tokens` differ in length or a
+    /// token id is not below `token_ips.len()`.
+    pub fn first_hit_per_token_stack(
+        &self,
+        token_ips: &[u64],
+        tokens: &[u32],
+        mask: Option<&[bool]>,
+        offsets: &[u64],
+        parallel: bool,
+    ) -> Result<(Vec<i64>, Vec<i64>)> {
+        check_offsets(offsets, tokens.len())?;
+        if let Some(m) = mask {
+            if m.len() != tokens.len() {
+                return Err(Error::LengthMismatch {
+                    what: "mask and tokens",
+                    left: m.len(),
+                    right: tokens.len(),
+                });
+            }
+        }
+        if let Some(&top) = tokens.iter().max() {
+            if top as usize >= token_ips.len() {
+                return Err(Error::LengthMismatch {
+                    what: "a token id and the token addresses",
+                    left: top as usize,
+                    right: token_ips.len(),
+                });
+            }
+        }
+        let token_ids = self.find_many(token_ips, false);
+        let stacks = offsets.len().saturating_sub(1);
+        let mut frame = vec![-1i64; stacks];
+        let mut id = vec![-1i64; stacks];
+        let scan = |first_stack: usize, frame: &mut [i64], id: &mut [i64]| {
+            for s in 0..frame.len() {
+                let lo = offsets[first_stack + s] as usize;
+                let hi = offsets[first_stack + s + 1] as usize;
+                let hit = (lo..hi).find(|&f| {
+                    mask.is_none_or(|m| m[f]) && token_ids[tokens[f] as usize] >= 0
+                });
+                if let Some(f) = hit {
+                    frame[s] = (f - lo) as i64;
+                    id[s] = token_ids[tokens[f] as usize];
+                }
+            }
+        };
+        if parallel && tokens.len() >= PARALLEL_MIN && stacks > 1 {
+            let per = (stacks * PARALLEL_CHUNK / tokens.len()).max(1);
+            frame
+                .par_chunks_mut(per)
+                .zip(id.par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(c, (f, i))| scan(c * per, f, i));
+        } else {
+            scan(0, &mut frame, &mut id);
+        }
+        Ok((frame, id))
+    }
 }
 
 /// Every range must hold an address, and ids must be non-negative: batch
@@ -858,6 +927,68 @@ mod tests {
             tree.with_ranges(vec![r(4, 3, 9)]),
             Err(Error::InvalidRange { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn token_scan_equals_the_address_scan_of_the_gathered_frames() {
+        let tree = IntervalTree::new(vec![r(100, 200, 7), r(150, 160, 9), r(300, 400, 2)]).unwrap();
+        let token_ips = [5u64, 155, 120, 350, 0, 199];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for parallel in [false, true] {
+            for frames in [0usize, 7, 5000, 300_000] {
+                let tokens: Vec<u32> = (0..frames).map(|_| next(6) as u32).collect();
+                let mask: Vec<bool> = (0..frames).map(|_| next(4) != 0).collect();
+                let mut offsets = vec![0u64];
+                while (*offsets.last().unwrap() as usize) < frames {
+                    let step = next(9).min((frames as u64) - offsets.last().unwrap());
+                    offsets.push(offsets.last().unwrap() + step);
+                }
+                let masked: Vec<u64> = tokens
+                    .iter()
+                    .zip(&mask)
+                    .map(|(&t, &m)| if m { token_ips[t as usize] } else { 0 })
+                    .collect();
+                let want = tree.first_hit_per_stack(&masked, &offsets, false).unwrap();
+                let got = tree
+                    .first_hit_per_token_stack(&token_ips, &tokens, Some(&mask), &offsets, parallel)
+                    .unwrap();
+                assert_eq!(got, want, "{frames} frames, parallel={parallel}");
+                let gathered: Vec<u64> = tokens.iter().map(|&t| token_ips[t as usize]).collect();
+                assert_eq!(
+                    tree.first_hit_per_token_stack(&token_ips, &tokens, None, &offsets, parallel)
+                        .unwrap(),
+                    tree.first_hit_per_stack(&gathered, &offsets, false).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn token_scan_refuses_bad_tokens_masks_and_offsets() {
+        let tree = IntervalTree::new(vec![r(100, 200, 7)]).unwrap();
+        let ips = [150u64, 5];
+        assert!(matches!(
+            tree.first_hit_per_token_stack(&ips, &[0, 2], None, &[0, 2], false),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            tree.first_hit_per_token_stack(&ips, &[0, 1], Some(&[true]), &[0, 2], false),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            tree.first_hit_per_token_stack(&ips, &[0, 1], None, &[0, 3], false),
+            Err(Error::InvalidOffsets { .. })
+        ));
+        assert_eq!(
+            tree.first_hit_per_token_stack(&ips, &[1, 0], Some(&[true, false]), &[0, 2], false),
+            Ok((vec![-1], vec![-1]))
+        );
     }
 
     #[test]

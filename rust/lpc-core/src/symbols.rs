@@ -438,6 +438,77 @@ pub fn compiler_parent(name: &str) -> Option<(&str, &'static str)> {
 }
 
 // ---------------------------------------------------------------------------
+// Name index
+
+/// Every row of a name, found by hashing: an open-addressing table of row ids
+/// (the last row of each name) over the table's own name storage, so that
+/// building it allocates no string and a lookup costs one hash and a compare
+/// or two. The earlier rows of a name follow `prev_same_name`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NameIndex {
+    /// Row id per slot, [`NO_SYMBOL`] when empty; at most half full.
+    slots: Vec<u32>,
+}
+
+fn name_slot_hash(name: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+impl NameIndex {
+    /// Indexes the names of `t` (its `prev_same_name` must be computed).
+    #[must_use]
+    pub fn new(t: &SymbolTable) -> Self {
+        let capacity = (t.len() * 2).next_power_of_two().max(16);
+        let mask = capacity - 1;
+        // Only the last row of each name goes in; the chain finds the others.
+        let mut has_later = vec![false; t.len()];
+        for &prev in &t.prev_same_name {
+            if prev != NO_SYMBOL {
+                has_later[prev as usize] = true;
+            }
+        }
+        let mut slots = vec![NO_SYMBOL; capacity];
+        for (row, _) in has_later.iter().enumerate().filter(|(_, &later)| !later) {
+            let mut i = name_slot_hash(t.name(row)) as usize & mask;
+            while slots[i] != NO_SYMBOL {
+                i = (i + 1) & mask;
+            }
+            slots[i] = u32::try_from(row).expect("rows fit u32 (checked at build)");
+        }
+        Self { slots }
+    }
+
+    /// The last row named `name`, if any.
+    #[must_use]
+    pub fn last_row(&self, t: &SymbolTable, name: &str) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = name_slot_hash(name) as usize & mask;
+        loop {
+            match self.slots[i] {
+                NO_SYMBOL => return None,
+                row if t.name(row as usize) == name => return Some(row),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Every row named `name`, any object, in table (kallsyms) order.
+    #[must_use]
+    pub fn rows(&self, t: &SymbolTable, name: &str) -> Vec<u32> {
+        let mut rows = Vec::new();
+        let mut row = self.last_row(t, name).unwrap_or(NO_SYMBOL);
+        while row != NO_SYMBOL {
+            rows.push(row);
+            row = t.prev_same_name[row as usize];
+        }
+        rows.reverse();
+        rows
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Builder
 
 /// FxHash (rustc's hasher): symbol names are trusted, short and numerous,
@@ -804,6 +875,28 @@ fn vmlinux_range(t: &SymbolTable, start: &str, end: &str) -> Option<(u64, u64)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_index_finds_every_row_of_a_name_in_order() {
+        let text = "ffffffff81000000 T _stext\n\
+                    ffffffff81000010 t init_once\n\
+                    ffffffff81000020 T worker_thread\n\
+                    ffffffff81000030 t init_once\n\
+                    ffffffffc0000000 t init_once\t[ext4]\n\
+                    ffffffffc0000010 t ext4_fill_super\t[ext4]\n";
+        let t = parse_kallsyms(text.as_bytes()).unwrap();
+        let index = NameIndex::new(&t);
+        for row in 0..t.len() {
+            let want: Vec<u32> = (0..t.len() as u32)
+                .filter(|&r| t.name(r as usize) == t.name(row))
+                .collect();
+            assert_eq!(index.rows(&t, t.name(row)), want, "{}", t.name(row));
+        }
+        assert_eq!(index.rows(&t, "init_once"), vec![1, 3, 4]);
+        assert!(index.rows(&t, "missing").is_empty());
+        assert!(index.rows(&t, "").is_empty());
+        assert!(NameIndex::default().rows(&t, "init_once").is_empty());
+    }
 
     fn parse_ok(text: &str) -> SymbolTable {
         parse_kallsyms(text.as_bytes()).expect("parses")

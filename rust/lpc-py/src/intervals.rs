@@ -3,10 +3,11 @@
 use crate::convert::{address, i64_column, u64_column};
 use crate::errors::{detached, to_py};
 use lpc_core::{IntervalTree, Range};
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// An immutable set of half-open address ranges ``[start, end)`` with an int64
@@ -236,6 +237,41 @@ impl PyIntervalTree {
         let tree = &self.inner;
         let (frame, id) =
             detached(py, || tree.first_hit_per_stack(qs, offs, parallel))?.map_err(to_py)?;
+        PyTuple::new(py, [frame.into_pyarray(py), id.into_pyarray(py)])
+    }
+
+    /// The same check over an interned dump (``lpc.dump.Dump.frame_tokens``):
+    /// frame ``f``'s address is ``token_ips[tokens[f]]``, each distinct token is
+    /// looked up once, and frames where ``mask`` (bool, one per frame) is false
+    /// are passed over. ``tokens`` is a uint32 array. Returns ``(frame, id)``
+    /// as :meth:`first_hit_per_stack` does.
+    #[pyo3(signature = (token_ips, tokens, offsets, *, mask = None, parallel = true))]
+    fn first_hit_per_token_stack<'py>(
+        &self,
+        py: Python<'py>,
+        token_ips: &Bound<'py, PyAny>,
+        tokens: PyReadonlyArray1<'py, u32>,
+        offsets: &Bound<'py, PyAny>,
+        mask: Option<PyReadonlyArray1<'py, bool>>,
+        parallel: bool,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let token_ips = u64_column(token_ips, "token_ips")?;
+        let offsets = u64_column(offsets, "offsets")?;
+        let tokens: Cow<'_, [u32]> = match tokens.as_slice() {
+            Ok(slice) => Cow::Borrowed(slice),
+            Err(_) => Cow::Owned(tokens.as_array().to_vec()),
+        };
+        let mask: Option<Cow<'_, [bool]>> = mask.as_ref().map(|m| match m.as_slice() {
+            Ok(slice) => Cow::Borrowed(slice),
+            Err(_) => Cow::Owned(m.as_array().to_vec()),
+        });
+        let (ips, offs, toks) = (token_ips.as_slice(), offsets.as_slice(), &*tokens);
+        let mask = mask.as_deref();
+        let tree = &self.inner;
+        let (frame, id) = detached(py, || {
+            tree.first_hit_per_token_stack(ips, toks, mask, offs, parallel)
+        })?
+        .map_err(to_py)?;
         PyTuple::new(py, [frame.into_pyarray(py), id.into_pyarray(py)])
     }
 }

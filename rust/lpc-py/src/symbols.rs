@@ -1,13 +1,15 @@
 //! Binding of `lpc_core::symbols` (registered from `lib.rs`).
 //!
 //! The parsers return plain columns (numpy arrays, moved without a copy) and
-//! the names as one Python list; `lpc.symbols.Symbols` builds the API on top.
+//! the names as a [`PySymbolNames`] (kept in Rust, indexed by hashing: a
+//! hundred thousand Python strings and a dict over them would cost more than
+//! the parse); `lpc.symbols.Symbols` builds the API on top.
 
 use crate::convert::u64_column;
 use crate::errors::{detached, to_py};
-use lpc_core::symbols::{self, SymbolEntry, SymbolFormat, SymbolTable};
+use lpc_core::symbols::{self, NameIndex, SymbolEntry, SymbolFormat, SymbolTable};
 use numpy::IntoPyArray;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -16,7 +18,47 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_symbols, m)?)?;
     m.add_function(wrap_pyfunction!(symbols_from_entries, m)?)?;
     m.add_function(wrap_pyfunction!(compiler_parent, m)?)?;
+    m.add_class::<PySymbolNames>()?;
     Ok(())
+}
+
+/// The names of a symbol table, one per row (kallsyms order): each made into
+/// a Python string only when asked for, and every row of a name found by
+/// hashing (``lpc_core::symbols::NameIndex``).
+#[pyclass(frozen, name = "SymbolNames", module = "lpc._core")]
+pub(crate) struct PySymbolNames {
+    /// Only the name storage and the same-name chain are kept.
+    names: SymbolTable,
+    index: NameIndex,
+}
+
+#[pymethods]
+impl PySymbolNames {
+    fn __len__(&self) -> usize {
+        self.names.name_offsets.len().saturating_sub(1)
+    }
+
+    /// The name of row ``row``.
+    fn name(&self, row: usize) -> PyResult<&str> {
+        if row >= self.__len__() {
+            return Err(PyIndexError::new_err(format!(
+                "row {row} out of range for {} symbols",
+                self.__len__()
+            )));
+        }
+        Ok(self.names.name(row))
+    }
+
+    /// Every row named ``name``, any object, in kallsyms order (empty when none).
+    fn rows(&self, name: &str) -> Vec<u32> {
+        self.index.rows(&self.names, name)
+    }
+}
+
+/// The table with its name index built (without the GIL).
+fn indexed(table: SymbolTable) -> (SymbolTable, NameIndex) {
+    let index = NameIndex::new(&table);
+    (table, index)
 }
 
 /// Parses ``/proc/kallsyms`` (``format="kallsyms"``) or ``System.map``
@@ -34,7 +76,7 @@ fn parse_symbols<'py>(py: Python<'py>, data: &[u8], format: &str) -> PyResult<Bo
             )))
         }
     };
-    let table = detached(py, || symbols::parse(data, format))?.map_err(to_py)?;
+    let table = detached(py, || symbols::parse(data, format).map(indexed))?.map_err(to_py)?;
     columns(py, table)
 }
 
@@ -78,7 +120,7 @@ fn symbols_from_entries<'py>(
                 size: sizes[i],
             })
             .collect();
-        symbols::from_entries(&entries)
+        symbols::from_entries(&entries).map(indexed)
     })?
     .map_err(to_py)?;
     columns(py, table)
@@ -93,10 +135,15 @@ fn compiler_parent(name: &str) -> Option<(String, &'static str)> {
 }
 
 /// The table as a dict of numpy columns and Python lists.
-fn columns(py: Python<'_>, t: SymbolTable) -> PyResult<Bound<'_, PyDict>> {
+fn columns(py: Python<'_>, (mut t, index): (SymbolTable, NameIndex)) -> PyResult<Bound<'_, PyDict>> {
     let out = PyDict::new(py);
-    let names = PyList::new(py, (0..t.len()).map(|i| t.name(i)))?;
-    out.set_item("names", names)?;
+    let names = SymbolTable {
+        names: std::mem::take(&mut t.names),
+        name_offsets: std::mem::take(&mut t.name_offsets),
+        prev_same_name: t.prev_same_name.clone(),
+        ..SymbolTable::default()
+    };
+    out.set_item("names", PySymbolNames { names, index })?;
     out.set_item("modules", PyList::new(py, &t.modules)?)?;
     out.set_item("module_build_ids", PyList::new(py, &t.module_build_ids)?)?;
     out.set_item("malformed_lines", t.malformed_lines)?;
