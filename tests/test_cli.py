@@ -199,6 +199,18 @@ def test_python_dash_m_runs_without_traceback() -> None:
     assert done.returncode == 3 and "Traceback" not in done.stderr
 
 
+def test_the_command_flushes_everything_before_its_fast_exit() -> None:
+    """`python -m lpc` ends with os._exit: the whole JSON document and the exit
+    code (1: kworkers block a worker_thread patch) must still come through a pipe."""
+    argv = [sys.executable, "-m", "lpc", "check", "--dump", str(DATA / "procdump-6.18"),
+            "--patch", "worker_thread", "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert len(doc["tasks"]) == 101 and doc["summary"]["converges"] is False
+    assert done.stderr.startswith("lpc: reading dump")
+
+
 @pytest.mark.live
 def test_live_check_reads_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
     from lpc import source

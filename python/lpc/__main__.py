@@ -1,3 +1,3 @@
-from lpc.cli import main
+from lpc.cli import run
 
-raise SystemExit(main())
+run()

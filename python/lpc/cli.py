@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from lpc.errors import LpcError
 
@@ -534,3 +534,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def run() -> NoReturn:
+    """The ``lpc`` command (and ``python -m lpc``): :func:`main`, then exit at once.
+
+    A checked dump leaves millions of array elements and half a million small
+    objects behind; letting the interpreter free them one by one at exit costs
+    more (~20 ms on a 100 MB dump) than the kernel dropping the whole process.
+    Nothing of lpc's needs a finaliser: every file is written through a
+    ``with`` block, and both streams are flushed here first.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # reader gone, or stream closed
+            pass
+    os._exit(code)
