@@ -703,6 +703,74 @@ pub struct FrameSite {
     pub line: usize,
 }
 
+/// From this many frames on, [`DumpBuilder::append`] copies the task and
+/// the frame columns on two threads.
+pub(crate) const PARALLEL_APPEND_FRAMES: usize = 1 << 16;
+
+/// The per-task columns [`DumpBuilder::append`] extends.
+struct TaskSide<'a> {
+    tasks: &'a mut TaskColumns,
+    task_comm: &'a mut Vec<u32>,
+    stack_status: &'a mut Vec<StackStatus>,
+    frame_offsets: &'a mut Vec<u64>,
+}
+
+impl TaskSide<'_> {
+    /// Appends the next dump's task rows: comm ids renamed by `comms`, frame
+    /// offsets moved past the frames already here.
+    fn append(
+        self,
+        tasks: &TaskColumns,
+        task_comm: &[u32],
+        stack_status: &[StackStatus],
+        frame_offsets: &[u64],
+        comms: &[u32],
+        lines_before: usize,
+    ) {
+        self.tasks.append(tasks, lines_before);
+        self.task_comm
+            .extend(task_comm.iter().map(|&c| comms[c as usize]));
+        self.stack_status.extend_from_slice(stack_status);
+        let base = *self.frame_offsets.last().expect("offsets start with 0");
+        self.frame_offsets
+            .extend(frame_offsets[1..].iter().map(|&o| o + base));
+    }
+}
+
+/// The per-frame columns [`DumpBuilder::append`] extends.
+struct FrameSide<'a> {
+    frame_token: &'a mut Vec<u32>,
+    frame_reliable: &'a mut Vec<bool>,
+    frame_context: &'a mut Vec<FrameContext>,
+    frame_inlined: &'a mut Vec<bool>,
+    frame_line: &'a mut Vec<u32>,
+}
+
+impl FrameSide<'_> {
+    /// Appends the next dump's frames: token ids renamed by `tokens`, lines
+    /// shifted by `lines_before`.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        self,
+        frame_token: &[u32],
+        frame_reliable: &[bool],
+        frame_context: &[FrameContext],
+        frame_inlined: &[bool],
+        frame_line: &[u32],
+        tokens: &[u32],
+        lines_before: usize,
+    ) {
+        self.frame_token
+            .extend(frame_token.iter().map(|&t| tokens[t as usize]));
+        self.frame_reliable.extend_from_slice(frame_reliable);
+        self.frame_context.extend_from_slice(frame_context);
+        self.frame_inlined.extend_from_slice(frame_inlined);
+        self.frame_line.extend(frame_line.iter().map(|&l| {
+            u32::try_from((l as usize).saturating_add(lines_before)).unwrap_or(u32::MAX)
+        }));
+    }
+}
+
 /// Fills a [`Dump`] one task and one frame at a time.
 #[derive(Debug, Default)]
 pub struct DumpBuilder {
@@ -947,32 +1015,80 @@ impl DumpBuilder {
             .map(|c| self.comms.intern(c, &mut self.dump.comm_names))
             .collect();
         let shift = |line: usize| line.saturating_add(lines_before);
-        let shift32 = |line: u32| u32::try_from(shift(line as usize)).unwrap_or(u32::MAX);
+        let Dump {
+            tasks,
+            task_comm,
+            stack_status,
+            frame_offsets,
+            frame_token,
+            frame_reliable,
+            frame_context,
+            frame_inlined,
+            frame_line,
+            skipped_lines,
+            skipped_samples,
+            kernel_release,
+            warnings,
+            ..
+        } = next;
         let d = &mut self.dump;
-        d.tasks.append(&next.tasks, lines_before);
-        d.task_comm
-            .extend(next.task_comm.iter().map(|&c| comms[c as usize]));
-        d.stack_status.extend_from_slice(&next.stack_status);
-        let base = *d.frame_offsets.last().expect("offsets start with 0");
-        d.frame_offsets
-            .extend(next.frame_offsets[1..].iter().map(|&o| o + base));
-        d.frame_token
-            .extend(next.frame_token.iter().map(|&t| tokens[t as usize]));
-        d.frame_reliable.extend_from_slice(&next.frame_reliable);
-        d.frame_context.extend_from_slice(&next.frame_context);
-        d.frame_inlined.extend_from_slice(&next.frame_inlined);
-        d.frame_line
-            .extend(next.frame_line.iter().map(|&l| shift32(l)));
-        d.skipped_lines += next.skipped_lines;
-        for (line, text) in next.skipped_samples {
+        let task_side = TaskSide {
+            tasks: &mut d.tasks,
+            task_comm: &mut d.task_comm,
+            stack_status: &mut d.stack_status,
+            frame_offsets: &mut d.frame_offsets,
+        };
+        let frame_side = FrameSide {
+            frame_token: &mut d.frame_token,
+            frame_reliable: &mut d.frame_reliable,
+            frame_context: &mut d.frame_context,
+            frame_inlined: &mut d.frame_inlined,
+            frame_line: &mut d.frame_line,
+        };
+        let append_tasks = move || {
+            task_side.append(
+                &tasks,
+                &task_comm,
+                &stack_status,
+                &frame_offsets,
+                &comms,
+                lines_before,
+            );
+        };
+        let frame_count = frame_token.len();
+        let append_frames = move || {
+            frame_side.append(
+                &frame_token,
+                &frame_reliable,
+                &frame_context,
+                &frame_inlined,
+                &frame_line,
+                &tokens,
+                lines_before,
+            );
+        };
+        // The copy writes fresh memory, and page faults are most of its
+        // cost: a large merge faults in the task and frame columns on two
+        // threads (each also frees its sources there).
+        if frame_count >= PARALLEL_APPEND_FRAMES {
+            std::thread::scope(|scope| {
+                scope.spawn(append_frames);
+                append_tasks();
+            });
+        } else {
+            append_tasks();
+            append_frames();
+        }
+        d.skipped_lines += skipped_lines;
+        for (line, text) in skipped_samples {
             if d.skipped_samples.len() < SKIPPED_SAMPLES {
                 d.skipped_samples.push((shift(line), text));
             }
         }
         if d.kernel_release.is_none() {
-            d.kernel_release = next.kernel_release;
+            d.kernel_release = kernel_release;
         }
-        for w in &next.warnings {
+        for w in &warnings {
             self.warn(w);
         }
     }

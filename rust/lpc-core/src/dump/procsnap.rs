@@ -689,6 +689,18 @@ mod tests {
         }
     }
 
+    /// A merge large enough to copy the task and frame columns on two threads.
+    #[test]
+    fn a_large_merge_equals_the_sequential_parse() {
+        let text = STACKS.repeat(320);
+        let whole = run(&text);
+        let chunks = split_at_headers(text.as_bytes(), 2);
+        assert_eq!(chunks.len(), 2);
+        let tail = run(std::str::from_utf8(chunks[1]).unwrap());
+        assert!(tail.frame_count() >= super::super::PARALLEL_APPEND_FRAMES);
+        assert_eq!(parse_chunks(&chunks, text.len()).unwrap(), whole);
+    }
+
     #[test]
     fn merged_counts_and_samples_cover_the_whole_dump() {
         let bad =
