@@ -28,7 +28,7 @@ fn main() {
             println!("   warn: {w}");
         }
         for t in 0..d.task_count() {
-            let h = &d.headers[t];
+            let h = &d.header(t);
             println!(
                 "  task pid={:?} tgid={:?} comm={:?} state={:?} kthread={:?} on_cpu={:?} cpu={:?} pf={:?} tif={:?} user={} line={} status={:?}",
                 h.pid, h.tgid, d.comm(t), h.state, h.kthread, h.on_cpu, h.cpu, h.task_flags, h.thread_flags, h.user_regs, h.line, d.stack_status[t]

@@ -662,9 +662,8 @@ impl IntervalTree {
             for s in 0..frame.len() {
                 let lo = offsets[first_stack + s] as usize;
                 let hi = offsets[first_stack + s + 1] as usize;
-                let hit = (lo..hi).find(|&f| {
-                    mask.is_none_or(|m| m[f]) && token_ids[tokens[f] as usize] >= 0
-                });
+                let hit = (lo..hi)
+                    .find(|&f| mask.is_none_or(|m| m[f]) && token_ids[tokens[f] as usize] >= 0);
                 if let Some(f) = hit {
                     frame[s] = (f - lo) as i64;
                     id[s] = token_ids[tokens[f] as usize];
@@ -963,7 +962,8 @@ mod tests {
                 assert_eq!(
                     tree.first_hit_per_token_stack(&token_ips, &tokens, None, &offsets, parallel)
                         .unwrap(),
-                    tree.first_hit_per_stack(&gathered, &offsets, false).unwrap()
+                    tree.first_hit_per_stack(&gathered, &offsets, false)
+                        .unwrap()
                 );
             }
         }

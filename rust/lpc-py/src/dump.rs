@@ -4,7 +4,7 @@
 //! small lists that `lpc/dump.py` wraps in its `Dump` class.
 
 use crate::errors::{detached, to_py_at};
-use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus, TaskHeader};
+use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -12,9 +12,6 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 
 pyo3::import_exception!(lpc.errors, DumpParseError);
-
-/// Sentinel of the int64 task columns (pid, tid, tgid, ppid, cpu) for "unknown".
-const NO_ID: i64 = -1;
 
 fn parse_format(name: Option<&str>, path: Option<&str>) -> PyResult<Option<Format>> {
     let Some(name) = name else { return Ok(None) };
@@ -31,169 +28,10 @@ fn parse_format(name: Option<&str>, path: Option<&str>) -> PyResult<Option<Forma
     })
 }
 
-fn tristate(value: Option<bool>) -> i8 {
-    value.map_or(-1, i8::from)
-}
-
-/// The task columns, built without the GIL.
-struct TaskColumns {
-    pid: Vec<i64>,
-    tid: Vec<i64>,
-    tgid: Vec<i64>,
-    ppid: Vec<i64>,
-    cpu: Vec<i64>,
-    state: Vec<u32>,
-    kthread: Vec<i8>,
-    on_cpu: Vec<i8>,
-    task_flags: Vec<u64>,
-    thread_flags: Vec<u64>,
-    user_regs: Vec<bool>,
-    line: Vec<i64>,
-    status: Vec<u8>,
-}
-
-/// Below this many tasks the columns are filled on one thread.
-const PARALLEL_TASKS: usize = 100_000;
-
-impl TaskColumns {
-    /// One pass over the headers (they are big structs: thirteen passes
-    /// would read them thirteen times), split over two threads for large
-    /// dumps: each fills its half of every column.
-    fn of(d: &Dump) -> Self {
-        let n = d.headers.len();
-        let mut c = Self {
-            pid: vec![0; n],
-            tid: vec![0; n],
-            tgid: vec![0; n],
-            ppid: vec![0; n],
-            cpu: vec![0; n],
-            state: vec![0; n],
-            kthread: vec![0; n],
-            on_cpu: vec![0; n],
-            task_flags: vec![0; n],
-            thread_flags: vec![0; n],
-            user_regs: vec![false; n],
-            line: vec![0; n],
-            status: d.stack_status.iter().map(|&s| s as u8).collect(),
-        };
-        let all = c.slots();
-        if n < PARALLEL_TASKS {
-            all.fill(&d.headers);
-        } else {
-            let mid = n / 2;
-            let (low, high) = all.split_at(mid);
-            std::thread::scope(|scope| {
-                scope.spawn(|| high.fill(&d.headers[mid..]));
-                low.fill(&d.headers[..mid]);
-            });
-        }
-        c
-    }
-
-    fn slots(&mut self) -> TaskSlots<'_> {
-        TaskSlots {
-            pid: &mut self.pid,
-            tid: &mut self.tid,
-            tgid: &mut self.tgid,
-            ppid: &mut self.ppid,
-            cpu: &mut self.cpu,
-            state: &mut self.state,
-            kthread: &mut self.kthread,
-            on_cpu: &mut self.on_cpu,
-            task_flags: &mut self.task_flags,
-            thread_flags: &mut self.thread_flags,
-            user_regs: &mut self.user_regs,
-            line: &mut self.line,
-        }
-    }
-}
-
-/// A range of rows of the header-derived task columns, to be filled.
-struct TaskSlots<'a> {
-    pid: &'a mut [i64],
-    tid: &'a mut [i64],
-    tgid: &'a mut [i64],
-    ppid: &'a mut [i64],
-    cpu: &'a mut [i64],
-    state: &'a mut [u32],
-    kthread: &'a mut [i8],
-    on_cpu: &'a mut [i8],
-    task_flags: &'a mut [u64],
-    thread_flags: &'a mut [u64],
-    user_regs: &'a mut [bool],
-    line: &'a mut [i64],
-}
-
-impl<'a> TaskSlots<'a> {
-    /// Rows `..mid` and `mid..`.
-    fn split_at(self, mid: usize) -> (TaskSlots<'a>, TaskSlots<'a>) {
-        let (pid, pid2) = self.pid.split_at_mut(mid);
-        let (tid, tid2) = self.tid.split_at_mut(mid);
-        let (tgid, tgid2) = self.tgid.split_at_mut(mid);
-        let (ppid, ppid2) = self.ppid.split_at_mut(mid);
-        let (cpu, cpu2) = self.cpu.split_at_mut(mid);
-        let (state, state2) = self.state.split_at_mut(mid);
-        let (kthread, kthread2) = self.kthread.split_at_mut(mid);
-        let (on_cpu, on_cpu2) = self.on_cpu.split_at_mut(mid);
-        let (task_flags, task_flags2) = self.task_flags.split_at_mut(mid);
-        let (thread_flags, thread_flags2) = self.thread_flags.split_at_mut(mid);
-        let (user_regs, user_regs2) = self.user_regs.split_at_mut(mid);
-        let (line, line2) = self.line.split_at_mut(mid);
-        (
-            TaskSlots {
-                pid,
-                tid,
-                tgid,
-                ppid,
-                cpu,
-                state,
-                kthread,
-                on_cpu,
-                task_flags,
-                thread_flags,
-                user_regs,
-                line,
-            },
-            TaskSlots {
-                pid: pid2,
-                tid: tid2,
-                tgid: tgid2,
-                ppid: ppid2,
-                cpu: cpu2,
-                state: state2,
-                kthread: kthread2,
-                on_cpu: on_cpu2,
-                task_flags: task_flags2,
-                thread_flags: thread_flags2,
-                user_regs: user_regs2,
-                line: line2,
-            },
-        )
-    }
-
-    /// Row `i` from `headers[i]`.
-    fn fill(self, headers: &[TaskHeader]) {
-        for (i, h) in headers.iter().enumerate() {
-            self.pid[i] = h.pid.unwrap_or(NO_ID);
-            self.tid[i] = h.tid.unwrap_or(NO_ID);
-            self.tgid[i] = h.tgid.unwrap_or(NO_ID);
-            self.ppid[i] = h.ppid.unwrap_or(NO_ID);
-            self.cpu[i] = h.cpu.unwrap_or(NO_ID);
-            self.state[i] = h.state.map_or(0, u32::from);
-            self.kthread[i] = tristate(h.kthread);
-            self.on_cpu[i] = tristate(h.on_cpu);
-            self.task_flags[i] = h.task_flags.unwrap_or(u64::MAX);
-            self.thread_flags[i] = h.thread_flags.unwrap_or(u64::MAX);
-            self.user_regs[i] = h.user_regs;
-            self.line[i] = i64::try_from(h.line).unwrap_or(i64::MAX);
-        }
-    }
-}
-
 /// Everything the parse produced, ready to hand to Python.
 struct Parsed {
     dump: Dump,
-    tasks: TaskColumns,
+    stack_status: Vec<u8>,
     frame_context: Vec<u8>,
 }
 
@@ -206,17 +44,21 @@ fn as_text(data: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// The columns Python needs that the core does not keep as such; built
-/// without the GIL, after the parse.
+/// The columns Python needs as integer codes, which the core keeps as
+/// enums; built without the GIL, after the parse. (Every other column is
+/// moved into numpy as it is.)
 fn columns(mut d: Dump) -> Parsed {
-    let tasks = TaskColumns::of(&d);
+    let stack_status = std::mem::take(&mut d.stack_status)
+        .into_iter()
+        .map(|s| s as u8)
+        .collect();
     let frame_context = std::mem::take(&mut d.frame_context)
         .into_iter()
         .map(|c| c as u8)
         .collect();
     Parsed {
         dump: d,
-        tasks,
+        stack_status,
         frame_context,
     }
 }
@@ -224,9 +66,10 @@ fn columns(mut d: Dump) -> Parsed {
 fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     let Parsed {
         dump: d,
-        tasks: t,
+        stack_status,
         frame_context,
     } = p;
+    let t = d.tasks;
     let out = PyDict::new(py);
     out.set_item("format", d.format.map(Format::name))?;
     out.set_item("kernel_release", d.kernel_release)?;
@@ -245,7 +88,7 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
     out.set_item("thread_flags", t.thread_flags.into_pyarray(py))?;
     out.set_item("user_regs", t.user_regs.into_pyarray(py))?;
     out.set_item("task_line", t.line.into_pyarray(py))?;
-    out.set_item("stack_status", t.status.into_pyarray(py))?;
+    out.set_item("stack_status", stack_status.into_pyarray(py))?;
     out.set_item("frame_offsets", d.frame_offsets.into_pyarray(py))?;
     out.set_item("frame_token", d.frame_token.into_pyarray(py))?;
     out.set_item("token_address", d.token_address.into_pyarray(py))?;

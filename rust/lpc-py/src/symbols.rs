@@ -135,7 +135,10 @@ fn compiler_parent(name: &str) -> Option<(String, &'static str)> {
 }
 
 /// The table as a dict of numpy columns and Python lists.
-fn columns(py: Python<'_>, (mut t, index): (SymbolTable, NameIndex)) -> PyResult<Bound<'_, PyDict>> {
+fn columns(
+    py: Python<'_>,
+    (mut t, index): (SymbolTable, NameIndex),
+) -> PyResult<Bound<'_, PyDict>> {
     let out = PyDict::new(py);
     let names = SymbolTable {
         names: std::mem::take(&mut t.names),

@@ -452,7 +452,7 @@ mod tests {
         let lines: Vec<usize> = d.skipped_samples.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, vec![1, 40, 42, 72]);
         assert_eq!(d.skipped_lines, 4);
-        assert!(d.headers.iter().all(|h| h.on_cpu == Some(true)));
+        assert!(d.headers().all(|h| h.on_cpu == Some(true)));
         assert!(d.frame_reliable.iter().all(|&r| r));
         assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
         assert_eq!(d.warnings.len(), 2);
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn printed_stacks_with_labels() {
         let d = dump();
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.pid, h.tid, h.line),
             ("dd", Some(15125), None, 3)
@@ -496,7 +496,7 @@ mod tests {
         let d = dump();
         let t = 4;
         assert_eq!(d.comm(t), "");
-        assert_eq!(d.headers[t].line, 43);
+        assert_eq!(d.header(t).line, 43);
         let r = d.frames_of(t);
         assert_eq!(r.len(), 4);
         assert_eq!(d.frame_address(r.start), 0xffff_ffff_821f_8b58);

@@ -523,17 +523,17 @@ mod tests {
     #[test]
     fn headers_carry_pid_cpu_comm() {
         let d = dump();
-        let idle = &d.headers[0];
+        let idle = &d.header(0);
         assert_eq!((idle.pid, idle.tid, idle.cpu), (Some(0), Some(0), Some(11)));
         assert_eq!(d.comm(0), "swapper/11");
         assert_eq!(d.stack_status[0], StackStatus::Empty);
-        let jbd2 = &d.headers[task_named(&d, "jbd2/dm-1-8")];
+        let jbd2 = &d.header(task_named(&d, "jbd2/dm-1-8"));
         assert_eq!((jbd2.pid, jbd2.cpu), (Some(428), Some(1)));
         let bash = task_named(&d, "bash");
-        assert_eq!(d.headers[bash].pid, Some(150_773));
-        assert_eq!(d.headers[bash].cpu, Some(13));
+        assert_eq!(d.header(bash).pid, Some(150_773));
+        assert_eq!(d.header(bash).cpu, Some(13));
         // `CS: 0033` closes bash's syscall register dump: user entry frame.
-        assert!(d.headers[bash].user_regs);
+        assert!(d.header(bash).user_regs);
         assert_eq!(d.stack_status[bash], StackStatus::Truncated);
         assert_eq!(d.frames_of(bash).len(), 10);
     }
@@ -592,13 +592,13 @@ mod tests {
             )
         );
         assert_eq!(d.name(d.frame_function(r.end - 1)), Some("cpu_idle"));
-        let h = &d.headers[swapper];
+        let h = &d.header(swapper);
         assert_eq!((h.pid, h.cpu, h.on_cpu), (Some(0), Some(0), Some(true)));
         assert!(!h.user_regs);
         assert_eq!(d.stack_status[swapper], StackStatus::Complete);
         // khungtaskd has no stack switch: nothing says it was running.
         let k = task_named(&d, "khungtaskd");
-        assert_eq!(d.headers[k].on_cpu, None);
+        assert_eq!(d.header(k).on_cpu, None);
         assert_eq!(d.frames_of(k).len(), 6);
     }
 
@@ -637,7 +637,7 @@ mod tests {
             Some("get_empty_filp")
         );
         assert_eq!(d.frame_offset(r.start + 5), 0x74);
-        assert!(d.headers[su].user_regs);
+        assert!(d.header(su).user_regs);
     }
 
     #[test]
@@ -646,7 +646,7 @@ mod tests {
         let xterm = task_named(&d, "xterm");
         assert_eq!(d.frames_of(xterm).len(), 5);
         // 32-bit `CS:  0023` user segment.
-        assert!(d.headers[xterm].user_regs);
+        assert!(d.header(xterm).user_regs);
         let nfsd = task_named(&d, "nfsd");
         let r = d.frames_of(nfsd);
         assert_eq!(r.len(), 5);
@@ -708,8 +708,8 @@ PID: 1899   TASK: ffff95545a28bf40  CPU: 0   COMMAND: \"insmod\"
                 Task
             )
         );
-        assert_eq!(d.headers[0].on_cpu, Some(true));
-        assert!(!d.headers[0].user_regs);
+        assert_eq!(d.header(0).on_cpu, Some(true));
+        assert!(!d.header(0).user_regs);
     }
 
     #[test]
@@ -735,7 +735,7 @@ bt: cannot transition from exception stack to current process stack
         assert_eq!(d.frames_of(0).len(), 2);
         assert!(!d.frame_reliable[0] && !d.frame_reliable[1]);
         assert_eq!(d.stack_status[0], StackStatus::UnwindFailure);
-        assert_eq!(d.headers[1].on_cpu, Some(true));
+        assert_eq!(d.header(1).on_cpu, Some(true));
         assert_eq!(d.stack_status[1], StackStatus::Empty);
         assert_eq!(d.stack_status[2], StackStatus::UnwindFailure);
         assert_eq!(d.warnings.len(), 1);

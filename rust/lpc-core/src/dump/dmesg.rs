@@ -1039,7 +1039,7 @@ mod tests {
         assert_eq!(d.task_count(), 4);
         let comms: Vec<_> = (0..d.task_count()).map(|t| d.comm(t)).collect();
         assert_eq!(comms, ["sh", "touch", "khungtaskd", "kdamond.0"]);
-        let sh = &d.headers[0];
+        let sh = &d.header(0);
         assert_eq!(
             (sh.pid, sh.tgid, sh.ppid, sh.state),
             (Some(11816), Some(11816), Some(11757), Some('D'))
@@ -1068,7 +1068,7 @@ mod tests {
         assert_eq!(frames(&d, 1).len(), 45);
         // NMI backtraces: the dumper and the interrupted kdamond, both on a CPU.
         assert_eq!(
-            (d.headers[2].pid, d.headers[2].cpu, d.headers[2].on_cpu),
+            (d.header(2).pid, d.header(2).cpu, d.header(2).on_cpu),
             (Some(31), Some(1), Some(true))
         );
         assert!(frames(&d, 2).contains(&"nmi_cpu_backtrace.cold".to_owned()));
@@ -1078,7 +1078,7 @@ mod tests {
             Some("__mem_cgroup_threshold")
         );
         assert_eq!(d.frame_offset(kdamond.start), 0x1b);
-        assert!(!d.headers[3].user_regs);
+        assert!(!d.header(3).user_regs);
         assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
         assert!(d.frame_context.iter().all(|&c| c == FrameContext::Task));
     }
@@ -1090,8 +1090,8 @@ mod tests {
         // provenance + the "[... excerpt gap ...]" marker of the excerpt
         assert_eq!(d.skipped_lines, 2);
         assert_eq!(d.task_count(), 7);
-        assert_eq!(d.headers[0].pid, Some(2293));
-        assert_eq!(d.headers[0].thread_flags, Some(0));
+        assert_eq!(d.header(0).pid, Some(2293));
+        assert_eq!(d.header(0).thread_flags, Some(0));
         let first = d.frames_of(0).start;
         assert_eq!(d.frame_address(first), 0xffff_ffff_82a9_df9c);
         assert_eq!(d.name(d.frame_function(first)), Some("schedule"));
@@ -1104,7 +1104,7 @@ mod tests {
         // the lockdep "#0: ... at: [<..>] tty_open" line is not a frame
         assert_eq!(d.frame_line[d.frames_of(0).end - 1], 48);
         let deduped: Vec<_> = (2..6)
-            .map(|t| (d.headers[t].pid, d.stack_status[t]))
+            .map(|t| (d.header(t).pid, d.stack_status[t]))
             .collect();
         assert_eq!(
             deduped,
@@ -1112,7 +1112,7 @@ mod tests {
         );
         let nmi = 6;
         assert_eq!(
-            (d.headers[nmi].pid, d.comm(nmi)),
+            (d.header(nmi).pid, d.comm(nmi)),
             (Some(2285), "syz-executor491")
         );
         let rip = d.frames_of(nmi).start;
@@ -1127,7 +1127,7 @@ mod tests {
         assert_eq!(d.kernel_release.as_deref(), Some("5.3.0-rc5+"));
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.task_count(), 1);
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.state, h.pid, h.ppid, h.user_regs),
             ("syz-executor865", Some('D'), Some(1721), Some(1719), true)
@@ -1155,7 +1155,7 @@ mod tests {
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.task_count(), 3);
         assert_eq!(
-            (d.comm(0), d.headers[0].pid, d.headers[0].ppid),
+            (d.comm(0), d.header(0).pid, d.header(0).ppid),
             ("kworker/u4:6", Some(5166), Some(2))
         );
         let t0 = d.frames_of(0);
@@ -1182,7 +1182,7 @@ mod tests {
         assert_eq!(d.skipped_lines, 3);
         assert_eq!(d.kernel_release.as_deref(), Some("syzkaller"));
         assert_eq!(d.task_count(), 1);
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.pid, h.tgid, h.ppid),
             ("udevd", Some(5612), Some(5612), Some(4302))
@@ -1205,7 +1205,7 @@ mod tests {
         assert_eq!(d.skipped_lines, 2);
         assert_eq!(d.kernel_release, None);
         assert_eq!(d.task_count(), 1);
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.state, h.on_cpu, h.cpu, h.pid, h.ppid),
             (
@@ -1233,7 +1233,7 @@ mod tests {
             Some("6.10.0-rc5-00257-g88d8f64b9f5f-dirty")
         );
         assert_eq!(d.task_count(), 2);
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.state, h.on_cpu, h.pid, h.tgid),
             ("rcu_preempt", Some('R'), Some(true), Some(17), Some(17))
@@ -1274,9 +1274,9 @@ mod tests {
                 "entry_SYSCALL_64_after_hwframe"
             ]
         );
-        assert!(d.headers[1].user_regs && !d.headers[0].user_regs);
+        assert!(d.header(1).user_regs && !d.header(0).user_regs);
         assert_eq!(
-            (d.comm(0), d.headers[0].pid, d.headers[0].state),
+            (d.comm(0), d.header(0).pid, d.header(0).state),
             ("systemd", Some(1), Some('S'))
         );
     }
@@ -1288,7 +1288,7 @@ mod tests {
         assert_eq!(d.task_count(), 2);
         for t in 0..2 {
             assert_eq!(
-                (d.comm(t), d.headers[t].pid, d.headers[t].ppid),
+                (d.comm(t), d.header(t).pid, d.header(t).ppid),
                 ("systemd", Some(1), Some(0))
             );
         }
@@ -1302,7 +1302,7 @@ mod tests {
         // provenance, the "[IGT] Inactivity timeout" line, two "..." elisions
         assert_eq!(d.skipped_lines, 4);
         assert_eq!(d.task_count(), 1);
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.pid, h.tgid, h.ppid, h.state),
             (
@@ -1327,7 +1327,7 @@ mod tests {
         let d = run(" schedule+0x1/0x2\nCall Trace:\n f+0x1/0x2\n");
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.task_count(), 1);
-        assert_eq!(d.headers[0].pid, None);
+        assert_eq!(d.header(0).pid, None);
     }
 
     #[test]
@@ -1335,7 +1335,7 @@ mod tests {
         let d =
             run("INFO: task a b:42 blocked for more than 5 seconds.\nCall Trace:\n f+0x1/0x2\n");
         assert_eq!(
-            (d.comm(0), d.headers[0].pid, d.headers[0].state),
+            (d.comm(0), d.header(0).pid, d.header(0).state),
             ("a b", Some(42), Some('D'))
         );
     }
@@ -1355,12 +1355,12 @@ mod tests {
         assert_eq!(d.kernel_release.as_deref(), Some("6.6.0"));
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.task_count(), 3);
-        assert_eq!((d.comm(0), d.headers[0].cpu), ("a b", Some(2)));
+        assert_eq!((d.comm(0), d.header(0).cpu), ("a b", Some(2)));
         assert_eq!(frames(&d, 0), ["foo", "foo", "bar"]);
         assert_eq!(d.name(d.frame_module(0)), Some("mymod"));
         let ctx: Vec<_> = d.frames_of(1).map(|i| d.frame_context[i]).collect();
         assert_eq!(ctx, [FrameContext::Exception, FrameContext::SoftIrq]);
-        assert!(d.headers[2].user_regs);
+        assert!(d.header(2).user_regs);
         assert_eq!(d.frames_of(2).len(), 0);
     }
 
@@ -1368,7 +1368,7 @@ mod tests {
     fn idle_cpu_backtrace_is_the_idle_task() {
         let d = run("NMI backtrace for cpu 3 skipped: idling at intel_idle+0x6f/0xc0\n");
         assert_eq!(
-            (d.headers[0].pid, d.comm(0), d.headers[0].on_cpu),
+            (d.header(0).pid, d.comm(0), d.header(0).on_cpu),
             (Some(0), "swapper/3", Some(true))
         );
         assert_eq!(frames(&d, 0), ["intel_idle"]);

@@ -252,8 +252,8 @@ mod tests {
     fn user_guide_trace() {
         let d = dump();
         // `>>> trace = stack_trace(115)` names the pid.
-        assert_eq!(d.headers[0].pid, Some(115));
-        assert_eq!(d.headers[0].line, 5);
+        assert_eq!(d.header(0).pid, Some(115));
+        assert_eq!(d.header(0).line, 5);
         let r = d.frames_of(0);
         assert_eq!(
             frame(&d, r.start),
@@ -279,7 +279,7 @@ mod tests {
     fn later_traces() {
         let d = dump();
         // No prompt names PR #518's pid (its script printed it: skipped).
-        assert_eq!(d.headers[1].pid, None);
+        assert_eq!(d.header(1).pid, None);
         let r = d.frames_of(1);
         assert_eq!(
             frame(&d, r.start + 12),
@@ -292,7 +292,7 @@ mod tests {
             )
         );
         // `prog.stack_trace(task)`: not a pid.
-        assert_eq!(d.headers[2].pid, None);
+        assert_eq!(d.header(2).pid, None);
         let names: Vec<&str> = d
             .frames_of(2)
             .map(|i| d.name(d.frame_function(i)).unwrap())

@@ -238,8 +238,7 @@ mod tests {
     #[test]
     fn threads_and_frames() {
         let d = dump();
-        let ids: Vec<(Option<i64>, Option<i64>)> =
-            d.headers.iter().map(|h| (h.pid, h.tid)).collect();
+        let ids: Vec<(Option<i64>, Option<i64>)> = d.headers().map(|h| (h.pid, h.tid)).collect();
         assert_eq!(
             ids,
             vec![

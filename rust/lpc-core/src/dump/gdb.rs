@@ -365,8 +365,7 @@ mod tests {
     fn thread_headers() {
         let d = dump();
         let got: Vec<(Option<i64>, Option<i64>, &str)> = d
-            .headers
-            .iter()
+            .headers()
             .enumerate()
             .map(|(t, h)| (h.pid, h.tid, d.comm(t)))
             .collect();
@@ -379,8 +378,8 @@ mod tests {
                 (Some(15081), Some(15081), "python3"),
             ]
         );
-        assert!(d.headers.iter().all(|h| h.on_cpu.is_none()));
-        assert_eq!(d.headers[1].line, 39);
+        assert!(d.headers().all(|h| h.on_cpu.is_none()));
+        assert_eq!(d.header(1).line, 39);
     }
 
     #[test]
@@ -436,10 +435,7 @@ Thread 1 (process 4242):
 ";
         let d = run(Format::Gdb, parse, text);
         assert_eq!(d.skipped_lines, 0);
-        assert_eq!(
-            (d.headers[0].pid, d.headers[0].tid),
-            (Some(4242), Some(4243))
-        );
+        assert_eq!((d.header(0).pid, d.header(0).tid), (Some(4242), Some(4243)));
         assert_eq!(d.frames_of(0).len(), 3);
         assert_eq!(
             frame(&d, 0),
@@ -458,10 +454,7 @@ Thread 1 (process 4242):
             (Some("__futex_abstimed_wait_common64"), None, None, false)
         );
         assert_eq!(d.stack_status[1], StackStatus::Truncated);
-        assert_eq!(
-            (d.headers[1].pid, d.headers[1].tid),
-            (Some(4242), Some(4242))
-        );
+        assert_eq!((d.header(1).pid, d.header(1).tid), (Some(4242), Some(4242)));
     }
 
     #[test]

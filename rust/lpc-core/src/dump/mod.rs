@@ -173,6 +173,10 @@ impl FrameContext {
 /// One task header as a parser read it. `None` = the format did not say.
 /// The comm is not here: [`DumpBuilder::begin_task`] interns it into
 /// [`Dump::comm_names`] (see [`Dump::comm`]).
+///
+/// A dump does not keep these: the builder scatters the open task's header
+/// into the [`TaskColumns`] when the task ends, and [`Dump::header`] rebuilds
+/// one from them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskHeader {
     pub pid: Option<i64>,
@@ -195,6 +199,138 @@ pub struct TaskHeader {
     pub line: usize,
     /// A user-mode register dump (`RIP: 0033:`, `pc` in user space) was seen.
     pub user_regs: bool,
+}
+
+/// Sentinel of the `i64` id columns (pid, tid, tgid, ppid, cpu) for "unknown".
+pub const NO_ID: i64 = -1;
+
+/// Sentinel of the flag columns (`task_flags`, `thread_flags`) for "unknown".
+pub const NO_FLAGS: u64 = u64::MAX;
+
+/// Sentinel of the `state` column for "unknown" (code point 0).
+pub const NO_STATE: u32 = 0;
+
+/// `Option<bool>` as the `i8` of the `kthread` / `on_cpu` columns: -1 unknown.
+fn tristate(value: Option<bool>) -> i8 {
+    value.map_or(-1, i8::from)
+}
+
+fn from_tristate(value: i8) -> Option<bool> {
+    (value >= 0).then_some(value != 0)
+}
+
+/// The header fields of every task, one column each, with a sentinel for
+/// "unknown" instead of an `Option`: these are the arrays the Python
+/// binding hands to numpy as they are (no copy), so their element types and
+/// sentinels are the ones `lpc/dump.py` reads. A header value equal to its
+/// column's sentinel (a pid of -1, a `\0` state, flags of `u64::MAX`) reads
+/// back as unknown; no format prints those.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskColumns {
+    /// [`NO_ID`] when unknown, as are `tid`, `tgid`, `ppid` and `cpu`.
+    pub pid: Vec<i64>,
+    pub tid: Vec<i64>,
+    pub tgid: Vec<i64>,
+    pub ppid: Vec<i64>,
+    pub cpu: Vec<i64>,
+    /// The state letter's code point, [`NO_STATE`] when unknown.
+    pub state: Vec<u32>,
+    /// -1 unknown, 0 no, 1 yes.
+    pub kthread: Vec<i8>,
+    /// -1 unknown, 0 no, 1 yes.
+    pub on_cpu: Vec<i8>,
+    /// [`NO_FLAGS`] when unknown.
+    pub task_flags: Vec<u64>,
+    /// [`NO_FLAGS`] when unknown.
+    pub thread_flags: Vec<u64>,
+    pub user_regs: Vec<bool>,
+    /// 1-based source line of the header.
+    pub line: Vec<i64>,
+}
+
+impl TaskColumns {
+    /// Number of tasks.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.pid.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pid.is_empty()
+    }
+
+    fn reserve(&mut self, tasks: usize) {
+        self.pid.reserve(tasks);
+        self.tid.reserve(tasks);
+        self.tgid.reserve(tasks);
+        self.ppid.reserve(tasks);
+        self.cpu.reserve(tasks);
+        self.state.reserve(tasks);
+        self.kthread.reserve(tasks);
+        self.on_cpu.reserve(tasks);
+        self.task_flags.reserve(tasks);
+        self.thread_flags.reserve(tasks);
+        self.user_regs.reserve(tasks);
+        self.line.reserve(tasks);
+    }
+
+    /// Appends one task's row.
+    fn push(&mut self, h: &TaskHeader) {
+        self.pid.push(h.pid.unwrap_or(NO_ID));
+        self.tid.push(h.tid.unwrap_or(NO_ID));
+        self.tgid.push(h.tgid.unwrap_or(NO_ID));
+        self.ppid.push(h.ppid.unwrap_or(NO_ID));
+        self.cpu.push(h.cpu.unwrap_or(NO_ID));
+        self.state.push(h.state.map_or(NO_STATE, u32::from));
+        self.kthread.push(tristate(h.kthread));
+        self.on_cpu.push(tristate(h.on_cpu));
+        self.task_flags.push(h.task_flags.unwrap_or(NO_FLAGS));
+        self.thread_flags.push(h.thread_flags.unwrap_or(NO_FLAGS));
+        self.user_regs.push(h.user_regs);
+        self.line.push(i64::try_from(h.line).unwrap_or(i64::MAX));
+    }
+
+    /// Task `t`'s row as a header.
+    #[must_use]
+    pub fn header(&self, t: usize) -> TaskHeader {
+        let id = |v: i64| (v != NO_ID).then_some(v);
+        let flags = |v: u64| (v != NO_FLAGS).then_some(v);
+        TaskHeader {
+            pid: id(self.pid[t]),
+            tid: id(self.tid[t]),
+            tgid: id(self.tgid[t]),
+            ppid: id(self.ppid[t]),
+            state: char::from_u32(self.state[t]).filter(|&c| c != '\0'),
+            kthread: from_tristate(self.kthread[t]),
+            on_cpu: from_tristate(self.on_cpu[t]),
+            cpu: id(self.cpu[t]),
+            task_flags: flags(self.task_flags[t]),
+            thread_flags: flags(self.thread_flags[t]),
+            line: usize::try_from(self.line[t]).unwrap_or(0),
+            user_regs: self.user_regs[t],
+        }
+    }
+
+    /// Appends `next`'s rows, their lines `lines_before` further on.
+    fn append(&mut self, next: &TaskColumns, lines_before: usize) {
+        self.pid.extend_from_slice(&next.pid);
+        self.tid.extend_from_slice(&next.tid);
+        self.tgid.extend_from_slice(&next.tgid);
+        self.ppid.extend_from_slice(&next.ppid);
+        self.cpu.extend_from_slice(&next.cpu);
+        self.state.extend_from_slice(&next.state);
+        self.kthread.extend_from_slice(&next.kthread);
+        self.on_cpu.extend_from_slice(&next.on_cpu);
+        self.task_flags.extend_from_slice(&next.task_flags);
+        self.thread_flags.extend_from_slice(&next.thread_flags);
+        self.user_regs.extend_from_slice(&next.user_regs);
+        // As `push` would have stored the shifted line (saturating the same way).
+        self.line.extend(next.line.iter().map(|&l| {
+            let l = usize::try_from(l).unwrap_or(0);
+            i64::try_from(l.saturating_add(lines_before)).unwrap_or(i64::MAX)
+        }));
+    }
 }
 
 /// One frame as a parser read it.
@@ -242,7 +378,8 @@ pub struct Dump {
     pub format: Option<Format>,
     pub kernel_release: Option<String>,
     // ---- per task
-    pub headers: Vec<TaskHeader>,
+    /// The header fields (see [`Dump::header`]).
+    pub tasks: TaskColumns,
     /// Index into `comm_names`.
     pub task_comm: Vec<u32>,
     pub stack_status: Vec<StackStatus>,
@@ -287,7 +424,18 @@ impl Dump {
     /// Number of tasks.
     #[must_use]
     pub fn task_count(&self) -> usize {
-        self.headers.len()
+        self.tasks.len()
+    }
+
+    /// Task `t`'s header, rebuilt from the task columns.
+    #[must_use]
+    pub fn header(&self, t: usize) -> TaskHeader {
+        self.tasks.header(t)
+    }
+
+    /// Every task's header, in order (see [`Dump::header`]).
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = TaskHeader> + '_ {
+        (0..self.task_count()).map(|t| self.header(t))
     }
 
     /// Number of frames over all tasks.
@@ -555,6 +703,74 @@ pub struct FrameSite {
     pub line: usize,
 }
 
+/// From this many frames on, [`DumpBuilder::append`] copies the task and
+/// the frame columns on two threads.
+pub(crate) const PARALLEL_APPEND_FRAMES: usize = 1 << 16;
+
+/// The per-task columns [`DumpBuilder::append`] extends.
+struct TaskSide<'a> {
+    tasks: &'a mut TaskColumns,
+    task_comm: &'a mut Vec<u32>,
+    stack_status: &'a mut Vec<StackStatus>,
+    frame_offsets: &'a mut Vec<u64>,
+}
+
+impl TaskSide<'_> {
+    /// Appends the next dump's task rows: comm ids renamed by `comms`, frame
+    /// offsets moved past the frames already here.
+    fn append(
+        self,
+        tasks: &TaskColumns,
+        task_comm: &[u32],
+        stack_status: &[StackStatus],
+        frame_offsets: &[u64],
+        comms: &[u32],
+        lines_before: usize,
+    ) {
+        self.tasks.append(tasks, lines_before);
+        self.task_comm
+            .extend(task_comm.iter().map(|&c| comms[c as usize]));
+        self.stack_status.extend_from_slice(stack_status);
+        let base = *self.frame_offsets.last().expect("offsets start with 0");
+        self.frame_offsets
+            .extend(frame_offsets[1..].iter().map(|&o| o + base));
+    }
+}
+
+/// The per-frame columns [`DumpBuilder::append`] extends.
+struct FrameSide<'a> {
+    frame_token: &'a mut Vec<u32>,
+    frame_reliable: &'a mut Vec<bool>,
+    frame_context: &'a mut Vec<FrameContext>,
+    frame_inlined: &'a mut Vec<bool>,
+    frame_line: &'a mut Vec<u32>,
+}
+
+impl FrameSide<'_> {
+    /// Appends the next dump's frames: token ids renamed by `tokens`, lines
+    /// shifted by `lines_before`.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        self,
+        frame_token: &[u32],
+        frame_reliable: &[bool],
+        frame_context: &[FrameContext],
+        frame_inlined: &[bool],
+        frame_line: &[u32],
+        tokens: &[u32],
+        lines_before: usize,
+    ) {
+        self.frame_token
+            .extend(frame_token.iter().map(|&t| tokens[t as usize]));
+        self.frame_reliable.extend_from_slice(frame_reliable);
+        self.frame_context.extend_from_slice(frame_context);
+        self.frame_inlined.extend_from_slice(frame_inlined);
+        self.frame_line.extend(frame_line.iter().map(|&l| {
+            u32::try_from((l as usize).saturating_add(lines_before)).unwrap_or(u32::MAX)
+        }));
+    }
+}
+
 /// Fills a [`Dump`] one task and one frame at a time.
 #[derive(Debug, Default)]
 pub struct DumpBuilder {
@@ -562,6 +778,10 @@ pub struct DumpBuilder {
     interned: NameTable,
     comms: NameTable,
     tokens: TokenTable,
+    /// The open task's header and comm id: scattered into the task columns
+    /// when it ends, so that fields learned late (`header_mut`) cost nothing.
+    header: TaskHeader,
+    comm: u32,
     open: bool,
     /// Status forced by the parser for the open task (unreadable, truncated…).
     forced: Option<StackStatus>,
@@ -584,7 +804,7 @@ impl DumpBuilder {
     /// columns of a large dump are not copied over and over while they grow.
     pub fn reserve(&mut self, tasks: usize, frames: usize) {
         let d = &mut self.dump;
-        d.headers.reserve(tasks);
+        d.tasks.reserve(tasks);
         d.task_comm.reserve(tasks);
         d.stack_status.reserve(tasks);
         d.frame_offsets.reserve(tasks);
@@ -610,9 +830,8 @@ impl DumpBuilder {
     /// interned: a task costs no string allocation unless its comm is new.
     pub fn begin_task(&mut self, header: TaskHeader, comm: &str) {
         self.end_task();
-        let comm = self.comms.intern(comm, &mut self.dump.comm_names);
-        self.dump.headers.push(header);
-        self.dump.task_comm.push(comm);
+        self.comm = self.comms.intern(comm, &mut self.dump.comm_names);
+        self.header = header;
         self.open = true;
         self.forced = None;
     }
@@ -626,11 +845,7 @@ impl DumpBuilder {
     /// The open task's header, for parsers that learn fields late
     /// (a register dump after the header, `running task` lines).
     pub fn header_mut(&mut self) -> Option<&mut TaskHeader> {
-        if self.open {
-            self.dump.headers.last_mut()
-        } else {
-            None
-        }
+        self.open.then_some(&mut self.header)
     }
 
     /// Marks the open task's stack as unreadable / truncated / failed.
@@ -759,6 +974,8 @@ impl DumpBuilder {
         };
         d.stack_status.push(status);
         d.frame_offsets.push(d.frame_token.len() as u64);
+        d.tasks.push(&self.header);
+        d.task_comm.push(self.comm);
         self.open = false;
         self.forced = None;
     }
@@ -798,35 +1015,80 @@ impl DumpBuilder {
             .map(|c| self.comms.intern(c, &mut self.dump.comm_names))
             .collect();
         let shift = |line: usize| line.saturating_add(lines_before);
-        let shift32 = |line: u32| u32::try_from(shift(line as usize)).unwrap_or(u32::MAX);
+        let Dump {
+            tasks,
+            task_comm,
+            stack_status,
+            frame_offsets,
+            frame_token,
+            frame_reliable,
+            frame_context,
+            frame_inlined,
+            frame_line,
+            skipped_lines,
+            skipped_samples,
+            kernel_release,
+            warnings,
+            ..
+        } = next;
         let d = &mut self.dump;
-        d.headers.extend(next.headers.into_iter().map(|mut h| {
-            h.line = shift(h.line);
-            h
-        }));
-        d.task_comm
-            .extend(next.task_comm.iter().map(|&c| comms[c as usize]));
-        d.stack_status.extend_from_slice(&next.stack_status);
-        let base = *d.frame_offsets.last().expect("offsets start with 0");
-        d.frame_offsets
-            .extend(next.frame_offsets[1..].iter().map(|&o| o + base));
-        d.frame_token
-            .extend(next.frame_token.iter().map(|&t| tokens[t as usize]));
-        d.frame_reliable.extend_from_slice(&next.frame_reliable);
-        d.frame_context.extend_from_slice(&next.frame_context);
-        d.frame_inlined.extend_from_slice(&next.frame_inlined);
-        d.frame_line
-            .extend(next.frame_line.iter().map(|&l| shift32(l)));
-        d.skipped_lines += next.skipped_lines;
-        for (line, text) in next.skipped_samples {
+        let task_side = TaskSide {
+            tasks: &mut d.tasks,
+            task_comm: &mut d.task_comm,
+            stack_status: &mut d.stack_status,
+            frame_offsets: &mut d.frame_offsets,
+        };
+        let frame_side = FrameSide {
+            frame_token: &mut d.frame_token,
+            frame_reliable: &mut d.frame_reliable,
+            frame_context: &mut d.frame_context,
+            frame_inlined: &mut d.frame_inlined,
+            frame_line: &mut d.frame_line,
+        };
+        let append_tasks = move || {
+            task_side.append(
+                &tasks,
+                &task_comm,
+                &stack_status,
+                &frame_offsets,
+                &comms,
+                lines_before,
+            );
+        };
+        let frame_count = frame_token.len();
+        let append_frames = move || {
+            frame_side.append(
+                &frame_token,
+                &frame_reliable,
+                &frame_context,
+                &frame_inlined,
+                &frame_line,
+                &tokens,
+                lines_before,
+            );
+        };
+        // The copy writes fresh memory, and page faults are most of its
+        // cost: a large merge faults in the task and frame columns on two
+        // threads (each also frees its sources there).
+        if frame_count >= PARALLEL_APPEND_FRAMES {
+            std::thread::scope(|scope| {
+                scope.spawn(append_frames);
+                append_tasks();
+            });
+        } else {
+            append_tasks();
+            append_frames();
+        }
+        d.skipped_lines += skipped_lines;
+        for (line, text) in skipped_samples {
             if d.skipped_samples.len() < SKIPPED_SAMPLES {
                 d.skipped_samples.push((shift(line), text));
             }
         }
         if d.kernel_release.is_none() {
-            d.kernel_release = next.kernel_release;
+            d.kernel_release = kernel_release;
         }
-        for w in &next.warnings {
+        for w in &warnings {
             self.warn(w);
         }
     }
@@ -1139,6 +1401,82 @@ mod tests {
         assert_eq!(d.name(d.frame_function(2)), None);
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.frames_of(0), 0..2);
+    }
+
+    /// Headers with every field set, unset, and set late through
+    /// `header_mut`, read back from the columns; the raw columns hold the
+    /// sentinels the binding hands to numpy.
+    #[test]
+    fn task_columns_keep_every_header_field() {
+        let full = TaskHeader {
+            pid: Some(7),
+            tid: Some(8),
+            tgid: Some(7),
+            ppid: Some(1),
+            state: Some('D'),
+            kthread: Some(false),
+            on_cpu: Some(true),
+            cpu: Some(0),
+            task_flags: Some(0x0020_0040),
+            thread_flags: Some(0),
+            line: 3,
+            user_regs: true,
+        };
+        let unknown = TaskHeader {
+            line: 9,
+            ..TaskHeader::default()
+        };
+        let mut b = DumpBuilder::new(Format::Dmesg);
+        b.begin_task(full.clone(), "a");
+        b.begin_task(unknown.clone(), "b");
+        b.begin_task(unknown.clone(), "c");
+        // Learned after the frames, as dmesg's register dumps are.
+        b.push_frame(&FrameRecord::default());
+        let late = b.header_mut().expect("open task");
+        late.on_cpu = Some(false);
+        late.kthread = Some(true);
+        late.user_regs = true;
+        let d = b.finish();
+        assert!(DumpBuilder::new(Format::Dmesg).header_mut().is_none());
+        let late = TaskHeader {
+            on_cpu: Some(false),
+            kthread: Some(true),
+            user_regs: true,
+            ..unknown.clone()
+        };
+        assert_eq!(d.headers().collect::<Vec<_>>(), [full, unknown, late]);
+        assert_eq!(d.task_comm, [0, 1, 2]);
+        let c = &d.tasks;
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.pid, [7, NO_ID, NO_ID]);
+        assert_eq!(c.cpu, [0, NO_ID, NO_ID]);
+        assert_eq!(c.state, [u32::from('D'), NO_STATE, NO_STATE]);
+        assert_eq!(c.kthread, [0, -1, 1]);
+        assert_eq!(c.on_cpu, [1, -1, 0]);
+        assert_eq!(c.task_flags, [0x0020_0040, NO_FLAGS, NO_FLAGS]);
+        assert_eq!(c.thread_flags, [0, NO_FLAGS, NO_FLAGS]);
+        assert_eq!(c.user_regs, [true, false, true]);
+        assert_eq!(c.line, [3, 9, 9]);
+    }
+
+    #[test]
+    fn append_shifts_task_lines_like_a_longer_parse() {
+        let task = |line| TaskHeader {
+            pid: Some(1),
+            line,
+            ..TaskHeader::default()
+        };
+        let mut whole = DumpBuilder::new(Format::ProcStack);
+        whole.begin_task(task(1), "x");
+        whole.begin_task(task(105), "y");
+        let mut tail = DumpBuilder::new(Format::ProcStack);
+        tail.begin_task(task(5), "y");
+        let mut head = DumpBuilder::new(Format::ProcStack);
+        head.begin_task(task(1), "x");
+        head.append(tail.finish(), 100);
+        let merged = head.finish();
+        assert_eq!(merged, whole.finish());
+        assert_eq!(merged.tasks.line, [1, 105]);
     }
 
     /// The frame a token table must reproduce, read back through the accessors.

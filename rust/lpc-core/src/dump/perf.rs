@@ -353,7 +353,7 @@ mod tests {
         let lines: Vec<usize> = d.skipped_samples.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, vec![1, 41]);
         assert!(d.frame_reliable.iter().all(|&r| r));
-        assert!(d.headers.iter().all(|h| h.on_cpu == Some(true)));
+        assert!(d.headers().all(|h| h.on_cpu == Some(true)));
         assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
         assert_eq!(d.warnings.len(), 1);
     }
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn cpu_clock_samples() {
         let d = dump();
-        let h = &d.headers[0];
+        let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.pid, h.tid, h.cpu, h.state),
             ("dd", None, Some(15125), Some(0), None)
@@ -398,7 +398,7 @@ mod tests {
             (None, None, 0x7f51_1765_b000, None, FrameContext::User)
         );
         // comm right-padded before the id: `kdamond.0    77`.
-        let kd = &d.headers[3];
+        let kd = &d.header(3);
         assert_eq!((d.comm(3), kd.tid), ("kdamond.0", Some(77)));
         assert_eq!(d.frames_of(3).len(), 8);
         assert!(d
@@ -409,7 +409,7 @@ mod tests {
     #[test]
     fn sched_switch_samples_give_state() {
         let d = dump();
-        let sleep = &d.headers[5];
+        let sleep = &d.header(5);
         assert_eq!(
             (d.comm(5), sleep.tid, sleep.state),
             ("sleep", Some(15752), Some('S'))
@@ -432,7 +432,7 @@ mod tests {
             frame(&d, r.end - 1),
             (None, None, 0, None, FrameContext::User)
         );
-        let states: Vec<Option<char>> = d.headers[5..].iter().map(|h| h.state).collect();
+        let states: Vec<Option<char>> = d.headers().skip(5).map(|h| h.state).collect();
         assert_eq!(
             states,
             vec![
@@ -444,12 +444,12 @@ mod tests {
                 Some('I')
             ]
         );
-        let kworker = &d.headers[9];
+        let kworker = &d.header(9);
         assert_eq!(
             (d.comm(9), kworker.tid, kworker.cpu),
             ("kworker/u8:0-ex", Some(12), Some(0))
         );
-        assert_eq!(d.headers[8].cpu, Some(1));
+        assert_eq!(d.header(8).cpu, Some(1));
     }
 
     #[test]
@@ -470,7 +470,7 @@ swapper     0 [001] 13.000000:  1 cycles:
         let d = run(Format::PerfScript, parse, text);
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.kernel_release.as_deref(), Some("6.18.44-fc-v657"));
-        let web = &d.headers[0];
+        let web = &d.header(0);
         assert_eq!(
             (d.comm(0), web.pid, web.tid, web.cpu),
             ("Web Content", Some(4242), Some(4250), Some(3))

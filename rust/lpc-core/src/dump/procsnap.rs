@@ -526,7 +526,7 @@ mod tests {
             .collect();
         assert_eq!(d.task_count(), rows.len());
         for (t, row) in rows.iter().enumerate() {
-            let h = &d.headers[t];
+            let h = &d.header(t);
             assert_eq!(h.pid, row[0].parse().ok());
             assert_eq!(h.tid, row[1].parse().ok());
             assert_eq!(d.comm(t), row[2]);
@@ -547,14 +547,14 @@ mod tests {
         let spin = (0..d.task_count())
             .position(|t| d.comm(t) == "wl-spin")
             .unwrap();
-        assert_eq!(d.headers[spin].on_cpu, Some(true));
+        assert_eq!(d.header(spin).on_cpu, Some(true));
         assert_eq!(d.stack_status[spin], StackStatus::Empty);
-        let zombie = d.headers.iter().position(|h| h.state == Some('Z')).unwrap();
-        assert_eq!(d.headers[zombie].on_cpu, None);
+        let zombie = d.headers().position(|h| h.state == Some('Z')).unwrap();
+        assert_eq!(d.header(zombie).on_cpu, None);
         assert_eq!(d.stack_status[zombie], StackStatus::Empty);
         assert!((0..d.task_count())
             .filter(|&t| d.comm(t) != "wl-spin")
-            .all(|t| d.headers[t].on_cpu.is_none()));
+            .all(|t| d.header(t).on_cpu.is_none()));
     }
 
     #[test]
@@ -563,8 +563,8 @@ mod tests {
                     kthread=0 cpu=3 status=gone extra=1\n[<0>] f+0x1/0x2\n";
         let d = run(text);
         assert_eq!(d.comm(0), "a state=b (x) state=c\\d\n");
-        assert_eq!(d.headers[0].state, None);
-        assert_eq!(d.headers[0].cpu, Some(3));
+        assert_eq!(d.header(0).state, None);
+        assert_eq!(d.header(0).cpu, Some(3));
         assert_eq!(d.stack_status, [StackStatus::Unreadable]);
         assert!(d.warnings.iter().any(|w| w.contains("exited")));
     }
@@ -687,6 +687,18 @@ mod tests {
             assert!(chunks[1..].iter().all(|c| c.starts_with(b"# pid=")));
             assert_eq!(parse_chunks(&chunks, text.len()).unwrap(), whole);
         }
+    }
+
+    /// A merge large enough to copy the task and frame columns on two threads.
+    #[test]
+    fn a_large_merge_equals_the_sequential_parse() {
+        let text = STACKS.repeat(320);
+        let whole = run(&text);
+        let chunks = split_at_headers(text.as_bytes(), 2);
+        assert_eq!(chunks.len(), 2);
+        let tail = run(std::str::from_utf8(chunks[1]).unwrap());
+        assert!(tail.frame_count() >= super::super::PARALLEL_APPEND_FRAMES);
+        assert_eq!(parse_chunks(&chunks, text.len()).unwrap(), whole);
     }
 
     #[test]

@@ -452,7 +452,7 @@ pub(crate) mod testing {
             "{input:?}"
         );
         assert!(
-            d.headers.iter().all(|h| h.line <= line_count.max(1)),
+            d.headers().all(|h| h.line <= line_count.max(1)),
             "{input:?}"
         );
     }
