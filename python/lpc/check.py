@@ -19,7 +19,7 @@ Everything is read-only: lpc never writes to /proc or /sys.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, overload
@@ -64,6 +64,7 @@ __all__ = [
     "sleeping_functions",
     "task_facts",
     "token_function_names",
+    "token_name_ids",
 ]
 
 SCHEMA_VERSION = 1
@@ -153,20 +154,24 @@ def _token_addresses(
     unresolved = np.zeros(dump.token_count, dtype=bool)
     named = ~known & (dump.token_function_ids != Dump.NO_NAME)
     named &= dump.token_symbol_offsets != np.uint64(UNKNOWN_U64)
-    fids, mids = dump.token_function_ids.tolist(), dump.token_module_ids.tolist()
-    sizes, offsets = dump.token_symbol_sizes.tolist(), dump.token_symbol_offsets.tolist()
-    starts: dict[tuple[int, int, int], int | None] = {}
-    for k in np.flatnonzero(named).tolist():
-        key = (fids[k], mids[k], sizes[k])
-        if key not in starts:
-            module = None if mids[k] == Dump.NO_NAME else dump.names[mids[k]]
-            size = None if sizes[k] == UNKNOWN_U64 else sizes[k]
-            starts[key] = symbols.resolve(dump.names[fids[k]], 0, size, module)
-        start = starts[key]
-        if start is None:
-            unresolved[k] = True
-        else:
-            addresses[k], known[k] = start + offsets[k], True
+    rows = np.flatnonzero(named)
+    if not rows.size:
+        return addresses, known, unresolved
+    fids, mids = dump.token_function_ids[rows], dump.token_module_ids[rows]
+    sizes = dump.token_symbol_sizes[rows]
+    keys, reps = _group(fids, mids, sizes)
+    starts = np.zeros(len(reps), dtype=np.uint64)
+    ok = np.zeros(len(reps), dtype=bool)
+    for k, (fid, mid, size) in enumerate(zip(fids[reps].tolist(), mids[reps].tolist(),
+                                             sizes[reps].tolist())):
+        module = None if mid == Dump.NO_NAME else dump.names[mid]
+        start = symbols.resolve(dump.names[fid], 0, None if size == UNKNOWN_U64 else size, module)
+        if start is not None:
+            starts[k], ok[k] = start, True
+    good = ok[keys]
+    addresses[rows[good]] = starts[keys[good]] + dump.token_symbol_offsets[rows[good]]
+    known[rows[good]] = True
+    unresolved[rows[~good]] = True
     return addresses, known, unresolved
 
 
@@ -255,26 +260,50 @@ def first_patched_frame(
     return found.first, found.function
 
 
-def token_function_names(dump: Dump, symbols: Symbols | None = None) -> list[str]:
-    """Every frame token's function name: as printed, else symbolized from its
-    address (the kernel's ``%pB`` rule: a return address belongs to the
-    function holding ``address - 1``) when a symbol table is given, else ``"?"``."""
-    names = [dump.names[f] if f != Dump.NO_NAME else "?" for f in dump.token_function_ids.tolist()]
+def token_name_ids(dump: Dump, symbols: Symbols | None = None) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """``(names, id of each frame token's function name in names)``.
+
+    ``names`` is the dump's interned names, then ``"?"``, then the names of
+    functions that address-only tokens were symbolized to (the kernel's
+    ``%pB`` rule: a return address belongs to the function holding
+    ``address - 1``) when a symbol table is given; a token with neither a
+    printed name nor a symbol is ``"?"``. Everything is per token and per
+    name, never per frame.
+    """
+    names = [*dump.names, "?"]
+    unknown = len(dump.names)
+    fids = dump.token_function_ids.astype(np.int64)
+    ids = np.where(fids == Dump.NO_NAME, unknown, fids)
     if symbols is not None:
         bare = np.flatnonzero((dump.token_function_ids == Dump.NO_NAME) & dump.token_has_address)
         if bare.size:
             index, _ = symbols.symbolize(dump.token_addresses[bare], return_addresses=True)
+            extra: dict[str, int] = {}
             for k, f in zip(bare.tolist(), index.tolist()):
                 if f >= 0:
-                    names[k] = symbols[f].name
-    return names
+                    name = symbols.name_of(f)
+                    ids[k] = extra.setdefault(name, len(names) + len(extra))
+            names += list(extra)
+    return names, ids
+
+
+def token_function_names(dump: Dump, symbols: Symbols | None = None) -> list[str]:
+    """Every frame token's function name (see :func:`token_name_ids`)."""
+    names, ids = token_name_ids(dump, symbols)
+    return [names[i] for i in ids.tolist()]
 
 
 def frame_function_names(dump: Dump, symbols: Symbols | None = None) -> npt.NDArray[np.object_]:
-    """Every frame's function name (see :func:`token_function_names`)."""
-    table = np.array(token_function_names(dump, symbols) + ["?"], dtype=object)
-    names: npt.NDArray[np.object_] = table[dump.frame_tokens]
-    return names
+    """Every frame's function name (see :func:`token_name_ids`)."""
+    names, ids = token_name_ids(dump, symbols)
+    table = np.array(names, dtype=object)
+    out: npt.NDArray[np.object_] = table[ids[dump.frame_tokens]] if len(ids) else table[:0]
+    return out
+
+
+def _name_flags(names: Sequence[str], test: Callable[[str], bool | int]) -> npt.NDArray[np.uint8]:
+    """A per-name lookup table of ``test`` (names are few; frames are millions)."""
+    return np.fromiter((int(test(n)) for n in names), dtype=np.uint8, count=len(names))
 
 
 def infer_kind(
@@ -400,6 +429,8 @@ def _group(*columns: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArr
     span = 1
     for column in columns:
         col = column.view(np.uint8) if column.dtype == np.bool_ else column
+        if col.dtype == np.uint64:  # int64 keys: the same bits, then compared as signed
+            col = col.view(np.int64)
         low = int(col.min()) if col.size else 0
         width = (int(col.max()) - low + 1) if col.size else 1
         if span * width >= _DENSE_LIMIT:
@@ -416,9 +447,10 @@ def _group(*columns: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArr
     return _factorize(key)
 
 
-def _hit_sequences(found: Scan, tokens: npt.NDArray[np.uint32], tasks: int) -> npt.NDArray[np.int64]:
-    """Per task, an id of its sequence of patched frames — (position, token) of
-    every frame inside the patched set — equal ids for equal sequences, 0 for none.
+def _hit_sequences(found: Scan, frame_names: npt.NDArray[np.int64], tasks: int) -> npt.NDArray[np.int64]:
+    """Per task, an id of its sequence of patched frames — (position, name id)
+    of every frame inside the patched set, ``frame_names`` giving the name id
+    of each of those frames — equal ids for equal sequences, 0 for none.
 
     Folded one rank at a time (a stack holds a handful of patched frames), each
     rank's ids disjoint from the earlier ones', so a sequence never equals
@@ -429,7 +461,7 @@ def _hit_sequences(found: Scan, tokens: npt.NDArray[np.uint32], tasks: int) -> n
     if not frames.rows.size:
         return out
     owners = frames.owners
-    code, _ = _group(frames.positions, tokens[frames.rows])
+    code, _ = _group(frames.positions, frame_names)
     starts = np.flatnonzero(np.diff(owners, prepend=-1))
     rank = np.arange(len(owners)) - np.repeat(starts, np.diff(np.append(starts, len(owners))))
     next_free = 1
@@ -460,7 +492,8 @@ class TaskTable(Sequence[TaskFacts]):
         offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
         self._offsets = offsets
         self._tokens = dump.frame_tokens
-        self._token_names = token_function_names(dump, symbols)
+        #: Function names (dump's, "?", symbolized) and each token's name id.
+        self._names, self._token_name = token_name_ids(dump, symbols)
         eligible = found.eligible
         self._eligible = eligible
         #: Per task: reliable, non-inlined frames (what the kernel's walker reports),
@@ -488,13 +521,11 @@ class TaskTable(Sequence[TaskFacts]):
     def _stack_evidence(self, dump: Dump, offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
         """Per task, bits of what its stack shows: 1 a system-call entry frame,
         2 ``kthread()``, 4 ``ret_from_fork``, 8 an interrupt/exception frame."""
-        names = self._token_names
-        bits = np.array(
-            [(1 if n.startswith(SYSCALL_ENTRY) else 0) | (2 if n == "kthread" else 0)
-             | (4 if n.startswith("ret_from_fork") else 0) for n in names] or [0],
-            dtype=np.uint8,
-        )
-        per_frame = bits[self._tokens] if len(names) else np.zeros(len(self._tokens), np.uint8)
+        by_name = _name_flags(self._names, lambda n: (
+            (1 if n.startswith(SYSCALL_ENTRY) else 0) | (2 if n == "kthread" else 0)
+            | (4 if n.startswith("ret_from_fork") else 0)))
+        by_token = by_name[self._token_name]
+        per_frame = by_token[self._tokens] if len(by_token) else np.zeros(len(self._tokens), np.uint8)
         per_frame[dump.frame_context_codes != 0] |= 8
         return _per_task(np.bitwise_or, offsets, per_frame)
 
@@ -544,7 +575,7 @@ class TaskTable(Sequence[TaskFacts]):
             if not behind.any():
                 break
             at = np.where(behind, at + 1, at)
-        starter = np.array([_starts_threads(n) for n in self._token_names] or [False], dtype=bool)
+        starter = _name_flags(self._names, _starts_threads).astype(bool)[self._token_name]
         inside = at < end
         out[tasks[inside]] = starter[self._tokens[at[inside]]]
         return out
@@ -555,8 +586,8 @@ class TaskTable(Sequence[TaskFacts]):
         return self.dump.task_count
 
     def frames(self, t: int) -> tuple[str, ...]:
-        names = self._token_names
-        return tuple(names[k] for k in self._tokens[self._offsets[t] : self._offsets[t + 1]].tolist())
+        names, tokens = self._names, self._tokens[self._offsets[t] : self._offsets[t + 1]]
+        return tuple(names[k] for k in self._token_name[tokens].tolist())
 
     def kind(self, t: int) -> TaskKind:
         return self._kind_of_group[int(self.kind_groups[t])]
@@ -619,13 +650,14 @@ class TaskTable(Sequence[TaskFacts]):
         :class:`TaskFacts` minus identity (index, pid, tid, comm beyond what
         :meth:`_kinds` reads) and the frame names, which models read only at
         patched positions — so tasks with patched frames group by the positions
-        and tokens of those frames (tokens are finer than names: never wrong,
-        at worst one more judgement).
+        and names of those frames (not their offsets: no model reads them).
         """
         d = self.dump
         return _group(
             self.kind_groups, d.states, d.on_cpus, self.stack_codes, self.depth,
-            _hit_sequences(self.found, self._tokens, len(self)), self.thread_fn,
+            _hit_sequences(self.found, self._token_name[self._tokens[self.found.any_frames.rows]],
+                           len(self)),
+            self.thread_fn,
         )
 
 
