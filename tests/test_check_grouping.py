@@ -10,8 +10,6 @@ interrupt frames, kernel threads told apart only by their stacks).
 
 from __future__ import annotations
 
-import gzip
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -31,18 +29,9 @@ from lpc.dump import UNKNOWN_U64, Dump, FrameContext, StackStatus, Task, parse_d
 from lpc.models import MODELS, Stack, TaskFacts, get_model
 from lpc.patch import Patch
 from lpc.symbols import Symbols
+from test_check_real import snapshot, symbols  # the real 6.18 snapshot and its kallsyms
 
 DATA = Path(__file__).parent / "data"
-
-
-@cache
-def snapshot() -> Dump:
-    return parse_dump(DATA / "procdump-6.18")
-
-
-@cache
-def symbols() -> Symbols:
-    return Symbols.from_kallsyms(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
 
 
 def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> TaskFacts:

@@ -585,8 +585,6 @@ impl IntervalTree {
         if stacks == 0 {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut frame = vec![-1i64; stacks];
-        let mut id = vec![-1i64; stacks];
         let scan = |first_stack: usize, frame: &mut [i64], id: &mut [i64]| {
             let lo = offsets[first_stack] as usize;
             let hi = offsets[first_stack + frame.len()] as usize;
@@ -600,19 +598,7 @@ impl IntervalTree {
                 }
             }
         };
-        let frames = ips.len();
-        if parallel && frames >= PARALLEL_MIN && stacks > 1 {
-            // Chunks of stacks holding about PARALLEL_CHUNK frames each.
-            let per = (stacks * PARALLEL_CHUNK / frames).max(1);
-            frame
-                .par_chunks_mut(per)
-                .zip(id.par_chunks_mut(per))
-                .enumerate()
-                .for_each(|(c, (f, i))| scan(c * per, f, i));
-        } else {
-            scan(0, &mut frame, &mut id);
-        }
-        Ok((frame, id))
+        Ok(scan_stacks(stacks, ips.len(), parallel, scan))
     }
 
     /// [`first_hit_per_stack`](Self::first_hit_per_stack) over an interned
@@ -656,8 +642,6 @@ impl IntervalTree {
         }
         let token_ids = self.find_many(token_ips, false);
         let stacks = offsets.len().saturating_sub(1);
-        let mut frame = vec![-1i64; stacks];
-        let mut id = vec![-1i64; stacks];
         let scan = |first_stack: usize, frame: &mut [i64], id: &mut [i64]| {
             for s in 0..frame.len() {
                 let lo = offsets[first_stack + s] as usize;
@@ -670,18 +654,30 @@ impl IntervalTree {
                 }
             }
         };
-        if parallel && tokens.len() >= PARALLEL_MIN && stacks > 1 {
-            let per = (stacks * PARALLEL_CHUNK / tokens.len()).max(1);
-            frame
-                .par_chunks_mut(per)
-                .zip(id.par_chunks_mut(per))
-                .enumerate()
-                .for_each(|(c, (f, i))| scan(c * per, f, i));
-        } else {
-            scan(0, &mut frame, &mut id);
-        }
-        Ok((frame, id))
+        Ok(scan_stacks(stacks, tokens.len(), parallel, scan))
     }
+}
+
+/// Runs a per-stack `scan(first_stack, frame, id)` over every stack, filling
+/// the `(frame, id)` answers (-1 = no hit): on chunks of stacks holding about
+/// `PARALLEL_CHUNK` frames each, in parallel, when asked and worth it.
+fn scan_stacks<F>(stacks: usize, frames: usize, parallel: bool, scan: F) -> (Vec<i64>, Vec<i64>)
+where
+    F: Fn(usize, &mut [i64], &mut [i64]) + Sync,
+{
+    let mut frame = vec![-1i64; stacks];
+    let mut id = vec![-1i64; stacks];
+    if parallel && frames >= PARALLEL_MIN && stacks > 1 {
+        let per = (stacks * PARALLEL_CHUNK / frames).max(1);
+        frame
+            .par_chunks_mut(per)
+            .zip(id.par_chunks_mut(per))
+            .enumerate()
+            .for_each(|(c, (f, i))| scan(c * per, f, i));
+    } else {
+        scan(0, &mut frame, &mut id);
+    }
+    (frame, id)
 }
 
 /// Every range must hold an address, and ids must be non-negative: batch
