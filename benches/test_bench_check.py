@@ -2,8 +2,9 @@
 its baselines.
 
 The snapshot directory (stacks.txt built by repeating the real 6.18 snapshot
-to ≥ 100 MB — 427,735 tasks, 1.9M frames — plus that machine's kallsyms) is
-made at bench time in a temporary directory. Each round runs the real
+to ≥ 100 MB — 427,735 tasks, 1.9M frames — plus that machine's kallsyms) and
+a 100 MB kernel log (every SysRq-t / hung-task / RCU-stall sample repeated)
+are made at bench time in a temporary directory. Each round runs the real
 command in a fresh interpreter, as an engineer would (``python -m lpc check
 --dump DIR --patch worker_thread``: startup, imports, read, parse, symbols,
 scan, every task judged, the report printed), and compares it with, in the
@@ -60,18 +61,32 @@ def best_wall(argv: list[str], rounds: int, expect: int) -> float:
     return best
 
 
-@pytest.mark.parametrize("how", ["snapshot_dir_with_kallsyms", "stacks_file_by_name"])
-def test_bench_check_end_to_end(benchmark: Any, big_snapshot: Path, how: str) -> None:
-    dump = big_snapshot if how == "snapshot_dir_with_kallsyms" else big_snapshot / "stacks.txt"
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every kernel-log sample (SysRq-t, hung-task, RCU stall) repeated to 100 MB."""
+    names = sorted(DATA.glob("hung-task-*.txt")) + sorted(DATA.glob("rcu-stall-*.txt"))
+    piece = b"".join(p.read_bytes() for p in names + sorted(DATA.glob("sysrq-t-*.txt")))
+    path = tmp_path_factory.mktemp("biglog") / "dmesg.txt"
+    path.write_bytes(piece * (TARGET_BYTES // len(piece) + 1))
+    return path
+
+
+@pytest.mark.parametrize("how", ["snapshot_dir_with_kallsyms", "stacks_file_by_name", "dmesg_log_by_name"])
+def test_bench_check_end_to_end(benchmark: Any, big_snapshot: Path, big_log: Path, how: str) -> None:
+    dump, fmt = {
+        "snapshot_dir_with_kallsyms": (big_snapshot, "proc_snapshot"),
+        "stacks_file_by_name": (big_snapshot / "stacks.txt", "proc_snapshot"),
+        "dmesg_log_by_name": (big_log, "dmesg"),
+    }[how]
     argv = [sys.executable, "-m", "lpc", "check", "--dump", str(dump), "--patch", "worker_thread"]
-    # Exit 1: the kworkers sleep in worker_thread forever, so the transition is blocked.
+    # Exit 1: kworkers sleep in worker_thread forever, so the transition is blocked.
     benchmark.pedantic(run, args=(argv, 1), rounds=7, iterations=1, warmup_rounds=1)
     lpc_seconds = benchmark.stats.stats.min
 
     floor = best_wall([sys.executable, "-c", "import numpy"], 5, 0)
-    data = (big_snapshot / "stacks.txt").read_bytes()
+    data = (dump / "stacks.txt" if dump.is_dir() else dump).read_bytes()
     start = time.perf_counter()
-    re_baseline.parse(data, "proc_snapshot")
+    re_baseline.parse(data, fmt)
     re_seconds = time.perf_counter() - start
 
     benchmark.extra_info.update(

@@ -51,7 +51,7 @@ use super::lines::{
     parse_dec, parse_hex, parse_id, scan_dec, scan_hex, trim_end_ws, trim_start_ws, Lines,
 };
 use super::procsnap::PF_KTHREAD;
-use super::{DumpBuilder, FrameContext, FrameRef, StackStatus, TaskHeader};
+use super::{Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, NO_ID};
 use memchr::memchr_iter;
 use std::collections::HashSet;
 
@@ -568,6 +568,8 @@ struct Machine<'a> {
     same_stack_refs: usize,
     seen_tids: HashSet<i64>,
     repeated: usize,
+    /// Every kernel release named so far, in order of first appearance.
+    releases: Vec<&'a str>,
 }
 
 impl<'a> Machine<'a> {
@@ -579,6 +581,7 @@ impl<'a> Machine<'a> {
             same_stack_refs: 0,
             seen_tids: HashSet::new(),
             repeated: 0,
+            releases: Vec::new(),
         }
     }
 
@@ -594,15 +597,13 @@ impl<'a> Machine<'a> {
         self.pending_hung = None;
     }
 
-    fn note_release(b: &mut DumpBuilder, release: &str) {
+    fn note_release(&mut self, b: &mut DumpBuilder, release: &'a str) {
+        if !self.releases.contains(&release) {
+            self.releases.push(release);
+        }
         match b.kernel_release() {
             None => b.set_kernel_release(release),
-            Some(known) if known != release => {
-                let msg = format!(
-                    "the dump mixes kernel releases ({known}, {release}); the first is reported"
-                );
-                b.warn(&msg);
-            }
+            Some(known) if known != release => b.warn(&mixed_releases(known, release)),
             Some(_) => {}
         }
     }
@@ -789,7 +790,7 @@ impl<'a> Machine<'a> {
         if t.starts_with("CPU: ") {
             if let Some(h) = parse_cpu_header(t, n) {
                 if let Some(release) = release_in(t) {
-                    Self::note_release(b, release);
+                    self.note_release(b, release);
                 }
                 self.begin(b, h);
                 return true;
@@ -800,7 +801,7 @@ impl<'a> Machine<'a> {
             return true;
         }
         if let Some(release) = release_in(t) {
-            Self::note_release(b, release);
+            self.note_release(b, release);
             return true;
         }
         if self.idle_line(t, n, raw, b) {
@@ -847,21 +848,34 @@ impl<'a> Machine<'a> {
     }
 
     fn finish(self, b: &mut DumpBuilder) {
-        if self.same_stack_refs > 0 {
-            b.warn(&format!(
-                "{} task(s) print only '<Same stack as pid N>' (a vendor dedup patch): \
-                 their stacks are unknown",
-                self.same_stack_refs
-            ));
-        }
-        if self.repeated > 0 {
-            b.warn(&format!(
-                "{} task header(s) repeat a task already in the dump (e.g. a hung-task \
-                 report followed by SysRq-t): every occurrence is kept",
-                self.repeated
-            ));
+        for w in whole_dump_warnings(self.same_stack_refs, self.repeated) {
+            b.warn(&w);
         }
     }
+}
+
+/// The warning for a log that names a second kernel release (the first is reported).
+fn mixed_releases(first: &str, other: &str) -> String {
+    format!("the dump mixes kernel releases ({first}, {other}); the first is reported")
+}
+
+/// The warnings only the whole dump can give: tasks whose stack is a
+/// `<Same stack as pid N>` reference, and task headers seen twice.
+fn whole_dump_warnings(same_stack_refs: usize, repeated: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    if same_stack_refs > 0 {
+        out.push(format!(
+            "{same_stack_refs} task(s) print only '<Same stack as pid N>' (a vendor dedup \
+             patch): their stacks are unknown"
+        ));
+    }
+    if repeated > 0 {
+        out.push(format!(
+            "{repeated} task header(s) repeat a task already in the dump (e.g. a hung-task \
+             report followed by SysRq-t): every occurrence is kept"
+        ));
+    }
+    out
 }
 
 /// Whether a message opens or belongs to a stack report.
@@ -895,6 +909,158 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
     m.finish(b);
 }
 
+// ---------------------------------------------------------------------------
+// Parallel parse
+
+/// Whether `line` is a 5.9+ `task:` header: after it the machine's state is
+/// the same whatever came before (`Machine::begin` resets the section, the
+/// trace and any pending hung-task line), so a chunk may start there with a
+/// fresh machine. Counts kept across tasks (repeated tids, `<Same stack>`
+/// references) and the kernel release are merged afterwards.
+fn is_cut_line(line: &[u8]) -> bool {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let t = strip_prefix(line);
+    t.starts_with("task:") && parse_task_header(t, 0).is_some()
+}
+
+/// Cuts a kernel log into at most `parts` chunks, each later chunk starting
+/// at a `task:` header line (see [`is_cut_line`]) at or after an even share
+/// of the input. Fewer chunks when no such header lies past a target (older
+/// header generations are never cut at).
+#[must_use]
+pub fn split_at_task_headers(data: &[u8], parts: usize) -> Vec<&[u8]> {
+    let finder = memchr::memmem::Finder::new(b"task:");
+    let mut chunks = Vec::with_capacity(parts.max(1));
+    let mut start = 0;
+    for k in 1..parts {
+        let mut from = (data.len() / parts * k).max(start);
+        let cut = loop {
+            let Some(found) = finder.find(&data[from..]) else {
+                break None;
+            };
+            let at = from + found;
+            let line_start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
+            let line_end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |i| at + i);
+            if line_start > start && is_cut_line(&data[line_start..line_end]) {
+                break Some(line_start);
+            }
+            from = at + 1;
+        };
+        let Some(cut) = cut else { break };
+        chunks.push(&data[start..cut]);
+        start = cut;
+    }
+    chunks.push(&data[start..]);
+    chunks
+}
+
+/// What a chunk's parse leaves for the merge: its line count and the
+/// machine's whole-dump counters.
+struct ChunkEnd {
+    lines: usize,
+    same_stack_refs: usize,
+    releases: Vec<String>,
+}
+
+/// Parses one chunk into `b` without the whole-dump warnings.
+fn parse_chunk(text: &str, b: &mut DumpBuilder) -> ChunkEnd {
+    let mut m = Machine::new();
+    let mut lines = 0;
+    for (n, line) in Lines::new(text) {
+        m.line(line, n, b);
+        lines = n;
+    }
+    b.end_task();
+    ChunkEnd {
+        lines,
+        same_stack_refs: m.same_stack_refs,
+        releases: m.releases.iter().map(|&r| r.to_owned()).collect(),
+    }
+}
+
+/// Parses a kernel log given as consecutive chunks (from
+/// [`split_at_task_headers`]), one thread per chunk, and merges them in order.
+/// The result equals [`parse`] of the whole text: the kernel release, its
+/// "mixes kernel releases" warnings and the repeat/reference counts are
+/// computed for the whole log after the merge. `None` when a chunk is not
+/// valid UTF-8 (the caller then decodes the whole text lossily).
+#[must_use]
+pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<Dump> {
+    let parse_one = |chunk: &[u8], b: &mut DumpBuilder| {
+        std::str::from_utf8(chunk)
+            .ok()
+            .map(|text| parse_chunk(text, b))
+    };
+    let (first, rest) = chunks.split_first()?;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rest
+            .iter()
+            .map(|&chunk| {
+                scope.spawn(move || {
+                    let mut b = DumpBuilder::new(Format::Dmesg);
+                    b.reserve(chunk.len() / 150, chunk.len() / 30);
+                    parse_one(chunk, &mut b).map(|end| (end, b.finish()))
+                })
+            })
+            .collect();
+        let mut b = DumpBuilder::new(Format::Dmesg);
+        b.reserve(reserve_for / 150, reserve_for / 30);
+        let head = parse_one(first, &mut b);
+        let tails: Vec<_> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        let mut end = head?;
+        for tail in tails {
+            let (more, dump) = tail?;
+            b.append(dump, end.lines);
+            end.lines += more.lines;
+            end.same_stack_refs += more.same_stack_refs;
+            for r in more.releases {
+                if !end.releases.contains(&r) {
+                    end.releases.push(r);
+                }
+            }
+        }
+        let mut d = b.finish();
+        whole_log(&mut d, &end);
+        Some(d)
+    })
+}
+
+/// What only the whole log knows, redone after a merge: the kernel release
+/// (the first named) and one warning per other release, in order (a chunk
+/// alone compared with its own first release); then [`Machine::finish`]'s
+/// warnings, with a repeated task being one whose tid an earlier task had.
+fn whole_log(d: &mut Dump, end: &ChunkEnd) {
+    let first = end.releases.first();
+    d.kernel_release = first.cloned();
+    let mixes = end
+        .releases
+        .iter()
+        .skip(1)
+        .map(|r| mixed_releases(first.expect("one"), r));
+    let others = d
+        .warnings
+        .iter()
+        .filter(|w| !w.starts_with("the dump mixes kernel releases"));
+    d.warnings = mixes.chain(others.cloned()).collect();
+    let mut seen = HashSet::new();
+    let repeated = d
+        .tasks
+        .tid
+        .iter()
+        .filter(|&&tid| tid != NO_ID && !seen.insert(tid))
+        .count();
+    for w in whole_dump_warnings(end.same_stack_refs, repeated) {
+        if !d.warnings.contains(&w) {
+            d.warnings.push(w);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Dump, Format, NO_NAME};
@@ -910,6 +1076,135 @@ mod tests {
         let mut b = DumpBuilder::new(Format::Dmesg);
         parse(text, &mut b);
         b.finish()
+    }
+
+    /// Every kernel-log sample, as the parse benchmark concatenates them.
+    fn every_log() -> String {
+        [
+            sample!("hung-task-4.4-x86-addresses.txt"),
+            sample!("hung-task-5.3-x86.txt"),
+            sample!("hung-task-6.0-syzbot-symbolized.txt"),
+            sample!("hung-task-6.18.txt"),
+            sample!("hung-task-arm64-6.x-task-flags.txt"),
+            sample!("rcu-stall-4.x-irq-eoi.txt"),
+            sample!("rcu-stall-6.10-nmi.txt"),
+            sample!("sysrq-t-5.7-orc-all-unreliable.txt"),
+            sample!("sysrq-t-5.9-header-change-journald.txt"),
+            sample!("sysrq-t-6.x-i915-modules.txt"),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn chunked_parse_equals_the_sequential_parse() {
+        let unit = every_log();
+        let mut merged = 0;
+        for reps in [1usize, 2, 5] {
+            let text = unit.repeat(reps);
+            // Dropping leading lines moves every cut to another header.
+            for skip in [0usize, 7, 120, 555] {
+                let at = text.match_indices('\n').nth(skip).map_or(0, |(i, _)| i + 1);
+                let t = &text[at..];
+                let whole = run(t);
+                for parts in 2..=6 {
+                    let chunks = split_at_task_headers(t.as_bytes(), parts);
+                    assert_eq!(chunks.concat(), t.as_bytes());
+                    for chunk in &chunks[1..] {
+                        let first = chunk.split(|&c| c == b'\n').next().unwrap();
+                        assert!(is_cut_line(first), "{:?}", String::from_utf8_lossy(first));
+                    }
+                    if chunks.len() < 2 {
+                        continue;
+                    }
+                    let d = parse_chunks(&chunks, t.len()).expect("UTF-8 chunks");
+                    assert_eq!(d, whole, "reps {reps} skip {skip} parts {parts}");
+                    merged += 1;
+                }
+            }
+        }
+        assert!(merged > 20, "only {merged} merged parses");
+    }
+
+    #[test]
+    fn chunked_parse_counts_repeats_and_references_over_the_whole_log() {
+        // A task seen in both chunks, and `<Same stack>` references in each.
+        let block = "[ 1.0] task:kworker/0:1 state:I stack:0 pid:9 tgid:9 ppid:2 flags:0x4000\n\
+                     [ 1.0] <Same stack as pid 8>\n";
+        let text = block.repeat(8);
+        let chunks = split_at_task_headers(text.as_bytes(), 3);
+        assert_eq!(chunks.len(), 3);
+        let d = parse_chunks(&chunks, text.len()).unwrap();
+        assert_eq!(d, run(&text));
+        assert!(d
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("8 task(s) print only")));
+        assert!(d
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("7 task header(s) repeat")));
+    }
+
+    #[test]
+    fn chunks_naming_other_releases_merge_like_the_whole_log() {
+        let task = |release: &str, pid: u32| {
+            format!(
+                "task:a state:S stack:0 pid:{pid} ppid:0 flags:0x0\n Call Trace:\n  f+0x1/0x2\n\
+                 CPU: 0 PID: {pid} Comm: a Not tainted {release} #1\n"
+            )
+        };
+        let text = [
+            ("6.1.0", 1),
+            ("6.2.0", 2),
+            ("6.1.0", 3),
+            ("6.3.0", 4),
+            ("6.2.0", 5),
+        ]
+        .iter()
+        .map(|&(r, pid)| task(r, pid))
+        .collect::<String>();
+        let whole = run(&text);
+        assert_eq!(whole.warnings.len(), 2 + 1, "{:?}", whole.warnings);
+        for parts in 2..=5 {
+            let chunks = split_at_task_headers(text.as_bytes(), parts);
+            assert!(chunks.len() > 1);
+            assert_eq!(
+                parse_chunks(&chunks, text.len()).as_ref(),
+                Some(&whole),
+                "{parts}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_public_parse_is_the_same_on_any_number_of_threads() {
+        let text = every_log().repeat(4);
+        let one = super::super::parse_bytes_with(text.as_bytes(), None, 1).unwrap();
+        assert_eq!(one.format, Some(Format::Dmesg));
+        for threads in 2..=4 {
+            let many = super::super::parse_bytes_with(text.as_bytes(), None, threads).unwrap();
+            assert_eq!(many, one, "{threads} threads");
+        }
+        // Invalid UTF-8 in a chunk: the lossy sequential path, whatever `threads`.
+        let mut bytes = text.into_bytes();
+        let at = bytes.len() * 3 / 4;
+        bytes[at] = 0xff;
+        let lossy = super::super::parse_bytes_with(&bytes, None, 2).unwrap();
+        assert_eq!(
+            lossy,
+            super::super::parse_bytes_with(&bytes, None, 1).unwrap()
+        );
+        assert!(lossy.warnings.iter().any(|w| w.contains("not valid UTF-8")));
+    }
+
+    #[test]
+    fn a_chunk_that_is_not_utf8_goes_back_to_the_sequential_parse() {
+        let a = "task:a state:S stack:0 pid:1 ppid:0 flags:0x0\n Call Trace:\n  f+0x1/0x2\n";
+        let bad: &[u8] = b"task:b state:S stack:0 pid:2 ppid:0 flags:0x0\n \xff\n";
+        assert_eq!(
+            parse_chunks(&[a.as_bytes(), bad], a.len() + bad.len()),
+            None
+        );
     }
 
     fn frames(d: &Dump, t: usize) -> Vec<String> {

@@ -1327,10 +1327,11 @@ fn detect_head(data: &[u8]) -> Option<Format> {
 /// Parses a dump held as bytes on up to `threads` threads.
 ///
 /// Valid UTF-8 is parsed in place; otherwise invalid bytes are replaced by
-/// U+FFFD and [`WARN_NOT_UTF8`] is added. A recorded `/proc` snapshot is cut
-/// at its task headers into one chunk per thread, each chunk validated and
-/// parsed by its own thread, and the chunks merged in order: the result is
-/// the same (`==`) as the sequential parse, whatever `threads`.
+/// U+FFFD and [`WARN_NOT_UTF8`] is added. A recorded `/proc` snapshot (at its
+/// `# pid=` headers) and a kernel log (at its 5.9+ `task:` headers) are cut
+/// into one chunk per thread, each chunk validated and parsed by its own
+/// thread, and the chunks merged in order: the result is the same (`==`) as
+/// the sequential parse, whatever `threads`.
 ///
 /// # Errors
 /// As [`parse`].
@@ -1340,6 +1341,14 @@ pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> 
         let chunks = procsnap::split_at_headers(data, threads);
         if chunks.len() > 1 {
             if let Some(d) = procsnap::parse_chunks(&chunks, data.len()) {
+                return Ok(d);
+            }
+        }
+    }
+    if threads > 1 && known == Some(Format::Dmesg) {
+        let chunks = dmesg::split_at_task_headers(data, threads);
+        if chunks.len() > 1 {
+            if let Some(d) = dmesg::parse_chunks(&chunks, data.len()) {
                 return Ok(d);
             }
         }
