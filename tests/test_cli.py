@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import subprocess
 import sys
@@ -223,3 +224,30 @@ def test_live_check_reads_this_machine(capsys: pytest.CaptureFixture[str]) -> No
     assert doc["source"]["format"] == "proc_snapshot" and doc["summary"]["tasks"] > 10
     assert doc["source"]["matched_by"] == "address"
     assert code in (0, 1)
+
+
+def test_json_writer_streams_task_lists_one_per_line(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--json writes each task list a slice at a time, one compact task per line,
+    inside the indented document: the same JSON as dumping the whole document."""
+    import lpc.cli as cli
+
+    monkeypatch.setattr(cli, "_TASKS_PER_WRITE", 7)  # 101 tasks: 15 slices
+    rc = main(["check", "--dump", str(DATA / "procdump-6.18"), "--patch", "worker_thread",
+               "--model", "all", "--json"])
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert rc == 1 and list(doc["models"]) == sorted(doc["models"])
+    from lpc.check import check_all
+    from lpc.dump import parse_dump
+
+    dump = parse_dump(DATA / "procdump-6.18")  # no kallsyms.txt beside it: matched by name
+    for name, result in check_all(dump, "worker_thread").items():
+        assert doc["models"][name]["tasks"] == [t.as_json() for t in result.tasks], name
+    lines = out.splitlines()
+    task_lines = [line for line in lines if line.lstrip().startswith('{"comm"')]
+    assert len(task_lines) == 101 * len(doc["models"])
+    assert all(line.startswith(" " * 8 + "{") for line in task_lines)  # inside models.NAME.tasks
+    empty = io.StringIO()
+    cli._write_json({"a": cli._TaskList(result.tasks.subset([])), "b": 1}, empty)
+    assert json.loads(empty.getvalue()) == {"a": [], "b": 1}

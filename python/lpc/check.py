@@ -869,7 +869,9 @@ class CheckResult:
             "outlooks": dict(outlooks),
         }
 
-    def as_json(self, with_source: bool = True) -> dict[str, Any]:
+    def as_json(self, with_source: bool = True, with_tasks: bool = True) -> dict[str, Any]:
+        """The ``--json`` document. ``with_tasks=False`` leaves ``tasks`` out, for
+        writers that stream the per-task list (``self.tasks.as_json()``) themselves."""
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         if with_source:
             out["source"] = dict(self.source)
@@ -878,10 +880,11 @@ class CheckResult:
             cell={"leave": self.cell[0], "switch": self.cell[1]},
             params=dict(self.params),
             patch=self.patch.as_json(),
-            tasks=self.tasks.as_json(),
             summary=self.summary(),
             warnings=list(self.warnings),
         )
+        if with_tasks:
+            out["tasks"] = self.tasks.as_json()
         return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -176,6 +177,63 @@ def _print_all(results: dict[str, Any], how: str, out: TextIO) -> None:
         print(f"warning: {w}", file=out)
 
 
+class _TaskList:
+    """Stands for a check's per-task list inside a document given to :func:`_write_json`."""
+
+    def __init__(self, tasks: Any) -> None:
+        self.tasks = tasks
+
+
+#: Tasks rendered and written at a time: bounds the memory of a 400k-task document.
+_TASKS_PER_WRITE = 1 << 15
+
+
+def _write_json(doc: dict[str, Any], out: TextIO) -> None:
+    """``doc`` as indented JSON with sorted keys, each task list one compact
+    object per line.
+
+    Python's indenting JSON encoder is pure Python (half a minute for 400k
+    tasks); its compact one is C. The document's frame goes through the
+    first, each task through the second, a slice of tasks at a time, straight
+    to ``out`` — so ``--model all`` never holds seven models' task lists.
+    """
+    lists: list[_TaskList] = []
+
+    def hollow(value: Any) -> Any:
+        if isinstance(value, _TaskList):
+            lists.append(value)
+            return f"\x00tasks {len(lists) - 1}\x00"
+        if isinstance(value, dict):
+            return {k: hollow(v) for k, v in value.items()}
+        return value
+
+    text = json.dumps(hollow(doc), indent=2, sort_keys=True)
+    at = 0
+    # Sorted keys put the lists in another order than they were found in.
+    for token in re.finditer(r'"\\u0000tasks (\d+)\\u0000"', text):
+        line = text[text.rfind("\n", 0, token.start()) + 1 : token.start()]
+        indent = line[: len(line) - len(line.lstrip())]
+        out.write(text[at : token.start()])
+        _write_tasks(lists[int(token.group(1))].tasks, indent, out)
+        at = token.end()
+    out.write(text[at:])
+    out.write("\n")
+
+
+def _write_tasks(tasks: Any, indent: str, out: TextIO) -> None:
+    if not len(tasks):
+        out.write("[]")
+        return
+    out.write("[")
+    separator = "\n"
+    for lo in range(0, len(tasks), _TASKS_PER_WRITE):
+        part = tasks.subset(range(lo, min(lo + _TASKS_PER_WRITE, len(tasks)))).as_json()
+        for task in part:
+            out.write(f"{separator}{indent}  {json.dumps(task, sort_keys=True)}")
+            separator = ",\n"
+    out.write(f"\n{indent}]")
+
+
 # ---- commands ------------------------------------------------------------------------------------
 
 
@@ -214,11 +272,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         results = check_all(dump, patch, symbols, **_model_params(args))
         first = next(iter(results.values()))
         if args.json:
-            doc = {"schema_version": SCHEMA_VERSION, "source": dict(first.source),
-                   "patch": first.patch.as_json(),
-                   "models": {n: r.as_json(with_source=False) for n, r in results.items()}}
-            json.dump(doc, sys.stdout, indent=2, sort_keys=True)
-            print()
+            models: dict[str, Any] = {}
+            for name, r in results.items():
+                models[name] = r.as_json(with_source=False, with_tasks=False)
+                models[name]["tasks"] = _TaskList(r.tasks)
+            _write_json({"schema_version": SCHEMA_VERSION, "source": dict(first.source),
+                         "patch": first.patch.as_json(), "models": models}, sys.stdout)
         else:
             _print_all(results, how, sys.stdout)
         return EXIT_OK if all(r.converges for r in results.values()) else EXIT_BLOCKED
@@ -227,10 +286,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     params = _model_params(args) if args.model == "klp" else {}
     result = check(dump, patch, args.model, symbols, **params)
     if args.json:
-        one = result.as_json()
+        one = result.as_json(with_tasks=False)
         one["source"]["description"] = how
-        json.dump(one, sys.stdout, indent=2, sort_keys=True)
-        print()
+        one["tasks"] = _TaskList(result.tasks)
+        _write_json(one, sys.stdout)
     else:
         _print_check(result, how, sys.stdout)
     return EXIT_OK if result.converges else EXIT_BLOCKED
