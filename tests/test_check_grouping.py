@@ -160,7 +160,7 @@ def snapshot_text(draw: st.DrawFn) -> str:
     return "\n".join(blocks)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (conftest.py)
 @given(text=snapshot_text(), patch=st.lists(st.sampled_from(PATCHED), min_size=1, unique=True))
 def test_grouped_answers_equal_task_by_task_on_generated_snapshots(text: str, patch: list[str]) -> None:
     dump = parse_dump(text.encode(), "proc_snapshot")
@@ -171,27 +171,42 @@ def test_stack_codes_follow_the_dump_statuses() -> None:
     assert [s.value for s in STACK_CODES] == [s.value for s in StackStatus]
 
 
-NEAR_TWINS = {
+KW = ("kworker/0:1", "S")
+#: case -> (a model whose answers differ between the twins, or None when only the
+#: facts do — e.g. the reported frame index — and the twins' (comm, state) and stacks).
+NEAR_TWINS: dict[str, tuple[str | None, list[tuple[tuple[str, str], list[str]]]]] = {
     # Same depth, same first patched position, different patched function.
-    "function": (["pf_a", "other_fn"], ["pf_b", "other_fn"]),
+    "function": ("klp", [(KW, ["pf_a", "other_fn"]), (KW, ["pf_b", "other_fn"])]),
     # The patched frame is the thread's main function only when kthread() calls it.
-    "thread_fn": (["pf_a", "kthread", "other_fn", "ret_from_fork"],
-                  ["pf_a", "other_fn", "kthread", "ret_from_fork"]),
+    "thread_fn": ("klp", [(KW, ["pf_a", "kthread", "other_fn", "ret_from_fork"]),
+                          (KW, ["pf_a", "other_fn", "kthread", "ret_from_fork"])]),
     # A `?` copy of a patched function further out: the trivial model and Ksplice see it.
-    "unreliable_copy": (["other_fn", "schedule", "?pf_a"], ["other_fn", "schedule", "?other_fn"]),
+    "unreliable_copy": ("trivial", [(KW, ["other_fn", "schedule", "?pf_a"]),
+                                    (KW, ["other_fn", "schedule", "?other_fn"])]),
     # Recursion through the patched set versus one patched frame.
-    "recursion": (["pf_a", "pf_a", "other_fn"], ["pf_a", "pf_b", "other_fn"]),
+    "recursion": ("trivial", [(KW, ["pf_a", "pf_a", "other_fn"]), (KW, ["pf_a", "pf_b", "other_fn"])]),
+    # Same depth and patched positions; which frame is `?` decides the first patched one.
+    "which_frame_is_unreliable": ("klp", [(KW, ["other_fn", "?pf_a", "schedule"]),
+                                          (KW, ["?other_fn", "pf_a", "schedule"])]),
+    # Same patched names at the same positions; the reported first frame differs.
+    "which_copy_is_unreliable": (None, [(KW, ["pf_a", "?pf_a", "other_fn"]),
+                                        (KW, ["?pf_a", "pf_a", "other_fn"])]),
+    # kGraft knows kworkers' safe point by name; ksoftirqd has none.
+    "kgraft_comm": ("kgraft", [(("kworker/0:1", "R"), []), (("ksoftirqd/0", "R"), [])]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(NEAR_TWINS))
 def test_near_identical_tasks_are_judged_apart(case: str) -> None:
+    model, twins = NEAR_TWINS[case]
     blocks = []
-    for i, stack in enumerate(NEAR_TWINS[case]):
+    for i, ((comm, state), stack) in enumerate(twins):
         lines = [f"[<0>] {'? ' if f.startswith('?') else ''}{f.lstrip('?')}+0x1/0x40" for f in stack]
-        blocks.append(f"# pid={10 + i} tid={10 + i} comm=kworker/0:1 state=S flags=0x00200040 "
+        blocks.append(f"# pid={10 + i} tid={10 + i} comm={comm} state={state} flags=0x00200040 "
                       f"kthread=1 cpu=0 status=ok\n" + "\n".join(lines) + "\n")
     dump = parse_dump("\n".join(blocks).encode(), "proc_snapshot")
     assert_grouping_is_exact(dump, Patch.parse("pf_a,pf_b"))
-    groups, _ = check(dump, Patch.parse("pf_a,pf_b"), "klp").tasks.facts.groups  # type: ignore[attr-defined]
-    assert groups.tolist() == [0, 1]
+    result = check(dump, Patch.parse("pf_a,pf_b"), model or "klp")
+    assert result.tasks.outcomes.groups.tolist() == [0, 1]  # type: ignore[attr-defined]
+    if model is not None:
+        assert result.tasks.outcomes[0] != result.tasks.outcomes[1]

@@ -108,8 +108,9 @@ def test_name_index_finds_every_row_of_every_name(real: Symbols, kallsyms_text: 
         assert names.rows(name) == rows, name
     assert all(names.name(r) == f[2] for r, f in enumerate(lines[:2000]))
     assert names.rows("no_such_function_anywhere") == [] and names.rows("") == []
-    with pytest.raises(IndexError):
-        names.name(len(lines))
+    for row in (len(lines), -1):
+        with pytest.raises(IndexError):
+            names.name(row)
 
 
 def test_hidden_text_ranges(real: Symbols) -> None:

@@ -515,6 +515,8 @@ class TaskTable(Sequence[TaskFacts]):
             [list(TaskKind).index(k) for k in self._kind_of_group], dtype=np.int64
         )[self.kind_groups] if len(self._kind_of_group) else np.zeros(0, dtype=np.int64)
         self.thread_fn = self._thread_functions()
+        self._groups_by_prefixes: dict[tuple[str, ...], tuple[npt.NDArray[np.int64],
+                                                              npt.NDArray[np.int64]]] = {}
 
     # ---- columns ---------------------------------------------------------------------
 
@@ -648,17 +650,37 @@ class TaskTable(Sequence[TaskFacts]):
 
         Two tasks share a group when every fact a model reads is equal:
         :class:`TaskFacts` minus identity (index, pid, tid, comm beyond what
-        :meth:`_kinds` reads) and the frame names, which models read only at
-        patched positions — so tasks with patched frames group by the positions
-        and names of those frames (not their offsets: no model reads them).
+        :meth:`_kinds` reads; see :meth:`groups_for` for models that test comm
+        prefixes) and the frame names, which models read only at patched
+        positions — so tasks with patched frames group by the first patched
+        frame and function and by the positions and names of every patched
+        frame (not their offsets: no model reads them).
         """
         d = self.dump
         return _group(
             self.kind_groups, d.states, d.on_cpus, self.stack_codes, self.depth,
+            self.first, self.function,
             _hit_sequences(self.found, self._token_name[self._tokens[self.found.any_frames.rows]],
                            len(self)),
             self.thread_fn,
         )
+
+    def groups_for(
+        self, comm_prefixes: tuple[str, ...] = ()
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """:attr:`groups`, split further by which of ``comm_prefixes`` each
+        task's comm starts with — for a model that reads those (see
+        ``lpc.models.base.Model``). Computed once per tuple of prefixes."""
+        if not comm_prefixes:
+            return self.groups
+        if comm_prefixes not in self._groups_by_prefixes:
+            # One small id per distinct set of prefixes a comm starts with.
+            classes, _ = _factorize(np.fromiter(
+                (sum(1 << k for k, p in enumerate(comm_prefixes) if c.startswith(p))
+                 for c in self.dump.comm_names), dtype=np.int64, count=len(self.dump.comm_names)))
+            by_comm = classes[self.dump.comm_ids] if len(self) else classes[:0]
+            self._groups_by_prefixes[comm_prefixes] = _group(self.groups[0], by_comm)
+        return self._groups_by_prefixes[comm_prefixes]
 
 
 def task_facts(
@@ -955,7 +977,8 @@ def _judge(
         m, used = model, dict(params)
     # One judgement per group of identical facts (TaskTable.groups): a model is
     # a pure function of TaskFacts, so the answer holds for the whole group.
-    groups, reps = facts.groups  # computed once, shared by every model of check_all
+    # Computed once, shared by every model of check_all (per comm prefixes read).
+    groups, reps = facts.groups_for(tuple(getattr(m, "comm_prefixes", ())))
     outcomes = GroupOutcomes([m.judge_task(facts[t]) for t in reps.tolist()], groups)
     transition = m.judge_transition(facts, outcomes)
     extra = list(warnings) + list(dump.warnings)

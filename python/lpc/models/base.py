@@ -197,7 +197,14 @@ class TransitionOutcome:
 
 
 class Model(Protocol):
-    """One consistency model. Implementations are small, pure, and parameterised."""
+    """One consistency model. Implementations are small, pure, and parameterised.
+
+    ``judge_task`` may not read a task's identity (``index``, ``pid``,
+    ``tid``, ``comm``) except through comm prefixes the model declares in an
+    optional ``comm_prefixes`` attribute (kGraft's known kthreads): snapshots
+    judge one task per group of tasks with equal facts, and that is the only
+    part of the identity the groups know.
+    """
 
     @property
     def name(self) -> str: ...

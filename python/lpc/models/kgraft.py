@@ -55,6 +55,11 @@ class Kgraft:
     stack_source: ClassVar[StackSource] = StackSource.NONE
 
     @property
+    def comm_prefixes(self) -> tuple[str, ...]:
+        """The comm prefixes judge_task() tests (lpc.check groups tasks by them)."""
+        return self.safe_point_kthreads
+
+    @property
     def switch_points(self) -> tuple[SwitchPoint, ...]:
         """Syscall entry/exit slow paths, kthread safe points; the retry only
         finds the idle tasks, which are not on the thread list."""

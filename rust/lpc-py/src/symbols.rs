@@ -38,15 +38,15 @@ impl PySymbolNames {
         self.names.name_offsets.len().saturating_sub(1)
     }
 
-    /// The name of row ``row``.
-    fn name(&self, row: usize) -> PyResult<&str> {
-        if row >= self.__len__() {
-            return Err(PyIndexError::new_err(format!(
+    /// The name of row ``row`` (``IndexError`` outside ``0 <= row < len``).
+    fn name(&self, row: i64) -> PyResult<&str> {
+        match usize::try_from(row) {
+            Ok(r) if r < self.__len__() => Ok(self.names.name(r)),
+            _ => Err(PyIndexError::new_err(format!(
                 "row {row} out of range for {} symbols",
                 self.__len__()
-            )));
+            ))),
         }
-        Ok(self.names.name(row))
     }
 
     /// Every row named ``name``, any object, in kallsyms order (empty when none).

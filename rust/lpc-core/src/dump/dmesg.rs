@@ -922,7 +922,9 @@ fn is_cut_line(line: &[u8]) -> bool {
         return false;
     };
     let t = strip_prefix(line);
-    t.starts_with("task:") && parse_task_header(t, 0).is_some()
+    // `Machine::message` tries a frame before a header: a line that reads as
+    // both (`task:f+0x1/0x2 state:1 …`) is a frame of the open task.
+    t.starts_with("task:") && parse_task_header(t, 0).is_some() && parse_frame_body(t).is_none()
 }
 
 /// Cuts a kernel log into at most `parts` chunks, each later chunk starting
@@ -1195,6 +1197,72 @@ mod tests {
             super::super::parse_bytes_with(&bytes, None, 1).unwrap()
         );
         assert!(lossy.warnings.iter().any(|w| w.contains("not valid UTF-8")));
+    }
+
+    /// Lines the mutation test inserts: every construct that carries state
+    /// across lines (sections, pending hung-task lines, releases, registers,
+    /// repeats, references), a header that also reads as a frame, noise, CRLF.
+    const INSERTS: &[&str] = &[
+        "[ 1.0] task:kworker/0:1 state:I stack:0 pid:9 tgid:9 ppid:2 flags:0x4000\n",
+        "task:bash state:S stack:0 pid:100 tgid:100 ppid:1 task_flags:0x400100 flags:0x0\n",
+        "task:f+0x1/0x2 state:1 stack:0 pid:9 ppid:2\n",
+        "[ 2.0] INFO: task bash:100 blocked for more than 120 seconds.\n",
+        "[ 2.0] Call Trace:\n",
+        "[ 2.0]  <IRQ>\n",
+        "[ 2.0]  </IRQ>\n",
+        "[ 2.0]  <Same stack as pid 8>\n",
+        "[ 2.0] CPU: 1 PID: 5 Comm: x Not tainted 6.1.0 #1\n",
+        "[ 2.0] CPU: 1 PID: 5 Comm: x Not tainted 6.2.0 #1\n",
+        "[ 2.0] Linux version 5.0.0 (x@y)\n",
+        "[ 2.0] RIP: 0033:0x7f00\n",
+        "[ 2.0] RIP: 0010:foo+0x1/0x2\n",
+        "[ 2.0]  ? bar+0x1/0x2\n",
+        "[ 2.0]  baz+0x1/0x2 [mod]\n",
+        "[ 2.0] NMI backtrace for cpu 1 skipped: idling at intel_idle+0x1/0x2\n",
+        "garbage line\n",
+        "[ 2.0] kworker/0:1     I    0     9      2 0x80004000\n",
+        "\n",
+        "\r\n",
+    ];
+
+    #[test]
+    fn mutated_logs_chunk_like_the_whole() {
+        let unit = every_log();
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut below = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut merged = 0;
+        for round in 0..300 {
+            let mut text = unit.repeat(1 + below(2));
+            for _ in 0..below(60) {
+                let at = below(text.len());
+                let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                text.insert_str(line_start, INSERTS[below(INSERTS.len())]);
+            }
+            let whole = run(&text);
+            for parts in [2, 3, 2 + below(6)] {
+                let chunks = split_at_task_headers(text.as_bytes(), parts);
+                if chunks.len() > 1 {
+                    let d = parse_chunks(&chunks, text.len()).expect("UTF-8 chunks");
+                    assert_eq!(d, whole, "round {round} parts {parts}");
+                    merged += 1;
+                }
+            }
+        }
+        assert!(merged > 300, "only {merged} merged parses");
+    }
+
+    #[test]
+    fn a_header_that_also_reads_as_a_frame_is_no_cut() {
+        let text = "task:a state:S stack:0 pid:1 ppid:0 flags:0x0\n Call Trace:\n  f+0x1/0x2\n\
+                    task:b+0x1/0x2 state:1 stack:0 pid:9 ppid:2\n  g+0x1/0x2\n";
+        assert!(!is_cut_line(b"task:b+0x1/0x2 state:1 stack:0 pid:9 ppid:2"));
+        assert_eq!(split_at_task_headers(text.as_bytes(), 2).len(), 1);
+        assert_eq!(run(text).frame_count(), 3);
     }
 
     #[test]

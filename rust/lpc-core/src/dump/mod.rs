@@ -1301,6 +1301,12 @@ pub fn parse_file_with(
         let mut head = vec![0u8; DETECT_WINDOW.min(size)];
         let n = input::fill_at(&file, &mut head, 0).map_err(|e| unreadable(&e))?;
         head.truncate(n);
+        // Detect on whole lines only, as `detect` does on text: half a line
+        // can look like another format's header (no line end at all: no fast path).
+        if (n as u64) < meta.len() {
+            let whole_lines = memchr::memrchr(b'\n', &head).map_or(0, |i| i + 1);
+            head.truncate(whole_lines);
+        }
         if format.or_else(|| detect_head(&head)) == Some(Format::ProcSnapshot) {
             let parsed = procsnap::parse_file_chunks(&file, meta.len(), threads, piece)
                 .map_err(|e| unreadable(&e))?;
@@ -1367,6 +1373,34 @@ pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_detected_on_whole_lines_like_its_bytes() {
+        // A kernel log whose 256 KiB detection window ends inside a line that,
+        // cut there, reads as a snapshot header: the file must not be taken
+        // for a snapshot when its bytes are not.
+        let task = "[ 1.0] task:a state:S stack:0 pid:1 ppid:0 flags:0x0\n[ 1.0] Call Trace:\n\
+                    [ 1.0]  f+0x1/0x2\n";
+        let header = "# pid=1 tid=1 comm=a state=S flags=0x0 kthread=0 cpu=0 status=ok\n";
+        let header_at = DETECT_WINDOW - "# pid=1 tid=1 comm=a state=S".len();
+        let mut text = task.repeat((header_at - 1) / task.len());
+        text.push_str(&" ".repeat(header_at - 1 - text.len()));
+        text.push('\n');
+        text.push_str(header);
+        text.push_str(&task.repeat((5 << 20) / task.len()));
+        // Cut inside the header, the window alone reads as a snapshot.
+        assert_eq!(
+            detect_head(&text.as_bytes()[..DETECT_WINDOW]),
+            Some(Format::ProcSnapshot)
+        );
+        let path = std::env::temp_dir().join(format!("lpc-detect-{}", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let from_file = parse_file(&path, None);
+        std::fs::remove_file(&path).unwrap();
+        let from_bytes = parse_bytes(text.as_bytes(), None).unwrap();
+        assert_eq!(from_bytes.format, Some(Format::Dmesg));
+        assert_eq!(from_file.unwrap(), from_bytes);
+    }
 
     #[test]
     fn builder_fills_csr_columns_and_statuses() {
