@@ -120,42 +120,71 @@ def test_grouped_answers_equal_task_by_task_on_kernel_logs(sample: str) -> None:
 PATCHED = ["pf_a", "pf_b", "pf_c"]
 VOCABULARY = [*PATCHED, "other_fn", "schedule", "kthread", "ret_from_fork", "ret_from_fork_asm",
               "do_syscall_64", "entry_SYSCALL_64_after_hwframe", "worker_thread"]
-COMMS = ["kworker/0:1", "kswapd0", "bash", "swapper/0", "sleep", "rcu_sched", "my thread"]
+COMMS = ["kworker/0:1", "kswapd0", "bash", "swapper/0", "sleep", "rcu_sched", "my thread",
+         "ksoftirqd/0", "khugepaged"]
 
 
 FRAME = st.tuples(st.sampled_from(VOCABULARY), st.booleans(), st.integers(1, 3))
 
 
+def mutate_one_frame(draw: st.DrawFn, frames: list[tuple[str, bool, int]]) -> None:
+    """One small change to a stack, in place: what separates near-twin tasks."""
+    if not frames:
+        return
+    k = draw(st.integers(0, len(frames) - 1))
+    name, reliable, offset = frames[k]
+    change = draw(st.sampled_from(["swap", "patched", "reliability", "offset", "any"]))
+    if change == "swap" and k + 1 < len(frames):  # two frames trade places
+        frames[k], frames[k + 1] = frames[k + 1], frames[k]
+    elif change == "patched":  # another patched function at the same place
+        frames[k] = (draw(st.sampled_from(PATCHED)), reliable, offset)
+    elif change == "reliability":  # the same frame, now a `?` one (or back)
+        frames[k] = (name, not reliable, offset)
+    elif change == "offset":  # another return site in the same function
+        frames[k] = (name, reliable, draw(st.integers(1, 3)))
+    else:
+        frames[k] = draw(FRAME)
+
+
 @st.composite
 def snapshot_text(draw: st.DrawFn) -> str:
-    """Tasks whose stacks are a few shared stacks, each maybe changed in one
-    frame: near-identical tasks, the ones a wrong group key would merge."""
+    """Tasks drawn from a few shared stacks, and near-twins: a task that copies
+    the previous one and changes one thing (one or two frames, its comm or its
+    state) — the pairs a wrong group key would merge."""
     pool = draw(st.lists(st.lists(FRAME, max_size=7), min_size=1, max_size=3))
     blocks = []
+    previous: dict[str, object] | None = None
     for i in range(draw(st.integers(1, 25))):
-        comm = draw(st.sampled_from(COMMS))
-        state = draw(st.sampled_from("SSSDRIZT"))
-        kthread = draw(st.sampled_from(["0", "1", "1", None]))
-        status = draw(st.sampled_from(["ok"] * 6 + ["unreadable", "truncated"]))
-        pid = draw(st.sampled_from([0, 2, 100 + i]))
+        if previous is not None and draw(st.booleans()):
+            task = dict(previous, frames=list(previous["frames"]))  # type: ignore[call-overload]
+            what = draw(st.sampled_from(["frame", "frame", "comm", "state"]))
+            if what == "frame":  # one or two changes: `?` moving between frames takes two
+                for _ in range(draw(st.integers(1, 2))):
+                    mutate_one_frame(draw, task["frames"])  # type: ignore[arg-type]
+            elif what == "comm":
+                task["comm"] = draw(st.sampled_from(COMMS))
+            else:
+                task["state"] = draw(st.sampled_from("SDRIZT"))
+        else:
+            frames = list(draw(st.sampled_from(pool)))
+            if draw(st.booleans()):
+                mutate_one_frame(draw, frames)
+            task = {
+                "comm": draw(st.sampled_from(COMMS)),
+                "state": draw(st.sampled_from("SSSDRIZT")),
+                "kthread": draw(st.sampled_from(["0", "1", "1", None])),
+                "status": draw(st.sampled_from(["ok"] * 6 + ["unreadable", "truncated"])),
+                "pid": draw(st.sampled_from([0, 2, None])),
+                "frames": frames,
+            }
+        previous = task
+        kthread = task["kthread"]
+        pid = 100 + i if task["pid"] is None else task["pid"]
         fields = f"flags=0x{0x200040 if kthread == '1' else 0x400100:08x} " if kthread else ""
-        header = (f"# pid={pid} tid={100 + i} comm={comm} state={state} {fields}"
-                  f"{'kthread=' + kthread + ' ' if kthread else ''}cpu=0 status={status}")
-        frames = list(draw(st.sampled_from(pool)))
-        if len(frames) > 1 and draw(st.booleans()):
-            k = draw(st.integers(0, len(frames) - 2))  # two frames trade places
-            frames[k], frames[k + 1] = frames[k + 1], frames[k]
-        if frames and draw(st.booleans()):
-            k = draw(st.integers(0, len(frames) - 1))
-            name, reliable, offset = frames[k]
-            frames[k] = draw(st.sampled_from([
-                (draw(st.sampled_from(PATCHED)), reliable, offset),  # another patched function
-                (name, not reliable, offset),  # the same frame, now a `?` one (or back)
-                (name, reliable, draw(st.integers(1, 3))),  # another return site
-                draw(FRAME),
-            ]))
+        header = (f"# pid={pid} tid={100 + i} comm={task['comm']} state={task['state']} {fields}"
+                  f"{'kthread=' + str(kthread) + ' ' if kthread else ''}cpu=0 status={task['status']}")
         lines = [f"[<0>] {'' if reliable else '? '}{fn}+0x{off:x}/0x40"
-                 for fn, reliable, off in frames]
+                 for fn, reliable, off in task["frames"]]  # type: ignore[attr-defined]
         blocks.append("\n".join([header, *lines]) + "\n")
     return "\n".join(blocks)
 
