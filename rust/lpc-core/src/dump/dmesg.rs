@@ -990,46 +990,24 @@ fn parse_chunk(text: &str, b: &mut DumpBuilder) -> ChunkEnd {
 /// valid UTF-8 (the caller then decodes the whole text lossily).
 #[must_use]
 pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<Dump> {
-    let parse_one = |chunk: &[u8], b: &mut DumpBuilder| {
-        std::str::from_utf8(chunk)
-            .ok()
-            .map(|text| parse_chunk(text, b))
-    };
-    let (first, rest) = chunks.split_first()?;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = rest
-            .iter()
-            .map(|&chunk| {
-                scope.spawn(move || {
-                    let mut b = DumpBuilder::new(Format::Dmesg);
-                    b.reserve(chunk.len() / 150, chunk.len() / 30);
-                    parse_one(chunk, &mut b).map(|end| (end, b.finish()))
-                })
-            })
-            .collect();
-        let mut b = DumpBuilder::new(Format::Dmesg);
-        b.reserve(reserve_for / 150, reserve_for / 30);
-        let head = parse_one(first, &mut b);
-        let tails: Vec<_> = workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
-        let mut end = head?;
-        for tail in tails {
-            let (more, dump) = tail?;
-            b.append(dump, end.lines);
-            end.lines += more.lines;
-            end.same_stack_refs += more.same_stack_refs;
-            for r in more.releases {
-                if !end.releases.contains(&r) {
-                    end.releases.push(r);
-                }
+    let mut b = DumpBuilder::new(Format::Dmesg);
+    b.reserve(reserve_for / 150, reserve_for / 30);
+    let (head, tails) = super::parse_chunks_with(chunks, Format::Dmesg, &mut b, parse_chunk);
+    let mut end = head?;
+    for tail in tails {
+        let (more, dump) = tail?;
+        b.append(dump, end.lines);
+        end.lines += more.lines;
+        end.same_stack_refs += more.same_stack_refs;
+        for r in more.releases {
+            if !end.releases.contains(&r) {
+                end.releases.push(r);
             }
         }
-        let mut d = b.finish();
-        whole_log(&mut d, &end);
-        Some(d)
-    })
+    }
+    let mut d = b.finish();
+    whole_log(&mut d, &end);
+    Some(d)
 }
 
 /// What only the whole log knows, redone after a merge: the kernel release

@@ -1236,6 +1236,45 @@ pub const WARN_NOT_UTF8: &str =
 /// they save).
 pub const PARALLEL_MIN_BYTES: usize = 4 << 20;
 
+/// The threading of a chunked parse: `chunks[0]` is parsed into `head` on
+/// this thread while every later chunk gets a scoped thread and a fresh
+/// builder of `format`; `parse` returns what the caller's merge needs besides
+/// the columns. A chunk that is not UTF-8 gives `None` (the caller then takes
+/// the lossy, sequential path). Every thread is joined before this returns.
+pub(crate) fn parse_chunks_with<E: Send>(
+    chunks: &[&[u8]],
+    format: Format,
+    head: &mut DumpBuilder,
+    parse: impl Fn(&str, &mut DumpBuilder) -> E + Sync,
+) -> (Option<E>, Vec<Option<(E, Dump)>>) {
+    let Some((first, rest)) = chunks.split_first() else {
+        return (None, Vec::new());
+    };
+    let parse = &parse;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = rest
+            .iter()
+            .map(|&chunk| {
+                scope.spawn(move || {
+                    let text = std::str::from_utf8(chunk).ok()?;
+                    let mut b = DumpBuilder::new(format);
+                    b.reserve(text.len() / 150, text.len() / 30);
+                    let end = parse(text, &mut b);
+                    Some((end, b.finish()))
+                })
+            })
+            .collect();
+        let head_end = std::str::from_utf8(first)
+            .ok()
+            .map(|text| parse(text, head));
+        let tails = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        (head_end, tails)
+    })
+}
+
 /// The threads a parse of `len` bytes uses: one per core for large inputs.
 #[must_use]
 pub fn parse_threads(len: usize) -> usize {

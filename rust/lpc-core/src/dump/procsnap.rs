@@ -369,30 +369,12 @@ type Chunk = Option<(Counts, super::Dump)>;
 /// takes the lossy sequential path.
 #[must_use]
 pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<super::Dump> {
-    let (first, rest) = chunks.split_first()?;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = rest
-            .iter()
-            .map(|&chunk| {
-                scope.spawn(move || {
-                    let text = std::str::from_utf8(chunk).ok()?;
-                    let mut b = DumpBuilder::new(super::Format::ProcSnapshot);
-                    b.reserve(text.len() / 150, text.len() / 30);
-                    let counts = parse_blocks(text, &mut b, true);
-                    Some((counts, b.finish()))
-                })
-            })
-            .collect();
-        let mut b = result_builder(reserve_for);
-        let head = std::str::from_utf8(first)
-            .ok()
-            .map(|text| parse_blocks(text, &mut b, true));
-        let tails = workers.into_iter().map(|w| {
-            w.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    let mut b = result_builder(reserve_for);
+    let (head, tails) =
+        super::parse_chunks_with(chunks, super::Format::ProcSnapshot, &mut b, |text, b| {
+            parse_blocks(text, b, true)
         });
-        merge(b, head, tails)
-    })
+    merge(b, head, tails.into_iter())
 }
 
 /// The builder of the first chunk, which becomes the result: sized for the
@@ -413,8 +395,7 @@ fn merge(
     tails: impl Iterator<Item = Chunk>,
 ) -> Option<super::Dump> {
     let mut counts = head;
-    // Every worker is joined (the iterator runs to its end) even after a
-    // failed chunk, so none outlives the scope unobserved.
+    // One chunk that is not UTF-8 fails the merge: the caller decodes lossily.
     for tail in tails {
         let (Some(c), Some((more, dump))) = (counts.as_mut(), tail) else {
             counts = None;
