@@ -591,6 +591,11 @@ class TaskTable(Sequence[TaskFacts]):
         names, tokens = self._names, self._tokens[self._offsets[t] : self._offsets[t + 1]]
         return tuple(names[k] for k in self._token_name[tokens].tolist())
 
+    def interrupted(self, t: int) -> bool:
+        """Whether task ``t``'s stack holds an interrupt or exception frame (an
+        ``<IRQ>``/``<NMI>``/exception section): the dump caught it mid-interrupt."""
+        return bool(self._evidence_bits[t] & 8)
+
     def kind(self, t: int) -> TaskKind:
         return self._kind_of_group[int(self.kind_groups[t])]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpc.check import CheckResult, TaskResult, check
+from lpc.check import CheckResult, TaskResult, TaskTable, check
 from lpc.dump import parse_dump
 from lpc.models import CONVERGING, Outlook, Verdict
 from lpc.oracle.case import (
@@ -52,6 +52,7 @@ __all__ = [
     "compare_case",
     "explain",
     "has_cond_resched_switch",
+    "interrupted_at_dump",
     "judge",
     "lpc_claim",
 ]
@@ -148,6 +149,8 @@ class Evidence:
     last_report: RetryReport | None
     #: whether the kernel reported this task blocked at the last retry before the dump
     reported_at_last_retry: bool
+    #: whether the dump caught the task inside an interrupt or exception
+    interrupted_at_dump: bool = False
 
 
 Rule = Callable[[Evidence], "str | None"]
@@ -204,12 +207,28 @@ def rule_retry_during_dump(e: Evidence) -> str | None:
             f"and {e.kernel} after it; lpc agrees with the state before")
 
 
+def rule_interrupted_at_dump(e: Evidence) -> str | None:
+    """The dump caught the task inside an interrupt or exception (an ``<IRQ>``
+    section on its stack): a reliable walk fails there (-EINVAL), so lpc says
+    the check fails — true of that instant only. The kernel's check ran at
+    another instant, after the interrupt, found a clean stack and switched it.
+    (No kernel rule to fold into klp: a task is in an interrupt for
+    microseconds, and lpc's outlook for it stays unknown.)"""
+    if e.compare != "now" or e.lpc != BLOCKED or e.kernel != SWITCHED:
+        return None
+    if not e.interrupted_at_dump or e.task.outcome.verdict is not Verdict.UNRELIABLE:
+        return None
+    return ("the dump caught it inside an interrupt, where a reliable walk fails; the kernel's "
+            "check ran after the interrupt and switched it")
+
+
 #: Tried in order; the first that applies explains the disagreement.
 RULES: tuple[tuple[str, Rule], ...] = (
     ("no_claim", rule_no_claim),
     ("retry_during_dump", rule_retry_during_dump),
     ("passed_kernel_exit", rule_passed_kernel_exit),
     ("passthru_reentry", rule_passthru_reentry),
+    ("interrupted_at_dump", rule_interrupted_at_dump),
 )
 
 
@@ -241,6 +260,12 @@ def lpc_claim(task: TaskResult, compare: str) -> str:
     if outlook is Outlook.UNKNOWN:
         return UNKNOWN
     return SWITCHED if outlook in CONVERGING else BLOCKED
+
+
+def interrupted_at_dump(result: CheckResult, task: TaskResult) -> bool:
+    """Whether the dump behind ``result`` caught ``task`` inside an interrupt."""
+    facts = result.tasks.facts
+    return isinstance(facts, TaskTable) and facts.interrupted(task.facts.index)
 
 
 def has_cond_resched_switch(release: str) -> bool:
@@ -321,6 +346,7 @@ def compare_check(
         evidence = Evidence(
             when, compare, task, mine, k, k_before, calls,
             next((r for r in reversed(last) if r.tid == tid), None), tid in reported,
+            interrupted_at_dump(result, task),
         )
         found = explain(evidence)
         disagreements.append(Disagreement(
