@@ -16,15 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lpc.check import (
-    FREEZABLE_KTHREADS,
-    STACK_CODES,
-    SYSCALL_ENTRY,
-    CheckResult,
-    check,
-    infer_kind,
-    sleeping_functions,
-)
+from lpc.check import CheckResult, check, sleeping_functions
+from lpc.facts import STACK_CODES, TaskTable, infer_kind
+from lpc.kernel import FREEZABLE_KTHREAD_PREFIXES as FREEZABLE_KTHREADS
+from lpc.kernel import SYSCALL_ENTRY_PREFIXES as SYSCALL_ENTRY
 from lpc.dump import UNKNOWN_U64, Dump, FrameContext, StackStatus, Task, parse_dump
 from lpc.models import MODELS, Stack, TaskFacts, get_model
 from lpc.patch import Patch
@@ -84,7 +79,20 @@ def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = No
         if syms is None:
             for t, task in enumerate(dump.tasks):
                 assert facts[t] == brute_facts(task, t, result.patch, result), (name, t, task.comm)
+        assert_columns_agree_with_facts(facts)  # type: ignore[arg-type]
     assert sleeping_functions(dump) == brute_sleeping_functions(dump)
+
+
+def assert_columns_agree_with_facts(table: TaskTable) -> None:
+    """The grouping columns (numpy, whole dump) and each task's TaskFacts (built
+    by lpc.facts.facts_from_frames) are two computations of the same facts."""
+    for t in range(len(table)):
+        f = table[t]
+        assert int(table.first[t]) == (-1 if f.patched_frame is None else f.patched_frame)
+        assert bool(table.thread_fn[t]) == f.patched_frame_is_thread_fn, t
+        assert int(table.depth[t]) == f.depth, t
+        assert table.stack(t) is f.stack or f.hidden_patched_text, t
+        assert table.kind(t) is f.kind, t
 
 
 def brute_sleeping_functions(dump: Dump) -> list[tuple[str, int]]:

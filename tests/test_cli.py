@@ -230,9 +230,9 @@ def test_json_writer_streams_task_lists_one_per_line(monkeypatch: pytest.MonkeyP
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """--json writes each task list a slice at a time, one compact task per line,
     inside the indented document: the same JSON as dumping the whole document."""
-    import lpc.cli as cli
+    import lpc.report as report
 
-    monkeypatch.setattr(cli, "_TASKS_PER_WRITE", 7)  # 101 tasks: 15 slices
+    monkeypatch.setattr(report, "_TASKS_PER_WRITE", 7)  # 101 tasks: 15 slices
     rc = main(["check", "--dump", str(DATA / "procdump-6.18"), "--patch", "worker_thread",
                "--model", "all", "--json"])
     out = capsys.readouterr().out
@@ -249,5 +249,5 @@ def test_json_writer_streams_task_lists_one_per_line(monkeypatch: pytest.MonkeyP
     assert len(task_lines) == 101 * len(doc["models"])
     assert all(line.startswith(" " * 8 + "{") for line in task_lines)  # inside models.NAME.tasks
     empty = io.StringIO()
-    cli._write_json({"a": cli._TaskList(result.tasks.subset([])), "b": 1}, empty)
+    report.write_json({"a": report.TaskList(result.tasks.subset([])), "b": 1}, empty)
     assert json.loads(empty.getvalue()) == {"a": [], "b": 1}

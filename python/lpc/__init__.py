@@ -21,9 +21,9 @@ from lpc.errors import (
 from lpc.patch import Patch, PatchFunction
 from lpc.symbols import Symbol, Symbols
 
-# Imported last: `lpc.check` is the function (the module stays importable as
-# `from lpc.check import ...`).
-from lpc.check import CheckResult, check, check_all  # noqa: E402
+# `lpc.check` stays the module (`lpc.check.check`, `lpc.check.run`); its
+# result types are exported here.
+from lpc.check import CheckRequest, CheckResult, Report, check_all  # noqa: E402
 
 if TYPE_CHECKING:
     from lpc.capture import capture_live
@@ -39,6 +39,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CaptureError",
+    "CheckRequest",
     "CheckResult",
     "Dump",
     "DumpParseError",
@@ -49,13 +50,13 @@ __all__ = [
     "LpcError",
     "Patch",
     "PatchFunction",
+    "Report",
     "Symbol",
     "SymbolError",
     "Symbols",
     "Task",
     "__version__",
     "capture_live",
-    "check",
     "check_all",
     "parse_dump",
 ]

@@ -47,13 +47,13 @@ def _letter(section: Section | None, shndx: object, bind: str) -> str:
     return base.upper() if bind == "STB_GLOBAL" else base
 
 
-def _section_bases(elf: ELFFile, given: Mapping[str, int] | None) -> dict[int, int]:
+def _section_bases(
+    elf: ELFFile, given: Mapping[str, int] | None, synthetic_base: int
+) -> dict[int, int]:
     """Load address of each allocated section of a relocatable file: the given
     one, else consecutive synthetic addresses (alignment respected)."""
-    from lpc.symbols import SYNTHETIC_SECTION_BASE
-
     bases: dict[int, int] = {}
-    cursor = SYNTHETIC_SECTION_BASE
+    cursor = synthetic_base
     for index, section in enumerate(elf.iter_sections()):
         if not int(section["sh_flags"]) & SH_FLAGS.SHF_ALLOC:
             continue
@@ -68,7 +68,7 @@ def _section_bases(elf: ELFFile, given: Mapping[str, int] | None) -> dict[int, i
 
 
 def read_elf_symbols(
-    path: str, section_addresses: Mapping[str, int] | None
+    path: str, section_addresses: Mapping[str, int] | None, synthetic_base: int
 ) -> tuple[npt.NDArray[np.uint64], bytes, list[str], npt.NDArray[np.uint64]]:
     """``(addresses, type letters, names, st_size)`` of the defined symbols, in
     kallsyms order: by address for a linked image, symtab order for a ``.ko``.
@@ -78,7 +78,7 @@ def read_elf_symbols(
     """
     with open(path, "rb") as f:
         try:
-            rows, relocatable = _symbol_rows(ELFFile(f), section_addresses, path)
+            rows, relocatable = _symbol_rows(ELFFile(f), section_addresses, synthetic_base, path)
         except (ELFError, struct.error, ValueError) as exc:
             raise SymbolError(f"not an ELF file, or a damaged one ({exc})", path) from exc
     if not relocatable:
@@ -90,14 +90,14 @@ def read_elf_symbols(
 
 
 def _symbol_rows(
-    elf: ELFFile, section_addresses: Mapping[str, int] | None, path: str
+    elf: ELFFile, section_addresses: Mapping[str, int] | None, synthetic_base: int, path: str
 ) -> tuple[list[tuple[int, str, str, int]], bool]:
     """``(address, letter, name, st_size)`` per defined symbol, symtab order."""
     symtab = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
     if not isinstance(symtab, SymbolTableSection):
         raise SymbolError("no .symtab or .dynsym (stripped file?)", path)
     relocatable = elf["e_type"] == "ET_REL"
-    bases = _section_bases(elf, section_addresses) if relocatable else {}
+    bases = _section_bases(elf, section_addresses, synthetic_base) if relocatable else {}
     rows: list[tuple[int, str, str, int]] = []
     for sym in symtab.iter_symbols():
         shndx = sym["st_shndx"]

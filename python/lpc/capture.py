@@ -41,6 +41,7 @@ from lpc.dump import (
     Task,
 )
 from lpc.errors import CaptureError
+from lpc.kernel import PF_KTHREAD
 
 __all__ = [
     "PF_KTHREAD",
@@ -53,8 +54,6 @@ __all__ = [
     "write_snapshot",
 ]
 
-#: PF_KTHREAD (include/linux/sched.h): the task is a kernel thread.
-PF_KTHREAD = 0x00200000
 _COPY_CHUNK = 1 << 20
 
 

@@ -29,29 +29,7 @@ def _log(message: str) -> None:
     print(f"lpc: {message}", file=sys.stderr)
 
 
-# ---- sources -------------------------------------------------------------------------------------
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """The dump, its symbol table (or None) and a sentence saying where both came from."""
-    from lpc import source
-
-    if args.dump:
-        dump = source.parse_dump(args.dump)
-        symbols = source.symbols_for_dump(dump, args.symbols)
-        how = f"dump {args.dump} ({dump.source_format})"
-    elif args.live or source.live_stacks_readable():
-        dump = source.capture_live()
-        symbols = source.symbols_for_live(args.symbols)
-        how = "this machine's /proc (live)"
-    else:
-        dump, symbols = source.embedded_snapshot()
-        how = (
-            "the embedded recorded snapshot of a 6.18 machine (this machine's /proc stacks are "
-            "not readable: run as root, or pass --dump)"
-        )
-    where = f"symbols from {symbols.source}" if symbols is not None else "no symbol table"
-    return dump, symbols, f"{how}; {where}"
+# ---- the request ---------------------------------------------------------------------------------
 
 
 def _patch(args: argparse.Namespace) -> Any:
@@ -65,6 +43,7 @@ def _patch(args: argparse.Namespace) -> Any:
 
 
 def _model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Model parameters from the flags, by the name the models take them under."""
     params: dict[str, Any] = {}
     if args.force:
         params["force"] = True
@@ -75,224 +54,39 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-# ---- human output --------------------------------------------------------------------------------
+def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
+    """The command line as one :class:`~lpc.check.CheckRequest` (refused with a
+    usage error when it names a model or parameter that does not exist)."""
+    from lpc.check import CheckRequest, validate
 
-
-def _table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
-    if out.isatty():
-        try:
-            from rich.console import Console
-            from rich.table import Table
-        except ImportError:
-            pass
-        else:
-            table = Table()
-            for i, h in enumerate(header):
-                # Identity columns never wrap; the last (free text) column takes the rest.
-                last = i == len(header) - 1
-                table.add_column(h, no_wrap=not last, ratio=1 if last else None)
-            for row in rows:
-                table.add_row(*row)
-            Console(file=out).print(table)
-            return
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    widths[-1] = len(header[-1])  # the last column is free text
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), file=out)
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
-
-
-def _verdict_text(converges: bool | None) -> str:
-    return {True: "CONVERGES", False: "DOES NOT CONVERGE", None: "UNKNOWN"}[converges]
-
-
-def _advice(result: Any) -> list[str]:
-    """Sentences an engineer acts on: for each task the model leaves stuck, what
-    it waits for and which other model would converge (judged on the same facts)."""
-    from lpc.models import CONVERGING, MODELS, Outlook, get_model
-
-    others = [get_model(name) for name in MODELS if name != result.model]
-    lines = []
-    for t in result.blocking:
-        if t.outcome.outlook is not Outlook.STUCK:
-            continue
-        line = f"{t.facts.comm} (pid {t.facts.pid}) {t.outcome.reason}"
-        if result.model == "klp":
-            line += "; under klp only a reversal or force ends the transition"
-        for m in others:
-            o = m.judge_task(t.facts)
-            if o.outlook in CONVERGING and o.outlook is not Outlook.SWITCHED:
-                line += f"; {m.name} would converge ({o.outlook.value.replace('_', ' ')})"
-                break
-        lines.append(line)
-        if len(lines) == 10:
-            break
-    return lines
-
-
-def _print_check(result: Any, how: str, out: TextIO) -> None:
-    print(f"source: {how}", file=out)
-    fns = ", ".join(
-        f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "") for f in result.patch.functions
+    request = CheckRequest(
+        dump=dump, live=args.live, symbols=args.symbols, patch=_patch(args),
+        models=(args.model,), params=_model_params(args),
     )
-    print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", file=out)
-    s = result.summary()
-    print(
-        f"model {result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "
-        f"{s['tasks']} tasks — {s['switch']} switch now, {s['blocked']} blocked, "
-        f"{s['running']} running, {s['unreliable']} unreliable",
-        file=out,
-    )
-    rows = [
-        [str(t.facts.pid), t.facts.comm, t.facts.state or "?", t.facts.kind.value,
-         t.outcome.verdict.value,
-         "" if t.facts.patched_frame is None else f"#{t.facts.patched_frame} {t.facts.patched_function}",
-         t.outcome.outlook.value, t.outcome.reason]
-        for t in result.blocking[:50]
-    ]
-    if rows:
-        _table(rows, ["pid", "comm", "st", "kind", "verdict", "frame", "outlook", "why"], out)
-        if len(result.blocking) > 50:
-            print(f"… and {len(result.blocking) - 50} more (see --json)", file=out)
-    eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
-    print(f"verdict: {_verdict_text(result.converges)}{eta} — {s['reason']}", file=out)
-    for line in _advice(result):
-        print(f"advice: {line}", file=out)
-    for w in result.warnings:
-        print(f"warning: {w}", file=out)
-
-
-def _print_all(results: dict[str, Any], how: str, out: TextIO) -> None:
-    first = next(iter(results.values()))
-    print(f"source: {how}", file=out)
-    print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", file=out)
-    rows = []
-    for name, r in results.items():
-        s = r.summary()
-        rows.append([name, f"{r.cell[0]}/{r.cell[1]}", str(s["switch"]), str(s["blocked"]),
-                     str(s["running"]), str(s["unreliable"]), _verdict_text(r.converges),
-                     s["reason"]])
-    _table(rows, ["model", "cell", "switch", "blocked", "running", "unreliable", "verdict", "why"], out)
-    for w in first.warnings:
-        print(f"warning: {w}", file=out)
-
-
-class _TaskList:
-    """Stands for a check's per-task list inside a document given to :func:`_write_json`."""
-
-    def __init__(self, tasks: Any) -> None:
-        self.tasks = tasks
-
-
-#: Tasks rendered and written at a time: bounds the memory of a 400k-task document.
-_TASKS_PER_WRITE = 1 << 15
-
-
-def _write_json(doc: dict[str, Any], out: TextIO) -> None:
-    """``doc`` as indented JSON with sorted keys, each task list one compact
-    object per line.
-
-    Python's indenting JSON encoder is pure Python (half a minute for 400k
-    tasks); its compact one is C. The document's frame goes through the
-    first, each task through the second, a slice of tasks at a time, straight
-    to ``out`` — so ``--model all`` never holds seven models' task lists.
-    """
-    lists: list[_TaskList] = []
-
-    def hollow(value: Any) -> Any:
-        if isinstance(value, _TaskList):
-            lists.append(value)
-            return f"\x00tasks {len(lists) - 1}\x00"
-        if isinstance(value, dict):
-            return {k: hollow(v) for k, v in value.items()}
-        return value
-
-    text = json.dumps(hollow(doc), indent=2, sort_keys=True)
-    at = 0
-    # Sorted keys put the lists in another order than they were found in.
-    for token in re.finditer(r'"\\u0000tasks (\d+)\\u0000"', text):
-        line = text[text.rfind("\n", 0, token.start()) + 1 : token.start()]
-        indent = line[: len(line) - len(line.lstrip())]
-        out.write(text[at : token.start()])
-        _write_tasks(lists[int(token.group(1))].tasks, indent, out)
-        at = token.end()
-    out.write(text[at:])
-    out.write("\n")
-
-
-def _write_tasks(tasks: Any, indent: str, out: TextIO) -> None:
-    if not len(tasks):
-        out.write("[]")
-        return
-    out.write("[")
-    separator = "\n"
-    for lo in range(0, len(tasks), _TASKS_PER_WRITE):
-        part = tasks.subset(range(lo, min(lo + _TASKS_PER_WRITE, len(tasks)))).as_json()
-        for task in part:
-            out.write(f"{separator}{indent}  {json.dumps(task, sort_keys=True)}")
-            separator = ",\n"
-    out.write(f"\n{indent}]")
+    try:
+        validate(request)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return request
 
 
 # ---- commands ------------------------------------------------------------------------------------
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lpc.check import SCHEMA_VERSION, check_all, sleeping_functions
-    from lpc.models import get_model
+    from lpc.check import run
+    from lpc.report import render_json, render_text
 
-    if args.model != "all":
-        try:
-            get_model(args.model)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-
-    dump, symbols, how = _load(args)
-    _log(f"reading {how}")
-    patch = _patch(args)
-    if patch is None:
-        functions = sleeping_functions(dump)
-        if args.json:
-            doc = {"schema_version": SCHEMA_VERSION, "source": {"format": dump.source_format,
-                   "path": dump.path, "tasks": dump.task_count, "description": how},
-                   "sleeping_functions": [{"function": f, "tasks": n} for f, n in functions]}
-            json.dump(doc, sys.stdout, indent=2, sort_keys=True)
-            print()
-        else:
-            print(f"source: {how}")
-            print("functions on sleeping stacks (a patch to one of these blocks that many tasks "
-                  "under klp until they leave it):")
-            _table([[f, str(n)] for f, n in functions[:40]], ["function", "tasks"], sys.stdout)
-            if len(functions) > 40:
-                print(f"… {len(functions) - 40} more (see --json)")
-        return EXIT_OK
-    if symbols is None:
+    request = _request(args, args.dump)
+    _log(f"reading dump {args.dump}" if args.dump else "reading this machine's tasks")
+    report = run(request)
+    _log(f"source: {report.description}")
+    if request.patch is not None and report.symbols is None:
         _log("no symbol table: matching frames by function name")
-    if args.model == "all":
-        results = check_all(dump, patch, symbols, **_model_params(args))
-        first = next(iter(results.values()))
-        if args.json:
-            models: dict[str, Any] = {}
-            for name, r in results.items():
-                models[name] = r.as_json(with_source=False, with_tasks=False)
-                models[name]["tasks"] = _TaskList(r.tasks)
-            _write_json({"schema_version": SCHEMA_VERSION, "source": dict(first.source),
-                         "patch": first.patch.as_json(), "models": models}, sys.stdout)
-        else:
-            _print_all(results, how, sys.stdout)
-        return EXIT_OK if all(r.converges for r in results.values()) else EXIT_BLOCKED
-    from lpc.check import check
-
-    params = _model_params(args) if args.model == "klp" else {}
-    result = check(dump, patch, args.model, symbols, **params)
-    if args.json:
-        one = result.as_json(with_tasks=False)
-        one["source"]["description"] = how
-        one["tasks"] = _TaskList(result.tasks)
-        _write_json(one, sys.stdout)
-    else:
-        _print_check(result, how, sys.stdout)
-    return EXIT_OK if result.converges else EXIT_BLOCKED
+    (render_json if args.json else render_text)(report, sys.stdout)
+    if request.patch is None:
+        return EXIT_OK
+    return EXIT_OK if report.converges else EXIT_BLOCKED
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -309,7 +103,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from lpc import source
     from lpc.check import check
 
-    patch = _patch(args)
+    from lpc.report import verdict_text
+
+    if args.model == "all":
+        raise UsageError("watch follows one model: name it with --model")
+    patch = _request(args).patch
     if patch is None:
         raise UsageError("watch needs --patch or --patch-file")
     dumps = list(args.dump or [])
@@ -341,7 +139,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(line, sort_keys=True), flush=True)
         _log(f"retry {retry}: {len(blocking)} task(s) not switchable now; "
-             f"prediction: {_verdict_text(result.converges)}"
+             f"prediction: {verdict_text(result.converges)}"
              + (f" in ~{result.transition.eta_s:g} s" if result.transition.eta_s else ""))
         if not blocking:
             converged = True
@@ -410,6 +208,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from lpc.sim.expected import expected
         from lpc.sim.properties import PATCH_CLASSES
         from lpc.sim.search import MODEL_NAMES, search_matrix
+        from lpc.report import write_table
     except ImportError as exc:  # hypothesis is an optional dependency
         raise UsageError(f"lpc simulate needs the 'sim' extra ({exc.name} is missing): "
                          "pip install 'lpc[sim]'") from None
@@ -438,10 +237,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         rows = [[m] + [next(("holds" if c.holds else "REFUTED") for c in cells
                             if c.model == m and c.patch_class == k) for k in PATCH_CLASSES]
                 for m in models]
-        _table(rows, ["model", *PATCH_CLASSES], out)
+        write_table(rows, ["model", *PATCH_CLASSES], out)
         differ = [c for c in cells if c.holds != expected(c.model, c.patch_class)]
         print(f"\n{len(cells) - len(differ)}/{len(cells)} cells as expected "
-              "(livepatch-anchors.md §a, with the deviations of lpc.sim.expected)", file=out)
+              "(docs/livepatch.md, guarantees per cell, with the deviations of lpc.sim.expected)", file=out)
         for c in differ:
             print(f"unexpected: {c.model} / {c.patch_class} {c.result}", file=out)
         for c in cells:
@@ -468,7 +267,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(file=out)
         else:
             print(outcome.text(), file=out)
-            verdict = "as expected" if not bad else f"differs from the anchors: {bad}"
+            verdict = "as expected" if not bad else f"differs from the expected facts: {bad}"
             print(f"verdict: {verdict}" if want else "verdict: no expectation for this model",
                   file=out)
         return EXIT_OK if not bad else EXIT_BLOCKED

@@ -34,6 +34,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "capture_live",
     "embedded_snapshot",
+    "load",
     "live_stacks_readable",
     "parse_dump",
     "symbols_for_dump",
@@ -91,3 +92,32 @@ def embedded_snapshot() -> tuple[Dump, Symbols]:
     dump.kernel_release = meta.get("kernel_release")
     symbols = Symbols.from_kallsyms(kallsyms)
     return dump, symbols
+
+
+def load(
+    dump_path: str | os.PathLike[str] | None,
+    symbols_path: str | os.PathLike[str] | None = None,
+    *,
+    live: bool = False,
+) -> tuple[Dump, Symbols | None, str]:
+    """The dump, its symbol table (or None) and a sentence saying where both came
+    from: a dump path; else this machine's /proc (``live``, or when its stacks
+    are readable); else the embedded recorded snapshot."""
+    if dump_path is not None:
+        dump = parse_dump(dump_path)
+        symbols = symbols_for_dump(dump, symbols_path)
+        how = f"dump {dump_path} ({dump.source_format})"
+    elif live or live_stacks_readable():
+        from lpc.capture import capture_live
+
+        dump = capture_live()
+        symbols = symbols_for_live(symbols_path)
+        how = "this machine's /proc (live)"
+    else:
+        dump, symbols = embedded_snapshot()
+        how = (
+            "the embedded recorded snapshot of a 6.18 machine (this machine's /proc stacks are "
+            "not readable: run as root, or pass --dump)"
+        )
+    where = f"symbols from {symbols.source}" if symbols is not None else "no symbol table"
+    return dump, symbols, f"{how}; {where}"

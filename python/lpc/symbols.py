@@ -249,7 +249,9 @@ class Symbols:
 
         where = os.fspath(path)
         try:
-            addresses, types, names, sizes = read_elf_symbols(where, section_addresses)
+            addresses, types, names, sizes = read_elf_symbols(
+                where, section_addresses, SYNTHETIC_SECTION_BASE
+            )
         except OSError as exc:
             raise SymbolError(f"cannot read ELF symbols: {exc.strerror or exc}", where) from exc
         try:

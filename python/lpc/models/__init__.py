@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lpc.models.base import (
     CONVERGING,
     Model,
+    Nudge,
     Outlook,
     Stack,
     StackSource,
@@ -28,8 +30,11 @@ from lpc.models.matrix import LEAVES, SWITCHES, Matrix
 from lpc.models.null import Null
 from lpc.models.trivial import Trivial
 
-#: Named models, as `lpc check --model NAME` knows them.
-MODELS: dict[str, type[Any]] = {
+#: The registry: every named model, as `lpc check --model NAME`, `lpc simulate`
+#: (search, plot, the expected matrix) and the CLI's choices know it. Adding a
+#: model is its module, one line here, its tests and its row of the expected
+#: matrix (lpc.sim.expected): see docs/models.md.
+MODELS: dict[str, type[Model]] = {
     "null": Null,
     "trivial": Trivial,
     "josh": Josh,
@@ -40,14 +45,41 @@ MODELS: dict[str, type[Any]] = {
 }
 
 
+def model_names(*, cells: bool = False) -> list[str]:
+    """The named models, then (with ``cells``) every matrix cell's name."""
+    return [*MODELS, *(m.name for m in matrix_cells())] if cells else list(MODELS)
+
+
 def get_model(name: str, **params: Any) -> Model:
-    """A model by name (`klp`, ...) or matrix cell (`leave_kernel/switch_thread`)."""
+    """A model by name (`klp`, ...) or matrix cell (`leave_kernel/switch_thread`).
+
+    ``params`` are the model's own (see :meth:`Model.accepts`); one it does not
+    take is a ValueError naming it.
+    """
+    cls, args = _lookup(name)
+    unknown = sorted(set(params) - cls.accepts())
+    if unknown:
+        raise ValueError(
+            f"model {name} takes no parameter {', '.join(unknown)} "
+            f"(it takes: {', '.join(sorted(cls.accepts() - set(args))) or 'none'})"
+        )
+    return cls(**args, **params)
+
+
+def configure(name: str, params: Mapping[str, Any]) -> Model:
+    """The model with those of ``params`` it takes: ``check_all`` hands every
+    model the same parameters, and each reads its own."""
+    cls, _ = _lookup(name)
+    return get_model(name, **{k: v for k, v in params.items() if k in cls.accepts()})
+
+
+def _lookup(name: str) -> tuple[type[Model], dict[str, str]]:
     if name in MODELS:
-        model: Model = MODELS[name](**params)
-        return model
+        return MODELS[name], {}
     if name.startswith("leave_") and "/switch_" in name:
-        leave, switch = name[len("leave_") :].split("/switch_")
-        return Matrix(leave.upper(), switch.upper())
+        leave, switch = name[len("leave_") :].split("/switch_", 1)
+        if leave.upper() in LEAVES and switch.upper() in SWITCHES:
+            return Matrix, {"leave": leave.upper(), "switch": switch.upper()}
     known = ", ".join([*MODELS, "leave_<x>/switch_<y>"])
     raise ValueError(f"unknown model {name!r} (known: {known})")
 
@@ -66,6 +98,7 @@ __all__ = [
     "Ksplice",
     "Matrix",
     "Model",
+    "Nudge",
     "Null",
     "Outlook",
     "Stack",
@@ -78,7 +111,9 @@ __all__ = [
     "TransitionOutcome",
     "Trivial",
     "Verdict",
+    "configure",
     "get_model",
     "matrix_cells",
+    "model_names",
     "tally",
 ]

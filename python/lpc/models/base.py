@@ -22,11 +22,41 @@ per-task decision is a pure function of :class:`TaskFacts` and its parameters.
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, fields
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
+
+from lpc.dump import StackStatus
+from lpc.kernel import DEAD, INTERRUPTIBLE, RUNNABLE, UNINTERRUPTIBLE
+
+if TYPE_CHECKING:
+    from lpc.patch import Patch
+
+__all__ = [
+    "CONVERGING",
+    "DEAD",
+    "INTERRUPTIBLE",
+    "RUNNABLE",
+    "UNINTERRUPTIBLE",
+    "Model",
+    "Nudge",
+    "Outlook",
+    "Stack",
+    "StackSource",
+    "SwitchPoint",
+    "TalliedOutcomes",
+    "TaskFacts",
+    "TaskKind",
+    "TaskOutcome",
+    "TransitionOutcome",
+    "Verdict",
+    "count_where",
+    "dead_task",
+    "summarize",
+    "tally",
+]
 
 
 class Verdict(str, Enum):
@@ -106,57 +136,63 @@ class TaskKind(str, Enum):
     UNKNOWN = "unknown"
 
 
-class Stack(str, Enum):
-    """What is known of the task's kernel stack (mirrors the dump's stack_status)."""
-
-    COMPLETE = "complete"
-    EMPTY = "empty"
-    UNREADABLE = "unreadable"
-    UNWIND_FAILURE = "unwind_failure"
-    TRUNCATED = "truncated"
+#: What is known of the task's kernel stack: the dump's own enum (one on the
+#: Python side; its values come from the Rust parser).
+Stack = StackStatus
 
 
-# Task states as `ps` prints them; see fs/proc/array.c task_state_array.
-INTERRUPTIBLE = frozenset({"S"})
-UNINTERRUPTIBLE = frozenset({"D", "I"})  # TASK_IDLE (I) is uninterruptible + noload
-RUNNABLE = frozenset({"R"})
-#: Zombie / dead: the task has exited; kernel/stacktrace.c treats a task without
-#: a stack as "reliably" empty, and kpatch/Ksplice/kGraft skip or pass it too.
-DEAD = frozenset({"Z", "X"})
+def _identity() -> dict[str, Any]:
+    """Metadata of a TaskFacts field no model may read (see :class:`Model`)."""
+    return {"identity": True}
+
+
+def _judged(key: str) -> dict[str, Any]:
+    """Metadata of a TaskFacts field models read: ``key`` names the column of
+    :class:`lpc.facts.TaskTable` that determines it, so tasks grouped by those
+    columns have equal values of the field (a field without one fails at import)."""
+    return {"key": key}
 
 
 @dataclass(frozen=True)
 class TaskFacts:
-    """Everything a model may know about one task at one instant."""
+    """Everything a model may know about one task at one instant.
 
-    index: int
-    pid: int | None
-    tid: int | None
-    comm: str
-    state: str | None
-    kind: TaskKind
+    Each field's metadata says whether it is the task's identity (``identity``:
+    models may not read it) or a judged fact, and which column of the dump's
+    task table determines it (``key``): snapshots judge one task per group of
+    tasks whose key columns are equal, so a new field must name its column.
+    """
+
+    index: int = field(metadata=_identity())
+    pid: int | None = field(metadata=_identity())
+    tid: int | None = field(metadata=_identity())
+    comm: str = field(metadata=_identity())
+    state: str | None = field(metadata=_judged("states"))
+    kind: TaskKind = field(metadata=_judged("kind_groups"))
     #: Why `kind` is what it is ("PF_KTHREAD in /proc stat", "RIP: 0033 user registers", ...).
-    kind_evidence: str
-    on_cpu: bool | None
-    stack: Stack
-    depth: int
+    kind_evidence: str = field(metadata=_judged("kind_groups"))
+    on_cpu: bool | None = field(metadata=_judged("on_cpus"))
+    stack: Stack = field(metadata=_judged("stack_codes"))
+    depth: int = field(metadata=_judged("depth"))
     #: Position (0 = innermost) of the first reliable frame inside the patched set.
-    patched_frame: int | None = None
+    patched_frame: int | None = field(default=None, metadata=_judged("first"))
     #: Name of the patched function that frame belongs to.
-    patched_function: str | None = None
+    patched_function: str | None = field(default=None, metadata=_judged("function"))
     #: True when that frame is the kthread's main-loop function (the frame `kthread()` called).
-    patched_frame_is_thread_fn: bool = False
-    #: Names of the reliable frames, innermost first (used by models that reason about paths).
-    frames: tuple[str, ...] = ()
+    patched_frame_is_thread_fn: bool = field(default=False, metadata=_judged("thread_fn"))
+    #: Names of every frame as the source shows it, innermost first. Models read them only at
+    #: the positions of ``patched_frames_any`` (what the grouping key holds).
+    frames: tuple[str, ...] = field(default=(), metadata=_judged("hit_sequences"))
     #: Frames (by position) inside the patched set, innermost first, including `?` frames.
-    patched_frames_any: tuple[int, ...] = ()
+    patched_frames_any: tuple[int, ...] = field(default=(), metadata=_judged("hit_sequences"))
     #: The source cannot show where the patched function would be (e.g. /proc hides .sched.text).
-    hidden_patched_text: bool = False
-    #: Kernel-thread freezability when known (None = unknown).
-    freezable: bool | None = None
+    hidden_patched_text: bool = field(default=False, metadata=_judged("stack_codes"))
+    #: Kernel-thread freezability when known (None = unknown); from the comm, which
+    #: the kind's group key reads through its prefixes.
+    freezable: bool | None = field(default=None, metadata=_judged("kind_groups"))
     #: The patched frame lies in .sched.text or the lock text: a scheduler or lock
     #: sleep primitive (schedule_timeout, ...), which a woken loop sleeps through again.
-    patched_frame_in_sched_text: bool = False
+    patched_frame_in_sched_text: bool = field(default=False, metadata=_judged("function"))
 
     @property
     def running(self) -> bool:
@@ -180,6 +216,7 @@ class TaskOutcome:
     outlook: Outlook
     #: One sentence a live-patch engineer can act on.
     reason: str
+    _: KW_ONLY
     #: The kernel error the verdict mirrors, when there is one ("EBUSY", "EINVAL", "EADDRINUSE").
     errno: str | None = None
     #: Worst-case seconds until the task switches under the model's defaults, when bounded.
@@ -192,33 +229,105 @@ class TaskOutcome:
 class TransitionOutcome:
     converges: bool | None
     reason: str
+    _: KW_ONLY
     #: Worst-case seconds to completion under the model's defaults, when bounded.
     eta_s: float | None = None
 
 
-class Model(Protocol):
-    """One consistency model. Implementations are small, pure, and parameterised.
+class Nudge(str, Enum):
+    """What a model does to a task that has not switched, at a retry.
 
-    ``judge_task`` may not read a task's identity (``index``, ``pid``,
-    ``tid``, ``comm``) except through comm prefixes the model declares in an
-    optional ``comm_prefixes`` attribute (kGraft's known kthreads): snapshots
-    judge one task per group of tasks with equal facts, and that is the only
-    part of the identity the groups know.
+    The simulator carries it out; a snapshot's outlook predicts its effect.
+    """
+
+    NONE = "none"
+    #: set_notify_signal(): a user task's interruptible sleep ends, the system
+    #: call returns towards user space (kernel/livepatch/transition.c klp_send_signals).
+    FAKE_SIGNAL = "fake_signal"
+    #: wake_up_state(TASK_INTERRUPTIBLE): a kthread in an interruptible sleep runs
+    #: again (and may go back to sleep where it was).
+    WAKE_INTERRUPTIBLE = "wake_interruptible"
+    #: wake_up_if_idle(): an idle CPU goes once more through do_idle().
+    KICK_IDLE = "kick_idle"
+
+
+class Model(ABC):
+    """One consistency model: everything an engine reads from it is declared here.
+
+    A model is a small frozen value (a dataclass of its parameters). It never
+    sees text: snapshots (:mod:`lpc.check`) and the simulator (:mod:`lpc.sim`)
+    both hand it :class:`TaskFacts`, built by the same code (:mod:`lpc.facts`).
+
+    ``judge_task`` may not read a task's identity (``index``, ``pid``, ``tid``,
+    ``comm``) except through the comm prefixes the model declares in
+    :attr:`comm_prefixes`: snapshots judge one task per group of tasks with
+    equal facts, and that is the only part of the identity the groups know.
     """
 
     @property
-    def name(self) -> str: ...
+    @abstractmethod
+    def name(self) -> str:
+        """The name ``lpc check --model`` knows it by."""
 
     @property
+    @abstractmethod
     def cell(self) -> tuple[str, str]:
-        """Vojtech Pavlik's classification, e.g. ("PATCHED_SET", "THREAD")."""
-        ...
+        """Vojtech Pavlik's classification (LEAVE, SWITCH), e.g. ("PATCHED_SET", "THREAD")."""
 
-    def judge_task(self, task: TaskFacts) -> TaskOutcome: ...
+    @property
+    @abstractmethod
+    def stack_source(self) -> StackSource:
+        """The stack walker the model's check reads (what the simulator shows it)."""
 
+    @property
+    @abstractmethod
+    def switch_points(self) -> tuple[SwitchPoint, ...]:
+        """Where tasks (or the whole kernel) move to the target: the simulator
+        reaches these points, and chooses its driver from them."""
+
+    @property
+    def retry_interval_s(self) -> float:
+        """Seconds between two periodic checks (the simulator's tick)."""
+        return 1.0
+
+    @property
+    def attempts(self) -> int | None:
+        """Attempts before a stop-the-world model gives up; None: it retries for ever."""
+        return None
+
+    @property
+    def comm_prefixes(self) -> tuple[str, ...]:
+        """The comm prefixes ``judge_task`` tests (snapshots group tasks by them)."""
+        return ()
+
+    def params(self) -> dict[str, Any]:
+        """The model's parameters as set (reported beside every verdict)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}  # type: ignore[arg-type]
+
+    @classmethod
+    def accepts(cls) -> frozenset[str]:
+        """Names of the parameters the model takes."""
+        return frozenset(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
+
+    def with_patch(self, patch: Patch) -> Model:
+        """The model with the parameters it takes from the patch itself (whether
+        it unpatches, whether it touches the freezer path...). Default: none."""
+        return self
+
+    def nudge(self, retry: int, task: TaskFacts) -> Nudge:
+        """What the model does at pass ``retry`` (0 = the first check, at enable)
+        to a task that has not switched yet. Default: nothing."""
+        return Nudge.NONE
+
+    @abstractmethod
+    def judge_task(self, task: TaskFacts) -> TaskOutcome:
+        """The verdict now and the outlook under the model's switch points."""
+
+    @abstractmethod
     def judge_transition(
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
-    ) -> TransitionOutcome: ...
+    ) -> TransitionOutcome:
+        """Whether, and how soon, the whole transition completes."""
 
 
 def dead_task(t: TaskFacts) -> TaskOutcome | None:
@@ -227,7 +336,7 @@ def dead_task(t: TaskFacts) -> TaskOutcome | None:
         return None
     return TaskOutcome(
         Verdict.SWITCH, Outlook.SWITCHED,
-        "has exited (zombie): no stack left, so nothing on it can be patched", None, 0.0,
+        "has exited (zombie): no stack left, so nothing on it can be patched", eta_s=0.0,
     )
 
 
@@ -279,4 +388,4 @@ def summarize(outcomes: Sequence[TaskOutcome], eta_cap: float | None = None) -> 
     eta = max(etas, default=0.0)
     if eta_cap is not None:
         eta = min(eta, eta_cap)
-    return TransitionOutcome(True, "every task reaches the target state", eta)
+    return TransitionOutcome(True, "every task reaches the target state", eta_s=eta)

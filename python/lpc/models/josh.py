@@ -23,12 +23,14 @@ timeout), so it fails too. The merged kernel dropped the freezer (see klp.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar
 
+from lpc.kernel import FREEZER_PATH
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
+    Model,
     Outlook,
     StackSource,
     SwitchPoint,
@@ -41,36 +43,13 @@ from lpc.models.base import (
     summarize,
 )
 
-#: Functions a frozen task sits in: the refrigerator, the signal path a user
-#: task freezes from, the scheduler it sleeps in (kernel/freezer.c,
-#: kernel/signal.c, kernel/entry/common.c, kernel/sched/core.c).
-FREEZER_PATH = frozenset(
-    {
-        "__refrigerator",
-        "try_to_freeze",
-        "freezing_slow_path",
-        "__try_to_freeze",
-        "get_signal",
-        "do_signal_stop",
-        "arch_do_signal_or_restart",
-        "exit_to_user_mode_loop",
-        "exit_to_user_mode_prepare",
-        "syscall_exit_to_user_mode",
-        "do_syscall_64",
-        "entry_SYSCALL_64_after_hwframe",
-        "schedule",
-        "__schedule",
-        "kthread",
-        "ret_from_fork",
-        "ret_from_fork_asm",
-    }
-)
-
+if TYPE_CHECKING:
+    from lpc.patch import Patch
 
 @dataclass(frozen=True)
-class Josh:
-    name: str = "josh"
-    cell: tuple[str, str] = ("PATCHED_SET", "THREAD")
+class Josh(Model):
+    name: ClassVar[str] = "josh"
+    cell: ClassVar[tuple[str, str]] = ("PATCHED_SET", "THREAD")
     #: The patch changes a function on the freezer/schedule path (set by the caller).
     freezer_path_patched: bool = False
 
@@ -82,13 +61,18 @@ class Josh:
         """The per-thread check, then freeze-and-recheck for what it could not switch."""
         return (SwitchPoint.RETRY, SwitchPoint.FREEZER)
 
+    def with_patch(self, patch: Patch) -> Josh:
+        """A frozen task sits on the freezer path: patching it fails the recheck."""
+        touched = bool(patch.names & FREEZER_PATH)
+        return replace(self, freezer_path_patched=self.freezer_path_patched or touched)
+
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:
             return dead
         unknown_stack = not t.stack_trusted
         on_stack = t.patched_frame is not None
         if not t.running and not unknown_stack and not on_stack:
-            return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "off CPU, no patched frame", None, 0.0)
+            return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "off CPU, no patched frame", errno=None, eta_s=0.0)
         verdict = (
             Verdict.RUNNING if t.running
             else Verdict.BLOCKED if on_stack
@@ -99,27 +83,27 @@ class Josh:
             return TaskOutcome(
                 verdict, Outlook.UNKNOWN,
                 "idle task: the mail's algorithm walks threads and does not cover per-CPU idle",
-                errno,
+                errno=errno,
             )
         if t.kind is TaskKind.KTHREAD and t.freezable is not True:
             if t.running:
                 return TaskOutcome(
                     verdict, Outlook.UNKNOWN,
-                    "unfreezable kthread on a CPU: retried until it is caught off CPU", errno,
+                    "unfreezable kthread on a CPU: retried until it is caught off CPU", errno=errno,
                 )
             if on_stack:
                 return TaskOutcome(
                     verdict, Outlook.STUCK,
-                    f"unfreezable kthread sleeping on {t.patched_function}: fail", errno,
+                    f"unfreezable kthread sleeping on {t.patched_function}: fail", errno=errno,
                 )
             return TaskOutcome(
                 verdict, Outlook.UNKNOWN,
-                f"unfreezable kthread with a {t.stack.value} stack: retried", errno,
+                f"unfreezable kthread with a {t.stack.value} stack: retried", errno=errno,
             )
         if t.kind is TaskKind.UNKNOWN:
             return TaskOutcome(
                 verdict, Outlook.UNKNOWN,
-                f"cannot tell whether it is an unfreezable kthread ({t.kind_evidence})", errno,
+                f"cannot tell whether it is an unfreezable kthread ({t.kind_evidence})", errno=errno,
             )
         return self._freeze_and_recheck(t, verdict, errno)
 
@@ -127,21 +111,21 @@ class Josh:
         if self.freezer_path_patched:
             return TaskOutcome(
                 verdict, Outlook.STUCK,
-                "frozen, but the patch affects the freezer/schedule path: fail", errno,
+                "frozen, but the patch affects the freezer/schedule path: fail", errno=errno,
             )
         if t.state is not None and t.state not in INTERRUPTIBLE | RUNNABLE:
             return TaskOutcome(
                 verdict, Outlook.STUCK,
-                f"cannot be frozen in state {t.state} (uninterruptible sleep): fail", errno,
+                f"cannot be frozen in state {t.state} (uninterruptible sleep): fail", errno=errno,
             )
         if t.kind is TaskKind.KTHREAD and t.patched_frame_is_thread_fn:
             return TaskOutcome(
                 verdict, Outlook.STUCK,
-                f"frozen in its main loop {t.patched_function}, still on the stack: fail", errno,
+                f"frozen in its main loop {t.patched_function}, still on the stack: fail", errno=errno,
             )
         return TaskOutcome(
             verdict, Outlook.SWITCHED,
-            "frozen; the recheck finds no patched frame on the freezer path: switched", errno, 0.0,
+            "frozen; the recheck finds no patched frame on the freezer path: switched", errno=errno, eta_s=0.0,
         )
 
     def judge_transition(

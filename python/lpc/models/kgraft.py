@@ -18,9 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lpc.kernel import FREEZABLE_KTHREAD_PREFIXES, WORKQUEUE_WORKER_PREFIX
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
+    Model,
+    Nudge,
     Outlook,
     StackSource,
     SwitchPoint,
@@ -37,14 +40,15 @@ KGR_TIMEOUT_S = 2.0
 #: Kernel threads that pass a kGraft safe point in their loop: workqueue
 #: workers (annotated worker loop), kthread_worker users, and the freezable
 #: kthreads of mm/ (set_freezable() in mm/vmscan.c, mm/khugepaged.c, mm/compaction.c).
-SAFE_POINT_KTHREADS = ("kworker/", "kswapd", "khugepaged", "kcompactd")
+SAFE_POINT_KTHREADS = (WORKQUEUE_WORKER_PREFIX, *FREEZABLE_KTHREAD_PREFIXES)
 
 
 @dataclass(frozen=True)
-class Kgraft:
-    name: str = "kgraft"
-    cell: tuple[str, str] = ("KERNEL", "THREAD")
-    timeout_s: float = KGR_TIMEOUT_S
+class Kgraft(Model):
+    name: ClassVar[str] = "kgraft"
+    cell: ClassVar[tuple[str, str]] = ("KERNEL", "THREAD")
+    #: KGR_TIMEOUT: kgr_work_fn re-checks (and nudges) this often.
+    retry_interval_s: float = KGR_TIMEOUT_S
     safe_point_kthreads: tuple[str, ...] = SAFE_POINT_KTHREADS
     #: SLE kernels annotated the sleeping loops of their in-tree kthreads with
     #: kgr_task_safe(); out-of-tree ones are not (set False to model only
@@ -70,25 +74,38 @@ class Kgraft:
             SwitchPoint.KTHREAD_SAFE_POINT,
         )
 
+    def nudge(self, retry: int, task: TaskFacts) -> Nudge:
+        """kgr_work_fn (2015+), from its first run KGR_TIMEOUT after the start
+        (the pass at enable only finds the idle tasks, which were never marked):
+        a fake signal to every user task and a wake-up to every kthread still
+        marked."""
+        if retry == 0:
+            return Nudge.NONE
+        if task.kind is TaskKind.USER:
+            return Nudge.FAKE_SIGNAL
+        if task.kind is TaskKind.KTHREAD and task.state in INTERRUPTIBLE:
+            return Nudge.WAKE_INTERRUPTIBLE
+        return Nudge.NONE
+
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:
             return dead
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,
-                "idle task: not on the thread list; interrupts use the per-CPU flag", None, 0.0,
+                "idle task: not on the thread list; interrupts use the per-CPU flag", errno=None, eta_s=0.0,
             )
         if t.kind is TaskKind.USER:
             if t.running or t.state in RUNNABLE:
                 return TaskOutcome(
                     Verdict.RUNNING, Outlook.AT_KERNEL_EXIT,
-                    "switches at its next kernel entry or exit", "EBUSY", self.timeout_s,
+                    "switches at its next kernel entry or exit", errno="EBUSY", eta_s=self.retry_interval_s,
                 )
             if t.state in INTERRUPTIBLE:
                 return TaskOutcome(
                     Verdict.BLOCKED, Outlook.AFTER_SIGNAL,
-                    "asleep in the kernel; the fake signal makes it leave and switch", None,
-                    self.timeout_s,
+                    "asleep in the kernel; the fake signal makes it leave and switch", errno=None,
+                    eta_s=self.retry_interval_s,
                 )
             return TaskOutcome(
                 Verdict.BLOCKED, Outlook.STUCK,
@@ -118,7 +135,7 @@ class Kgraft:
                     Verdict.BLOCKED, Outlook.AFTER_WAKEUP,
                     "kernel thread: switches at the safe point of its loop (freezer or "
                     "kgr_task_safe), whatever is on its stack",
-                    None, self.timeout_s,
+                    errno=None, eta_s=self.retry_interval_s,
                 )
             return TaskOutcome(
                 Verdict.BLOCKED, Outlook.STUCK,

@@ -37,12 +37,14 @@ which sets every task's state and makes the module unremovable).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar
 
 from lpc.models.base import (
     INTERRUPTIBLE,
     RUNNABLE,
+    Model,
+    Nudge,
     Outlook,
     StackSource,
     SwitchPoint,
@@ -55,6 +57,9 @@ from lpc.models.base import (
     summarize,
 )
 
+if TYPE_CHECKING:
+    from lpc.patch import Patch
+
 #: transition.c: MAX_STACK_ENTRIES
 MAX_STACK_ENTRIES = 100
 #: transition.c: SIGNALS_TIMEOUT (retries between two rounds of fake signals)
@@ -64,11 +69,11 @@ RETRY_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
-class Klp:
+class Klp(Model):
     """The kernel's model; parameters default to the kernel's constants."""
 
-    name: str = "klp"
-    cell: tuple[str, str] = ("PATCHED_SET", "THREAD")
+    name: ClassVar[str] = "klp"
+    cell: ClassVar[tuple[str, str]] = ("PATCHED_SET", "THREAD")
     #: HAVE_RELIABLE_STACKTRACE (x86_64 with ORC, arm64 ≥ 6.x, s390, ppc64le, ...).
     reliable_stacks: bool = True
     #: The cond_resched() switch point (v6.4+; commit e3ff7c609f39).
@@ -101,6 +106,30 @@ class Klp:
     def signal_eta_s(self) -> float:
         return self.signals_timeout * self.retry_interval_s
 
+    def with_patch(self, patch: Patch) -> Klp:
+        # klp_init_transition(): unpatching checks the new functions' ranges.
+        return replace(self, unpatching=self.unpatching or patch.unpatch)
+
+    def nudge(self, retry: int, task: TaskFacts) -> Nudge:
+        """klp_try_complete_transition() after a pass that left tasks behind.
+
+        Every pass: an idle task that could not switch gets wake_up_if_idle(),
+        which sends its CPU through do_idle() (and klp_update_patch_state()).
+        Every ``signals_timeout`` passes after the first, klp_send_signals(): a
+        fake signal to user tasks (it ends only an interruptible sleep) and
+        wake_up_state(TASK_INTERRUPTIBLE) to kthreads (it wakes only
+        interruptible ones, and does not pull them out of anything).
+        """
+        if task.kind is TaskKind.IDLE:
+            return Nudge.KICK_IDLE if task.running else Nudge.NONE
+        if retry == 0 or retry % self.signals_timeout:
+            return Nudge.NONE
+        if task.kind is TaskKind.USER:
+            return Nudge.FAKE_SIGNAL
+        if task.kind is TaskKind.KTHREAD and task.state in INTERRUPTIBLE:
+            return Nudge.WAKE_INTERRUPTIBLE
+        return Nudge.NONE
+
     def judge_task(self, task: TaskFacts) -> TaskOutcome:
         outcome = self._check(task)
         if self.force and outcome.outlook is not Outlook.SWITCHED:
@@ -108,9 +137,9 @@ class Klp:
                 outcome.verdict,
                 Outlook.SWITCHED,
                 f"forced: {outcome.reason} — the consistency model may be broken for this task",
-                outcome.errno,
-                0.0,
-                {"forced": True},
+                errno=outcome.errno,
+                eta_s=0.0,
+                extra={"forced": True},
             )
         return outcome
 
@@ -127,7 +156,7 @@ class Klp:
         if t.patched_frame is not None:
             return self._sleeping_on(t)
         return TaskOutcome(
-            Verdict.SWITCH, Outlook.SWITCHED, "no patched function on a reliable stack", None, 0.0
+            Verdict.SWITCH, Outlook.SWITCHED, "no patched function on a reliable stack", errno=None, eta_s=0.0
         )
 
     def _without_reliable_stacks(self, t: TaskFacts) -> TaskOutcome:
@@ -139,28 +168,28 @@ class Klp:
             return self._idle_switches_in_do_idle(why)
         return TaskOutcome(
             Verdict.UNRELIABLE, Outlook.STUCK,
-            f"{why}: a kernel thread has no kernel exit to switch at", "EINVAL",
+            f"{why}: a kernel thread has no kernel exit to switch at", errno="EINVAL",
         )
 
     def _idle_switches_in_do_idle(self, why: str) -> TaskOutcome:
         # do_idle() calls klp_update_patch_state() with no stack check at all.
         return TaskOutcome(
             Verdict.UNRELIABLE, Outlook.AFTER_WAKEUP, f"{why}; switches in do_idle()",
-            "EINVAL", self.retry_interval_s,
+            errno="EINVAL", eta_s=self.retry_interval_s,
         )
 
     def _running(self, t: TaskFacts) -> TaskOutcome:
         if t.kind is TaskKind.USER:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.AT_KERNEL_EXIT,
-                "is running; switches at its next return to user space", "EBUSY",
-                self.retry_interval_s,
+                "is running; switches at its next return to user space", errno="EBUSY",
+                eta_s=self.retry_interval_s,
             )
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.AFTER_WAKEUP,
                 "idle on its CPU; wake_up_if_idle() sends it through do_idle(), where it switches",
-                "EBUSY", self.retry_interval_s,
+                errno="EBUSY", eta_s=self.retry_interval_s,
             )
         if (
             self.cond_resched_switch
@@ -173,7 +202,7 @@ class Klp:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.SWITCHED,
                 "is running with no patched frame: switches itself at its next cond_resched()",
-                "EBUSY", self.retry_interval_s,
+                errno="EBUSY", eta_s=self.retry_interval_s,
             )
         where = (
             "at its next cond_resched() or when it sleeps"
@@ -182,7 +211,7 @@ class Klp:
         )
         return TaskOutcome(
             Verdict.RUNNING, Outlook.UNKNOWN,
-            f"is running; its stack is checked again {where}", "EBUSY",
+            f"is running; its stack is checked again {where}", errno="EBUSY",
         )
 
     def _unreliable(self, t: TaskFacts) -> TaskOutcome:
@@ -198,7 +227,7 @@ class Klp:
             return self._idle_switches_in_do_idle(why)
         return TaskOutcome(
             Verdict.UNRELIABLE, Outlook.UNKNOWN,
-            f"{why}; retried every {self.retry_interval_s:g} s", "EINVAL",
+            f"{why}; retried every {self.retry_interval_s:g} s", errno="EINVAL",
         )
 
     def _sleeping_on(self, t: TaskFacts) -> TaskOutcome:
@@ -209,7 +238,7 @@ class Klp:
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.BLOCKED, Outlook.AFTER_WAKEUP,
-                f"{why}; wake_up_if_idle() moves it on", "EADDRINUSE", self.retry_interval_s,
+                f"{why}; wake_up_if_idle() moves it on", errno="EADDRINUSE", eta_s=self.retry_interval_s,
             )
         if t.kind is TaskKind.KTHREAD:
             if t.patched_frame_is_thread_fn:
@@ -217,7 +246,7 @@ class Klp:
                     Verdict.BLOCKED, Outlook.STUCK,
                     f"{why}, its main loop: it is always asleep there, so this patch never "
                     "converges without force",
-                    "EADDRINUSE",
+                    errno="EADDRINUSE",
                 )
             if t.state in INTERRUPTIBLE and t.patched_frame_in_sched_text:
                 # The fake signal only wakes a kthread (wake_up_state); it does not
@@ -228,28 +257,28 @@ class Klp:
                     Verdict.BLOCKED, Outlook.UNKNOWN,
                     f"{why}, a scheduler sleep primitive: klp_send_signals() wakes it, but a "
                     "thread loop sleeps through it again unless it next sleeps elsewhere",
-                    "EADDRINUSE",
+                    errno="EADDRINUSE",
                 )
             if t.state in INTERRUPTIBLE:
                 return TaskOutcome(
                     Verdict.BLOCKED, Outlook.AFTER_WAKEUP,
                     f"{why}; woken by klp_send_signals() after {self.signals_timeout} retries",
-                    "EADDRINUSE", self.signal_eta_s,
+                    errno="EADDRINUSE", eta_s=self.signal_eta_s,
                 )
             if t.state in RUNNABLE:
                 return TaskOutcome(
                     Verdict.BLOCKED, Outlook.UNKNOWN,
-                    f"{why}; runnable, so it may leave it when it next runs", "EADDRINUSE",
+                    f"{why}; runnable, so it may leave it when it next runs", errno="EADDRINUSE",
                 )
             return TaskOutcome(
                 Verdict.BLOCKED, Outlook.STUCK,
                 f"{why} in state {t.state or '?'}: wake_up_state(TASK_INTERRUPTIBLE) cannot "
                 "wake it",
-                "EADDRINUSE",
+                errno="EADDRINUSE",
             )
         return TaskOutcome(
             Verdict.BLOCKED, Outlook.UNKNOWN,
-            f"{why}; whether it is a kernel thread is unknown ({t.kind_evidence})", "EADDRINUSE",
+            f"{why}; whether it is a kernel thread is unknown ({t.kind_evidence})", errno="EADDRINUSE",
         )
 
     def _user_leaves_kernel(
@@ -259,20 +288,20 @@ class Klp:
         if t.state in RUNNABLE:
             return TaskOutcome(
                 verdict, Outlook.AT_KERNEL_EXIT, f"{why}; runnable: switches at kernel exit",
-                errno, self.retry_interval_s,
+                errno=errno, eta_s=self.retry_interval_s,
             )
         if t.state in INTERRUPTIBLE:
             return TaskOutcome(
                 verdict, Outlook.AFTER_SIGNAL,
                 f"{why}; the fake signal after {self.signals_timeout} retries ends its sleep and "
                 "it switches at kernel exit",
-                errno, self.signal_eta_s,
+                errno=errno, eta_s=self.signal_eta_s,
             )
         return TaskOutcome(
             verdict, Outlook.STUCK,
             f"{why} in state {t.state or '?'}: fake signals do not end that sleep; it switches "
             "only when the sleep ends on its own",
-            errno,
+            errno=errno,
         )
 
     def judge_transition(
@@ -284,7 +313,7 @@ class Klp:
                 True,
                 "forced: every task is set to the target state; the patch module can never be "
                 "removed",
-                0.0,
+                eta_s=0.0,
             )
         if summary.converges is False:
             return TransitionOutcome(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lpc.models.base import (
+    Model,
     RUNNABLE,
     Outlook,
     Stack,
@@ -55,13 +56,13 @@ def all_or_nothing(
             None, f"{unknown} task(s) whose stacks at the stop cannot be known now: "
             f"{first_unknown.reason}",
         )
-    return TransitionOutcome(True, "every task passes: applied atomically at the first attempt", 0.0)
+    return TransitionOutcome(True, "every task passes: applied atomically at the first attempt", eta_s=0.0)
 
 
 @dataclass(frozen=True)
-class Kpatch:
-    name: str = "kpatch"
-    cell: tuple[str, str] = ("PATCHED_SET", "KERNEL")
+class Kpatch(Model):
+    name: ClassVar[str] = "kpatch"
+    cell: ClassVar[tuple[str, str]] = ("PATCHED_SET", "KERNEL")
     max_depth: int = MAX_STACK_TRACE_DEPTH
     attempts: int = MAX_LOAD_ATTEMPTS
     retry_interval_s: float = RETRY_INTERVAL_S
@@ -80,31 +81,31 @@ class Kpatch:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,
                 "idle task: not on the thread list, never checked (a hole in kpatch's check)",
-                None, 0.0, {"unchecked": True},
+                errno=None, eta_s=0.0, extra={"unchecked": True},
             )
         if t.running:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.UNKNOWN,
-                "running now: stop_machine stops it somewhere this snapshot cannot show", "EBUSY",
+                "running now: stop_machine stops it somewhere this snapshot cannot show", errno="EBUSY",
             )
         if t.stack in (Stack.EMPTY, Stack.UNREADABLE) or t.hidden_patched_text:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.UNKNOWN,
                 f"stack is {'hidden' if t.hidden_patched_text else t.stack.value} in this dump",
-                "EINVAL",
+                errno="EINVAL",
             )
         if t.depth > self.max_depth:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.STUCK,
-                f"more than {self.max_depth} trace entries", "EBUSY",
+                f"more than {self.max_depth} trace entries", errno="EBUSY",
             )
         if t.patched_frame is not None:
             outlook = Outlook.UNKNOWN if t.state in RUNNABLE else Outlook.STUCK
             return TaskOutcome(
                 Verdict.BLOCKED, outlook,
-                f"activeness safety check failed for {t.patched_function}", "EBUSY",
+                f"activeness safety check failed for {t.patched_function}", errno="EBUSY",
             )
-        return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "passes the activeness check", None, 0.0)
+        return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "passes the activeness check", errno=None, eta_s=0.0)
 
     def judge_transition(
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lpc.models.base import (
+    Model,
     RUNNABLE,
     Outlook,
     Stack,
@@ -36,9 +37,9 @@ RETRY_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
-class Ksplice:
-    name: str = "ksplice"
-    cell: tuple[str, str] = ("PATCHED_SET", "KERNEL")
+class Ksplice(Model):
+    name: ClassVar[str] = "ksplice"
+    cell: ClassVar[tuple[str, str]] = ("PATCHED_SET", "KERNEL")
     attempts: int = ATTEMPTS
     retry_interval_s: float = RETRY_INTERVAL_S
 
@@ -55,13 +56,13 @@ class Ksplice:
         if t.kind is TaskKind.IDLE:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED, "idle task: not on the thread list, never checked",
-                None, 0.0, {"unchecked": True},
+                errno=None, eta_s=0.0, extra={"unchecked": True},
             )
         if t.running:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.UNKNOWN,
                 "running now: where stop_machine parks it cannot be known from this snapshot",
-                "EBUSY",
+                errno="EBUSY",
             )
         if t.patched_frames_any:
             first = t.patched_frames_any[0]
@@ -69,15 +70,15 @@ class Ksplice:
             outlook = Outlook.UNKNOWN if t.state in RUNNABLE else Outlook.STUCK
             return TaskOutcome(
                 Verdict.BLOCKED, outlook,
-                f"stack word inside to-be-replaced code ({what}): code is busy", "EBUSY",
+                f"stack word inside to-be-replaced code ({what}): code is busy", errno="EBUSY",
             )
         if t.stack in (Stack.EMPTY, Stack.UNREADABLE, Stack.TRUNCATED) or t.hidden_patched_text:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.UNKNOWN,
-                "the dump does not show every stack word this scan would read", "EINVAL",
+                "the dump does not show every stack word this scan would read", errno="EINVAL",
             )
         return TaskOutcome(
-            Verdict.SWITCH, Outlook.SWITCHED, "no stack word inside the replaced code", None, 0.0
+            Verdict.SWITCH, Outlook.SWITCHED, "no stack word inside the replaced code", errno=None, eta_s=0.0
         )
 
     def judge_transition(

@@ -23,10 +23,11 @@ SWITCH_y — what flips at once:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from lpc.models.base import (
+    Model,
     INTERRUPTIBLE,
     RUNNABLE,
     Outlook,
@@ -47,17 +48,25 @@ SWITCHES = ("FUNCTION", "THREAD", "KERNEL")
 
 
 @dataclass(frozen=True)
-class Matrix:
+class Matrix(Model):
     leave: str = "PATCHED_SET"
     switch: str = "THREAD"
-    name: str = field(init=False)
-    cell: tuple[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         if self.leave not in LEAVES or self.switch not in SWITCHES:
             raise ValueError(f"no such cell: LEAVE_{self.leave} / SWITCH_{self.switch}")
-        object.__setattr__(self, "name", f"leave_{self.leave.lower()}/switch_{self.switch.lower()}")
-        object.__setattr__(self, "cell", (self.leave, self.switch))
+
+    @property
+    def name(self) -> str:
+        return f"leave_{self.leave.lower()}/switch_{self.switch.lower()}"
+
+    @property
+    def cell(self) -> tuple[str, str]:
+        return (self.leave, self.switch)
+
+    def params(self) -> dict[str, object]:
+        """None: the cell is the whole model, and its name says which."""
+        return {}
 
     #: The cells are the idealised guarantees: they see every frame exactly.
     stack_source: ClassVar[StackSource] = StackSource.EXACT
@@ -88,7 +97,7 @@ class Matrix:
         if self.leave == "FUNCTION":
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED, "only the function must be left: switches now",
-                None, 0.0,
+                errno=None, eta_s=0.0,
             )
         if self.leave == "PATCHED_SET":
             return self._leave_patched_set(t)
@@ -98,22 +107,22 @@ class Matrix:
         if t.running:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.UNKNOWN, "on a CPU: its stack is unknown until it stops",
-                "EBUSY",
+                errno="EBUSY",
             )
         if not t.stack_trusted:
             return TaskOutcome(
-                Verdict.UNRELIABLE, Outlook.UNKNOWN, f"stack is {t.stack.value}", "EINVAL"
+                Verdict.UNRELIABLE, Outlook.UNKNOWN, f"stack is {t.stack.value}", errno="EINVAL"
             )
         if t.patched_frame is None:
-            return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "no patched frame", None, 0.0)
+            return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "no patched frame", errno=None, eta_s=0.0)
         if t.patched_frame_is_thread_fn or t.state not in INTERRUPTIBLE | RUNNABLE:
             return TaskOutcome(
                 Verdict.BLOCKED, Outlook.STUCK,
-                f"holds {t.patched_function} and nothing makes it leave", "EADDRINUSE",
+                f"holds {t.patched_function} and nothing makes it leave", errno="EADDRINUSE",
             )
         return TaskOutcome(
             Verdict.BLOCKED, Outlook.UNKNOWN,
-            f"holds {t.patched_function}; switches once it returns from it", "EADDRINUSE",
+            f"holds {t.patched_function}; switches once it returns from it", errno="EADDRINUSE",
         )
 
     def _leave_kernel(self, t: TaskFacts) -> TaskOutcome:
@@ -121,21 +130,21 @@ class Matrix:
             outlook = Outlook.UNKNOWN if t.kind is TaskKind.UNKNOWN else Outlook.STUCK
             return TaskOutcome(
                 Verdict.BLOCKED, outlook,
-                f"{t.kind.value} task: never leaves the kernel", None,
+                f"{t.kind.value} task: never leaves the kernel", errno=None,
             )
         if t.running or t.state in RUNNABLE:
             return TaskOutcome(
                 Verdict.RUNNING, Outlook.AT_KERNEL_EXIT, "switches when it returns to user space",
-                "EBUSY", 0.0,
+                errno="EBUSY", eta_s=0.0,
             )
         if t.state in INTERRUPTIBLE:
             return TaskOutcome(
                 Verdict.BLOCKED, Outlook.AFTER_SIGNAL,
-                "asleep in the kernel: a signal ends the sleep and it leaves", None,
+                "asleep in the kernel: a signal ends the sleep and it leaves", errno=None,
             )
         return TaskOutcome(
             Verdict.BLOCKED, Outlook.STUCK,
-            f"asleep in the kernel in state {t.state or '?'}: cannot be made to leave", None,
+            f"asleep in the kernel in state {t.state or '?'}: cannot be made to leave", errno=None,
         )
 
     def judge_transition(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lpc.models.base import (
+    Model,
     Outlook,
     StackSource,
     SwitchPoint,
@@ -28,9 +29,9 @@ from lpc.models.base import (
 
 
 @dataclass(frozen=True)
-class Null:
-    name: str = "null"
-    cell: tuple[str, str] = ("FUNCTION", "FUNCTION")
+class Null(Model):
+    name: ClassVar[str] = "null"
+    cell: ClassVar[tuple[str, str]] = ("FUNCTION", "FUNCTION")
 
     #: The simulator shows it every frame; it never reads them to decide anything.
     stack_source: ClassVar[StackSource] = StackSource.EXACT
@@ -46,17 +47,17 @@ class Null:
                 Verdict.SWITCH, Outlook.SWITCHED,
                 f"switched at once while executing old {task.patched_function}: its old "
                 "activation finishes in old code while new calls run new code",
-                None, 0.0, {"executing_old": True},
+                errno=None, eta_s=0.0, extra={"executing_old": True},
             )
         if not task.stack_trusted:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,
                 f"switched at once; stack is {task.stack.value}, so it may be executing old code",
-                None, 0.0, {"executing_old": None},
+                errno=None, eta_s=0.0, extra={"executing_old": None},
             )
         return TaskOutcome(
-            Verdict.SWITCH, Outlook.SWITCHED, "switched at once", None, 0.0,
-            {"executing_old": False},
+            Verdict.SWITCH, Outlook.SWITCHED, "switched at once", errno=None, eta_s=0.0,
+            extra={"executing_old": False},
         )
 
     def judge_transition(
@@ -67,5 +68,5 @@ class Null:
             True,
             f"complete at once; {old} task(s) were executing old code at that instant "
             "(safe only for changes whose old and new versions may interleave)",
-            0.0,
+            eta_s=0.0,
         )

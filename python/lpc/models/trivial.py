@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lpc.models.base import (
+    Model,
     Outlook,
     StackSource,
     SwitchPoint,
@@ -39,9 +40,9 @@ from lpc.models.base import (
 
 
 @dataclass(frozen=True)
-class Trivial:
-    name: str = "trivial"
-    cell: tuple[str, str] = ("PATCHED_SET (per call)", "FUNCTION")
+class Trivial(Model):
+    name: ClassVar[str] = "trivial"
+    cell: ClassVar[tuple[str, str]] = ("PATCHED_SET (per call)", "FUNCTION")
 
     stack_source: ClassVar[StackSource] = StackSource.EXACT
 
@@ -55,14 +56,14 @@ class Trivial:
         if not patched and task.stack_trusted:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,
-                "outside the patched set: its next calls reach new code", None, 0.0,
-                {"old_call_sites": []},
+                "outside the patched set: its next calls reach new code", errno=None, eta_s=0.0,
+                extra={"old_call_sites": []},
             )
         if not patched:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.UNKNOWN,
                 f"stack is {task.stack.value}: cannot tell whether it is inside the patched set",
-                None, None, {"old_call_sites": None},
+                errno=None, eta_s=None, extra={"old_call_sites": None},
             )
         sites = [task.frames[i] for i in patched if i < len(task.frames)]
         # An unpatched frame inner to the outermost patched one calls patched
@@ -72,8 +73,8 @@ class Trivial:
         if mixing:
             reason += "; an unpatched function inside that chain would call new code (mixed chain)"
         return TaskOutcome(
-            Verdict.BLOCKED, Outlook.UNKNOWN, reason, None, None,
-            {"old_call_sites": sites, "mixed_chain_possible": mixing},
+            Verdict.BLOCKED, Outlook.UNKNOWN, reason, errno=None, eta_s=None,
+            extra={"old_call_sites": sites, "mixed_chain_possible": mixing},
         )
 
     def judge_transition(

@@ -7,11 +7,10 @@ facts built from the simulated stack. What a driver adds is only *where* the
 checks and the check-free switches happen — the model's ``switch_points``
 (:class:`~lpc.models.SwitchPoint`) — and the model's nudges:
 
-* klp (kernel/livepatch/transition.c): every retry ``wake_up_if_idle()`` for idle
-  tasks it could not switch; every ``signals_timeout`` retries a fake signal to
-  user tasks and ``wake_up_state(TASK_INTERRUPTIBLE)`` to kthreads;
-* kGraft (kernel/kgraft.c, 2015+): a fake signal to user tasks and a wake-up to
-  kthreads at every ``kgr_work_fn`` tick;
+* after every pass that left tasks behind, ``model.nudge(retry, facts)`` says
+  what the model does to each of them (klp: ``wake_up_if_idle()``, and fake
+  signals every ``signals_timeout`` passes; kGraft: signals and wake-ups at
+  every ``kgr_work_fn`` run): the driver carries it out;
 * Josh's freezer: a task the check could not switch is frozen — a user task in
   the signal path at kernel exit (an interruptible sleep is ended to get
   there), a freezable kthread at its ``try_to_freeze()`` — and checked again.
@@ -29,35 +28,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lpc.models import Model, Outlook, StackSource, SwitchPoint, TaskKind, TaskOutcome, Verdict
+from lpc.models import (
+    Model,
+    Nudge,
+    Outlook,
+    StackSource,
+    SwitchPoint,
+    TaskFacts,
+    TaskKind,
+    TaskOutcome,
+    Verdict,
+)
 
 if TYPE_CHECKING:
-    from lpc.sim.engine import Frame, Sim, Task
-
-
-def retry_interval(model: Model) -> float:
-    """Seconds between two checks: the model's own parameter."""
-    for attr in ("retry_interval_s", "timeout_s"):
-        value = getattr(model, attr, None)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return 1.0
+    from lpc.sim.world import Frame, Kernel, Task
 
 
 class Driver:
-    def __init__(self, sim: Sim, model: Model) -> None:
+    def __init__(self, sim: Kernel, model: Model) -> None:
         self.sim = sim
         self.model = model
-        self.points: frozenset[SwitchPoint] = frozenset(getattr(model, "switch_points", ()))
+        self.points: frozenset[SwitchPoint] = frozenset(model.switch_points)
         self.done = False
         self.completed_at: float | None = None
         self.failed: str | None = None
         self.retries = 0
         #: tid → why the model says this task will never switch (its STUCK outlook).
         self.stuck: dict[int, str] = {}
-        self.interval = retry_interval(model)
-        #: The stack walker the model's check reads (every model of lpc.models names one).
-        self.source: StackSource = getattr(model, "stack_source", StackSource.EXACT)
+        self.interval = model.retry_interval_s
+        #: The stack walker the model's check reads.
+        self.source: StackSource = model.stack_source
 
     # -- the redirect ---------------------------------------------------------------------------
 
@@ -94,8 +94,10 @@ class Driver:
             self.sim.note(f"-- {self.model.name}: transition fails: {why}")
 
     def judge(self, t: Task, *, stopped: bool = False, self_check: bool = False) -> TaskOutcome:
-        facts = self.sim.facts(t, self.source, stopped=stopped, self_check=self_check)
-        return self.model.judge_task(facts)
+        return self.model.judge_task(self.facts(t, stopped=stopped, self_check=self_check))
+
+    def facts(self, t: Task, *, stopped: bool = False, self_check: bool = False) -> TaskFacts:
+        return self.sim.facts(t, self.source, stopped=stopped, self_check=self_check)
 
     # -- switch points the engine reaches (no-ops unless the model has them) -------------------
 
@@ -118,10 +120,11 @@ class Driver:
 class ThreadDriver(Driver):
     """SWITCH_THREAD: each task carries its universe (task->patch_state)."""
 
-    def __init__(self, sim: Sim, model: Model) -> None:
+    def __init__(self, sim: Kernel, model: Model) -> None:
         super().__init__(sim, model)
-        #: klp_signals_cnt.
-        self.signals_cnt = 0
+        #: Passes since the transition (re)started, the ``retry`` of model.nudge()
+        #: (transition.c: klp_signals_cnt, reset by klp_start_transition()).
+        self.passes = 0
 
     def enable(self) -> None:
         super().enable()  # klp_init_transition(): every task and idle task
@@ -131,17 +134,21 @@ class ThreadDriver(Driver):
         if self.done or self.failed:
             return
         self.retries += 1
+        #: The facts each check read this pass, reused for the nudges after it.
+        checked: dict[int, TaskFacts] = {}
         if SwitchPoint.RETRY in self.points or SwitchPoint.FREEZER in self.points:
             for t in self.sim.tasks:
                 if t.pending:
-                    self._retry_one(t)
+                    self._retry_one(t, checked)
         if any(t.pending for t in self.sim.tasks):
-            self._nudge()
+            self._nudge(checked)
+            self.passes += 1
         else:
             self.finish()
 
-    def _retry_one(self, t: Task) -> None:
-        out = self.judge(t)
+    def _retry_one(self, t: Task, checked: dict[int, TaskFacts]) -> None:
+        facts = checked[t.tid] = self.facts(t)
+        out = self.model.judge_task(facts)
         if SwitchPoint.RETRY in self.points and (
             out.verdict is Verdict.SWITCH or out.extra.get("forced") is True
         ):
@@ -155,31 +162,19 @@ class ThreadDriver(Driver):
         if SwitchPoint.FREEZER in self.points:
             self._freeze(t, out)
 
-    def _nudge(self) -> None:
-        name = self.model.name
-        if name == "klp":
-            self._klp_nudges()
-        elif name == "kgraft" and self.retries > 1:
-            # kgr_work_fn first runs KGR_TIMEOUT after the start: the pass at
-            # enable only finds the idle tasks, which were never marked.
-            self._signal_all("kGraft's fake signal")
-
-    def _klp_nudges(self) -> None:
+    def _nudge(self, checked: dict[int, TaskFacts]) -> None:
+        """Carry out what the model does to each task it left behind."""
+        what = f"{self.model.name}'s fake signal"
         for t in self.sim.tasks:
-            if t.pending and t.kind is TaskKind.IDLE and self.sim.on_cpu(t):
-                t.kicked = True  # wake_up_if_idle(): through do_idle() once more
-        timeout = int(getattr(self.model, "signals_timeout", 15))
-        if self.signals_cnt and self.signals_cnt % timeout == 0:
-            self._signal_all("klp's fake signal")
-        self.signals_cnt += 1
-
-    def _signal_all(self, what: str) -> None:
-        for t in self.sim.tasks:
-            if not t.pending or t.state != "S":
+            if not t.pending:
                 continue
-            if t.kind is TaskKind.USER:
-                self.sim.signal(t, what)  # set_notify_signal()
-            elif t.kind is TaskKind.KTHREAD:
+            facts = checked.get(t.tid) or self.facts(t)
+            nudge = self.model.nudge(self.passes, facts)
+            if nudge is Nudge.KICK_IDLE:
+                t.kicked = True  # through do_idle() once more
+            elif nudge is Nudge.FAKE_SIGNAL:
+                self.sim.signal(t, what)  # ends an interruptible sleep only
+            elif nudge is Nudge.WAKE_INTERRUPTIBLE and t.state == "S":
                 self.sim.wake(t, f"woken by {what} (wake_up_state(TASK_INTERRUPTIBLE))")
 
     def reverse(self) -> None:
@@ -195,7 +190,7 @@ class ThreadDriver(Driver):
         for t in sim.tasks:
             t.pending = t.universe != sim.dst
         self.stuck.clear()
-        self.signals_cnt = 0
+        self.passes = 0
         self.tick()
 
     # Josh's freezer ---------------------------------------------------------------------------
@@ -262,10 +257,9 @@ class ThreadDriver(Driver):
 class KernelDriver(Driver):
     """SWITCH_KERNEL: stop_machine(), check every task, flip everyone or no one."""
 
-    def __init__(self, sim: Sim, model: Model) -> None:
+    def __init__(self, sim: Kernel, model: Model) -> None:
         super().__init__(sim, model)
-        attempts = getattr(model, "attempts", None)
-        self.max_attempts = attempts if isinstance(attempts, int) else None
+        self.max_attempts = model.attempts
         self.leave_kernel = model.cell[0] == "KERNEL"
         self.blockers: list[str] = []
 
@@ -312,7 +306,7 @@ class KernelDriver(Driver):
 class FunctionDriver(Driver):
     """SWITCH_FUNCTION: one function flips for every task at a check all tasks pass."""
 
-    def __init__(self, sim: Sim, model: Model) -> None:
+    def __init__(self, sim: Kernel, model: Model) -> None:
         super().__init__(sim, model)
         self.flipped: set[str] = set()
         self.order: list[str] = []
@@ -343,7 +337,7 @@ class FunctionDriver(Driver):
             self.flipped.add(fn)
             self.sim.note(f"-- {fn} flips to {self.sim.cname(self.sim.dst)} for every task")
             for t in self.sim.tasks:
-                self.sim.monitor.on_switch(t, f"flip of {fn}")
+                self.sim.observer.on_switch(t, f"flip of {fn}")
         if len(self.flipped) == len(self.order):
             for t in self.sim.tasks:
                 t.universe = self.sim.dst
@@ -386,8 +380,8 @@ class TrivialDriver(Driver):
         return False  # no completion point, nothing to retry
 
 
-def make_driver(model: Model, sim: Sim) -> Driver:
-    points = frozenset(getattr(model, "switch_points", ()))
+def make_driver(model: Model, sim: Kernel) -> Driver:
+    points = frozenset(model.switch_points)
     if SwitchPoint.IMMEDIATE in points:
         return ImmediateDriver(sim, model)
     if SwitchPoint.PER_CALL in points:

@@ -30,77 +30,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from lpc.facts import FrameFact, facts_from_frames
+from lpc.kernel import SCHED_FRAMES
 from lpc.models import Model, Stack, StackSource, TaskFacts, TaskKind
-from lpc.sim.system import ROOTS, SCHED_FRAMES, Op, OpKind, System, TaskSpec
+from lpc.sim.drivers import Driver, make_driver
+from lpc.sim.properties import Monitor, Violation
+from lpc.sim.system import ROOTS, Op, OpKind, System, TaskSpec
+from lpc.sim.world import Event, Frame, Task
 
-if TYPE_CHECKING:
-    from lpc.sim.drivers import Driver
-    from lpc.sim.properties import Monitor, Violation
-
-#: (kind, a, b): see the module docstring.
-Event = tuple[str, int, int]
+__all__ = ["ENABLE", "TICK", "Event", "Frame", "RunResult", "Sim", "Task", "pick", "result_of",
+           "run_choices"]
 
 TICK: Event = ("tick", 0, 0)
 ENABLE: Event = ("enable", 0, 0)
-
-
-class Frame:
-    """One activation: a function, the version it runs, where it is in its body."""
-
-    __slots__ = ("entry_version", "fn", "pc", "root", "stale", "version")
-
-    def __init__(self, fn: str, version: int, root: bool = False) -> None:
-        self.fn = fn
-        self.version = version
-        #: The version the activation started in (function atomicity compares the two).
-        self.entry_version = version
-        self.pc = 0
-        self.root = root
-        #: Function addresses stored in this frame's locals (stale words).
-        self.stale: list[str] = []
-
-
-class Task:
-    __slots__ = (
-        "cpu", "freeze_pending", "in_user", "irq", "kicked", "kind", "name", "parked", "pending",
-        "sleep_op", "spec", "stack", "state", "switched_at", "tid", "universe",
-    )
-
-    def __init__(self, tid: int, spec: TaskSpec, name: str | None = None) -> None:
-        self.tid = tid
-        self.spec = spec
-        self.kind = spec.kind
-        self.name = name or spec.name
-        self.stack: list[Frame] = []
-        #: "R" running or runnable, "S" interruptible sleep, "D" uninterruptible sleep.
-        self.state = "R"
-        self.in_user = False
-        self.cpu: int | None = None
-        #: A task preempted in the kernel has an interrupt frame on its stack.
-        self.irq = False
-        self.sleep_op: Op | None = None
-        #: wake_up_if_idle() was sent to this idle task.
-        self.kicked = False
-        #: An idle task inside schedule_idle(), its CPU given to another task.
-        self.parked = False
-        #: Josh's freezer was asked to freeze this task.
-        self.freeze_pending = False
-        #: Index of the configuration whose code this task's calls reach (its universe).
-        self.universe = 0
-        #: TIF_PATCH_PENDING: the task has not reached the transition's target yet.
-        self.pending = False
-        self.switched_at: float | None = None
-
-    @property
-    def sleeping(self) -> bool:
-        return self.state != "R"
-
-    @property
-    def kernel_stack_empty(self) -> bool:
-        """No kernel frame but the entry plumbing: in user space, or crossing into it."""
-        return self.kind is TaskKind.USER and all(f.root for f in self.stack)
 
 
 @dataclass
@@ -132,9 +75,6 @@ class Sim:
         driver: Driver | None = None,
         monitor: Monitor | None = None,
     ) -> None:
-        from lpc.sim.drivers import make_driver
-        from lpc.sim.properties import Monitor
-
         self.system = system
         self.model = model
         self.functions = system.functions
@@ -157,13 +97,18 @@ class Sim:
         self.idle_of: dict[int, Task] = {}
         self.tasks: list[Task] = []
         #: Shared objects: [format, has_shadow]; format 0 = the original layout.
-        self.objects = [[0, False] for _ in range(system.slots)]
+        self.objects: list[list[int | bool]] = [[0, False] for _ in range(system.slots)]
         self.timeline: list[tuple[float, int]] = []
         for spec in system.tasks:
             self._spawn(spec)
         self.driver: Driver = driver or make_driver(model, self)
         self.monitor: Monitor = monitor or Monitor(self)
         self.define_patch({f: 1 for f in system.patched})
+
+    @property
+    def observer(self) -> Monitor:
+        """Who hears about switches a driver makes without the engine (a function flip)."""
+        return self.monitor
 
     # ---- set-up ----------------------------------------------------------------------------------
 
@@ -207,8 +152,6 @@ class Sim:
 
     def begin(self, src: int, dst: int, driver: Driver | None = None) -> None:
         """Start a transition from configuration ``src`` to ``dst``."""
-        from lpc.sim.drivers import make_driver
-
         self.src, self.dst = src, dst
         self.patched_now = self._differing(src, dst)
         self.started = True
@@ -522,45 +465,32 @@ class Sim:
         ``self_check``: the task checks its own stack (cond_resched(), the freezer).
         """
         running = self.on_cpu(t)
-        names, frames, irq = self._walk(t, running, stopped, self_check, source)
-        hits: list[int] = []
-        first: int | None = None
-        for i, (name, fr) in enumerate(zip(names, frames)):
-            if name not in self.patched_now:
-                continue
-            if fr is None:  # a stale word: the address of the original function
-                if self.configs[t.universe][name] == 0:
-                    hits.append(i)
-                continue
-            if self._counts(t, fr, source):
-                hits.append(i)
-                if first is None:
-                    first = i
-        kind = t.kind
+        entries, irq = self._walk(t, running, stopped, self_check, source)
+        seen = []
+        for name, fr, stale in entries:
+            if stale:  # a `?` frame: the address of the original function, in a local
+                hit = name in self.patched_now and self.configs[t.universe][name] == 0
+            else:
+                hit = fr is not None and name in self.patched_now and self._counts(t, fr, source)
+            seen.append(FrameFact(name, not stale, name if hit else None,
+                                  hit and self._sched_text(name)))
         reliable = source is StackSource.RELIABLE
-        stack = Stack.UNWIND_FAILURE if reliable and (irq or t.spec.unreliable) else Stack.COMPLETE
-        thread_fn = (
-            kind is TaskKind.KTHREAD and first is not None and first + 1 < len(names)
-            and names[first + 1] == "kthread"
-        )
-        depth = len(names) + t.spec.extra_depth
-        return TaskFacts(
+        # The same builder as a dump's tasks (lpc.facts): the simulated stack is
+        # what the model's walker would print.
+        return facts_from_frames(
             index=t.tid,
             pid=t.tid,
             tid=t.tid,
             comm=t.name,
             state=t.state,
-            kind=kind,
+            kind=t.kind,
             kind_evidence="simulated",
             on_cpu=running and not stopped and not self_check,
-            stack=stack,
-            depth=depth,
-            patched_frame=first,
-            patched_function=None if first is None else names[first],
-            patched_frame_is_thread_fn=thread_fn,
-            frames=tuple(names),
-            patched_frames_any=tuple(hits),
-            freezable=t.spec.freezable if kind is TaskKind.KTHREAD else None,
+            printed=Stack.UNWIND_FAILURE if reliable and t.spec.unreliable else Stack.COMPLETE,
+            interrupted=reliable and irq,
+            frames=seen,
+            freezable=t.spec.freezable if t.kind is TaskKind.KTHREAD else None,
+            extra_depth=t.spec.extra_depth,
         )
 
     def _counts(self, t: Task, fr: Frame, source: StackSource) -> bool:
@@ -574,13 +504,16 @@ class Sim:
 
     def _walk(
         self, t: Task, running: bool, stopped: bool, self_check: bool, source: StackSource
-    ) -> tuple[list[str], list[Frame | None], bool]:
-        """Frame names innermost first, with the Frame each came from (None: no frame)."""
-        real: list[tuple[str, Frame | None]] = []
+    ) -> tuple[list[tuple[str, Frame | None, bool]], bool]:
+        """``(name, the Frame it came from or None, is a stale word)`` innermost
+        first, and whether an interrupt frame is on the stack. Scheduler frames
+        the engine does not simulate have no Frame; stale words (function
+        addresses a word scan finds in locals) are no frames at all."""
+        real: list[tuple[str, Frame | None, bool]] = []
         for fr in reversed(t.stack):
             if source is StackSource.WORD_SCAN:
-                real.extend((w, None) for w in reversed(fr.stale))
-            real.append((fr.fn, fr))
+                real.extend((w, None, True) for w in reversed(fr.stale))
+            real.append((fr.fn, fr, False))
         top: list[str]
         irq = False
         if t.in_user:
@@ -596,10 +529,10 @@ class Sim:
             top = ["__schedule", "schedule_idle"] if t.parked else []
         else:
             top = ["__schedule", "schedule"]
-        entries: list[tuple[str, Frame | None]] = [(n, None) for n in top] + real
+        entries = [(n, None, False) for n in top] + real
         if source is StackSource.BEST_EFFORT:
-            entries = [(n, fr) for n, fr in entries if not self._sched_text(n)]
-        return [n for n, _ in entries], [fr for _, fr in entries], irq
+            entries = [e for e in entries if not self._sched_text(e[0])]
+        return entries, irq
 
     def _sched_text(self, name: str) -> bool:
         if name in SCHED_FRAMES:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lpc.models import get_model
+from lpc.models import get_model, model_names
 from lpc.sim.system import System
 from lpc.sim.timed import TimedResult, run_timed
 
-#: The models of `lpc check`, in its order.
-PLOT_MODELS = ("null", "trivial", "josh", "klp", "kpatch", "kgraft", "ksplice")
+#: The registry's named models, in its order.
+PLOT_MODELS = tuple(model_names())
 
 
 def convergence(

@@ -57,7 +57,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from lpc.sim.engine import Frame, Sim, Task
+    from lpc.sim.world import Frame, Kernel, Task
     from lpc.sim.system import Op
 
 
@@ -101,7 +101,7 @@ class Violation(NamedTuple):
 class Monitor:
     """Watches one simulation; keeps the first violation of every property."""
 
-    def __init__(self, sim: Sim) -> None:
+    def __init__(self, sim: Kernel) -> None:
         self.sim = sim
         self.first: dict[Property, Violation] = {}
         self.counts: dict[Property, int] = {}

@@ -17,17 +17,14 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 
-from lpc.models import Model, get_model, matrix_cells
+from lpc.models import Model, get_model, model_names
 from lpc.sim.engine import ENABLE, Event, RunResult, Sim, run_choices
 from lpc.sim.properties import PATCH_CLASSES, Property
 from lpc.sim.strategies import Example, Space, examples
 from lpc.sim.system import System, system_from_json, system_to_json
 
-#: Models in the order `lpc check` lists them, then the matrix cells.
-MODEL_NAMES: tuple[str, ...] = (
-    "null", "trivial", "josh", "klp", "kpatch", "kgraft", "ksplice",
-    *(m.name for m in matrix_cells()),
-)
+#: The registry's models in its order, then the matrix cells.
+MODEL_NAMES: tuple[str, ...] = tuple(model_names(cells=True))
 DEFAULT_BUDGET = 300
 
 

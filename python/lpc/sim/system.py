@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
 
+from lpc.kernel import IDLE_ROOT, KTHREAD_ROOT, SCHED_FRAMES, USER_ROOT
 from lpc.models import TaskKind
 
 
@@ -135,15 +136,8 @@ class TaskSpec:
         return self.name
 
 
-#: Frames no patch touches: the roots of every kind of task and the scheduler.
-USER_ROOT = ("entry_SYSCALL_64", "do_syscall_64")
-KTHREAD_ROOT = ("ret_from_fork", "kthread")
-IDLE_ROOT = ("start_secondary", "cpu_startup_entry")
+#: Frames no patch touches: the roots of every kind of task (lpc.kernel) and the scheduler.
 ROOTS = {TaskKind.USER: USER_ROOT, TaskKind.KTHREAD: KTHREAD_ROOT, TaskKind.IDLE: IDLE_ROOT}
-#: Scheduler frames the walkers see on a sleeping task (all in .sched.text).
-SCHED_FRAMES = frozenset(
-    {"__schedule", "schedule", "schedule_idle", "preempt_schedule_irq", "schedule_timeout"}
-)
 PLUMBING = frozenset(
     {*USER_ROOT, *KTHREAD_ROOT, *IDLE_ROOT, *SCHED_FRAMES, "exit_to_user_mode_loop",
      "asm_sysvec_apic_timer_interrupt", "deep_frame"}

@@ -4,7 +4,7 @@ Safety is checked against every schedule Hypothesis can draw; convergence is a
 question about *likely* schedules, so here the next event is drawn from a
 seeded random clock (a continuous-time Markov chain: each possible event has a
 rate, the next one comes after an exponential delay), and the model's retry
-comes every ``retry_interval_s`` / ``timeout_s`` seconds of simulated time,
+comes every ``model.retry_interval_s`` seconds of simulated time,
 as its kernel code schedules it. A run ends when the model completes, gives
 up, or the horizon passes; the result says when, or why not.
 """

@@ -1,0 +1,626 @@
+"""What a model may know of each task: :class:`~lpc.models.TaskFacts`, built once.
+
+One fact builder serves snapshots and the simulator: :func:`facts_from_frames`
+turns one task's frames (name, whether the kernel's reliable walker reports
+it, which patched function it lies in) and header into TaskFacts. The
+simulator calls it on the stack its model's walker would see
+(:meth:`lpc.sim.engine.Sim.facts`); :class:`TaskTable` calls it for each dump
+task someone looks at, and keeps the same facts as numpy columns for the
+whole dump so that :mod:`lpc.check` can group tasks with equal facts (the key
+columns are named by TaskFacts' field metadata, so a new field cannot be left
+out of the key).
+
+The rules that decide facts — a task's kind and its evidence
+(:func:`infer_kind`), whether a patched frame is a kthread's main function
+(:func:`is_thread_fn`), when a stack counts as complete (:func:`stack_status`)
+— are each written once, here, from the Linux facts of :mod:`lpc.kernel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from enum import IntFlag
+from functools import cached_property
+from typing import Any, NamedTuple, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from lpc._grouping import factorize, group, name_flags, per_task
+from lpc.dump import _STATUSES as _DUMP_STATUSES
+from lpc.dump import UNKNOWN_U64, Dump
+from lpc.kernel import (
+    FREEZABLE_KTHREAD_PREFIXES,
+    IDLE_COMM_PREFIX,
+    KTHREAD_FN,
+    KTHREAD_NAME_PREFIXES,
+    PF_KTHREAD,
+    is_fork_return,
+    is_syscall_entry,
+    starts_threads,
+)
+from lpc.models import Stack, TaskFacts, TaskKind
+from lpc.patch import Patch
+from lpc.symbols import Symbols
+
+__all__ = [
+    "PROC_FORMATS",
+    "STACK_CODES",
+    "GROUP_KEYS",
+    "FrameFact",
+    "PatchedFrames",
+    "Scan",
+    "StackEvidence",
+    "TaskTable",
+    "facts_from_frames",
+    "frame_function_names",
+    "group_keys",
+    "infer_kind",
+    "is_thread_fn",
+    "stack_status",
+    "token_function_names",
+    "token_name_ids",
+]
+
+#: Formats that come from /proc/<pid>/stack, which drops .sched.text and lock
+#: text frames of tasks other than current (kernel/stacktrace.c).
+PROC_FORMATS = ("proc_snapshot", "proc_stack")
+#: Stack statuses in the order of the dump's ``stack_status_codes``.
+STACK_CODES: tuple[Stack, ...] = _DUMP_STATUSES
+
+
+class StackEvidence(IntFlag):
+    """What a task's frames show about it (one bit each, OR-ed over its stack)."""
+
+    NONE = 0
+    #: A system-call entry frame: the task came from user space.
+    SYSCALL_ENTRY = 1
+    #: ``kthread()``: a kthread_create() thread.
+    KTHREAD = 2
+    #: ``ret_from_fork*``: every task's first frame.
+    FORK_RETURN = 4
+    #: An interrupt or exception frame (an ``<IRQ>``/``<NMI>``/exception section).
+    INTERRUPTED = 8
+
+    @classmethod
+    def of_name(cls, name: str) -> StackEvidence:
+        bits = cls.NONE
+        if is_syscall_entry(name):
+            bits |= cls.SYSCALL_ENTRY
+        if name == KTHREAD_FN:
+            bits |= cls.KTHREAD
+        if is_fork_return(name):
+            bits |= cls.FORK_RETURN
+        return bits
+
+    @property
+    def kthread_root(self) -> bool:
+        """Rooted in ``ret_from_fork`` → ``kthread()``."""
+        return StackEvidence.KTHREAD | StackEvidence.FORK_RETURN in self
+
+
+class PatchedFrames(Mapping[int, tuple[int, ...]]):
+    """Per task with at least one, the positions of its frames inside the patched
+    set (reliable or not), innermost first — kept as two sorted arrays."""
+
+    def __init__(self, offsets: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]) -> None:
+        #: Frame rows inside the set, ascending, and the task each belongs to.
+        self.rows = rows
+        self.owners = np.searchsorted(offsets, rows, side="right") - 1
+        self.positions = rows - offsets[self.owners]
+        starts = np.flatnonzero(np.diff(self.owners, prepend=-1)) if rows.size else rows
+        self._tasks = self.owners[starts]
+        self._bounds = np.append(starts, rows.size)
+
+    def __getitem__(self, t: int) -> tuple[int, ...]:
+        i = int(np.searchsorted(self._tasks, t))
+        if i == len(self._tasks) or int(self._tasks[i]) != t:
+            raise KeyError(t)
+        return tuple(self.positions[self._bounds[i] : self._bounds[i + 1]].tolist())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._tasks.tolist())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, t: object) -> bool:
+        if not isinstance(t, (int, np.integer)):
+            return False
+        i = int(np.searchsorted(self._tasks, t))
+        return i < len(self._tasks) and int(self._tasks[i]) == t
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Where the patched set meets each task's stack.
+
+    ``first`` and ``function`` hold, per task, the position of the first
+    *reliable* frame inside the set (the kernel's check ignores ``?`` frames)
+    and the index of the patch function it belongs to, or -1. ``any_frames``
+    lists, per task with at least one, every frame (reliable or not) inside it;
+    ``token_function`` gives each of the dump's frame tokens the patch function
+    it lies in, or -1.
+    """
+
+    first: npt.NDArray[np.int64]
+    function: npt.NDArray[np.int64]
+    any_frames: PatchedFrames
+    by_address: bool
+    warnings: tuple[str, ...]
+    token_function: npt.NDArray[np.int64]
+    #: Per frame: what the kernel's reliable walker reports (not ``?``, not inlined).
+    eligible: npt.NDArray[np.bool_]
+
+
+def token_name_ids(
+    dump: Dump, symbols: Symbols | None = None
+) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """``(names, id of each frame token's function name in names)``.
+
+    ``names`` is the dump's interned names, then ``"?"``, then the names of
+    functions that address-only tokens were symbolized to (the kernel's
+    ``%pB`` rule: a return address belongs to the function holding
+    ``address - 1``) when a symbol table is given; a token with neither a
+    printed name nor a symbol is ``"?"``. Everything is per token and per
+    name, never per frame.
+    """
+    names = [*dump.names, "?"]
+    unknown = len(dump.names)
+    fids = dump.token_function_ids.astype(np.int64)
+    ids = np.where(fids == Dump.NO_NAME, unknown, fids)
+    if symbols is not None:
+        bare = np.flatnonzero((dump.token_function_ids == Dump.NO_NAME) & dump.token_has_address)
+        if bare.size:
+            index, _ = symbols.symbolize(dump.token_addresses[bare], return_addresses=True)
+            extra: dict[str, int] = {}
+            for k, f in zip(bare.tolist(), index.tolist()):
+                if f >= 0:
+                    name = symbols.name_of(f)
+                    ids[k] = extra.setdefault(name, len(names) + len(extra))
+            names += list(extra)
+    return names, ids
+
+
+def token_function_names(dump: Dump, symbols: Symbols | None = None) -> list[str]:
+    """Every frame token's function name (see :func:`token_name_ids`)."""
+    names, ids = token_name_ids(dump, symbols)
+    return [names[i] for i in ids.tolist()]
+
+
+def frame_function_names(dump: Dump, symbols: Symbols | None = None) -> npt.NDArray[np.object_]:
+    """Every frame's function name (see :func:`token_name_ids`)."""
+    names, ids = token_name_ids(dump, symbols)
+    table = np.array(names, dtype=object)
+    out: npt.NDArray[np.object_] = table[ids[dump.frame_tokens]] if len(ids) else table[:0]
+    return out
+
+
+def infer_kind(
+    *,
+    pid: int,
+    comm: str,
+    kthread: int,
+    task_flags: int,
+    user_regs: bool,
+    ppid: int,
+    syscall_entry: bool,
+    kthread_root: bool,
+) -> tuple[TaskKind, str]:
+    """A task's kind and the evidence it rests on, strongest evidence first.
+
+    ``kthread`` is -1/0/1 (PF_KTHREAD when the source shows it); ``task_flags``
+    are PF_* flags (``/proc`` stat, SysRq ``task_flags:`` since 6.15 — the older
+    ``flags:`` field holds TIF_* flags and lands in ``thread_flags``), ``2**64 - 1``
+    when unknown. ``syscall_entry``: a system-call entry frame is on the stack;
+    ``kthread_root``: the stack is rooted in ``ret_from_fork`` → ``kthread()``.
+    """
+    if pid == 0 or comm.startswith(IDLE_COMM_PREFIX):
+        return TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task"
+    if kthread >= 0:
+        return (TaskKind.KTHREAD if kthread else TaskKind.USER), "PF_KTHREAD in the task flags"
+    if task_flags != 2**64 - 1:
+        return (TaskKind.KTHREAD if task_flags & PF_KTHREAD else TaskKind.USER), "PF_KTHREAD in flags"
+    if user_regs:
+        return TaskKind.USER, "a user-mode register dump (RIP: 0033) follows its header"
+    if syscall_entry:
+        return TaskKind.USER, "a system-call entry frame on its stack"
+    if kthread_root:
+        return TaskKind.KTHREAD, "stack rooted in ret_from_fork → kthread() without a syscall entry"
+    if ppid == 2 or pid == 2:
+        return TaskKind.KTHREAD, "a child of kthreadd (ppid 2)"
+    if comm.startswith(KTHREAD_NAME_PREFIXES):
+        return TaskKind.KTHREAD, "its name is a kernel thread's (weak evidence)"
+    return TaskKind.UNKNOWN, "no flags, registers or stack root tell"
+
+
+# ---- the rules, once ----------------------------------------------------------------------------
+
+
+def stack_status(printed: Stack, interrupted: bool) -> Stack:
+    """The stack as the kernel's reliable walker would judge it: an interrupt or
+    exception frame on a complete stack makes the walk give up
+    (arch_stack_walk_reliable() rejects a stack with kernel-mode regs)."""
+    return Stack.UNWIND_FAILURE if printed is Stack.COMPLETE and interrupted else printed
+
+
+class FrameFact(NamedTuple):
+    """One frame, as much of it as the facts need."""
+
+    name: str
+    #: The kernel's reliable walker reports it (not a ``?`` guess, not inlined).
+    eligible: bool
+    #: The patched function the frame lies in, None when outside the patch.
+    patched: str | None = None
+    #: That patched function lies in .sched.text or the lock text.
+    in_sched_text: bool = False
+
+
+def first_patched(frames: Sequence[FrameFact]) -> int | None:
+    """The position of the first frame the kernel's check would find inside the
+    patch (klp_check_stack() reads only what the reliable walker reports)."""
+    return next((i for i, f in enumerate(frames) if f.eligible and f.patched is not None), None)
+
+
+def is_thread_fn(frames: Sequence[FrameFact], at: int) -> bool:
+    """Is frame ``at`` a kthread's main function? Its caller — the next eligible
+    frame out (``?`` frames are stack-scan guesses) — starts threads
+    (``kthread()``, or ``ret_from_fork`` for kthreadd)."""
+    caller = next((f for f in frames[at + 1 :] if f.eligible), None)
+    return caller is not None and starts_threads(caller.name)
+
+
+def facts_from_frames(
+    *,
+    index: int,
+    pid: int | None,
+    tid: int | None,
+    comm: str,
+    state: str | None,
+    kind: TaskKind,
+    kind_evidence: str,
+    on_cpu: bool | None,
+    printed: Stack,
+    interrupted: bool,
+    frames: Sequence[FrameFact],
+    hidden_text: bool = False,
+    freezable: bool | None = None,
+    extra_depth: int = 0,
+) -> TaskFacts:
+    """One task's :class:`TaskFacts` from its frames (innermost first) and header.
+
+    ``printed`` is the stack status the source gave; ``interrupted``, whether an
+    interrupt or exception frame is on it; ``hidden_text``, whether the source
+    cannot show the patched text at all (/proc hides .sched.text);
+    ``extra_depth``, frames the caller left out (deep call chains).
+    """
+    stack = stack_status(printed, interrupted)
+    first = first_patched(frames)
+    hit = None if first is None else frames[first]
+    return TaskFacts(
+        index=index,
+        pid=pid,
+        tid=tid,
+        comm=comm,
+        state=state,
+        kind=kind,
+        kind_evidence=kind_evidence,
+        on_cpu=on_cpu,
+        stack=stack,
+        depth=sum(f.eligible for f in frames) + extra_depth,
+        patched_frame=first,
+        patched_function=None if hit is None else hit.patched,
+        patched_frame_is_thread_fn=(
+            first is not None and kind is TaskKind.KTHREAD and is_thread_fn(frames, first)
+        ),
+        frames=tuple(f.name for f in frames),
+        patched_frames_any=tuple(i for i, f in enumerate(frames) if f.patched is not None),
+        hidden_patched_text=hidden_text and stack is Stack.COMPLETE,
+        freezable=freezable,
+        patched_frame_in_sched_text=hit is not None and hit.in_sched_text,
+    )
+
+
+def freezable_by_comm(comm: str) -> bool | None:
+    """Known freezable kthreads by name (set_freezable() in their code); None: unknown."""
+    return True if comm.startswith(FREEZABLE_KTHREAD_PREFIXES) else None
+
+
+# ---- a dump's tasks as columns ------------------------------------------------------------------
+
+
+def hit_sequences(found: Scan, frame_names: npt.NDArray[np.int64], tasks: int) -> npt.NDArray[np.int64]:
+    """Per task, an id of its sequence of patched frames — (position, name id)
+    of every frame inside the patched set, ``frame_names`` giving the name id
+    of each of those frames — equal ids for equal sequences, 0 for none.
+
+    Folded one rank at a time (a stack holds a handful of patched frames), each
+    rank's ids disjoint from the earlier ones', so a sequence never equals
+    a proper prefix of itself.
+    """
+    out = np.zeros(tasks, dtype=np.int64)
+    frames = found.any_frames
+    if not frames.rows.size:
+        return out
+    owners = frames.owners
+    code, _ = group(frames.positions, frame_names)
+    starts = np.flatnonzero(np.diff(owners, prepend=-1))
+    rank = np.arange(len(owners)) - np.repeat(starts, np.diff(np.append(starts, len(owners))))
+    next_free = 1
+    for r in range(int(rank.max()) + 1):
+        at = rank == r
+        ids, reps = group(out[owners[at]], code[at])
+        out[owners[at]] = ids + next_free
+        next_free += len(reps)
+    return out
+
+
+def group_keys(facts_type: type[Any] = TaskFacts) -> tuple[str, ...]:
+    """The :class:`TaskTable` columns that decide every judged field of
+    ``facts_type``, read from the fields' metadata (see ``lpc.models.base``);
+    a field that names neither identity nor a column is a TypeError."""
+    keys: dict[str, None] = {}
+    for f in fields(facts_type):
+        if f.metadata.get("identity"):
+            continue
+        if "key" not in f.metadata:
+            raise TypeError(
+                f"{facts_type.__name__}.{f.name} names neither identity nor its group-key column"
+            )
+        keys[f.metadata["key"]] = None
+    return tuple(keys)
+
+
+#: Columns of :class:`TaskTable` whose equal rows make equal judged facts.
+GROUP_KEYS = group_keys()
+
+
+class TaskTable(Sequence[TaskFacts]):
+    """Every task's :class:`TaskFacts`, kept as columns and built on demand.
+
+    A big dump holds hundreds of thousands of tasks, most of them alike for a
+    model's purposes; the columns let :func:`lpc.check.check` judge one
+    representative per group of identical facts (see :attr:`groups`) instead of
+    every task. Everything here is a numpy column or a table over the dump's
+    interned names, comms and frame tokens; TaskFacts are made (by
+    :func:`facts_from_frames`) only for the tasks someone looks at.
+    """
+
+    def __init__(
+        self, dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan, hidden: bool
+    ) -> None:
+        self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
+        offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
+        self._offsets = offsets
+        self._tokens = dump.frame_tokens
+        #: Function names (dump's, "?", symbolized) and each token's name id.
+        self._names, self._token_name = token_name_ids(dump, symbols)
+        eligible = found.eligible
+        self._eligible = eligible
+        #: Per patch function: its name, and whether it lies in .sched.text/lock text.
+        self._patched_names = [f.name for f in patch.functions]
+        self._patched_in_sched_text = [
+            symbols is not None and f.start is not None and bool(symbols.in_hidden_text(f.start))
+            for f in patch.functions
+        ]
+        #: Per task: reliable, non-inlined frames (what the kernel's walker reports),
+        #: counted as all frames minus the (few) others.
+        passed_over = np.flatnonzero(~eligible)
+        owners = np.searchsorted(offsets, passed_over, side="right") - 1
+        self.depth = np.diff(offsets) - np.bincount(owners, minlength=len(self))
+        self._evidence = self._stack_evidence(dump, offsets)
+        interrupted = (self._evidence & StackEvidence.INTERRUPTED) != 0
+        # stack_status(), for every task at once.
+        codes = dump.stack_status_codes.astype(np.int64)
+        complete = STACK_CODES.index(Stack.COMPLETE)
+        self.stack_codes = np.where(
+            (codes == complete) & interrupted, STACK_CODES.index(Stack.UNWIND_FAILURE), codes
+        )
+        self.first, self.function = found.first, found.function
+        self._kind_of_group, self._evidence_of_group, self.kind_groups = self._kinds(dump)
+        self._kind_codes = np.array(
+            [list(TaskKind).index(k) for k in self._kind_of_group], dtype=np.int64
+        )[self.kind_groups] if len(self._kind_of_group) else np.zeros(0, dtype=np.int64)
+        self.thread_fn = self._thread_functions()
+        self._groups_by_prefixes: dict[tuple[str, ...], tuple[npt.NDArray[np.int64],
+                                                              npt.NDArray[np.int64]]] = {}
+
+    # ---- columns ---------------------------------------------------------------------
+
+    @property
+    def states(self) -> npt.NDArray[np.uint8]:
+        return self.dump.states
+
+    @property
+    def on_cpus(self) -> npt.NDArray[np.int8]:
+        return self.dump.on_cpus
+
+    @cached_property
+    def hit_sequences(self) -> npt.NDArray[np.int64]:
+        """Per task, an id of its (position, name) sequence of patched frames."""
+        rows = self.found.any_frames.rows
+        return hit_sequences(self.found, self._token_name[self._tokens[rows]], len(self))
+
+    def _stack_evidence(
+        self, dump: Dump, offsets: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.uint8]:
+        """Per task, the :class:`StackEvidence` bits of its frames."""
+        by_name = name_flags(self._names, StackEvidence.of_name)
+        by_token = by_name[self._token_name]
+        per_frame = (by_token[self._tokens] if len(by_token)
+                     else np.zeros(len(self._tokens), np.uint8))
+        per_frame[dump.frame_context_codes != 0] |= np.uint8(StackEvidence.INTERRUPTED)
+        return per_task(np.bitwise_or, offsets, per_frame)
+
+    def _kinds(self, dump: Dump) -> tuple[list[TaskKind], list[str], npt.NDArray[np.int64]]:
+        """Each task's kind and evidence: one :func:`infer_kind` call per distinct
+        combination of what it reads. It reads the comm only through three
+        prefixes (swapper, kernel-thread names, freezable kthreads), so comms
+        enter the key as those three bits, computed once per distinct comm."""
+        comm_class = np.array(
+            [(1 if c.startswith(IDLE_COMM_PREFIX) else 0)
+             | (2 if c.startswith(KTHREAD_NAME_PREFIXES) else 0)
+             | (4 if freezable_by_comm(c) else 0) for c in dump.comm_names] or [0],
+            dtype=np.uint8,
+        )
+        pids, flags = dump.pids, dump.task_flags
+        pf_unknown = flags == np.uint64(UNKNOWN_U64)
+        pf_kthread = (flags & np.uint64(PF_KTHREAD)) != 0
+        evidence = self._evidence
+        syscall = (evidence & StackEvidence.SYSCALL_ENTRY) != 0
+        root = StackEvidence.KTHREAD | StackEvidence.FORK_RETURN
+        kthread_root = (evidence & root) == root
+        groups, reps = group(
+            comm_class[dump.comm_ids] if dump.task_count else np.zeros(0, dtype=np.uint8),
+            pids == 0, pids == 2, dump.kthreads, pf_unknown, pf_kthread & ~pf_unknown,
+            dump.user_regs, dump.ppids == 2, syscall, kthread_root,
+        )
+        judged = [
+            infer_kind(pid=int(pids[t]), comm=dump.comm(t), kthread=int(dump.kthreads[t]),
+                       task_flags=int(flags[t]), user_regs=bool(dump.user_regs[t]),
+                       ppid=int(dump.ppids[t]), syscall_entry=bool(syscall[t]),
+                       kthread_root=bool(kthread_root[t]))
+            for t in reps.tolist()
+        ]
+        return [k for k, _ in judged], [e for _, e in judged], groups
+
+    def _thread_functions(self) -> npt.NDArray[np.bool_]:
+        """:func:`is_thread_fn` for every kthread whose first patched frame is known."""
+        out = np.zeros(len(self), dtype=bool)
+        tasks = np.flatnonzero((self.first >= 0) & (self._kind_codes == list(TaskKind).index(
+            TaskKind.KTHREAD)))
+        if not tasks.size:
+            return out
+        end = self._offsets[tasks + 1]
+        at = self._offsets[tasks] + self.first[tasks] + 1
+        # Step over ineligible frames: rarely more than one step.
+        while True:
+            behind = (at < end) & ~self._eligible[np.minimum(at, len(self._eligible) - 1)]
+            if not behind.any():
+                break
+            at = np.where(behind, at + 1, at)
+        starter = name_flags(self._names, starts_threads).astype(bool)[self._token_name]
+        inside = at < end
+        out[tasks[inside]] = starter[self._tokens[at[inside]]]
+        return out
+
+    # ---- one task --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.dump.task_count
+
+    def frames(self, t: int) -> tuple[str, ...]:
+        names, tokens = self._names, self._tokens[self._offsets[t] : self._offsets[t + 1]]
+        return tuple(names[k] for k in self._token_name[tokens].tolist())
+
+    def frame_facts(self, t: int) -> list[FrameFact]:
+        """Task ``t``'s frames as :func:`facts_from_frames` reads them."""
+        lo, hi = int(self._offsets[t]), int(self._offsets[t + 1])
+        tokens = self._tokens[lo:hi]
+        hits = self.found.token_function[tokens].tolist()
+        return [
+            FrameFact(self._names[n], bool(e), None if k < 0 else self._patched_names[k],
+                      k >= 0 and self._patched_in_sched_text[k])
+            for n, e, k in zip(self._token_name[tokens].tolist(),
+                               self._eligible[lo:hi].tolist(), hits)
+        ]
+
+    def interrupted(self, t: int) -> bool:
+        """Whether task ``t``'s stack holds an interrupt or exception frame (an
+        ``<IRQ>``/``<NMI>``/exception section): the dump caught it mid-interrupt."""
+        return bool(self._evidence[t] & StackEvidence.INTERRUPTED)
+
+    def kind(self, t: int) -> TaskKind:
+        return self._kind_of_group[int(self.kind_groups[t])]
+
+    def stack(self, t: int) -> Stack:
+        return STACK_CODES[int(self.stack_codes[t])]
+
+    def _facts(self, t: int) -> TaskFacts:
+        d = self.dump
+        kind_group = int(self.kind_groups[t])
+        state, on_cpu = int(d.states[t]), int(d.on_cpus[t])
+        pid, tid = int(d.pids[t]), int(d.tids[t])
+        comm = d.comm(t)
+        return facts_from_frames(
+            index=t,
+            pid=None if pid < 0 else pid,
+            tid=None if tid < 0 else tid,
+            comm=comm,
+            state=chr(state) if state else None,
+            kind=self._kind_of_group[kind_group],
+            kind_evidence=self._evidence_of_group[kind_group],
+            on_cpu=None if on_cpu < 0 else bool(on_cpu),
+            printed=STACK_CODES[int(d.stack_status_codes[t])],
+            interrupted=self.interrupted(t),
+            frames=self.frame_facts(t),
+            hidden_text=self.hidden,
+            freezable=freezable_by_comm(comm),
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> TaskFacts: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskFacts]: ...
+
+    def __getitem__(self, index: int | slice) -> TaskFacts | list[TaskFacts]:
+        if isinstance(index, slice):
+            return [self._facts(t) for t in range(len(self))[index]]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._facts(index % len(self))
+
+    @cached_property
+    def groups(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """``(group of each task, first task of each group)``, groups numbered in
+        order of first appearance.
+
+        Two tasks share a group when every column of :data:`GROUP_KEYS` is
+        equal: the columns TaskFacts' judged fields name in their metadata.
+        Identity (index, pid, tid, comm) stays out, except the comm prefixes
+        :meth:`_kinds` reads (see :meth:`groups_for` for models that test
+        others); frame names enter only at patched positions, where models
+        read them (the hit sequence).
+        """
+        return group(*(getattr(self, key) for key in GROUP_KEYS))
+
+    def groups_for(
+        self, comm_prefixes: tuple[str, ...] = ()
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """:attr:`groups`, split further by which of ``comm_prefixes`` each
+        task's comm starts with — for a model that reads those (see
+        ``lpc.models.base.Model``). Computed once per tuple of prefixes."""
+        if not comm_prefixes:
+            return self.groups
+        if comm_prefixes not in self._groups_by_prefixes:
+            # One small id per distinct set of prefixes a comm starts with.
+            classes, _ = factorize(np.fromiter(
+                (sum(1 << k for k, p in enumerate(comm_prefixes) if c.startswith(p))
+                 for c in self.dump.comm_names), dtype=np.int64, count=len(self.dump.comm_names)))
+            by_comm = classes[self.dump.comm_ids] if len(self) else classes[:0]
+            self._groups_by_prefixes[comm_prefixes] = group(self.groups[0], by_comm)
+        return self._groups_by_prefixes[comm_prefixes]
+
+
+def hidden_text(dump: Dump, patch: Patch, symbols: Symbols | None) -> bool:
+    """Does the patch touch functions /proc/<pid>/stack never shows?"""
+    if dump.source_format not in PROC_FORMATS or symbols is None or not patch.resolved:
+        return False
+    return any(
+        bool(symbols.in_hidden_text(f.start)) for f in patch.functions if f.start is not None
+    )
+
+
+def task_facts(dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan
+               ) -> tuple[TaskTable, list[str]]:
+    """What a model may know of each task of the dump, and the warnings it rests on."""
+    warnings = list(found.warnings)
+    hidden = hidden_text(dump, patch, symbols)
+    if hidden:
+        warnings.append(
+            "the patch touches .sched.text/lock text, which /proc/<pid>/stack never shows: "
+            "sleeping tasks' stacks cannot prove they are outside it (use a SysRq-t dump)"
+        )
+    return TaskTable(dump, patch, symbols, found, hidden), warnings

@@ -1,0 +1,125 @@
+"""Linux facts that several layers need, each with the kernel source it comes from.
+
+The dump side (:mod:`lpc.facts`), the models and the simulator all reason about
+the same kernel; they read its names and flags from here so that no two of
+them keep their own copy of a list. Nothing here knows a model or a text
+format: these are facts about the kernel only.
+"""
+
+from __future__ import annotations
+
+# ---- task flags -------------------------------------------------------------------------------
+
+#: PF_KTHREAD (include/linux/sched.h): the task is a kernel thread. /proc/<pid>/stat
+#: field 9 and, since 6.15, SysRq-t's ``task_flags:`` print the PF_* word.
+PF_KTHREAD = 0x00200000
+
+# ---- frames that say what a task is -----------------------------------------------------------
+
+#: Frame-name prefixes only a task that entered through a system call has on its
+#: stack (arch/x86/entry/entry_64.S, arch/x86/entry/common.c do_syscall_64,
+#: include/linux/syscalls.h __do_sys_/__se_sys_, arch/arm64/kernel/entry-common.c
+#: el0_svc, arch/x86/entry/entry_32.S and common.c for the int80 path).
+SYSCALL_ENTRY_PREFIXES = (
+    "entry_SYSCALL_64", "do_syscall_64", "__x64_sys_", "__arm64_sys_", "el0_svc",
+    "__do_sys_", "__se_sys_", "do_int80_syscall_32", "entry_INT80",
+)
+
+#: The frame that calls a kthread_create() thread's main function: kthread()
+#: (kernel/kthread.c, ``threadfn(data)``).
+KTHREAD_FN = "kthread"
+#: Where every new task starts (arch/x86/entry/entry_64.S ret_from_fork_asm, which
+#: calls ret_from_fork() since 6.7). kthreadd itself is started by rest_init()
+#: with kernel_thread() (init/main.c), so its main function's caller is
+#: ret_from_fork, not kthread().
+RET_FROM_FORK_PREFIX = "ret_from_fork"
+
+
+def is_syscall_entry(name: str) -> bool:
+    """A frame only a task inside a system call has."""
+    return name.startswith(SYSCALL_ENTRY_PREFIXES)
+
+
+def starts_threads(name: str) -> bool:
+    """Is a frame of this name what calls a kernel thread's main function?"""
+    return name == KTHREAD_FN or name.startswith(RET_FROM_FORK_PREFIX)
+
+
+def is_fork_return(name: str) -> bool:
+    return name.startswith(RET_FROM_FORK_PREFIX)
+
+
+# ---- kernel thread names ----------------------------------------------------------------------
+
+#: Comm prefixes of kernel threads: a weak hint, used only when neither flags,
+#: registers nor the stack root tell (names set by kthread_create() callers:
+#: kernel/workqueue.c "kworker/", kernel/softirq.c "ksoftirqd/", kernel/stop_machine.c
+#: "migration/", kernel/rcu/tree.c "rcu_", mm/vmscan.c "kswapd", ...).
+KTHREAD_NAME_PREFIXES = (
+    "kworker/", "ksoftirqd/", "migration/", "rcu_", "kthreadd", "kswapd",
+    "khugepaged", "kcompactd", "watchdog", "cpuhp/", "idle_inject/", "irq/",
+    "kauditd", "oom_reaper", "writeback", "kblockd", "jbd2/", "xfsaild/",
+    "scsi_eh_", "khungtaskd", "ksmd", "kdevtmpfs", "netns", "kintegrityd",
+)
+#: Kernel threads that call set_freezable() and sleep in try_to_freeze() from
+#: their loop (mm/vmscan.c kswapd, mm/khugepaged.c, mm/compaction.c kcompactd).
+FREEZABLE_KTHREAD_PREFIXES = ("kswapd", "khugepaged", "kcompactd")
+#: Workqueue workers: their loop is worker_thread() (kernel/workqueue.c).
+WORKQUEUE_WORKER_PREFIX = "kworker/"
+#: The per-CPU idle tasks are named swapper/N (init/main.c, kernel/sched/core.c
+#: init_idle()); pid 0.
+IDLE_COMM_PREFIX = "swapper"
+
+# ---- text sections ----------------------------------------------------------------------------
+
+#: Markers of the scheduler and lock text (include/asm-generic/vmlinux.lds.h
+#: SCHED_TEXT, LOCK_TEXT). /proc/<pid>/stack and save_stack_trace_tsk() drop
+#: frames inside them for tasks other than current (kernel/stacktrace.c
+#: stack_trace_consume_entry_nosched, in_sched_functions()).
+SCHED_TEXT_MARKERS = ("__sched_text_start", "__sched_text_end")
+LOCK_TEXT_MARKERS = ("__lock_text_start", "__lock_text_end")
+
+#: Scheduler entry points a sleeping task's stack holds (kernel/sched/core.c; all
+#: __sched, so inside SCHED_TEXT).
+SCHED_FRAMES = frozenset(
+    {"__schedule", "schedule", "schedule_idle", "preempt_schedule_irq", "schedule_timeout"}
+)
+
+# ---- the freezer ------------------------------------------------------------------------------
+
+#: Functions a frozen task sits in: the refrigerator, the signal path a user task
+#: freezes from, the scheduler it sleeps in (kernel/freezer.c, kernel/signal.c,
+#: kernel/entry/common.c, kernel/sched/core.c, kernel/kthread.c).
+FREEZER_PATH = frozenset(
+    {
+        "__refrigerator", "try_to_freeze", "freezing_slow_path", "__try_to_freeze",
+        "get_signal", "do_signal_stop", "arch_do_signal_or_restart",
+        "exit_to_user_mode_loop", "exit_to_user_mode_prepare", "syscall_exit_to_user_mode",
+        "do_syscall_64", "entry_SYSCALL_64_after_hwframe",
+        "schedule", "__schedule", "kthread", "ret_from_fork", "ret_from_fork_asm",
+    }
+)
+
+# ---- the roots of each kind of task -----------------------------------------------------------
+
+#: The outermost frames of a user task inside a system call (x86-64).
+USER_ROOT = ("entry_SYSCALL_64", "do_syscall_64")
+#: The outermost frames of a kthread_create() thread.
+KTHREAD_ROOT = ("ret_from_fork", "kthread")
+#: The outermost frames of a secondary CPU's idle task (arch/x86/kernel/smpboot.c
+#: start_secondary → kernel/sched/idle.c cpu_startup_entry → do_idle).
+IDLE_ROOT = ("start_secondary", "cpu_startup_entry")
+#: The idle loop: do_idle() calls klp_update_patch_state() after schedule_idle()
+#: (kernel/sched/idle.c), livepatch's switch point for idle tasks.
+IDLE_LOOP_FN = "do_idle"
+
+# ---- task states ------------------------------------------------------------------------------
+
+#: Task states as ``ps`` and SysRq-t print them (fs/proc/array.c task_state_array).
+INTERRUPTIBLE = frozenset({"S"})
+#: TASK_IDLE (I) is TASK_UNINTERRUPTIBLE | TASK_NOLOAD.
+UNINTERRUPTIBLE = frozenset({"D", "I"})
+RUNNABLE = frozenset({"R"})
+#: Zombie / dead: the task has exited; kernel/stacktrace.c treats a task without a
+#: stack as reliably empty.
+DEAD = frozenset({"Z", "X"})

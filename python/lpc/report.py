@@ -1,0 +1,243 @@
+"""Renderers of a :class:`~lpc.check.Report`: the text a person reads, the JSON a tool reads.
+
+Each reads the report and nothing else: what was checked and how is all in it.
+Text goes to a table (rich on a terminal, aligned columns elsewhere); JSON is
+one document with ``schema_version``, each task list streamed one compact
+object per line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from lpc.check import Report
+from lpc.models import CONVERGING, MODELS, Outlook, get_model
+from lpc.result import SCHEMA_VERSION, CheckResult, TaskResults
+
+__all__ = ["TaskList", "render_json", "render_text", "verdict_text", "write_json", "write_table"]
+
+
+# ---- text ---------------------------------------------------------------------------------------
+
+
+def write_table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
+    if out.isatty():
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            pass
+        else:
+            table = Table()
+            for i, h in enumerate(header):
+                # Identity columns never wrap; the last (free text) column takes the rest.
+                last = i == len(header) - 1
+                table.add_column(h, no_wrap=not last, ratio=1 if last else None)
+            for row in rows:
+                table.add_row(*row)
+            Console(file=out).print(table)
+            return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    widths[-1] = len(header[-1])  # the last column is free text
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), file=out)
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+
+
+def verdict_text(converges: bool | None) -> str:
+    return {True: "CONVERGES", False: "DOES NOT CONVERGE", None: "UNKNOWN"}[converges]
+
+
+def _advice(result: CheckResult) -> list[str]:
+    """Sentences an engineer acts on, one per distinct situation the model leaves
+    stuck: what it waits for, how many tasks share it, and which other model
+    would converge (judged on the same facts)."""
+    others = [get_model(name) for name in MODELS if name != result.model]
+    lines = []
+    for outcome, tasks in result.tasks.distinct():
+        if outcome.outlook is not Outlook.STUCK:
+            continue
+        facts = result.tasks.facts[int(tasks[0])]
+        many = f" and {len(tasks) - 1} more like it" if len(tasks) > 1 else ""
+        line = f"{facts.comm} (pid {facts.pid}){many} {outcome.reason}"
+        for m in others:
+            o = m.judge_task(facts)
+            if o.outlook in CONVERGING and o.outlook is not Outlook.SWITCHED:
+                line += f"; {m.name} would converge ({o.outlook.value.replace('_', ' ')})"
+                break
+        lines.append(line)
+        if len(lines) == 10:
+            break
+    return lines
+
+
+#: Rows of blocking tasks the text shows (the JSON holds every task).
+_ROWS = 50
+
+
+def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
+    print(f"source: {description}", file=out)
+    fns = ", ".join(
+        f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "")
+        for f in result.patch.functions
+    )
+    print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", file=out)
+    s = result.summary()
+    print(
+        f"model {result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "
+        f"{s['tasks']} tasks — {s['switch']} switch now, {s['blocked']} blocked, "
+        f"{s['running']} running, {s['unreliable']} unreliable",
+        file=out,
+    )
+    rows = [
+        [str(t.facts.pid), t.facts.comm, t.facts.state or "?", t.facts.kind.value,
+         t.outcome.verdict.value,
+         "" if t.facts.patched_frame is None
+         else f"#{t.facts.patched_frame} {t.facts.patched_function}",
+         t.outcome.outlook.value, t.outcome.reason]
+        for t in result.blocking[:_ROWS]
+    ]
+    if rows:
+        write_table(rows, ["pid", "comm", "st", "kind", "verdict", "frame", "outlook", "why"],
+                    out)
+        if len(result.blocking) > _ROWS:
+            print(f"… and {len(result.blocking) - _ROWS} more (see --json)", file=out)
+    eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
+    print(f"verdict: {verdict_text(result.converges)}{eta} — {s['reason']}", file=out)
+    for line in _advice(result):
+        print(f"advice: {line}", file=out)
+    for w in result.warnings:
+        print(f"warning: {w}", file=out)
+
+
+def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) -> None:
+    first = next(iter(results.values()))
+    print(f"source: {description}", file=out)
+    print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", file=out)
+    rows = []
+    for name, r in results.items():
+        s = r.summary()
+        rows.append([name, f"{r.cell[0]}/{r.cell[1]}", str(s["switch"]), str(s["blocked"]),
+                     str(s["running"]), str(s["unreliable"]), verdict_text(r.converges),
+                     s["reason"]])
+    write_table(rows, ["model", "cell", "switch", "blocked", "running", "unreliable", "verdict",
+                       "why"], out)
+    for w in first.warnings:
+        print(f"warning: {w}", file=out)
+
+
+#: Functions the text lists without a patch (the JSON holds them all).
+_FUNCTIONS = 40
+
+
+def render_text(report: Report, out: TextIO) -> None:
+    if report.sleeping is not None:
+        print(f"source: {report.description}", file=out)
+        print("functions on sleeping stacks (a patch to one of these blocks that many tasks "
+              "under klp until they leave it):", file=out)
+        write_table([[f, str(n)] for f, n in report.sleeping[:_FUNCTIONS]],
+                    ["function", "tasks"], out)
+        if len(report.sleeping) > _FUNCTIONS:
+            print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", file=out)
+        return
+    if report.request.all_models:
+        _text_all(report.results, report.description, out)
+        return
+    for result in report.results.values():
+        _text_one(result, report.description, out)
+
+
+# ---- JSON ---------------------------------------------------------------------------------------
+
+
+class TaskList:
+    """Stands for a check's per-task list inside a document given to :func:`write_json`."""
+
+    def __init__(self, tasks: TaskResults) -> None:
+        self.tasks = tasks
+
+
+#: Tasks rendered and written at a time: bounds the memory of a 400k-task document.
+_TASKS_PER_WRITE = 1 << 15
+
+
+def _holds_tasks(value: Any) -> bool:
+    if isinstance(value, TaskList):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tasks(v) for v in value.values())
+    return False
+
+
+def _write_value(value: Any, indent: str, out: TextIO) -> None:
+    """``value`` as ``json.dumps(indent=2, sort_keys=True)`` would write it at
+    this indent, with each :class:`TaskList` streamed in place. Only dicts on
+    the way to a task list are walked here; everything else is the library
+    encoder's, so no dump text can be mistaken for structure."""
+    if isinstance(value, TaskList):
+        _write_tasks(value.tasks, indent, out)
+    elif isinstance(value, dict) and _holds_tasks(value):
+        inner = indent + "  "
+        out.write("{")
+        for i, key in enumerate(sorted(value)):
+            out.write(("," if i else "") + f"\n{inner}{json.dumps(str(key))}: ")
+            _write_value(value[key], inner, out)
+        out.write(f"\n{indent}}}" if value else "}")
+    else:
+        out.write(json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n" + indent))
+
+
+def write_json(doc: dict[str, Any], out: TextIO) -> None:
+    """``doc`` as indented JSON with sorted keys, each task list one compact
+    object per line.
+
+    Python's indenting JSON encoder is pure Python (half a minute for 400k
+    tasks); its compact one is C. The document's frame goes through the
+    first, each task through the second, a slice of tasks at a time, straight
+    to ``out`` — so ``--model all`` never holds seven models' task lists.
+    """
+    _write_value(doc, "", out)
+    out.write("\n")
+
+
+def _write_tasks(tasks: TaskResults, indent: str, out: TextIO) -> None:
+    if not len(tasks):
+        out.write("[]")
+        return
+    out.write("[")
+    separator = "\n"
+    for lo in range(0, len(tasks), _TASKS_PER_WRITE):
+        part = tasks.subset(range(lo, min(lo + _TASKS_PER_WRITE, len(tasks)))).as_json()
+        for task in part:
+            out.write(f"{separator}{indent}  {json.dumps(task, sort_keys=True)}")
+            separator = ",\n"
+    out.write(f"\n{indent}]")
+
+
+def render_json(report: Report, out: TextIO) -> None:
+    if report.sleeping is not None:
+        d = report.dump
+        doc: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "source": {"format": d.source_format, "path": d.path, "tasks": d.task_count,
+                       "description": report.description},
+            "sleeping_functions": [{"function": f, "tasks": n} for f, n in report.sleeping],
+        }
+        json.dump(doc, out, indent=2, sort_keys=True)
+        print(file=out)
+        return
+    first = next(iter(report.results.values()))
+    if report.request.all_models:
+        models: dict[str, Any] = {}
+        for name, r in report.results.items():
+            models[name] = r.as_json(with_source=False, with_tasks=False)
+            models[name]["tasks"] = TaskList(r.tasks)
+        write_json({"schema_version": SCHEMA_VERSION, "source": dict(first.source),
+                    "patch": first.patch.as_json(), "models": models}, out)
+        return
+    one = first.as_json(with_tasks=False)
+    one["source"]["description"] = report.description
+    one["tasks"] = TaskList(first.tasks)
+    write_json(one, out)
