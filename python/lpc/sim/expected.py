@@ -1,8 +1,8 @@
 """What the literature says each model tolerates, and where the simulator disagrees.
 
-:data:`LITERATURE` restates ``livepatch-anchors.md`` §(a) "Guarantees per cell"
-(and, for the trivial model, the 2014 mail's own claim) as model × patch class
-→ holds. The systems inherit their cell's row (klp and josh: LEAVE_PATCHED_SET /
+:data:`LITERATURE` restates docs/livepatch.md §Guarantees per cell (and, for
+the trivial model, the 2014 mail's own claim: docs/livepatch.md §The trivial
+model) as model × patch class → holds. The systems inherit their cell's row (klp and josh: LEAVE_PATCHED_SET /
 SWITCH_THREAD; kpatch and ksplice: LEAVE_PATCHED_SET / SWITCH_KERNEL; kGraft:
 LEAVE_KERNEL / SWITCH_THREAD; null: LEAVE_FUNCTION / SWITCH_FUNCTION). Cells the
 table does not cover carry our own reading, marked as such in :data:`SOURCES`.
@@ -54,29 +54,33 @@ LITERATURE: dict[str, dict[str, bool]] = {
     "leave_kernel/switch_kernel": _EVERYTHING,
 }
 
+_ROW = "docs/livepatch.md §Guarantees per cell, row "
+_OPEN = "our reading (docs/livepatch.md §Cells the table leaves open): "
+
 SOURCES: dict[str, str] = {
-    "null": "anchors §a row LEAVE_FUNCTION / SWITCH_FUNCTION",
-    "trivial": "the 2014 mail (Vojtech Pavlik): calls are consistent; data is not addressed",
-    "josh": "anchors §a row LEAVE_PATCHED_SET / SWITCH_THREAD",
-    "klp": "anchors §a row LEAVE_PATCHED_SET / SWITCH_THREAD",
-    "kpatch": "anchors §a row LEAVE_PATCHED_SET / SWITCH_KERNEL",
-    "kgraft": "anchors §a row LEAVE_KERNEL / SWITCH_THREAD",
-    "ksplice": "anchors §a row LEAVE_PATCHED_SET / SWITCH_KERNEL",
-    "leave_function/switch_function": "anchors §a row LEAVE_FUNCTION / SWITCH_FUNCTION",
-    "leave_function/switch_thread": "our reading: in-flight old activations continue, as in the "
-                                    "null row",
-    "leave_function/switch_kernel": "our reading: in-flight old activations continue, as in the "
-                                    "null row",
-    "leave_patched_set/switch_function": "our reading: functions flip at different instants, so "
-                                         "a chain entered between two flips mixes versions",
-    "leave_patched_set/switch_thread": "anchors §a row LEAVE_PATCHED_SET / SWITCH_THREAD",
-    "leave_patched_set/switch_kernel": "anchors §a row LEAVE_PATCHED_SET / SWITCH_KERNEL",
-    "leave_kernel/switch_function": "our reading: a function may flip only at an instant with "
-                                    "no kernel stack anywhere, which never comes while kthreads "
-                                    "and idle tasks exist (holds vacuously)",
-    "leave_kernel/switch_thread": "anchors §a row LEAVE_KERNEL / SWITCH_THREAD",
-    "leave_kernel/switch_kernel": "anchors §a row LEAVE_KERNEL / SWITCH_KERNEL (\"equivalent to "
-                                  "a restart\"; never reached while kthreads exist)",
+    "null": _ROW + "LEAVE_FUNCTION / SWITCH_FUNCTION",
+    "trivial": "docs/livepatch.md §The trivial model (the 2014 mail): calls are consistent; "
+               "data is not addressed",
+    "josh": _ROW + "LEAVE_PATCHED_SET / SWITCH_THREAD",
+    "klp": _ROW + "LEAVE_PATCHED_SET / SWITCH_THREAD",
+    "kpatch": _ROW + "LEAVE_PATCHED_SET / SWITCH_KERNEL",
+    "kgraft": _ROW + "LEAVE_KERNEL / SWITCH_THREAD",
+    "ksplice": _ROW + "LEAVE_PATCHED_SET / SWITCH_KERNEL",
+    "leave_function/switch_function": _ROW + "LEAVE_FUNCTION / SWITCH_FUNCTION",
+    "leave_function/switch_thread": _OPEN + "in-flight old activations continue, as in the "
+                                            "null row",
+    "leave_function/switch_kernel": _OPEN + "in-flight old activations continue, as in the "
+                                            "null row",
+    "leave_patched_set/switch_function": _OPEN + "functions flip at different instants, so a "
+                                                 "chain entered between two flips mixes versions",
+    "leave_patched_set/switch_thread": _ROW + "LEAVE_PATCHED_SET / SWITCH_THREAD",
+    "leave_patched_set/switch_kernel": _ROW + "LEAVE_PATCHED_SET / SWITCH_KERNEL",
+    "leave_kernel/switch_function": _OPEN + "a function may flip only at an instant with no "
+                                            "kernel stack anywhere, which never comes while "
+                                            "kthreads and idle tasks exist (holds vacuously)",
+    "leave_kernel/switch_thread": _ROW + "LEAVE_KERNEL / SWITCH_THREAD",
+    "leave_kernel/switch_kernel": _ROW + "LEAVE_KERNEL / SWITCH_KERNEL (the same as a restart; "
+                                         "never reached while kthreads exist)",
 }
 
 
@@ -108,8 +112,8 @@ _KPATCH_HIDDEN = Deviation(
     "save_stack_trace_tsk() drops scheduler frames of other tasks "
     "(kernel/stacktrace.c stack_trace_consume_entry_nosched), so old code survives "
     "stop_machine",
-    "the simulator, for kernels whose best-effort walker skips __sched frames (anchors §d "
-    "S27); the literature's row describes the cell, whose check sees every frame — the pure "
+    "the simulator, for kernels whose best-effort walker skips __sched frames (docs/livepatch.md "
+    "§S27); the literature's row describes the cell, whose check sees every frame — the pure "
     "leave_patched_set/switch_kernel cell holds",
     LITERATURE_SPACE,
 )
@@ -129,7 +133,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         True, False,
         "an old function makes a sibling (tail) call: its frame is gone, parent_ip is its "
         "unpatched caller, so the callee goes new with arguments built for the old one",
-        "the simulator, as the anchors' failure mode 2 says: within_patched_set(parent_ip) "
+        "the simulator, as docs/livepatch.md §Failure mode 2 says: within_patched_set(parent_ip) "
         "cannot see a caller that tail-called. (The unpatched-intermediary hole cannot break "
         "a prototype change: a function with an unpatched caller cannot change prototype)",
     ),
@@ -137,7 +141,7 @@ DEVIATIONS: dict[tuple[str, str], Deviation] = {
         True, False,
         "old g calls unpatched h, which calls f with h as parent_ip: f goes new inside an "
         "old chain",
-        "the simulator, as the anchors' failure mode 1 says: consistency per call pair is "
+        "the simulator, as docs/livepatch.md §Failure mode 1 says: consistency per call pair is "
         "not consistency per chain",
     ),
     ("josh", "shared_data_shadow"): _SHADOW,

@@ -1,11 +1,18 @@
-"""Named scenarios: livepatch-anchors.md §(d) S11–S27 (and S6), with asserted outcomes.
+"""Named scenarios S6 and S11–S27 (docs/livepatch.md §Scenarios), with asserted outcomes.
 
 Each scenario builds a small system, drives it (a script of events, or the
 seeded clock of :mod:`lpc.sim.timed`), lets the admin act (enable, disable,
 force, load a module, ...) through :class:`Livepatch` — the sysfs side of
 kernel/livepatch/core.c, and kGraft's where it differs — and reports what
-happened as plain facts. ``Scenario.expected`` holds, per model, the facts the
-anchors predict; the tests compare them with what the simulation reports.
+happened as plain facts.
+
+Every scenario is one function, named after what it shows, with the
+``@scenario(...)`` registration right above it: its id, title and source, and
+``expected``, the facts docs/livepatch.md predicts per model (the tests compare
+them with what the simulation reports). A scenario never asks which model it
+runs. Where a model needs a different set-up — klp on a kernel before v6.4 or
+without reliable stacks, libpulp's ``--check-stack`` — the registration says so
+in ``variants``: per model, keyword arguments the function receives.
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from lpc.models import Model, TaskKind, Verdict, get_model
+from lpc.models import Kgraft, Model, TaskKind, Verdict, get_model
 from lpc.sim.engine import ENABLE, TICK, Event, Sim, Task
 from lpc.sim.properties import Property
 from lpc.sim.system import (
@@ -50,16 +57,52 @@ class Patch:
     forced: bool = False
 
 
+@dataclass(frozen=True)
+class Sysfs:
+    """The admin rules where a system's interface departs from klp's.
+
+    klp (kernel/livepatch/core.c) refuses a second patch with -EBUSY while one is
+    in transition and reverses a transition when ``enabled`` is written back.
+    kGraft (kernel/kgraft.c) refuses both with -EAGAIN: ``kgr_modify_kernel``
+    logs that the previous patching is not finalised, and ``revert`` waits for
+    finalisation (docs/livepatch.md §kGraft).
+    """
+
+    #: The errno of an enable while a transition is in progress, and the line it logs.
+    busy_errno: str = "EBUSY"
+    busy_message: str | None = None
+    #: The errno of a disable of the patch in transition; None: the transition reverses.
+    reverse_errno: str | None = None
+
+
+KLP_SYSFS = Sysfs()
+KGRAFT_SYSFS = Sysfs("EAGAIN", "can't patch, another patching not yet finalized", "EAGAIN")
+
+#: The admin interface that comes with each model implementation; klp's for the rest.
+SYSFS_OF: Mapping[type, Sysfs] = {Kgraft: KGRAFT_SYSFS}
+
+
+def _forced(model: Model) -> Model | None:
+    """The model's own forced variant, if it has one (klp's ``force`` parameter)."""
+    if not dataclasses.is_dataclass(model) or isinstance(model, type):
+        return None
+    if "force" not in {f.name for f in dataclasses.fields(model)}:
+        return None
+    forced: Model = dataclasses.replace(model, force=True)
+    return forced
+
+
 class Livepatch:
     """Enable, disable, force, replace — the rules of kernel/livepatch/core.c.
 
-    ``flavor`` is the model's name: kGraft refuses what klp reverses (its
-    ``revert`` returns -EAGAIN while patching is in progress).
+    ``sysfs`` holds where the model's own admin interface differs (kGraft
+    refuses what klp reverses); by default, the one :data:`SYSFS_OF` gives the
+    model's implementation.
     """
 
-    def __init__(self, sim: Sim) -> None:
+    def __init__(self, sim: Sim, sysfs: Sysfs | None = None) -> None:
         self.sim = sim
-        self.flavor = sim.model.name
+        self.sysfs = sysfs or SYSFS_OF.get(type(sim.model), KLP_SYSFS)
         self.enabled: list[Patch] = []
         self.transition: Patch | None = None
         self.unpatching = False
@@ -123,11 +166,10 @@ class Livepatch:
 
     def enable(self, patch: Patch) -> str | None:
         """insmod of a livepatch module: the errno it fails with, or None."""
-        if self.busy():
-            if self.flavor == "kgraft":
-                self.say("can't patch, another patching not yet finalized")
-                return "EAGAIN"
-            return "EBUSY"  # __klp_enable_patch: one transition at a time
+        if self.busy():  # __klp_enable_patch: one transition at a time
+            if self.sysfs.busy_message:
+                self.say(self.sysfs.busy_message)
+            return self.sysfs.busy_errno
         for sid, version in patch.states.items():
             if any(p.states.get(sid, -1) > version for p in self.enabled):
                 self.say(f"livepatch: '{patch.name}': not compatible with the already "
@@ -150,8 +192,8 @@ class Livepatch:
     def disable(self, patch: Patch) -> str | None:
         """``echo 0 > enabled``: unpatch, or reverse the transition in progress."""
         if self.transition is patch and self.busy():
-            if self.flavor == "kgraft":
-                return "EAGAIN"  # kGraft's revert waits for finalisation
+            if self.sysfs.reverse_errno:
+                return self.sysfs.reverse_errno
             self.say(f"'{patch.name}': reversing transition from "
                      f"{'unpatching' if self.unpatching else 'patching'} to "
                      f"{'patching' if self.unpatching else 'unpatching'}")
@@ -179,11 +221,12 @@ class Livepatch:
             return "EINVAL"
         self.say("forcing remaining tasks to the patched state")
         drv = self.sim.driver
-        if self.flavor == "klp":
-            # The model's own force: judge_task() then says switched for everyone.
-            drv.model = dataclasses.replace(drv.model, force=True)  # type: ignore[type-var]
+        forced = _forced(drv.model)
+        if forced is not None:
+            # klp: the model's own force; judge_task() then says switched for everyone.
+            drv.model = forced
             drv.tick()
-        else:  # kGraft: echo 0 > in_progress, kgr_unmark_processes()
+        else:  # kGraft: echo 0 > in_progress, kgr_unmark_processes(); any other model alike
             for t in self.sim.tasks:
                 if t.pending:
                     self.sim.switch(t, "forced")
@@ -301,23 +344,118 @@ class Outcome:
         return "\n".join(lines)
 
 
+# ---- registration ----------------------------------------------------------------------------
+
+#: Per-model keyword arguments of a scenario function (see :class:`Scenario`).
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a scenario function hands back: the run to take the trace from, and the facts."""
+
+    sim: Sim
+    facts: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     title: str
+    #: Where the scenario comes from: its section of docs/livepatch.md, then the kernel
+    #: source, selftest or paper it rests on.
     source: str
-    run: Callable[[str], Outcome]
-    #: model → the facts the anchors predict.
+    #: The scenario function: ``fn(model, **variants.get(model, {}))``.
+    fn: Callable[..., Observed]
+    #: model → the facts docs/livepatch.md predicts.
     expected: Mapping[str, Mapping[str, Any]]
+    #: model → extra keyword arguments for ``fn``: the set-up that model needs.
+    variants: Mapping[str, Params] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(self.expected)
 
+    def run(self, model: str) -> Outcome:
+        seen = self.fn(model, **self.variants.get(model, {}))
+        trace = [line for line in seen.sim.trace if "swapper/" not in line or "switched" in line]
+        return Outcome(self.name, model, seen.facts, trace)
 
-def _outcome(name: str, model: str, sim: Sim, facts: dict[str, Any]) -> Outcome:
-    return Outcome(name, model, facts, [line for line in sim.trace
-                                        if "swapper/" not in line or "switched" in line])
+
+SCENARIOS: dict[str, Scenario] = {}
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Observed])
+
+
+def scenario(name: str, title: str, *, source: str,
+             expected: Mapping[str, Mapping[str, Any]],
+             variants: Mapping[str, Params] | None = None) -> Callable[[_Fn], _Fn]:
+    """Register the decorated function as scenario ``name`` (see :class:`Scenario`)."""
+
+    def register(fn: _Fn) -> _Fn:
+        if name in SCENARIOS:
+            raise ValueError(f"scenario {name} registered twice")
+        unknown = set(variants or {}) - set(expected)
+        if unknown:
+            raise ValueError(f"scenario {name}: variants for models it expects nothing of: "
+                             f"{sorted(unknown)}")
+        SCENARIOS[name] = Scenario(name, title, source, fn, expected, dict(variants or {}))
+        return fn
+
+    return register
+
+
+def run_scenario(name: str, model: str) -> Outcome:
+    try:
+        found = SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})") from None
+    return found.run(model)
+
+
+def run_timed_outcome(system: System, model: Model, horizon: float) -> str:
+    from lpc.sim.timed import run_timed
+
+    r = run_timed(system, model, seed=3, horizon_s=horizon)
+    return "converges" if r.converged_at is not None else "never converges"
+
+
+# ---- S6 a busy kthread that passes cond_resched() ---------------------------------------------
+
+
+@scenario("S6", "CPU-bound kthread that calls cond_resched() but never sleeps",
+          source="docs/livepatch.md §S6; Song Liu's RFC, Josh's cond_resched series "
+                 "(transition.c __klp_sched_try_switch)",
+          expected={
+              "klp": {"converges": {"v6.4+": "converges", "before v6.4": "never converges"}},
+              "kgraft": {"converges": {"v6.4+": "never converges",
+                                       "before v6.4": "never converges"}},
+          },
+          variants={"klp": {"before_v6_4": {"cond_resched_switch": False}}})
+def busy_kthread_with_cond_resched(model: str, before_v6_4: Params | None = None) -> Observed:
+    """A CPU-bound kthread (``vhost``) loops on work and ``cond_resched()`` and never
+    sleeps; the patched function is on no stack. klp from v6.4 switches it at
+    ``cond_resched()`` and converges; klp before v6.4 never gets a stack check in
+    (the kthread is always running) and kGraft has no safe point in that loop, so
+    neither converges.
+
+    ``before_v6_4``: the model's parameters for a kernel before v6.4; a model
+    without the switch point runs unchanged in both columns.
+    Source: docs/livepatch.md §S6 (Song Liu's RFC; Josh Poimboeuf's
+    ``livepatch,sched: Add livepatch task switching to cond_resched()``).
+    """
+    fns = [Function("busy_fn", (call("work"), COND_RESCHED), loops=True),
+           Function("work", ()), Function("patched", ()),
+           Function("sleepy_fn", (sleep(True), FREEZE), loops=True)]
+    tasks = [TaskSpec("vhost", TaskKind.KTHREAD, ("busy_fn",)),
+             TaskSpec("kswapd0", TaskKind.KTHREAD, ("sleepy_fn",), freezable=True)]
+    system = build(fns, tasks, {"patched"}, cpus=2)
+    out = {}
+    for variant, m in (("v6.4+", get_model(model)),
+                       ("before v6.4", get_model(model, **(before_v6_4 or {})))):
+        out[variant] = run_timed_outcome(system, m, 20.0)
+    sim = _sim(system, model)
+    return Observed(sim, {"converges": out})
 
 
 # ---- the busy kworker of the selftests (S2, S11, S12, S15, S26) -------------------------------
@@ -353,7 +491,27 @@ def _busy_started(model: str) -> tuple[Sim, Livepatch, Clock, Patch]:
     return sim, lp, clock, patch
 
 
-def s11(model: str) -> Outcome:
+# ---- S11 reverse, S12 force -------------------------------------------------------------------
+
+
+@scenario("S11", "Reverse mid-transition",
+          source="docs/livepatch.md §S11; core.c enabled_store, transition.c "
+                 "klp_reverse_transition",
+          expected={
+              "klp": {"stalled": True, "kworker_blocked_on": "busymod_work_func",
+                      "reverse": "reversed", "completes": True, "busymod_ran_new": False,
+                      "violations": []},
+              "kgraft": {"stalled": True, "reverse": "EAGAIN", "completes": False},
+          })
+def reverse_mid_transition(model: str) -> Observed:
+    """The busy kworker stalls the transition; the admin writes 0 to ``enabled``.
+    klp reverses, and the reversal completes without the busy work function ever
+    having run new code; kGraft refuses to revert while patching is in progress
+    (-EAGAIN), so the stall stays.
+
+    Source: docs/livepatch.md §S11 (kernel/livepatch/core.c ``enabled_store``,
+    transition.c ``klp_reverse_transition``; kernel/kgraft.c ``revert``).
+    """
     sim, lp, clock, patch = _busy_started(model)
     stalled = lp.busy()
     kworker = Script(sim).task("kworker/0:1")
@@ -370,10 +528,26 @@ def s11(model: str) -> Outcome:
         "busymod_ran_new": "new" in _calls(sim, "kworker/0:1", "busymod_work_func"),
         "violations": _violations(sim),
     }
-    return _outcome("S11", model, sim, facts)
+    return Observed(sim, facts)
 
 
-def s12(model: str) -> Outcome:
+@scenario("S12", "Force mid-transition",
+          source="docs/livepatch.md §S12; livepatch.rst §3, §5.5",
+          expected={
+              "klp": {"stalled": True, "completes": True, "module_removable": False,
+                      "violations": ["call_pair", "completion", "per_thread"]},
+              "kgraft": {"stalled": True, "completes": True,
+                         "violations": ["call_pair", "completion", "per_thread"]},
+          })
+def force_mid_transition(model: str) -> Observed:
+    """The busy kworker stalls the transition; the admin forces it. Every task is
+    set to the target, the kworker included, whose old loop then calls new code:
+    per-thread and call-pair consistency break, and completion is declared while
+    old code runs. klp marks the patch forced, so its module can never be removed.
+
+    Source: docs/livepatch.md §S12 (Documentation/livepatch/livepatch.rst §3 and
+    §5.5, transition.c ``klp_force_transition``; kGraft's ``in_progress`` ← 0).
+    """
     sim, lp, clock, patch = _busy_started(model)
     stalled = lp.busy()
     lp.force()
@@ -384,7 +558,7 @@ def s12(model: str) -> Outcome:
         "module_removable": not patch.forced,
         "violations": _violations(sim),
     }
-    return _outcome("S12", model, sim, facts)
+    return Observed(sim, facts)
 
 
 # ---- S13 atomic replace ---------------------------------------------------------------------
@@ -402,7 +576,26 @@ def _replace_system() -> System:
     return build(fns, tasks, set(), cpus=1)
 
 
-def s13(model: str) -> Outcome:
+@scenario("S13", "Atomic replace (cumulative patches)",
+          source="docs/livepatch.md §S13; selftests test-livepatch.sh, cumulative-patches.rst",
+          expected={
+              "klp": {"blocked_on": {"user1": "f", "user2": "h"},
+                      "after_replace": {"f": 0, "g": 2, "h": 2},
+                      "f_after_replace_runs": "orig",
+                      "after_disabling_B": {"f": 0, "g": 0, "h": 0}, "enabled": [],
+                      "violations": []},
+              "kpatch": {"after_replace": {"f": 0, "g": 2, "h": 2}, "violations": []},
+          })
+def atomic_replace(model: str) -> Observed:
+    """Patch A (``f``, ``g``) is in place; B (``g``, ``h``) replaces it. During B's
+    transition klp checks A's ``f`` (the previous ``func_stack`` entry) and the
+    original ``h``; after it ``f`` runs the original again (B's nop), and disabling
+    B returns every function to the original, not to A. kpatch swaps all in one
+    stop_machine.
+
+    Source: docs/livepatch.md §S13 (selftests test-livepatch.sh and
+    test-callbacks.sh, Documentation/livepatch/cumulative-patches.rst).
+    """
     sim = _sim(_replace_system(), model)
     sim.version_names = {0: "orig", 1: "A", 2: "B"}
     lp = Livepatch(sim)
@@ -438,13 +631,30 @@ def s13(model: str) -> Outcome:
         "enabled": [p.name for p in lp.enabled],
         "violations": _violations(sim),
     }
-    return _outcome("S13", model, sim, facts)
+    return Observed(sim, facts)
 
 
 # ---- S14 the immediate hole -------------------------------------------------------------------
 
 
-def s14(model: str) -> Outcome:
+@scenario("S14", "Non-cumulative stacking and the 'immediate' hole",
+          source="docs/livepatch.md §S14; 'livepatch: Remove immediate feature'",
+          expected={
+              "klp": {"switched_while_in_P1_f": True,
+                      "violations": ["call_pair", "completion", "per_thread"]},
+              "leave_patched_set/switch_thread": {"switched_while_in_P1_f": False,
+                                                  "violations": []},
+          })
+def immediate_patches_hole(model: str) -> Observed:
+    """P1 and P2 patch ``f`` 'immediately' (no transition: the null model); a task
+    sleeps in P1's ``f``. P3, a consistent patch, checks only the previous entry,
+    P2's ``f``, so klp switches the task and breaks consistency; an exact check of
+    every version (the pure LEAVE_PATCHED_SET / SWITCH_THREAD cell) blocks it. This
+    is why only one patch may be in transition and why ``immediate`` was removed.
+
+    Source: docs/livepatch.md §S14 (the commit "livepatch: Remove immediate
+    feature"; transition.c ``klp_check_stack_func``).
+    """
     fns = [Function("sys_x", (call("f"),)), Function("f", (sleep(True), call("g"))),
            Function("g", ())]
     system = build(fns, [TaskSpec("user", TaskKind.USER, ("sys_x",))], set(), cpus=1)
@@ -470,13 +680,27 @@ def s14(model: str) -> Outcome:
         "switched_while_in_P1_f": switched,
         "violations": _violations(sim),
     }
-    return _outcome("S14", model, sim, facts)
+    return Observed(sim, facts)
 
 
 # ---- S15 module loaded during a transition ----------------------------------------------------
 
 
-def s15(model: str) -> Outcome:
+@scenario("S15", "Module loaded during a transition",
+          source="docs/livepatch.md §S15; test-callbacks.sh",
+          expected={
+              "klp": {"A_calls_mod_fn": ["new"], "B_calls_mod_fn": ["old"],
+                      "transition_pending": True, "violations": []},
+          })
+def module_loaded_mid_transition(model: str) -> Observed:
+    """While the busy kworker stalls the transition, a target module is loaded and
+    patched at once: a task already switched calls its new function, one still in
+    the old universe its old one. Its pre-patch callback runs at load, post-patch
+    waits for completion; at unload pre-unpatch is skipped, post-unpatch runs.
+
+    Source: docs/livepatch.md §S15 (selftest test-callbacks.sh, "busy target
+    module"; core.c ``klp_module_coming``).
+    """
     fns = [
         Function("worker_thread", (call("busymod_work_func"), sleep(True)), loops=True),
         Function("busymod_work_func", (sleep(False),), loops=True),
@@ -503,10 +727,10 @@ def s15(model: str) -> Outcome:
         "callbacks": lp.callbacks,
         "violations": _violations(sim),
     }
-    return _outcome("S15", model, sim, facts)
+    return Observed(sim, facts)
 
 
-# ---- S16, S18, S19, S26: the admin's errors ----------------------------------------------------
+# ---- S16, S18, S19: the admin's errors ---------------------------------------------------------
 
 
 def _admin_system() -> System:
@@ -514,63 +738,47 @@ def _admin_system() -> System:
     return build(fns, [TaskSpec("user", TaskKind.USER, ("sys_f",))], set(), cpus=1)
 
 
-def s16(model: str) -> Outcome:
+@scenario("S16", "Failing pre-patch callback",
+          source="docs/livepatch.md §S16; test-callbacks.sh",
+          expected={
+              "klp": {"errno": "ENODEV", "new_code_ran": False,
+                      "log": ["pre-patch callback failed for object 'vmlinux'",
+                              "canceling patching transition, going to unpatch"]},
+          })
+def failing_pre_patch_callback(model: str) -> Observed:
+    """A pre-patch callback fails with -ENODEV: the transition is cancelled before
+    it starts, the load fails with that errno, and no new code ever runs.
+
+    Source: docs/livepatch.md §S16 (selftest test-callbacks.sh, "pre-patch
+    callback -ENODEV"; transition.c ``klp_cancel_transition``).
+    """
     sim = _sim(_admin_system(), model)
     lp = Livepatch(sim)
     errno = lp.enable(Patch("p", {"f": 1}, pre_patch_error="ENODEV"))
     Script(sim)("sched 0 user", "syscall user", "run user *")
     facts = {"errno": errno, "log": lp.log, "new_code_ran": "new" in _calls(sim, "user", "f")}
-    return _outcome("S16", model, sim, facts)
-
-
-def s18(model: str) -> Outcome:
-    sim = _sim(_admin_system(), model)
-    lp = Livepatch(sim)
-    results = []
-    for patch in (Patch("state", {"f": 1}, states={1: 1}),
-                  Patch("state2", {"f": 2}, replace=True, states={1: 2}),
-                  Patch("state_again", {"f": 3}, states={1: 1})):
-        results.append(lp.enable(patch) or "ok")
-        Script(sim)("idle", "tick")
-        lp.poll()
-    facts = {"results": results, "log": [line for line in lp.log if "compatible" in line]}
-    return _outcome("S18", model, sim, facts)
-
-
-def s19(model: str) -> Outcome:
-    sim = _sim(_admin_system(), model)
-    lp = Livepatch(sim)
-    lp.ftrace_enabled = False
-    with_ftrace_off = lp.enable(Patch("p", {"f": 1}))
-    lp.ftrace_enabled = True
-    lp.kprobes["f"] = True  # a kprobe with a post_handler: IPMODIFY
-    with_kprobe_post = lp.enable(Patch("p", {"f": 1}))
-    lp.kprobes["f"] = False
-    with_kprobe = lp.enable(Patch("p", {"f": 1}))
-    Script(sim)("idle", "tick")
-    lp.poll()
-    disable_ftrace = lp.set_ftrace_enabled(False)
-    facts = {
-        "ftrace_disabled": with_ftrace_off,
-        "kprobe_with_post_handler": with_kprobe_post,
-        "kprobe_without_post_handler": with_kprobe or "ok",
-        "ftrace_enabled=0 while patched": disable_ftrace,
-    }
-    return _outcome("S19", model, sim, facts)
-
-
-def s26(model: str) -> Outcome:
-    sim, lp, _clock, _patch = _busy_started(model)
-    other = Patch("second", {"do_getpid": 2})
-    facts = {"in_transition": lp.busy(), "second_enable": lp.enable(other),
-             "log": [line for line in lp.log if "finalized" in line]}
-    return _outcome("S26", model, sim, facts)
+    return Observed(sim, facts)
 
 
 # ---- S17 shadow variables across a transition -------------------------------------------------
 
 
-def s17(model: str) -> Outcome:
+@scenario("S17", "Shadow variables across a transition",
+          source="docs/livepatch.md §S17; samples/livepatch/livepatch-shadow-*.c",
+          expected={
+              "klp": {"new_code_met_unshadowed_objects": 1,
+                      "old_code_met_a_shadowed_object": True},
+              "kpatch": {"old_code_met_a_shadowed_object": False},
+          })
+def shadow_variables_across_transition(model: str) -> Observed:
+    """New code attaches a shadow variable to the objects it allocates. It meets an
+    object allocated before the patch (no shadow) and must handle it; under klp a
+    task still in the old universe then meets an object new code tagged, which
+    kpatch's single switch instant rules out.
+
+    Source: docs/livepatch.md §S17 (samples/livepatch/livepatch-shadow-mod.c,
+    -fix1.c, -fix2.c; Documentation/livepatch/shadow-vars.rst).
+    """
     fns = [Function("dummy_alloc", (access(0, alloc=True),)),
            Function("dummy_check", (sleep(True), access(0)))]
     tasks = [TaskSpec(n, TaskKind.USER, (e,)) for n, e in
@@ -591,13 +799,101 @@ def s17(model: str) -> Outcome:
         "new_code_met_unshadowed_objects": handled,
         "old_code_met_a_shadowed_object": Property.DATA_SHADOW in sim.monitor.first,
     }
-    return _outcome("S17", model, sim, facts)
+    return Observed(sim, facts)
+
+
+# ---- S18 system states, S19 ftrace and kprobes ------------------------------------------------
+
+
+@scenario("S18", "System-state versioning",
+          source="docs/livepatch.md §S18; test-state.sh",
+          expected={
+              "klp": {"results": ["ok", "ok", "EINVAL"],
+                      "log": ["livepatch: 'state_again': not compatible with the already "
+                              "installed livepatches"]},
+          })
+def system_state_versioning(model: str) -> Observed:
+    """Patches declare versions of a system state: ``state`` (1), then the cumulative
+    ``state2`` (2) load; a later patch that would lower the version back to 1 is
+    refused with -EINVAL.
+
+    Source: docs/livepatch.md §S18 (selftest test-state.sh; core.c
+    ``klp_is_patch_compatible``, Documentation/livepatch/system-state.rst).
+    """
+    sim = _sim(_admin_system(), model)
+    lp = Livepatch(sim)
+    results = []
+    for patch in (Patch("state", {"f": 1}, states={1: 1}),
+                  Patch("state2", {"f": 2}, replace=True, states={1: 2}),
+                  Patch("state_again", {"f": 3}, states={1: 1})):
+        results.append(lp.enable(patch) or "ok")
+        Script(sim)("idle", "tick")
+        lp.poll()
+    facts = {"results": results, "log": [line for line in lp.log if "compatible" in line]}
+    return Observed(sim, facts)
+
+
+@scenario("S19", "ftrace/kprobe conflicts",
+          source="docs/livepatch.md §S19; test-ftrace.sh, test-kprobe.sh",
+          expected={"klp": {"ftrace_disabled": "EBUSY", "kprobe_with_post_handler": "EBUSY",
+                            "kprobe_without_post_handler": "ok",
+                            "ftrace_enabled=0 while patched": "EBUSY"}})
+def ftrace_kprobe_conflicts(model: str) -> Observed:
+    """Loading fails with -EBUSY when ftrace is off (``ftrace_enabled=0``) or a kprobe
+    with a post handler (IPMODIFY) sits on the target; a kprobe without one does no
+    harm; with a patch loaded, turning ftrace off is refused with -EBUSY.
+
+    Source: docs/livepatch.md §S19 (selftests test-ftrace.sh and test-kprobe.sh).
+    """
+    sim = _sim(_admin_system(), model)
+    lp = Livepatch(sim)
+    lp.ftrace_enabled = False
+    with_ftrace_off = lp.enable(Patch("p", {"f": 1}))
+    lp.ftrace_enabled = True
+    lp.kprobes["f"] = True  # a kprobe with a post_handler: IPMODIFY
+    with_kprobe_post = lp.enable(Patch("p", {"f": 1}))
+    lp.kprobes["f"] = False
+    with_kprobe = lp.enable(Patch("p", {"f": 1}))
+    Script(sim)("idle", "tick")
+    lp.poll()
+    disable_ftrace = lp.set_ftrace_enabled(False)
+    facts = {
+        "ftrace_disabled": with_ftrace_off,
+        "kprobe_with_post_handler": with_kprobe_post,
+        "kprobe_without_post_handler": with_kprobe or "ok",
+        "ftrace_enabled=0 while patched": disable_ftrace,
+    }
+    return Observed(sim, facts)
 
 
 # ---- S20 unreliable stacks --------------------------------------------------------------------
 
 
-def s20(model: str) -> Outcome:
+@scenario("S20", "Unreliable stacks",
+          source="docs/livepatch.md §S20; kpatch #799",
+          expected={
+              "klp": {"verdicts": {"kretprobed": "unreliable", "deep": "switch"},
+                      "unreliable_switches_at_kernel_exit": True,
+                      "without_reliable_stacks": "never converges"},
+              "kpatch": {"verdicts": {"kretprobed": "switch", "deep": "unreliable"},
+                         "kpatch_gives_up": True},
+          },
+          variants={"klp": {"without_reliable_stacks": {"reliable_stacks": False}},
+                    "kpatch": {"gives_up_after": 5}})
+def unreliable_stacks(model: str, without_reliable_stacks: Params | None = None,
+                      gives_up_after: int | None = None) -> Observed:
+    """A task with a kretprobe trampoline on its stack and one 70 frames deep, both
+    asleep; a kthread loops through the patched function. klp calls the first
+    stack unreliable and switches that task at kernel exit; kpatch's 64-entry walk
+    fails on the deep one and kpatch gives up after its attempts.
+
+    ``without_reliable_stacks``: the model's parameters for a kernel without
+    HAVE_RELIABLE_STACKTRACE; with them the scenario also reports whether that
+    kernel converges (klp: never, the kthread has no kernel exit).
+    ``gives_up_after``: retry that many times more and report whether the model gave up.
+    Source: docs/livepatch.md §S20 (Documentation/livepatch/reliable-stacktrace.rst,
+    kpatch issue #799).
+    """
     fns = [Function("sys_read", (call("wait"),)), Function("wait", (sleep(True),)),
            Function("patched", ()),
            Function("kthread_fn", (call("patched"), sleep(True)), loops=True)]
@@ -615,26 +911,39 @@ def s20(model: str) -> Outcome:
     switched_at_exit = not sc.task("kretprobed").pending
     facts: dict[str, Any] = {"verdicts": verdicts, "unreliable_switches_at_kernel_exit":
                              switched_at_exit}
-    if model == "klp":
-        norel = run_timed_outcome(system, get_model("klp", reliable_stacks=False), 30.0)
+    if without_reliable_stacks is not None:
+        norel = run_timed_outcome(system, get_model(model, **without_reliable_stacks), 30.0)
         facts["without_reliable_stacks"] = norel
-    if model == "kpatch":
-        sc("tick 5")
+    if gives_up_after is not None:
+        sc(f"tick {gives_up_after}")
         facts["kpatch_gives_up"] = sim.driver.failed is not None
-    return _outcome("S20", model, sim, facts)
-
-
-def run_timed_outcome(system: System, model: Model, horizon: float) -> str:
-    from lpc.sim.timed import run_timed
-
-    r = run_timed(system, model, seed=3, horizon_s=horizon)
-    return "converges" if r.converged_at is not None else "never converges"
+    return Observed(sim, facts)
 
 
 # ---- S21 prototype change, S22 shared data ---------------------------------------------------
 
 
-def s21(model: str) -> Outcome:
+@scenario("S21", "Prototype change across the patched set",
+          source="docs/livepatch.md §S21",
+          expected={
+              "null": {"violations": ["call_pair", "completion", "per_thread"],
+                       "switched_while_in_g": True},
+              "trivial": {"violations": [], "via_unpatched_h": ["per_thread"]},
+              "klp": {"violations": [], "switched_while_in_g": False, "via_unpatched_h": []},
+              "kpatch": {"violations": [], "switched_while_in_g": False},
+              "ksplice": {"violations": [], "switched_while_in_g": False},
+              "kgraft": {"violations": [], "switched_while_in_g": False},
+          })
+def prototype_change(model: str) -> Observed:
+    """The patch changes ``f``'s prototype and its caller ``g``; a task sleeps in old
+    ``g`` before its call to ``f``. The null model lets old ``g`` call new ``f``;
+    the trivial model keeps ``f`` old for an old caller, but not when the call goes
+    through an unpatched ``h``; klp, kpatch and Ksplice never switch the task with
+    ``g`` on its stack, and kGraft waits for it to leave the kernel.
+
+    Source: docs/livepatch.md §S21 (our analysis of the 2014 thread's scenarios;
+    the trivial model's failure mode 1).
+    """
     def one(via: bool) -> Sim:
         if via:
             fns = [Function("sys_p", (call("g"),)), Function("g", (sleep(True), call("h"))),
@@ -656,10 +965,27 @@ def s21(model: str) -> Outcome:
         "switched_while_in_g": _switched_inside(direct, "g@"),
         "via_unpatched_h": _violations(via),
     }
-    return _outcome("S21", model, direct, facts)
+    return Observed(direct, facts)
 
 
-def s22(model: str) -> Outcome:
+@scenario("S22", "Data-semantic change shared across threads",
+          source="docs/livepatch.md §S22; kpatch patch-author-guide 'Data semantic changes'",
+          expected={
+              "klp": {"shared_data_violated": True, "shadow_violated": True},
+              "kgraft": {"shared_data_violated": True, "shadow_violated": True},
+              "kpatch": {"shared_data_violated": False, "shadow_violated": False},
+              "ksplice": {"shared_data_violated": False, "shadow_violated": False},
+              "null": {"shared_data_violated": True},
+          })
+def shared_data_change(model: str) -> Observed:
+    """The patch changes what a shared ``kioctx``-like object means; one task runs in
+    the new universe, one in the old, both on the same object. SWITCH_THREAD
+    models (klp, kGraft) and the null model mix the two meanings, with or without
+    shadow tagging; SWITCH_KERNEL models (kpatch, Ksplice) never run both.
+
+    Source: docs/livepatch.md §S22 (kpatch's doc/patch-author-guide.md, "Data
+    semantic changes"; the CVE-2014-0206 fix).
+    """
     fns = [Function("io_submit", (access(0),)), Function("aio_complete", (sleep(True), access(0))),
            Function("ioctx_alloc", (access(0, alloc=True),))]
     tasks = [TaskSpec("submitter", TaskKind.USER, ("io_submit", "ioctx_alloc")),
@@ -675,16 +1001,40 @@ def s22(model: str) -> Outcome:
         "shared_data_violated": Property.DATA_FORMAT in sim.monitor.first,
         "shadow_violated": Property.DATA_SHADOW in sim.monitor.first,
     }
-    return _outcome("S22", model, sim, facts)
+    return Observed(sim, facts)
 
 
 # ---- S23, S24: libpulp's tests, with the library in the kernel's place ------------------------
 
+#: libpulp's --check-stack refuses while any frame lies in the library's range: under
+#: LEAVE_PATCHED_SET / SWITCH_KERNEL that is the patched set grown to the library's entries.
+_CHECK_STACK: Params = {"library_range": True}
 
-def s23(model: str) -> Outcome:
-    """contract.py: fna writes data in format A, fnb reads it; the patch changes both
-    formats while the thread is between the calls, inside the library."""
-    library_range = model == "leave_patched_set/switch_kernel"  # libpulp --check-stack
+
+@scenario("S23", "libpulp 'contract' (per-thread consistency in user space)",
+          source="docs/livepatch.md §S23; SUSE/libpulp tests/contract.py",
+          expected={
+              "leave_kernel/switch_thread": {"output": "TYPE A data 128",
+                                             "applied_while_inside_library": False},
+              "null": {"output": "Invalid type"},
+              "leave_patched_set/switch_kernel": {"output": "TYPE A data 128",
+                                                  "applied_while_inside_library": False,
+                                                  "applied_after": True},
+              "klp": {"output": "Invalid type", "applied_while_inside_library": True},
+          },
+          variants={"leave_patched_set/switch_kernel": _CHECK_STACK})
+def libpulp_contract(model: str, library_range: bool = False) -> Observed:
+    """contract.py: ``fna`` writes data in format A, ``fnb`` reads it; the patch changes
+    both formats while the thread is between the calls, inside the library. A
+    per-thread universe that switches only outside the library finishes the old
+    way ("TYPE A data 128"); the null model mixes ("Invalid type"); libpulp's
+    ``--check-stack`` refuses while the thread is inside, then applies; klp's
+    LEAVE_PATCHED_SET mixes too, since the data crosses an unpatched frame.
+
+    ``library_range``: the library's entry joins the patched set (--check-stack).
+    Source: docs/livepatch.md §S23 (SUSE/libpulp tests/contract.py, an XFAIL test
+    in tests/Makefile.am).
+    """
     fns = [Function("lib_call", (call("fna"), sleep(True), call("fnb"))),
            Function("fna", (access(0, alloc=True),)), Function("fnb", (access(0),))]
     patched = {"fna", "fnb"} | ({"lib_call"} if library_range else set())
@@ -701,12 +1051,28 @@ def s23(model: str) -> Outcome:
         "applied_while_inside_library": applied_while_inside,
         "applied_after": not sc.task("thread").pending,
     }
-    return _outcome("S23", model, sim, facts)
+    return Observed(sim, facts)
 
 
-def s24(model: str) -> Outcome:
-    """blocked.py: thread 1 calls into the library and leaves; thread 2 loops in it."""
-    library_range = model == "leave_patched_set/switch_kernel"
+@scenario("S24", "libpulp 'blocked' thread",
+          source="docs/livepatch.md §S24; SUSE/libpulp tests/blocked.py",
+          expected={
+              "leave_kernel/switch_thread": {"thread1_greets": "new", "thread2_greets": "old",
+                                             "completes": False},
+              "null": {"thread1_greets": "new", "thread2_greets": "new", "completes": True},
+              "leave_patched_set/switch_kernel": {"thread1_greets": "old",
+                                                  "thread2_greets": "old", "completes": False},
+          },
+          variants={"leave_patched_set/switch_kernel": _CHECK_STACK})
+def libpulp_blocked_thread(model: str, library_range: bool = False) -> Observed:
+    """blocked.py: thread 1 calls into the library and leaves; thread 2 loops in it for
+    ever. A per-thread universe gives thread 1 the new code and keeps thread 2 on
+    the old for ever, with no completion; the null model gives both the new code;
+    ``--check-stack`` never applies.
+
+    ``library_range``: the library's entries join the patched set (--check-stack).
+    Source: docs/livepatch.md §S24 (SUSE/libpulp tests/blocked.py, an XFAIL test).
+    """
     fns = [Function("hello_once", (call("greet"),)),
            Function("hello_loop", (call("greet"), sleep(True)), loops=True),
            Function("greet", ())]
@@ -725,13 +1091,28 @@ def s24(model: str) -> Outcome:
         "thread2_greets": _calls(sim, "thread2", "greet")[-1],
         "completes": sim.driver.done,
     }
-    return _outcome("S24", model, sim, facts)
+    return Observed(sim, facts)
 
 
-# ---- S25 fork during a transition -------------------------------------------------------------
+# ---- S25 fork during a transition, S26 a second patch ------------------------------------------
 
 
-def s25(model: str) -> Outcome:
+@scenario("S25", "Fork during a transition",
+          source="docs/livepatch.md §S25; transition.c klp_copy_process",
+          expected={
+              "klp": {"parent_pending": True, "child_at_fork": {"universe": "old",
+                                                                 "pending": True},
+                      "child_switched_at_kernel_exit": True},
+              "kgraft": {"child_at_fork": {"universe": "old", "pending": True},
+                         "child_switched_at_kernel_exit": True},
+          })
+def fork_mid_transition(model: str) -> Observed:
+    """A task still pending forks: the child copies the parent's universe and pending
+    flag, and switches at its first kernel exit.
+
+    Source: docs/livepatch.md §S25 (transition.c ``klp_copy_process``; kGraft's
+    inherited in-progress flag).
+    """
     fns = [Function("sys_clone", (call("copy_process"),)), Function("copy_process", ()),
            Function("patched", ())]
     system = build(fns, [TaskSpec("parent", TaskKind.USER, ("sys_clone",))], {"patched"}, cpus=1)
@@ -747,13 +1128,54 @@ def s25(model: str) -> Outcome:
         "child_at_fork": at_fork,
         "child_switched_at_kernel_exit": not child.pending,
     }
-    return _outcome("S25", model, sim, facts)
+    return Observed(sim, facts)
 
 
-# ---- S27 stack-scan precision, S6 cond_resched ------------------------------------------------
+@scenario("S26", "Second patch while one is in transition",
+          source="docs/livepatch.md §S26; core.c __klp_enable_patch, kgraft.c kgr_modify_kernel",
+          expected={
+              "klp": {"in_transition": True, "second_enable": "EBUSY"},
+              "kgraft": {"in_transition": True, "second_enable": "EAGAIN",
+                         "log": ["can't patch, another patching not yet finalized"]},
+          })
+def second_patch_mid_transition(model: str) -> Observed:
+    """While the busy kworker stalls a transition a second patch is loaded: klp
+    refuses it with -EBUSY (one transition at a time), kGraft with -EAGAIN and "can't
+    patch, another patching not yet finalized".
+
+    Source: docs/livepatch.md §S26 (core.c ``__klp_enable_patch``, kernel/kgraft.c
+    ``kgr_modify_kernel``).
+    """
+    sim, lp, _clock, _patch = _busy_started(model)
+    other = Patch("second", {"do_getpid": 2})
+    facts = {"in_transition": lp.busy(), "second_enable": lp.enable(other),
+             "log": [line for line in lp.log if "finalized" in line]}
+    return Observed(sim, facts)
 
 
-def s27(model: str) -> Outcome:
+# ---- S27 stack-scan precision -----------------------------------------------------------------
+
+
+@scenario("S27", "Stack-scan precision",
+          source="docs/livepatch.md §S27; ksplice check_stack, kernel/stacktrace.c nosched",
+          expected={
+              "ksplice": {"stale_pointer": "aborted", "sleeping_in_sched_text_switched": False,
+                          "sched_text_violations": []},
+              "klp": {"stale_pointer": "applied", "sleeping_in_sched_text_switched": False,
+                      "sched_text_violations": []},
+              "kpatch": {"stale_pointer": "applied", "sleeping_in_sched_text_switched": True,
+                         "sched_text_violations": ["call_pair", "completion", "per_thread"]},
+          })
+def stack_scan_precision(model: str) -> Observed:
+    """Two ways a stack check can be wrong. A kthread keeps a stale ``&f`` in its locals:
+    Ksplice's word scan sees it and aborts (a false positive); the unwinders of klp
+    and kpatch do not. A task sleeps in a patched ``.sched.text`` function: kpatch's
+    best-effort walker drops that frame, switches the task and breaks consistency;
+    klp's reliable walker and Ksplice's scan see it.
+
+    Source: docs/livepatch.md §S27 (ksplice.c ``check_stack``; kernel/stacktrace.c
+    ``stack_trace_consume_entry_nosched``).
+    """
     stale = build(
         [Function("poller_fn", (Op(OpKind.FNPTR, "f"), sleep(True)), loops=True),
          Function("f", ())],
@@ -776,164 +1198,7 @@ def s27(model: str) -> Outcome:
         "sleeping_in_sched_text_switched": switched,
         "sched_text_violations": _violations(sim2),
     }
-    return _outcome("S27", model, sim2, facts)
-
-
-def s6(model: str) -> Outcome:
-    fns = [Function("busy_fn", (call("work"), COND_RESCHED), loops=True),
-           Function("work", ()), Function("patched", ()),
-           Function("sleepy_fn", (sleep(True), FREEZE), loops=True)]
-    tasks = [TaskSpec("vhost", TaskKind.KTHREAD, ("busy_fn",)),
-             TaskSpec("kswapd0", TaskKind.KTHREAD, ("sleepy_fn",), freezable=True)]
-    system = build(fns, tasks, {"patched"}, cpus=2)
-    out = {}
-    for variant, m in (("v6.4+", get_model(model)),
-                       ("before v6.4", get_model(model, cond_resched_switch=False)
-                        if model == "klp" else get_model(model))):
-        out[variant] = run_timed_outcome(system, m, 20.0)
-    sim = _sim(system, model)
-    return _outcome("S6", model, sim, {"converges": out})
-
-
-SCENARIOS: dict[str, Scenario] = {}
-
-
-def _register(name: str, title: str, source: str, run: Callable[[str], Outcome],
-              expected: Mapping[str, Mapping[str, Any]]) -> None:
-    SCENARIOS[name] = Scenario(name, title, source, run, expected)
-
-
-_register("S6", "CPU-bound kthread that calls cond_resched() but never sleeps",
-          "anchors §d S6; Song Liu's RFC, Josh's cond_resched series", s6, {
-              "klp": {"converges": {"v6.4+": "converges", "before v6.4": "never converges"}},
-              "kgraft": {"converges": {"v6.4+": "never converges",
-                                       "before v6.4": "never converges"}},
-          })
-_register("S11", "Reverse mid-transition", "anchors §d S11; core.c enabled_store", s11, {
-    "klp": {"stalled": True, "kworker_blocked_on": "busymod_work_func", "reverse": "reversed",
-            "completes": True, "busymod_ran_new": False, "violations": []},
-    "kgraft": {"stalled": True, "reverse": "EAGAIN", "completes": False},
-})
-_register("S12", "Force mid-transition", "anchors §d S12; livepatch.rst §3, §5.5", s12, {
-    "klp": {"stalled": True, "completes": True, "module_removable": False,
-            "violations": ["call_pair", "completion", "per_thread"]},
-    "kgraft": {"stalled": True, "completes": True,
-               "violations": ["call_pair", "completion", "per_thread"]},
-})
-_register("S13", "Atomic replace (cumulative patches)",
-          "anchors §d S13; selftests test-livepatch.sh, cumulative-patches.rst", s13, {
-              "klp": {"blocked_on": {"user1": "f", "user2": "h"},
-                      "after_replace": {"f": 0, "g": 2, "h": 2},
-                      "f_after_replace_runs": "orig",
-                      "after_disabling_B": {"f": 0, "g": 0, "h": 0}, "enabled": [],
-                      "violations": []},
-              "kpatch": {"after_replace": {"f": 0, "g": 2, "h": 2}, "violations": []},
-          })
-_register("S14", "Non-cumulative stacking and the 'immediate' hole",
-          "anchors §d S14; 'livepatch: Remove immediate feature'", s14, {
-              "klp": {"switched_while_in_P1_f": True,
-                      "violations": ["call_pair", "completion", "per_thread"]},
-              "leave_patched_set/switch_thread": {"switched_while_in_P1_f": False,
-                                                  "violations": []},
-          })
-_register("S15", "Module loaded during a transition",
-          "anchors §d S15; test-callbacks.sh", s15, {
-              "klp": {"A_calls_mod_fn": ["new"], "B_calls_mod_fn": ["old"],
-                      "transition_pending": True, "violations": []},
-          })
-_register("S16", "Failing pre-patch callback", "anchors §d S16; test-callbacks.sh", s16, {
-    "klp": {"errno": "ENODEV", "new_code_ran": False,
-            "log": ["pre-patch callback failed for object 'vmlinux'",
-                    "canceling patching transition, going to unpatch"]},
-})
-_register("S17", "Shadow variables across a transition",
-          "anchors §d S17; samples/livepatch/livepatch-shadow-*.c", s17, {
-              "klp": {"new_code_met_unshadowed_objects": 1,
-                      "old_code_met_a_shadowed_object": True},
-              "kpatch": {"old_code_met_a_shadowed_object": False},
-          })
-_register("S18", "System-state versioning", "anchors §d S18; test-state.sh", s18, {
-    "klp": {"results": ["ok", "ok", "EINVAL"],
-            "log": ["livepatch: 'state_again': not compatible with the already installed "
-                    "livepatches"]},
-})
-_register("S19", "ftrace/kprobe conflicts", "anchors §d S19; test-ftrace.sh, test-kprobe.sh",
-          s19, {"klp": {"ftrace_disabled": "EBUSY", "kprobe_with_post_handler": "EBUSY",
-                        "kprobe_without_post_handler": "ok",
-                        "ftrace_enabled=0 while patched": "EBUSY"}})
-_register("S20", "Unreliable stacks", "anchors §d S20; kpatch #799", s20, {
-    "klp": {"verdicts": {"kretprobed": "unreliable", "deep": "switch"},
-            "unreliable_switches_at_kernel_exit": True,
-            "without_reliable_stacks": "never converges"},
-    "kpatch": {"verdicts": {"kretprobed": "switch", "deep": "unreliable"},
-               "kpatch_gives_up": True},
-})
-_register("S21", "Prototype change across the patched set", "anchors §d S21", s21, {
-    "null": {"violations": ["call_pair", "completion", "per_thread"],
-             "switched_while_in_g": True},
-    "trivial": {"violations": [], "via_unpatched_h": ["per_thread"]},
-    "klp": {"violations": [], "switched_while_in_g": False, "via_unpatched_h": []},
-    "kpatch": {"violations": [], "switched_while_in_g": False},
-    "ksplice": {"violations": [], "switched_while_in_g": False},
-    "kgraft": {"violations": [], "switched_while_in_g": False},
-})
-_register("S22", "Data-semantic change shared across threads",
-          "anchors §d S22; kpatch patch-author-guide 'Data semantic changes'", s22, {
-              "klp": {"shared_data_violated": True, "shadow_violated": True},
-              "kgraft": {"shared_data_violated": True, "shadow_violated": True},
-              "kpatch": {"shared_data_violated": False, "shadow_violated": False},
-              "ksplice": {"shared_data_violated": False, "shadow_violated": False},
-              "null": {"shared_data_violated": True},
-          })
-_register("S23", "libpulp 'contract' (per-thread consistency in user space)",
-          "anchors §d S23; SUSE/libpulp tests/contract.py", s23, {
-              "leave_kernel/switch_thread": {"output": "TYPE A data 128",
-                                             "applied_while_inside_library": False},
-              "null": {"output": "Invalid type"},
-              "leave_patched_set/switch_kernel": {"output": "TYPE A data 128",
-                                                  "applied_while_inside_library": False,
-                                                  "applied_after": True},
-              "klp": {"output": "Invalid type", "applied_while_inside_library": True},
-          })
-_register("S24", "libpulp 'blocked' thread", "anchors §d S24; SUSE/libpulp tests/blocked.py",
-          s24, {
-              "leave_kernel/switch_thread": {"thread1_greets": "new", "thread2_greets": "old",
-                                             "completes": False},
-              "null": {"thread1_greets": "new", "thread2_greets": "new", "completes": True},
-              "leave_patched_set/switch_kernel": {"thread1_greets": "old",
-                                                  "thread2_greets": "old", "completes": False},
-          })
-_register("S25", "Fork during a transition", "anchors §d S25; transition.c klp_copy_process",
-          s25, {
-              "klp": {"parent_pending": True, "child_at_fork": {"universe": "old",
-                                                                 "pending": True},
-                      "child_switched_at_kernel_exit": True},
-              "kgraft": {"child_at_fork": {"universe": "old", "pending": True},
-                         "child_switched_at_kernel_exit": True},
-          })
-_register("S26", "Second patch while one is in transition",
-          "anchors §d S26; core.c __klp_enable_patch, kgraft.c kgr_modify_kernel", s26, {
-              "klp": {"in_transition": True, "second_enable": "EBUSY"},
-              "kgraft": {"in_transition": True, "second_enable": "EAGAIN",
-                         "log": ["can't patch, another patching not yet finalized"]},
-          })
-_register("S27", "Stack-scan precision", "anchors §d S27; ksplice check_stack, "
-          "kernel/stacktrace.c nosched", s27, {
-              "ksplice": {"stale_pointer": "aborted", "sleeping_in_sched_text_switched": False,
-                          "sched_text_violations": []},
-              "klp": {"stale_pointer": "applied", "sleeping_in_sched_text_switched": False,
-                      "sched_text_violations": []},
-              "kpatch": {"stale_pointer": "applied", "sleeping_in_sched_text_switched": True,
-                         "sched_text_violations": ["call_pair", "completion", "per_thread"]},
-          })
-
-
-def run_scenario(name: str, model: str) -> Outcome:
-    try:
-        scenario = SCENARIOS[name]
-    except KeyError:
-        raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})") from None
-    return scenario.run(model)
+    return Observed(sim2, facts)
 
 
 # ---- the reference system for liveness and the plot ------------------------------------------
