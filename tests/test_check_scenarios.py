@@ -1,10 +1,10 @@
-"""Scenarios S1–S12 and S20 of livepatch-anchors.md §d, as built dumps + patches.
+"""Scenarios S1–S12 and S20 (docs/livepatch.md §Scenarios), as built dumps + patches.
 
 Each scenario is written the way a machine would show it — a recorded /proc
 snapshot (lpc's own capture format) or a SysRq-t / hung-task kernel log — then
 parsed, scanned and judged by every model through `lpc.check`, so the whole
 pipeline (parser → scan → facts → model) is what is asserted. The expected
-verdicts and outlooks are the ones the anchors give for each system.
+verdicts and outlooks are the ones each system's sources give (docs/livepatch.md).
 """
 
 from __future__ import annotations

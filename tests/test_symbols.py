@@ -32,7 +32,7 @@ DATA = Path(__file__).parent / "data"
 KALLSYMS_GZ = DATA / "kallsyms-6.18.txt.gz"
 STACKS = DATA / "proc-stacks-6.18.txt"
 
-# `name+0xoff/0xsize [module]`, stack-formats.md section 0.
+# `name+0xoff/0xsize [module]`, the format of kernel/kallsyms.c __sprint_symbol().
 FRAME = re.compile(
     r"(?P<sym>[^\s+\[\]]+?)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)"
     r"(?: \[(?P<mod>[^\]\s]+)(?: [0-9a-f]{40})?\])?"
@@ -69,7 +69,7 @@ def test_sizes_computed_by_hand(real: Symbols) -> None:
     assert real.lookup("schedule").size == 0xA0
     # ldsem_down_write ffffffff82200d50 ends at the marker __sched_text_end ffffffff82200fb7.
     assert real.lookup("ldsem_down_write").size == 0x267
-    # The cold part of stack-formats.md section 10: nmi_cpu_backtrace.cold+0x71/0xaa.
+    # A compiler-split cold part (GCC .cold suffix, as kallsyms prints it): nmi_cpu_backtrace.cold+0x71/0xaa.
     cold = real.lookup("nmi_cpu_backtrace.cold")
     assert (cold.address, cold.size) == (0xFFFFFFFF81247208, 0xAA)
     assert cold.part_kind == "cold"

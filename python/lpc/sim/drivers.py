@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 
 class Driver:
+    #: The transition can be reversed mid-way (per-thread universes only).
+    can_reverse = False
+
     def __init__(self, sim: Kernel, model: Model) -> None:
         self.sim = sim
         self.model = model
@@ -74,6 +77,9 @@ class Driver:
 
     def tick(self) -> None:
         pass
+
+    def reverse(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot reverse a transition")
 
     def wants_tick(self) -> bool:
         return not self.done and self.failed is None
@@ -119,6 +125,8 @@ class Driver:
 
 class ThreadDriver(Driver):
     """SWITCH_THREAD: each task carries its universe (task->patch_state)."""
+
+    can_reverse = True
 
     def __init__(self, sim: Kernel, model: Model) -> None:
         super().__init__(sim, model)

@@ -86,7 +86,7 @@ def _forced(model: Model) -> Model | None:
     """The model's own forced variant, if it has one (klp's ``force`` parameter)."""
     if not dataclasses.is_dataclass(model) or isinstance(model, type):
         return None
-    if "force" not in {f.name for f in dataclasses.fields(model)}:
+    if "force" not in model.accepts():
         return None
     forced: Model = dataclasses.replace(model, force=True)
     return forced
@@ -198,12 +198,11 @@ class Livepatch:
                      f"{'unpatching' if self.unpatching else 'patching'} to "
                      f"{'patching' if self.unpatching else 'unpatching'}")
             self.unpatching = not self.unpatching
-            reverse = getattr(self.sim.driver, "reverse", None)
-            if reverse is None:
+            if not self.sim.driver.can_reverse:
                 return "EINVAL"
             # The task states, not the enabled list, hold the truth now.
             self.current = self.sim.dst
-            reverse()
+            self.sim.driver.reverse()
             return None
         if self.busy():
             return "EBUSY"
