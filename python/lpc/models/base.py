@@ -302,7 +302,8 @@ class Model(ABC):
 
     def params(self) -> dict[str, Any]:
         """The model's parameters as set (reported beside every verdict)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}  # type: ignore[arg-type]
+        values = vars(self)
+        return {f.name: values[f.name] for f in fields(self) if f.init}  # type: ignore[arg-type]
 
     @classmethod
     def accepts(cls) -> frozenset[str]:
