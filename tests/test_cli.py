@@ -181,13 +181,15 @@ def test_watch_over_recorded_dumps_emits_one_json_line_per_retry(
     assert "retry 0:" in err and "retry 1:" in err
 
 
-def test_embedded_snapshot_is_used_when_proc_is_unreadable(
+def test_embedded_snapshot_only_with_demo_when_proc_is_unreadable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lpc import source
 
     monkeypatch.setattr(source, "live_stacks_readable", lambda proc="/proc": False)
     code, out, err = run(capsys, "check", "--patch", "worker_thread", "--json")
+    assert code == 3 and out == "" and "--demo" in err  # never the demo as if it were this machine
+    code, out, err = run(capsys, "check", "--demo", "--patch", "worker_thread", "--json")
     doc = json.loads(out)
     assert code == 1
     assert "embedded recorded snapshot" in doc["source"]["description"]

@@ -23,8 +23,11 @@ with ``status=gone`` (an unknown stack), unreadable stacks with
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +43,7 @@ from lpc.dump import (
     StackStatus,
     Task,
 )
-from lpc.errors import CaptureError
+from lpc.errors import CaptureError, SnapshotError
 from lpc.kernel import PF_KTHREAD
 
 __all__ = [
@@ -161,7 +164,7 @@ def format_snapshot(tasks: Iterable[Task]) -> str:
     out: list[str] = []
     for task in tasks:
         if task.pid is None or task.tid is None:
-            raise ValueError(f"task {task.comm!r} (line {task.line}) has no pid/tid")
+            raise SnapshotError(f"task {task.comm!r} (line {task.line}) has no pid/tid")
         out.append(
             snapshot_header(
                 pid=task.pid,
@@ -309,14 +312,30 @@ def _refuse_pseudo_fs(directory: Path) -> None:
     resolved = directory.resolve()
     for root in (Path("/proc"), Path("/sys")):
         if resolved == root or root in resolved.parents:
-            raise ValueError(f"{directory}: lpc never writes under {root}")
+            raise SnapshotError(f"{directory}: lpc never writes under {root}")
+
+
+def _create(path: Path) -> int:
+    """A new file for writing, never through a symlink and never over a file."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   0o644)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with os.fdopen(_create(path), "wb") as dst:
+        dst.write(data)
 
 
 def _copy(source: str, target: Path) -> None:
     # Streamed by hand: /proc files report size 0, which fast-copy paths trust.
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    with open(source, "rb") as src, os.fdopen(_create(target), "wb") as dst:
         while chunk := src.read(_COPY_CHUNK):
             dst.write(chunk)
+
+
+#: The last line of a snapshot's meta.txt: written after everything else, so a
+#: snapshot without it was cut short (see :func:`lpc.source.load`).
+COMPLETE_MARKER = "snapshot_complete=1"
 
 
 def write_snapshot(
@@ -326,20 +345,50 @@ def write_snapshot(
 
     Writes ``stacks.txt`` (see :func:`format_snapshot` for what is kept),
     ``meta.txt`` (the dump's metadata plus ``kernel_release`` and
-    ``source_format``) and, when ``copy_kallsyms`` and the dump knows its
-    symbol file (a live capture's ``/proc/kallsyms``), ``kallsyms.txt``.
-    Returns the directory. Refuses directories under ``/proc`` or ``/sys``.
+    ``source_format``, ending with :data:`COMPLETE_MARKER`) and, when
+    ``copy_kallsyms`` and the dump knows its symbol file (a live capture's
+    ``/proc/kallsyms``), ``kallsyms.txt``. Returns the directory.
+
+    Everything is written into a fresh private directory beside the target
+    (files created exclusively, never through a symlink) and renamed into
+    place at the end: a failed capture (a full disk, an interrupt) leaves no
+    half snapshot, and an existing file or non-empty directory is never
+    overwritten. Refuses directories under ``/proc`` or ``/sys``
+    (:class:`~lpc.errors.SnapshotError`).
     """
     target = Path(directory)
     _refuse_pseudo_fs(target)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / SNAPSHOT_STACKS).write_text(format_snapshot(dump.tasks), encoding="utf-8")
+    parent = target.parent
+    if not parent.is_dir():
+        raise SnapshotError(f"{target}: its parent {parent} is not a directory")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise SnapshotError(f"{target}: exists and is not a directory; lpc will not replace it")
+    if target.is_dir() and any(target.iterdir()):
+        raise SnapshotError(f"{target}: a non-empty directory; lpc writes a snapshot only anew")
+    stacks = format_snapshot(dump.tasks).encode()
     meta = dict(dump.metadata)
+    meta.pop(COMPLETE_MARKER.split("=")[0], None)
     meta["kernel_release"] = dump.kernel_release or ""
     meta["source_format"] = dump.source_format
     lines = [f"{k}={' '.join(str(v).split())}" for k, v in meta.items() if "=" not in k]
-    (target / SNAPSHOT_META).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    kallsyms = target / SNAPSHOT_KALLSYMS
-    if copy_kallsyms and dump.kallsyms_path and Path(dump.kallsyms_path).resolve() != kallsyms.resolve():
-        _copy(dump.kallsyms_path, kallsyms)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".lpc-capture-", dir=parent))
+    except OSError as exc:
+        raise SnapshotError(f"{target}: cannot write beside it ({exc.strerror or exc})") from exc
+    try:
+        _write(work / SNAPSHOT_STACKS, stacks)
+        if copy_kallsyms and dump.kallsyms_path:
+            _copy(dump.kallsyms_path, work / SNAPSHOT_KALLSYMS)
+        _write(work / SNAPSHOT_META, ("\n".join([*lines, COMPLETE_MARKER]) + "\n").encode())
+        os.chmod(work, 0o755)
+        os.rename(work, target)  # atomic; replaces only an empty directory
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        why = ("the disk is full" if exc.errno == errno.ENOSPC
+               else "it exists now" if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR)
+               else exc.strerror or str(exc))
+        raise SnapshotError(f"{target}: snapshot not written: {why}") from exc
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return target

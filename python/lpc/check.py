@@ -41,6 +41,7 @@ from lpc.facts import (
     token_function_names,
     token_name_ids,
 )
+from lpc.locate import unseen_functions
 from lpc.models import MODELS, Model, Stack, configure, get_model
 from lpc.patch import Patch
 from lpc.result import SCHEMA_VERSION, CheckResult, GroupOutcomes, TaskResult, TaskResults
@@ -215,6 +216,9 @@ def _prepare(
         patch = patch.resolve(symbols)
     found = scan(dump, patch, symbols)
     facts, warnings = task_facts(dump, patch, symbols, found)
+    if not found.by_address:  # a name matched against nothing proves nothing
+        warnings += unseen_functions(dump, patch, np.unique(found.token_function[
+            found.token_function >= 0]).tolist())
     return patch, found, facts, warnings
 
 
@@ -276,11 +280,6 @@ def _judge(
     if unreliable:
         extra.append(f"{unreliable} task(s) have an empty, unreadable or unreliable stack: unknown")
     patch = facts.patch
-    if not found.by_address:
-        hit = np.unique(facts.function[facts.first >= 0]).tolist()
-        missing = sorted(patch.names - {patch.functions[f].name for f in hit})
-        if missing:
-            extra.append(f"patch function(s) seen on no stack: {', '.join(missing)}")
     return CheckResult(
         model.name, model.cell, patch, _source(dump, symbols, found.by_address),
         TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)),
@@ -296,11 +295,12 @@ class CheckRequest:
     """Everything one ``lpc check`` needs: where the tasks come from, the symbol
     table, the patch, the models and their parameters."""
 
-    #: A dump file or snapshot directory; None: this machine (live /proc), or
-    #: the embedded demo snapshot where /proc stacks cannot be read.
+    #: A dump file or snapshot directory; None: this machine (live /proc).
     dump: str | None = None
-    #: Read this machine's /proc even if that fails (no fallback to the demo).
+    #: Read this machine's /proc (the default without ``dump``).
     live: bool = False
+    #: The embedded recorded snapshot of a 6.18 machine instead of this machine.
+    demo: bool = False
     #: A kallsyms or System.map for the dump (a snapshot carries its own).
     symbols: str | None = None
     #: None: no patch, so the report lists the functions sleeping tasks hold.
@@ -363,7 +363,8 @@ def run(request: CheckRequest) -> Report:
     from lpc import source
 
     validate(request)
-    dump, symbols, description = source.load(request.dump, request.symbols, live=request.live)
+    dump, symbols, description = source.load(request.dump, request.symbols, live=request.live,
+                                              demo=request.demo)
     if request.patch is None:
         return Report(request, description, dump, symbols, {}, sleeping_functions(dump))
     patch, found, facts, warnings = _prepare(dump, request.patch, symbols)

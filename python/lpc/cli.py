@@ -3,16 +3,18 @@
 ``main(argv) -> int``. Results go to stdout (``--json``: one document with
 ``schema_version``, or one line per retry for ``watch``); logs, warnings and
 progress go to stderr. Exit codes: 0 the transition converges (or nothing was
-asked), 1 it does not / tasks block, 2 usage, 3 bad input.
+asked), 1 it does not / tasks block, 2 usage, 3 bad input, 4 a bug in lpc
+(``LPC_DEBUG=1`` prints its traceback). A traceback never ends a run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import re
 import sys
+import traceback
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
@@ -23,6 +25,8 @@ EXIT_OK = 0
 EXIT_BLOCKED = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
+#: A bug in lpc (never 0 or 1, which are verdicts); LPC_DEBUG=1 prints the traceback.
+EXIT_INTERNAL = 4
 
 
 def _log(message: str) -> None:
@@ -37,7 +41,9 @@ def _patch(args: argparse.Namespace) -> Any:
 
     if args.patch_file:
         return Patch.from_file(args.patch_file, unpatch=args.unpatch)
-    if args.patch:
+    if args.patch is not None:
+        if not args.patch.replace(",", " ").strip():  # asked for a patch, named nothing
+            raise UsageError("--patch: empty patch: name at least one function")
         return Patch.parse(args.patch, unpatch=args.unpatch)
     return None
 
@@ -60,7 +66,7 @@ def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
     from lpc.check import CheckRequest, validate
 
     request = CheckRequest(
-        dump=dump, live=args.live, symbols=args.symbols, patch=_patch(args),
+        dump=dump, live=args.live, demo=getattr(args, "demo", False), symbols=args.symbols, patch=_patch(args),
         models=(args.model,), params=_model_params(args),
     )
     try:
@@ -117,7 +123,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     converged = False
     for retry in range(retries):
         if dumps:
-            dump = source.parse_dump(dumps[retry])
+            dump = source.parse_dump_path(dumps[retry])
             symbols = source.symbols_for_dump(dump, args.symbols)
         else:
             dump = source.capture_live()
@@ -287,6 +293,26 @@ class UsageError(Exception):
     pass
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lpc", description="Live-patch consistency: which tasks block a transition, and why."
@@ -296,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     def source_options(p: argparse.ArgumentParser, many: bool = False) -> None:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--live", action="store_true", help="read this machine's /proc (root)")
+        if not many:
+            g.add_argument("--demo", action="store_true",
+                           help="lpc's embedded recorded snapshot of a 6.18 machine, not this one")
         if many:
             g.add_argument("--dump", action="append", metavar="PATH",
                            help="a recorded dump per retry (repeat the option)")
@@ -333,8 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     source_options(p, many=True)
     patch_options(p)
     p.add_argument("--model", default="klp")
-    p.add_argument("--retries", type=int, default=15)
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between live retries")
+    p.add_argument("--retries", type=_positive_int, default=15)
+    p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between live retries")
     p.set_defaults(run=cmd_watch)
 
     p = sub.add_parser("oracle", help="the real kernel (qemu) as oracle for lpc's klp model")
@@ -358,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix", action="store_true",
                    help="model × patch class: holds, or refuted with a shrunk counterexample")
     p.add_argument("--models", metavar="M[,M…]", help="restrict --matrix to these models")
-    p.add_argument("--budget", type=int, default=1000,
+    p.add_argument("--budget", type=_positive_int, default=1000,
                    help="generated systems and schedules per model (default: 1000)")
     p.add_argument("--model", help="a model, as `lpc check` names it")
     p.add_argument("--scenario", help="a named scenario (see --list), with --model")
@@ -392,6 +421,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # a file the input named, read or written: bad input, not a verdict
+        where = f"{exc.filename}: " if exc.filename else ""
+        _log(f"{where}{exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        _log("out of memory: the input is larger than this machine can hold")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug in lpc: never a verdict's exit status
+        _log(f"internal error (a bug in lpc; please report it): {type(exc).__name__}: {exc}")
+        if os.environ.get("LPC_DEBUG"):
+            traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 def run() -> NoReturn:

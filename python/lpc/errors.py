@@ -9,6 +9,8 @@ from __future__ import annotations
 __all__ = [
     "CaptureError",
     "DumpParseError",
+    "InputFileError",
+    "SnapshotError",
     "InternalError",
     "InvalidRangeError",
     "LpcError",
@@ -42,6 +44,21 @@ class DumpParseError(LpcError, ValueError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.line = line
+
+
+class InputFileError(LpcError, ValueError):
+    """A path given as input that lpc will not read: missing, unreadable, not a
+    regular file (a device, FIFO or socket could hang or never end), or larger
+    than any real input of its kind."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+class SnapshotError(LpcError, ValueError):
+    """A snapshot that cannot be written where asked (under /proc or /sys, over
+    an existing file or snapshot, a full disk), or read back as whole."""
 
 
 class CaptureError(LpcError, PermissionError):

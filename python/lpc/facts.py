@@ -617,6 +617,8 @@ def task_facts(dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan
                ) -> tuple[TaskTable, list[str]]:
     """What a model may know of each task of the dump, and the warnings it rests on."""
     warnings = list(found.warnings)
+    if symbols is not None:  # what the symbol table's own reading lost (malformed lines, ...)
+        warnings += symbols.warnings
     hidden = hidden_text(dump, patch, symbols)
     if hidden:
         warnings.append(

@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lpc._files import read_input
 from lpc.errors import LpcError, SymbolError
 
 if TYPE_CHECKING:
@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Patch", "PatchFunction", "PatchSpecError"]
 
+# ASCII only: a Unicode digit in @sympos is not a position the kernel knows.
 _SPEC = re.compile(
-    r"^(?:(?P<object>[A-Za-z0-9_\-]+):)?(?P<name>[A-Za-z_.$][A-Za-z0-9_.$]*)(?:@(?P<sympos>\d+))?$"
+    r"^(?:(?P<object>[A-Za-z0-9_\-]+):)?(?P<name>[A-Za-z_.$][A-Za-z0-9_.$]*)(?:@(?P<sympos>[0-9]+))?$",
+    re.ASCII,
 )
+#: A patch list is a few hundred names; anything this large is another kind of file.
+_PATCH_FILE_LIMIT = 16 << 20
 
 
 class PatchSpecError(LpcError, ValueError):
@@ -95,11 +99,25 @@ class Patch:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], unpatch: bool = False) -> Patch:
-        """One function per line (commas also allowed); ``#`` starts a comment."""
+        """One function per line (commas also allowed); ``#`` starts a comment.
+
+        A kernel module (ELF) or a file that is not UTF-8 text is refused with a
+        :class:`PatchSpecError` naming the file (and the line of a bad byte).
+        """
+        data = read_input(path, "patch file", _PATCH_FILE_LIMIT)
+        if data.startswith(b"\x7fELF"):
+            raise PatchSpecError(
+                f"{path}: an ELF file (a livepatch module?), not a list of patch functions; "
+                "name the functions it replaces, one per line"
+            )
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PatchSpecError(f"{path}: cannot read patch file ({exc.strerror})") from exc
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = data.count(b"\n", 0, exc.start) + 1
+            raise PatchSpecError(
+                f"{path}:{bad_line}: not UTF-8 text (byte {data[exc.start]:#04x}): "
+                "a patch file lists function names"
+            ) from None
         functions: list[PatchFunction] = []
         for lineno, line in enumerate(text.splitlines(), 1):
             for part in line.split("#", 1)[0].split(","):

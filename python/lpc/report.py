@@ -20,11 +20,28 @@ __all__ = ["TaskList", "render_json", "render_text", "verdict_text", "write_json
 
 # ---- text ---------------------------------------------------------------------------------------
 
+#: C0 controls, DEL and C1 controls: what a terminal may act on (ESC and CSI start
+#: colour, cursor and title sequences; OSC can set the window title or a link).
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as ``\\xNN``: dump text (a comm
+    any process can set with prctl(PR_SET_NAME), a frame name, a meta field)
+    must not reach a terminal as escape sequences."""
+    return text.translate(_CONTROLS)
+
+
+def _print(text: str, out: TextIO) -> None:
+    print(printable(text), file=out)
+
+
 
 def write_table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
     if out.isatty():
         try:
             from rich.console import Console
+            from rich.markup import escape as rich_escape
             from rich.table import Table
         except ImportError:
             pass
@@ -35,9 +52,10 @@ def write_table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
                 last = i == len(header) - 1
                 table.add_column(h, no_wrap=not last, ratio=1 if last else None)
             for row in rows:
-                table.add_row(*row)
+                table.add_row(*(rich_escape(printable(c)) for c in row))
             Console(file=out).print(table)
             return
+    rows = [[printable(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     widths[-1] = len(header[-1])  # the last column is free text
@@ -78,12 +96,12 @@ _ROWS = 50
 
 
 def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
-    print(f"source: {description}", file=out)
+    _print(f"source: {description}", out)
     fns = ", ".join(
         f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "")
         for f in result.patch.functions
     )
-    print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", file=out)
+    _print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", out)
     s = result.summary()
     print(
         f"model {result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "
@@ -103,19 +121,19 @@ def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
         write_table(rows, ["pid", "comm", "st", "kind", "verdict", "frame", "outlook", "why"],
                     out)
         if len(result.blocking) > _ROWS:
-            print(f"… and {len(result.blocking) - _ROWS} more (see --json)", file=out)
+            _print(f"… and {len(result.blocking) - _ROWS} more (see --json)", out)
     eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
-    print(f"verdict: {verdict_text(result.converges)}{eta} — {s['reason']}", file=out)
+    _print(f"verdict: {verdict_text(result.converges)}{eta} — {s['reason']}", out)
     for line in _advice(result):
-        print(f"advice: {line}", file=out)
+        _print(f"advice: {line}", out)
     for w in result.warnings:
-        print(f"warning: {w}", file=out)
+        _print(f"warning: {w}", out)
 
 
 def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) -> None:
     first = next(iter(results.values()))
-    print(f"source: {description}", file=out)
-    print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", file=out)
+    _print(f"source: {description}", out)
+    _print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", out)
     rows = []
     for name, r in results.items():
         s = r.summary()
@@ -125,7 +143,7 @@ def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) ->
     write_table(rows, ["model", "cell", "switch", "blocked", "running", "unreliable", "verdict",
                        "why"], out)
     for w in first.warnings:
-        print(f"warning: {w}", file=out)
+        _print(f"warning: {w}", out)
 
 
 #: Functions the text lists without a patch (the JSON holds them all).
@@ -134,13 +152,13 @@ _FUNCTIONS = 40
 
 def render_text(report: Report, out: TextIO) -> None:
     if report.sleeping is not None:
-        print(f"source: {report.description}", file=out)
+        _print(f"source: {report.description}", out)
         print("functions on sleeping stacks (a patch to one of these blocks that many tasks "
               "under klp until they leave it):", file=out)
         write_table([[f, str(n)] for f, n in report.sleeping[:_FUNCTIONS]],
                     ["function", "tasks"], out)
         if len(report.sleeping) > _FUNCTIONS:
-            print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", file=out)
+            _print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", out)
         return
     if report.request.all_models:
         _text_all(report.results, report.description, out)

@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lpc.dump import Dump, parse_dump, read_metadata
-from lpc.errors import SymbolError
+from lpc._files import check_input_path
+from lpc.dump import SNAPSHOT_META, SNAPSHOT_STACKS, Dump, parse_dump, read_metadata
+from lpc.errors import CaptureError, SnapshotError, SymbolError
 from lpc.symbols import Symbols
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "capture_live",
     "embedded_snapshot",
     "load",
+    "parse_dump_path",
     "live_stacks_readable",
     "parse_dump",
     "symbols_for_dump",
@@ -94,17 +96,51 @@ def embedded_snapshot() -> tuple[Dump, Symbols]:
     return dump, symbols
 
 
+def check_snapshot_complete(directory: str) -> None:
+    """Refuse a snapshot directory that a capture did not finish: lpc writes
+    ``meta.txt`` last, ending with the completeness marker (lpc.capture)."""
+    from lpc.capture import COMPLETE_MARKER
+
+    meta = os.path.join(directory, SNAPSHOT_META)
+    if not os.path.exists(os.path.join(directory, SNAPSHOT_STACKS)):
+        return  # not a snapshot directory: the parser says what it is
+    if not os.path.exists(meta):
+        raise SnapshotError(f"{directory}: no {SNAPSHOT_META}: an incomplete capture "
+                            "(lpc writes it last)")
+    key = COMPLETE_MARKER.split("=")[0]
+    fields = read_metadata(meta)
+    if key in fields and fields[key] != COMPLETE_MARKER.split("=")[1]:
+        raise SnapshotError(f"{meta}: {key}={fields[key]}: the capture did not finish")
+
+
+def parse_dump_path(path: str | os.PathLike[str]) -> Dump:
+    """A dump file or snapshot directory, after checking it is one (a device,
+    FIFO or socket is refused at once) and, for a snapshot, that its capture
+    finished."""
+    where = check_input_path(path, "dump", directory=True)
+    if os.path.isdir(where):
+        check_snapshot_complete(where)
+    return parse_dump(where)
+
+
 def load(
     dump_path: str | os.PathLike[str] | None,
     symbols_path: str | os.PathLike[str] | None = None,
     *,
     live: bool = False,
+    demo: bool = False,
 ) -> tuple[Dump, Symbols | None, str]:
     """The dump, its symbol table (or None) and a sentence saying where both came
-    from: a dump path; else this machine's /proc (``live``, or when its stacks
-    are readable); else the embedded recorded snapshot."""
-    if dump_path is not None:
-        dump = parse_dump(dump_path)
+    from: a dump path; the embedded recorded snapshot (``demo``); else this
+    machine's /proc. When this machine's stacks cannot be read, that is a
+    :class:`~lpc.errors.CaptureError`: lpc never analyses its demo snapshot as
+    if it were this machine unless asked to."""
+    symbols: Symbols | None
+    if demo:
+        dump, symbols = embedded_snapshot()
+        how = "the embedded recorded snapshot of a 6.18 machine (--demo), not this machine"
+    elif dump_path is not None:
+        dump = parse_dump_path(dump_path)
         symbols = symbols_for_dump(dump, symbols_path)
         how = f"dump {dump_path} ({dump.source_format})"
     elif live or live_stacks_readable():
@@ -114,10 +150,9 @@ def load(
         symbols = symbols_for_live(symbols_path)
         how = "this machine's /proc (live)"
     else:
-        dump, symbols = embedded_snapshot()
-        how = (
-            "the embedded recorded snapshot of a 6.18 machine (this machine's /proc stacks are "
-            "not readable: run as root, or pass --dump)"
+        raise CaptureError(
+            "this machine's task stacks are not readable (/proc/PID/stack needs root): run as "
+            "root, pass --dump PATH, or --demo for lpc's recorded 6.18 snapshot"
         )
     where = f"symbols from {symbols.source}" if symbols is not None else "no symbol table"
     return dump, symbols, f"{how}; {where}"

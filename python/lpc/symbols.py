@@ -21,6 +21,7 @@ arranges the columns. Every failure is an :class:`lpc.errors.SymbolError`.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ import numpy.typing as npt
 
 from lpc import _core
 from lpc._core import IntervalTree
-from lpc.errors import SymbolError
+from lpc._files import MiB, read_input
+from lpc.errors import InputFileError, SymbolError
 
 __all__ = ["Symbol", "Symbols", "split_compiler_suffix"]
 
@@ -110,6 +112,11 @@ class Symbol:
         return f"{self.name}{pos}{where} @ {self.address:#x}/{self.size:#x}"
 
 
+#: The largest symbol table read: a distribution kernel's kallsyms with every
+#: module is about 20 MiB.
+_SYMBOLS_LIMIT = 512 * MiB
+
+
 def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     """The bytes of a symbol source and the name to report it by."""
     if isinstance(source, bytes):
@@ -118,9 +125,9 @@ def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
         return source.encode(), "<text>"
     path = os.fspath(source)
     try:
-        return Path(path).read_bytes(), path
-    except OSError as exc:
-        raise SymbolError(f"cannot read symbols: {exc.strerror or exc}", path) from exc
+        return read_input(path, "symbols", _SYMBOLS_LIMIT), path
+    except InputFileError as exc:
+        raise SymbolError(str(exc).removeprefix(f"{path}: "), path) from exc
 
 
 def _parse(data: bytes, fmt: str, source: str) -> dict[str, Any]:
@@ -420,6 +427,12 @@ class Symbols:
             what += f", {int(self._address[f]):#x}/{int(self._size[f]):#x}"
         return what + ")"
 
+    def close_names(self, name: str, n: int = 3) -> list[str]:
+        """Function names most like ``name`` (for "did you mean" on a miss; it
+        reads every name once, so only error paths call it)."""
+        names = {self._names.name(int(r)) for r in self._rows.tolist()}
+        return difflib.get_close_matches(name, sorted(names), n=n, cutoff=0.8)
+
     def lookup(self, name: str, module: str | None = None, sympos: int | None = None) -> Symbol:
         """The function ``name`` of ``module`` (``None`` = vmlinux).
 
@@ -431,7 +444,9 @@ class Symbols:
         """
         rows = self._rows_named(name)
         if not rows:
-            raise SymbolError(f"no symbol {name!r} in {self._source}")
+            near = self.close_names(name)
+            hint = f"; did you mean {' or '.join(near)}?" if near else ""
+            raise SymbolError(f"no symbol {name!r} in {self._source}{hint}")
         module_id = self._module_id(module)
         in_object = [r for r in rows if int(self._row_module[r]) == module_id]
         obj = self._object_name(module_id)
