@@ -64,7 +64,20 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
         hidden_patched_text=hidden and status is Stack.COMPLETE,
         freezable=True if task.comm.startswith(FREEZABLE_KTHREADS) else None,
         patched_frame_in_sched_text=False,
+        evidence_lost=brute_loss(task),
     )
+
+
+def brute_loss(task: Task) -> str | None:
+    """What the first frame that lost evidence lost (no symbol table here)."""
+    from lpc.facts import Loss
+
+    for f in task.frames:
+        if f.offset is not None and f.size is not None and f.offset > f.size:
+            return Loss.OFFSET_OUTSIDE.reason
+        if f.function is None:
+            return Loss.NAMELESS.reason
+    return None
 
 
 def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = None) -> None:

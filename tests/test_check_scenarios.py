@@ -92,9 +92,16 @@ def test_s2_busy_worker_blocks_klp_kpatch_ksplice_kgraft_but_not_null() -> None:
 
 
 def test_s2_module_object_must_match() -> None:
-    # The same name in vmlinux is another function: no match.
-    r = check(parse_dump(S2), Patch.parse("busymod_work_func"))
-    assert r.converges is True
+    # The same name in vmlinux would be another function: no match. But a bare
+    # name the dump shows only in a module is most likely that module's
+    # function, misnamed: refused, with the spelling that would match.
+    from lpc.locate import PatchNotLocatedError
+
+    with pytest.raises(PatchNotLocatedError,
+                       match="did you mean test_klp_callbacks_busy:busymod_work_func"):
+        check(parse_dump(S2), Patch.parse("busymod_work_func"))
+    r = check(parse_dump(S2), Patch.parse("test_klp_callbacks_busy:busymod_work_func"))
+    assert r.converges is not True
 
 
 def test_s3_user_tasks_hammering_a_patched_syscall_switch_at_kernel_exit() -> None:

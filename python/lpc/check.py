@@ -39,6 +39,7 @@ from lpc.facts import (
     infer_kind,
     task_facts,
     token_function_names,
+    token_losses,
     token_name_ids,
 )
 from lpc.locate import unseen_functions
@@ -151,12 +152,7 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
     tokens = dump.frame_tokens
     if symbols is not None and patch.resolved:
         addresses, known, unresolved = _token_addresses(dump, symbols)
-        if unresolved.any():
-            frames = int(np.bincount(tokens, minlength=dump.token_count)[unresolved].sum())
-            warnings.append(
-                f"{frames} frame(s) could not be pinned to one function of the symbol table "
-                "(another kernel's symbols, or an ambiguous name): they count as outside the patch"
-            )
+        lost = token_losses(dump, patch, symbols, unresolved)
         tree = _core.IntervalTree(
             (f.start, f.end, k)
             for k, f in enumerate(patch.functions)
@@ -166,6 +162,7 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
         by_address = True
     else:
         token_function = _token_patch_ids_by_name(dump, patch)
+        lost = token_losses(dump, patch)
         by_address = False
         warnings.append(
             "no symbol table: frames matched the patch by name, so duplicate static functions "
@@ -176,7 +173,7 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
     rows = np.flatnonzero(token_hit[tokens]) if token_hit.any() else np.zeros(0, dtype=np.int64)
     offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
     return Scan(first, function, PatchedFrames(offsets, rows), by_address, tuple(warnings),
-                token_function, eligible)
+                token_function, eligible, lost)
 
 
 def first_patched_frame(
@@ -275,15 +272,15 @@ def _judge(
     outcomes = GroupOutcomes([model.judge_task(facts[t]) for t in reps.tolist()], groups)
     transition = model.judge_transition(facts, outcomes)
     extra = list(warnings) + list(dump.warnings)
-    complete = STACK_CODES.index(Stack.COMPLETE)
-    unreliable = len(facts) if facts.hidden else int((facts.stack_codes != complete).sum())
-    if unreliable:
-        extra.append(f"{unreliable} task(s) have an empty, unreadable or unreliable stack: unknown")
+    evidence = facts.evidence()
+    if evidence["untrusted_stacks"]:
+        extra.append(f"{evidence['untrusted_stacks']} task(s) have an empty, unreadable, "
+                     "unreliable or incomplete stack: unknown")
     patch = facts.patch
     return CheckResult(
         model.name, model.cell, patch, _source(dump, symbols, found.by_address),
         TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)),
-        model.params(),
+        model.params(), evidence,
     )
 
 

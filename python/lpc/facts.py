@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from enum import IntFlag
+from enum import IntEnum, IntFlag
 from functools import cached_property
 from typing import Any, NamedTuple, overload
 
@@ -49,12 +49,14 @@ __all__ = [
     "STACK_CODES",
     "GROUP_KEYS",
     "FrameFact",
+    "Loss",
     "PatchedFrames",
     "Scan",
     "StackEvidence",
     "TaskTable",
     "facts_from_frames",
     "frame_function_names",
+    "token_losses",
     "group_keys",
     "infer_kind",
     "is_thread_fn",
@@ -68,6 +70,37 @@ __all__ = [
 PROC_FORMATS = ("proc_snapshot", "proc_stack")
 #: Stack statuses in the order of the dump's ``stack_status_codes``.
 STACK_CODES: tuple[Stack, ...] = _DUMP_STATUSES
+
+
+class Loss(IntEnum):
+    """Evidence a frame lost on its way into the dump or the symbol table; any
+    one makes its task's stack incomplete (never clean)."""
+
+    NONE = 0
+    #: A symbol table is in use and the frame cannot be pinned to one function of
+    #: it while it could be a patched one (its name is a patch function's, or it
+    #: has no name): another kernel's table, or an ambiguous name.
+    UNPINNED = 1
+    #: ``name+off/size`` with ``off`` beyond ``size``, or wrapped round: the line
+    #: was damaged, or the dump and the kernel disagree about the function.
+    OFFSET_OUTSIDE = 2
+    #: A frame printed without a function name (an address, or nothing), and no
+    #: symbol table to name it: it could be any function, a patched one too.
+    NAMELESS = 3
+
+    @property
+    def reason(self) -> str:
+        return _LOSS_REASONS[self]
+
+
+_LOSS_REASONS = {
+    Loss.NONE: "",
+    Loss.UNPINNED: "a frame that could be a patched function cannot be pinned to one function "
+                   "of the symbol table (another kernel's table?)",
+    Loss.OFFSET_OUTSIDE: "a frame's offset lies outside its function (a damaged line?)",
+    Loss.NAMELESS: "a frame has no function name and there is no symbol table to name it "
+                   "(pass --symbols)",
+}
 
 
 class StackEvidence(IntFlag):
@@ -152,6 +185,55 @@ class Scan:
     token_function: npt.NDArray[np.int64]
     #: Per frame: what the kernel's reliable walker reports (not ``?``, not inlined).
     eligible: npt.NDArray[np.bool_]
+    #: Per frame token: the evidence it lost (a :class:`Loss` code, 0 for none).
+    token_lost: npt.NDArray[np.uint8]
+
+
+def token_losses(
+    dump: Dump,
+    patch: Patch,
+    symbols: Symbols | None = None,
+    unresolved: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Per frame token, the evidence it lost (:class:`Loss`).
+
+    ``name+off/size`` with ``off`` past ``size`` cannot be a return address of
+    that function: the kernel prints the offset from the function holding
+    ``address - 1`` (lib/vsprintf.c, %pB), so ``off <= size`` always.
+
+    Without a symbol table, a frame without a name could be any function.
+    With one, a token that cannot be pinned to one function of it
+    (``unresolved``: named tokens :func:`lpc.check.scan` could not resolve; and
+    bare addresses inside no function) has lost its evidence when it could be
+    a patched function: it has no name, or the (name, object) of one of the
+    patch's functions. A named frame of another function is outside the patch
+    by the dump's own kernel's word, wherever the table puts it.
+    """
+    lost = np.zeros(dump.token_count, dtype=np.uint8)
+    offsets, sizes = dump.token_symbol_offsets, dump.token_symbol_sizes
+    unknown = np.uint64(UNKNOWN_U64)
+    outside = (offsets != unknown) & (sizes != unknown) & (offsets > sizes)
+    lost[outside] = Loss.OFFSET_OUTSIDE
+    nameless = dump.token_function_ids == Dump.NO_NAME
+    if symbols is None:
+        lost[nameless & (lost == 0)] = Loss.NAMELESS
+        return lost
+    bare = np.flatnonzero(nameless & dump.token_has_address)
+    if bare.size:
+        index, _ = symbols.symbolize(dump.token_addresses[bare], return_addresses=True)
+        lost[bare[(index < 0) & (lost[bare] == 0)]] = Loss.UNPINNED
+    lost[nameless & ~dump.token_has_address & (lost == 0)] = Loss.UNPINNED
+    if unresolved is not None and unresolved.any():
+        name_ids = {name: i for i, name in enumerate(dump.names)}
+        could_be = np.zeros(dump.token_count, dtype=bool)
+        for f in patch.functions:
+            fid = name_ids.get(f.name)
+            if fid is None:
+                continue
+            mid = Dump.NO_NAME if f.object is None else name_ids.get(f.object, -2)
+            could_be |= (dump.token_function_ids == fid) & (dump.token_module_ids == mid)
+        lost[unresolved & could_be & (lost == 0)] = Loss.UNPINNED
+    return lost
 
 
 def token_name_ids(
@@ -255,6 +337,8 @@ class FrameFact(NamedTuple):
     patched: str | None = None
     #: That patched function lies in .sched.text or the lock text.
     in_sched_text: bool = False
+    #: Evidence the frame lost (:class:`Loss`).
+    lost: Loss = Loss.NONE
 
 
 def first_patched(frames: Sequence[FrameFact]) -> int | None:
@@ -298,6 +382,7 @@ def facts_from_frames(
     stack = stack_status(printed, interrupted)
     first = first_patched(frames)
     hit = None if first is None else frames[first]
+    lost = next((f.lost for f in frames if f.lost), Loss.NONE)
     return TaskFacts(
         index=index,
         pid=pid,
@@ -319,6 +404,7 @@ def facts_from_frames(
         hidden_patched_text=hidden_text and stack is Stack.COMPLETE,
         freezable=freezable,
         patched_frame_in_sched_text=hit is not None and hit.in_sched_text,
+        evidence_lost=lost.reason if lost else None,
     )
 
 
@@ -423,6 +509,7 @@ class TaskTable(Sequence[TaskFacts]):
             [list(TaskKind).index(k) for k in self._kind_of_group], dtype=np.int64
         )[self.kind_groups] if len(self._kind_of_group) else np.zeros(0, dtype=np.int64)
         self.thread_fn = self._thread_functions()
+        self.lost_codes, self.lost_frame = self._losses()
         self._groups_by_prefixes: dict[tuple[str, ...], tuple[npt.NDArray[np.int64],
                                                               npt.NDArray[np.int64]]] = {}
 
@@ -485,6 +572,48 @@ class TaskTable(Sequence[TaskFacts]):
         ]
         return [k for k, _ in judged], [e for _, e in judged], groups
 
+    def _losses(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Per task, the :class:`Loss` of its first frame that lost evidence (0:
+        none), and that frame's position (-1: none)."""
+        codes = np.zeros(len(self), dtype=np.uint8)
+        at = np.full(len(self), -1, dtype=np.int64)
+        lost = self.found.token_lost
+        if not lost.any():
+            return codes, at
+        rows = np.flatnonzero(lost[self._tokens])
+        owners = np.searchsorted(self._offsets, rows, side="right") - 1
+        tasks, first = np.unique(owners, return_index=True)
+        codes[tasks] = lost[self._tokens[rows[first]]]
+        at[tasks] = rows[first] - self._offsets[tasks]
+        return codes, at
+
+    def evidence(self) -> dict[str, Any]:
+        """What the dump's tasks rest on, counted: stacks by status, tasks whose
+        stack lost evidence (by kind, with the first few tasks' frame), lines the
+        parser skipped."""
+        codes = np.bincount(self.stack_codes, minlength=len(STACK_CODES))
+        complete = STACK_CODES.index(Stack.COMPLETE)
+        lost = self.lost_codes != 0
+        untrusted = (len(self) if self.hidden
+                     else int(((self.stack_codes != complete) | lost).sum()))
+        losses: dict[str, Any] = {}
+        for loss in Loss:
+            tasks = np.flatnonzero(self.lost_codes == loss) if loss else np.zeros(0, np.int64)
+            if tasks.size:
+                losses[loss.name.lower()] = {
+                    "tasks": int(tasks.size),
+                    "reason": loss.reason,
+                    "first": [{"task_line": self.dump.task(int(t)).line,
+                               "frame": int(self.lost_frame[t])} for t in tasks[:5].tolist()],
+                }
+        return {
+            "stacks": {s.value: int(n) for s, n in zip(STACK_CODES, codes.tolist()) if n},
+            "untrusted_stacks": untrusted,
+            "hidden_patched_text": self.hidden,
+            "lost": losses,
+            "skipped_lines": self.dump.skipped_lines,
+        }
+
     def _thread_functions(self) -> npt.NDArray[np.bool_]:
         """:func:`is_thread_fn` for every kthread whose first patched frame is known."""
         out = np.zeros(len(self), dtype=bool)
@@ -521,9 +650,10 @@ class TaskTable(Sequence[TaskFacts]):
         hits = self.found.token_function[tokens].tolist()
         return [
             FrameFact(self._names[n], bool(e), None if k < 0 else self._patched_names[k],
-                      k >= 0 and self._patched_in_sched_text[k])
-            for n, e, k in zip(self._token_name[tokens].tolist(),
-                               self._eligible[lo:hi].tolist(), hits)
+                      k >= 0 and self._patched_in_sched_text[k], Loss(lost))
+            for n, e, k, lost in zip(self._token_name[tokens].tolist(),
+                                     self._eligible[lo:hi].tolist(), hits,
+                                     self.found.token_lost[tokens].tolist())
         ]
 
     def interrupted(self, t: int) -> bool:

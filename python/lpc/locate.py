@@ -8,8 +8,9 @@ nothing blocks the patch. So before a verdict:
 * with a symbol table, a function missing from it is refused
   (:meth:`lpc.patch.Patch.resolve`, with close names suggested);
 * without one, a function seen on no stack is refused when the dump shows the
-  same name in another object, or a close name: the user most likely meant
-  that (:class:`PatchNotLocatedError`, exit 3 at the command line);
+  same name in another object (unless unpatching: a replacement shares its
+  original's name), or a close name: the user most likely meant that
+  (:class:`PatchNotLocatedError`, exit 3 at the command line);
 * otherwise the check may go on, and says plainly that the name was matched
   against nothing.
 """
@@ -56,12 +57,14 @@ def unseen_functions(dump: Dump, patch: Patch, hit: Iterable[int]) -> list[str]:
     for f in missing:
         wanted = f.object or "vmlinux"
         elsewhere = sorted(objects.get(f.name, set()) - {wanted})
-        if elsewhere:
+        # Unpatching names the replacements, which live in the livepatch module and
+        # share their names with the originals in theirs: that is no misnaming.
+        if elsewhere and not patch.unpatch:
             specs = " or ".join(f"{o}:{f.name}" if o != "vmlinux" else f.name for o in elsewhere)
             refusals.append(f"{f.spec} is on no stack as {wanted}'s, but the dump shows "
                             f"{f.name} in {', '.join(elsewhere)}: did you mean {specs}?")
             continue
-        near = close_names(f.name, on_stacks)
+        near = close_names(f.name, on_stacks - {f.name})
         if near:
             refusals.append(f"{f.spec} is on no stack, but the dump shows "
                             f"{', '.join(near)}: did you mean {near[0]}?")

@@ -122,12 +122,26 @@ def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
                     out)
         if len(result.blocking) > _ROWS:
             _print(f"… and {len(result.blocking) - _ROWS} more (see --json)", out)
+    for line in _evidence_lines(result):
+        _print(line, out)
     eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
     _print(f"verdict: {verdict_text(result.converges)}{eta} — {s['reason']}", out)
     for line in _advice(result):
         _print(f"advice: {line}", out)
     for w in result.warnings:
         _print(f"warning: {w}", out)
+
+
+def _evidence_lines(result: CheckResult) -> list[str]:
+    """One line per kind of lost evidence, with counts, said before the verdict."""
+    lines = []
+    path = result.source.get("path") or "the dump"
+    for loss in result.evidence.get("lost", {}).values():
+        first = loss["first"][0]
+        lines.append(f"evidence lost: {loss['tasks']} task(s): {loss['reason']} (first: the task "
+                     f"at {path}:{first['task_line']}, frame #{first['frame']}): their "
+                     "stacks count as unreliable")
+    return lines
 
 
 def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) -> None:

@@ -69,6 +69,7 @@ class TaskResult:
             "outlook": o.outlook.value,
             "reason": o.reason,
             "eta_s": o.eta_s,
+            "evidence_lost": f.evidence_lost,
             **({"extra": o.extra} if o.extra else {}),
         }
 
@@ -197,6 +198,9 @@ class CheckResult:
     transition: TransitionOutcome
     warnings: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: What the verdict rests on and what was lost on the way (see
+    #: :meth:`lpc.facts.TaskTable.evidence`).
+    evidence: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def converges(self) -> bool | None:
@@ -233,6 +237,7 @@ class CheckResult:
             "reason": self.transition.reason,
             "eta_s": self.transition.eta_s,
             "outlooks": dict(outlooks),
+            "evidence": dict(self.evidence),
         }
 
     def as_json(self, with_source: bool = True, with_tasks: bool = True) -> dict[str, Any]:

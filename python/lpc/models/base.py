@@ -193,6 +193,10 @@ class TaskFacts:
     #: The patched frame lies in .sched.text or the lock text: a scheduler or lock
     #: sleep primitive (schedule_timeout, ...), which a woken loop sleeps through again.
     patched_frame_in_sched_text: bool = field(default=False, metadata=_judged("function"))
+    #: What was lost on the way from the kernel to these facts, when something was
+    #: (a frame that cannot be pinned to a function, an offset outside its
+    #: function, ...): the stack is then incomplete, whatever its status says.
+    evidence_lost: str | None = field(default=None, metadata=_judged("lost_codes"))
 
     @property
     def running(self) -> bool:
@@ -207,7 +211,16 @@ class TaskFacts:
 
     @property
     def stack_trusted(self) -> bool:
-        return self.stack is Stack.COMPLETE and not self.hidden_patched_text
+        """The stack as shown is the whole stack: complete, with nothing hidden or lost."""
+        return (self.stack is Stack.COMPLETE and not self.hidden_patched_text
+                and self.evidence_lost is None)
+
+    @property
+    def stack_problem(self) -> str:
+        """Why the stack cannot be trusted, in a few words (for a verdict's reason)."""
+        if self.evidence_lost is not None and self.stack is Stack.COMPLETE:
+            return f"stack is incomplete: {self.evidence_lost}"
+        return f"stack is {self.stack.value}"
 
 
 @dataclass(frozen=True)

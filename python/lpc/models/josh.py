@@ -98,7 +98,7 @@ class Josh(Model):
                 )
             return TaskOutcome(
                 verdict, Outlook.UNKNOWN,
-                f"unfreezable kthread with a {t.stack.value} stack: retried", errno=errno,
+                f"unfreezable kthread, {t.stack_problem}: retried", errno=errno,
             )
         if t.kind is TaskKind.UNKNOWN:
             return TaskOutcome(

@@ -220,7 +220,7 @@ class Klp(Model):
         elif t.depth > self.max_stack_entries:
             why = f"stack deeper than {self.max_stack_entries} entries counts as unreliable"
         else:
-            why = f"stack is {t.stack.value}"
+            why = t.stack_problem
         if t.kind is TaskKind.USER:
             return self._user_leaves_kernel(t, Verdict.UNRELIABLE, why, "EINVAL")
         if t.kind is TaskKind.IDLE:

@@ -88,10 +88,12 @@ class Kpatch(Model):
                 Verdict.RUNNING, Outlook.UNKNOWN,
                 "running now: stop_machine stops it somewhere this snapshot cannot show", errno="EBUSY",
             )
-        if t.stack in (Stack.EMPTY, Stack.UNREADABLE) or t.hidden_patched_text:
+        if (t.stack in (Stack.EMPTY, Stack.UNREADABLE) or t.hidden_patched_text
+                or t.evidence_lost is not None):
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.UNKNOWN,
-                f"stack is {'hidden' if t.hidden_patched_text else t.stack.value} in this dump",
+                "stack is hidden in this dump" if t.hidden_patched_text
+                else f"{t.stack_problem} in this dump",
                 errno="EINVAL",
             )
         if t.depth > self.max_depth:

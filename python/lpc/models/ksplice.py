@@ -72,7 +72,8 @@ class Ksplice(Model):
                 Verdict.BLOCKED, outlook,
                 f"stack word inside to-be-replaced code ({what}): code is busy", errno="EBUSY",
             )
-        if t.stack in (Stack.EMPTY, Stack.UNREADABLE, Stack.TRUNCATED) or t.hidden_patched_text:
+        if (t.stack in (Stack.EMPTY, Stack.UNREADABLE, Stack.TRUNCATED) or t.hidden_patched_text
+                or t.evidence_lost is not None):
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.UNKNOWN,
                 "the dump does not show every stack word this scan would read", errno="EINVAL",

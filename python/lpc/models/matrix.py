@@ -111,7 +111,7 @@ class Matrix(Model):
             )
         if not t.stack_trusted:
             return TaskOutcome(
-                Verdict.UNRELIABLE, Outlook.UNKNOWN, f"stack is {t.stack.value}", errno="EINVAL"
+                Verdict.UNRELIABLE, Outlook.UNKNOWN, t.stack_problem, errno="EINVAL"
             )
         if t.patched_frame is None:
             return TaskOutcome(Verdict.SWITCH, Outlook.SWITCHED, "no patched frame", errno=None, eta_s=0.0)

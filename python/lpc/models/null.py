@@ -52,7 +52,7 @@ class Null(Model):
         if not task.stack_trusted:
             return TaskOutcome(
                 Verdict.SWITCH, Outlook.SWITCHED,
-                f"switched at once; stack is {task.stack.value}, so it may be executing old code",
+                f"switched at once; {task.stack_problem}, so it may be executing old code",
                 errno=None, eta_s=0.0, extra={"executing_old": None},
             )
         return TaskOutcome(

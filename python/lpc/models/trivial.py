@@ -62,7 +62,7 @@ class Trivial(Model):
         if not patched:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.UNKNOWN,
-                f"stack is {task.stack.value}: cannot tell whether it is inside the patched set",
+                f"{task.stack_problem}: cannot tell whether it is inside the patched set",
                 errno=None, eta_s=None, extra={"old_call_sites": None},
             )
         sites = [task.frames[i] for i in patched if i < len(task.frames)]
