@@ -242,3 +242,50 @@ def test_a_name_seen_nowhere_and_like_nothing_is_said_plainly(
     out = capsys.readouterr().out
     assert "seen on no stack: zzz_not_a_kernel_function" in out
     assert "cannot be told from an absent one" in out
+
+
+# ---- a symbol table of another kernel ----------------------------------------------------------
+
+
+def test_a_symbol_table_of_another_release_is_refused(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The dump is of 6.18.44-fc-v657; a table named for another build is refused."""
+    import gzip
+
+    other = tmp_path / "System.map-6.18.44-fc-v1272"
+    other.write_bytes(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
+    argv = ["check", "--dump", SNAP, "--symbols", str(other), "--patch", "kthread"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "6.18.44-fc-v657" in err and "6.18.44-fc-v1272" in err and "--symbols-mismatch-ok" in err
+    assert main([*argv, "--symbols-mismatch-ok"]) in (0, 1)
+    assert "allowed by --symbols-mismatch-ok" in capsys.readouterr().out
+
+
+def test_frames_that_do_not_fit_the_table_are_never_clean(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Another build's table, the mismatch allowed: kthread is 0x40 bytes longer
+    there, so the dump's ``kthread+0x../0x..`` frames do not fit it. Their tasks
+    are unreliable and the answer is not CONVERGES (before, it was: 0 blocked)."""
+    import gzip
+    import json
+
+    lines = gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()).decode().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[2:3] == ["kthread"])
+    for i in range(at + 1, len(lines)):  # everything after kthread 0x40 bytes later
+        address, rest = lines[i].split(" ", 1)
+        if not rest.endswith("]"):  # vmlinux only: modules load elsewhere
+            lines[i] = f"{int(address, 16) + 0x40:016x} {rest}"
+    other = tmp_path / "kallsyms-other-build"
+    other.write_text("\n".join(lines) + "\n")
+    code = main(["check", "--dump", SNAP, "--symbols", str(other), "--patch", "kthread", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    lost = doc["summary"]["evidence"]["lost"]
+    assert lost["unpinned"]["tasks"] > 0
+    assert doc["summary"]["converges"] is not True and code == 1
+    assert all(t["verdict"] != "switch" for t in doc["tasks"] if t["evidence_lost"])
+    # The dump's own table: every frame fits, nothing lost.
+    kallsyms = tmp_path / "kallsyms.txt"
+    kallsyms.write_bytes(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
+    main(["check", "--dump", SNAP, "--symbols", str(kallsyms), "--patch", "kthread", "--json"])
+    assert json.loads(capsys.readouterr().out)["summary"]["evidence"]["lost"] == {}

@@ -31,19 +31,19 @@ from lpc import _core
 from lpc._grouping import group
 from lpc.dump import UNKNOWN_U64, Dump
 from lpc.facts import (
-    STACK_CODES,
     PatchedFrames,
     Scan,
     TaskTable,
     frame_function_names,
     infer_kind,
+    sleeping_functions,
     task_facts,
     token_function_names,
     token_losses,
     token_name_ids,
 )
 from lpc.locate import unseen_functions
-from lpc.models import MODELS, Model, Stack, configure, get_model
+from lpc.models import MODELS, Model, configure, get_model
 from lpc.patch import Patch
 from lpc.result import SCHEMA_VERSION, CheckResult, GroupOutcomes, TaskResult, TaskResults
 from lpc.symbols import Symbols
@@ -298,6 +298,8 @@ class CheckRequest:
     live: bool = False
     #: The embedded recorded snapshot of a 6.18 machine instead of this machine.
     demo: bool = False
+    #: Go on with a symbol table of another kernel release than the dump's.
+    symbols_mismatch_ok: bool = False
     #: A kallsyms or System.map for the dump (a snapshot carries its own).
     symbols: str | None = None
     #: None: no patch, so the report lists the functions sleeping tasks hold.
@@ -360,37 +362,16 @@ def run(request: CheckRequest) -> Report:
     from lpc import source
 
     validate(request)
-    dump, symbols, description = source.load(request.dump, request.symbols, live=request.live,
-                                              demo=request.demo)
+    dump, symbols, description, notes = source.load(
+        request.dump, request.symbols, live=request.live, demo=request.demo,
+        symbols_mismatch_ok=request.symbols_mismatch_ok)
     if request.patch is None:
         return Report(request, description, dump, symbols, {}, sleeping_functions(dump))
     patch, found, facts, warnings = _prepare(dump, request.patch, symbols)
+    warnings = notes + warnings
     results = {
         name: _judge(dump, symbols, found, facts, warnings,
                      configure(name, request.params).with_patch(patch))
         for name in _model_names(request)
     }
     return Report(request, description, dump, symbols, results)
-
-
-def sleeping_functions(dump: Dump) -> list[tuple[str, int]]:
-    """Functions on the stacks of tasks that are asleep, with how many tasks each
-    holds (most first; ties in order of first appearance): what a patch cannot
-    touch without blocking those tasks under klp."""
-    if not dump.frame_count:
-        return []
-    offsets = dump.frame_offsets.astype(np.int64)
-    complete = STACK_CODES.index(Stack.COMPLETE)
-    asleep = (dump.stack_status_codes == complete) & (dump.on_cpus != 1)
-    owner = np.repeat(np.arange(dump.task_count, dtype=np.int64), np.diff(offsets))
-    fids = dump.frame_function_ids.astype(np.int64)
-    keep = asleep[owner] & dump.frame_reliable & ~dump.frame_inlined & (fids != Dump.NO_NAME)
-    # One count per task and function, however often the function recurs on its stack.
-    pairs = np.unique(owner[keep] * (len(dump.names) + 1) + fids[keep])
-    counts = np.bincount(pairs % (len(dump.names) + 1), minlength=len(dump.names))
-    first_seen = np.full(len(dump.names), dump.frame_count, dtype=np.int64)
-    rows = np.flatnonzero(keep)
-    np.minimum.at(first_seen, fids[rows], rows)
-    named = np.flatnonzero(counts)
-    order = np.lexsort((first_seen[named], -counts[named]))
-    return [(dump.names[f], int(counts[f])) for f in named[order].tolist()]

@@ -66,7 +66,8 @@ def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
     from lpc.check import CheckRequest, validate
 
     request = CheckRequest(
-        dump=dump, live=args.live, demo=getattr(args, "demo", False), symbols=args.symbols, patch=_patch(args),
+        dump=dump, live=args.live, demo=getattr(args, "demo", False),
+        symbols_mismatch_ok=args.symbols_mismatch_ok, symbols=args.symbols, patch=_patch(args),
         models=(args.model,), params=_model_params(args),
     )
     try:
@@ -125,6 +126,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if dumps:
             dump = source.parse_dump_path(dumps[retry])
             symbols = source.symbols_for_dump(dump, args.symbols)
+            for note in source.check_same_kernel(dump, symbols,
+                                                 mismatch_ok=args.symbols_mismatch_ok):
+                _log(f"warning: {note}")
         else:
             dump = source.capture_live()
             symbols = symbols or source.symbols_for_live(args.symbols)
@@ -331,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             g.add_argument("--dump", metavar="PATH", help="a stack dump file or snapshot directory")
         p.add_argument("--symbols", metavar="PATH", help="kallsyms or System.map for the dump")
+        p.add_argument("--symbols-mismatch-ok", action="store_true",
+                       help="go on when the symbol table is of another kernel release")
 
     def patch_options(p: argparse.ArgumentParser) -> None:
         g = p.add_mutually_exclusive_group()

@@ -60,6 +60,7 @@ __all__ = [
     "group_keys",
     "infer_kind",
     "is_thread_fn",
+    "sleeping_functions",
     "stack_status",
     "token_function_names",
     "token_name_ids",
@@ -756,3 +757,26 @@ def task_facts(dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan
             "sleeping tasks' stacks cannot prove they are outside it (use a SysRq-t dump)"
         )
     return TaskTable(dump, patch, symbols, found, hidden), warnings
+
+
+def sleeping_functions(dump: Dump) -> list[tuple[str, int]]:
+    """Functions on the stacks of tasks that are asleep, with how many tasks each
+    holds (most first; ties in order of first appearance): what a patch cannot
+    touch without blocking those tasks under klp."""
+    if not dump.frame_count:
+        return []
+    offsets = dump.frame_offsets.astype(np.int64)
+    complete = STACK_CODES.index(Stack.COMPLETE)
+    asleep = (dump.stack_status_codes == complete) & (dump.on_cpus != 1)
+    owner = np.repeat(np.arange(dump.task_count, dtype=np.int64), np.diff(offsets))
+    fids = dump.frame_function_ids.astype(np.int64)
+    keep = asleep[owner] & dump.frame_reliable & ~dump.frame_inlined & (fids != Dump.NO_NAME)
+    # One count per task and function, however often the function recurs on its stack.
+    pairs = np.unique(owner[keep] * (len(dump.names) + 1) + fids[keep])
+    counts = np.bincount(pairs % (len(dump.names) + 1), minlength=len(dump.names))
+    first_seen = np.full(len(dump.names), dump.frame_count, dtype=np.int64)
+    rows = np.flatnonzero(keep)
+    np.minimum.at(first_seen, fids[rows], rows)
+    named = np.flatnonzero(counts)
+    order = np.lexsort((first_seen[named], -counts[named]))
+    return [(dump.names[f], int(counts[f])) for f in named[order].tolist()]

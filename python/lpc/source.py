@@ -35,6 +35,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "capture_live",
     "embedded_snapshot",
+    "check_same_kernel",
     "load",
     "parse_dump_path",
     "live_stacks_readable",
@@ -61,11 +62,39 @@ def live_stacks_readable(proc: str = "/proc") -> bool:
 
 
 def symbols_for_dump(dump: Dump, path: str | os.PathLike[str] | None = None) -> Symbols | None:
-    """The given table, else the one recorded beside the dump, else None."""
-    chosen = path or dump.kallsyms_path
-    if chosen is None:
+    """The given table, else the one recorded beside the dump (the same
+    kernel's, by construction), else None."""
+    if path is None and dump.kallsyms_path is not None:
+        symbols = Symbols.from_kallsyms(dump.kallsyms_path)
+        symbols.kernel_release = dump.kernel_release
+        return symbols
+    if path is None:
         return None
-    return Symbols.from_kallsyms(chosen)
+    return Symbols.from_kallsyms(path)
+
+
+def check_same_kernel(dump: Dump, symbols: Symbols | None, *, mismatch_ok: bool = False
+                      ) -> list[str]:
+    """Refuse a symbol table of another kernel than the dump's
+    (:class:`~lpc.errors.SymbolError`, unless ``mismatch_ok``); the warnings to
+    report when the two cannot be compared or were allowed to differ."""
+    if symbols is None:
+        return []
+    ours, theirs = dump.kernel_release, symbols.kernel_release
+    if ours and theirs and ours != theirs:
+        what = (f"the dump is of kernel {ours}, the symbol table {symbols.source} of kernel "
+                f"{theirs}")
+        if not mismatch_ok:
+            raise SymbolError(f"{what}: addresses and sizes differ between builds, so frames "
+                              "would be matched against the wrong functions (pass the dump's "
+                              "own kallsyms, or --symbols-mismatch-ok to go on anyway)")
+        return [f"{what} (allowed by --symbols-mismatch-ok): every frame that does not fit "
+                "the table makes its task unreliable"]
+    if not theirs:
+        return [f"the symbol table's kernel release is unknown: lpc cannot check that "
+                f"{symbols.source} is the dump's kernel{f' ({ours})' if ours else ''}; a frame "
+                "that does not fit it makes its task unreliable"]
+    return []
 
 
 def symbols_for_live(path: str | os.PathLike[str] | None = None) -> Symbols | None:
@@ -93,6 +122,7 @@ def embedded_snapshot() -> tuple[Dump, Symbols]:
     dump.path = f"<embedded {EMBEDDED}>"
     dump.kernel_release = meta.get("kernel_release")
     symbols = Symbols.from_kallsyms(kallsyms)
+    symbols.kernel_release = dump.kernel_release  # recorded together
     return dump, symbols
 
 
@@ -129,12 +159,14 @@ def load(
     *,
     live: bool = False,
     demo: bool = False,
-) -> tuple[Dump, Symbols | None, str]:
-    """The dump, its symbol table (or None) and a sentence saying where both came
-    from: a dump path; the embedded recorded snapshot (``demo``); else this
-    machine's /proc. When this machine's stacks cannot be read, that is a
-    :class:`~lpc.errors.CaptureError`: lpc never analyses its demo snapshot as
-    if it were this machine unless asked to."""
+    symbols_mismatch_ok: bool = False,
+) -> tuple[Dump, Symbols | None, str, list[str]]:
+    """The dump, its symbol table (or None), a sentence saying where both came
+    from, and warnings about the pair: a dump path; the embedded recorded
+    snapshot (``demo``); else this machine's /proc. When this machine's stacks
+    cannot be read, that is a :class:`~lpc.errors.CaptureError`: lpc never
+    analyses its demo snapshot as if it were this machine unless asked to. A
+    symbol table of another kernel is refused (:func:`check_same_kernel`)."""
     symbols: Symbols | None
     if demo:
         dump, symbols = embedded_snapshot()
@@ -154,5 +186,6 @@ def load(
             "this machine's task stacks are not readable (/proc/PID/stack needs root): run as "
             "root, pass --dump PATH, or --demo for lpc's recorded 6.18 snapshot"
         )
+    warnings = check_same_kernel(dump, symbols, mismatch_ok=symbols_mismatch_ok)
     where = f"symbols from {symbols.source}" if symbols is not None else "no symbol table"
-    return dump, symbols, f"{how}; {where}"
+    return dump, symbols, f"{how}; {where}", warnings

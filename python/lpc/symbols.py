@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import platform
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,19 @@ class Symbol:
 _SYMBOLS_LIMIT = 512 * MiB
 
 
+def _release_of(source: str) -> str | None:
+    """The kernel release a symbol source names, when it names one."""
+    if source == PROC_KALLSYMS:
+        return platform.release()
+    # /boot's naming (installkernel): System.map-<release>, vmlinux-<release>.
+    base = os.path.basename(source)
+    for prefix in ("System.map-", "vmlinux-"):
+        release = base[len(prefix):]
+        if base.startswith(prefix) and release[:1].isdigit() and "." in release:
+            return release
+    return None
+
+
 def _read_source(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     """The bytes of a symbol source and the name to report it by."""
     if isinstance(source, bytes):
@@ -157,6 +171,10 @@ class Symbols:
     def __init__(self, columns: Mapping[str, Any], source: str) -> None:
         """Wraps the columns of ``lpc._core.parse_symbols``; use the constructors."""
         self._source = source
+        #: The release (``uname -r``) of the kernel these symbols belong to, when
+        #: the source says: this machine's for /proc/kallsyms, the file name's for
+        #: ``System.map-<release>``; None when nothing tells.
+        self.kernel_release: str | None = _release_of(source)
         #: Row names, kept in Rust (``lpc._core.SymbolNames``): ``.name(row)``, ``.rows(name)``.
         self._names: _core.SymbolNames = columns["names"]
         self._module_names: list[str] = columns["modules"]
