@@ -289,3 +289,15 @@ def test_frames_that_do_not_fit_the_table_are_never_clean(tmp_path: Path,
     kallsyms.write_bytes(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
     main(["check", "--dump", SNAP, "--symbols", str(kallsyms), "--patch", "kthread", "--json"])
     assert json.loads(capsys.readouterr().out)["summary"]["evidence"]["lost"] == {}
+
+
+def test_a_failed_guest_build_says_why_even_when_it_printed_nothing(tmp_path: Path) -> None:
+    from lpc.oracle.run import OracleError, build_guest
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    script = tools / "build-guest.sh"
+    script.write_text("#!/bin/sh\nexit 7\n")
+    script.chmod(0o755)
+    with pytest.raises(OracleError, match="exit 7.*printed nothing"):
+        build_guest(tools, tmp_path / "work")

@@ -58,7 +58,13 @@ def build_guest(tools: Path, work: Path) -> None:
         raise OracleError(f"{script}: no guest builder (pass --tools)")
     proc = subprocess.run([str(script), str(work)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise OracleError(f"{script} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        raise OracleError(f"{script} failed (exit {proc.returncode}): {_tail(proc)}")
+
+
+def _tail(proc: subprocess.CompletedProcess[str]) -> str:
+    """The end of what a failed command said, whichever stream it used; never empty."""
+    said = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+    return said[-2000:] if said else "it printed nothing (run it by hand to see why)"
 
 
 def boot(work: Path, scenario: str, out: Path, funcs: str | None = None,
