@@ -5,7 +5,7 @@
 use super::intern::{Interner, Pool, State};
 use super::{
     Dump, Format, FrameContext, FrameRecord, FrameRef, FrameSite, StackStatus, TaskColumns,
-    TaskHeader, NO_NAME, SKIPPED_SAMPLES,
+    TaskHeader, NO_NAME, SKIPPED_SAMPLES, UNKNOWN_U64,
 };
 use std::hash::BuildHasher;
 
@@ -258,8 +258,8 @@ impl DumpBuilder {
         let token = Token {
             address: f.address,
             function: f.function.map_or(NO_NAME, |n| self.intern(n)),
-            offset: f.offset.unwrap_or(u64::MAX),
-            size: f.size.unwrap_or(u64::MAX),
+            offset: f.offset.unwrap_or(UNKNOWN_U64),
+            size: f.size.unwrap_or(UNKNOWN_U64),
             module: f.module.map_or(NO_NAME, |m| self.intern(m)),
         };
         self.tokens.intern(&token, &mut self.dump)

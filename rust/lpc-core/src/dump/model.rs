@@ -118,8 +118,12 @@ pub struct TaskHeader {
 /// Sentinel of the `i64` id columns (pid, tid, tgid, ppid, cpu) for "unknown".
 pub const NO_ID: i64 = -1;
 
+/// Sentinel of every `u64` column for "unknown": symbol offsets and sizes
+/// (`token_offset`, `token_size`) and flags.
+pub const UNKNOWN_U64: u64 = u64::MAX;
+
 /// Sentinel of the flag columns (`task_flags`, `thread_flags`) for "unknown".
-pub const NO_FLAGS: u64 = u64::MAX;
+pub const NO_FLAGS: u64 = UNKNOWN_U64;
 
 /// Sentinel of the `state` column for "unknown" (code point 0).
 pub const NO_STATE: u32 = 0;
@@ -312,9 +316,9 @@ pub struct Dump {
     pub token_has_address: Vec<bool>,
     /// Index into `names`, or [`NO_NAME`].
     pub token_function: Vec<u32>,
-    /// `u64::MAX` when unknown.
+    /// [`UNKNOWN_U64`] when unknown.
     pub token_offset: Vec<u64>,
-    /// `u64::MAX` when unknown.
+    /// [`UNKNOWN_U64`] when unknown.
     pub token_size: Vec<u64>,
     /// Index into `names`, or [`NO_NAME`] (vmlinux).
     pub token_module: Vec<u32>,
@@ -404,13 +408,13 @@ impl Dump {
         self.token_function[self.token_of(i)]
     }
 
-    /// Frame `i`'s `+0xoff`, `u64::MAX` when not printed.
+    /// Frame `i`'s `+0xoff`, [`UNKNOWN_U64`] when not printed.
     #[must_use]
     pub fn frame_offset(&self, i: usize) -> u64 {
         self.token_offset[self.token_of(i)]
     }
 
-    /// Frame `i`'s `/0xsize`, `u64::MAX` when not printed.
+    /// Frame `i`'s `/0xsize`, [`UNKNOWN_U64`] when not printed.
     #[must_use]
     pub fn frame_size(&self, i: usize) -> u64 {
         self.token_size[self.token_of(i)]
