@@ -107,6 +107,26 @@ impl<K: ?Sized + Hash> Interner<K> {
     }
 }
 
+/// String equality without a `memcmp` call: interned keys are names and
+/// frame texts of a dozen to a few dozen bytes, where the call and its setup
+/// cost more than comparing eight bytes at a time inline (profiled: `memcmp`
+/// took ~5% of a snapshot parse through `==`).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 0;
+    while at + 8 <= a.len() {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    a[at..].iter().zip(&b[at..]).all(|(x, y)| x == y)
+}
+
 /// Strings kept as `Vec<String>` (the dump's `names` and `comm_names`).
 impl Pool<str> for Vec<String> {
     #[inline]
@@ -116,7 +136,7 @@ impl Pool<str> for Vec<String> {
 
     #[inline]
     fn is(&self, id: u32, key: &str) -> bool {
-        self[id as usize] == key
+        same_bytes(self[id as usize].as_bytes(), key.as_bytes())
     }
 
     fn hash_of(&self, id: u32, state: &State) -> u64 {
@@ -152,7 +172,7 @@ impl Pool<str> for Arena {
 
     #[inline]
     fn is(&self, id: u32, key: &str) -> bool {
-        self.get(id) == key
+        same_bytes(self.get(id).as_bytes(), key.as_bytes())
     }
 
     fn hash_of(&self, id: u32, state: &State) -> u64 {
@@ -191,5 +211,28 @@ mod tests {
             assert_eq!(table.get(k, table.hash(k), &names), Some(id as u32));
         }
         assert_eq!(table.get("absent", table.hash("absent"), &names), None);
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let words = [
+            "",
+            "a",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmnopq",
+        ];
+        for x in words {
+            for y in words {
+                assert_eq!(
+                    same_bytes(x.as_bytes(), y.as_bytes()),
+                    x == y,
+                    "{x:?} {y:?}"
+                );
+            }
+        }
+        assert!(!same_bytes(b"abcdefghij", b"abcdefghik"));
+        assert!(!same_bytes(b"xbcdefghij", b"abcdefghij"));
     }
 }
