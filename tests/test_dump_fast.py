@@ -44,26 +44,49 @@ TOKEN_DTYPES = {
 }
 
 
-def test_binding_dict_has_the_token_and_comm_keys() -> None:
+#: Every attribute of ``_core.DumpColumns`` (the typed boundary; ``_core.pyi`` declares each).
+COLUMN_ATTRIBUTES = [
+    "format", "kernel_release", "names", "comm_names", "skipped_lines", "skipped_samples",
+    "warnings", "comm", "pid", "tid", "tgid", "ppid", "cpu", "state", "kthread", "on_cpu",
+    "task_flags", "thread_flags", "user_regs", "task_line", "stack_status", "frame_offsets",
+    "frame_token", "token_address", "token_has_address", "token_function", "token_offset",
+    "token_size", "token_module", "frame_reliable", "frame_context", "frame_inlined", "frame_line",
+]  # fmt: skip
+
+
+def test_binding_columns_have_the_token_and_comm_attributes() -> None:
     columns = _core.parse_dump_file(str(STACKS))
-    assert not REMOVED_KEYS & columns.keys()
+    assert isinstance(columns, _core.DumpColumns)
+    assert not any(hasattr(columns, key) for key in REMOVED_KEYS)
     for key, dtype in TOKEN_DTYPES.items():
-        assert columns[key].dtype == dtype, key
-    assert isinstance(columns["comm_names"], list)
-    assert all(isinstance(c, str) for c in columns["comm_names"])
-    assert len(columns["comm"]) == len(columns["pid"])
-    assert len(columns["frame_token"]) == len(columns["frame_reliable"])
-    tokens = len(columns["token_function"])
-    assert all(len(columns[k]) == tokens for k in TOKEN_DTYPES if k.startswith("token_"))
-    assert int(columns["frame_token"].max()) < tokens
-    # the same dict as from bytes
+        assert getattr(columns, key).dtype == dtype, key
+    assert isinstance(columns.comm_names, tuple)
+    assert all(isinstance(c, str) for c in columns.comm_names)
+    assert len(columns.comm) == len(columns.pid)
+    assert len(columns.frame_token) == len(columns.frame_reliable)
+    tokens = len(columns.token_function)
+    assert all(len(getattr(columns, k)) == tokens for k in TOKEN_DTYPES if k.startswith("token_"))
+    assert int(columns.frame_token.max()) < tokens
+    # the same columns as from bytes
     from_bytes = _core.parse_dump_bytes(STACKS.read_bytes(), None, str(STACKS))
-    assert from_bytes.keys() == columns.keys()
-    for key, value in columns.items():
+    for key in COLUMN_ATTRIBUTES:
+        value = getattr(columns, key)
         if isinstance(value, np.ndarray):
-            assert np.array_equal(value, from_bytes[key]), key
+            assert np.array_equal(value, getattr(from_bytes, key)), key
         else:
-            assert value == from_bytes[key], key
+            assert value == getattr(from_bytes, key), key
+
+
+def test_binding_columns_are_frozen_and_hand_out_one_array_each() -> None:
+    columns = _core.parse_dump_file(str(STACKS))
+    for key in COLUMN_ATTRIBUTES:
+        if isinstance(getattr(columns, key), (np.ndarray, tuple)):
+            assert getattr(columns, key) is getattr(columns, key), key
+        with pytest.raises(AttributeError):
+            setattr(columns, key, None)
+    # numpy adopted the parser's buffers: no array owns a copy of its data
+    arrays = [getattr(columns, k) for k in COLUMN_ATTRIBUTES]
+    assert all(not a.flags.owndata for a in arrays if isinstance(a, np.ndarray))
 
 
 def _rows() -> list[list[str]]:
@@ -239,11 +262,29 @@ def test_a_proc_file_that_reports_size_zero_is_read() -> None:
 
 def test_parse_dump_file_accepts_path_objects() -> None:
     by_path = _core.parse_dump_file(STACKS)
-    assert by_path["format"] == "proc_snapshot" and len(by_path["pid"]) > 0
+    assert by_path.format == "proc_snapshot" and len(by_path.pid) > 0
 
 
-def test_dump_wraps_the_dict_without_copying_columns() -> None:
+def test_dump_wraps_the_columns_without_copying_them() -> None:
     columns = _core.parse_dump_file(str(STACKS))
     dump = Dump(columns)
-    assert np.shares_memory(dump.frame_tokens, columns["frame_token"])
-    assert np.shares_memory(dump.comm_ids, columns["comm"])
+    assert np.shares_memory(dump.frame_tokens, columns.frame_token)
+    assert np.shares_memory(dump.comm_ids, columns.comm)
+
+
+def test_markers_and_code_tables_are_the_cores() -> None:
+    """Python defines its sentinels and code tables from ``lpc._core``, not by hand."""
+    from lpc import dump as dump_module
+    from lpc import symbols as symbols_module
+
+    assert dump_module.UNKNOWN_U64 == _core.UNKNOWN_U64 == 2**64 - 1
+    assert dump_module.NO_ID == _core.NO_ID == -1
+    assert Dump.NO_NAME == _core.NO_NAME == 0xFFFFFFFF
+    assert [s.value for s in dump_module._STATUSES] == _core.dump_stack_statuses()
+    assert [c.value for c in dump_module._CONTEXTS] == _core.dump_frame_contexts()
+    assert set(dump_module._STATUSES) == set(dump_module.StackStatus)
+    assert set(dump_module._CONTEXTS) == set(dump_module.FrameContext)
+    assert list(symbols_module._KIND_NAMES) == _core.symbol_kinds()
+    assert symbols_module._FUNCTION == 0
+    assert symbols_module._NO_MODULE == _core.SYMBOL_NO_MODULE == 0xFFFFFFFF
+    assert _core.symbol_formats() == ["kallsyms", "system_map"]

@@ -163,11 +163,11 @@ def test_contains_many_matches_model(
 
 @st.composite
 def csr_stacks(draw: st.DrawFn, ranges: Sequence[Range]) -> tuple[list[int], list[int]]:
-    """Frames plus non-decreasing offsets anywhere inside them: empty stacks,
-    skipped leading frames and unused trailing frames included."""
+    """Frames plus offsets that partition them (0 first, the frame count
+    last, non-decreasing): empty stacks included."""
     ips = draw(queries_for(ranges, max_size=30))
     cuts = draw(st.lists(st.integers(0, len(ips)), max_size=10))
-    return ips, sorted(cuts)
+    return ips, [0, *sorted(cuts), len(ips)]
 
 
 @given(ranges=range_lists(), data=st.data(), parallel=st.booleans())
@@ -430,8 +430,9 @@ def test_long_batch_first_hit_per_stack(
             want_frame[s] = inside[0]
             want_ids[s] = hits[bounds[s] + int(inside[0])]
     assert (want_frame >= 0).any() and (want_frame < 0).any()
+    frames = long_batch[: bounds[-1]]  # offsets cover every frame they are given
     for parallel in (True, False):
-        frame, ids = tree.first_hit_per_stack(long_batch, offsets, parallel=parallel)
+        frame, ids = tree.first_hit_per_stack(frames, offsets, parallel=parallel)
         assert np.array_equal(frame, want_frame)
         assert np.array_equal(ids, want_ids)
 

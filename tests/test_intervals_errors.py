@@ -12,6 +12,7 @@ the argument.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -310,12 +311,6 @@ def test_from_arrays_lengths_must_agree() -> None:
         5,
         None,
         "abc",
-        (-1, 2, 0),
-        (1, -2, 0),
-        (1, 2**64, 0),
-        (2**64, 2**64 + 1, 0),
-        (1, 2, 2**63),
-        (1, 2, -(2**63) - 1),
         (1.0, 2, 0),
         (1, 2.5, 0),
         (1, 2, 0.0),
@@ -325,12 +320,37 @@ def test_from_arrays_lengths_must_agree() -> None:
 )
 @pytest.mark.parametrize("at", [0, 2])
 def test_malformed_range_tuples_are_type_errors(bad: object, at: int) -> None:
+    """Not three ints: a TypeError (three ints out of range: a ValueError, below)."""
     ranges: list[object] = [(1, 2, 0), (3, 4, 1)]
     ranges.insert(at, bad)
     with pytest.raises(TypeError, match=rf"ranges\[{at}\]"):
         lpc.IntervalTree(ranges)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=rf"ranges\[{at}\]"):
         lpc.IntervalTree().with_ranges(ranges)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (-1, 2, 0),
+        (1, -2, 0),
+        (1, 2**64, 0),
+        (2**64, 2**64 + 1, 0),
+        (1, 2, 2**63),
+        (1, 2, -(2**63) - 1),
+    ],
+)
+@pytest.mark.parametrize("at", [0, 2])
+def test_range_tuples_with_ints_out_of_range_are_value_errors(
+    bad: tuple[int, int, int], at: int
+) -> None:
+    """As in the batch calls (``from_arrays``): a value out of range is a ValueError."""
+    ranges = [(1, 2, 0), (3, 4, 1)]
+    ranges.insert(at, bad)
+    with pytest.raises(ValueError, match=rf"ranges\[{at}\] = "):
+        lpc.IntervalTree(ranges)
+    with pytest.raises(ValueError, match=rf"ranges\[{at}\] = "):
+        lpc.IntervalTree().with_ranges(ranges)
 
 
 def test_extreme_but_valid_tuples_are_accepted() -> None:
@@ -358,10 +378,11 @@ def test_a_non_iterable_or_failing_iterable_raises_its_error() -> None:
 
 @pytest.mark.parametrize("ip", [-1, 2**64, -(2**70)])
 def test_scalar_addresses_outside_u64_are_refused(tree: lpc.IntervalTree, ip: int) -> None:
+    """A ValueError, as in the batch calls (no longer an OverflowError)."""
     for call in (tree.find, tree.contains, tree.find_all):
-        with pytest.raises(OverflowError):
+        with pytest.raises(ValueError, match=r"ip = .*: addresses must be in \[0, 2\*\*64\)"):
             call(ip)
-    with pytest.raises(OverflowError):
+    with pytest.raises(ValueError, match="start"):
         tree.overlapping(ip, 5)
 
 
@@ -482,15 +503,99 @@ def test_bad_offsets_name_their_index(
         tree.first_hit_per_stack(ips, u64(offsets), parallel=False)
 
 
-def test_offsets_need_not_cover_every_frame(tree: lpc.IntervalTree) -> None:
+@pytest.mark.parametrize(
+    ("offsets", "message"),
+    [
+        ([1, 3, 3, 6], r"offsets\[0\] = 1 is invalid: the first offset must be 0"),
+        ([0, 3, 3, 5], r"offsets: the last offset must be the number of frames \(6\), got 5"),
+        ([], r"offsets: the last offset must be the number of frames \(6\), got no offset"),
+        ([0], r"offsets: .*\(6\), got 0"),
+        ([6], r"offsets\[0\] = 6 is invalid: the first offset must be 0"),
+        ([0, 4, 2, 6], r"offsets\[2\] = 2 is invalid: below the previous offset"),
+    ],
+)
+def test_offsets_must_partition_the_frames(
+    tree: lpc.IntervalTree, offsets: list[int], message: str
+) -> None:
+    """CSR offsets start at 0, never decrease and end at the frame count:
+    no frame belongs to no stack (a caller's off-by-one is an error, not a
+    silently shorter scan)."""
     ips = u64([150, 0, 12, 0, 25, 150])
-    frame, ids = tree.first_hit_per_stack(ips, u64([1, 3, 3, 5]))
-    # Stacks: [0, 12], [], [0, 25]; frames 0 and 5 belong to no stack.
-    assert frame.tolist() == [1, -1, 1]
-    assert ids.tolist() == [1, -1, 2]
-    for offsets in ([], [0], [6]):
-        frame, ids = tree.first_hit_per_stack(ips, np.array(offsets, dtype=np.uint64))
+    tokens = np.zeros(len(ips), dtype=np.uint32)
+    for parallel in (False, True):
+        with pytest.raises(ValueError, match=message):
+            tree.first_hit_per_stack(ips, u64(offsets), parallel=parallel)
+        with pytest.raises(ValueError, match=message):
+            tree.first_hit_per_token_stack(u64([150]), tokens, u64(offsets), parallel=parallel)
+    frame, ids = tree.first_hit_per_stack(ips, u64([0, 1, 3, 3, 6]))
+    assert frame.tolist() == [0, 1, -1, 1]
+    assert ids.tolist() == [3, 1, -1, 2]
+    for offsets in ([], [0]):  # no frames: no stack, or one empty stack... of none
+        frame, ids = tree.first_hit_per_stack(u64([]), np.array(offsets, dtype=np.uint64))
         assert frame.tolist() == [] and ids.tolist() == []
+
+
+# ---- scalar calls: the batch calls' rules ---------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, 2**64, -(2**70), 2**80])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("ip", lambda t, bad: t.find(bad)),
+        ("ip", lambda t, bad: t.contains(bad)),
+        ("ip", lambda t, bad: t.find_all(bad)),
+        ("start", lambda t, bad: t.overlapping(bad, 5)),
+        ("end", lambda t, bad: t.overlapping(0, bad)),
+        ("ranges", lambda t, bad: lpc.IntervalTree([(1, 2, 0), (bad, 5, 1)])),
+        ("ranges", lambda t, bad: lpc.IntervalTree([(0, bad, 1)])),
+        ("ranges", lambda t, bad: t.with_ranges([(0, bad, 1)])),
+    ],
+    ids=["find", "contains", "find_all", "overlapping.start", "overlapping.end", "new.start",
+         "new.end", "with_ranges"],
+)  # fmt: skip
+def test_scalar_ints_out_of_range_are_value_errors(
+    tree: lpc.IntervalTree, name: str, call: Callable[[lpc.IntervalTree, Any], object], bad: int
+) -> None:
+    with pytest.raises(ValueError, match=name) as err:
+        call(tree, bad)
+    assert not isinstance(err.value, OverflowError)
+
+
+def test_scalar_calls_still_take_numpy_integers(tree: lpc.IntervalTree) -> None:
+    assert tree.find(np.uint64(15)) == tree.find(15) == 2
+    assert tree.find_all(np.int64(15)) == tree.find_all(15)
+    assert tree.overlapping(np.uint64(0), np.int32(12)) == tree.overlapping(0, 12)
+    with pytest.raises(ValueError, match="ip"):
+        tree.find(np.int64(-1))
+
+
+@pytest.mark.parametrize("flag", [True, False, np.bool_(True)])
+def test_a_bool_is_not_an_address(tree: lpc.IntervalTree, flag: Any) -> None:
+    with pytest.raises(TypeError, match="ip"):
+        tree.find(flag)
+    with pytest.raises(TypeError, match="ip"):
+        tree.contains(flag)
+    with pytest.raises(TypeError, match="start"):
+        tree.overlapping(flag, 10)
+
+
+def test_a_wrong_out_is_named_in_the_message_itself(tree: lpc.IntervalTree) -> None:
+    for bad, got in [
+        (np.zeros(len(QUERIES), dtype=np.int32), "dtype int32"),
+        (np.zeros((len(QUERIES), 1), dtype=np.int64), "2-D"),
+        ([0] * len(QUERIES), "list"),
+    ]:
+        with pytest.raises(TypeError) as err:
+            tree.find_many(u64(QUERIES), out=bad)
+        assert str(err.value).startswith("out: expected a writable 1-D int64 numpy array")
+        assert got in str(err.value)
+
+
+def test_an_out_of_range_token_is_named(tree: lpc.IntervalTree) -> None:
+    tokens = np.array([0, 1, 7, 1], dtype=np.uint32)
+    with pytest.raises(ValueError, match=r"tokens\[2\] = 7 is out of range: there are 2 token"):
+        tree.first_hit_per_token_stack(u64([15, 150]), tokens, u64([0, 2, 4]))
 
 
 # ---- panics and threads ----------------------------------------------------------------------
@@ -518,6 +623,30 @@ def test_a_rust_panic_does_not_abort_the_interpreter() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["caught", "9"]
+
+
+def test_a_caught_panic_prints_nothing_on_stderr() -> None:
+    """The message is in the InternalError: Rust's "thread panicked at" report
+    on stderr would only repeat it (unless RUST_BACKTRACE asks for it)."""
+    code = (
+        "import lpc\n"
+        "try:\n"
+        "    lpc._core._panic_for_tests('quiet please')\n"
+        "except lpc.InternalError as e:\n"
+        "    print(e)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "quiet please" in done.stdout
+    assert done.stderr == ""
+    verbose = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        env={**env, "RUST_BACKTRACE": "1"},
+    )  # fmt: skip
+    assert "panicked" in verbose.stderr and "quiet please" in verbose.stderr
 
 
 def test_one_tree_serves_eight_threads() -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Final, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -41,13 +41,18 @@ __all__ = [
 ]
 
 #: Value of the int64 task columns (pids, tids, tgids, ppids, cpus) for "unknown".
-NO_ID = -1
+NO_ID: Final[int] = _core.NO_ID
 #: Value of the uint64 columns (symbol offsets and sizes, flags) for "unknown".
-UNKNOWN_U64 = 2**64 - 1
+UNKNOWN_U64: Final[int] = _core.UNKNOWN_U64
+#: Value of the ``states`` column for "unknown" (code point 0).
+_NO_STATE: Final[int] = _core.NO_STATE
 #: The snapshot directory's files.
 SNAPSHOT_STACKS = "stacks.txt"
 SNAPSHOT_META = "meta.txt"
 SNAPSHOT_KALLSYMS = "kallsyms.txt"
+
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class StackStatus(StrEnum):
@@ -76,8 +81,19 @@ class FrameContext(StrEnum):
     USER = "user"
 
 
-_STATUSES = tuple(StackStatus(name) for name in _core.dump_stack_statuses())
-_CONTEXTS = tuple(FrameContext(name) for name in _core.dump_frame_contexts())
+def _code_table(enum: type[_E], names: Sequence[str]) -> tuple[_E, ...]:
+    """The members of ``enum`` indexed by the core's codes (``names[code]`` is
+    the member's value); the enum and the core must name the same members."""
+    table = tuple(enum(name) for name in names)
+    if len(set(table)) != len(table) or set(table) != set(enum):
+        raise ImportError(f"lpc._core and lpc.dump disagree on {enum.__name__}: {list(names)}")
+    return table
+
+
+#: StackStatus by ``stack_status_codes`` value, read from the core.
+_STATUSES: Final = _code_table(StackStatus, _core.dump_stack_statuses())
+#: FrameContext by ``frame_context_codes`` value, read from the core.
+_CONTEXTS: Final = _code_table(FrameContext, _core.dump_frame_contexts())
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,12 +272,12 @@ class Dump:
         "warnings",
     )
 
-    #: Sentinel of ``frame_function_ids`` / ``frame_module_ids``.
-    NO_NAME = 0xFFFFFFFF
+    #: Sentinel of ``frame_function_ids`` / ``frame_module_ids`` (``0xFFFFFFFF``).
+    NO_NAME: Final[int] = _core.NO_NAME
 
     def __init__(
         self,
-        columns: Mapping[str, Any],
+        columns: _core.DumpColumns,
         *,
         path: str | None = None,
         kallsyms_path: str | None = None,
@@ -269,52 +285,50 @@ class Dump:
         metadata: Mapping[str, str] | None = None,
         warnings: Sequence[str] = (),
     ) -> None:
-        """Wraps the dict returned by ``lpc._core.parse_dump_bytes`` / ``parse_dump_file``.
+        """Wraps the columns returned by ``lpc._core.parse_dump_bytes`` / ``parse_dump_file``.
 
         ``kernel_release`` overrides the parser's (a snapshot's ``meta.txt``
         knows it, its stacks do not); ``warnings`` are appended to the parser's.
         """
         c = columns
-        self.source_format: str = c["format"]
-        self.kernel_release: str | None = kernel_release or c["kernel_release"]
+        self.source_format: str = c.format
+        self.kernel_release: str | None = kernel_release or c.kernel_release
         self.path = path
         self.kallsyms_path = kallsyms_path
         self.metadata: Mapping[str, str] = dict(metadata or {})
-        self.names: tuple[str, ...] = tuple(c["names"])
-        self.comm_names: tuple[str, ...] = tuple(c["comm_names"])
-        self.comm_ids = _readonly(c["comm"])
+        self.names: tuple[str, ...] = c.names
+        self.comm_names: tuple[str, ...] = c.comm_names
+        self.comm_ids = _readonly(c.comm)
         self._comms: tuple[str, ...] | None = None
         self._gathered: dict[str, npt.NDArray[Any]] = {}
-        self.skipped_lines: int = c["skipped_lines"]
-        self.skipped_samples: tuple[tuple[int, str], ...] = tuple(
-            (int(n), str(t)) for n, t in c["skipped_samples"]
-        )
-        self.warnings: tuple[str, ...] = tuple(c["warnings"]) + tuple(warnings)
-        self.pids = _readonly(c["pid"])
-        self.tids = _readonly(c["tid"])
-        self.tgids = _readonly(c["tgid"])
-        self.ppids = _readonly(c["ppid"])
-        self.cpus = _readonly(c["cpu"])
-        self.states = _readonly(c["state"])
-        self.kthreads = _readonly(c["kthread"])
-        self.on_cpus = _readonly(c["on_cpu"])
-        self.task_flags = _readonly(c["task_flags"])
-        self.thread_flags = _readonly(c["thread_flags"])
-        self.user_regs = _readonly(c["user_regs"])
-        self.task_lines = _readonly(c["task_line"])
-        self.stack_status_codes = _readonly(c["stack_status"])
-        self.frame_offsets = _readonly(c["frame_offsets"])
-        self.frame_tokens = _readonly(c["frame_token"])
-        self.token_addresses = _readonly(c["token_address"])
-        self.token_has_address = _readonly(c["token_has_address"])
-        self.token_function_ids = _readonly(c["token_function"])
-        self.token_symbol_offsets = _readonly(c["token_offset"])
-        self.token_symbol_sizes = _readonly(c["token_size"])
-        self.token_module_ids = _readonly(c["token_module"])
-        self.frame_reliable = _readonly(c["frame_reliable"])
-        self.frame_context_codes = _readonly(c["frame_context"])
-        self.frame_inlined = _readonly(c["frame_inlined"])
-        self.frame_lines = _readonly(c["frame_line"])
+        self.skipped_lines: int = c.skipped_lines
+        self.skipped_samples: tuple[tuple[int, str], ...] = c.skipped_samples
+        self.warnings: tuple[str, ...] = c.warnings + tuple(warnings)
+        self.pids = _readonly(c.pid)
+        self.tids = _readonly(c.tid)
+        self.tgids = _readonly(c.tgid)
+        self.ppids = _readonly(c.ppid)
+        self.cpus = _readonly(c.cpu)
+        self.states = _readonly(c.state)
+        self.kthreads = _readonly(c.kthread)
+        self.on_cpus = _readonly(c.on_cpu)
+        self.task_flags = _readonly(c.task_flags)
+        self.thread_flags = _readonly(c.thread_flags)
+        self.user_regs = _readonly(c.user_regs)
+        self.task_lines = _readonly(c.task_line)
+        self.stack_status_codes = _readonly(c.stack_status)
+        self.frame_offsets = _readonly(c.frame_offsets)
+        self.frame_tokens = _readonly(c.frame_token)
+        self.token_addresses = _readonly(c.token_address)
+        self.token_has_address = _readonly(c.token_has_address)
+        self.token_function_ids = _readonly(c.token_function)
+        self.token_symbol_offsets = _readonly(c.token_offset)
+        self.token_symbol_sizes = _readonly(c.token_size)
+        self.token_module_ids = _readonly(c.token_module)
+        self.frame_reliable = _readonly(c.frame_reliable)
+        self.frame_context_codes = _readonly(c.frame_context)
+        self.frame_inlined = _readonly(c.frame_inlined)
+        self.frame_lines = _readonly(c.frame_line)
 
     # ---- sizes -------------------------------------------------------------
 
@@ -426,7 +440,7 @@ class Dump:
             pid=_id(int(self.pids[t])),
             tid=_id(int(self.tids[t])),
             comm=self.comm(t),
-            state=chr(state) if state else None,
+            state=None if state == _NO_STATE else chr(state),
             kthread=_tristate(int(self.kthreads[t])),
             on_cpu=_tristate(int(self.on_cpus[t])),
             frames=tuple(self.frame(i) for i in range(frames.start, frames.stop)),
@@ -468,16 +482,17 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 _PROC_STACK_PATH = re.compile(r"(?:^|/)(\d+)(?:/task/(\d+))?/stack$")
 
 
-def _ids_from_path(columns: dict[str, Any], path: str) -> None:
-    """Fills pid/tid/tgid of a one-task ``/proc/.../stack`` read from its path."""
+def _ids_from_path(columns: _core.DumpColumns, path: str) -> None:
+    """Fills pid/tid/tgid of a one-task ``/proc/.../stack`` read from its path
+    (in place: the columns' arrays are still writable before ``Dump`` wraps them)."""
     match = _PROC_STACK_PATH.search(path)
-    if match is None or len(columns["comm"]) != 1:
+    if match is None or len(columns.comm) != 1:
         return
     pid = int(match.group(1))
     tid = int(match.group(2) or pid)
-    for key, value in (("pid", pid), ("tid", tid), ("tgid", pid)):
-        if columns[key][0] == NO_ID:
-            columns[key][0] = value
+    for column, value in ((columns.pid, pid), (columns.tid, tid), (columns.tgid, pid)):
+        if column[0] == NO_ID:
+            column[0] = value
 
 
 def _parse_snapshot_dir(directory: str, format: str | None) -> Dump:
@@ -524,6 +539,6 @@ def parse_dump(
     if os.path.isdir(path):
         return _parse_snapshot_dir(path, format)
     columns = _core.parse_dump_file(path, format)
-    if columns["format"] == "proc_stack":
+    if columns.format == "proc_stack":
         _ids_from_path(columns, os.path.realpath(path))
     return Dump(columns, path=path)

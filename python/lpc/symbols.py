@@ -39,12 +39,12 @@ from lpc.errors import InputFileError, SymbolError
 
 __all__ = ["Symbol", "Symbols", "split_compiler_suffix"]
 
-# Values of the core's ``kind`` column (lpc_core::symbols::SymbolKind).
-_FUNCTION: Final = 0
-_KIND_NAMES: Final = ("function", "padding", "section marker", "data", "ignored")
+# Names of the core's ``kind`` column codes (lpc_core::symbols::SymbolKind), read from the core.
+_KIND_NAMES: Final = tuple(_core.symbol_kinds())
+_FUNCTION: Final = _KIND_NAMES.index("function")
 # lpc_core::symbols::NO_MODULE / NO_SYMBOL.
-_NO_MODULE: Final = 0xFFFF_FFFF
-_NO_SYMBOL: Final = 0xFFFF_FFFF
+_NO_MODULE: Final = _core.SYMBOL_NO_MODULE
+_NO_SYMBOL: Final = _core.SYMBOL_NO_SYMBOL
 
 PROC_KALLSYMS: Final = "/proc/kallsyms"
 

@@ -35,6 +35,22 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A CSR offsets array whose last offset is not the number of frames
+    /// (or that is empty while there are frames).
+    #[error(
+        "offsets: the last offset must be the number of frames ({frames}), got {}",
+        last.map_or_else(|| "no offset at all".to_owned(), |v| v.to_string())
+    )]
+    OffsetsEnd { last: Option<u64>, frames: usize },
+
+    /// A frame token id with no entry in the token table.
+    #[error("tokens[{index}] = {token} is out of range: there are {tokens} token addresses")]
+    TokenOutOfRange {
+        index: usize,
+        token: u32,
+        tokens: usize,
+    },
+
     /// A stack dump in which no known format was recognised.
     #[error("no known stack-dump format recognised (tried: {tried})")]
     UnrecognizedDump { tried: String },

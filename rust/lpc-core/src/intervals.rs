@@ -631,14 +631,12 @@ impl IntervalTree {
                 });
             }
         }
-        if let Some(&top) = tokens.iter().max() {
-            if top as usize >= token_ips.len() {
-                return Err(Error::LengthMismatch {
-                    what: "a token id and the token addresses",
-                    left: top as usize,
-                    right: token_ips.len(),
-                });
-            }
+        if let Some(index) = tokens.iter().position(|&t| t as usize >= token_ips.len()) {
+            return Err(Error::TokenOutOfRange {
+                index,
+                token: tokens[index],
+                tokens: token_ips.len(),
+            });
         }
         let token_ids = self.find_many(token_ips, false);
         let stacks = offsets.len().saturating_sub(1);
@@ -698,7 +696,9 @@ fn validate(ranges: &[Range]) -> Result<()> {
     Ok(())
 }
 
-/// Offsets must be non-decreasing and stay inside the frame array.
+/// Offsets must partition the frames: non-decreasing, inside the frame
+/// array, from 0 to the number of frames (no frame left out of every stack).
+/// An empty array is a partition of no frames only.
 fn check_offsets(offsets: &[u64], frames: usize) -> Result<()> {
     for (index, &value) in offsets.iter().enumerate() {
         if value > frames as u64 {
@@ -715,6 +715,19 @@ fn check_offsets(offsets: &[u64], frames: usize) -> Result<()> {
                 reason: "below the previous offset",
             });
         }
+    }
+    if let Some(&first) = offsets.first() {
+        if first != 0 {
+            return Err(Error::InvalidOffsets {
+                index: 0,
+                value: first,
+                reason: "the first offset must be 0",
+            });
+        }
+    }
+    let last = offsets.last().copied();
+    if last.unwrap_or(0) != frames as u64 {
+        return Err(Error::OffsetsEnd { last, frames });
     }
     Ok(())
 }
@@ -969,10 +982,14 @@ mod tests {
     fn token_scan_refuses_bad_tokens_masks_and_offsets() {
         let tree = IntervalTree::new(vec![r(100, 200, 7)]).unwrap();
         let ips = [150u64, 5];
-        assert!(matches!(
+        assert_eq!(
             tree.first_hit_per_token_stack(&ips, &[0, 2], None, &[0, 2], false),
-            Err(Error::LengthMismatch { .. })
-        ));
+            Err(Error::TokenOutOfRange {
+                index: 1,
+                token: 2,
+                tokens: 2
+            })
+        );
         assert!(matches!(
             tree.first_hit_per_token_stack(&ips, &[0, 1], Some(&[true]), &[0, 2], false),
             Err(Error::LengthMismatch { .. })
@@ -1003,6 +1020,35 @@ mod tests {
             tree.first_hit_per_stack(&ips, &[0, 8], false),
             Err(Error::InvalidOffsets { index: 1, .. })
         ));
+    }
+
+    #[test]
+    fn offsets_must_cover_every_frame_from_zero() {
+        let tree = IntervalTree::new(vec![r(100, 200, 7)]).unwrap();
+        let ips = [150u64, 5, 7];
+        assert!(matches!(
+            tree.first_hit_per_stack(&ips, &[1, 3], false),
+            Err(Error::InvalidOffsets {
+                index: 0,
+                value: 1,
+                ..
+            })
+        ));
+        for (offsets, last) in [(&[0u64, 2][..], Some(2)), (&[][..], None)] {
+            assert_eq!(
+                tree.first_hit_per_stack(&ips, offsets, false),
+                Err(Error::OffsetsEnd { last, frames: 3 })
+            );
+        }
+        assert_eq!(
+            tree.first_hit_per_stack(&[], &[], false),
+            Ok((vec![], vec![]))
+        );
+        assert_eq!(
+            tree.first_hit_per_stack(&[], &[0], false),
+            Ok((vec![], vec![]))
+        );
+        assert!(tree.first_hit_per_stack(&ips, &[0, 0, 3, 3], true).is_ok());
     }
 
     #[test]

@@ -56,12 +56,55 @@ pub enum SymbolKind {
     Ignored = 4,
 }
 
+impl SymbolKind {
+    /// Every kind, in `repr(u8)` order (the codes of the `kind` column).
+    pub const ALL: [SymbolKind; 5] = [
+        SymbolKind::Function,
+        SymbolKind::Padding,
+        SymbolKind::Marker,
+        SymbolKind::Data,
+        SymbolKind::Ignored,
+    ];
+
+    /// The name reports use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolKind::Function => "function",
+            SymbolKind::Padding => "padding",
+            SymbolKind::Marker => "section marker",
+            SymbolKind::Data => "data",
+            SymbolKind::Ignored => "ignored",
+        }
+    }
+}
+
 /// Which text the symbols come from (the grammar differs in one point:
 /// `System.map` has no module column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SymbolFormat {
     Kallsyms,
     SystemMap,
+}
+
+impl SymbolFormat {
+    /// Every symbol format.
+    pub const ALL: [SymbolFormat; 2] = [SymbolFormat::Kallsyms, SymbolFormat::SystemMap];
+
+    /// The stable name used by the Python API.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            SymbolFormat::Kallsyms => "kallsyms",
+            SymbolFormat::SystemMap => "system_map",
+        }
+    }
+
+    /// The format with this stable name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<SymbolFormat> {
+        SymbolFormat::ALL.into_iter().find(|f| f.name() == name)
+    }
 }
 
 /// One symbol handed over already parsed (e.g. from an ELF `.symtab`).

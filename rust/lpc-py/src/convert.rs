@@ -14,9 +14,9 @@
 
 use numpy::prelude::*;
 use numpy::{PyArray1, PyReadonlyArray1, PyUntypedArray};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyInt, PyList, PyTuple};
 
 /// A borrowed or converted `u64` column.
 pub(crate) enum U64Column<'py> {
@@ -164,25 +164,52 @@ pub(crate) fn i64_column(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<i64
     }
 }
 
-/// One address argument as `u64`, quickly.
+/// One address argument as `u64`, quickly; `name` names it in errors.
 ///
 /// CPython 3.11's `PyLong_AsUnsignedLongLong` (what PyO3 uses for `u64`)
 /// converts ints of three or more digits — every kernel address — through
 /// `_PyLong_AsByteArray`; `PyLong_AsUnsignedLong` folds the digits in a short
 /// loop. On LP64 both are 64 bits wide, so single lookups take the faster one.
+///
+/// An int outside `[0, 2**64)` is a `ValueError` (as in the batch calls),
+/// a `bool` a `TypeError` (it is an int to Python, never an address).
 #[inline]
-pub(crate) fn address(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+pub(crate) fn address(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
     #[cfg(all(target_pointer_width = "64", not(windows)))]
-    if obj.is_exact_instance_of::<pyo3::types::PyInt>() {
+    if obj.is_exact_instance_of::<PyInt>() {
         // SAFETY: `obj` is a live exact int; the call only reads it and sets
         // the error indicator on overflow, which `PyErr::take` collects.
         let value = unsafe { pyo3::ffi::PyLong_AsUnsignedLong(obj.as_ptr()) };
         if value == std::os::raw::c_ulong::MAX {
             if let Some(err) = PyErr::take(obj.py()) {
-                return Err(err);
+                return Err(address_error(obj, name, &err));
             }
         }
         return Ok(value);
     }
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name}: expected an int address, got bool"
+        )));
+    }
     obj.extract::<u64>()
+        .map_err(|err| address_error(obj, name, &err))
+}
+
+/// An overflow becomes the `ValueError` of the batch calls; any other
+/// conversion error keeps its type, its message prefixed by the argument.
+fn address_error(obj: &Bound<'_, PyAny>, name: &str, err: &PyErr) -> PyErr {
+    let py = obj.py();
+    if err.is_instance_of::<PyOverflowError>(py) {
+        return PyValueError::new_err(format!("{name} = {obj}: addresses must be in [0, 2**64)"));
+    }
+    if err.is_instance_of::<PyTypeError>(py) {
+        return PyTypeError::new_err(format!(
+            "{name}: expected an int address, got {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+        ));
+    }
+    err.clone_ref(py)
 }

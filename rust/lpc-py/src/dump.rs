@@ -1,13 +1,15 @@
 //! Binding of `lpc_core::dump` (registered from `lib.rs`): bytes in, columns out.
 //!
-//! Parsing runs without the GIL; the result is a dict of numpy columns and
-//! small lists that `lpc/dump.py` wraps in its `Dump` class.
+//! Parsing runs without the GIL; the result is a [`PyDumpColumns`] (numpy
+//! columns adopted without a copy, and tuples) that `lpc/dump.py` wraps in
+//! its `Dump` class. The sentinels and code tables of those columns are
+//! exported from here too, so Python never copies them by hand.
 
 use crate::errors::{detached, to_py_at};
 use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
-use numpy::IntoPyArray;
+use numpy::{Element, IntoPyArray, PyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyTuple;
 use std::borrow::Cow;
 use std::path::PathBuf;
 
@@ -63,51 +65,161 @@ fn columns(mut d: Dump) -> Parsed {
     }
 }
 
-fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
-    let Parsed {
-        dump: d,
-        stack_status,
-        frame_context,
-    } = p;
-    let t = d.tasks;
-    let out = PyDict::new(py);
-    out.set_item("format", d.format.map(Format::name))?;
-    out.set_item("kernel_release", d.kernel_release)?;
-    out.set_item("names", PyList::new(py, d.names)?)?;
-    out.set_item("comm_names", PyList::new(py, d.comm_names)?)?;
-    out.set_item("comm", d.task_comm.into_pyarray(py))?;
-    out.set_item("pid", t.pid.into_pyarray(py))?;
-    out.set_item("tid", t.tid.into_pyarray(py))?;
-    out.set_item("tgid", t.tgid.into_pyarray(py))?;
-    out.set_item("ppid", t.ppid.into_pyarray(py))?;
-    out.set_item("cpu", t.cpu.into_pyarray(py))?;
-    out.set_item("state", t.state.into_pyarray(py))?;
-    out.set_item("kthread", t.kthread.into_pyarray(py))?;
-    out.set_item("on_cpu", t.on_cpu.into_pyarray(py))?;
-    out.set_item("task_flags", t.task_flags.into_pyarray(py))?;
-    out.set_item("thread_flags", t.thread_flags.into_pyarray(py))?;
-    out.set_item("user_regs", t.user_regs.into_pyarray(py))?;
-    out.set_item("task_line", t.line.into_pyarray(py))?;
-    out.set_item("stack_status", stack_status.into_pyarray(py))?;
-    out.set_item("frame_offsets", d.frame_offsets.into_pyarray(py))?;
-    out.set_item("frame_token", d.frame_token.into_pyarray(py))?;
-    out.set_item("token_address", d.token_address.into_pyarray(py))?;
-    out.set_item("token_has_address", d.token_has_address.into_pyarray(py))?;
-    out.set_item("token_function", d.token_function.into_pyarray(py))?;
-    out.set_item("token_offset", d.token_offset.into_pyarray(py))?;
-    out.set_item("token_size", d.token_size.into_pyarray(py))?;
-    out.set_item("token_module", d.token_module.into_pyarray(py))?;
-    out.set_item("frame_reliable", d.frame_reliable.into_pyarray(py))?;
-    out.set_item("frame_context", frame_context.into_pyarray(py))?;
-    out.set_item("frame_inlined", d.frame_inlined.into_pyarray(py))?;
-    out.set_item("frame_line", d.frame_line.into_pyarray(py))?;
-    out.set_item("skipped_lines", d.skipped_lines)?;
-    out.set_item("skipped_samples", PyList::new(py, d.skipped_samples)?)?;
-    out.set_item("warnings", PyList::new(py, d.warnings)?)?;
-    Ok(out)
+/// A column moved into numpy without a copy (numpy adopts the `Vec`'s buffer).
+fn adopt<T: Element>(py: Python<'_>, column: Vec<T>) -> Py<PyArray1<T>> {
+    column.into_pyarray(py).unbind()
 }
 
-/// Parses a stack dump held in ``data`` and returns its columns as a dict.
+/// The columns of a parsed dump, as ``lpc.dump.Dump`` reads them.
+///
+/// Every array is a numpy array that owns the parser's buffer (moved, not
+/// copied) and is built once: each attribute returns the same object every
+/// time. Per task: ``comm`` (index into ``comm_names``), ``pid``, ``tid``,
+/// ``tgid``, ``ppid``, ``cpu`` (``NO_ID`` = unknown), ``state`` (code point,
+/// 0 = unknown), ``kthread``, ``on_cpu`` (-1 unknown, 0, 1), ``task_flags``,
+/// ``thread_flags`` (``UNKNOWN_U64`` = unknown), ``user_regs``, ``task_line``,
+/// ``stack_status`` (index into :func:`dump_stack_statuses`) and the CSR
+/// ``frame_offsets``; per token: ``token_*`` (names as indices into ``names``,
+/// ``NO_NAME`` = none); per frame: ``frame_token``, ``frame_reliable``,
+/// ``frame_context`` (index into :func:`dump_frame_contexts`),
+/// ``frame_inlined``, ``frame_line``.
+#[pyclass(frozen, name = "DumpColumns", module = "lpc._core")]
+pub(crate) struct PyDumpColumns {
+    /// The format name the dump was parsed as.
+    #[pyo3(get)]
+    format: &'static str,
+    /// The kernel release the dump names, if any.
+    #[pyo3(get)]
+    kernel_release: Option<String>,
+    /// Interned function and module names.
+    #[pyo3(get)]
+    names: Py<PyTuple>,
+    /// Interned comms, first-occurrence order.
+    #[pyo3(get)]
+    comm_names: Py<PyTuple>,
+    /// Lines that belong to no known construct.
+    #[pyo3(get)]
+    skipped_lines: usize,
+    /// The first few skipped lines, ``(line number, text)``.
+    #[pyo3(get)]
+    skipped_samples: Py<PyTuple>,
+    /// What the reader of a verdict must know about this dump.
+    #[pyo3(get)]
+    warnings: Py<PyTuple>,
+    #[pyo3(get)]
+    comm: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    pid: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    tid: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    tgid: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    ppid: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    cpu: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    state: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    kthread: Py<PyArray1<i8>>,
+    #[pyo3(get)]
+    on_cpu: Py<PyArray1<i8>>,
+    #[pyo3(get)]
+    task_flags: Py<PyArray1<u64>>,
+    #[pyo3(get)]
+    thread_flags: Py<PyArray1<u64>>,
+    #[pyo3(get)]
+    user_regs: Py<PyArray1<bool>>,
+    #[pyo3(get)]
+    task_line: Py<PyArray1<i64>>,
+    #[pyo3(get)]
+    stack_status: Py<PyArray1<u8>>,
+    #[pyo3(get)]
+    frame_offsets: Py<PyArray1<u64>>,
+    #[pyo3(get)]
+    frame_token: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    token_address: Py<PyArray1<u64>>,
+    #[pyo3(get)]
+    token_has_address: Py<PyArray1<bool>>,
+    #[pyo3(get)]
+    token_function: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    token_offset: Py<PyArray1<u64>>,
+    #[pyo3(get)]
+    token_size: Py<PyArray1<u64>>,
+    #[pyo3(get)]
+    token_module: Py<PyArray1<u32>>,
+    #[pyo3(get)]
+    frame_reliable: Py<PyArray1<bool>>,
+    #[pyo3(get)]
+    frame_context: Py<PyArray1<u8>>,
+    #[pyo3(get)]
+    frame_inlined: Py<PyArray1<bool>>,
+    #[pyo3(get)]
+    frame_line: Py<PyArray1<u32>>,
+}
+
+#[pymethods]
+impl PyDumpColumns {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<DumpColumns {}: {} tasks, {} frames>",
+            self.format,
+            PyUntypedArrayMethods::len(self.comm.bind(py)),
+            PyUntypedArrayMethods::len(self.frame_token.bind(py))
+        )
+    }
+}
+
+impl PyDumpColumns {
+    fn new(py: Python<'_>, p: Parsed) -> PyResult<Self> {
+        let Parsed {
+            dump: d,
+            stack_status,
+            frame_context,
+        } = p;
+        let t = d.tasks;
+        Ok(Self {
+            // Every parse sets its format; "" only for a default-built dump.
+            format: d.format.map_or("", Format::name),
+            kernel_release: d.kernel_release,
+            names: PyTuple::new(py, d.names)?.unbind(),
+            comm_names: PyTuple::new(py, d.comm_names)?.unbind(),
+            skipped_lines: d.skipped_lines,
+            skipped_samples: PyTuple::new(py, d.skipped_samples)?.unbind(),
+            warnings: PyTuple::new(py, d.warnings)?.unbind(),
+            comm: adopt(py, d.task_comm),
+            pid: adopt(py, t.pid),
+            tid: adopt(py, t.tid),
+            tgid: adopt(py, t.tgid),
+            ppid: adopt(py, t.ppid),
+            cpu: adopt(py, t.cpu),
+            state: adopt(py, t.state),
+            kthread: adopt(py, t.kthread),
+            on_cpu: adopt(py, t.on_cpu),
+            task_flags: adopt(py, t.task_flags),
+            thread_flags: adopt(py, t.thread_flags),
+            user_regs: adopt(py, t.user_regs),
+            task_line: adopt(py, t.line),
+            stack_status: adopt(py, stack_status),
+            frame_offsets: adopt(py, d.frame_offsets),
+            frame_token: adopt(py, d.frame_token),
+            token_address: adopt(py, d.token_address),
+            token_has_address: adopt(py, d.token_has_address),
+            token_function: adopt(py, d.token_function),
+            token_offset: adopt(py, d.token_offset),
+            token_size: adopt(py, d.token_size),
+            token_module: adopt(py, d.token_module),
+            frame_reliable: adopt(py, d.frame_reliable),
+            frame_context: adopt(py, frame_context),
+            frame_inlined: adopt(py, d.frame_inlined),
+            frame_line: adopt(py, d.frame_line),
+        })
+    }
+}
+
+/// Parses a stack dump held in ``data`` and returns its :class:`DumpColumns`.
 ///
 /// ``format`` is a format name (see :func:`dump_formats`) or ``None`` to
 /// detect it; ``path`` only names the input in errors. Invalid UTF-8 is
@@ -116,20 +228,20 @@ fn to_dict<'py>(py: Python<'py>, p: Parsed) -> PyResult<Bound<'py, PyDict>> {
 /// format is recognised or the format is unknown.
 #[pyfunction]
 #[pyo3(signature = (data, format = None, path = None))]
-fn parse_dump_bytes<'py>(
-    py: Python<'py>,
+fn parse_dump_bytes(
+    py: Python<'_>,
     data: &[u8],
     format: Option<&str>,
     path: Option<&str>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<PyDumpColumns> {
     let format = parse_format(format, path)?;
     let parsed = detached(py, || dump::parse_bytes(data, format).map(columns))?
         .map_err(|e| to_py_at(e, path))?;
-    to_dict(py, parsed)
+    PyDumpColumns::new(py, parsed)
 }
 
-/// Reads and parses the stack-dump file at ``path`` and returns its columns
-/// as a dict (the same keys as :func:`parse_dump_bytes`).
+/// Reads and parses the stack-dump file at ``path`` and returns its
+/// :class:`DumpColumns`.
 ///
 /// The file is read and parsed without the GIL (large files by two threads,
 /// large ``/proc`` snapshots parsed on every core). Raises
@@ -139,16 +251,12 @@ fn parse_dump_bytes<'py>(
 /// recognised.
 #[pyfunction]
 #[pyo3(signature = (path, format = None))]
-fn parse_dump_file<'py>(
-    py: Python<'py>,
-    path: PathBuf,
-    format: Option<&str>,
-) -> PyResult<Bound<'py, PyDict>> {
+fn parse_dump_file(py: Python<'_>, path: PathBuf, format: Option<&str>) -> PyResult<PyDumpColumns> {
     let name = path.to_string_lossy().into_owned();
     let format = parse_format(format, Some(&name))?;
     let parsed = detached(py, || dump::parse_file(&path, format).map(columns))?
         .map_err(|e| to_py_at(e, Some(&name)))?;
-    to_dict(py, parsed)
+    PyDumpColumns::new(py, parsed)
 }
 
 /// The format name of the dump in ``data``, or ``None`` when none is recognised.
@@ -186,5 +294,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump_formats, m)?)?;
     m.add_function(wrap_pyfunction!(dump_stack_statuses, m)?)?;
     m.add_function(wrap_pyfunction!(dump_frame_contexts, m)?)?;
+    m.add_class::<PyDumpColumns>()?;
+    m.add("UNKNOWN_U64", dump::UNKNOWN_U64)?;
+    m.add("NO_ID", dump::NO_ID)?;
+    m.add("NO_NAME", dump::NO_NAME)?;
+    m.add("NO_STATE", dump::NO_STATE)?;
     Ok(())
 }

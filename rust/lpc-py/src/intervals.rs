@@ -3,10 +3,12 @@
 use crate::convert::{address, i64_column, u64_column};
 use crate::errors::{detached, to_py};
 use lpc_core::{IntervalTree, Range};
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyInt, PyTuple};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -26,16 +28,44 @@ fn ranges_from_iterable(ranges: &Bound<'_, PyAny>) -> PyResult<Vec<Range>> {
     for (index, item) in ranges.try_iter()?.enumerate() {
         let item = item?;
         let (start, end, id): (u64, u64, i64) = item.extract().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "ranges[{index}]: expected (start, end, id) with 0 <= start, end < 2**64 \
-                 and an int64 id, got {}",
-                item.repr()
-                    .map_or_else(|_| "?".to_owned(), |r| r.to_string())
-            ))
+            let repr = item
+                .repr()
+                .map_or_else(|_| "?".to_owned(), |r| r.to_string());
+            // Three ints, one out of its range: a bad value, as in the batch calls.
+            let ints = item.extract::<(Bound<'_, PyInt>, Bound<'_, PyInt>, Bound<'_, PyInt>)>();
+            if ints.is_ok() {
+                PyValueError::new_err(format!(
+                    "ranges[{index}] = {repr}: start and end must be in [0, 2**64) \
+                     and the id must fit int64"
+                ))
+            } else {
+                PyTypeError::new_err(format!(
+                    "ranges[{index}]: expected (start, end, id) with 0 <= start, end < 2**64 \
+                     and an int64 id, got {repr}"
+                ))
+            }
         })?;
         out.push(Range { start, end, id });
     }
     Ok(out)
+}
+
+/// The ``out=`` argument as a 1-D int64 array; anything else is a
+/// `TypeError` that names ``out`` and says what it got.
+fn out_array<'py>(out: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    if let Ok(array) = out.cast::<PyArray1<i64>>() {
+        return Ok(array.clone());
+    }
+    let got = match out.cast::<PyUntypedArray>() {
+        Ok(a) => format!("a {}-D array of dtype {}", a.ndim(), a.dtype()),
+        Err(_) => out
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".to_owned(), |n| n.to_string()),
+    };
+    Err(PyTypeError::new_err(format!(
+        "out: expected a writable 1-D int64 numpy array, got {got}"
+    )))
 }
 
 impl PyIntervalTree {
@@ -141,21 +171,22 @@ impl PyIntervalTree {
     /// The id of the range containing ``ip`` with the largest start (ties go
     /// to the highest id: the newest patch wins), or ``None``.
     fn find(&self, ip: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
-        Ok(self.inner.find(address(ip)?))
+        Ok(self.inner.find(address(ip, "ip")?))
     }
 
     /// Whether any range contains ``ip``.
     fn contains(&self, ip: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.inner.contains(address(ip)?))
+        Ok(self.inner.contains(address(ip, "ip")?))
     }
 
     /// Ids of all ranges containing ``ip``, ranked as :meth:`find` ranks them.
     fn find_all(&self, ip: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
-        Ok(self.inner.find_all(address(ip)?))
+        Ok(self.inner.find_all(address(ip, "ip")?))
     }
 
     /// Ids of all ranges meeting ``[start, end)``, largest start first.
-    fn overlapping(&self, start: u64, end: u64) -> PyResult<Vec<i64>> {
+    fn overlapping(&self, start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+        let (start, end) = (address(start, "start")?, address(end, "end")?);
         self.inner.overlapping(start, end).map_err(to_py)
     }
 
@@ -168,9 +199,10 @@ impl PyIntervalTree {
         &self,
         py: Python<'py>,
         ips: &Bound<'py, PyAny>,
-        out: Option<Bound<'py, PyArray1<i64>>>,
+        out: Option<&Bound<'py, PyAny>>,
         parallel: bool,
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let out = out.map(out_array).transpose()?;
         let ips = u64_column(ips, "ips")?;
         let qs = ips.as_slice();
         let tree = &self.inner;
@@ -220,7 +252,9 @@ impl PyIntervalTree {
 
     /// The stack check for many stacks at once (CSR layout).
     ///
-    /// Stack ``s`` is ``ips[offsets[s]:offsets[s + 1]]``, innermost frame first.
+    /// Stack ``s`` is ``ips[offsets[s]:offsets[s + 1]]``, innermost frame first;
+    /// ``offsets`` starts at 0, never decreases and ends at ``len(ips)``
+    /// (``ValueError`` naming ``offsets`` otherwise).
     /// Returns ``(frame, id)`` int64 arrays: the position inside each stack of
     /// its first frame within the set, and that range's id; ``-1`` for none.
     #[pyo3(signature = (ips, offsets, *, parallel = true))]
@@ -243,7 +277,8 @@ impl PyIntervalTree {
     /// The same check over an interned dump (``lpc.dump.Dump.frame_tokens``):
     /// frame ``f``'s address is ``token_ips[tokens[f]]``, each distinct token is
     /// looked up once, and frames where ``mask`` (bool, one per frame) is false
-    /// are passed over. ``tokens`` is a uint32 array. Returns ``(frame, id)``
+    /// are passed over. ``tokens`` is a uint32 array whose ids are below
+    /// ``len(token_ips)``; ``offsets`` partition it. Returns ``(frame, id)``
     /// as :meth:`first_hit_per_stack` does.
     #[pyo3(signature = (token_ips, tokens, offsets, *, mask = None, parallel = true))]
     fn first_hit_per_token_stack<'py>(

@@ -25,6 +25,7 @@ mod _core {
     /// adding a parser or a symbol source touches one file.
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::errors::install_panic_hook();
         crate::dump::register(m)?;
         crate::symbols::register(m)
     }

@@ -7,7 +7,7 @@
 
 use crate::convert::u64_column;
 use crate::errors::{detached, to_py};
-use lpc_core::symbols::{self, NameIndex, SymbolEntry, SymbolFormat, SymbolTable};
+use lpc_core::symbols::{self, NameIndex, SymbolEntry, SymbolFormat, SymbolKind, SymbolTable};
 use numpy::IntoPyArray;
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
@@ -18,7 +18,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_symbols, m)?)?;
     m.add_function(wrap_pyfunction!(symbols_from_entries, m)?)?;
     m.add_function(wrap_pyfunction!(compiler_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(symbol_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(symbol_formats, m)?)?;
     m.add_class::<PySymbolNames>()?;
+    m.add("SYMBOL_NO_MODULE", symbols::NO_MODULE)?;
+    m.add("SYMBOL_NO_SYMBOL", symbols::NO_SYMBOL)?;
     Ok(())
 }
 
@@ -67,15 +71,16 @@ fn indexed(table: SymbolTable) -> (SymbolTable, NameIndex) {
 #[pyfunction]
 #[pyo3(signature = (data, format = "kallsyms"))]
 fn parse_symbols<'py>(py: Python<'py>, data: &[u8], format: &str) -> PyResult<Bound<'py, PyDict>> {
-    let format = match format {
-        "kallsyms" => SymbolFormat::Kallsyms,
-        "system_map" => SymbolFormat::SystemMap,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "format: expected 'kallsyms' or 'system_map', got {other:?}"
-            )))
-        }
-    };
+    let format = SymbolFormat::from_name(format).ok_or_else(|| {
+        let known: Vec<String> = SymbolFormat::ALL
+            .iter()
+            .map(|f| format!("'{}'", f.name()))
+            .collect();
+        PyValueError::new_err(format!(
+            "format: expected {}, got {format:?}",
+            known.join(" or ")
+        ))
+    })?;
     let table = detached(py, || symbols::parse(data, format).map(indexed))?.map_err(to_py)?;
     columns(py, table)
 }
@@ -124,6 +129,18 @@ fn symbols_from_entries<'py>(
     })?
     .map_err(to_py)?;
     columns(py, table)
+}
+
+/// Symbol-kind names, indexed by the codes of the ``kind`` column.
+#[pyfunction]
+fn symbol_kinds() -> Vec<&'static str> {
+    SymbolKind::ALL.iter().map(|k| k.name()).collect()
+}
+
+/// The symbol-table format names :func:`parse_symbols` accepts.
+#[pyfunction]
+fn symbol_formats() -> Vec<&'static str> {
+    SymbolFormat::ALL.iter().map(|f| f.name()).collect()
 }
 
 /// ``(parent, kind)`` for a compiler-made part such as ``foo.cold`` or

@@ -23,9 +23,10 @@
 //!   64 frames or more is `Truncated`, an empty one `Empty` (unknown).
 //! * Idle tasks (pid 0) have no `/proc` entry at all.
 
+use super::intern::{Arena, Interner};
 use super::ksym::{parse_symbol, Symbol};
 use super::lines::{scan_hex, trim_end_ws, Lines};
-use super::{name_hash, same_bytes, DumpBuilder, FrameRef, FrameSite, StackStatus, TaskHeader};
+use super::{DumpBuilder, FrameRef, FrameSite, StackStatus, TaskHeader};
 
 /// `MAX_STACK_TRACE_DEPTH` of `fs/proc/base.c`: a stack this deep may be cut.
 pub const PROC_STACK_DEPTH: usize = 64;
@@ -115,63 +116,25 @@ const HIDDEN_ADDRESS: &str = "[<0>] ";
 /// saw them in (files are parsed piece by piece).
 #[derive(Default)]
 pub(crate) struct FrameMemo {
-    /// `(hash tag, index into spans)`, linear probing, at most half full.
-    slots: Vec<(u32, u32)>,
-    shift: u32,
-    arena: String,
-    /// `(start, end)` of each remembered text in `arena`.
-    spans: Vec<(usize, usize)>,
+    texts: Interner<str>,
+    arena: Arena,
+    /// `(token, reliable)` per text id.
     values: Vec<(u32, bool)>,
 }
 
 impl FrameMemo {
-    fn key(&self, index: usize) -> &str {
-        let (start, end) = self.spans[index];
-        &self.arena[start..end]
-    }
-
-    const EMPTY: u32 = u32::MAX;
-
-    fn rebuild(&mut self, capacity: usize) {
-        self.slots = vec![(0, Self::EMPTY); capacity];
-        self.shift = 64 - capacity.trailing_zeros();
-        for index in 0..self.spans.len() {
-            let h = name_hash(self.key(index).as_bytes());
-            let mut i = (h >> self.shift) as usize;
-            while self.slots[i].1 != Self::EMPTY {
-                i = (i + 1) & (capacity - 1);
-            }
-            self.slots[i] = (h as u32, index as u32);
-        }
-    }
-
-    /// The slot of `key`: `Ok(value)` when present, `Err(slot)` to fill.
-    fn find(&self, key: &str, h: u64) -> Result<(u32, bool), usize> {
-        let mask = self.slots.len() - 1;
-        let mut i = (h >> self.shift) as usize;
-        loop {
-            let (tag, index) = self.slots[i];
-            if index == Self::EMPTY {
-                return Err(i);
-            }
-            if tag == h as u32 && same_bytes(self.key(index as usize).as_bytes(), key.as_bytes()) {
-                return Ok(self.values[index as usize]);
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
     /// Pushes `line` as a frame of the open task when its text was seen
     /// before; false when it must be parsed (and then given to [`FrameMemo::push_new`]).
     pub(crate) fn push_known(&mut self, line: &str, number: usize, b: &mut DumpBuilder) -> bool {
         let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
             return false;
         };
-        if self.slots.is_empty() {
+        if self.values.is_empty() {
             return false;
         }
-        match self.find(key, name_hash(key.as_bytes())) {
-            Ok((token, reliable)) => {
+        match self.texts.get(key, self.texts.hash(key), &self.arena) {
+            Some(id) => {
+                let (token, reliable) = self.values[id as usize];
                 b.push_token(
                     token,
                     FrameSite {
@@ -182,7 +145,7 @@ impl FrameMemo {
                 );
                 true
             }
-            Err(_) => false,
+            None => false,
         }
     }
 
@@ -202,17 +165,9 @@ impl FrameMemo {
         let Some(key) = line.strip_prefix(HIDDEN_ADDRESS) else {
             return;
         };
-        if self.spans.len() * 2 >= self.slots.len() {
-            self.rebuild((self.slots.len() * 2).max(1024));
-        }
-        let h = name_hash(key.as_bytes());
-        if let Err(slot) = self.find(key, h) {
-            let index = u32::try_from(self.spans.len()).expect("fewer than 2^32 frame texts");
-            let start = self.arena.len();
-            self.arena.push_str(key);
-            self.spans.push((start, self.arena.len()));
+        let id = self.texts.intern(key, &mut self.arena);
+        if id as usize == self.values.len() {
             self.values.push((token, frame.reliable));
-            self.slots[slot] = (h as u32, index);
         }
     }
 }
