@@ -176,6 +176,53 @@ ffffffffc0002010 t other_fn\t[nfs]
         assert!(parse_system_map(b"ffffffff81000000 T f\t[mod]\n").is_err());
     }
 
+    /// Only `0-9a-fA-F` are hex digits: each neighbour of those ranges in
+    /// ASCII makes the address, and so the line, malformed.
+    #[test]
+    fn addresses_take_hex_digits_only() {
+        let good = parse_kallsyms(b"ffffffff8100000a T a\nFFFFFFFF8100000F T b\n").unwrap();
+        assert_eq!(good.address, [0xffff_ffff_8100_000a, 0xffff_ffff_8100_000f]);
+        assert_eq!(good.malformed_lines, 0);
+        for bad in [b'/', b':', b'@', b'G', b'`', b'g'] {
+            let mut text = b"ffffffff81000000 T ok\nffffffff8100000".to_vec();
+            text.push(bad);
+            text.extend_from_slice(b" T bad\n");
+            let t = parse_kallsyms(&text).unwrap();
+            assert_eq!((t.len(), t.malformed_lines), (1, 1), "{}", bad as char);
+        }
+    }
+
+    /// The line grammar's edges: leading blanks and short addresses take the
+    /// general path, `?` is a type letter and a digit is not, and `[...]`
+    /// holds a module name and at most a hex build id.
+    #[test]
+    fn line_grammar_edges() {
+        let t = parse_kallsyms(b" fffffffff100000 T spaced\nffffffff81000100 ? odd\n").unwrap();
+        assert_eq!(t.malformed_lines, 0);
+        assert_eq!(t.address[0], 0x0fff_ffff_ff10_0000);
+        assert_eq!(t.name(0), "spaced");
+        assert_eq!((t.type_letter[1], t.kind[1]), (b'?', SymbolKind::Ignored));
+        for bad in [
+            &b"ffffffff81000200 1 digit_type"[..],
+            b"ffffffff81000200 T f\t[ext4 0123abcd extra]",
+            b"ffffffff81000200 T f\t[ext[4]",
+            b"ffffffff81000200 T f\t[ext4 xyz]",
+            b"ffffffff81000200 T f\t[]",
+            b"ffffffff81000200 TT f",
+        ] {
+            let mut text = b"ffffffff81000000 T ok\n".to_vec();
+            text.extend_from_slice(bad);
+            text.push(b'\n');
+            let t = parse_kallsyms(&text).unwrap();
+            assert_eq!(
+                (t.len(), t.malformed_lines),
+                (1, 1),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
     #[test]
     fn classification_helpers() {
         for letter in *b"tTwW" {
