@@ -223,6 +223,38 @@ ffffffffc0002010 t other_fn\t[nfs]
         }
     }
 
+    /// Absolute, undefined and debugging symbols and ELF mapping symbols
+    /// (`$x`, `.L*`, `L0`) are not in the kernel's table: they neither count
+    /// as functions nor end the function before them.
+    #[test]
+    fn ignored_symbols_do_not_end_a_function() {
+        let t = parse_kallsyms(
+            b"ffffffff81000000 T f\n\
+              ffffffff81000010 A abs_sym\n\
+              ffffffff81000014 U undef_sym\n\
+              ffffffff81000018 N debug_sym\n\
+              ffffffff8100001c t $x\n\
+              ffffffff81000020 t .L_local\n\
+              ffffffff81000024 t L0_tmp\n\
+              ffffffff81000040 T g\n\
+              ffffffff81000080 T _etext\n",
+        )
+        .unwrap();
+        assert_eq!(t.size[0], 0x40);
+        for i in 1..7 {
+            assert_eq!(t.kind[i], SymbolKind::Ignored, "{}", t.name(i));
+        }
+        assert_eq!(t.kind[7], SymbolKind::Function);
+        let functions: Vec<&str> = t.functions.iter().map(|&i| t.name(i as usize)).collect();
+        assert_eq!(functions, ["f", "g"]);
+        // A data symbol is in the table: it does end the function before it.
+        let d = parse_kallsyms(
+            b"ffffffff81000000 T f\nffffffff81000010 r f_table\nffffffff81000040 T _etext\n",
+        )
+        .unwrap();
+        assert_eq!((d.size[0], d.kind[1]), (0x10, SymbolKind::Data));
+    }
+
     #[test]
     fn classification_helpers() {
         for letter in *b"tTwW" {
