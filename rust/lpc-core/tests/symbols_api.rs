@@ -255,6 +255,22 @@ ffffffffc0002010 t other_fn\t[nfs]
         assert_eq!((d.size[0], d.kind[1]), (0x10, SymbolKind::Data));
     }
 
+    /// In a module, data lives in other allocations: a function followed by
+    /// a data symbol gets a bound (the next symbol anywhere, at most the page
+    /// boundary), flagged as not exact, even when a text symbol comes later.
+    #[test]
+    fn a_module_function_before_module_data_is_bounded() {
+        let t = parse_kallsyms(
+            b"ffffffffc0001000 t f\t[m]\n\
+              ffffffffc0001100 d f_data\t[m]\n\
+              ffffffffc0003000 t g\t[m]\n",
+        )
+        .unwrap();
+        assert_eq!(t.size[0], 0x100);
+        assert!(!t.size_exact[0]);
+        assert_eq!(t.kind[1], SymbolKind::Data);
+    }
+
     #[test]
     fn classification_helpers() {
         for letter in *b"tTwW" {
