@@ -34,6 +34,16 @@ mod intervals {
     }
 
     #[test]
+    fn contains_is_find_is_some() {
+        let tree = IntervalTree::from_arrays(&[10, 20], &[15, 30], None).unwrap();
+        for q in [0, 9, 10, 14, 15, 19, 20, 29, 30, u64::MAX] {
+            assert_eq!(tree.contains(q), tree.find(q).is_some(), "q = {q}");
+        }
+        assert!(tree.contains(10) && tree.contains(29) && !tree.contains(15));
+        assert!(!IntervalTree::new(Vec::new()).unwrap().contains(10));
+    }
+
+    #[test]
     fn from_arrays_checks_every_length() {
         let tree = IntervalTree::from_arrays(&[10, 20], &[15, 30], Some(&[4, 3])).unwrap();
         assert_eq!(tree.ids(), &[4, 3]);
