@@ -75,7 +75,7 @@ def klp_verdict(t: TaskFacts, max_depth: int = 100) -> Verdict:
         return Verdict.SWITCH
     if running(t):
         return Verdict.RUNNING
-    if t.stack is not Stack.COMPLETE or t.hidden_patched_text or t.depth > max_depth:
+    if t.stack is not Stack.COMPLETE or t.hidden_patched_text or t.depth >= max_depth:
         return Verdict.UNRELIABLE
     if t.patched_frame is not None:
         return Verdict.BLOCKED
@@ -88,7 +88,7 @@ def klp_outlook(t: TaskFacts) -> Outlook:
         return Outlook.SWITCHED
     if (v is Verdict.RUNNING and t.kind in (TaskKind.KTHREAD, TaskKind.UNKNOWN)
             and t.stack is Stack.COMPLETE
-            and not t.hidden_patched_text and t.patched_frame is None and t.depth <= 100):
+            and not t.hidden_patched_text and t.patched_frame is None and t.depth < 100):
         return Outlook.SWITCHED  # the cond_resched() switch point checks the visible stack
     if t.kind is TaskKind.USER:
         if v is Verdict.RUNNING:

@@ -151,7 +151,10 @@ class Klp(Model):
             return self._without_reliable_stacks(t)
         if t.running:
             return self._running(t)
-        if not t.stack_trusted or t.depth > self.max_stack_entries:
+        # kernel/stacktrace.c stack_trace_consume_entry() returns false once it has
+        # stored entry number MAX_STACK_ENTRIES, and arch_stack_walk_reliable() turns
+        # that into -EINVAL: a stack of 100 entries is already unreliable.
+        if not t.stack_trusted or t.depth >= self.max_stack_entries:
             return self._unreliable(t)
         if t.patched_frame is not None:
             return self._sleeping_on(t)
@@ -195,7 +198,7 @@ class Klp(Model):
             self.cond_resched_switch
             and t.stack_trusted
             and t.patched_frame is None
-            and t.depth <= self.max_stack_entries
+            and t.depth < self.max_stack_entries  # the same klp_check_stack() limit
         ):
             # The dump shows the running stack (an NMI backtrace, "running task"):
             # __klp_sched_try_switch() checks exactly that stack at cond_resched().
@@ -217,8 +220,8 @@ class Klp(Model):
     def _unreliable(self, t: TaskFacts) -> TaskOutcome:
         if t.hidden_patched_text:
             why = "the dump cannot show the patched function (/proc stacks hide .sched.text)"
-        elif t.depth > self.max_stack_entries:
-            why = f"stack deeper than {self.max_stack_entries} entries counts as unreliable"
+        elif t.depth >= self.max_stack_entries:
+            why = f"a stack of {self.max_stack_entries} entries or more counts as unreliable"
         else:
             why = t.stack_problem
         if t.kind is TaskKind.USER:

@@ -96,7 +96,10 @@ class Kpatch(Model):
                 else f"{t.stack_problem} in this dump",
                 errno="EINVAL",
             )
-        if t.depth > self.max_depth:
+        # kpatch core.c kpatch_verify_activeness_safety(): -EBUSY when trace.nr_entries
+        # >= MAX_STACK_TRACE_DEPTH, and x86 save_stack_trace_tsk() stores a ULONG_MAX
+        # end marker after the last frame while there is room: 63 frames already fail.
+        if t.depth + 1 >= self.max_depth:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.STUCK,
                 f"more than {self.max_depth} trace entries", errno="EBUSY",
