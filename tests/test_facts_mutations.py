@@ -1,0 +1,430 @@
+"""The fact builder (lpc.facts) and the check pipeline (lpc.check), rule by rule.
+
+Each rule is written once in lpc.facts from the Linux facts of lpc.kernel:
+the kind of a task and the evidence it rests on (PF_KTHREAD, user registers,
+a system-call entry frame, ret_from_fork -> kthread(), kthreadd's children),
+the reliable walker's verdict on an interrupted stack
+(arch_stack_walk_reliable() gives up on kernel-mode regs), the first frame
+klp_check_stack() would find (it reads only what the reliable walker reports:
+never a `?` frame) and whether that frame is a kthread's main function. These
+tests pin each rule's branches and the messages lpc check prints.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lpc.check import CheckRequest, Report, check, check_all, first_patched_frame, run, scan, validate
+from lpc.dump import Dump, parse_dump
+from lpc.facts import (
+    GROUP_KEYS,
+    FrameFact,
+    PatchedFrames,
+    StackEvidence,
+    facts_from_frames,
+    first_patched,
+    freezable_by_comm,
+    group_keys,
+    infer_kind,
+    is_thread_fn,
+    stack_status,
+)
+from lpc.models import MODELS, Klp, Stack, TaskFacts, TaskKind
+from lpc.patch import Patch
+from lpc.symbols import Symbols
+
+DATA = Path(__file__).parent / "data"
+UNKNOWN_FLAGS = 2**64 - 1
+
+
+def kind_of(**kw: Any) -> tuple[TaskKind, str]:
+    base: dict[str, Any] = dict(pid=100, comm="x", kthread=-1, task_flags=UNKNOWN_FLAGS,
+                                user_regs=False, ppid=1, syscall_entry=False, kthread_root=False)
+    base.update(kw)
+    return infer_kind(**base)
+
+
+IDLE = (TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task")
+PF_TASK = "PF_KTHREAD in the task flags"
+PF_STAT = "PF_KTHREAD in flags"
+REGS = (TaskKind.USER, "a user-mode register dump (RIP: 0033) follows its header")
+SYSCALL = (TaskKind.USER, "a system-call entry frame on its stack")
+ROOT = (TaskKind.KTHREAD, "stack rooted in ret_from_fork → kthread() without a syscall entry")
+KTHREADD = (TaskKind.KTHREAD, "a child of kthreadd (ppid 2)")
+NAME = (TaskKind.KTHREAD, "its name is a kernel thread's (weak evidence)")
+NOTHING = (TaskKind.UNKNOWN, "no flags, registers or stack root tell")
+
+
+@pytest.mark.parametrize(
+    "kw,expected",
+    [
+        (dict(pid=0, kthread=0), IDLE),
+        (dict(comm="swapper/3", kthread=0), IDLE),
+        (dict(kthread=1), (TaskKind.KTHREAD, PF_TASK)),
+        # 0 is an answer (not a kthread), -1 is "not shown": the boundary is >= 0.
+        (dict(kthread=0, task_flags=0x00200000, user_regs=False, kthread_root=True), (TaskKind.USER, PF_TASK)),
+        (dict(task_flags=0x00200000 | 0x40), (TaskKind.KTHREAD, PF_STAT)),
+        (dict(task_flags=0, kthread_root=True), (TaskKind.USER, PF_STAT)),
+        (dict(task_flags=0x00400100, ppid=2), (TaskKind.USER, PF_STAT)),
+        (dict(user_regs=True, kthread_root=True, ppid=2), REGS),
+        (dict(syscall_entry=True, kthread_root=True, ppid=2), SYSCALL),
+        (dict(kthread_root=True, ppid=2), ROOT),
+        (dict(ppid=2, comm="bash"), KTHREADD),
+        (dict(pid=2, ppid=0, comm="kthreadd"), KTHREADD),
+        (dict(comm="ksoftirqd/0"), NAME),
+        (dict(comm="jbd2/sda1-8"), NAME),
+        (dict(comm="bash"), NOTHING),
+        (dict(comm="my_ksoftirqd"), NOTHING),
+    ],
+)
+def test_infer_kind_takes_the_strongest_evidence(kw: dict[str, Any], expected: tuple[TaskKind, str]) -> None:
+    assert kind_of(**kw) == expected
+
+
+def test_an_interrupt_frame_makes_a_complete_stack_unreliable() -> None:
+    assert stack_status(Stack.COMPLETE, True) is Stack.UNWIND_FAILURE
+    assert stack_status(Stack.COMPLETE, False) is Stack.COMPLETE
+    assert stack_status(Stack.TRUNCATED, True) is Stack.TRUNCATED
+    assert stack_status(Stack.EMPTY, False) is Stack.EMPTY
+
+
+def test_stack_evidence_of_a_frame_name() -> None:
+    assert StackEvidence.of_name("entry_SYSCALL_64_after_hwframe") is StackEvidence.SYSCALL_ENTRY
+    assert StackEvidence.of_name("__x64_sys_wait4") is StackEvidence.SYSCALL_ENTRY
+    assert StackEvidence.of_name("kthread") is StackEvidence.KTHREAD
+    assert StackEvidence.of_name("kthread_worker_fn") is StackEvidence.NONE
+    assert StackEvidence.of_name("ret_from_fork_asm") is StackEvidence.FORK_RETURN
+    assert StackEvidence.of_name("schedule") is StackEvidence.NONE
+    both = StackEvidence.KTHREAD | StackEvidence.FORK_RETURN
+    assert both.kthread_root
+    assert (both | StackEvidence.SYSCALL_ENTRY).kthread_root
+    assert not StackEvidence.KTHREAD.kthread_root
+    assert not StackEvidence.FORK_RETURN.kthread_root
+    assert not StackEvidence.NONE.kthread_root
+
+
+def F(name: str, eligible: bool = True, patched: str | None = None, sched: bool = False) -> FrameFact:
+    return FrameFact(name, eligible, patched, sched)
+
+
+def test_the_first_patched_frame_is_the_first_reliable_one() -> None:
+    frames = [F("a"), F("b", False, "b"), F("c", True, "c"), F("d", True, "d")]
+    assert first_patched(frames) == 2
+    assert first_patched([F("a"), F("b", False, "b")]) is None
+    assert first_patched([]) is None
+    assert first_patched([F("x", True, "x")]) == 0
+
+
+def test_a_thread_function_is_called_by_kthread_or_ret_from_fork() -> None:
+    loop = [F("worker_thread", True, "worker_thread"), F("x", False), F("kthread"), F("ret_from_fork")]
+    assert is_thread_fn(loop, 0)
+    # kthreadd is called by ret_from_fork itself.
+    assert is_thread_fn([F("kthreadd", True, "kthreadd"), F("ret_from_fork_asm")], 0)
+    # The caller is the next *eligible* frame out: a `?` kthread does not count.
+    assert not is_thread_fn([F("f", True, "f"), F("kthread", False), F("g"), F("kthread")], 0)
+    assert not is_thread_fn([F("f", True, "f")], 0)
+    assert not is_thread_fn([F("f", True, "f"), F("kthread", False)], 0)
+    # Frames inner to `at` are not its callers.
+    assert not is_thread_fn([F("kthread"), F("f", True, "f"), F("g")], 1)
+    assert is_thread_fn([F("g"), F("f", True, "f"), F("kthread")], 1)
+
+
+def build(**kw: Any) -> TaskFacts:
+    base: dict[str, Any] = dict(
+        index=3, pid=7, tid=8, comm="kswapd0", state="S", kind=TaskKind.KTHREAD,
+        kind_evidence="PF_KTHREAD in flags", on_cpu=False, printed=Stack.COMPLETE,
+        interrupted=False, frames=[],
+    )
+    base.update(kw)
+    return facts_from_frames(**base)
+
+
+def test_facts_from_frames_builds_every_field() -> None:
+    frames = [F("schedule"), F("?old", False, "old"), F("kswapd", True, "kswapd", True),
+              F("kthread"), F("ret_from_fork")]
+    assert build(frames=frames, freezable=True, extra_depth=3) == TaskFacts(
+        index=3, pid=7, tid=8, comm="kswapd0", state="S", kind=TaskKind.KTHREAD,
+        kind_evidence="PF_KTHREAD in flags", on_cpu=False, stack=Stack.COMPLETE,
+        depth=4 + 3, patched_frame=2, patched_function="kswapd", patched_frame_is_thread_fn=True,
+        frames=("schedule", "?old", "kswapd", "kthread", "ret_from_fork"),
+        patched_frames_any=(1, 2), hidden_patched_text=False, freezable=True,
+        patched_frame_in_sched_text=True,
+    )
+
+
+def test_facts_from_frames_branches() -> None:
+    loop = [F("kswapd", True, "kswapd"), F("kthread")]
+    # A user task's patched frame is never a thread function.
+    assert not build(frames=loop, kind=TaskKind.USER).patched_frame_is_thread_fn
+    assert build(frames=loop).patched_frame_is_thread_fn
+    assert not build(frames=loop).patched_frame_in_sched_text
+    assert not build(frames=[F("a")]).patched_frame_in_sched_text
+    none = build(frames=[F("a"), F("b", False, "b")])
+    assert (none.patched_frame, none.patched_function, none.patched_frame_is_thread_fn) == (None, None, False)
+    assert none.depth == 1 and none.patched_frames_any == (1,)
+    # An interrupted complete stack is unreliable; hidden text is reported only on complete stacks.
+    irq = build(frames=loop, interrupted=True, hidden_text=True)
+    assert irq.stack is Stack.UNWIND_FAILURE and irq.hidden_patched_text is False
+    assert build(frames=loop, hidden_text=True).hidden_patched_text is True
+    assert build(frames=loop).hidden_patched_text is False
+    assert build(frames=loop).freezable is None
+
+
+def test_freezable_kthreads_by_name() -> None:
+    assert freezable_by_comm("kswapd0") is True
+    assert freezable_by_comm("khugepaged") is True
+    assert freezable_by_comm("kcompactd0") is True
+    assert freezable_by_comm("kworker/0:1") is None
+    assert freezable_by_comm("bash") is None
+
+
+def test_group_keys_come_from_field_metadata() -> None:
+    assert GROUP_KEYS == ("states", "kind_groups", "on_cpus", "stack_codes", "depth", "first",
+                          "function", "thread_fn", "hit_sequences")
+    assert group_keys() == GROUP_KEYS
+
+    @dataclass
+    class Partial:
+        who: int = field(metadata={"identity": True})
+        what: int = field(metadata={"key": "states"})
+        also: int = field(metadata={"key": "states"})
+
+    assert group_keys(Partial) == ("states",)
+
+    @dataclass
+    class Loose:
+        who: int = field(metadata={"identity": True})
+        new_fact: int = 0
+
+    with pytest.raises(TypeError, match=r"^Loose\.new_fact names neither identity nor its group-key column$"):
+        group_keys(Loose)
+
+
+def test_patched_frames_is_a_mapping_of_tasks_to_positions() -> None:
+    # Tasks own frame rows [0, 3), [3, 5), [5, 9), [9, 9); rows inside the set: 1, 2, 6, 7, 8.
+    pf = PatchedFrames(np.array([0, 3, 5, 9, 9]), np.array([1, 2, 6, 7, 8]))
+    assert list(pf) == [0, 2]
+    assert len(pf) == 2
+    assert pf[0] == (1, 2) and pf[2] == (1, 2, 3)
+    assert dict(pf) == {0: (1, 2), 2: (1, 2, 3)}
+    for absent in (1, 3, 4, -1):
+        assert absent not in pf
+        with pytest.raises(KeyError):
+            pf[absent]
+    assert 0 in pf and 2 in pf and np.int64(2) in pf
+    assert "0" not in pf and 0.0 not in pf
+    assert pf.owners.tolist() == [0, 0, 2, 2, 2] and pf.positions.tolist() == [1, 2, 1, 2, 3]
+    last = PatchedFrames(np.array([0, 2, 4]), np.array([3]))
+    assert list(last) == [1] and last[1] == (1,) and 0 not in last and 2 not in last
+    empty = PatchedFrames(np.array([0, 3]), np.array([], dtype=np.int64))
+    assert len(empty) == 0 and list(empty) == [] and 0 not in empty
+
+
+# ---- a small snapshot through TaskTable and lpc.check -------------------------------------------
+
+SNAPSHOT = b"""\
+# pid=10 tid=10 comm=bash state=S cpu=0 status=ok
+[<0>] do_wait+0x1/0x40
+[<0>] ? foo+0x1/0x40
+[<0>] do_syscall_64+0x1/0x40
+[<0>] entry_SYSCALL_64_after_hwframe+0x1/0x40
+
+# pid=20 tid=20 comm=kworker/0:1 state=I cpu=0 status=ok
+[<0>] schedule+0x1/0x40
+[<0>] worker_thread+0x1/0x40
+[<0>] kthread+0x1/0x40
+[<0>] ret_from_fork+0x1/0x40
+
+# pid=21 tid=21 comm=kworker/1:1 state=I cpu=1 status=ok
+[<0>] schedule+0x1/0x40
+[<0>] worker_thread+0x1/0x40
+[<0>] kthread+0x1/0x40
+[<0>] ret_from_fork+0x1/0x40
+
+# pid=30 tid=30 comm=modthread state=D cpu=0 status=ok
+[<0>] foo+0x1/0x40 [ext4]
+[<0>] schedule+0x1/0x40
+[<0>] kthread+0x1/0x40
+[<0>] ret_from_fork+0x1/0x40
+
+# pid=40 tid=40 comm=kswapd0 state=S cpu=0 status=unreadable
+"""
+
+
+@cache
+def small() -> Dump:
+    return parse_dump(SNAPSHOT, "proc_snapshot")
+
+
+def test_the_task_table_answers_per_task() -> None:
+    r = check(small(), "worker_thread,ext4:foo", "klp")
+    table = r.tasks.facts  # type: ignore[attr-defined]
+    assert len(table) == 5
+    assert table.frames(0) == ("do_wait", "foo", "do_syscall_64", "entry_SYSCALL_64_after_hwframe")
+    assert [f.patched for f in table.frame_facts(3)] == ["foo", None, None, None]
+    assert [f.eligible for f in table.frame_facts(0)] == [True, False, True, True]
+    assert [table.kind(t) for t in range(5)] == [TaskKind.USER, TaskKind.KTHREAD, TaskKind.KTHREAD,
+                                                 TaskKind.KTHREAD, TaskKind.KTHREAD]
+    assert table.stack(4) is Stack.UNREADABLE and table.stack(0) is Stack.COMPLETE
+    assert not any(table.interrupted(t) for t in range(5))
+    assert table[-1] == table[4] and table[4].index == 4 and table[4].freezable is True
+    assert table[1:3] == [table[1], table[2]]
+    with pytest.raises(IndexError):
+        table[5]
+    with pytest.raises(IndexError):
+        table[-6]
+    assert table[1].patched_frame == 1 and table[1].patched_frame_is_thread_fn
+    assert table[3].patched_function == "foo" and table[3].patched_frame == 0
+    assert table[0].patched_frame is None and table[0].patched_frames_any == ()
+    # The two idle kworkers are one group; kGraft's comm prefixes do not split them.
+    groups, reps = table.groups
+    assert groups.tolist() == [0, 1, 1, 2, 3] and reps.tolist() == [0, 1, 3, 4]
+    assert table.groups_for(()) is table.groups
+    split, _ = table.groups_for(("kworker/1",))
+    assert split.tolist() == [0, 1, 2, 3, 4]
+    assert table.groups_for(("kworker/1",)) is table.groups_for(("kworker/1",))
+
+
+def test_check_by_name_says_what_it_could_not_do() -> None:
+    r = check(small(), "worker_thread,ext4:foo,not_on_any_stack,also_absent", "klp")
+    assert r.source == {
+        "format": "proc_snapshot", "path": None, "kernel_release": None, "tasks": 5, "frames": 16,
+        "skipped_lines": 0, "symbols": None, "matched_by": "name",
+    }
+    ours = [w for w in r.warnings if w not in small().warnings]
+    # The check's own warnings come first, then the dump's, then the roll-ups.
+    assert r.warnings[: len(small().warnings) + 1] == (
+        "no symbol table: frames matched the patch by name, so duplicate static functions "
+        "(sympos) are not told apart", *small().warnings)
+    assert ours == [
+        "no symbol table: frames matched the patch by name, so duplicate static functions "
+        "(sympos) are not told apart",
+        "1 task(s) have an empty, unreadable or unreliable stack: unknown",
+        "patch function(s) seen on no stack: also_absent, not_on_any_stack",
+    ]
+    assert not any(w.startswith("patch function(s)") for w in check(small(), "worker_thread", "klp").warnings)
+    # The object decides: vmlinux `foo` is not the ext4 module's `foo`, and the other way round.
+    assert check(small(), "foo", "klp").tasks.facts[3].patched_frame is None  # type: ignore[attr-defined]
+    assert check(small(), "ext4:foo", "klp").tasks.facts[0].patched_frames_any == ()  # type: ignore[attr-defined]
+    assert check(small(), "foo", "klp").tasks.facts[0].patched_frames_any == (1,)  # type: ignore[attr-defined]
+    assert check(small(), "xfs:foo", "klp").tasks.facts[3].patched_frame is None  # type: ignore[attr-defined]
+
+
+def test_check_takes_parameters_with_a_name_only() -> None:
+    with pytest.raises(ValueError, match=r"^parameters go with a model name, not a model object$"):
+        check(small(), "foo", Klp(), force=True)
+    assert check(small(), "foo", Klp(force=True)).params["force"] is True
+    assert check(small(), "foo", "klp", force=True).params["force"] is True
+    assert check(small(), ["foo", "worker_thread"], "klp").patch == Patch.parse("foo,worker_thread")
+    assert check(small(), Patch.parse("foo", unpatch=True), "klp").params["unpatching"] is True
+
+
+def test_check_all_and_run_give_every_model_the_same_request() -> None:
+    every = check_all(small(), "worker_thread", force=True)
+    assert list(every) == list(MODELS)
+    assert every["klp"].params["force"] is True
+    assert every["klp"].transition.converges is True and every["kpatch"].transition.converges is False
+    with pytest.raises(ValueError, match=r"^no model asked for takes the parameter\(s\) bogus, nope$"):
+        check_all(small(), "worker_thread", nope=1, bogus=2)
+
+
+def test_validate_refuses_unknown_models_and_parameters() -> None:
+    validate(CheckRequest(models=("klp", "kpatch"), params={"force": True}))
+    validate(CheckRequest(models=("all",), params={"max_depth": 10}))
+    with pytest.raises(ValueError, match=r"^no model asked for takes the parameter\(s\) force$"):
+        validate(CheckRequest(models=("kpatch", "ksplice"), params={"force": True}))
+    with pytest.raises(ValueError) as one:
+        validate(CheckRequest(models=("kpatch",), params={"force": True}))
+    assert "no model asked for takes" not in str(one.value)
+    with pytest.raises(ValueError):
+        validate(CheckRequest(models=("klp", "no_such_model")))
+    assert CheckRequest(models=("all",)).all_models and not CheckRequest().all_models
+
+
+def test_run_loads_judges_and_reports(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.txt"
+    path.write_bytes(SNAPSHOT)
+    request = CheckRequest(dump=str(path), patch=Patch.parse("worker_thread"), models=("kpatch", "klp"),
+                           params={"force": True})
+    report = run(request)
+    assert report.request is request and report.symbols is None
+    assert list(report.results) == ["kpatch", "klp"]
+    assert report.results["klp"].params["force"] is True
+    assert report.results["kpatch"].params == {"max_depth": 64, "attempts": 5, "retry_interval_s": 2.0}
+    assert report.results["klp"].source["matched_by"] == "name"
+    assert report.dump.task_count == 5 and str(path) in report.description
+    assert report.converges is False and report.sleeping is None
+    assert report.results["klp"].tasks.facts[1].patched_frame == 1  # type: ignore[attr-defined]
+    every = run(CheckRequest(dump=str(path), patch=Patch.parse("worker_thread"), models=("all",)))
+    assert list(every.results) == list(MODELS)
+    bare = run(CheckRequest(dump=str(path)))
+    assert bare.results == {} and bare.sleeping == [
+        ("schedule", 3), ("kthread", 3), ("ret_from_fork", 3), ("worker_thread", 2), ("do_wait", 1), ("do_syscall_64", 1),
+        ("entry_SYSCALL_64_after_hwframe", 1), ("foo", 1)]
+
+
+def test_a_report_converges_only_when_every_model_does() -> None:
+    def report(*answers: bool | None) -> Report:
+        results = {str(i): SimpleNamespace(converges=a) for i, a in enumerate(answers)}
+        return Report(CheckRequest(), "", small(), None, results)  # type: ignore[arg-type]
+
+    assert report(True, True).converges is True
+    assert report(True, None).converges is None
+    assert report(None, False, True).converges is False
+    assert report(False).converges is False
+    assert report().converges is True
+
+
+# ---- with the snapshot's own symbol table ------------------------------------------------------
+
+
+@cache
+def snapshot() -> Dump:
+    return parse_dump(DATA / "procdump-6.18")
+
+
+@cache
+def symbols() -> Symbols:
+    return Symbols.from_kallsyms(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
+
+
+def test_proc_stacks_cannot_clear_sched_text() -> None:
+    r = check(snapshot(), "schedule_timeout", "klp", symbols())
+    assert r.source["matched_by"] == "address"
+    assert "the patch touches .sched.text/lock text, which /proc/<pid>/stack never shows: sleeping " \
+           "tasks' stacks cannot prove they are outside it (use a SysRq-t dump)" in r.warnings
+    assert f"{snapshot().task_count} task(s) have an empty, unreadable or unreliable stack: unknown" in r.warnings
+    assert all(r.tasks.facts[t].hidden_patched_text or r.tasks.facts[t].stack is not Stack.COMPLETE  # type: ignore[attr-defined]
+               for t in range(snapshot().task_count))
+    plain = check(snapshot(), "worker_thread", "klp", symbols())
+    assert not any(w.startswith("the patch touches .sched.text") for w in plain.warnings)
+    assert not any(w.startswith("patch function(s) seen on no stack") for w in plain.warnings)
+    assert not any(w.startswith("no symbol table") for w in plain.warnings)
+
+
+def test_frames_are_matched_by_address_with_a_symbol_table() -> None:
+    # Without symbols, proc frames match by name; with them, by [start, end).
+    first, function = first_patched_frame(snapshot(), Patch.parse("worker_thread"), symbols())
+    named, _ = first_patched_frame(snapshot(), Patch.parse("worker_thread"))
+    assert (first >= 0).any() and (first == named).all()
+    assert set(function[first >= 0].tolist()) == {0}
+    assert ((first >= 0) == (function >= 0)).all()
+
+
+def test_frames_not_in_the_symbol_table_are_counted_outside_the_patch() -> None:
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<0>] no_such_function_here+0x10/0x40\n[<0>] also_missing+0x1/0x20\n"
+            b"[<0>] worker_thread+0x98/0x310\n")
+    found = scan(parse_dump(text, "proc_snapshot"), Patch.parse("worker_thread").resolve(symbols()), symbols())
+    assert found.by_address and found.first.tolist() == [2]
+    assert found.warnings == (
+        "2 frame(s) could not be pinned to one function of the symbol table (another kernel's "
+        "symbols, or an ambiguous name): they count as outside the patch",)
