@@ -217,8 +217,9 @@ def test_patched_frames_is_a_mapping_of_tasks_to_positions() -> None:
     assert dict(pf) == {0: (1, 2), 2: (1, 2, 3)}
     for absent in (1, 3, 4, -1):
         assert absent not in pf
-        with pytest.raises(KeyError):
+        with pytest.raises(KeyError) as missing:
             pf[absent]
+        assert missing.value.args == (absent,)
     assert 0 in pf and 2 in pf and np.int64(2) in pf
     assert "0" not in pf and 0.0 not in pf
     assert pf.owners.tolist() == [0, 0, 2, 2, 2] and pf.positions.tolist() == [1, 2, 1, 2, 3]
@@ -366,6 +367,8 @@ def test_run_loads_judges_and_reports(tmp_path: Path) -> None:
     every = run(CheckRequest(dump=str(path), patch=Patch.parse("worker_thread"), models=("all",)))
     assert list(every.results) == list(MODELS)
     bare = run(CheckRequest(dump=str(path)))
+    assert (bare.request.dump, bare.dump.task_count, bare.symbols) == (str(path), 5, None)
+    assert str(path) in bare.description
     assert bare.results == {} and bare.sleeping == [
         ("schedule", 3), ("kthread", 3), ("ret_from_fork", 3), ("worker_thread", 2), ("do_wait", 1), ("do_syscall_64", 1),
         ("entry_SYSCALL_64_after_hwframe", 1), ("foo", 1)]
@@ -428,3 +431,114 @@ def test_frames_not_in_the_symbol_table_are_counted_outside_the_patch() -> None:
     assert found.warnings == (
         "2 frame(s) could not be pinned to one function of the symbol table (another kernel's "
         "symbols, or an ambiguous name): they count as outside the patch",)
+
+
+# ---- frames given by name and offset, resolved in a symbol table -------------------------------
+
+#: A table with exact sizes (what Symbols.from_elf builds from st_size): two static
+#: `helper`s told apart only by their printed size, and a module's own `foo`.
+def sized_symbols(module: str | None = None) -> Symbols:
+    from lpc import _core
+
+    names = ["worker_thread", "helper", "helper", "do_wait"]
+    addresses = np.array([0xFFFFFFFF81000000, 0xFFFFFFFF81000400, 0xFFFFFFFF81000500,
+                          0xFFFFFFFF81000600], dtype=np.uint64)
+    sizes = np.array([0x310, 0x40, 0x80, 0x100], dtype=np.uint64)
+    return Symbols(_core.symbols_from_entries(addresses, b"Tttt", names, sizes, module), "test")
+
+
+def test_a_named_frame_resolves_by_its_printed_size() -> None:
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<0>] helper+0x10/0x80\n[<0>] helper+0x10/0x40\n[<0>] helper+0x10\n"
+            b"[<0>] worker_thread+0x30f/0x310\n")
+    syms = sized_symbols()
+    dump = parse_dump(text, "proc_snapshot")
+    # Patch the second helper (size 0x80) by address: only the frame printed with /0x80 is in it.
+    patch = PatchFunctionRange("helper", 0xFFFFFFFF81000500, 0xFFFFFFFF81000580)
+    found = scan(dump, patch, syms)
+    assert found.by_address and found.first.tolist() == [0]
+    # Frame 2 names `helper` without a size: ambiguous, so it counts as outside (and says so).
+    assert found.warnings == (
+        "1 frame(s) could not be pinned to one function of the symbol table (another kernel's "
+        "symbols, or an ambiguous name): they count as outside the patch",)
+    first = PatchFunctionRange("helper", 0xFFFFFFFF81000400, 0xFFFFFFFF81000440)
+    assert scan(dump, first, syms).first.tolist() == [1]
+    # The return address is the function's start + the printed offset: +0x30f is still inside.
+    assert scan(dump, PatchFunctionRange("worker_thread", 0xFFFFFFFF81000000, 0xFFFFFFFF81000310),
+                syms).first.tolist() == [3]
+
+
+def test_a_module_frame_resolves_in_its_module() -> None:
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<0>] do_wait+0x10/0x100 [ext4]\n[<0>] worker_thread+0x10/0x310\n")
+    dump = parse_dump(text, "proc_snapshot")
+    in_module = PatchFunctionRange("do_wait", 0xFFFFFFFF81000600, 0xFFFFFFFF81000700, "ext4")
+    # A vmlinux-only table cannot place the ext4 frame; an ext4 table can.
+    assert scan(dump, in_module, sized_symbols()).first.tolist() == [-1]
+    assert scan(dump, in_module, sized_symbols("ext4")).first.tolist() == [0]
+
+
+def test_a_printed_address_wins_over_the_name() -> None:
+    # Another kernel's symbols: the printed return address, not name+offset, is the frame.
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<ffffffff81000610>] worker_thread+0x10/0x310\n")
+    dump = parse_dump(text, "proc_snapshot")
+    patch = PatchFunctionRange("do_wait", 0xFFFFFFFF81000600, 0xFFFFFFFF81000700)
+    found = scan(dump, patch, sized_symbols())
+    assert found.first.tolist() == [0] and found.warnings == ()
+
+
+def PatchFunctionRange(name: str, start: int, end: int, obj: str | None = None) -> Patch:
+    from lpc.patch import PatchFunction
+
+    return Patch((PatchFunction(name, obj, None, start, end),))
+
+
+def test_first_patched_frame_resolves_the_patch_first() -> None:
+    # By address, a frame whose printed size is not the table's is not pinned (outside);
+    # by name it would match: the answer shows which way the patch was matched.
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<0>] worker_thread+0x10/0x999\n[<0>] do_wait+0x10/0x100\n")
+    dump = parse_dump(text, "proc_snapshot")
+    first, function = first_patched_frame(dump, Patch.parse("worker_thread,do_wait"), sized_symbols())
+    assert first.tolist() == [1] and function.tolist() == [1]
+    first, function = first_patched_frame(dump, Patch.parse("worker_thread,do_wait"))
+    assert first.tolist() == [0] and function.tolist() == [0]
+
+
+def test_symbols_reach_every_model_of_check_all_and_run(tmp_path: Path) -> None:
+    every = check_all(snapshot(), "worker_thread", symbols())
+    assert {r.source["matched_by"] for r in every.values()} == {"address"}
+    assert all(r.source["symbols"] is not None for r in every.values())
+    # An explicit symbol table for a dump without one.
+    kallsyms = tmp_path / "kallsyms"
+    kallsyms.write_bytes(gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes()))
+    stacks = tmp_path / "stacks.txt"
+    stacks.write_bytes(b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n[<0>] worker_thread+0x98/0x310\n")
+    given = run(CheckRequest(dump=str(stacks), symbols=str(kallsyms), patch=Patch.parse("worker_thread"),
+                             models=("klp", "kpatch")))
+    assert given.symbols is not None
+    assert {r.source["matched_by"] for r in given.results.values()} == {"address"}
+    assert all(r.source["symbols"] is not None for r in given.results.values())
+    bare = CheckRequest(dump=str(stacks), symbols=str(kallsyms))
+    answer = run(bare)
+    assert answer.request is bare and answer.symbols is not None and answer.dump.task_count == 1
+    assert str(stacks) in answer.description and answer.sleeping == [("worker_thread", 1)]
+
+
+def test_frame_and_token_names() -> None:
+    from lpc.facts import frame_function_names, token_function_names
+
+    names = frame_function_names(small())
+    assert names.tolist()[:4] == ["do_wait", "foo", "do_syscall_64", "entry_SYSCALL_64_after_hwframe"]
+    assert len(names) == small().frame_count
+    tokens = token_function_names(small())
+    assert len(tokens) == small().token_count and "worker_thread" in tokens
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<ffffffff81000610>] 0xffffffff81000610\n[<ffffffff91000000>] 0xffffffff91000000\n")
+    bare = parse_dump(text, "proc_snapshot")
+    assert frame_function_names(bare).tolist() == ["?", "?"]
+    # %pB: a return address belongs to the function holding address - 1.
+    assert frame_function_names(bare, sized_symbols()).tolist() == ["do_wait", "?"]
+    assert token_function_names(bare, sized_symbols()) == ["do_wait", "?"]
+    assert frame_function_names(parse_dump(b"", "proc_snapshot")).tolist() == []

@@ -126,6 +126,9 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("101 entries are not", Klp(), task(kind=K.KTHREAD, depth=101),
      (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None,
       "stack deeper than 100 entries counts as unreliable; retried every 1 s")),
+    # Exactly 100 entries: the stack is unreliable for its own reason, not for its depth.
+    ("truncated at 100 entries", Klp(), task(kind=K.KTHREAD, depth=100, stack=Stack.TRUNCATED),
+     (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None, "stack is truncated; retried every 1 s")),
     ("unwind failure, runnable user", Klp(), task(state="R", stack=Stack.UNWIND_FAILURE),
      (V.UNRELIABLE, O.AT_KERNEL_EXIT, "EINVAL", 1.0,
       "stack is unwind_failure; runnable: switches at kernel exit")),
@@ -637,10 +640,11 @@ def test_null_rules() -> None:
     clean = Null().judge_task(task())
     assert answer(clean) == (V.SWITCH, O.SWITCHED, None, 0.0, "switched at once")
     assert clean.extra == {"executing_old": False}
-    t = Null().judge_transition([], [old, maybe, clean, old])
+    # Counted: executing_old is True (not None: "maybe"), once per task.
+    t = Null().judge_transition([], [old, maybe, clean, old, old])
     assert (t.converges, t.eta_s, t.reason) == (
         True, 0.0,
-        "complete at once; 2 task(s) were executing old code at that instant (safe only for "
+        "complete at once; 3 task(s) were executing old code at that instant (safe only for "
         "changes whose old and new versions may interleave)",
     )
     assert Null().switch_points == (SwitchPoint.IMMEDIATE,)
@@ -675,10 +679,10 @@ def test_trivial_rules() -> None:
     assert seen.verdict is V.BLOCKED and seen.extra == {"old_call_sites": ["a"], "mixed_chain_possible": False}
     beyond = Trivial().judge_task(task(frames=("a",), patched_frames_any=(0, 1)))
     assert beyond.extra == {"old_call_sites": ["a"], "mixed_chain_possible": False}
-    t = Trivial().judge_transition([], [chain, outside, mixed, unknown])
+    t = Trivial().judge_transition([], [chain, outside, mixed, unknown, chain])
     assert (t.converges, t.eta_s, t.reason) == (
         None, None,
-        "no completion point: the model never learns that old code is unused (2 task(s) are "
+        "no completion point: the model never learns that old code is unused (3 task(s) are "
         "inside the patched set now); old code can never be freed",
     )
     assert Trivial().switch_points == (SwitchPoint.PER_CALL,)
