@@ -542,3 +542,87 @@ def test_frame_and_token_names() -> None:
     assert frame_function_names(bare, sized_symbols()).tolist() == ["do_wait", "?"]
     assert token_function_names(bare, sized_symbols()) == ["do_wait", "?"]
     assert frame_function_names(parse_dump(b"", "proc_snapshot")).tolist() == []
+
+
+# ---- the grouping key: equal groups iff equal judged facts --------------------------------------
+
+#: Tasks alike in everything but their `?` frames inside the patch (every one has one reliable
+#: frame, no reliable patched frame): only the hit sequence — (position, name) of each patched
+#: frame, innermost first — tells them apart, and the trivial model and Ksplice read it.
+QUESTIONABLE = [
+    ("?other_fn", "?other_fn", "?other_fn"),
+    ("?pf_a", "?other_fn", "?other_fn"),
+    ("?pf_b", "?other_fn", "?other_fn"),
+    ("?other_fn", "?pf_a", "?other_fn"),
+    ("?pf_a", "?pf_b", "?other_fn"),
+    ("?pf_b", "?pf_b", "?other_fn"),
+    ("?pf_a", "?pf_b", "?pf_c"),
+    ("?pf_a", "?pf_a", "?pf_c"),
+    ("?pf_c", "?other_fn", "?other_fn"),
+    ("?other_fn", "?other_fn", "?pf_c"),
+    ("?pf_c", "?pf_a", "?other_fn"),
+    ("?pf_a", "?pf_b", "?pf_c"),
+    ("?other_fn", "?other_fn", "?other_fn"),
+    ("?pf_b", "?other_fn", "?pf_c"),
+]
+
+
+def test_tasks_share_a_group_iff_their_patched_frames_agree() -> None:
+    blocks = []
+    for i, frames in enumerate(QUESTIONABLE):
+        lines = [f"[<0>] ? {name[1:]}+0x1/0x40" for name in frames] + ["[<0>] schedule+0x1/0x40"]
+        blocks.append("\n".join([f"# pid={100 + i} tid={100 + i} comm=bash state=S cpu=0 status=ok", *lines]))
+    dump = parse_dump(("\n\n".join(blocks) + "\n").encode(), "proc_snapshot")
+    table = check(dump, "pf_a,pf_b,pf_c", "trivial").tasks.facts  # type: ignore[attr-defined]
+    groups, reps = table.groups
+    hits = [tuple((k, f) for k, f in enumerate(frames) if f != "?other_fn") for frames in QUESTIONABLE]
+    for s in range(len(hits)):
+        for t in range(len(hits)):
+            assert (groups[s] == groups[t]) == (hits[s] == hits[t]), (hits[s], hits[t])
+    assert groups.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 6, 0, 11]
+    assert reps.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13]
+
+
+def test_groups_for_splits_by_every_prefix_a_model_reads() -> None:
+    table = check(small(), "worker_thread", "kgraft").tasks.facts  # type: ignore[attr-defined]
+    # kworker/0:1 and kworker/1:1 share a group; a model that reads "kworker/1" (its second
+    # prefix) tells them apart.
+    split, _ = table.groups_for(("kworker/9", "kworker/1"))
+    assert split.tolist() == [0, 1, 2, 3, 4]
+    same, _ = table.groups_for(("kworker/9", "nope"))
+    assert same.tolist() == [0, 1, 1, 2, 3]
+    empty = check(parse_dump(b"", "proc_snapshot"), "x", "kgraft")
+    assert empty.tasks.facts.groups_for(("kworker/",))[0].tolist() == []  # type: ignore[attr-defined]
+    assert empty.transition.converges is True
+
+
+def test_task_table_indexing_and_unknown_identity() -> None:
+    table = check(small(), "worker_thread", "klp").tasks.facts  # type: ignore[attr-defined]
+    assert table[-5] == table[0]
+    with pytest.raises(IndexError) as beyond:
+        table[5]
+    assert beyond.value.args == (5,)
+    legacy = check(parse_dump(DATA / "proc-pid-stack-legacy-addresses.txt"), "schedule", "klp")
+    facts = legacy.tasks.facts[0]  # type: ignore[attr-defined]
+    assert facts.pid is None and facts.tid is None
+    assert check(small(), "worker_thread", "klp").tasks.facts[0].pid == 10  # type: ignore[attr-defined]
+
+
+def test_a_frame_in_sched_text_is_marked_so() -> None:
+    syms = Symbols.from_kallsyms(
+        b"ffffffff81000000 T worker_thread\n"
+        b"ffffffff81000400 T __sched_text_start\n"
+        b"ffffffff81000400 T schedule_timeout\n"
+        b"ffffffff81000500 T __sched_text_end\n"
+        b"ffffffff81000600 T do_wait\n"
+        b"ffffffff81000700 T _etext\n")
+    text = (b"# pid=10 tid=10 comm=kworker/0:1 state=S cpu=0 status=ok\n"
+            b"[<0>] schedule_timeout+0x10/0x100\n[<0>] worker_thread+0x10/0x400\n[<0>] kthread+0x1/0x40\n")
+    dump = parse_dump(text, "proc_snapshot")
+    # Patch function 0 lies in .sched.text, function 1 does not.
+    table = check(dump, "schedule_timeout,worker_thread", "klp", syms).tasks.facts  # type: ignore[attr-defined]
+    assert [f.in_sched_text for f in table.frame_facts(0)] == [True, False, False]
+    assert table[0].patched_frame == 0 and table[0].patched_frame_in_sched_text
+    table = check(dump, "worker_thread", "klp", syms).tasks.facts  # type: ignore[attr-defined]
+    assert [f.in_sched_text for f in table.frame_facts(0)] == [False, False, False]
+    assert table[0].patched_frame == 1 and not table[0].patched_frame_in_sched_text
