@@ -626,3 +626,16 @@ def test_a_frame_in_sched_text_is_marked_so() -> None:
     table = check(dump, "worker_thread", "klp", syms).tasks.facts  # type: ignore[attr-defined]
     assert [f.in_sched_text for f in table.frame_facts(0)] == [False, False, False]
     assert table[0].patched_frame == 1 and not table[0].patched_frame_in_sched_text
+
+
+def test_by_name_the_first_patch_function_of_a_name_wins() -> None:
+    # Without a symbol table sympos cannot be told apart: the first listed function is reported.
+    found = scan(small(), Patch.parse("worker_thread,worker_thread@2"))
+    assert set(found.token_function.tolist()) == {-1, 0}
+    assert found.first.tolist() == [-1, 1, 1, -1, -1] and found.function.tolist() == [-1, 0, 0, -1, -1]
+
+
+def test_the_report_names_the_symbol_table_it_used() -> None:
+    r = check(snapshot(), "worker_thread", "klp", symbols())
+    assert r.source["symbols"] == symbols().source and r.source["symbols"] is not None
+    assert check(snapshot(), "worker_thread", "klp").source["symbols"] is None
