@@ -639,3 +639,23 @@ def test_the_report_names_the_symbol_table_it_used() -> None:
     r = check(snapshot(), "worker_thread", "klp", symbols())
     assert r.source["symbols"] == symbols().source and r.source["symbols"] is not None
     assert check(snapshot(), "worker_thread", "klp").source["symbols"] is None
+
+
+def test_same_named_functions_of_two_objects_resolve_apart() -> None:
+    syms = Symbols.from_kallsyms(
+        b"ffffffff81000600 T do_wait\nffffffff81000700 T _etext\n"
+        b"ffffffffc0001000 t do_wait\t[ext4]\nffffffffc0001100 t other\t[ext4]\n")
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n[<0>] do_wait+0x10/0x100 [ext4]\n\n"
+            b"# pid=11 tid=11 comm=bash state=S cpu=0 status=ok\n[<0>] do_wait+0x10/0x100\n")
+    dump = parse_dump(text, "proc_snapshot")
+    ext4 = PatchFunctionRange("do_wait", 0xFFFFFFFFC0001000, 0xFFFFFFFFC0001100, "ext4")
+    vmlinux = PatchFunctionRange("do_wait", 0xFFFFFFFF81000600, 0xFFFFFFFF81000700)
+    assert scan(dump, ext4, syms).first.tolist() == [0, -1]
+    assert scan(dump, vmlinux, syms).first.tolist() == [-1, 0]
+
+
+def test_a_frame_without_a_printed_size_resolves_by_name_alone() -> None:
+    text = b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n[<0>] do_wait+0x10\n"
+    found = scan(parse_dump(text, "proc_snapshot"),
+                 PatchFunctionRange("do_wait", 0xFFFFFFFF81000600, 0xFFFFFFFF81000700), sized_symbols())
+    assert found.first.tolist() == [0] and found.warnings == ()
