@@ -659,3 +659,15 @@ def test_a_frame_without_a_printed_size_resolves_by_name_alone() -> None:
     found = scan(parse_dump(text, "proc_snapshot"),
                  PatchFunctionRange("do_wait", 0xFFFFFFFF81000600, 0xFFFFFFFF81000700), sized_symbols())
     assert found.first.tolist() == [0] and found.warnings == ()
+
+
+def test_without_a_symbol_table_even_a_resolved_patch_matches_by_name() -> None:
+    resolved = PatchFunctionRange("worker_thread", 0xFFFFFFFF81000000, 0xFFFFFFFF81000310)
+    found = scan(small(), resolved)
+    assert found.by_address is False and found.first.tolist() == [-1, 1, 1, -1, -1]
+    assert set(found.token_function.tolist()) == {-1, 0}
+    # With the table, the frames' printed size (0x40) is not worker_thread's (0x310): they are
+    # not pinned, so they count as outside (-1), like every token without an address.
+    by_address = scan(small(), resolved, sized_symbols())
+    assert by_address.by_address is True and by_address.first.tolist() == [-1, -1, -1, -1, -1]
+    assert set(by_address.token_function.tolist()) == {-1}
