@@ -25,6 +25,7 @@ import pytest
 from lpc.check import CheckRequest, Report, check, check_all, first_patched_frame, run, scan, validate
 from lpc.dump import Dump, parse_dump
 from lpc.facts import (
+    frame_function_names,
     GROUP_KEYS,
     FrameFact,
     PatchedFrames,
@@ -671,3 +672,17 @@ def test_without_a_symbol_table_even_a_resolved_patch_matches_by_name() -> None:
     by_address = scan(small(), resolved, sized_symbols())
     assert by_address.by_address is True and by_address.first.tolist() == [-1, -1, -1, -1, -1]
     assert set(by_address.token_function.tolist()) == {-1}
+
+
+def test_bare_return_addresses_are_named_by_the_kernels_pB_rule() -> None:
+    # %pB: a return address belongs to the function holding address - 1, so the end of
+    # worker_thread (0x310) is still worker_thread and the start of do_wait (0x600) is not do_wait.
+    text = (b"# pid=10 tid=10 comm=bash state=S cpu=0 status=ok\n"
+            b"[<ffffffff81000310>] 0xffffffff81000310\n[<ffffffff81000610>] 0xffffffff81000610\n"
+            b"[<ffffffff81000600>] 0xffffffff81000600\n[<ffffffff91000000>] 0xffffffff91000000\n")
+    dump = parse_dump(text, "proc_snapshot")
+    names = frame_function_names(dump, sized_symbols())
+    assert names.dtype == object
+    assert names.tolist() == ["worker_thread", "do_wait", "?", "?"]
+    table = check(dump, "do_wait", "klp", sized_symbols()).tasks.facts  # type: ignore[attr-defined]
+    assert table.frames(0) == ("worker_thread", "do_wait", "?", "?")
