@@ -22,6 +22,9 @@ settings.register_profile("default", deadline=None, max_examples=200, derandomiz
 settings.register_profile("explore", deadline=None, max_examples=200, print_blob=True)
 # Thorough: many more random examples, for a run by hand before a release.
 settings.register_profile("thorough", deadline=None, max_examples=3000, print_blob=True)
+# Mutation: derandomized and short, for the one run per mutant of `mutmut run`
+# (docs/mutation-python.md); the example-based mutation tests carry the kills.
+settings.register_profile("mutation", deadline=None, max_examples=25, derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 DATA_DIR = Path(__file__).parent / "data"
