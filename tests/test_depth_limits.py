@@ -142,7 +142,7 @@ def test_kpatch_model_depth_boundary(depth: int, verdict: Verdict) -> None:
     if verdict is Verdict.UNRELIABLE:
         # The whole attempt fails with -EBUSY, at every retry of the script.
         assert (o.outlook, o.errno) == (Outlook.STUCK, "EBUSY")
-        assert "64 trace entries" in o.reason
+        assert "64-entry stack trace is full" in o.reason
     else:
         assert (o.outlook, o.errno) == (Outlook.SWITCHED, None)
 

@@ -189,7 +189,7 @@ def test_freezable_kthreads_by_name() -> None:
 
 def test_group_keys_come_from_field_metadata() -> None:
     assert GROUP_KEYS == ("states", "kind_groups", "on_cpus", "stack_codes", "depth", "first",
-                          "function", "thread_fn", "hit_sequences")
+                          "function", "thread_fn", "hit_sequences", "lost_codes")
     assert group_keys() == GROUP_KEYS
 
     @dataclass
@@ -303,21 +303,29 @@ def test_check_by_name_says_what_it_could_not_do() -> None:
     }
     ours = [w for w in r.warnings if w not in small().warnings]
     # The check's own warnings come first, then the dump's, then the roll-ups.
-    assert r.warnings[: len(small().warnings) + 1] == (
+    unseen = ("patch function(s) seen on no stack: not_on_any_stack, also_absent (matched by "
+              "name against every frame of the dump; without a symbol table a misspelt name "
+              "cannot be told from an absent one)")
+    assert r.warnings[: len(small().warnings) + 2] == (
         "no symbol table: frames matched the patch by name, so duplicate static functions "
-        "(sympos) are not told apart", *small().warnings)
+        "(sympos) are not told apart", unseen, *small().warnings)
     assert ours == [
         "no symbol table: frames matched the patch by name, so duplicate static functions "
         "(sympos) are not told apart",
-        "1 task(s) have an empty, unreadable or unreliable stack: unknown",
-        "patch function(s) seen on no stack: also_absent, not_on_any_stack",
+        unseen,
+        "1 task(s) have an empty, unreadable, unreliable or incomplete stack: unknown",
     ]
     assert not any(w.startswith("patch function(s)") for w in check(small(), "worker_thread", "klp").warnings)
     # The object decides: vmlinux `foo` is not the ext4 module's `foo`, and the other way round.
     assert check(small(), "foo", "klp").tasks.facts[3].patched_frame is None  # type: ignore[attr-defined]
     assert check(small(), "ext4:foo", "klp").tasks.facts[0].patched_frames_any == ()  # type: ignore[attr-defined]
     assert check(small(), "foo", "klp").tasks.facts[0].patched_frames_any == (1,)  # type: ignore[attr-defined]
-    assert check(small(), "xfs:foo", "klp").tasks.facts[3].patched_frame is None  # type: ignore[attr-defined]
+    # A `foo` of an object the dump never shows, where it shows other objects' `foo`:
+    # most likely misnamed, so refused with the spellings that would match.
+    from lpc.locate import PatchNotLocatedError
+
+    with pytest.raises(PatchNotLocatedError, match="did you mean ext4:foo or foo"):
+        check(small(), "xfs:foo", "klp")
 
 
 def test_check_takes_parameters_with_a_name_only() -> None:
@@ -405,7 +413,8 @@ def test_proc_stacks_cannot_clear_sched_text() -> None:
     assert r.source["matched_by"] == "address"
     assert "the patch touches .sched.text/lock text, which /proc/<pid>/stack never shows: sleeping " \
            "tasks' stacks cannot prove they are outside it (use a SysRq-t dump)" in r.warnings
-    assert f"{snapshot().task_count} task(s) have an empty, unreadable or unreliable stack: unknown" in r.warnings
+    assert (f"{snapshot().task_count} task(s) have an empty, unreadable, unreliable or "
+            "incomplete stack: unknown") in r.warnings
     assert all(r.tasks.facts[t].hidden_patched_text or r.tasks.facts[t].stack is not Stack.COMPLETE  # type: ignore[attr-defined]
                for t in range(snapshot().task_count))
     plain = check(snapshot(), "worker_thread", "klp", symbols())
@@ -429,9 +438,8 @@ def test_frames_not_in_the_symbol_table_are_counted_outside_the_patch() -> None:
             b"[<0>] worker_thread+0x98/0x310\n")
     found = scan(parse_dump(text, "proc_snapshot"), Patch.parse("worker_thread").resolve(symbols()), symbols())
     assert found.by_address and found.first.tolist() == [2]
-    assert found.warnings == (
-        "2 frame(s) could not be pinned to one function of the symbol table (another kernel's "
-        "symbols, or an ambiguous name): they count as outside the patch",)
+    # Named frames of other functions are outside the patch by the dump's own word: no loss.
+    assert found.warnings == () and not found.token_lost.any()
 
 
 # ---- frames given by name and offset, resolved in a symbol table -------------------------------
@@ -458,10 +466,10 @@ def test_a_named_frame_resolves_by_its_printed_size() -> None:
     patch = PatchFunctionRange("helper", 0xFFFFFFFF81000500, 0xFFFFFFFF81000580)
     found = scan(dump, patch, syms)
     assert found.by_address and found.first.tolist() == [0]
-    # Frame 2 names `helper` without a size: ambiguous, so it counts as outside (and says so).
-    assert found.warnings == (
-        "1 frame(s) could not be pinned to one function of the symbol table (another kernel's "
-        "symbols, or an ambiguous name): they count as outside the patch",)
+    # Frame 2 names `helper` without a size: ambiguous, and it could be the patched
+    # helper, so it lost its evidence (the task's stack is incomplete).
+    assert found.warnings == ()
+    assert found.token_lost[dump.frame_tokens[2]] == 1  # Loss.UNPINNED
     first = PatchFunctionRange("helper", 0xFFFFFFFF81000400, 0xFFFFFFFF81000440)
     assert scan(dump, first, syms).first.tolist() == [1]
     # The return address is the function's start + the printed offset: +0x30f is still inside.

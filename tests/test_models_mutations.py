@@ -93,11 +93,11 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("running idle", Klp(), task(kind=K.IDLE, on_cpu=True, pid=0, comm="swapper/0"),
      (V.RUNNING, O.AFTER_WAKEUP, "EBUSY", 1.0,
       "idle on its CPU; wake_up_if_idle() sends it through do_idle(), where it switches")),
-    ("running kthread, clean stack of 100 entries", Klp(),
-     task(kind=K.KTHREAD, on_cpu=True, depth=100),
+    ("running kthread, clean stack of 99 entries", Klp(),
+     task(kind=K.KTHREAD, on_cpu=True, depth=99),
      (V.RUNNING, O.SWITCHED, "EBUSY", 1.0,
       "is running with no patched frame: switches itself at its next cond_resched()")),
-    ("running kthread, 101 entries", Klp(), task(kind=K.KTHREAD, on_cpu=True, depth=101),
+    ("running kthread, 100 entries", Klp(), task(kind=K.KTHREAD, on_cpu=True, depth=100),
      (V.RUNNING, O.UNKNOWN, "EBUSY", None,
       f"{CHECKED_AGAIN} at its next cond_resched() or when it sleeps")),
     ("running kthread on a patched frame", Klp(), on(kind=K.KTHREAD, on_cpu=True),
@@ -121,13 +121,13 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("asleep with no stack is not running", Klp(),
      task(kind=K.KTHREAD, on_cpu=None, state="S", stack=Stack.EMPTY, depth=0),
      (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None, "stack is empty; retried every 1 s")),
-    ("100 entries are reliable", Klp(), task(kind=K.KTHREAD, depth=100),
+    ("99 entries are reliable", Klp(), task(kind=K.KTHREAD, depth=99),
      (V.SWITCH, O.SWITCHED, None, 0.0, "no patched function on a reliable stack")),
-    ("101 entries are not", Klp(), task(kind=K.KTHREAD, depth=101),
+    ("100 entries are not", Klp(), task(kind=K.KTHREAD, depth=100),
      (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None,
-      "stack deeper than 100 entries counts as unreliable; retried every 1 s")),
-    # Exactly 100 entries: the stack is unreliable for its own reason, not for its depth.
-    ("truncated at 100 entries", Klp(), task(kind=K.KTHREAD, depth=100, stack=Stack.TRUNCATED),
+      "a stack of 100 entries or more counts as unreliable; retried every 1 s")),
+    # 99 entries: the stack is unreliable for its own reason, not for its depth.
+    ("truncated at 99 entries", Klp(), task(kind=K.KTHREAD, depth=99, stack=Stack.TRUNCATED),
      (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None, "stack is truncated; retried every 1 s")),
     ("unwind failure, runnable user", Klp(), task(state="R", stack=Stack.UNWIND_FAILURE),
      (V.UNRELIABLE, O.AT_KERNEL_EXIT, "EINVAL", 1.0,
@@ -387,9 +387,10 @@ KPATCH_ROWS: list[tuple[str, TaskFacts, tuple[Any, ...]]] = [
     # save_stack_trace_tsk() is best effort: a truncated or unwind-failed trace is still read.
     ("unwind failure is read anyway", task(stack=Stack.UNWIND_FAILURE),
      (V.SWITCH, O.SWITCHED, None, 0.0, "passes the activeness check")),
-    ("64 entries fit", task(depth=64), (V.SWITCH, O.SWITCHED, None, 0.0, "passes the activeness check")),
-    ("65 entries do not", task(depth=65),
-     (V.UNRELIABLE, O.STUCK, "EBUSY", None, "more than 64 trace entries")),
+    ("62 frames and the end marker fit", task(depth=62),
+     (V.SWITCH, O.SWITCHED, None, 0.0, "passes the activeness check")),
+    ("63 frames and the end marker fill the trace", task(depth=63),
+     (V.UNRELIABLE, O.STUCK, "EBUSY", None, "its 64-entry stack trace is full")),
     ("patched frame, asleep", on(),
      (V.BLOCKED, O.STUCK, "EBUSY", None, "activeness safety check failed for do_wait")),
     ("patched frame, runnable", on(state="R"),
@@ -405,7 +406,7 @@ def test_kpatch_rules_row_by_row(facts: TaskFacts, expected: tuple[Any, ...]) ->
 
 
 def test_kpatch_depth_is_a_parameter() -> None:
-    assert Kpatch(max_depth=10).judge_task(task(depth=11)).reason == "more than 10 trace entries"
+    assert Kpatch(max_depth=10).judge_task(task(depth=11)).reason == "its 10-entry stack trace is full"
     assert Kpatch().switch_points == (SwitchPoint.STOP_MACHINE,)
     assert Kpatch().stack_source is StackSource.BEST_EFFORT
     assert (Kpatch().attempts, Kpatch().retry_interval_s) == (5, 2.0)
@@ -577,7 +578,7 @@ JOSH_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("unfreezable kthread on a patched frame", Josh(), on("f", kind=K.KTHREAD, freezable=False),
      (V.BLOCKED, O.STUCK, "EADDRINUSE", None, "unfreezable kthread sleeping on f: fail")),
     ("unfreezable kthread, untrusted stack", Josh(), task(kind=K.KTHREAD, stack=Stack.TRUNCATED),
-     (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None, "unfreezable kthread with a truncated stack: retried")),
+     (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None, "unfreezable kthread, stack is truncated: retried")),
     ("unknown kind", Josh(), on(kind=K.UNKNOWN, kind_evidence="no flags"),
      (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
       "cannot tell whether it is an unfreezable kthread (no flags)")),

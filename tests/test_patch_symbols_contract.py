@@ -89,7 +89,8 @@ def test_patch_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
     assert str(err.value) == f"{missing}: cannot read patch file (No such file or directory)"
     with pytest.raises(PatchSpecError) as err:
         Patch.from_file(tmp_path)
-    assert str(err.value) == f"{tmp_path}: cannot read patch file (Is a directory)"
+    assert str(err.value) == (f"{tmp_path}: patch file must be a regular file, and this is a "
+                              "directory")
 
 
 def test_patch_json_is_exactly_this(real: Symbols) -> None:
@@ -173,9 +174,9 @@ def test_the_source_name_of_each_kind_of_input(tmp_path: Path) -> None:
     for load in (Symbols.from_kallsyms, Symbols.from_system_map):
         with pytest.raises(SymbolError) as err:
             load(missing)
-        assert str(err.value) == f"{missing}: cannot read symbols: No such file or directory"
-        assert (err.value.path, err.value.message) == (str(missing),
-                                                       "cannot read symbols: No such file or directory")
+        assert str(err.value) == f"{missing}: cannot read symbols (No such file or directory)"
+        assert (err.value.path, err.value.message) == (
+            str(missing), "cannot read symbols (No such file or directory)")
 
 
 def test_live_explains_hidden_addresses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -196,7 +197,7 @@ def test_live_explains_hidden_addresses(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(symbols_module, "PROC_KALLSYMS", str(tmp_path / "absent"))
     with pytest.raises(SymbolError) as err:
         Symbols.live()
-    assert err.value.message == "cannot read symbols: No such file or directory"
+    assert err.value.message == "cannot read symbols (No such file or directory)"
 
 
 def test_module_build_ids(small: Symbols) -> None:

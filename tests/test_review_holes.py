@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from lpc import cli
-from lpc.check import PF_KTHREAD, check, infer_kind
+from lpc.check import check
+from lpc.facts import infer_kind
+from lpc.kernel import PF_KTHREAD
 from lpc.dump import parse_dump
 from lpc.errors import SymbolError
 from lpc.models import TaskKind

@@ -34,8 +34,8 @@ class PatchNotLocatedError(LpcError, LookupError):
 
 
 def close_names(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The ``n`` names most like ``name`` (difflib's ratio, at least 0.8)."""
-    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.8)
+    """The ``n`` names most like ``name``: difflib ratio >= 0.9, a misspelling, not a relative."""
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.9)
 
 
 def unseen_functions(dump: Dump, patch: Patch, hit: Iterable[int]) -> list[str]:

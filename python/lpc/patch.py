@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lpc._files import read_input
-from lpc.errors import LpcError, SymbolError
+from lpc.errors import InputFileError, LpcError, SymbolError
 
 if TYPE_CHECKING:
     from lpc.symbols import Symbols
@@ -104,7 +104,10 @@ class Patch:
         A kernel module (ELF) or a file that is not UTF-8 text is refused with a
         :class:`PatchSpecError` naming the file (and the line of a bad byte).
         """
-        data = read_input(path, "patch file", _PATCH_FILE_LIMIT)
+        try:
+            data = read_input(path, "patch file", _PATCH_FILE_LIMIT)
+        except InputFileError as exc:
+            raise PatchSpecError(str(exc)) from None
         if data.startswith(b"\x7fELF"):
             raise PatchSpecError(
                 f"{path}: an ELF file (a livepatch module?), not a list of patch functions; "

@@ -102,7 +102,7 @@ class Kpatch(Model):
         if t.depth + 1 >= self.max_depth:
             return TaskOutcome(
                 Verdict.UNRELIABLE, Outlook.STUCK,
-                f"more than {self.max_depth} trace entries", errno="EBUSY",
+                f"its {self.max_depth}-entry stack trace is full", errno="EBUSY",
             )
         if t.patched_frame is not None:
             outlook = Outlook.UNKNOWN if t.state in RUNNABLE else Outlook.STUCK
