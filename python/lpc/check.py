@@ -347,9 +347,8 @@ def validate(request: CheckRequest) -> None:
     exist or a parameter none of its models takes (ValueError). Every model
     gets the same parameters and reads those it takes."""
     names = _model_names(request)
-    for name in names:
-        get_model(name)
-    taken = frozenset().union(*(type(get_model(n)).accepts() for n in names))
+    models = [get_model(name) for name in names]
+    taken = frozenset().union(*(type(m).accepts() for m in models))
     unknown = sorted(set(request.params) - taken)
     if len(names) == 1 and unknown:
         get_model(names[0], **request.params)  # its own message: what it does take

@@ -17,7 +17,6 @@ nothing blocks the patch. So before a verdict:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 import numpy as np
@@ -25,17 +24,17 @@ import numpy as np
 from lpc.dump import Dump
 from lpc.errors import LpcError
 from lpc.patch import Patch
+from lpc.symbols import close_names
 
-__all__ = ["PatchNotLocatedError", "close_names", "unseen_functions"]
+__all__ = ["PatchNotLocatedError", "unseen_functions"]
 
 
 class PatchNotLocatedError(LpcError, LookupError):
     """A patch function the dump does not show, where it shows something close."""
 
 
-def close_names(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The ``n`` names most like ``name``: difflib ratio >= 0.9, a misspelling, not a relative."""
-    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.9)
+#: A refusal needs a misspelling, not a relative (schedule / io_schedule is 0.84).
+_MISSPELLING = 0.9
 
 
 def unseen_functions(dump: Dump, patch: Patch, hit: Iterable[int]) -> list[str]:
@@ -64,7 +63,7 @@ def unseen_functions(dump: Dump, patch: Patch, hit: Iterable[int]) -> list[str]:
             refusals.append(f"{f.spec} is on no stack as {wanted}'s, but the dump shows "
                             f"{f.name} in {', '.join(elsewhere)}: did you mean {specs}?")
             continue
-        near = close_names(f.name, on_stacks - {f.name})
+        near = close_names(f.name, on_stacks - {f.name}, cutoff=_MISSPELLING)
         if near:
             refusals.append(f"{f.spec} is on no stack, but the dump shows "
                             f"{', '.join(near)}: did you mean {near[0]}?")

@@ -118,6 +118,12 @@ class Symbol:
 _SYMBOLS_LIMIT = 512 * MiB
 
 
+def close_names(name: str, candidates: Iterable[str], n: int = 3,
+                cutoff: float = 0.8) -> list[str]:
+    """The ``n`` names most like ``name`` (difflib's ratio >= ``cutoff``)."""
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=cutoff)
+
+
 def _release_of(source: str) -> str | None:
     """The kernel release a symbol source names, when it names one."""
     if source == PROC_KALLSYMS:
@@ -449,7 +455,7 @@ class Symbols:
         """Function names most like ``name`` (for "did you mean" on a miss; it
         reads every name once, so only error paths call it)."""
         names = {self._names.name(int(r)) for r in self._rows.tolist()}
-        return difflib.get_close_matches(name, sorted(names), n=n, cutoff=0.8)
+        return close_names(name, sorted(names), n=n, cutoff=0.8)
 
     def lookup(self, name: str, module: str | None = None, sympos: int | None = None) -> Symbol:
         """The function ``name`` of ``module`` (``None`` = vmlinux).

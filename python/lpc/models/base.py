@@ -54,6 +54,7 @@ __all__ = [
     "Verdict",
     "count_where",
     "dead_task",
+    "signal_or_wake",
     "summarize",
     "tally",
 ]
@@ -342,6 +343,17 @@ class Model(ABC):
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
     ) -> TransitionOutcome:
         """Whether, and how soon, the whole transition completes."""
+
+
+def signal_or_wake(task: TaskFacts) -> Nudge:
+    """The nudge klp_send_signals() and kGraft's kgr_work_fn give a task left
+    behind: a fake signal to a user task, wake_up_state(TASK_INTERRUPTIBLE) to
+    a kthread in an interruptible sleep (others it cannot wake)."""
+    if task.kind is TaskKind.USER:
+        return Nudge.FAKE_SIGNAL
+    if task.kind is TaskKind.KTHREAD and task.state in INTERRUPTIBLE:
+        return Nudge.WAKE_INTERRUPTIBLE
+    return Nudge.NONE
 
 
 def dead_task(t: TaskFacts) -> TaskOutcome | None:

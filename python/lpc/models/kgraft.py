@@ -33,6 +33,7 @@ from lpc.models.base import (
     TransitionOutcome,
     Verdict,
     dead_task,
+    signal_or_wake,
     summarize,
 )
 
@@ -79,13 +80,7 @@ class Kgraft(Model):
         (the pass at enable only finds the idle tasks, which were never marked):
         a fake signal to every user task and a wake-up to every kthread still
         marked."""
-        if retry == 0:
-            return Nudge.NONE
-        if task.kind is TaskKind.USER:
-            return Nudge.FAKE_SIGNAL
-        if task.kind is TaskKind.KTHREAD and task.state in INTERRUPTIBLE:
-            return Nudge.WAKE_INTERRUPTIBLE
-        return Nudge.NONE
+        return Nudge.NONE if retry == 0 else signal_or_wake(task)
 
     def judge_task(self, t: TaskFacts) -> TaskOutcome:
         if (dead := dead_task(t)) is not None:

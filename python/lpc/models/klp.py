@@ -54,6 +54,7 @@ from lpc.models.base import (
     TransitionOutcome,
     Verdict,
     dead_task,
+    signal_or_wake,
     summarize,
 )
 
@@ -124,11 +125,7 @@ class Klp(Model):
             return Nudge.KICK_IDLE if task.running else Nudge.NONE
         if retry == 0 or retry % self.signals_timeout:
             return Nudge.NONE
-        if task.kind is TaskKind.USER:
-            return Nudge.FAKE_SIGNAL
-        if task.kind is TaskKind.KTHREAD and task.state in INTERRUPTIBLE:
-            return Nudge.WAKE_INTERRUPTIBLE
-        return Nudge.NONE
+        return signal_or_wake(task)
 
     def judge_task(self, task: TaskFacts) -> TaskOutcome:
         outcome = self._check(task)
