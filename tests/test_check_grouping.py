@@ -64,20 +64,28 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
         hidden_patched_text=hidden and status is Stack.COMPLETE,
         freezable=True if task.comm.startswith(FREEZABLE_KTHREADS) else None,
         patched_frame_in_sched_text=False,
-        evidence_lost=brute_loss(task),
+        evidence_lost=brute_loss(task)[0],
+        evidence_line=brute_loss(task)[1],
     )
 
 
-def brute_loss(task: Task) -> str | None:
-    """What the first frame that lost evidence lost (no symbol table here)."""
+def brute_loss(task: Task) -> tuple[str | None, int | None]:
+    """What the task lost and the line of it (no symbol table here): what the
+    parser saw first (header, then end, then a frame line), else its first
+    frame that lost evidence."""
+    from lpc.dump import TaskLoss
     from lpc.facts import Loss
 
+    for bit, loss in ((TaskLoss.HEADER, Loss.HEADER), (TaskLoss.UNCLOSED, Loss.UNCLOSED),
+                      (TaskLoss.FRAME_LINE, Loss.FRAME_LINE)):
+        if task.lost & bit:
+            return loss.reason, task.lost_line
     for f in task.frames:
         if f.offset is not None and f.size is not None and f.offset > f.size:
-            return Loss.OFFSET_OUTSIDE.reason
+            return Loss.OFFSET_OUTSIDE.reason, f.line
         if f.function is None:
-            return Loss.NAMELESS.reason
-    return None
+            return Loss.NAMELESS.reason, f.line
+    return None, None
 
 
 def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = None) -> None:
@@ -85,7 +93,7 @@ def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = No
         result = check(dump, patch, name, syms)
         model = get_model(name, **result.params)
         facts = result.tasks.facts
-        outcomes = [model.judge_task(facts[t]) for t in range(dump.task_count)]
+        outcomes = [model.judge(facts[t]) for t in range(dump.task_count)]
         assert [r.outcome for r in result.tasks] == outcomes, name
         assert model.judge_transition(facts, outcomes) == result.transition, name
         assert result.tasks.as_json() == [r.as_json() for r in result.tasks], name

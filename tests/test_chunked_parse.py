@@ -85,7 +85,8 @@ def assert_same(a: Dump, b: Dump) -> None:
 
 def shifted(task: Task, lines: int) -> Task:
     frames = tuple(dataclasses.replace(f, line=f.line + lines) for f in task.frames)
-    return dataclasses.replace(task, line=task.line + lines, frames=frames)
+    lost_line = task.lost_line + lines if task.lost_line else 0
+    return dataclasses.replace(task, line=task.line + lines, frames=frames, lost_line=lost_line)
 
 
 def laid_end_to_end(parts: list[tuple[Dump, int]], copies: int,

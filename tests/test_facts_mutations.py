@@ -299,7 +299,7 @@ def test_check_by_name_says_what_it_could_not_do() -> None:
     r = check(small(), "worker_thread,ext4:foo,not_on_any_stack,also_absent", "klp")
     assert r.source == {
         "format": "proc_snapshot", "path": None, "kernel_release": None, "tasks": 5, "frames": 16,
-        "skipped_lines": 0, "symbols": None, "matched_by": "name",
+        "skipped_lines": 0, "skipped_samples": [], "symbols": None, "matched_by": "name",
     }
     ours = [w for w in r.warnings if w not in small().warnings]
     # The check's own warnings come first, then the dump's, then the roll-ups.

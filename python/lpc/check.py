@@ -194,6 +194,7 @@ def _source(dump: Dump, symbols: Symbols | None, by_address: bool) -> dict[str, 
         "tasks": dump.task_count,
         "frames": dump.frame_count,
         "skipped_lines": dump.skipped_lines,
+        "skipped_samples": [{"line": n, "text": t} for n, t in dump.skipped_samples],
         "symbols": None if symbols is None else symbols.source,
         "matched_by": "address" if by_address else "name",
     }
@@ -269,7 +270,7 @@ def _judge(
     # a pure function of TaskFacts, so the answer holds for the whole group.
     # Computed once, shared by every model of check_all (per comm prefixes read).
     groups, reps = facts.groups_for(model.comm_prefixes)
-    outcomes = GroupOutcomes([model.judge_task(facts[t]) for t in reps.tolist()], groups)
+    outcomes = GroupOutcomes([model.judge(facts[t]) for t in reps.tolist()], groups)
     transition = model.judge_transition(facts, outcomes)
     extra = list(warnings) + list(dump.warnings)
     evidence = facts.evidence()

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntFlag, StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar, overload
 
@@ -35,6 +35,7 @@ __all__ = [
     "StackStatus",
     "Task",
     "TaskList",
+    "TaskLoss",
     "dump_formats",
     "parse_dump",
     "read_metadata",
@@ -89,6 +90,29 @@ def _code_table(enum: type[_E], names: Sequence[str]) -> tuple[_E, ...]:
         raise ImportError(f"lpc._core and lpc.dump disagree on {enum.__name__}: {list(names)}")
     return table
 
+
+class TaskLoss(IntFlag):
+    """What the parser saw a task lose while it read its text (the bits of
+    :attr:`Dump.task_lost`): any one makes the task's stack incomplete."""
+
+    NONE = 0
+    #: A line inside the stack reads like a frame but not as one: a frame is missing.
+    FRAME_LINE = 1
+    #: The stack does not end as its format ends one (no ``</TASK>``, no
+    #: bpftrace ``]: N``), or the input stops in the middle of a line inside it.
+    UNCLOSED = 2
+    #: The task's header could not be read: who the task is, and its state, are unknown.
+    HEADER = 4
+
+
+def _check_losses(names: Sequence[str]) -> None:
+    """The core names its loss bits in bit order; they must be this enum's."""
+    ours = [m.name.lower() for m in TaskLoss if m]  # type: ignore[union-attr]
+    if list(names) != ours:
+        raise ImportError(f"lpc._core and lpc.dump disagree on TaskLoss: {list(names)}")
+
+
+_check_losses(_core.dump_task_losses())
 
 #: StackStatus by ``stack_status_codes`` value, read from the core.
 _STATUSES: Final = _code_table(StackStatus, _core.dump_stack_statuses())
@@ -147,6 +171,9 @@ class Task:
     thread_flags: int | None = None
     user_regs: bool = False
     line: int = 0
+    #: What the parser saw the task lose, and the line of its first loss (0: none).
+    lost: TaskLoss = TaskLoss.NONE
+    lost_line: int = 0
 
 
 def _id(value: int) -> int | None:
@@ -206,7 +233,9 @@ class Dump:
     ``ppids``, ``cpus`` (int64, :data:`NO_ID` = unknown), ``states`` (uint32
     code point, 0 = unknown), ``kthreads``/``on_cpus`` (int8: -1 unknown, 0, 1),
     ``task_flags``/``thread_flags`` (uint64, :data:`UNKNOWN_U64` = unknown),
-    ``user_regs`` (bool), ``task_lines`` (int64), ``stack_status_codes`` (uint8,
+    ``user_regs`` (bool), ``task_lines`` (int64), ``task_lost`` (uint8,
+    :class:`TaskLoss` bits), ``task_lost_lines`` (int64, 0 = nothing lost),
+    ``stack_status_codes`` (uint8,
     index into :class:`StackStatus` order), ``comm_ids`` (uint32 index into
     ``comm_names``, the tuple of distinct comms in first-occurrence order);
     :attr:`comms` expands them to one string per task on first use.
@@ -258,6 +287,8 @@ class Dump:
         "states",
         "task_flags",
         "task_lines",
+        "task_lost",
+        "task_lost_lines",
         "tgids",
         "thread_flags",
         "tids",
@@ -316,6 +347,8 @@ class Dump:
         self.thread_flags = _readonly(c.thread_flags)
         self.user_regs = _readonly(c.user_regs)
         self.task_lines = _readonly(c.task_line)
+        self.task_lost = _readonly(c.task_lost)
+        self.task_lost_lines = _readonly(c.task_lost_line)
         self.stack_status_codes = _readonly(c.stack_status)
         self.frame_offsets = _readonly(c.frame_offsets)
         self.frame_tokens = _readonly(c.frame_token)
@@ -452,6 +485,8 @@ class Dump:
             thread_flags=_u64(int(self.thread_flags[t])),
             user_regs=bool(self.user_regs[t]),
             line=int(self.task_lines[t]),
+            lost=TaskLoss(int(self.task_lost[t])),
+            lost_line=int(self.task_lost_lines[t]),
         )
 
     def __repr__(self) -> str:

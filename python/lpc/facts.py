@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from lpc._grouping import factorize, group, name_flags, per_task
 from lpc.dump import _STATUSES as _DUMP_STATUSES
-from lpc.dump import UNKNOWN_U64, Dump
+from lpc.dump import UNKNOWN_U64, Dump, TaskLoss
 from lpc.kernel import (
     FREEZABLE_KTHREAD_PREFIXES,
     IDLE_COMM_PREFIX,
@@ -50,6 +50,7 @@ __all__ = [
     "GROUP_KEYS",
     "FrameFact",
     "Loss",
+    "task_loss",
     "PatchedFrames",
     "Scan",
     "StackEvidence",
@@ -69,6 +70,8 @@ __all__ = [
 #: Formats that come from /proc/<pid>/stack, which drops .sched.text and lock
 #: text frames of tasks other than current (kernel/stacktrace.c).
 PROC_FORMATS = ("proc_snapshot", "proc_stack")
+#: How many line numbers the evidence summary lists per kind.
+_LINES_SHOWN = 10
 #: Stack statuses in the order of the dump's ``stack_status_codes``.
 STACK_CODES: tuple[Stack, ...] = _DUMP_STATUSES
 
@@ -88,10 +91,28 @@ class Loss(IntEnum):
     #: A frame printed without a function name (an address, or nothing), and no
     #: symbol table to name it: it could be any function, a patched one too.
     NAMELESS = 3
+    #: The parser saw these go missing (:class:`lpc.dump.TaskLoss`): a line
+    #: inside the stack that reads like a frame but not as one,
+    FRAME_LINE = 4
+    #: a stack without its end (closing marker missing, input cut inside it),
+    UNCLOSED = 5
+    #: a task whose header could not be read.
+    HEADER = 6
 
     @property
     def reason(self) -> str:
         return _LOSS_REASONS[self]
+
+    @property
+    def parsed(self) -> bool:
+        """A loss the parser saw (of the task's text), not one of a frame's symbol."""
+        return self >= Loss.FRAME_LINE
+
+
+#: The parser's losses, most telling first: when a task lost several, its
+#: reason names the first of these it lost.
+_TASK_LOSSES = ((TaskLoss.HEADER, Loss.HEADER), (TaskLoss.UNCLOSED, Loss.UNCLOSED),
+                (TaskLoss.FRAME_LINE, Loss.FRAME_LINE))
 
 
 _LOSS_REASONS = {
@@ -101,7 +122,19 @@ _LOSS_REASONS = {
     Loss.OFFSET_OUTSIDE: "a frame's offset lies outside its function (a damaged line?)",
     Loss.NAMELESS: "a frame has no function name and there is no symbol table to name it "
                    "(pass --symbols)",
+    Loss.FRAME_LINE: "a line inside the stack reads like a frame but could not be read: a frame "
+                     "is missing",
+    Loss.UNCLOSED: "the stack has no end: its closing marker is missing, or the dump was cut "
+                   "inside it",
+    Loss.HEADER: "the task's header could not be read: who the task is, and its state, are "
+                 "unknown",
 }
+
+
+def task_loss(bits: int) -> Loss:
+    """The :class:`Loss` that names a task's parser losses (bits of
+    :class:`lpc.dump.TaskLoss`), NONE when there are none."""
+    return next((loss for bit, loss in _TASK_LOSSES if bits & bit), Loss.NONE)
 
 
 class StackEvidence(IntFlag):
@@ -372,18 +405,22 @@ def facts_from_frames(
     hidden_text: bool = False,
     freezable: bool | None = None,
     extra_depth: int = 0,
+    task_lost: Loss = Loss.NONE,
+    lost_line: int | None = None,
 ) -> TaskFacts:
     """One task's :class:`TaskFacts` from its frames (innermost first) and header.
 
     ``printed`` is the stack status the source gave; ``interrupted``, whether an
     interrupt or exception frame is on it; ``hidden_text``, whether the source
     cannot show the patched text at all (/proc hides .sched.text);
-    ``extra_depth``, frames the caller left out (deep call chains).
+    ``extra_depth``, frames the caller left out (deep call chains);
+    ``task_lost``, what the parser saw the task's text lose (it wins over a
+    frame's loss), and ``lost_line``, the source line of the first loss.
     """
     stack = stack_status(printed, interrupted)
     first = first_patched(frames)
     hit = None if first is None else frames[first]
-    lost = next((f.lost for f in frames if f.lost), Loss.NONE)
+    lost = task_lost or next((f.lost for f in frames if f.lost), Loss.NONE)
     return TaskFacts(
         index=index,
         pid=pid,
@@ -406,6 +443,7 @@ def facts_from_frames(
         freezable=freezable,
         patched_frame_in_sched_text=hit is not None and hit.in_sched_text,
         evidence_lost=lost.reason if lost else None,
+        evidence_line=lost_line if lost else None,
     )
 
 
@@ -510,7 +548,7 @@ class TaskTable(Sequence[TaskFacts]):
             [list(TaskKind).index(k) for k in self._kind_of_group], dtype=np.int64
         )[self.kind_groups] if len(self._kind_of_group) else np.zeros(0, dtype=np.int64)
         self.thread_fn = self._thread_functions()
-        self.lost_codes, self.lost_frame = self._losses()
+        self.lost_codes, self.lost_frame, self.lost_line = self._losses()
         self._groups_by_prefixes: dict[tuple[str, ...], tuple[npt.NDArray[np.int64],
                                                               npt.NDArray[np.int64]]] = {}
 
@@ -573,20 +611,32 @@ class TaskTable(Sequence[TaskFacts]):
         ]
         return [k for k, _ in judged], [e for _, e in judged], groups
 
-    def _losses(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-        """Per task, the :class:`Loss` of its first frame that lost evidence (0:
-        none), and that frame's position (-1: none)."""
-        codes = np.zeros(len(self), dtype=np.uint8)
-        at = np.full(len(self), -1, dtype=np.int64)
+    def _losses(self) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64],
+                               npt.NDArray[np.int64]]:
+        """Per task, the :class:`Loss` that names what it lost (0: none): the
+        parser's loss when it saw one, else the loss of its first frame that
+        lost evidence; that frame's position (-1: none, or a parser loss); and
+        the source line of the loss (0: none)."""
+        n = len(self)
+        codes = np.zeros(n, dtype=np.uint8)
+        at = np.full(n, -1, dtype=np.int64)
+        line = np.zeros(n, dtype=np.int64)
         lost = self.found.token_lost
-        if not lost.any():
-            return codes, at
-        rows = np.flatnonzero(lost[self._tokens])
-        owners = np.searchsorted(self._offsets, rows, side="right") - 1
-        tasks, first = np.unique(owners, return_index=True)
-        codes[tasks] = lost[self._tokens[rows[first]]]
-        at[tasks] = rows[first] - self._offsets[tasks]
-        return codes, at
+        if lost.any():
+            rows = np.flatnonzero(lost[self._tokens])
+            owners = np.searchsorted(self._offsets, rows, side="right") - 1
+            tasks, first = np.unique(owners, return_index=True)
+            codes[tasks] = lost[self._tokens[rows[first]]]
+            at[tasks] = rows[first] - self._offsets[tasks]
+            line[tasks] = self.dump.frame_lines[rows[first]]
+        bits = self.dump.task_lost
+        if bits.any():
+            # Later rows of the table win: the most telling loss is written last.
+            for bit, loss in reversed(_TASK_LOSSES):
+                tasks = np.flatnonzero(bits & np.uint8(bit))
+                codes[tasks], at[tasks] = loss, -1
+                line[tasks] = self.dump.task_lost_lines[tasks]
+        return codes, at, line
 
     def evidence(self) -> dict[str, Any]:
         """What the dump's tasks rest on, counted: stacks by status, tasks whose
@@ -604,12 +654,20 @@ class TaskTable(Sequence[TaskFacts]):
                 losses[loss.name.lower()] = {
                     "tasks": int(tasks.size),
                     "reason": loss.reason,
-                    "first": [{"task_line": self.dump.task(int(t)).line,
-                               "frame": int(self.lost_frame[t])} for t in tasks[:5].tolist()],
+                    "first": [{"task_line": int(self.dump.task_lines[t]),
+                               "line": int(self.lost_line[t]),
+                               **({} if loss.parsed else {"frame": int(self.lost_frame[t])})}
+                              for t in tasks[:5].tolist()],
                 }
+        headers = np.flatnonzero(self.dump.task_lost & np.uint8(TaskLoss.HEADER))
         return {
             "stacks": {s.value: int(n) for s, n in zip(STACK_CODES, codes.tolist()) if n},
             "untrusted_stacks": untrusted,
+            "incomplete_stacks": int(lost.sum()),
+            "unreadable_headers": {
+                "tasks": int(headers.size),
+                "lines": self.dump.task_lost_lines[headers[:_LINES_SHOWN]].tolist(),
+            },
             "hidden_patched_text": self.hidden,
             "lost": losses,
             "skipped_lines": self.dump.skipped_lines,
@@ -688,6 +746,8 @@ class TaskTable(Sequence[TaskFacts]):
             frames=self.frame_facts(t),
             hidden_text=self.hidden,
             freezable=freezable_by_comm(comm),
+            task_lost=task_loss(int(d.task_lost[t])),
+            lost_line=int(self.lost_line[t]) or None,
         )
 
     @overload

@@ -81,7 +81,7 @@ def _advice(result: CheckResult) -> list[str]:
         many = f" and {len(tasks) - 1} more like it" if len(tasks) > 1 else ""
         line = f"{facts.comm} (pid {facts.pid}){many} {outcome.reason}"
         for m in others:
-            o = m.judge_task(facts)
+            o = m.judge(facts)
             if o.outlook in CONVERGING and o.outlook is not Outlook.SWITCHED:
                 line += f"; {m.name} would converge ({o.outlook.value.replace('_', ' ')})"
                 break
@@ -136,11 +136,26 @@ def _evidence_lines(result: CheckResult) -> list[str]:
     """One line per kind of lost evidence, with counts, said before the verdict."""
     lines = []
     path = result.source.get("path") or "the dump"
-    for loss in result.evidence.get("lost", {}).values():
+    evidence = result.evidence
+    headers = evidence.get("unreadable_headers", {})
+    if headers.get("tasks"):
+        shown = ", ".join(str(n) for n in headers["lines"])
+        more = ", …" if headers["tasks"] > len(headers["lines"]) else ""
+        lines.append(f"{headers['tasks']} task header(s) unreadable ({path} lines {shown}{more}): "
+                     "verdict cannot be CONVERGES")
+    for kind, loss in evidence.get("lost", {}).items():
+        if kind == "header":
+            continue  # said above, with its lines
         first = loss["first"][0]
-        lines.append(f"evidence lost: {loss['tasks']} task(s): {loss['reason']} (first: the task "
-                     f"at {path}:{first['task_line']}, frame #{first['frame']}): their "
-                     "stacks count as unreliable")
+        where = f"{path}:{first['line']}" if first.get("line") else f"{path}:{first['task_line']}"
+        frame = f", frame #{first['frame']}" if "frame" in first else ""
+        lines.append(f"evidence lost: {loss['tasks']} task(s): {loss['reason']} (first: {where}, "
+                     f"the task at line {first['task_line']}{frame}): their stacks count as "
+                     "unreliable")
+    skipped = evidence.get("skipped_lines", 0)
+    if skipped:
+        lines.append(f"{skipped} line(s) of {path} read as nothing known (see --json "
+                     "skipped_samples)")
     return lines
 
 

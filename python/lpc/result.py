@@ -70,6 +70,7 @@ class TaskResult:
             "reason": o.reason,
             "eta_s": o.eta_s,
             "evidence_lost": f.evidence_lost,
+            "evidence_line": f.evidence_line,
             **({"extra": o.extra} if o.extra else {}),
         }
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from lpc.dump import StackStatus
 from lpc.kernel import DEAD, INTERRUPTIBLE, RUNNABLE, UNINTERRUPTIBLE
@@ -86,10 +86,10 @@ class SwitchPoint(str, Enum):
     """Where a model moves a task (or the whole kernel) to the target universe.
 
     Snapshots never need this; the simulator (``lpc.sim``) drives these points,
-    and asks ``judge_task()`` wherever the model's kernel code runs a check.
+    and asks ``judge()`` wherever the model's kernel code runs a check.
     """
 
-    #: The periodic check (klp_try_complete_transition): judge_task() says ``switch``.
+    #: The periodic check (klp_try_complete_transition): judge() says ``switch``.
     RETRY = "retry"
     #: All or nothing at one instant (stop_machine), retried a few times.
     STOP_MACHINE = "stop_machine"
@@ -198,6 +198,8 @@ class TaskFacts:
     #: (a frame that cannot be pinned to a function, an offset outside its
     #: function, ...): the stack is then incomplete, whatever its status says.
     evidence_lost: str | None = field(default=None, metadata=_judged("lost_codes"))
+    #: The source line of that loss (a damaged line, the line a stack was cut at).
+    evidence_line: int | None = field(default=None, metadata=_identity())
 
     @property
     def running(self) -> bool:
@@ -219,7 +221,7 @@ class TaskFacts:
     @property
     def stack_problem(self) -> str:
         """Why the stack cannot be trusted, in a few words (for a verdict's reason)."""
-        if self.evidence_lost is not None and self.stack is Stack.COMPLETE:
+        if self.evidence_lost is not None:
             return f"stack is incomplete: {self.evidence_lost}"
         return f"stack is {self.stack.value}"
 
@@ -334,9 +336,35 @@ class Model(ABC):
         to a task that has not switched yet. Default: nothing."""
         return Nudge.NONE
 
+    @property
+    def rests_on_evidence(self) -> bool:
+        """Whether the model's judgement of a task rests on what the dump shows
+        of it (its stack, its kind, its state). Default True; the null model,
+        which switches every task at once whatever it shows, says False."""
+        return True
+
     @abstractmethod
     def judge_task(self, task: TaskFacts) -> TaskOutcome:
         """The verdict now and the outlook under the model's switch points."""
+
+    @final
+    def judge(self, task: TaskFacts) -> TaskOutcome:
+        """:meth:`judge_task` under the evidence rule every engine applies: a
+        task whose evidence was lost on the way (a cut stack, a damaged line, a
+        header that could not be read) is never ``switch`` and its outlook is
+        never better than unknown — lpc cannot vouch for what it did not read.
+        A ``stuck`` outlook stands (it is already the worst)."""
+        outcome = self.judge_task(task)
+        if task.evidence_lost is None or not self.rests_on_evidence:
+            return outcome
+        if outcome.outlook in (Outlook.UNKNOWN, Outlook.STUCK) and outcome.verdict is not Verdict.SWITCH:
+            return outcome
+        verdict = Verdict.UNRELIABLE if outcome.verdict is Verdict.SWITCH else outcome.verdict
+        outlook = Outlook.STUCK if outcome.outlook is Outlook.STUCK else Outlook.UNKNOWN
+        return replace(
+            outcome, verdict=verdict, outlook=outlook, eta_s=None,
+            reason=f"{outcome.reason}; unknown: {task.stack_problem}",
+        )
 
     @abstractmethod
     def judge_transition(

@@ -37,6 +37,11 @@ class Null(Model):
     stack_source: ClassVar[StackSource] = StackSource.EXACT
 
     @property
+    def rests_on_evidence(self) -> bool:
+        """Every task switches at once, whatever the dump shows of it."""
+        return False
+
+    @property
     def switch_points(self) -> tuple[SwitchPoint, ...]:
         """Every task, every function, at the instant the patch is enabled."""
         return (SwitchPoint.IMMEDIATE,)

@@ -1,7 +1,7 @@
 """How each model moves tasks from one universe to the other, around its own judge.
 
 One implementation of each model, two drivers: ``lpc check`` asks
-``model.judge_task()`` once per task of a snapshot; the simulator asks the same
+``model.judge()`` once per task of a snapshot; the simulator asks the same
 function at every point where the model's kernel code runs its check, on
 facts built from the simulated stack. What a driver adds is only *where* the
 checks and the check-free switches happen — the model's ``switch_points``
@@ -100,7 +100,7 @@ class Driver:
             self.sim.note(f"-- {self.model.name}: transition fails: {why}")
 
     def judge(self, t: Task, *, stopped: bool = False, self_check: bool = False) -> TaskOutcome:
-        return self.model.judge_task(self.facts(t, stopped=stopped, self_check=self_check))
+        return self.model.judge(self.facts(t, stopped=stopped, self_check=self_check))
 
     def facts(self, t: Task, *, stopped: bool = False, self_check: bool = False) -> TaskFacts:
         return self.sim.facts(t, self.source, stopped=stopped, self_check=self_check)
@@ -156,7 +156,7 @@ class ThreadDriver(Driver):
 
     def _retry_one(self, t: Task, checked: dict[int, TaskFacts]) -> None:
         facts = checked[t.tid] = self.facts(t)
-        out = self.model.judge_task(facts)
+        out = self.model.judge(facts)
         if SwitchPoint.RETRY in self.points and (
             out.verdict is Verdict.SWITCH or out.extra.get("forced") is True
         ):

@@ -21,7 +21,7 @@ Events:
 
 The ftrace-like redirect at every patched function's entry asks the model's
 driver (:mod:`lpc.sim.drivers`) which version a call reaches; the driver asks
-``model.judge_task()`` wherever the model's kernel code runs a check, on
+``model.judge()`` wherever the model's kernel code runs a check, on
 :class:`~lpc.models.TaskFacts` built here from the simulated stack as that
 model's stack walker would see it (:meth:`Sim.facts`).
 """

@@ -6,7 +6,7 @@
 //! exported from here too, so Python never copies them by hand.
 
 use crate::errors::{detached, to_py_at};
-use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus};
+use lpc_core::dump::{self, Dump, Format, FrameContext, StackStatus, TaskLoss};
 use numpy::{Element, IntoPyArray, PyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -78,6 +78,7 @@ fn adopt<T: Element>(py: Python<'_>, column: Vec<T>) -> Py<PyArray1<T>> {
 /// ``tgid``, ``ppid``, ``cpu`` (``NO_ID`` = unknown), ``state`` (code point,
 /// 0 = unknown), ``kthread``, ``on_cpu`` (-1 unknown, 0, 1), ``task_flags``,
 /// ``thread_flags`` (``UNKNOWN_U64`` = unknown), ``user_regs``, ``task_line``,
+/// ``task_lost`` (bits of :func:`dump_task_losses`), ``task_lost_line``,
 /// ``stack_status`` (index into :func:`dump_stack_statuses`) and the CSR
 /// ``frame_offsets``; per token: ``token_*`` (names as indices into ``names``,
 /// ``NO_NAME`` = none); per frame: ``frame_token``, ``frame_reliable``,
@@ -132,6 +133,12 @@ pub(crate) struct PyDumpColumns {
     user_regs: Py<PyArray1<bool>>,
     #[pyo3(get)]
     task_line: Py<PyArray1<i64>>,
+    /// Per task: bits of :func:`dump_task_losses` (what the parser saw go missing).
+    #[pyo3(get)]
+    task_lost: Py<PyArray1<u8>>,
+    /// Per task: the 1-based line of its first loss, 0 when none.
+    #[pyo3(get)]
+    task_lost_line: Py<PyArray1<i64>>,
     #[pyo3(get)]
     stack_status: Py<PyArray1<u8>>,
     #[pyo3(get)]
@@ -202,6 +209,8 @@ impl PyDumpColumns {
             thread_flags: adopt(py, t.thread_flags),
             user_regs: adopt(py, t.user_regs),
             task_line: adopt(py, t.line),
+            task_lost: adopt(py, t.lost),
+            task_lost_line: adopt(py, t.lost_line),
             stack_status: adopt(py, stack_status),
             frame_offsets: adopt(py, d.frame_offsets),
             frame_token: adopt(py, d.frame_token),
@@ -286,6 +295,12 @@ fn dump_frame_contexts() -> Vec<&'static str> {
     FrameContext::ALL.iter().map(|c| c.name()).collect()
 }
 
+/// Task-loss names, indexed by bit position in the ``task_lost`` column.
+#[pyfunction]
+fn dump_task_losses() -> Vec<&'static str> {
+    TaskLoss::ALL.iter().map(|&(_, name)| name).collect()
+}
+
 /// Adds this file's functions and classes to `lpc._core`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_dump_bytes, m)?)?;
@@ -294,6 +309,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dump_formats, m)?)?;
     m.add_function(wrap_pyfunction!(dump_stack_statuses, m)?)?;
     m.add_function(wrap_pyfunction!(dump_frame_contexts, m)?)?;
+    m.add_function(wrap_pyfunction!(dump_task_losses, m)?)?;
     m.add_class::<PyDumpColumns>()?;
     m.add("UNKNOWN_U64", dump::UNKNOWN_U64)?;
     m.add("NO_ID", dump::NO_ID)?;

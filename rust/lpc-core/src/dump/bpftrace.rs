@@ -42,7 +42,8 @@ use super::toolscan::{
     is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x, parse_dec, parse_hex,
     parse_id, skip_elision, sniff_window, split_symbol_offset, take_word, OffsetRadix,
 };
-use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
+use super::lines::looks_like_frame;
+use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader, TaskLoss};
 
 /// Cheap sniffing: the `Attaching N probes...` banner, or a map-key opener
 /// directly followed by a stack frame.
@@ -228,9 +229,24 @@ struct MapKey {
     keys: String,
     done: Vec<Element>,
     current: Element,
+    /// The first line inside the key that could not be read (0: none).
+    lost_line: usize,
+    /// The key's last line read so far.
+    last_line: usize,
 }
 
 impl MapKey {
+    fn new(line: usize, keys: &str) -> Self {
+        Self {
+            line,
+            keys: keys.to_owned(),
+            done: Vec::new(),
+            current: Element::default(),
+            lost_line: 0,
+            last_line: line,
+        }
+    }
+
     /// Emits the key as one task; `tail` = trailing non-stack keys.
     fn finish(mut self, b: &mut DumpBuilder, tail: Option<&str>, cut: bool) {
         let mut keys = std::mem::take(&mut self.keys);
@@ -261,8 +277,13 @@ impl MapKey {
         for e in self.done {
             e.push_all(b);
         }
+        if self.lost_line != 0 {
+            b.lose(TaskLoss::FRAME_LINE, self.lost_line);
+        }
         if cut {
+            // No `]: N` closed the key: its stack may be cut.
             b.force_status(StackStatus::Truncated);
+            b.lose(TaskLoss::UNCLOSED, self.last_line);
         }
         b.end_task();
     }
@@ -297,15 +318,16 @@ impl<'a> Parser<'a> {
             self.block_frame(b, line_no, &f);
             return;
         }
+        if self.block.is_some() && looks_like_frame(line) {
+            // A damaged frame line inside a printed stack: the frame is lost
+            // (the builder marks the open task), the stack goes on.
+            b.skip(line_no, line);
+            return;
+        }
         self.end_block(b);
         self.drop_label(b);
         if let Some(keys) = map_opener(line) {
-            self.key = Some(MapKey {
-                line: line_no,
-                keys: keys.to_owned(),
-                done: Vec::new(),
-                current: Element::default(),
-            });
+            self.key = Some(MapKey::new(line_no, keys));
         } else if let Some((comm, pid)) = parse_label(line) {
             self.label = Some((line_no, line, comm, pid));
         } else if is_banner(trimmed) || is_scalar_map_line(trimmed) {
@@ -365,6 +387,7 @@ impl<'a> Parser<'a> {
         let Some(key) = self.key.as_mut() else {
             return;
         };
+        key.last_line = line_no;
         if let Some(f) = parse_frame(line) {
             key.current.add(line_no, &f);
         } else if trimmed == "," {
@@ -381,18 +404,18 @@ impl<'a> Parser<'a> {
             if let Some(key) = self.key.take() {
                 key.finish(b, None, true);
             }
-            self.key = Some(MapKey {
-                line: line_no,
-                keys: keys.to_owned(),
-                done: Vec::new(),
-                current: Element::default(),
-            });
+            self.key = Some(MapKey::new(line_no, keys));
         } else if is_elision(trimmed) {
             b.skip(line_no, line);
             if let Some(key) = self.key.take() {
                 key.finish(b, None, true);
             }
         } else {
+            // Inside a key bpftrace prints only frames and separators: an
+            // unreadable line there is a lost frame.
+            if key.lost_line == 0 {
+                key.lost_line = line_no;
+            }
             b.skip(line_no, line);
         }
     }

@@ -4,8 +4,8 @@
 
 use super::intern::{Interner, Pool, State};
 use super::{
-    Dump, Format, FrameContext, FrameRecord, FrameRef, FrameSite, StackStatus, TaskColumns,
-    TaskHeader, NO_NAME, SKIPPED_SAMPLES, UNKNOWN_U64,
+    lines::looks_like_frame, Dump, Format, FrameContext, FrameRecord, FrameRef, FrameSite,
+    StackStatus, TaskColumns, TaskHeader, TaskLoss, NO_NAME, SKIPPED_SAMPLES, UNKNOWN_U64,
 };
 use std::hash::BuildHasher;
 
@@ -147,6 +147,16 @@ pub struct DumpBuilder {
     open: bool,
     /// Status forced by the parser for the open task (unreadable, truncated…).
     forced: Option<StackStatus>,
+    /// The open task's stack opened a section its format must close
+    /// (`<TASK>`, bpftrace's `@[`, a perf sample): see [`DumpBuilder::expect_close`].
+    expects_close: bool,
+    /// The open stack's closing marker was read: see [`DumpBuilder::close_stack`].
+    closed: bool,
+    /// Inside the open stack every unread line is a lost frame, not only the
+    /// frame-shaped ones (formats whose stacks no other text interleaves).
+    strict: bool,
+    /// The last line that belonged to the open task (its header, a frame).
+    last_line: usize,
 }
 
 impl DumpBuilder {
@@ -193,9 +203,73 @@ impl DumpBuilder {
     pub fn begin_task(&mut self, header: TaskHeader, comm: &str) {
         self.end_task();
         self.comm = self.comms.intern(comm, &mut self.dump.comm_names);
+        self.last_line = header.line;
         self.header = header;
         self.open = true;
         self.forced = None;
+        self.expects_close = false;
+        self.closed = false;
+        self.strict = false;
+    }
+
+    /// Starts a task whose header could not be read at `line` (a damaged
+    /// header, or frames that come with no header): it is kept, with an
+    /// unknown identity, so that the frames that follow are not given to the
+    /// task before it, and it is marked [`TaskLoss::HEADER`].
+    pub fn begin_unreadable_task(&mut self, line: usize) {
+        self.begin_task(
+            TaskHeader {
+                line,
+                ..TaskHeader::default()
+            },
+            "?",
+        );
+        self.lose(TaskLoss::HEADER, line);
+    }
+
+    /// Records that the open task lost `loss` at `line` (nothing when no task
+    /// is open). The first loss's line is kept.
+    pub fn lose(&mut self, loss: TaskLoss, line: usize) {
+        if !self.open {
+            return;
+        }
+        self.header.lost |= loss;
+        if self.header.lost_line == 0 {
+            self.header.lost_line = line;
+        }
+    }
+
+    /// The open task's stack opened a section its format closes with a
+    /// marker: if the task ends before [`DumpBuilder::close_stack`], the
+    /// stack is [`TaskLoss::UNCLOSED`].
+    pub fn expect_close(&mut self) {
+        if self.open {
+            self.expects_close = true;
+            self.closed = false;
+        }
+    }
+
+    /// No other text may appear inside the open task's stack (a format whose
+    /// stacks nothing interleaves): every non-blank line the parser cannot
+    /// read there is a lost frame, not only the frame-shaped ones.
+    pub fn strict_stack(&mut self) {
+        if self.open {
+            self.strict = true;
+        }
+    }
+
+    /// The open task's closing marker was read: its stack is whole.
+    pub fn close_stack(&mut self) {
+        if self.open {
+            self.closed = true;
+        }
+    }
+
+    /// Whether the open task's stack was closed by its marker (a frame read
+    /// after it belongs to a task whose header is lost).
+    #[must_use]
+    pub fn stack_closed(&self) -> bool {
+        self.open && self.closed
     }
 
     /// Whether a task is open (frames may be pushed).
@@ -273,6 +347,7 @@ impl DumpBuilder {
     pub fn push_token(&mut self, token: u32, site: FrameSite) {
         assert!(self.open, "push_frame without an open task");
         assert!((token as usize) < self.dump.token_count(), "unknown token");
+        self.last_line = site.line;
         let d = &mut self.dump;
         d.frame_token.push(token);
         d.frame_reliable.push(site.reliable);
@@ -302,7 +377,22 @@ impl DumpBuilder {
     }
 
     /// Counts a line that belongs to no known construct, keeping the first few.
+    ///
+    /// Inside an open stack, a skipped line that looks like a frame (see
+    /// [`looks_like_frame`]; any non-blank line in a strict stack) is a frame
+    /// whose function is lost: the task is marked [`TaskLoss::FRAME_LINE`].
+    /// After a stack's closing marker, such a line is a frame of a task whose
+    /// header is lost, which is then kept as an unreadable task.
     pub fn skip(&mut self, line: usize, text: &str) {
+        if self.open {
+            let in_strict_stack = self.strict && !self.closed && !text.trim().is_empty();
+            if in_strict_stack || looks_like_frame(text) {
+                if self.closed {
+                    self.begin_unreadable_task(line);
+                }
+                self.lose(TaskLoss::FRAME_LINE, line);
+            }
+        }
         self.dump.skipped_lines += 1;
         if self.dump.skipped_samples.len() < SKIPPED_SAMPLES {
             self.dump.skipped_samples.push((line, text.to_owned()));
@@ -321,6 +411,10 @@ impl DumpBuilder {
         if !self.open {
             return;
         }
+        if self.expects_close && !self.closed {
+            let line = self.last_line;
+            self.lose(TaskLoss::UNCLOSED, line);
+        }
         let d = &mut self.dump;
         let first = *d.frame_offsets.last().expect("offsets start with 0") as usize;
         let frames = first..d.frame_token.len();
@@ -338,6 +432,7 @@ impl DumpBuilder {
         d.frame_offsets.push(d.frame_token.len() as u64);
         d.tasks.push(&self.header);
         d.task_comm.push(self.comm);
+        d.last_stack_closed = self.closed;
         self.open = false;
         self.forced = None;
     }
@@ -391,8 +486,12 @@ impl DumpBuilder {
             skipped_samples,
             kernel_release,
             warnings,
+            last_stack_closed,
             ..
         } = next;
+        if !tasks.is_empty() {
+            self.dump.last_stack_closed = last_stack_closed;
+        }
         let d = &mut self.dump;
         let task_side = TaskSide {
             tasks: &mut d.tasks,

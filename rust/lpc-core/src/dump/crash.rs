@@ -285,6 +285,11 @@ impl Parser {
         }
         if let Some(h) = parse_header(line) {
             self.begin_task(b, line_no, &h);
+        } else if trimmed.starts_with("PID: ") && trimmed.contains("TASK: ") {
+            // A damaged task header: its task is kept, unreadable, so that
+            // its frames are not given to the task before it.
+            self.finish_task(b);
+            b.begin_unreadable_task(line_no);
         } else if let Some(f) = parse_frame(line) {
             self.frame(b, line_no, line, &f);
         } else if let Some(ctx) = marker_context(trimmed) {

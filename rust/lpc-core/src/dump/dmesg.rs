@@ -437,6 +437,15 @@ fn is_stack_words(t: &str) -> bool {
     any
 }
 
+/// `task: ffff8801d85697c0 ti: …` / `task: … task.stack: …`: the pointer
+/// line older `show_regs_print_info()` prints under a `CPU:` header (up to
+/// 4.x), not a task header.
+fn is_task_pointer_line(t: &str) -> bool {
+    t.strip_prefix("task: ")
+        .and_then(|rest| scan_hex(rest.as_bytes()))
+        .is_some_and(|(_, digits)| digits >= 8)
+}
+
 /// The `  task                        PC stack   pid father` column title.
 fn is_column_title(t: &str) -> bool {
     t.starts_with("task ") && trim_end_ws(t).ends_with("pid father")
@@ -597,6 +606,14 @@ impl<'a> Machine<'a> {
         self.pending_hung = None;
     }
 
+    /// Opens a task whose header is lost (see [`DumpBuilder::begin_unreadable_task`]).
+    fn begin_unreadable(&mut self, b: &mut DumpBuilder, line: usize) {
+        b.begin_unreadable_task(line);
+        self.context = FrameContext::Task;
+        self.trace_seen = false;
+        self.pending_hung = None;
+    }
+
     fn note_release(&mut self, b: &mut DumpBuilder, release: &'a str) {
         if !self.releases.contains(&release) {
             self.releases.push(release);
@@ -608,17 +625,20 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// Pushes a frame to the open task, or counts it when there is none.
-    fn push(&self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize, text: &str) {
-        if b.has_open_task() {
-            b.push_frame_ref(f);
-        } else {
-            b.skip(line, text);
+    /// Pushes a frame to the open task. A frame with no task to take it
+    /// (none yet, or the open one's `</TASK>` was read) belongs to a task
+    /// whose header is lost: it opens an unreadable task, never one of its
+    /// neighbours' stacks.
+    fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) {
+        if !b.has_open_task() || b.stack_closed() {
+            self.begin_unreadable(b, line);
+            self.trace_seen = true;
         }
+        b.push_frame_ref(f);
     }
 
     /// A frame line; `false` when `t` is not one.
-    fn frame_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+    fn frame_line(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
         let (address, body) = match bracket_address(t) {
             Some((addr, rest)) => ((addr != 0).then_some(addr), rest),
             None => (None, t),
@@ -627,7 +647,7 @@ impl<'a> Machine<'a> {
             return false;
         };
         let f = frame_ref(&parsed, address, reliable, self.context, n);
-        self.push(b, &f, n, raw);
+        self.push(b, &f, n);
         true
     }
 
@@ -645,12 +665,27 @@ impl<'a> Machine<'a> {
         let Some(close) = t.find('>') else {
             return false;
         };
-        let Some(context) = section_context(&t[1..close]) else {
+        let name = &t[1..close];
+        let Some(context) = section_context(name) else {
             return false;
         };
+        // x86 prints the task's own stack last, between `<TASK>` and
+        // `</TASK>` (5.16+, arch/x86/kernel/dumpstack.c): a stack that opened
+        // one ends with the other, or it was cut.
+        if b.stack_closed() && !name.starts_with('/') {
+            // A section opened after the open stack's `</TASK>`: a new stack
+            // whose header is lost.
+            self.begin_unreadable(b, n);
+            self.trace_seen = true;
+        }
+        match name {
+            "TASK" => b.expect_close(),
+            "/TASK" => b.close_stack(),
+            _ => {}
+        }
         self.context = context;
         let rest = trim_start_ws(&t[close + 1..]);
-        rest.is_empty() || self.frame_line(rest, n, raw, b)
+        rest.is_empty() || self.frame_line(rest, n, b)
     }
 
     /// `RIP: 0010:SYM`, `RIP: 0033:0x7f…`, `RIP: 0010:[<addr>]  [<addr>] SYM`, `EIP: …`.
@@ -677,7 +712,7 @@ impl<'a> Machine<'a> {
         match parse_frame_body(rest) {
             Some((parsed, _)) => {
                 let f = frame_ref(&parsed, address, true, self.context, n);
-                self.push(b, &f, n, raw);
+                self.push(b, &f, n);
             }
             None if address.is_some() => {
                 let f = FrameRef {
@@ -687,7 +722,7 @@ impl<'a> Machine<'a> {
                     line: n,
                     ..FrameRef::default()
                 };
-                self.push(b, &f, n, raw);
+                self.push(b, &f, n);
             }
             None => b.skip(n, raw),
         }
@@ -695,10 +730,10 @@ impl<'a> Machine<'a> {
     }
 
     /// arm64 `pc : SYM` (kernel) or `pc : 0000ffff…` (user).
-    fn pc_line(&mut self, value: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+    fn pc_line(&mut self, value: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
         if let Some((parsed, _)) = parse_frame_body(value) {
             let f = frame_ref(&parsed, None, true, self.context, n);
-            self.push(b, &f, n, raw);
+            self.push(b, &f, n);
         } else if parse_hex(value.trim()).is_some_and(|pc| pc >> 48 == 0) {
             if let Some(h) = b.header_mut() {
                 h.user_regs = true;
@@ -740,7 +775,7 @@ impl<'a> Machine<'a> {
     }
 
     /// `NMI backtrace for cpu N skipped: idling at SYM`: the idle task.
-    fn idle_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+    fn idle_line(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
         let Some(rest) = t.strip_prefix("NMI backtrace for cpu ") else {
             return false;
         };
@@ -764,18 +799,21 @@ impl<'a> Machine<'a> {
         self.trace_seen = true;
         if let Some((parsed, _)) = parse_frame_body(rest) {
             let f = frame_ref(&parsed, None, true, FrameContext::Task, n);
-            self.push(b, &f, n, raw);
+            self.push(b, &f, n);
         }
         true
     }
 
     /// Every line that is neither a frame nor a section marker.
     fn other_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
-        if t.starts_with("task:") {
-            if let Some(h) = parse_task_header(t, n) {
-                self.begin(b, h);
-                return true;
+        if t.starts_with("task:") && !is_task_pointer_line(t) {
+            // Only sched_show_task() prints `task:COMM` lines: one that does
+            // not read is a damaged header, and its task is kept as unreadable.
+            match parse_task_header(t, n) {
+                Some(h) => self.begin(b, h),
+                None => self.begin_unreadable(b, n),
             }
+            return true;
         }
         if matches!(trim_end_ws(t), "Call Trace:" | "Call trace:" | "Backtrace:") {
             self.call_trace(n, b);
@@ -785,7 +823,7 @@ impl<'a> Machine<'a> {
             return self.ip_line(regs, n, raw, b);
         }
         if let Some(pc) = t.strip_prefix("pc : ") {
-            return self.pc_line(pc, n, raw, b);
+            return self.pc_line(pc, n, b);
         }
         if t.starts_with("CPU: ") {
             if let Some(h) = parse_cpu_header(t, n) {
@@ -804,7 +842,7 @@ impl<'a> Machine<'a> {
             self.note_release(b, release);
             return true;
         }
-        if self.idle_line(t, n, raw, b) {
+        if self.idle_line(t, n, b) {
             return true;
         }
         if NOISE_PREFIXES.iter().any(|p| t.starts_with(p))
@@ -829,7 +867,7 @@ impl<'a> Machine<'a> {
             b'#' => return is_lockdep_line(t),
             _ => {}
         }
-        self.frame_line(t, n, raw, b) || self.other_line(t, n, raw, b)
+        self.frame_line(t, n, b) || self.other_line(t, n, raw, b)
     }
 
     fn line(&mut self, raw: &'a str, n: usize, b: &mut DumpBuilder) {
@@ -1043,7 +1081,7 @@ fn whole_log(d: &mut Dump, end: &ChunkEnd) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Dump, Format, NO_NAME};
+    use super::super::{Dump, Format, TaskLoss, NO_NAME};
     use super::*;
 
     macro_rules! sample {
@@ -1664,11 +1702,83 @@ mod tests {
     }
 
     #[test]
-    fn frames_without_a_task_are_counted() {
+    fn frames_without_a_task_are_a_task_whose_header_is_lost() {
         let d = run(" schedule+0x1/0x2\nCall Trace:\n f+0x1/0x2\n");
-        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.skipped_lines, 0);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(frames(&d, 0), ["schedule"]);
+        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::HEADER, 1));
+        assert_eq!(d.header(1).pid, None);
+        assert!(d.header(1).lost.is_empty());
+    }
+
+    const TASK_6_18: &str = "task:cat  state:S stack:0 pid:7 tgid:7 ppid:1 task_flags:0x400000 flags:0x00004002\n\
+                             Call Trace:\n <TASK>\n __schedule+0x1/0x2\n schedule+0x1/0x2\n </TASK>\n";
+
+    #[test]
+    fn a_whole_stack_loses_nothing() {
+        let d = run(TASK_6_18);
         assert_eq!(d.task_count(), 1);
-        assert_eq!(d.header(0).pid, None);
+        assert_eq!(d.lost_tasks(), 0);
+        // Cut after `</TASK>`: the stack is whole.
+        let d = crate::dump::parse(&TASK_6_18[..TASK_6_18.len() - 1], Some(Format::Dmesg)).unwrap();
+        assert_eq!(d.lost_tasks(), 0);
+    }
+
+    #[test]
+    fn a_stack_without_its_task_end_marker_is_unclosed() {
+        let cut = TASK_6_18.replace(" </TASK>\n", "");
+        let d = run(&cut);
+        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::UNCLOSED, 5));
+        // The next header ends it just the same.
+        let d = run(&format!("{cut}{TASK_6_18}"));
+        assert_eq!(d.header(0).lost, TaskLoss::UNCLOSED);
+        assert!(d.header(1).lost.is_empty());
+    }
+
+    #[test]
+    fn a_cut_inside_a_stack_is_unclosed_even_without_markers() {
+        let text = "task:cat  state:S stack:0 pid:7 ppid:1 flags:0x00004002\nCall Trace:\n schedule+0x1/0x2\n do_sys_poll+0x";
+        let d = crate::dump::parse(text, Some(Format::Dmesg)).unwrap();
+        // The half line is a lost frame, and the stack has no end.
+        assert_eq!(d.header(0).lost, TaskLoss::UNCLOSED | TaskLoss::FRAME_LINE);
+        let whole = crate::dump::parse(&format!("{text}1/0x2\n"), Some(Format::Dmesg)).unwrap();
+        assert!(whole.header(0).lost.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_frame_line_inside_a_stack_is_a_lost_frame() {
+        let damaged = TASK_6_18.replace(" schedule+0x1/0x2", " sch\u{1}dule+0x1/0x2");
+        let d = run(&damaged);
+        assert_eq!(frames(&d, 0), ["__schedule"]);
+        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::FRAME_LINE, 5));
+        assert_eq!(d.skipped_lines, 1);
+    }
+
+    #[test]
+    fn a_damaged_header_keeps_its_frames_apart() {
+        let second = TASK_6_18.replace("task:cat  state:S stack:0 pid:7", "task:cat  sta");
+        let d = run(&format!("{TASK_6_18}{second}"));
+        assert_eq!(d.task_count(), 2);
+        assert!(d.header(0).lost.is_empty());
+        assert_eq!(frames(&d, 0).len(), 2);
+        assert_eq!((d.header(1).lost, d.header(1).lost_line), (TaskLoss::HEADER, 7));
+        assert_eq!(d.comm(1), "?");
+        assert_eq!(frames(&d, 1).len(), 2);
+        // A header line lost whole: its frames come after `</TASK>`.
+        let headless = TASK_6_18.replace("task:cat  state:S stack:0 pid:7 tgid:7 ppid:1 task_flags:0x400000 flags:0x00004002\nCall Trace:\n", "");
+        let d = run(&format!("{TASK_6_18}{headless}"));
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(frames(&d, 0).len(), 2);
+        assert!(d.header(1).lost.contains(TaskLoss::HEADER));
+        assert_eq!(frames(&d, 1).len(), 2);
+    }
+
+    #[test]
+    fn the_4x_task_pointer_line_is_no_header() {
+        let d = run("CPU: 0 PID: 5 Comm: a Not tainted 4.4.1 #1\ntask: ffff8801d85697c0 ti: ffff8800bade8000 task.ti: ffff8800bade8000\nCall Trace:\n f+0x1/0x2\n");
+        assert_eq!(d.task_count(), 1);
+        assert_eq!(d.lost_tasks(), 0);
     }
 
     #[test]

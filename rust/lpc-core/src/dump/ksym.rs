@@ -46,6 +46,22 @@ const NAME_STOP: [bool; 256] = {
     t
 };
 
+/// Bytes a kernel symbol name is made of: C identifiers with the compiler's
+/// `.` suffixes (`.cold`, `.constprop.0`), which is all kallsyms holds, plus
+/// `$`, `-` and `:` seen in older and vendor dumps. Anything else (a control
+/// character, a byte of a damaged line, U+FFFD) is no name: the line is not a
+/// frame, and a stack that holds it has lost one.
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$' | b'-' | b':');
+        c += 1;
+    }
+    t
+};
+
 /// `0x` + hex digits at the start of `b`: `(value, bytes used)`.
 #[inline]
 fn hex_0x(b: &[u8]) -> Option<(u64, usize)> {
@@ -76,7 +92,7 @@ pub fn parse_symbol(s: &str) -> Option<(Symbol<'_>, &str)> {
         }
         i += 1;
     }
-    if i == 0 {
+    if i == 0 || !b[..i].iter().all(|&c| NAME_BYTE[c as usize]) {
         return None;
     }
     let name = &s[..i];
@@ -181,6 +197,10 @@ mod tests {
         assert_eq!(parse_symbol("+0x1/0x2"), None);
         assert_eq!(parse_symbol("foo+0xzz/0x2"), None);
         assert_eq!(parse_symbol("foo+0x1/0x2junk"), None);
+        // A damaged name is no name.
+        assert_eq!(parse_symbol("sch\u{1}dule+0x1/0x2"), None);
+        assert_eq!(parse_symbol("sch\u{fffd}dule+0x1/0x2"), None);
+        assert_eq!(parse_symbol("sch(dule+0x1/0x2"), None);
         let (sym, _) = parse_symbol("Call Trace:").unwrap();
         assert!(!sym.is_kernel_shaped());
     }

@@ -68,6 +68,33 @@ pub fn head_bytes(data: &[u8], max: usize) -> &[u8] {
     }
 }
 
+/// Whether a line the parser could not read still *looks like* a stack frame
+/// of some format: it holds a `+0x`/`/0x` offset or size, starts (after
+/// blanks) with a `[<addr>]`, a `? ` mark or a `#N` frame number, or ends in
+/// syzbot's ` [inline]`. Inside a stack such a line is a frame whose function
+/// is lost, not noise: the task's stack is incomplete
+/// ([`TaskLoss::FRAME_LINE`](super::TaskLoss::FRAME_LINE)).
+#[must_use]
+pub fn looks_like_frame(line: &str) -> bool {
+    let t = trim_start_ws(line).as_bytes();
+    let numbered = t.len() > 1 && t[0] == b'#' && t[1].is_ascii_digit();
+    t.starts_with(b"[<")
+        || t.starts_with(b"? ")
+        || numbered
+        || memchr::memmem::find(t, b"+0x").is_some()
+        || memchr::memmem::find(t, b"/0x").is_some()
+        || trim_end_ws(line).ends_with(" [inline]")
+        || decimal_offset(t)
+}
+
+/// `sym+123` as the first word (bpftrace's `kstack` frames).
+fn decimal_offset(t: &[u8]) -> bool {
+    let word = t.split(|&c| c == b' ' || c == b'\t').next().unwrap_or(t);
+    word.iter()
+        .position(|&c| c == b'+')
+        .is_some_and(|at| at > 0 && word.get(at + 1).is_some_and(u8::is_ascii_digit))
+}
+
 /// `s` without leading spaces and tabs.
 #[inline]
 #[must_use]

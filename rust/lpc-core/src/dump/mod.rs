@@ -39,7 +39,7 @@ pub use builder::DumpBuilder;
 pub(crate) use builder::PARALLEL_APPEND_FRAMES;
 pub use model::{
     Dump, FrameContext, FrameRecord, FrameRef, FrameSite, StackStatus, TaskColumns, TaskHeader,
-    NO_FLAGS, NO_ID, NO_NAME, NO_STATE, SKIPPED_SAMPLES, UNKNOWN_U64,
+    TaskLoss, NO_FLAGS, NO_ID, NO_NAME, NO_STATE, SKIPPED_SAMPLES, UNKNOWN_U64,
 };
 pub(crate) use parallel::parse_chunks_with;
 pub use parallel::{

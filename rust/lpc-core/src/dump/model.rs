@@ -113,6 +113,72 @@ pub struct TaskHeader {
     pub line: usize,
     /// A user-mode register dump (`RIP: 0033:`, `pc` in user space) was seen.
     pub user_regs: bool,
+    /// What the task's stack lost while it was read ([`TaskLoss`] bits).
+    pub lost: TaskLoss,
+    /// 1-based source line of the first loss (0 when nothing was lost).
+    pub lost_line: usize,
+}
+
+/// What a task lost while its text was read, as bits: evidence the parser
+/// saw go missing, which makes the task's stack incomplete whatever its
+/// frames say (a model never judges such a stack clean).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TaskLoss(u8);
+
+impl TaskLoss {
+    pub const NONE: TaskLoss = TaskLoss(0);
+    /// A line inside the stack reads like a frame but not as one: a frame of
+    /// unknown function is missing from the stack.
+    pub const FRAME_LINE: TaskLoss = TaskLoss(1);
+    /// The stack does not end as its format ends one: its closing marker
+    /// (`</TASK>`, bpftrace's `]: N`, perf's blank line) is missing, or the
+    /// input stops in the middle of a line inside it.
+    pub const UNCLOSED: TaskLoss = TaskLoss(2);
+    /// The task's header could not be read (a damaged header, or frames with
+    /// no header before them): who the task is, and its state, are unknown.
+    pub const HEADER: TaskLoss = TaskLoss(4);
+
+    /// Every loss with its stable name, in bit order (the Python binding
+    /// exports these names).
+    pub const ALL: [(TaskLoss, &'static str); 3] = [
+        (TaskLoss::FRAME_LINE, "frame_line"),
+        (TaskLoss::UNCLOSED, "unclosed"),
+        (TaskLoss::HEADER, "header"),
+    ];
+
+    /// The bits as stored in [`TaskColumns::lost`].
+    #[must_use]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    #[must_use]
+    pub const fn from_bits(bits: u8) -> Self {
+        TaskLoss(bits)
+    }
+
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    #[must_use]
+    pub const fn contains(self, other: TaskLoss) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for TaskLoss {
+    type Output = TaskLoss;
+    fn bitor(self, rhs: TaskLoss) -> TaskLoss {
+        TaskLoss(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for TaskLoss {
+    fn bitor_assign(&mut self, rhs: TaskLoss) {
+        self.0 |= rhs.0;
+    }
 }
 
 /// Sentinel of the `i64` id columns (pid, tid, tgid, ppid, cpu) for "unknown".
@@ -127,6 +193,11 @@ pub const NO_FLAGS: u64 = UNKNOWN_U64;
 
 /// Sentinel of the `state` column for "unknown" (code point 0).
 pub const NO_STATE: u32 = 0;
+
+/// A 1-based line number as the `i64` line columns store it.
+fn line_column(line: usize) -> i64 {
+    i64::try_from(line).unwrap_or(i64::MAX)
+}
 
 /// `Option<bool>` as the `i8` of the `kthread` / `on_cpu` columns: -1 unknown.
 fn tristate(value: Option<bool>) -> i8 {
@@ -164,6 +235,10 @@ pub struct TaskColumns {
     pub user_regs: Vec<bool>,
     /// 1-based source line of the header.
     pub line: Vec<i64>,
+    /// [`TaskLoss`] bits: what the task lost while it was read.
+    pub lost: Vec<u8>,
+    /// 1-based source line of the task's first loss, 0 when none.
+    pub lost_line: Vec<i64>,
 }
 
 impl TaskColumns {
@@ -191,6 +266,8 @@ impl TaskColumns {
         self.thread_flags.reserve(tasks);
         self.user_regs.reserve(tasks);
         self.line.reserve(tasks);
+        self.lost.reserve(tasks);
+        self.lost_line.reserve(tasks);
     }
 
     /// Appends one task's row.
@@ -206,7 +283,9 @@ impl TaskColumns {
         self.task_flags.push(h.task_flags.unwrap_or(NO_FLAGS));
         self.thread_flags.push(h.thread_flags.unwrap_or(NO_FLAGS));
         self.user_regs.push(h.user_regs);
-        self.line.push(i64::try_from(h.line).unwrap_or(i64::MAX));
+        self.line.push(line_column(h.line));
+        self.lost.push(h.lost.bits());
+        self.lost_line.push(line_column(h.lost_line));
     }
 
     /// Task `t`'s row as a header.
@@ -227,6 +306,8 @@ impl TaskColumns {
             thread_flags: flags(self.thread_flags[t]),
             line: usize::try_from(self.line[t]).unwrap_or(0),
             user_regs: self.user_regs[t],
+            lost: TaskLoss::from_bits(self.lost[t]),
+            lost_line: usize::try_from(self.lost_line[t]).unwrap_or(0),
         }
     }
 
@@ -243,11 +324,27 @@ impl TaskColumns {
         self.task_flags.extend_from_slice(&next.task_flags);
         self.thread_flags.extend_from_slice(&next.thread_flags);
         self.user_regs.extend_from_slice(&next.user_regs);
-        // As `push` would have stored the shifted line (saturating the same way).
-        self.line.extend(next.line.iter().map(|&l| {
-            let l = usize::try_from(l).unwrap_or(0);
-            i64::try_from(l.saturating_add(lines_before)).unwrap_or(i64::MAX)
-        }));
+        // As `push` would have stored the shifted lines (saturating the same way).
+        let shift = |&l: &i64| line_column(usize::try_from(l).unwrap_or(0).saturating_add(lines_before));
+        self.line.extend(next.line.iter().map(shift));
+        self.lost.extend_from_slice(&next.lost);
+        // 0 = no loss stays 0.
+        self.lost_line.extend(
+            next.lost_line
+                .iter()
+                .map(|l| if *l == 0 { 0 } else { shift(l) }),
+        );
+    }
+
+    /// Adds `loss` at `line` to the last task's row (the first loss's line is kept).
+    pub(crate) fn lose_last(&mut self, loss: TaskLoss, line: usize) {
+        let (Some(lost), Some(at)) = (self.lost.last_mut(), self.lost_line.last_mut()) else {
+            return;
+        };
+        *lost |= loss.bits();
+        if *at == 0 {
+            *at = line_column(line);
+        }
     }
 }
 
@@ -333,6 +430,9 @@ pub struct Dump {
     pub skipped_samples: Vec<(usize, String)>,
     /// Things the reader of the verdict must know (e.g. "/proc stacks hide .sched.text").
     pub warnings: Vec<String>,
+    /// Whether the last task's stack ended with its format's closing marker
+    /// (see [`Dump::mark_cut`]).
+    pub last_stack_closed: bool,
 }
 
 /// How many skipped lines a dump keeps verbatim.
@@ -378,6 +478,32 @@ impl Dump {
     #[must_use]
     pub fn name(&self, index: u32) -> Option<&str> {
         (index != NO_NAME).then(|| self.names[index as usize].as_str())
+    }
+
+    /// Tasks that lost evidence while they were read (see [`TaskLoss`]).
+    #[must_use]
+    pub fn lost_tasks(&self) -> usize {
+        self.tasks.lost.iter().filter(|&&l| l != 0).count()
+    }
+
+    /// Marks the input as cut: it stops in the middle of a line (no final
+    /// line end), so the stack read last may be missing its end. Its task is
+    /// [`TaskLoss::UNCLOSED`] unless its format's closing marker was read.
+    /// The loss's line is the last line read of that task.
+    pub fn mark_cut(&mut self) {
+        let Some(t) = self.task_count().checked_sub(1) else {
+            return;
+        };
+        if self.last_stack_closed {
+            return;
+        }
+        let frames = self.frames_of(t);
+        let line = if frames.is_empty() {
+            usize::try_from(self.tasks.line[t]).unwrap_or(0)
+        } else {
+            self.frame_line[frames.end - 1] as usize
+        };
+        self.tasks.lose_last(TaskLoss::UNCLOSED, line);
     }
 
     /// Task `t`'s comm.

@@ -4,7 +4,7 @@
 //! thread each and merge them in order.
 
 use super::input::{self, read_input};
-use super::registry::{detect_head, parse, DETECT_WINDOW};
+use super::registry::{detect_head, ends_mid_line, parse, DETECT_WINDOW};
 use super::{Dump, DumpBuilder, Format};
 use crate::error::{Error, Result};
 
@@ -131,7 +131,14 @@ pub fn parse_file_with(
         if let Some(file_chunks) = known.and_then(|f| f.spec().chunked?.file) {
             let parsed =
                 file_chunks(&file, meta.len(), threads, piece).map_err(|e| unreadable(&e))?;
-            if let Some(d) = parsed {
+            if let Some(mut d) = parsed {
+                let mut last = [b'\n'];
+                if meta.len() > 0 {
+                    input::fill_at(&file, &mut last, meta.len() - 1).map_err(|e| unreadable(&e))?;
+                }
+                if ends_mid_line(&last) {
+                    d.mark_cut();
+                }
                 return Ok(d);
             }
         }
@@ -158,7 +165,10 @@ pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> 
         if threads > 1 {
             let chunks = (chunked.split)(data, threads);
             if chunks.len() > 1 {
-                if let Some(d) = (chunked.parse)(&chunks, data.len()) {
+                if let Some(mut d) = (chunked.parse)(&chunks, data.len()) {
+                    if ends_mid_line(data) {
+                        d.mark_cut();
+                    }
                     return Ok(d);
                 }
             }

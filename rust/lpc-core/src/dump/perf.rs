@@ -66,13 +66,20 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         if trimmed.is_empty() {
             // A blank line ends the sample's callchain.
             in_sample = false;
+            b.close_stack();
         } else if let Some(h) = parse_header(line) {
             begin_sample(b, line_no, &h);
+            // perf prints a sample's callchain and nothing else until the
+            // blank line: an unreadable line there is a lost frame.
+            b.strict_stack();
             in_sample = true;
             seen_user = false;
         } else if let Some(f) = parse_frame(line).filter(|_| in_sample) {
             push(b, line_no, &f, &mut seen_user);
         } else if let Some(comment) = trimmed.strip_prefix('#') {
+            // A note (perf's own `#` lines are its header): it ends the callchain.
+            in_sample = false;
+            b.close_stack();
             perf_comment(b, line_no, line, comment);
         } else if is_elision(trimmed) {
             skip_elision(b, line_no, line);

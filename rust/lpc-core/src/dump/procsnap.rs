@@ -260,11 +260,21 @@ impl BlockParser {
         if line.starts_with(HEADER_PREFIX) {
             close(b, &mut self.open);
             let Some(h) = parse_header(line, number) else {
+                // A damaged header: its task is kept, unreadable, so that its
+                // frames are not given to the task before it.
+                b.begin_unreadable_task(number);
                 b.skip(number, line);
+                b.strict_stack();
+                self.open = Some(Open {
+                    running: false,
+                    readable: false,
+                });
                 return;
             };
             let running = h.task.state == Some('R');
             b.begin_task(h.task, &h.comm);
+            // `lpc capture` writes each stack file's lines and nothing else.
+            b.strict_stack();
             match h.status {
                 Status::Ok => {}
                 Status::Gone => {
@@ -483,7 +493,7 @@ pub(crate) fn parse_file_chunks(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Dump, Format, SKIPPED_SAMPLES};
+    use super::super::{Dump, Format, TaskLoss, SKIPPED_SAMPLES};
     use super::*;
 
     const STACKS: &str = include_str!("../../../../tests/data/procdump-6.18/stacks.txt");
@@ -551,10 +561,23 @@ mod tests {
     }
 
     #[test]
-    fn malformed_headers_are_skipped_with_their_frames() {
-        let d = run("# pid=x tid=1 comm=a state=S\n[<0>] f+0x1/0x2\n# note\n");
-        assert_eq!(d.task_count(), 0);
-        assert_eq!(d.skipped_lines, 3);
+    fn a_malformed_header_is_a_task_whose_header_is_lost() {
+        let d = run("# pid=1 tid=1 comm=a state=S\n[<0>] g+0x1/0x2\n# pid=x tid=1 comm=a state=S\n[<0>] f+0x1/0x2\n# note\n");
+        assert_eq!(d.task_count(), 2);
+        assert!(d.header(0).lost.is_empty());
+        assert_eq!(d.frames_of(0).len(), 1);
+        // Its frames stay with it, and the note inside its stack is a lost line.
+        assert_eq!(d.frames_of(1).len(), 1);
+        assert_eq!(d.header(1).lost, TaskLoss::HEADER | TaskLoss::FRAME_LINE);
+        assert_eq!(d.header(1).lost_line, 3);
+        assert_eq!(d.skipped_lines, 2);
+    }
+
+    #[test]
+    fn any_unreadable_line_inside_a_recorded_stack_is_a_lost_frame() {
+        let d = run("# pid=1 tid=1 comm=a state=S\n[<0>] g+0x1/0x2\n[<0>] \u{1b}garbage\n[<0>] h+0x1/0x2\n\n");
+        assert_eq!(d.frames_of(0).len(), 2);
+        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::FRAME_LINE, 3));
     }
 
     /// A tiny deterministic generator (xorshift) for the split properties.

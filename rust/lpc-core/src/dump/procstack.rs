@@ -25,7 +25,7 @@
 
 use super::intern::{Arena, Interner};
 use super::ksym::{parse_symbol, Symbol};
-use super::lines::{scan_hex, trim_end_ws, Lines};
+use super::lines::{looks_like_frame, scan_hex, trim_end_ws, Lines};
 use super::{DumpBuilder, FrameRef, FrameSite, StackStatus, TaskHeader};
 
 /// `MAX_STACK_TRACE_DEPTH` of `fs/proc/base.c`: a stack this deep may be cut.
@@ -227,6 +227,11 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
                 b.push_frame_ref(&frame);
             }
             ProcLine::EndMarker => close_proc_task(b),
+            // A damaged frame line inside a stack: the frame is lost, the
+            // stack goes on (it must not split into two clean stacks).
+            ProcLine::Other if b.has_open_task() && looks_like_frame(line) => {
+                b.skip(number, line);
+            }
             ProcLine::Other => {
                 close_proc_task(b);
                 if !line.trim().is_empty() {

@@ -239,5 +239,16 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
     // reserved but never written cost no memory.
     b.reserve(text.len() / 150, text.len() / 30);
     (parser.parse)(text, &mut b);
-    Ok(b.finish())
+    let mut d = b.finish();
+    if ends_mid_line(text.as_bytes()) {
+        d.mark_cut();
+    }
+    Ok(d)
+}
+
+/// Whether the input stops in the middle of a line: every tool, and the
+/// kernel, ends the text it writes with a line end, so a final line without
+/// one was cut (a full disk, a truncated paste, `head -c`).
+pub(crate) fn ends_mid_line(data: &[u8]) -> bool {
+    data.last().is_some_and(|&c| c != b'\n')
 }

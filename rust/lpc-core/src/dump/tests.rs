@@ -92,6 +92,8 @@ fn task_columns_keep_every_header_field() {
         thread_flags: Some(0),
         line: 3,
         user_regs: true,
+        lost: TaskLoss::FRAME_LINE | TaskLoss::HEADER,
+        lost_line: 4,
     };
     let unknown = TaskHeader {
         line: 9,
@@ -435,5 +437,125 @@ fn mutated_samples_never_panic_and_keep_the_columns_consistent() {
                 }
             }
         }
+    }
+}
+
+
+// ---------------------------------------------------------------------------
+// Evidence a parser sees go missing (TaskLoss), format by format
+
+fn parsed(text: &str, format: Format) -> Dump {
+    parse(text, Some(format)).expect("parses")
+}
+
+fn losses(d: &Dump) -> Vec<(TaskLoss, usize)> {
+    d.headers().map(|h| (h.lost, h.lost_line)).collect()
+}
+
+#[test]
+fn a_damaged_proc_stack_line_is_a_lost_frame_not_a_second_stack() {
+    let d = parsed(
+        "[<0>] do_wait+0x1/0x2\n[<0>] kernel_w\u{1}it4+0x1/0x2\n[<0>] __x64_sys_wait4+0x1/0x2\n",
+        Format::ProcStack,
+    );
+    assert_eq!(d.task_count(), 1);
+    assert_eq!(d.frame_count(), 2);
+    assert_eq!(losses(&d), [(TaskLoss::FRAME_LINE, 2)]);
+    // A prompt or a note still ends a stack, and is no frame.
+    let d = parsed(
+        "[<0>] do_wait+0x1/0x2\n$ cat /proc/2/stack\n[<0>] kthreadd+0x1/0x2\n",
+        Format::ProcStack,
+    );
+    assert_eq!(d.task_count(), 2);
+    assert_eq!(d.lost_tasks(), 0);
+}
+
+#[test]
+fn a_proc_stack_cut_mid_line_is_unclosed() {
+    let d = parsed("[<0>] do_wait+0x1/0x2\n[<0>] kernel_wa", Format::ProcStack);
+    assert!(d.header(0).lost.contains(TaskLoss::UNCLOSED));
+    assert_eq!(d.header(0).lost_line, 2);
+}
+
+#[test]
+fn bpftrace_keys_lose_their_unreadable_lines_and_their_end() {
+    let whole = "@[\n    __schedule+1\n    schedule+2\n]: 3\n";
+    assert_eq!(parsed(whole, Format::Bpftrace).lost_tasks(), 0);
+    let damaged = whole.replace("schedule+2", "sch\u{1}dule");
+    let d = parsed(&damaged, Format::Bpftrace);
+    assert_eq!(losses(&d), [(TaskLoss::FRAME_LINE, 3)]);
+    let open = "@[\n    __schedule+1\n    schedule+2\n";
+    let d = parsed(open, Format::Bpftrace);
+    assert_eq!(losses(&d), [(TaskLoss::UNCLOSED, 3)]);
+    assert_eq!(d.stack_status, [StackStatus::Truncated]);
+}
+
+#[test]
+fn perf_samples_lose_unreadable_lines_and_headerless_frames() {
+    let sample = "cat 7 [000] 1.000000: 1 cpu-clock: \n\tffffffff81000000 __schedule+0x1 ([kernel.kallsyms])\n\tffffffff81000100 schedule+0x2 ([kernel.kallsyms])\n\n";
+    assert_eq!(parsed(sample, Format::PerfScript).lost_tasks(), 0);
+    let damaged = sample.replace("\tffffffff81000100 schedule", "\tffffffff81000100\u{1}schedule");
+    assert_eq!(losses(&parsed(&damaged, Format::PerfScript)), [(TaskLoss::FRAME_LINE, 3)]);
+    // The second sample's header is lost whole: its frames are no one's.
+    let headless = sample.replacen("cat 7 [000] 1.000000: 1 cpu-clock: \n", "", 1);
+    let d = parsed(&format!("{sample}{}", headless.replace("ffffffff81000000 __schedule+0x1", "ffffffff81000000 __sch\u{1}dule+0x1")), Format::PerfScript);
+    assert_eq!(d.task_count(), 2);
+    assert!(d.header(1).lost.contains(TaskLoss::HEADER));
+}
+
+#[test]
+fn a_damaged_crash_header_keeps_its_frames_apart() {
+    let task = "PID: 7  TASK: ffff888100000000  CPU: 0  COMMAND: \"cat\"\n #0 [ffffc90000000000] __schedule at ffffffff81000000\n #1 [ffffc90000000010] schedule at ffffffff81000100\n";
+    let whole = parsed(&format!("{task}{task}"), Format::Crash);
+    assert_eq!((whole.task_count(), whole.lost_tasks()), (2, 0));
+    let damaged = task.replace("CPU: 0  COMMAND: \"cat\"", "CPU: 0  COMM\u{1}");
+    let d = parsed(&format!("{task}{damaged}"), Format::Crash);
+    assert_eq!(d.task_count(), 2);
+    assert_eq!(d.frames_of(0).len(), 2);
+    assert_eq!(losses(&d)[1], (TaskLoss::HEADER, 4));
+}
+
+#[test]
+fn a_cut_input_marks_its_last_stack_in_every_parse_path() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/hung-task-6.18.txt"
+    ))
+    .expect("sample");
+    let big = text.repeat(4000);
+    // Cut inside the last frame line of the last task (after its `</TASK>`
+    // nothing is lost).
+    let end = big.rfind(" </TASK>").expect("marker");
+    let cut = &big.as_bytes()[..end - 3];
+    let sequential = parse_bytes_with(cut, None, 1).expect("parses");
+    let chunked = parse_bytes_with(cut, None, 2).expect("parses");
+    assert_eq!(sequential, chunked);
+    let last = sequential.task_count() - 1;
+    assert!(sequential.header(last).lost.contains(TaskLoss::UNCLOSED));
+    assert_eq!(sequential.lost_tasks(), 4000 * parse_bytes_with(text.as_bytes(), None, 1).unwrap().lost_tasks() + 1);
+}
+
+#[test]
+fn a_cut_snapshot_file_read_in_pieces_marks_its_last_stack() {
+    let dir = std::env::temp_dir().join(format!("lpc-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let path = dir.join("snap");
+    let block = "# pid=1 tid=1 comm=a state=S\n[<0>] do_wait+0x1/0x2\n[<0>] kernel_wait4+0x1/0x2\n";
+    let mut text = block.repeat(20_000);
+    text.truncate(text.len() - 5);
+    std::fs::write(&path, &text).expect("write");
+    let pieces = parse_file_with(&path, None, Some(2), 4096).expect("parses");
+    let whole = parse(&text, None).expect("parses");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(pieces, whole);
+    assert_eq!(pieces.lost_tasks(), 1);
+    let last = pieces.task_count() - 1;
+    assert!(pieces.header(last).lost.contains(TaskLoss::UNCLOSED));
+}
+
+#[test]
+fn task_losses_are_named_in_bit_order() {
+    for (i, (loss, _)) in TaskLoss::ALL.iter().enumerate() {
+        assert_eq!(loss.bits(), 1 << i);
     }
 }

@@ -126,7 +126,9 @@ pub(crate) enum OffsetRadix {
 /// Splits `sym+off` at the last `+` when what follows is an offset in `radix`;
 /// otherwise the whole token is the symbol. The symbol is never empty.
 pub(crate) fn split_symbol_offset(token: &str, radix: OffsetRadix) -> Option<(&str, Option<u64>)> {
-    if token.is_empty() {
+    // No tool prints a control character or U+FFFD in a symbol: a token
+    // that holds one is a damaged line, not a frame.
+    if token.is_empty() || token.chars().any(|c| c.is_control() || c == '\u{fffd}') {
         return None;
     }
     let Some(plus) = token.rfind('+') else {
