@@ -271,7 +271,7 @@ def _judge(
     # Computed once, shared by every model of check_all (per comm prefixes read).
     groups, reps = facts.groups_for(model.comm_prefixes)
     outcomes = GroupOutcomes([model.judge(facts[t]) for t in reps.tolist()], groups)
-    transition = model.judge_transition(facts, outcomes)
+    transition = model.judge_dump(facts, outcomes, facts.tasks_lost())
     extra = list(warnings) + list(dump.warnings)
     evidence = facts.evidence()
     if evidence["untrusted_stacks"]:

@@ -271,6 +271,7 @@ class Dump:
         "frame_offsets",
         "frame_reliable",
         "frame_tokens",
+        "input_cut",
         "kallsyms_path",
         "kernel_release",
         "kthreads",
@@ -333,6 +334,8 @@ class Dump:
         self._comms: tuple[str, ...] | None = None
         self._gathered: dict[str, npt.NDArray[Any]] = {}
         self.skipped_lines: int = c.skipped_lines
+        #: The text stops in the middle of a line: it was cut, tasks after the cut are missing.
+        self.input_cut: bool = c.input_cut
         self.skipped_samples: tuple[tuple[int, str], ...] = c.skipped_samples
         self.warnings: tuple[str, ...] = c.warnings + tuple(warnings)
         self.pids = _readonly(c.pid)

@@ -70,6 +70,9 @@ __all__ = [
 #: Formats that come from /proc/<pid>/stack, which drops .sched.text and lock
 #: text frames of tasks other than current (kernel/stacktrace.c).
 PROC_FORMATS = ("proc_snapshot", "proc_stack")
+#: What a dump that stops in the middle of a line lost.
+INPUT_CUT = ("the dump ends in the middle of a line: it was cut, and the tasks after the cut "
+             "are missing")
 #: How many line numbers the evidence summary lists per kind.
 _LINES_SHOWN = 10
 #: Stack statuses in the order of the dump's ``stack_status_codes``.
@@ -660,6 +663,7 @@ class TaskTable(Sequence[TaskFacts]):
                               for t in tasks[:5].tolist()],
                 }
         headers = np.flatnonzero(self.dump.task_lost & np.uint8(TaskLoss.HEADER))
+        cut = self.dump.input_cut
         return {
             "stacks": {s.value: int(n) for s, n in zip(STACK_CODES, codes.tolist()) if n},
             "untrusted_stacks": untrusted,
@@ -668,10 +672,18 @@ class TaskTable(Sequence[TaskFacts]):
                 "tasks": int(headers.size),
                 "lines": self.dump.task_lost_lines[headers[:_LINES_SHOWN]].tolist(),
             },
+            "input_cut": cut,
             "hidden_patched_text": self.hidden,
             "lost": losses,
             "skipped_lines": self.dump.skipped_lines,
         }
+
+    def tasks_lost(self) -> str | None:
+        """How the source lost whole tasks, if it did (the dump-level evidence
+        rule of :meth:`lpc.models.Model.judge_dump`), else None."""
+        if self.dump.input_cut:
+            return INPUT_CUT
+        return None
 
     def _thread_functions(self) -> npt.NDArray[np.bool_]:
         """:func:`is_thread_fn` for every kthread whose first patched frame is known."""

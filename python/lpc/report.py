@@ -137,6 +137,9 @@ def _evidence_lines(result: CheckResult) -> list[str]:
     lines = []
     path = result.source.get("path") or "the dump"
     evidence = result.evidence
+    if evidence.get("input_cut"):
+        lines.append(f"{path} ends in the middle of a line: it was cut, and the tasks after the "
+                     "cut are missing: verdict cannot be CONVERGES")
     headers = evidence.get("unreadable_headers", {})
     if headers.get("tasks"):
         shown = ", ".join(str(n) for n in headers["lines"])

@@ -372,6 +372,21 @@ class Model(ABC):
     ) -> TransitionOutcome:
         """Whether, and how soon, the whole transition completes."""
 
+    @final
+    def judge_dump(
+        self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome],
+        lost: str | None = None,
+    ) -> TransitionOutcome:
+        """:meth:`judge_transition` under the evidence rule for the dump as a
+        whole: when the source lost tasks (``lost`` says how: a dump cut in
+        the middle of a line), the transition can converge for the tasks read
+        but not be said to converge."""
+        transition = self.judge_transition(tasks, outcomes)
+        if lost is None or not self.rests_on_evidence or transition.converges is not True:
+            return transition
+        return replace(transition, converges=None, eta_s=None,
+                       reason=f"{transition.reason} read; unknown: {lost}")
+
 
 def signal_or_wake(task: TaskFacts) -> Nudge:
     """The nudge klp_send_signals() and kGraft's kgr_work_fn give a task left

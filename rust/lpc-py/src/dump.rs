@@ -107,6 +107,9 @@ pub(crate) struct PyDumpColumns {
     /// What the reader of a verdict must know about this dump.
     #[pyo3(get)]
     warnings: Py<PyTuple>,
+    /// The input stops in the middle of a line: it was cut, tasks after the cut are missing.
+    #[pyo3(get)]
+    input_cut: bool,
     #[pyo3(get)]
     comm: Py<PyArray1<u32>>,
     #[pyo3(get)]
@@ -196,6 +199,7 @@ impl PyDumpColumns {
             skipped_lines: d.skipped_lines,
             skipped_samples: PyTuple::new(py, d.skipped_samples)?.unbind(),
             warnings: PyTuple::new(py, d.warnings)?.unbind(),
+            input_cut: d.input_cut,
             comm: adopt(py, d.task_comm),
             pid: adopt(py, t.pid),
             tid: adopt(py, t.tid),

@@ -433,6 +433,9 @@ pub struct Dump {
     /// Whether the last task's stack ended with its format's closing marker
     /// (see [`Dump::mark_cut`]).
     pub last_stack_closed: bool,
+    /// The input stops in the middle of a line: it was cut, and whatever
+    /// followed the cut (more tasks) is missing (see [`Dump::mark_cut`]).
+    pub input_cut: bool,
 }
 
 /// How many skipped lines a dump keeps verbatim.
@@ -487,10 +490,12 @@ impl Dump {
     }
 
     /// Marks the input as cut: it stops in the middle of a line (no final
-    /// line end), so the stack read last may be missing its end. Its task is
+    /// line end), so tasks after the cut are missing ([`Dump::input_cut`])
+    /// and the stack read last may be missing its end. Its task is
     /// [`TaskLoss::UNCLOSED`] unless its format's closing marker was read.
     /// The loss's line is the last line read of that task.
     pub fn mark_cut(&mut self) {
+        self.input_cut = true;
         let Some(t) = self.task_count().checked_sub(1) else {
             return;
         };
