@@ -152,6 +152,8 @@ pub struct DumpBuilder {
     expects_close: bool,
     /// The open stack's closing marker was read: see [`DumpBuilder::close_stack`].
     closed: bool,
+    /// The line of that marker.
+    closed_at: usize,
     /// Inside the open stack every unread line is a lost frame, not only the
     /// frame-shaped ones (formats whose stacks no other text interleaves).
     strict: bool,
@@ -258,10 +260,11 @@ impl DumpBuilder {
         }
     }
 
-    /// The open task's closing marker was read: its stack is whole.
-    pub fn close_stack(&mut self) {
+    /// The open task's closing marker was read at `line`: its stack is whole.
+    pub fn close_stack(&mut self, line: usize) {
         if self.open {
             self.closed = true;
+            self.closed_at = line;
         }
     }
 
@@ -432,7 +435,7 @@ impl DumpBuilder {
         d.frame_offsets.push(d.frame_token.len() as u64);
         d.tasks.push(&self.header);
         d.task_comm.push(self.comm);
-        d.last_stack_closed = self.closed;
+        d.last_stack_closed_at = if self.closed { self.closed_at } else { 0 };
         self.open = false;
         self.forced = None;
     }
@@ -486,11 +489,15 @@ impl DumpBuilder {
             skipped_samples,
             kernel_release,
             warnings,
-            last_stack_closed,
+            last_stack_closed_at,
             ..
         } = next;
         if !tasks.is_empty() {
-            self.dump.last_stack_closed = last_stack_closed;
+            self.dump.last_stack_closed_at = if last_stack_closed_at == 0 {
+                0
+            } else {
+                last_stack_closed_at.saturating_add(lines_before)
+            };
         }
         let d = &mut self.dump;
         let task_side = TaskSide {

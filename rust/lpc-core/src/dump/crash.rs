@@ -285,7 +285,7 @@ impl Parser {
         }
         if let Some(h) = parse_header(line) {
             self.begin_task(b, line_no, &h);
-        } else if trimmed.starts_with("PID: ") && trimmed.contains("TASK: ") {
+        } else if trimmed.starts_with("PID:") {
             // A damaged task header: its task is kept, unreadable, so that
             // its frames are not given to the task before it.
             self.finish_task(b);

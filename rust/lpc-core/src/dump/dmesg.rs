@@ -680,7 +680,7 @@ impl<'a> Machine<'a> {
         }
         match name {
             "TASK" => b.expect_close(),
-            "/TASK" => b.close_stack(),
+            "/TASK" => b.close_stack(n),
             _ => {}
         }
         self.context = context;
@@ -759,16 +759,10 @@ impl<'a> Machine<'a> {
                 ),
             );
         } else if !b.has_open_task() || self.trace_seen {
-            self.begin(
-                b,
-                (
-                    TaskHeader {
-                        line: n,
-                        ..TaskHeader::default()
-                    },
-                    "",
-                ),
-            );
+            // A second trace, or one with no header before it: the header of
+            // its task was lost (or is in a form this reader does not know),
+            // so who the task is and its state are unknown.
+            self.begin_unreadable(b, n);
         }
         self.trace_seen = true;
         self.context = FrameContext::Task;
@@ -1708,8 +1702,9 @@ mod tests {
         assert_eq!(d.task_count(), 2);
         assert_eq!(frames(&d, 0), ["schedule"]);
         assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::HEADER, 1));
+        // A trace with no header before it: its task is unknown too.
         assert_eq!(d.header(1).pid, None);
-        assert!(d.header(1).lost.is_empty());
+        assert_eq!((d.header(1).lost, d.header(1).lost_line), (TaskLoss::HEADER, 2));
     }
 
     const TASK_6_18: &str = "task:cat  state:S stack:0 pid:7 tgid:7 ppid:1 task_flags:0x400000 flags:0x00004002\n\
@@ -1720,9 +1715,13 @@ mod tests {
         let d = run(TASK_6_18);
         assert_eq!(d.task_count(), 1);
         assert_eq!(d.lost_tasks(), 0);
-        // Cut after `</TASK>`: the stack is whole.
+        // Cut after `</TASK>`: the stack is whole (the dump is still cut).
+        let cut = format!("{TASK_6_18}INFO: lockdep is tur");
+        let d = crate::dump::parse(&cut, Some(Format::Dmesg)).unwrap();
+        assert_eq!((d.lost_tasks(), d.input_cut), (0, true));
+        // Cut on the marker's own line: nothing says the line was whole.
         let d = crate::dump::parse(&TASK_6_18[..TASK_6_18.len() - 1], Some(Format::Dmesg)).unwrap();
-        assert_eq!(d.lost_tasks(), 0);
+        assert_eq!(d.header(0).lost, TaskLoss::UNCLOSED);
     }
 
     #[test]

@@ -430,9 +430,9 @@ pub struct Dump {
     pub skipped_samples: Vec<(usize, String)>,
     /// Things the reader of the verdict must know (e.g. "/proc stacks hide .sched.text").
     pub warnings: Vec<String>,
-    /// Whether the last task's stack ended with its format's closing marker
-    /// (see [`Dump::mark_cut`]).
-    pub last_stack_closed: bool,
+    /// The line of the closing marker the last task's stack ended with, 0
+    /// when it had none (see [`Dump::mark_cut`]).
+    pub last_stack_closed_at: usize,
     /// The input stops in the middle of a line: it was cut, and whatever
     /// followed the cut (more tasks) is missing (see [`Dump::mark_cut`]).
     pub input_cut: bool,
@@ -492,14 +492,18 @@ impl Dump {
     /// Marks the input as cut: it stops in the middle of a line (no final
     /// line end), so tasks after the cut are missing ([`Dump::input_cut`])
     /// and the stack read last may be missing its end. Its task is
-    /// [`TaskLoss::UNCLOSED`] unless its format's closing marker was read.
-    /// The loss's line is the last line read of that task.
-    pub fn mark_cut(&mut self) {
+    /// [`TaskLoss::UNCLOSED`] unless its format's closing marker was read on
+    /// a line before the cut one, `last_line` (a marker on the cut line
+    /// itself, a blank that was the start of a frame line, proves nothing;
+    /// `None`: the line is not known, and no marker counts). The loss's line
+    /// is the last line read of that task.
+    pub fn mark_cut(&mut self, last_line: Option<usize>) {
         self.input_cut = true;
         let Some(t) = self.task_count().checked_sub(1) else {
             return;
         };
-        if self.last_stack_closed {
+        let closed = self.last_stack_closed_at;
+        if closed != 0 && last_line.is_some_and(|last| closed < last) {
             return;
         }
         let frames = self.frames_of(t);

@@ -4,7 +4,7 @@
 //! thread each and merge them in order.
 
 use super::input::{self, read_input};
-use super::registry::{detect_head, ends_mid_line, parse, DETECT_WINDOW};
+use super::registry::{detect_head, ends_mid_line, line_count, parse, DETECT_WINDOW};
 use super::{Dump, DumpBuilder, Format};
 use crate::error::{Error, Result};
 
@@ -137,7 +137,9 @@ pub fn parse_file_with(
                     input::fill_at(&file, &mut last, meta.len() - 1).map_err(|e| unreadable(&e))?;
                 }
                 if ends_mid_line(&last) {
-                    d.mark_cut();
+                    // The line count is not known without reading the file
+                    // again: no closing marker counts (snapshots have none).
+                    d.mark_cut(None);
                 }
                 return Ok(d);
             }
@@ -167,7 +169,7 @@ pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> 
             if chunks.len() > 1 {
                 if let Some(mut d) = (chunked.parse)(&chunks, data.len()) {
                     if ends_mid_line(data) {
-                        d.mark_cut();
+                        d.mark_cut(Some(line_count(data)));
                     }
                     return Ok(d);
                 }

@@ -66,7 +66,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         if trimmed.is_empty() {
             // A blank line ends the sample's callchain.
             in_sample = false;
-            b.close_stack();
+            b.close_stack(line_no);
         } else if let Some(h) = parse_header(line) {
             begin_sample(b, line_no, &h);
             // perf prints a sample's callchain and nothing else until the
@@ -79,7 +79,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         } else if let Some(comment) = trimmed.strip_prefix('#') {
             // A note (perf's own `#` lines are its header): it ends the callchain.
             in_sample = false;
-            b.close_stack();
+            b.close_stack(line_no);
             perf_comment(b, line_no, line, comment);
         } else if is_elision(trimmed) {
             skip_elision(b, line_no, line);

@@ -37,7 +37,7 @@ use super::lines::{parse_hex, parse_id, scan_dec, Lines};
 use super::procstack::{
     close_proc_task, parse_proc_line, FrameMemo, ProcLine, WARN_IDLE, WARN_NOSCHED,
 };
-use super::{DumpBuilder, StackStatus, TaskHeader};
+use super::{DumpBuilder, StackStatus, TaskHeader, TaskLoss};
 
 /// The header prefix that opens a block.
 pub const HEADER_PREFIX: &str = "# pid=";
@@ -61,6 +61,9 @@ struct Header<'a> {
     /// Borrowed from the line unless it held an escape.
     comm: Cow<'a, str>,
     status: Status,
+    /// The `status=` field was read: the writer puts it in every header, so
+    /// a header without one was cut short.
+    complete: bool,
 }
 
 /// Undoes the writer's three escapes (`\\`, `\n`, `\r`); borrows when
@@ -143,6 +146,7 @@ fn parse_header(line: &str, number: usize) -> Option<Header<'_>> {
         ..TaskHeader::default()
     };
     let mut status = Status::Ok;
+    let mut complete = false;
     for field in fields(chars.as_str()) {
         let (key, value) = field?;
         match key {
@@ -158,6 +162,7 @@ fn parse_header(line: &str, number: usize) -> Option<Header<'_>> {
             "ppid" => task.ppid = parse_id(value),
             "tgid" => task.tgid = parse_id(value),
             "status" => {
+                complete = true;
                 status = match value {
                     "ok" => Status::Ok,
                     "gone" => Status::Gone,
@@ -173,7 +178,12 @@ fn parse_header(line: &str, number: usize) -> Option<Header<'_>> {
     if task.kthread.is_none() {
         task.kthread = task.task_flags.map(|f| f & PF_KTHREAD != 0);
     }
-    Some(Header { task, comm, status })
+    Some(Header {
+        task,
+        comm,
+        status,
+        complete,
+    })
 }
 
 /// Whether the text holds at least one snapshot header (`# pid=.. comm=..`).
@@ -273,6 +283,11 @@ impl BlockParser {
             };
             let running = h.task.state == Some('R');
             b.begin_task(h.task, &h.comm);
+            if !h.complete {
+                // The writer ends every header with `status=`: a header
+                // without it was cut, and its last field may be cut too.
+                b.lose(TaskLoss::HEADER, number);
+            }
             // `lpc capture` writes each stack file's lines and nothing else.
             b.strict_stack();
             match h.status {
@@ -562,7 +577,7 @@ mod tests {
 
     #[test]
     fn a_malformed_header_is_a_task_whose_header_is_lost() {
-        let d = run("# pid=1 tid=1 comm=a state=S\n[<0>] g+0x1/0x2\n# pid=x tid=1 comm=a state=S\n[<0>] f+0x1/0x2\n# note\n");
+        let d = run("# pid=1 tid=1 comm=a state=S status=ok\n[<0>] g+0x1/0x2\n# pid=x tid=1 comm=a state=S status=ok\n[<0>] f+0x1/0x2\n# note\n");
         assert_eq!(d.task_count(), 2);
         assert!(d.header(0).lost.is_empty());
         assert_eq!(d.frames_of(0).len(), 1);
@@ -574,8 +589,15 @@ mod tests {
     }
 
     #[test]
+    fn a_header_without_its_status_field_was_cut() {
+        let d = run("# pid=1 tid=1 comm=a state=S flags=0x04\n[<0>] g+0x1/0x2\n");
+        assert_eq!(d.frames_of(0).len(), 1);
+        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::HEADER, 1));
+    }
+
+    #[test]
     fn any_unreadable_line_inside_a_recorded_stack_is_a_lost_frame() {
-        let d = run("# pid=1 tid=1 comm=a state=S\n[<0>] g+0x1/0x2\n[<0>] \u{1b}garbage\n[<0>] h+0x1/0x2\n\n");
+        let d = run("# pid=1 tid=1 comm=a state=S status=ok\n[<0>] g+0x1/0x2\n[<0>] \u{1b}garbage\n[<0>] h+0x1/0x2\n\n");
         assert_eq!(d.frames_of(0).len(), 2);
         assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::FRAME_LINE, 3));
     }

@@ -241,7 +241,7 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
     (parser.parse)(text, &mut b);
     let mut d = b.finish();
     if ends_mid_line(text.as_bytes()) {
-        d.mark_cut();
+        d.mark_cut(Some(line_count(text.as_bytes())));
     }
     Ok(d)
 }
@@ -251,4 +251,10 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
 /// one was cut (a full disk, a truncated paste, `head -c`).
 pub(crate) fn ends_mid_line(data: &[u8]) -> bool {
     data.last().is_some_and(|&c| c != b'\n')
+}
+
+/// The number of lines of a text that does not end with a line end (the
+/// number of its last line).
+pub(crate) fn line_count(data: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', data).count() + 1
 }

@@ -501,6 +501,11 @@ fn perf_samples_lose_unreadable_lines_and_headerless_frames() {
     let d = parsed(&format!("{sample}{}", headless.replace("ffffffff81000000 __schedule+0x1", "ffffffff81000000 __sch\u{1}dule+0x1")), Format::PerfScript);
     assert_eq!(d.task_count(), 2);
     assert!(d.header(1).lost.contains(TaskLoss::HEADER));
+    // Cut to the blank start of its next frame line: the blank proves no end.
+    let cut = &sample[..sample.find("\tffffffff81000100").expect("frame") + 1];
+    let d = parsed(cut, Format::PerfScript);
+    assert!(d.input_cut);
+    assert_eq!(losses(&d), [(TaskLoss::UNCLOSED, 2)]);
 }
 
 #[test]
@@ -540,7 +545,7 @@ fn a_cut_snapshot_file_read_in_pieces_marks_its_last_stack() {
     let dir = std::env::temp_dir().join(format!("lpc-cut-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let path = dir.join("snap");
-    let block = "# pid=1 tid=1 comm=a state=S\n[<0>] do_wait+0x1/0x2\n[<0>] kernel_wait4+0x1/0x2\n";
+    let block = "# pid=1 tid=1 comm=a state=S status=ok\n[<0>] do_wait+0x1/0x2\n[<0>] kernel_wait4+0x1/0x2\n";
     let mut text = block.repeat(20_000);
     text.truncate(text.len() - 5);
     std::fs::write(&path, &text).expect("write");
