@@ -157,6 +157,23 @@ def _parse(data: bytes, fmt: str, source: str) -> dict[str, Any]:
         raise SymbolError(exc.message, source, exc.line) from exc
 
 
+def _out_of_order(address: npt.NDArray[np.uint64], module: npt.NDArray[np.uint32]) -> int:
+    """How many rows break the order the kernel lists its symbols in: vmlinux
+    rows by ascending address (kallsyms is built sorted: scripts/kallsyms.c),
+    then each module's rows in one run (kernel/kallsyms.c walks module by
+    module). livepatch's ``old_sympos`` counts same-named symbols in exactly
+    that order (kernel/livepatch/core.c klp_find_callback), so a file sorted
+    any other way numbers them differently. Address-0 rows (kptr_restrict) are
+    not counted."""
+    vmlinux = np.flatnonzero((module == _NO_MODULE) & (address != 0))
+    addresses = address[vmlinux]
+    backwards = int(np.count_nonzero(addresses[1:] < addresses[:-1]))
+    modules = module[module != _NO_MODULE]
+    runs = 1 + int(np.count_nonzero(modules[1:] != modules[:-1])) if len(modules) else 0
+    split = runs - len(np.unique(modules))
+    return backwards + split
+
+
 class Symbols:
     """The functions of one kernel (vmlinux plus loaded modules).
 
@@ -198,6 +215,8 @@ class Symbols:
         self._row_sympos: npt.NDArray[np.uint32] = columns["sympos"]
         self._row_count: npt.NDArray[np.uint32] = columns["name_count"]
         self._prev_same_name: npt.NDArray[np.uint32] = columns["prev_same_name"]
+        #: Rows out of the kernel's kallsyms order (see :func:`_out_of_order`).
+        self._out_of_order: int = _out_of_order(columns["address"], self._row_module)
         # Function columns.
         rows = columns["functions"].astype(np.int64)
         self._rows: npt.NDArray[np.int64] = rows
@@ -353,6 +372,13 @@ class Symbols:
             )
         if self._sched_text is None:
             out.append(f"{self._source}: no __sched_text_start/__sched_text_end markers")
+        if self._out_of_order:
+            out.append(
+                f"{self._source}: {self._out_of_order} symbol(s) out of the kernel's kallsyms "
+                "order (vmlinux by address, each module in one run): the file was sorted or "
+                "edited, and sympos, which counts same-named functions in the kernel's order, "
+                "may not be the kernel's"
+            )
         return out
 
     def __len__(self) -> int:

@@ -38,11 +38,11 @@
 //!   64-bit user address and no kernel-half one); otherwise it is taken as a
 //!   kernel stack, which can only over-report kernel frames, never hide them.
 
+use super::lines::looks_like_frame;
 use super::toolscan::{
     is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x, parse_dec, parse_hex,
     parse_id, skip_elision, sniff_window, split_symbol_offset, take_word, OffsetRadix,
 };
-use super::lines::looks_like_frame;
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader, TaskLoss};
 
 /// Cheap sniffing: the `Attaching N probes...` banner, or a map-key opener

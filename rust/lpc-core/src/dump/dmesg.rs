@@ -1701,10 +1701,16 @@ mod tests {
         assert_eq!(d.skipped_lines, 0);
         assert_eq!(d.task_count(), 2);
         assert_eq!(frames(&d, 0), ["schedule"]);
-        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::HEADER, 1));
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::HEADER, 1)
+        );
         // A trace with no header before it: its task is unknown too.
         assert_eq!(d.header(1).pid, None);
-        assert_eq!((d.header(1).lost, d.header(1).lost_line), (TaskLoss::HEADER, 2));
+        assert_eq!(
+            (d.header(1).lost, d.header(1).lost_line),
+            (TaskLoss::HEADER, 2)
+        );
     }
 
     const TASK_6_18: &str = "task:cat  state:S stack:0 pid:7 tgid:7 ppid:1 task_flags:0x400000 flags:0x00004002\n\
@@ -1728,7 +1734,10 @@ mod tests {
     fn a_stack_without_its_task_end_marker_is_unclosed() {
         let cut = TASK_6_18.replace(" </TASK>\n", "");
         let d = run(&cut);
-        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::UNCLOSED, 5));
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::UNCLOSED, 5)
+        );
         // The next header ends it just the same.
         let d = run(&format!("{cut}{TASK_6_18}"));
         assert_eq!(d.header(0).lost, TaskLoss::UNCLOSED);
@@ -1750,7 +1759,10 @@ mod tests {
         let damaged = TASK_6_18.replace(" schedule+0x1/0x2", " sch\u{1}dule+0x1/0x2");
         let d = run(&damaged);
         assert_eq!(frames(&d, 0), ["__schedule"]);
-        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::FRAME_LINE, 5));
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::FRAME_LINE, 5)
+        );
         assert_eq!(d.skipped_lines, 1);
     }
 
@@ -1761,7 +1773,10 @@ mod tests {
         assert_eq!(d.task_count(), 2);
         assert!(d.header(0).lost.is_empty());
         assert_eq!(frames(&d, 0).len(), 2);
-        assert_eq!((d.header(1).lost, d.header(1).lost_line), (TaskLoss::HEADER, 7));
+        assert_eq!(
+            (d.header(1).lost, d.header(1).lost_line),
+            (TaskLoss::HEADER, 7)
+        );
         assert_eq!(d.comm(1), "?");
         assert_eq!(frames(&d, 1).len(), 2);
         // A header line lost whole: its frames come after `</TASK>`.

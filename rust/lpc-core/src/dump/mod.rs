@@ -43,8 +43,8 @@ pub use model::{
 };
 pub(crate) use parallel::parse_chunks_with;
 pub use parallel::{
-    parse_bytes, parse_bytes_with, parse_file, parse_file_with, parse_threads, FILE_PIECE,
-    PARALLEL_MIN_BYTES, WARN_NOT_UTF8,
+    parse_bytes, parse_bytes_with, parse_file, parse_file_with, parse_threads, repair_utf8,
+    FILE_PIECE, PARALLEL_MIN_BYTES, WARN_NOT_UTF8,
 };
 pub use registry::{available_formats, detect, parse, Format};
 

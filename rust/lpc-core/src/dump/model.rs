@@ -325,7 +325,8 @@ impl TaskColumns {
         self.thread_flags.extend_from_slice(&next.thread_flags);
         self.user_regs.extend_from_slice(&next.user_regs);
         // As `push` would have stored the shifted lines (saturating the same way).
-        let shift = |&l: &i64| line_column(usize::try_from(l).unwrap_or(0).saturating_add(lines_before));
+        let shift =
+            |&l: &i64| line_column(usize::try_from(l).unwrap_or(0).saturating_add(lines_before));
         self.line.extend(next.line.iter().map(shift));
         self.lost.extend_from_slice(&next.lost);
         // 0 = no loss stays 0.

@@ -8,9 +8,9 @@ use super::registry::{detect_head, ends_mid_line, line_count, parse, DETECT_WIND
 use super::{Dump, DumpBuilder, Format};
 use crate::error::{Error, Result};
 
-/// Warning added when the input had to be decoded lossily.
-pub const WARN_NOT_UTF8: &str =
-    "the input is not valid UTF-8: invalid bytes were replaced by U+FFFD before parsing";
+/// Warning added when the input held invalid UTF-8 (see [`repair_utf8`]).
+pub const WARN_NOT_UTF8: &str = "the input is not valid UTF-8: each invalid byte was replaced by \
+     SUB (0x1A) before parsing, so a frame or header that held one cannot be read";
 
 /// Inputs at least this large are parsed on several threads when their
 /// format allows it (below, thread start-up and the merge cost more than
@@ -146,14 +146,15 @@ pub fn parse_file_with(
         }
     }
     drop(file);
-    let data = read_input(path).map_err(|e| unreadable(&e))?;
-    parse_bytes_with(&data, format, threads)
+    let mut data = read_input(path).map_err(|e| unreadable(&e))?;
+    parse_owned(&mut data, format, threads)
 }
 
 /// Parses a dump held as bytes on up to `threads` threads.
 ///
-/// Valid UTF-8 is parsed in place; otherwise invalid bytes are replaced by
-/// U+FFFD and [`WARN_NOT_UTF8`] is added. A format with a chunked parser in
+/// Valid UTF-8 is parsed in place; otherwise the bytes are copied once and
+/// every invalid byte is replaced by SUB (0x1A) before parsing, and
+/// [`WARN_NOT_UTF8`] is added (see [`repair_utf8`]). A format with a chunked parser in
 /// the registry — a recorded `/proc` snapshot (at its `# pid=` headers) and a
 /// kernel log (at its 5.9+ `task:` headers) — is cut into one chunk per thread, each chunk validated and parsed by its own
 /// thread, and the chunks merged in order: the result is the same (`==`) as
@@ -162,6 +163,34 @@ pub fn parse_file_with(
 /// # Errors
 /// As [`parse`].
 pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> Result<Dump> {
+    if let Some(d) = parse_if_utf8(data, format, threads)? {
+        return Ok(d);
+    }
+    parse_repaired(&mut data.to_vec(), format, threads)
+}
+
+/// [`parse_bytes_with`] of bytes the caller owns: invalid UTF-8 is repaired
+/// in place, so a large file costs no second copy.
+fn parse_owned(data: &mut [u8], format: Option<Format>, threads: usize) -> Result<Dump> {
+    if let Some(d) = parse_if_utf8(data, format, threads)? {
+        return Ok(d);
+    }
+    parse_repaired(data, format, threads)
+}
+
+/// Repairs `data` (see [`repair_utf8`]) and parses it, with the warning.
+fn parse_repaired(data: &mut [u8], format: Option<Format>, threads: usize) -> Result<Dump> {
+    repair_utf8(data);
+    let mut d = parse_if_utf8(data, format, threads)?.ok_or_else(|| Error::Unreadable {
+        message: "invalid UTF-8 remained after its repair".to_owned(),
+    })?;
+    d.warnings.push(WARN_NOT_UTF8.to_owned());
+    Ok(d)
+}
+
+/// Parses `data` when it is valid UTF-8 (chunk by chunk on `threads` threads
+/// where the format allows); `Ok(None)` when it is not.
+fn parse_if_utf8(data: &[u8], format: Option<Format>, threads: usize) -> Result<Option<Dump>> {
     let known = format.or_else(|| detect_head(data));
     if let Some(chunked) = known.and_then(|f| f.spec().chunked) {
         if threads > 1 {
@@ -171,18 +200,36 @@ pub fn parse_bytes_with(data: &[u8], format: Option<Format>, threads: usize) -> 
                     if ends_mid_line(data) {
                         d.mark_cut(Some(line_count(data)));
                     }
-                    return Ok(d);
+                    return Ok(Some(d));
                 }
             }
         }
     }
     match std::str::from_utf8(data) {
-        Ok(text) => parse(text, known),
-        Err(_) => {
-            let text = String::from_utf8_lossy(data);
-            let mut d = parse(&text, known)?;
-            d.warnings.push(WARN_NOT_UTF8.to_owned());
-            Ok(d)
+        Ok(text) => parse(text, known).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Replaces every byte of every invalid UTF-8 sequence in `data` by SUB
+/// (0x1A), in place, and returns how many were replaced. SUB is a control
+/// character: no name, number or marker of any format holds one, so a frame
+/// or header line that held a bad byte cannot be read, and its task loses
+/// that evidence visibly (U+FFFD would need three bytes: a second copy).
+pub fn repair_utf8(data: &mut [u8]) -> usize {
+    let mut at = 0;
+    let mut replaced = 0;
+    while at < data.len() {
+        match std::str::from_utf8(&data[at..]) {
+            Ok(_) => break,
+            Err(e) => {
+                let bad_start = at + e.valid_up_to();
+                let bad_len = e.error_len().unwrap_or(data.len() - bad_start);
+                data[bad_start..bad_start + bad_len].fill(0x1a);
+                replaced += bad_len;
+                at = bad_start + bad_len;
+            }
         }
     }
+    replaced
 }

@@ -592,14 +592,20 @@ mod tests {
     fn a_header_without_its_status_field_was_cut() {
         let d = run("# pid=1 tid=1 comm=a state=S flags=0x04\n[<0>] g+0x1/0x2\n");
         assert_eq!(d.frames_of(0).len(), 1);
-        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::HEADER, 1));
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::HEADER, 1)
+        );
     }
 
     #[test]
     fn any_unreadable_line_inside_a_recorded_stack_is_a_lost_frame() {
         let d = run("# pid=1 tid=1 comm=a state=S status=ok\n[<0>] g+0x1/0x2\n[<0>] \u{1b}garbage\n[<0>] h+0x1/0x2\n\n");
         assert_eq!(d.frames_of(0).len(), 2);
-        assert_eq!((d.header(0).lost, d.header(0).lost_line), (TaskLoss::FRAME_LINE, 3));
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::FRAME_LINE, 3)
+        );
     }
 
     /// A tiny deterministic generator (xorshift) for the split properties.

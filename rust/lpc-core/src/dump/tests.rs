@@ -440,7 +440,6 @@ fn mutated_samples_never_panic_and_keep_the_columns_consistent() {
     }
 }
 
-
 // ---------------------------------------------------------------------------
 // Evidence a parser sees go missing (TaskLoss), format by format
 
@@ -494,11 +493,26 @@ fn bpftrace_keys_lose_their_unreadable_lines_and_their_end() {
 fn perf_samples_lose_unreadable_lines_and_headerless_frames() {
     let sample = "cat 7 [000] 1.000000: 1 cpu-clock: \n\tffffffff81000000 __schedule+0x1 ([kernel.kallsyms])\n\tffffffff81000100 schedule+0x2 ([kernel.kallsyms])\n\n";
     assert_eq!(parsed(sample, Format::PerfScript).lost_tasks(), 0);
-    let damaged = sample.replace("\tffffffff81000100 schedule", "\tffffffff81000100\u{1}schedule");
-    assert_eq!(losses(&parsed(&damaged, Format::PerfScript)), [(TaskLoss::FRAME_LINE, 3)]);
+    let damaged = sample.replace(
+        "\tffffffff81000100 schedule",
+        "\tffffffff81000100\u{1}schedule",
+    );
+    assert_eq!(
+        losses(&parsed(&damaged, Format::PerfScript)),
+        [(TaskLoss::FRAME_LINE, 3)]
+    );
     // The second sample's header is lost whole: its frames are no one's.
     let headless = sample.replacen("cat 7 [000] 1.000000: 1 cpu-clock: \n", "", 1);
-    let d = parsed(&format!("{sample}{}", headless.replace("ffffffff81000000 __schedule+0x1", "ffffffff81000000 __sch\u{1}dule+0x1")), Format::PerfScript);
+    let d = parsed(
+        &format!(
+            "{sample}{}",
+            headless.replace(
+                "ffffffff81000000 __schedule+0x1",
+                "ffffffff81000000 __sch\u{1}dule+0x1"
+            )
+        ),
+        Format::PerfScript,
+    );
     assert_eq!(d.task_count(), 2);
     assert!(d.header(1).lost.contains(TaskLoss::HEADER));
     // Cut to the blank start of its next frame line: the blank proves no end.
@@ -537,7 +551,13 @@ fn a_cut_input_marks_its_last_stack_in_every_parse_path() {
     assert_eq!(sequential, chunked);
     let last = sequential.task_count() - 1;
     assert!(sequential.header(last).lost.contains(TaskLoss::UNCLOSED));
-    assert_eq!(sequential.lost_tasks(), 4000 * parse_bytes_with(text.as_bytes(), None, 1).unwrap().lost_tasks() + 1);
+    assert_eq!(
+        sequential.lost_tasks(),
+        4000 * parse_bytes_with(text.as_bytes(), None, 1)
+            .unwrap()
+            .lost_tasks()
+            + 1
+    );
 }
 
 #[test]
@@ -563,4 +583,44 @@ fn task_losses_are_named_in_bit_order() {
     for (i, (loss, _)) in TaskLoss::ALL.iter().enumerate() {
         assert_eq!(loss.bits(), 1 << i);
     }
+}
+
+#[test]
+fn invalid_utf8_is_repaired_in_place_byte_for_byte() {
+    let mut bytes = b"ok \xff\xfe then \xe2\x82 cut \xf0".to_vec();
+    assert_eq!(repair_utf8(&mut bytes), 5);
+    assert_eq!(bytes, b"ok \x1a\x1a then \x1a\x1a cut \x1a");
+    let mut valid = "caf\u{e9} \u{2026}".as_bytes().to_vec();
+    assert_eq!(repair_utf8(&mut valid), 0);
+    assert_eq!(valid, "caf\u{e9} \u{2026}".as_bytes());
+}
+
+#[test]
+fn a_bad_byte_costs_its_frame_in_every_parse_path() {
+    let text = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/hung-task-6.18.txt"
+    ))
+    .expect("sample");
+    let mut big = text.repeat(3000);
+    // Inside the first frame name of some task's stack, far into the file.
+    let at = big.len() / 2
+        + memchr::memmem::find(&big[big.len() / 2..], b" __schedule+").expect("frame")
+        + 3;
+    big[at] = 0xff;
+    let one = parse_bytes_with(&big, None, 1).expect("parses");
+    let two = parse_bytes_with(&big, None, 2).expect("parses");
+    assert_eq!(one, two);
+    assert!(one.warnings.iter().any(|w| w == WARN_NOT_UTF8));
+    assert_eq!(
+        one.lost_tasks(),
+        3000 * parse_bytes_with(&text, None, 1).unwrap().lost_tasks() + 1
+    );
+    let dir = std::env::temp_dir().join(format!("lpc-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let path = dir.join("kern.log");
+    std::fs::write(&path, &big).expect("write");
+    let from_file = parse_file(&path, None).expect("parses");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(from_file, one);
 }
