@@ -47,6 +47,7 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
         user_regs=task.user_regs, ppid=-1 if task.ppid is None else task.ppid,
         syscall_entry=any(n.startswith(SYSCALL_ENTRY) for n in names),
         kthread_root="kthread" in names and any(n.startswith("ret_from_fork") for n in names),
+        idle_loop=any(n in ("do_idle", "cpu_startup_entry", "cpu_idle") for n in names),
     )
     thread_fn = False
     if first is not None and kind.value == "kthread":

@@ -150,3 +150,35 @@ def test_a_symbol_table_out_of_the_kernels_order_is_said() -> None:
     split = module([(0, "a1", "mod_a"), (2, "b1", "mod_b"), (1, "a2", "mod_a")])
     assert not [w for w in Symbols.from_kallsyms(b"".join(body + runs)).warnings if "order" in w]
     assert any("order" in w for w in Symbols.from_kallsyms(b"".join(body + split)).warnings)
+
+
+def test_a_dump_with_no_task_never_converges(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    dump = parse_dump(b"sysrq: Show State\n")
+    assert dump.task_count == 0
+    for name in ("klp", "josh", "kpatch"):
+        assert check(dump, "schedule", name).transition.converges is not True, name
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"sysrq: Show State\n")
+    assert main(["check", "--dump", str(path), "--patch", "schedule"]) != 0
+    assert "no task could be read" in capsys.readouterr().out
+
+
+def test_a_patched_function_seen_only_as_a_guess_is_named() -> None:
+    dump = parse_dump(DATA / "sysrq-t-5.7-orc-all-unreliable.txt")
+    result = check(dump, "ep_poll", "klp")
+    guessed = result.tasks[0]
+    assert guessed.outcome.verdict is Verdict.UNRELIABLE
+    assert "patched ep_poll is on it, but only as a frame the unwinder could not vouch for" \
+        in guessed.outcome.reason
+    assert not [w for w in result.warnings if "seen on no stack" in w]
+
+
+def test_the_idle_task_is_pid_0_not_a_comm() -> None:
+    """Before init runs, PID 1 is swapper/0 too, and it can sleep in D."""
+    pid1 = TASK.replace("task:cat            ", "task:swapper/0      ").replace(
+        "state:S", "state:D").replace("pid:7     tgid:7     ppid:1 ", "pid:1     tgid:1     ppid:0 ")
+    dump = parse_dump(pid1.encode())
+    assert (dump.tasks[0].comm, dump.tasks[0].pid) == ("swapper/0", 1)
+    facts = check(dump, "do_sys_poll", "klp").tasks[0].facts
+    assert facts.kind.value != "idle"

@@ -53,7 +53,8 @@ def kind_of(**kw: Any) -> tuple[TaskKind, str]:
     return infer_kind(**base)
 
 
-IDLE = (TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task")
+IDLE = (TaskKind.IDLE, "pid 0: a per-CPU idle task")
+IDLE_BY_LOOP = (TaskKind.IDLE, "swapper with the idle loop on its stack: a per-CPU idle task")
 PF_TASK = "PF_KTHREAD in the task flags"
 PF_STAT = "PF_KTHREAD in flags"
 REGS = (TaskKind.USER, "a user-mode register dump (RIP: 0033) follows its header")
@@ -68,7 +69,14 @@ NOTHING = (TaskKind.UNKNOWN, "no flags, registers or stack root tell")
     "kw,expected",
     [
         (dict(pid=0, kthread=0), IDLE),
-        (dict(comm="swapper/3", kthread=0), IDLE),
+        # The comm alone is not enough (PID 1 is swapper/0 before init runs).
+        (dict(comm="swapper/3", kthread=0), (TaskKind.USER, "PF_KTHREAD in the task flags")),
+        (dict(comm="swapper/0", pid=1, idle_loop=True), (TaskKind.UNKNOWN,
+                                                          "no flags, registers or stack root tell")),
+        (dict(comm="swapper/3", pid=-1, idle_loop=True), IDLE_BY_LOOP),
+        (dict(comm="swapper/3", pid=-1), (TaskKind.UNKNOWN, "no flags, registers or stack root tell")),
+        (dict(comm="kworker/0:1", idle_loop=True), (TaskKind.KTHREAD,
+                                                    "its name is a kernel thread's (weak evidence)")),
         (dict(kthread=1), (TaskKind.KTHREAD, PF_TASK)),
         # 0 is an answer (not a kthread), -1 is "not shown": the boundary is >= 0.
         (dict(kthread=0, task_flags=0x00200000, user_regs=False, kthread_root=True), (TaskKind.USER, PF_TASK)),

@@ -33,6 +33,7 @@ from lpc.dump import UNKNOWN_U64, Dump, TaskLoss
 from lpc.kernel import (
     FREEZABLE_KTHREAD_PREFIXES,
     IDLE_COMM_PREFIX,
+    IDLE_LOOP_NAMES,
     KTHREAD_FN,
     KTHREAD_NAME_PREFIXES,
     PF_KTHREAD,
@@ -73,6 +74,8 @@ PROC_FORMATS = ("proc_snapshot", "proc_stack")
 #: What a dump that stops in the middle of a line lost.
 INPUT_CUT = ("the dump ends in the middle of a line: it was cut, and the tasks after the cut "
              "are missing")
+#: What a dump with no task at all lost: every task it should hold.
+NO_TASKS = "no task could be read from the dump"
 #: How many line numbers the evidence summary lists per kind.
 _LINES_SHOWN = 10
 #: Stack statuses in the order of the dump's ``stack_status_codes``.
@@ -152,6 +155,8 @@ class StackEvidence(IntFlag):
     FORK_RETURN = 4
     #: An interrupt or exception frame (an ``<IRQ>``/``<NMI>``/exception section).
     INTERRUPTED = 8
+    #: The idle loop (``do_idle``, ``cpu_startup_entry``; ``cpu_idle`` before 3.10).
+    IDLE_LOOP = 16
 
     @classmethod
     def of_name(cls, name: str) -> StackEvidence:
@@ -162,6 +167,8 @@ class StackEvidence(IntFlag):
             bits |= cls.KTHREAD
         if is_fork_return(name):
             bits |= cls.FORK_RETURN
+        if name in IDLE_LOOP_NAMES:
+            bits |= cls.IDLE_LOOP
         return bits
 
     @property
@@ -326,6 +333,7 @@ def infer_kind(
     ppid: int,
     syscall_entry: bool,
     kthread_root: bool,
+    idle_loop: bool = False,
 ) -> tuple[TaskKind, str]:
     """A task's kind and the evidence it rests on, strongest evidence first.
 
@@ -333,10 +341,18 @@ def infer_kind(
     are PF_* flags (``/proc`` stat, SysRq ``task_flags:`` since 6.15 — the older
     ``flags:`` field holds TIF_* flags and lands in ``thread_flags``), ``2**64 - 1``
     when unknown. ``syscall_entry``: a system-call entry frame is on the stack;
-    ``kthread_root``: the stack is rooted in ``ret_from_fork`` → ``kthread()``.
+    ``kthread_root``: the stack is rooted in ``ret_from_fork`` → ``kthread()``;
+    ``idle_loop``: the idle loop is on the stack.
+
+    The idle task is pid 0. Its comm alone does not make a task idle: before
+    init runs, PID 1 is ``swapper/0`` too (arm64 and others print it so), and
+    it can sleep in D. Without a pid, a ``swapper`` comm with the idle loop on
+    its stack is the idle task.
     """
-    if pid == 0 or comm.startswith(IDLE_COMM_PREFIX):
-        return TaskKind.IDLE, "pid 0 / swapper: a per-CPU idle task"
+    if pid == 0:
+        return TaskKind.IDLE, "pid 0: a per-CPU idle task"
+    if pid < 0 and idle_loop and comm.startswith(IDLE_COMM_PREFIX):
+        return TaskKind.IDLE, "swapper with the idle loop on its stack: a per-CPU idle task"
     if kthread >= 0:
         return (TaskKind.KTHREAD if kthread else TaskKind.USER), "PF_KTHREAD in the task flags"
     if task_flags != 2**64 - 1:
@@ -598,18 +614,19 @@ class TaskTable(Sequence[TaskFacts]):
         pf_kthread = (flags & np.uint64(PF_KTHREAD)) != 0
         evidence = self._evidence
         syscall = (evidence & StackEvidence.SYSCALL_ENTRY) != 0
+        idle_loop = (evidence & StackEvidence.IDLE_LOOP) != 0
         root = StackEvidence.KTHREAD | StackEvidence.FORK_RETURN
         kthread_root = (evidence & root) == root
         groups, reps = group(
             comm_class[dump.comm_ids] if dump.task_count else np.zeros(0, dtype=np.uint8),
-            pids == 0, pids == 2, dump.kthreads, pf_unknown, pf_kthread & ~pf_unknown,
-            dump.user_regs, dump.ppids == 2, syscall, kthread_root,
+            pids == 0, pids == 2, pids < 0, dump.kthreads, pf_unknown, pf_kthread & ~pf_unknown,
+            dump.user_regs, dump.ppids == 2, syscall, kthread_root, idle_loop,
         )
         judged = [
             infer_kind(pid=int(pids[t]), comm=dump.comm(t), kthread=int(dump.kthreads[t]),
                        task_flags=int(flags[t]), user_regs=bool(dump.user_regs[t]),
                        ppid=int(dump.ppids[t]), syscall_entry=bool(syscall[t]),
-                       kthread_root=bool(kthread_root[t]))
+                       kthread_root=bool(kthread_root[t]), idle_loop=bool(idle_loop[t]))
             for t in reps.tolist()
         ]
         return [k for k, _ in judged], [e for _, e in judged], groups
@@ -683,6 +700,8 @@ class TaskTable(Sequence[TaskFacts]):
         rule of :meth:`lpc.models.Model.judge_dump`), else None."""
         if self.dump.input_cut:
             return INPUT_CUT
+        if self.dump.task_count == 0:
+            return NO_TASKS
         return None
 
     def _thread_functions(self) -> npt.NDArray[np.bool_]:

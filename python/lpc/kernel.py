@@ -112,6 +112,9 @@ IDLE_ROOT = ("start_secondary", "cpu_startup_entry")
 #: The idle loop: do_idle() calls klp_update_patch_state() after schedule_idle()
 #: (kernel/sched/idle.c), livepatch's switch point for idle tasks.
 IDLE_LOOP_FN = "do_idle"
+#: Frames only an idle task's stack holds: the loop, its caller, and the loop's
+#: name before 3.10 (arch/*/kernel/process.c cpu_idle).
+IDLE_LOOP_NAMES = frozenset({IDLE_LOOP_FN, "cpu_startup_entry", "cpu_idle"})
 
 # ---- task states ------------------------------------------------------------------------------
 

@@ -222,8 +222,15 @@ class TaskFacts:
     def stack_problem(self) -> str:
         """Why the stack cannot be trusted, in a few words (for a verdict's reason)."""
         if self.evidence_lost is not None:
-            return f"stack is incomplete: {self.evidence_lost}"
-        return f"stack is {self.stack.value}"
+            why = f"stack is incomplete: {self.evidence_lost}"
+        else:
+            why = f"stack is {self.stack.value}"
+        if self.patched_frame is None and self.patched_frames_any:
+            # Older unwinders print every frame as a `?` guess: the patched
+            # function is there, the walker just cannot vouch for it.
+            name = self.frames[self.patched_frames_any[0]]
+            why += f"; patched {name} is on it, but only as a frame the unwinder could not vouch for"
+        return why
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ pub mod dmesg;
 mod input;
 pub mod ksym;
 pub mod lines;
+pub mod paste;
 pub mod procsnap;
 pub mod procstack;
 

@@ -4,8 +4,9 @@
 //! thread each and merge them in order.
 
 use super::input::{self, read_input};
+use super::lines::head_bytes;
 use super::registry::{detect_head, ends_mid_line, line_count, parse, DETECT_WINDOW};
-use super::{Dump, DumpBuilder, Format};
+use super::{paste, Dump, DumpBuilder, Format};
 use crate::error::{Error, Result};
 
 /// Warning added when the input held invalid UTF-8 (see [`repair_utf8`]).
@@ -191,6 +192,9 @@ fn parse_repaired(data: &mut [u8], format: Option<Format>, threads: usize) -> Re
 /// Parses `data` when it is valid UTF-8 (chunk by chunk on `threads` threads
 /// where the format allows); `Ok(None)` when it is not.
 fn parse_if_utf8(data: &[u8], format: Option<Format>, threads: usize) -> Result<Option<Dump>> {
+    if let Some(d) = parse_paste(data, format)? {
+        return Ok(Some(d));
+    }
     let known = format.or_else(|| detect_head(data));
     if let Some(chunked) = known.and_then(|f| f.spec().chunked) {
         if threads > 1 {
@@ -209,6 +213,30 @@ fn parse_if_utf8(data: &[u8], format: Option<Format>, threads: usize) -> Result<
         Ok(text) => parse(text, known).map(Some),
         Err(_) => Ok(None),
     }
+}
+
+/// Parses a pasted dump (quoted, quoted-printable: see [`paste`]) with its
+/// paste layers taken off, its line numbers the input's; `Ok(None)` when the
+/// head of `data` shows no paste layer (or `data` is not UTF-8 yet).
+fn parse_paste(data: &[u8], format: Option<Format>) -> Result<Option<Dump>> {
+    let Ok(head) = std::str::from_utf8(head_bytes(data, paste::SNIFF)) else {
+        return Ok(None);
+    };
+    if !paste::is_paste(head) {
+        return Ok(None);
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(None);
+    };
+    let Some(unwrapped) = paste::unwrap(text) else {
+        return Ok(None);
+    };
+    let mut d = parse(&unwrapped.text, format)?;
+    unwrapped.restore_lines(&mut d);
+    if ends_mid_line(data) {
+        d.mark_cut(Some(line_count(data)));
+    }
+    Ok(Some(d))
 }
 
 /// Replaces every byte of every invalid UTF-8 sequence in `data` by SUB

@@ -1,0 +1,100 @@
+"""Any sample wrapped in any combination of paste layers — mail quoting of any
+depth, quoted-printable with soft line breaks — parses to the same tasks and
+frames as the bare sample (issue 11; the layer is rust/lpc-core/src/dump/paste.rs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lpc.dump import Dump, Task, parse_dump
+
+DATA = Path(__file__).parent / "data"
+SAMPLES = sorted(p.name for p in DATA.glob("*.txt")) + ["procdump-6.18/stacks.txt"]
+STYLES = ["> ", ">> ", "> > ", "> > > ", ">>> "]
+
+
+def quote(data: bytes, styles: list[str]) -> bytes:
+    """Each line behind one of ``styles`` (a mail client quotes an empty line as ``>``)."""
+    out = []
+    for i, line in enumerate(data.splitlines(keepends=True)):
+        style = styles[i % len(styles)].encode()
+        out.append((style.rstrip() if line.strip() == b"" else style) + line)
+    return b"".join(out)
+
+
+def quoted_printable(data: bytes, width: int = 76) -> bytes:
+    """RFC 2045 encoding: ``=`` and bytes outside printable ASCII as ``=XX``,
+    trailing blanks escaped, lines longer than ``width`` cut with soft breaks."""
+    out = [b"Content-Transfer-Encoding: quoted-printable\n"]
+    for line in data.splitlines():
+        enc = bytearray()
+        for i, c in enumerate(line):
+            blank_at_end = c in b" \t" and i == len(line) - 1
+            if c == ord("=") or c > 126 or (c < 32 and c != 9) or blank_at_end:
+                enc += b"=%02X" % c
+            else:
+                enc.append(c)
+        # Soft breaks: never inside an escape.
+        while len(enc) > width:
+            cut = width - 1
+            while b"=" in enc[max(0, cut - 2):cut]:
+                cut -= 1
+            out.append(bytes(enc[:cut]) + b"=\n")
+            enc = enc[cut:]
+        out.append(bytes(enc) + b"\n")
+    return b"".join(out)
+
+
+def without_lines(task: Task) -> Task:
+    frames = tuple(dataclasses.replace(f, line=0) for f in task.frames)
+    return dataclasses.replace(task, line=0, lost_line=0, frames=frames)
+
+
+def same_dump(bare: Dump, wrapped: Dump, lines: bool) -> None:
+    assert wrapped.source_format == bare.source_format
+    assert wrapped.kernel_release == bare.kernel_release
+    if lines:
+        assert list(wrapped.tasks) == list(bare.tasks)
+    else:
+        assert [without_lines(t) for t in wrapped.tasks] == [without_lines(t) for t in bare.tasks]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@settings(max_examples=8)
+@given(styles=st.lists(st.sampled_from(STYLES), min_size=1, max_size=3))
+def test_quoted_samples_read_as_the_bare_ones(name: str, styles: list[str]) -> None:
+    data = (DATA / name).read_bytes()
+    bare = parse_dump(data)
+    wrapped = parse_dump(quote(data, styles))
+    # Quoting keeps every line where it was: line numbers agree too.
+    same_dump(bare, wrapped, lines=True)
+    assert wrapped.skipped_lines == bare.skipped_lines
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("layers", ["qp", "quote+qp"])
+def test_quoted_printable_samples_read_as_the_bare_ones(name: str, layers: str) -> None:
+    data = (DATA / name).read_bytes()
+    bare = parse_dump(data)
+    text = quote(data, STYLES) if layers == "quote+qp" else data
+    wrapped = parse_dump(quoted_printable(text))
+    # Soft breaks join lines: the tasks and frames are the same, their line
+    # numbers are the encoded file's.
+    same_dump(bare, wrapped, lines=False)
+
+
+def test_line_numbers_point_into_the_pasted_file() -> None:
+    text = (DATA / "hung-task-6.18.txt").read_bytes()
+    encoded = quoted_printable(quote(text, ["> "]), width=40)
+    dump = parse_dump(encoded)
+    lines = encoded.splitlines()
+    for task in dump.tasks:
+        for frame in task.frames[:3]:
+            assert frame.function is not None
+            # The line a frame reports is where its text starts in the paste.
+            assert frame.function[:10].encode() in b"".join(lines[frame.line - 1: frame.line + 3])
