@@ -268,6 +268,69 @@ const SYS_BANNER_KEYS: &[&str] = &[
     "STATE",
 ];
 
+/// What the command a session ran says about every task it prints: crash
+/// selects them, so its words are facts (help.c, `help bt` / `help foreach`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Selection {
+    /// `bt -a`, `foreach active bt`: the active task of each CPU, on it.
+    on_cpu: Option<bool>,
+    /// `foreach RU|IN|UN|ST|TR|ZO|DE|ID|PA|NE|WA bt`: the tasks in that state.
+    state: Option<char>,
+    /// `foreach kernel bt` / `foreach user bt`.
+    kthread: Option<bool>,
+}
+
+/// The state letter `ps` prints for crash's `foreach` state name.
+fn state_of(word: &str) -> Option<char> {
+    Some(match word {
+        "RU" => 'R',
+        "IN" => 'S',
+        "UN" => 'D',
+        "ST" => 'T',
+        "TR" => 't',
+        "ZO" => 'Z',
+        "DE" => 'X',
+        "ID" => 'I',
+        "PA" => 'P',
+        "NE" => 'N',
+        "WA" => 'W',
+        _ => return None,
+    })
+}
+
+impl Selection {
+    /// What `crash> COMMAND` selects (nothing for commands that select no task set).
+    fn of(command: &str) -> Self {
+        let mut words = command.split_whitespace();
+        let mut out = Selection::default();
+        match words.next() {
+            Some("bt") => {
+                // `-a` (every CPU's active task), `-c CPUS` (those CPUs' active task).
+                let active = |w: &str| {
+                    w.strip_prefix('-').is_some_and(|f| {
+                        !f.starts_with('-') && (f.contains('a') || f.starts_with('c'))
+                    })
+                };
+                if words.any(active) {
+                    out.on_cpu = Some(true);
+                }
+            }
+            Some("foreach") => {
+                for w in words.take_while(|&w| w != "bt") {
+                    match w {
+                        "active" => out.on_cpu = Some(true),
+                        "kernel" => out.kthread = Some(true),
+                        "user" => out.kthread = Some(false),
+                        _ => out.state = out.state.or(state_of(w)),
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct Parser {
     /// Frames since the last stack-switch marker, context not yet known.
@@ -275,6 +338,8 @@ struct Parser {
     /// An `[exception RIP: ..]` waiting for the next numbered frame.
     exception: Option<FrameRecord>,
     index: IndexTracker,
+    /// What the last `crash>` command says about the tasks it prints.
+    selection: Selection,
 }
 
 impl Parser {
@@ -318,7 +383,9 @@ impl Parser {
         } else if trimmed.starts_with("bt: ") {
             self.bt_message(b, line_no, line);
         } else if trimmed == "crash>" || trimmed.starts_with("crash> ") {
-            // The command prompt, echoed in captured sessions.
+            // The command prompt, echoed in captured sessions: what it ran
+            // says what the tasks it prints are.
+            self.selection = Selection::of(trimmed.trim_start_matches("crash>"));
         } else if let Some(release) = sys_banner_value(trimmed, "RELEASE") {
             b.set_kernel_release(release);
         } else if !is_sys_banner(trimmed) {
@@ -328,12 +395,20 @@ impl Parser {
 
     fn begin_task(&mut self, b: &mut DumpBuilder, line_no: usize, h: &Header<'_>) {
         self.finish_task(b);
+        let Selection {
+            on_cpu,
+            state,
+            kthread,
+        } = self.selection;
         b.begin_task(
             TaskHeader {
                 pid: Some(h.pid),
                 tid: Some(h.pid),
                 cpu: h.cpu,
                 line: line_no,
+                on_cpu,
+                state,
+                kthread,
                 ..TaskHeader::default()
             },
             h.comm,
@@ -459,6 +534,41 @@ fn is_sys_banner(trimmed: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_command_of_a_session_says_what_its_tasks_are() {
+        let task = |pid: u32| {
+            format!(
+                "PID: {pid}  TASK: ffff888100000000  CPU: 0  COMMAND: \"t{pid}\"\n #0 [ffffc90000000000] __schedule at ffffffff81000000\n"
+            )
+        };
+        let text = format!(
+            "crash> foreach UN bt\n{}{}crash> bt -a\n{}crash> foreach kernel IN bt\n{}crash> bt 7\n{}",
+            task(1),
+            task(2),
+            task(3),
+            task(4),
+            task(5)
+        );
+        let d = crate::dump::parse(&text, Some(crate::dump::Format::Crash)).expect("parses");
+        let got: Vec<_> = d
+            .headers()
+            .map(|h| (h.state, h.on_cpu, h.kthread))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some('D'), None, None),
+                (Some('D'), None, None),
+                (None, Some(true), None),
+                (Some('S'), None, Some(true)),
+                (None, None, None),
+            ]
+        );
+        assert_eq!(Selection::of(" bt -c 0,1").on_cpu, Some(true));
+        assert_eq!(Selection::of(" bt -sx").on_cpu, None);
+    }
+
     use super::super::toolscan::testing::{assert_sniffs_only, fuzz, run, sample};
     use super::super::{Dump, Format};
     use super::*;
