@@ -36,8 +36,9 @@
 //!   thread mark it `truncated`.
 
 use super::toolscan::{
-    close_held_task, frame_index, is_elision, numbered_lines, parse_0x, parse_dec, parse_id,
-    skip_elision, sniff_window, strip_number, take_word, trailing_group, IndexTracker,
+    close_held_task, frame_index, is_elision, is_kernel_address, numbered_lines, parse_0x,
+    parse_dec, parse_id, skip_elision, sniff_window, strip_number, take_word, trailing_group,
+    IndexTracker,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -46,7 +47,7 @@ use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 pub fn looks_like(text: &str) -> bool {
     let mut frames = 0;
     for line in sniff_window(text).lines() {
-        if parse_thread_header(line).is_some() {
+        if parse_thread_header(line).is_some() || parse_cpu_thread_header(line).is_some() {
             return true;
         }
         if parse_frame(line).is_some_and(|f| f.address.is_some()) {
@@ -67,6 +68,15 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         p.line(b, line_no, line, pid);
     }
     p.finish_task(b);
+    if p.user_frames {
+        b.warn("gdb stacks are user space only: the kernel stacks of these threads are not in the dump");
+    }
+    if p.kernel_frames {
+        b.warn(
+            "gdb stacks of a stopped kernel (kgdb, qemu's gdbstub): each is the task that was \
+             running on its CPU when gdb stopped it",
+        );
+    }
 }
 
 /// The process id the session names, when it names exactly one.
@@ -104,6 +114,20 @@ struct ThreadHeader<'a> {
     name: Option<&'a str>,
 }
 
+/// qemu's gdbstub shows each virtual CPU as a thread:
+/// `Thread 1.2 (CPU#1 [halted ]):` — the CPU number. The task it shows is the
+/// one on that CPU.
+fn parse_cpu_thread_header(line: &str) -> Option<i64> {
+    let line = line.trim();
+    if !line.starts_with("Thread ") || !line.ends_with("):") {
+        return None;
+    }
+    // `Thread 1.2 (CPU#1 [running]):`, or gdb 12+'s `Thread 2 (Thread 1.2 (CPU#1 [running])):`.
+    let inner = &line[line.find("(CPU#")? + "(CPU#".len()..];
+    let digits = inner.bytes().take_while(u8::is_ascii_digit).count();
+    parse_id(&inner[..digits])
+}
+
 fn parse_thread_header(line: &str) -> Option<ThreadHeader<'_>> {
     let rest = line.trim().strip_prefix("Thread ")?;
     let (number, rest) = take_word(rest)?;
@@ -129,6 +153,38 @@ struct Frame<'a> {
     function: Option<&'a str>,
     library: Option<&'a str>,
     signal: bool,
+    /// A frame of a kernel: its address is in the kernel half, or its source
+    /// file is in a kernel tree (gdb on a vmlinux: kgdb, qemu's gdbstub).
+    kernel: bool,
+}
+
+/// Top-level directories of a kernel source tree (a frame `at kernel/sched/core.c:6500`).
+const KERNEL_TREE: &[&str] = &[
+    "kernel/",
+    "arch/",
+    "mm/",
+    "fs/",
+    "include/",
+    "drivers/",
+    "net/",
+    "block/",
+    "lib/",
+    "init/",
+    "ipc/",
+    "security/",
+    "sound/",
+    "virt/",
+    "crypto/",
+    "io_uring/",
+];
+
+/// Whether a frame's address or source file places it in a kernel.
+fn in_kernel(address: Option<u64>, file: Option<&str>) -> bool {
+    if let Some(a) = address {
+        return is_kernel_address(a);
+    }
+    let file = file.map(|f| f.trim_start_matches("./"));
+    file.is_some_and(|f| KERNEL_TREE.iter().any(|dir| f.starts_with(dir)))
 }
 
 fn parse_frame(line: &str) -> Option<Frame<'_>> {
@@ -144,6 +200,7 @@ fn parse_frame(line: &str) -> Option<Frame<'_>> {
             function: None,
             library: None,
             signal: true,
+            kernel: false,
         });
     }
     let mut address = None;
@@ -163,10 +220,12 @@ fn parse_frame(line: &str) -> Option<Frame<'_>> {
             && strip_number(location)
                 .is_some_and(|file| !file.is_empty() && !file.contains(char::is_whitespace))
     });
+    let mut file = None;
     if let Some((before, lib)) = from {
         library = Some(lib);
         rest = before;
-    } else if let Some((before, _)) = at {
+    } else if let Some((before, location)) = at {
+        file = strip_number(location);
         rest = before;
     }
     // gdb always prints the argument list, `()` when empty: without it this is
@@ -182,6 +241,7 @@ fn parse_frame(line: &str) -> Option<Frame<'_>> {
         function: (function != "??").then_some(function),
         library,
         signal: false,
+        kernel: in_kernel(address, file),
     })
 }
 
@@ -202,6 +262,7 @@ const NOTICES: &[&str] = &[
     "Reading symbols from ",
     "Attaching to process ",
     "Attaching to program",
+    "Remote debugging using ",
     "Detaching from program",
     "Downloading separate debug info",
     "warning: ",
@@ -240,6 +301,9 @@ struct Parser {
     /// The previous frame, held back until we know whether it is inlined.
     held: Option<FrameRecord>,
     index: IndexTracker,
+    /// Frames of user space / of a kernel were read (for the dump's warnings).
+    user_frames: bool,
+    kernel_frames: bool,
 }
 
 impl Parser {
@@ -248,7 +312,21 @@ impl Parser {
         if trimmed.is_empty() {
             return;
         }
-        if let Some(h) = parse_thread_header(line) {
+        if trimmed.starts_with("(gdb)") {
+            // A prompt: what it ran prints its own stacks.
+            self.finish_task(b);
+        } else if let Some(cpu) = parse_cpu_thread_header(line) {
+            self.finish_task(b);
+            b.begin_task(
+                TaskHeader {
+                    cpu: Some(cpu),
+                    on_cpu: Some(true),
+                    line: line_no,
+                    ..TaskHeader::default()
+                },
+                "",
+            );
+        } else if let Some(h) = parse_thread_header(line) {
             self.finish_task(b);
             b.begin_task(
                 TaskHeader {
@@ -259,7 +337,6 @@ impl Parser {
                 },
                 h.name.unwrap_or(""),
             );
-            b.warn("gdb stacks are user space only: the kernel stacks of these threads are not in the dump");
         } else if let Some(f) = parse_frame(line) {
             self.frame(b, line_no, line, &f);
         } else if trimmed.starts_with("Backtrace stopped:") && b.has_open_task() {
@@ -280,6 +357,18 @@ impl Parser {
     }
 
     fn frame(&mut self, b: &mut DumpBuilder, line_no: usize, line: &str, f: &Frame<'_>) {
+        if !b.has_open_task() && f.kernel {
+            // gdb on a stopped kernel (kgdb, qemu's gdbstub) prints the stack
+            // of the current task with no thread header: it is on its CPU.
+            b.begin_task(
+                TaskHeader {
+                    on_cpu: Some(true),
+                    line: line_no,
+                    ..TaskHeader::default()
+                },
+                "",
+            );
+        }
         if !b.has_open_task() {
             b.skip(line_no, line);
             return;
@@ -291,12 +380,27 @@ impl Parser {
             // A context boundary, not a function.
             return;
         }
+        if f.address == Some(0) && f.function.is_none() {
+            // `0x0000000000000000 in ?? ()`: where a kernel unwind ends (the
+            // outermost frame's return address is 0), no frame.
+            return;
+        }
+        if f.kernel {
+            self.kernel_frames = true;
+        } else {
+            self.user_frames = true;
+        }
         let mut record = FrameRecord {
             address: f.address,
             function: f.function.map(str::to_owned),
-            module: f.library.map(str::to_owned),
+            // A kernel frame's `from` is no library (and vmlinux is no module).
+            module: f.library.filter(|_| !f.kernel).map(str::to_owned),
             reliable: true,
-            context: FrameContext::User,
+            context: if f.kernel {
+                FrameContext::Task
+            } else {
+                FrameContext::User
+            },
             line: line_no,
             ..FrameRecord::default()
         };
@@ -318,9 +422,39 @@ impl Parser {
 
 #[cfg(test)]
 mod tests {
-    use super::super::toolscan::testing::{assert_sniffs_only, fuzz, run, sample};
+    use super::super::toolscan::testing::{assert_sniffs_only_among, fuzz, run, sample};
     use super::super::{Dump, Format};
     use super::*;
+
+    #[test]
+    fn a_stopped_kernel_s_stacks_are_kernel_stacks() {
+        let d = run(Format::Gdb, parse, sample("gdb-kernel-qemu-gdbstub.txt"));
+        assert_eq!(d.task_count(), 3);
+        // The lone `bt` (kgdb, the current task), then one task per vCPU.
+        let cpus: Vec<_> = d.headers().map(|h| (h.cpu, h.on_cpu)).collect();
+        assert_eq!(
+            cpus,
+            [
+                (None, Some(true)),
+                (Some(1), Some(true)),
+                (Some(0), Some(true))
+            ]
+        );
+        assert!(d.frame_context.iter().all(|&c| c == FrameContext::Task));
+        assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
+        let first = d.frames_of(1).start;
+        assert_eq!(frame(&d, first).0, Some("__schedule"));
+        // `do_poll` is inlined into `do_sys_poll` (no address of its own).
+        assert_eq!(
+            frame(&d, first + 3),
+            (Some("do_poll"), Some(0xffff_ffff_8139_2f54), None, true)
+        );
+        assert_eq!(d.frames_of(1).len(), 11, "the 0x0 `??` end is no frame");
+        assert_eq!(d.skipped_lines, 1, "only the provenance line");
+        assert!(d.warnings.iter().any(|w| w.contains("stopped kernel")));
+        assert!(!d.warnings.iter().any(|w| w.contains("user space only")));
+        assert!(looks_like(sample("gdb-kernel-qemu-gdbstub.txt")));
+    }
 
     const SAMPLE: &str = "gdb-thread-apply-all-bt.txt";
 
@@ -340,7 +474,7 @@ mod tests {
 
     #[test]
     fn sniffs_only_its_own_sample() {
-        assert_sniffs_only(SAMPLE, looks_like);
+        assert_sniffs_only_among(&[SAMPLE, "gdb-kernel-qemu-gdbstub.txt"], looks_like);
     }
 
     #[test]

@@ -236,6 +236,10 @@ pub(crate) mod testing {
             include_str!("../../../../tests/data/eu-stack.txt"),
         ),
         (
+            "gdb-kernel-qemu-gdbstub.txt",
+            include_str!("../../../../tests/data/gdb-kernel-qemu-gdbstub.txt"),
+        ),
+        (
             "gdb-thread-apply-all-bt.txt",
             include_str!("../../../../tests/data/gdb-thread-apply-all-bt.txt"),
         ),
@@ -312,6 +316,15 @@ pub(crate) mod testing {
             assert_eq!(looks_like(text), *name == own, "looks_like on {name}");
         }
         // Empty and pure-noise inputs are nobody's.
+        assert!(!looks_like(""));
+        assert!(!looks_like("hello\nworld\n"));
+    }
+
+    /// `looks_like` claims its own samples and no other one.
+    pub(crate) fn assert_sniffs_only_among(own: &[&str], looks_like: fn(&str) -> bool) {
+        for (name, text) in SAMPLES {
+            assert_eq!(looks_like(text), own.contains(name), "looks_like on {name}");
+        }
         assert!(!looks_like(""));
         assert!(!looks_like("hello\nworld\n"));
     }
