@@ -182,3 +182,22 @@ def test_the_idle_task_is_pid_0_not_a_comm() -> None:
     assert (dump.tasks[0].comm, dump.tasks[0].pid) == ("swapper/0", 1)
     facts = check(dump, "do_sys_poll", "klp").tasks[0].facts
     assert facts.kind.value != "idle"
+
+
+def test_without_a_patch_every_task_is_listed_with_its_stack(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = "task:idle_one       state:R  running task     stack:0     pid:9     tgid:9     " \
+            "ppid:2      task_flags:0x208040 flags:0x00004000\n"
+    cut_header = TASK.replace("task:cat             state:S stack:0     pid:7", "task:cat    sta")
+    path = tmp_path / "dump.txt"
+    path.write_text(TASK + empty + cut_header)
+    assert main(["check", "--dump", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    got = [(t["comm"], t["stack"], t["frames"], t["innermost"], t["lost"]) for t in doc["tasks"]]
+    assert got == [("cat", "complete", 6, "__schedule", []),
+                   ("idle_one", "empty", 0, None, []),
+                   ("?", "complete", 6, "__schedule", ["header"])]
+    main(["check", "--dump", str(path)])
+    text = capsys.readouterr().out
+    assert "tasks read: 3 (" in text and "1 empty" in text and "1 lost evidence while read" in text
+    assert "idle_one" in text and "header" in text

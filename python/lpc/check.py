@@ -37,6 +37,7 @@ from lpc.facts import (
     frame_function_names,
     infer_kind,
     sleeping_functions,
+    task_inventory,
     task_facts,
     token_function_names,
     token_losses,
@@ -329,6 +330,8 @@ class Report:
     results: dict[str, CheckResult]
     #: Without a patch: functions on sleeping stacks, and how many tasks each holds.
     sleeping: list[tuple[str, int]] | None = None
+    #: Without a patch: every task read, with its stack's status (facts.task_inventory).
+    inventory: list[dict[str, Any]] | None = None
 
     @property
     def converges(self) -> bool | None:
@@ -366,7 +369,8 @@ def run(request: CheckRequest) -> Report:
         request.dump, request.symbols, live=request.live, demo=request.demo,
         symbols_mismatch_ok=request.symbols_mismatch_ok)
     if request.patch is None:
-        return Report(request, description, dump, symbols, {}, sleeping_functions(dump))
+        return Report(request, description, dump, symbols, {}, sleeping_functions(dump),
+                      task_inventory(dump))
     patch, found, facts, warnings = _prepare(dump, request.patch, symbols)
     warnings = notes + warnings
     results = {

@@ -63,6 +63,7 @@ __all__ = [
     "infer_kind",
     "is_thread_fn",
     "sleeping_functions",
+    "task_inventory",
     "stack_status",
     "token_function_names",
     "token_name_ids",
@@ -871,3 +872,36 @@ def sleeping_functions(dump: Dump) -> list[tuple[str, int]]:
     named = np.flatnonzero(counts)
     order = np.lexsort((first_seen[named], -counts[named]))
     return [(dump.names[f], int(counts[f])) for f in named[order].tolist()]
+
+
+def task_inventory(dump: Dump) -> list[dict[str, Any]]:
+    """Every task the dump holds, as read: identity, state, what is known of
+    its stack (status, frames, its innermost reliable function) and what the
+    parser saw it lose — the list a report without a patch shows, so that no
+    task, empty or unreadable, goes unmentioned."""
+    offsets = dump.frame_offsets.astype(np.int64)
+    depth = np.diff(offsets)
+    usable = dump.frame_reliable & (dump.frame_function_ids != Dump.NO_NAME)
+    rows = np.flatnonzero(usable)
+    owners = np.searchsorted(offsets, rows, side="right") - 1
+    first_row = np.full(dump.task_count, -1, dtype=np.int64)
+    tasks_with, first = np.unique(owners, return_index=True)
+    first_row[tasks_with] = rows[first]
+    fids = dump.frame_function_ids
+    out = []
+    for t in range(dump.task_count):
+        lost = TaskLoss(int(dump.task_lost[t]))
+        pid, tid, state = int(dump.pids[t]), int(dump.tids[t]), int(dump.states[t])
+        row = int(first_row[t])
+        out.append({
+            "pid": None if pid < 0 else pid,
+            "tid": None if tid < 0 else tid,
+            "comm": dump.comm(t),
+            "state": chr(state) if state else None,
+            "stack": STACK_CODES[int(dump.stack_status_codes[t])].value,
+            "frames": int(depth[t]),
+            "innermost": None if row < 0 else dump.names[int(fids[row])],
+            "lost": [m.name.lower() for m in TaskLoss if m and m in lost],  # type: ignore[union-attr]
+            "line": int(dump.task_lines[t]),
+        })
+    return out

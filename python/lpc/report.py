@@ -8,6 +8,8 @@ object per line.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import json
 from typing import Any, TextIO
 
@@ -182,6 +184,29 @@ def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) ->
 _FUNCTIONS = 40
 
 
+#: Tasks the text lists without a patch (the JSON holds them all).
+_INVENTORY = 60
+
+
+def _inventory(tasks: list[dict[str, Any]], out: TextIO) -> None:
+    """Every task read, empty and unreadable stacks included, with its status."""
+    by_status = Counter(t["stack"] for t in tasks)
+    lost = sum(1 for t in tasks if t["lost"])
+    counts = ", ".join(f"{n} {status}" for status, n in by_status.most_common())
+    _print(f"tasks read: {len(tasks)} ({counts or 'none'}"
+           f"{f'; {lost} lost evidence while read' if lost else ''})", out)
+    rows = [[_id(t["tid"] if t["tid"] is not None else t["pid"]), t["comm"], t["state"] or "?",
+             t["stack"], str(t["frames"]), t["innermost"] or "-", ",".join(t["lost"]) or "-"]
+            for t in tasks[:_INVENTORY]]
+    write_table(rows, ["tid", "comm", "st", "stack", "frames", "innermost", "lost"], out)
+    if len(tasks) > _INVENTORY:
+        _print(f"… {len(tasks) - _INVENTORY} more (see --json)", out)
+
+
+def _id(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def render_text(report: Report, out: TextIO) -> None:
     if report.sleeping is not None:
         _print(f"source: {report.description}", out)
@@ -191,6 +216,7 @@ def render_text(report: Report, out: TextIO) -> None:
                     ["function", "tasks"], out)
         if len(report.sleeping) > _FUNCTIONS:
             _print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", out)
+        _inventory(report.inventory or [], out)
         return
     if report.request.all_models:
         _text_all(report.results, report.description, out)
@@ -274,6 +300,7 @@ def render_json(report: Report, out: TextIO) -> None:
             "source": {"format": d.source_format, "path": d.path, "tasks": d.task_count,
                        "description": report.description},
             "sleeping_functions": [{"function": f, "tasks": n} for f, n in report.sleeping],
+            "tasks": report.inventory or [],
         }
         json.dump(doc, out, indent=2, sort_keys=True)
         print(file=out)
