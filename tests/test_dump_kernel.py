@@ -431,6 +431,7 @@ def test_every_kernel_sample_is_detected_and_no_tool_output_is_claimed() -> None
         "drgn-stack-trace.txt": "drgn",
         "eu-stack.txt": "eu_stack",
         "gdb-thread-apply-all-bt.txt": "gdb",
+        "gdb-kernel-qemu-gdbstub.txt": "gdb",
         "perf-script-kernel-6.18.txt": "perf_script",
     }
     kernel_formats = {"proc_snapshot", "proc_stack", "dmesg"}

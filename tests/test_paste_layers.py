@@ -98,3 +98,28 @@ def test_line_numbers_point_into_the_pasted_file() -> None:
             assert frame.function is not None
             # The line a frame reports is where its text starts in the paste.
             assert frame.function[:10].encode() in b"".join(lines[frame.line - 1: frame.line + 3])
+
+
+@pytest.mark.parametrize("first,second", [
+    ("hung-task-6.18.txt", "crash-bt-foreach.txt"),
+    ("sysrq-t-5.9-header-change-journald.txt", "crash-bt-foreach.txt"),
+    ("crash-bt-foreach.txt", "hung-task-4.4-x86-addresses.txt"),
+    ("proc-stacks-6.18.txt", "gdb-kernel-qemu-gdbstub.txt"),
+])
+def test_a_paste_that_mixes_formats_keeps_every_part(first: str, second: str) -> None:
+    """A hung-task report then a `crash>` session (and the like): each part is
+    read in its own format, every task kept, line numbers the paste's."""
+    a = (DATA / first).read_bytes()
+    # The second part without its provenance line (a test-data note, not pasted text).
+    b = (DATA / second).read_bytes().split(b"\n", 1)[1]
+    da, db = parse_dump(a), parse_dump(b)
+    mixed = parse_dump(a + b)
+    assert mixed.task_count == da.task_count + db.task_count
+    shift = a.count(b"\n")
+    moved = [dataclasses.replace(
+        t, line=t.line + shift, lost_line=t.lost_line + shift if t.lost_line else 0,
+        frames=tuple(dataclasses.replace(f, line=f.line + shift) for f in t.frames))
+        for t in db.tasks]
+    assert list(mixed.tasks) == list(da.tasks) + moved
+    assert any("mixes formats" in w and da.source_format in w and db.source_format in w
+               for w in mixed.warnings)

@@ -392,7 +392,7 @@ class Model(ABC):
         if lost is None or not self.rests_on_evidence or transition.converges is not True:
             return transition
         return replace(transition, converges=None, eta_s=None,
-                       reason=f"{transition.reason} read; unknown: {lost}")
+                       reason=f"{transition.reason} (of the tasks read); unknown: {lost}")
 
 
 def signal_or_wake(task: TaskFacts) -> Nudge:

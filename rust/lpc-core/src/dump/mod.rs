@@ -34,6 +34,7 @@ mod intern;
 mod model;
 mod parallel;
 mod registry;
+pub mod segments;
 
 pub use builder::DumpBuilder;
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use super::input::{self, read_input};
 use super::lines::head_bytes;
 use super::registry::{detect_head, ends_mid_line, line_count, parse, DETECT_WINDOW};
-use super::{paste, Dump, DumpBuilder, Format};
+use super::{paste, segments, Dump, DumpBuilder, Format};
 use crate::error::{Error, Result};
 
 /// Warning added when the input held invalid UTF-8 (see [`repair_utf8`]).
@@ -194,6 +194,14 @@ fn parse_repaired(data: &mut [u8], format: Option<Format>, threads: usize) -> Re
 fn parse_if_utf8(data: &[u8], format: Option<Format>, threads: usize) -> Result<Option<Dump>> {
     if let Some(d) = parse_paste(data, format)? {
         return Ok(Some(d));
+    }
+    if format.is_none() && data.len() <= segments::SEGMENT_MAX && segments::may_mix(data) {
+        // Small enough to be a paste, and holding another format's opener:
+        // read as one text, part by part.
+        return match std::str::from_utf8(data) {
+            Ok(text) => parse(text, None).map(Some),
+            Err(_) => Ok(None),
+        };
     }
     let known = format.or_else(|| detect_head(data));
     if let Some(chunked) = known.and_then(|f| f.spec().chunked) {

@@ -220,6 +220,14 @@ pub(crate) fn detect_head(data: &[u8]) -> Option<Format> {
 /// [`Error::UnrecognizedDump`] when auto-detection finds no format,
 /// [`Error::FormatUnavailable`] when `format` has no parser in this build.
 pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
+    if format.is_none() {
+        if let Some(mut d) = super::segments::parse_mixed(text) {
+            if ends_mid_line(text.as_bytes()) {
+                d.mark_cut(Some(line_count(text.as_bytes())));
+            }
+            return Ok(d);
+        }
+    }
     let parser = match format {
         Some(f) => parser_for(f).ok_or(Error::FormatUnavailable { format: f.name() })?,
         None => {
