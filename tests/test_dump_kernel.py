@@ -425,6 +425,7 @@ def test_every_kernel_sample_is_detected_and_no_tool_output_is_claimed() -> None
     expected = {
         "proc-pid-stack-6.18.txt": "proc_snapshot",
         "proc-pid-stack-legacy-addresses.txt": "proc_stack",
+        "proc-pid-stack-pasted-tickets.txt": "proc_stack",
         "proc-stacks-6.18.txt": "proc_snapshot",
         "bpftrace-kstack-6.18.txt": "bpftrace",
         "crash-bt-foreach.txt": "crash",

@@ -306,6 +306,10 @@ const KERNEL_SAMPLES: &[(&str, Format)] = &[
         sample!("proc-pid-stack-legacy-addresses.txt"),
         Format::ProcStack,
     ),
+    (
+        sample!("proc-pid-stack-pasted-tickets.txt"),
+        Format::ProcStack,
+    ),
     (sample!("hung-task-4.4-x86-addresses.txt"), Format::Dmesg),
     (sample!("hung-task-5.3-x86.txt"), Format::Dmesg),
     (

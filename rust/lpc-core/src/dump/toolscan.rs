@@ -268,6 +268,10 @@ pub(crate) mod testing {
             include_str!("../../../../tests/data/proc-pid-stack-6.18.txt"),
         ),
         (
+            "proc-pid-stack-pasted-tickets.txt",
+            include_str!("../../../../tests/data/proc-pid-stack-pasted-tickets.txt"),
+        ),
+        (
             "proc-pid-stack-legacy-addresses.txt",
             include_str!("../../../../tests/data/proc-pid-stack-legacy-addresses.txt"),
         ),
