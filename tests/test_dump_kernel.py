@@ -415,6 +415,7 @@ TOOL_SAMPLES = {
     "crash-bt-foreach.txt",
     "drgn-stack-trace.txt",
     "perf-script-kernel-6.18.txt",
+    "perf-script-vmlinux-dso-6.1.txt",
     "bpftrace-kstack-6.18.txt",
     "gdb-thread-apply-all-bt.txt",
     "eu-stack.txt",
@@ -433,6 +434,7 @@ def test_every_kernel_sample_is_detected_and_no_tool_output_is_claimed() -> None
         "eu-stack.txt": "eu_stack",
         "gdb-thread-apply-all-bt.txt": "gdb",
         "perf-script-kernel-6.18.txt": "perf_script",
+        "perf-script-vmlinux-dso-6.1.txt": "perf_script",
     }
     kernel_formats = {"proc_snapshot", "proc_stack", "dmesg"}
     for path in sorted(DATA.glob("*.txt")):

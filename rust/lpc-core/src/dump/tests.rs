@@ -346,6 +346,7 @@ fn kernel_parsers_leave_tool_outputs_alone() {
         sample!("crash-bt-foreach.txt"),
         sample!("drgn-stack-trace.txt"),
         sample!("perf-script-kernel-6.18.txt"),
+        sample!("perf-script-vmlinux-dso-6.1.txt"),
         sample!("bpftrace-kstack-6.18.txt"),
         sample!("gdb-thread-apply-all-bt.txt"),
         sample!("eu-stack.txt"),
