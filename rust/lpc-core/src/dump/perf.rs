@@ -72,10 +72,13 @@ fn thread_key(h: &Header<'_>) -> (i64, i64) {
     (h.tid, if h.tid == 0 { h.cpu.unwrap_or(-1) } else { -1 })
 }
 
+/// Per thread ([`thread_key`]), the timestamp and line of its kept sample.
+type Kept = HashMap<(i64, i64), ((u64, u64), usize)>;
+
 /// The line of each thread's kept sample (the latest; see the module docs),
 /// and the number of samples.
-fn kept_samples(text: &str) -> (HashMap<(i64, i64), ((u64, u64), usize)>, usize) {
-    let mut kept: HashMap<(i64, i64), ((u64, u64), usize)> = HashMap::new();
+fn kept_samples(text: &str) -> (Kept, usize) {
+    let mut kept = Kept::new();
     let mut samples = 0;
     for (line_no, line) in numbered_lines(text) {
         // Frames are indented: only a line that starts with a comm can be a header.
