@@ -414,6 +414,7 @@ def test_bytes_and_invalid_utf8_are_accepted() -> None:
 TOOL_SAMPLES = {
     "crash-bt-foreach.txt",
     "drgn-stack-trace.txt",
+    "drgn-user-frames-0.0.27.txt",
     "perf-script-kernel-6.18.txt",
     "perf-script-vmlinux-dso-6.1.txt",
     "bpftrace-kstack-6.18.txt",
@@ -431,6 +432,7 @@ def test_every_kernel_sample_is_detected_and_no_tool_output_is_claimed() -> None
         "bpftrace-kstack-6.18.txt": "bpftrace",
         "crash-bt-foreach.txt": "crash",
         "drgn-stack-trace.txt": "drgn",
+        "drgn-user-frames-0.0.27.txt": "drgn",
         "eu-stack.txt": "eu_stack",
         "gdb-thread-apply-all-bt.txt": "gdb",
         "perf-script-kernel-6.18.txt": "perf_script",

@@ -345,6 +345,7 @@ fn kernel_parsers_leave_tool_outputs_alone() {
     for text in [
         sample!("crash-bt-foreach.txt"),
         sample!("drgn-stack-trace.txt"),
+        sample!("drgn-user-frames-0.0.27.txt"),
         sample!("perf-script-kernel-6.18.txt"),
         sample!("perf-script-vmlinux-dso-6.1.txt"),
         sample!("bpftrace-kstack-6.18.txt"),

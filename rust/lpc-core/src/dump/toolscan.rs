@@ -232,6 +232,10 @@ pub(crate) mod testing {
             include_str!("../../../../tests/data/drgn-stack-trace.txt"),
         ),
         (
+            "drgn-user-frames-0.0.27.txt",
+            include_str!("../../../../tests/data/drgn-user-frames-0.0.27.txt"),
+        ),
+        (
             "eu-stack.txt",
             include_str!("../../../../tests/data/eu-stack.txt"),
         ),
