@@ -24,7 +24,11 @@ reader of the text can tell from a real one. Those cases are exactly:
   printed without that section (a bpftrace key's frames as a printed stack);
 * an excerpt marker someone typed into a paste (``...``, ``[...]``) damaged
   into other text: what it said (frames were left out) goes with it, as it
-  is no part of any tool's format.
+  is no part of any tool's format;
+* ``perf script`` keeps one sample per thread, its latest: when the damage
+  cuts that sample away or leaves its header unreadable, an earlier sample of
+  the same thread, itself a well-formed sample (whole, or cut at a line end),
+  stands for the thread — a recording that ended earlier reads the same.
 
 Everything else — a line cut in the middle, a byte that leaves a frame or a
 header unreadable, a missing ``</TASK>``, a header cut short where headers are
@@ -185,6 +189,37 @@ def explain(damage: Damage, before: list[tuple[str | None, bool]],
     return None
 
 
+def earlier_sample(text: bytes, dump: Dump, hurt: Dump, t: int, damage: Damage) -> str | None:
+    """The ``perf script`` case of the module docstring: damaged task ``t`` is
+    an earlier sample of a thread of the original whose kept (latest) sample
+    the damage cut away or left without a readable header, and its frames are
+    that earlier sample's (a prefix of them for a cut at a line end)."""
+    if dump.source_format != "perf_script":
+        return None
+    tid, cpu = int(hurt.tids[t]), int(hurt.cpus[t])
+    kept = [o for o in range(dump.task_count)
+            if int(dump.tids[o]) == tid and (tid != 0 or int(dump.cpus[o]) == cpu)]
+    if len(kept) != 1:
+        return None
+    kept_at = int(dump.task_lines[kept[0]]) - 1  # 0-based
+    cut = damage.kind in ("cut_at_line_end", "cut_mid_line") and damage.line <= kept_at + 1
+    header = damage.kind in ("flip", "drop_line", "cut_header") and damage.line == kept_at
+    if not (cut or header):
+        return None
+    start = undamaged_line(damage, int(hurt.task_lines[t])) - 1
+    if start >= kept_at:
+        return None
+    lines = text.splitlines(keepends=True)
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
+    alone = parse_dump(b"".join(lines[start:end + 1]))
+    if alone.task_count != 1 or int(alone.tids[0]) != tid:
+        return None
+    whole, now = frames(alone, 0), frames(hurt, t)
+    if now == whole or (damage.kind == "cut_at_line_end" and whole[: len(now)] == now):
+        return "an earlier sample of the thread stands for it"
+    return None
+
+
 Outcomes = tuple[list[tuple[Verdict, bool]], bool | None]
 
 
@@ -235,6 +270,10 @@ def test_damage_never_looks_clean(name: str, data: st.DataObject) -> None:
             first = int(hurt.frame_lines[lo]) if hi > lo else int(hurt.task_lines[t])
             o = origin(dump, undamaged_line(damage, first))
             by_header = origin(dump, undamaged_line(damage, int(hurt.task_lines[t])))
+            sample_case = earlier_sample(text, dump, hurt, t, damage)
+            if sample_case is not None:
+                explained.append(sample_case)
+                continue
             if o is None:
                 assert now[0] is not Verdict.SWITCH and not now[1], \
                     (model, damage.kind, "a clean task from nowhere", t)

@@ -414,7 +414,9 @@ def test_bytes_and_invalid_utf8_are_accepted() -> None:
 TOOL_SAMPLES = {
     "crash-bt-foreach.txt",
     "drgn-stack-trace.txt",
+    "drgn-user-frames-0.0.27.txt",
     "perf-script-kernel-6.18.txt",
+    "perf-script-vmlinux-dso-6.1.txt",
     "bpftrace-kstack-6.18.txt",
     "gdb-thread-apply-all-bt.txt",
     "eu-stack.txt",
@@ -425,14 +427,17 @@ def test_every_kernel_sample_is_detected_and_no_tool_output_is_claimed() -> None
     expected = {
         "proc-pid-stack-6.18.txt": "proc_snapshot",
         "proc-pid-stack-legacy-addresses.txt": "proc_stack",
+        "proc-pid-stack-pasted-tickets.txt": "proc_stack",
         "proc-stacks-6.18.txt": "proc_snapshot",
         "bpftrace-kstack-6.18.txt": "bpftrace",
         "crash-bt-foreach.txt": "crash",
         "drgn-stack-trace.txt": "drgn",
+        "drgn-user-frames-0.0.27.txt": "drgn",
         "eu-stack.txt": "eu_stack",
         "gdb-thread-apply-all-bt.txt": "gdb",
         "gdb-kernel-qemu-gdbstub.txt": "gdb",
         "perf-script-kernel-6.18.txt": "perf_script",
+        "perf-script-vmlinux-dso-6.1.txt": "perf_script",
     }
     kernel_formats = {"proc_snapshot", "proc_stack", "dmesg"}
     for path in sorted(DATA.glob("*.txt")):

@@ -28,8 +28,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lpc._grouping import factorize, group, name_flags, per_task
+from lpc.dump import _CONTEXTS as _DUMP_CONTEXTS
 from lpc.dump import _STATUSES as _DUMP_STATUSES
-from lpc.dump import UNKNOWN_U64, Dump, TaskLoss
+from lpc.dump import UNKNOWN_U64, Dump, FrameContext, TaskLoss
 from lpc.kernel import (
     FREEZABLE_KTHREAD_PREFIXES,
     IDLE_COMM_PREFIX,
@@ -234,6 +235,33 @@ class Scan:
     token_lost: npt.NDArray[np.uint8]
 
 
+_USER_CODE = _DUMP_CONTEXTS.index(FrameContext.USER)
+
+
+def user_tail(dump: Dump) -> npt.NDArray[np.bool_]:
+    """Per frame, whether it is one of the user-space frames that end a kernel
+    stack: a ``user`` frame with only user frames after it in its task and a
+    kernel frame before them (perf and drgn print the user part after the
+    kernel part). Such frames are where the kernel stack ends, not an
+    interruption of it nor a kernel function lost; a stack of user frames
+    only, or user frames inside a kernel stack, stay unexplained."""
+    codes = dump.frame_context_codes
+    n = len(codes)
+    if not n:
+        return np.zeros(0, dtype=bool)
+    offsets = np.asarray(dump.frame_offsets, dtype=np.int64)
+    user = codes == _USER_CODE
+    rows = np.arange(n, dtype=np.int64)
+    owner = np.searchsorted(offsets, rows, side="right") - 1
+    end = offsets[owner + 1]
+    # The first non-user frame at or after each row.
+    next_kernel = np.minimum.accumulate(np.where(user, n, rows)[::-1])[::-1]
+    tail = user & (next_kernel >= end)
+    # ... and a kernel frame before the tail in the same task.
+    last_kernel = np.maximum.accumulate(np.where(user, -1, rows))
+    return tail & (last_kernel >= offsets[owner])
+
+
 def token_losses(
     dump: Dump,
     patch: Patch,
@@ -260,6 +288,12 @@ def token_losses(
     outside = (offsets != unknown) & (sizes != unknown) & (offsets > sizes)
     lost[outside] = Loss.OFFSET_OUTSIDE
     nameless = dump.token_function_ids == Dump.NO_NAME
+    # A user-space PC that ends a kernel stack is no kernel function lost.
+    tail = user_tail(dump)
+    if tail.any():
+        kernel_use = np.zeros(dump.token_count, dtype=bool)
+        kernel_use[dump.frame_tokens[~tail]] = True
+        nameless &= kernel_use
     if symbols is None:
         lost[nameless & (lost == 0)] = Loss.NAMELESS
         return lost
@@ -596,7 +630,9 @@ class TaskTable(Sequence[TaskFacts]):
         by_token = by_name[self._token_name]
         per_frame = (by_token[self._tokens] if len(by_token)
                      else np.zeros(len(self._tokens), np.uint8))
-        per_frame[dump.frame_context_codes != 0] |= np.uint8(StackEvidence.INTERRUPTED)
+        # A user part after the kernel stack ends it; it interrupts nothing.
+        interrupted = (dump.frame_context_codes != 0) & ~user_tail(dump)
+        per_frame[interrupted] |= np.uint8(StackEvidence.INTERRUPTED)
         return per_task(np.bitwise_or, offsets, per_frame)
 
     def _kinds(self, dump: Dump) -> tuple[list[TaskKind], list[str], npt.NDArray[np.int64]]:

@@ -25,15 +25,19 @@
 //!   offset nor address. `sym+0xoff/0xsize` frames (code without DWARF, e.g. asm
 //!   entry code) carry hex offset and size. No module is printed.
 //! * A bare PC in the 64-bit user range is the user-mode PC of the task's
-//!   pt_regs: context `User`; any other frame is kernel (`Task`).
+//!   pt_regs: context `User`. So is a lower bare PC (a non-PIE program at
+//!   `0x401136`, a 32-bit task) that follows an entry from user space
+//!   (`entry_SYSCALL_64`, `entry_INT80_compat`, arm64 `el0t_64_sync`…) or
+//!   another user frame: the user part ends the kernel stack, it does not
+//!   damage it. Any other frame is kernel (`Task`).
 //! * drgn unwinds with DWARF CFI / ORC, no `?` notion: `reliable = true`.
 //! * StackFrame repr lines (`#N at 0x...`) restate a frame already printed in a
 //!   trace and are not frames. A gap in `#N` or an elision mark inside a trace
 //!   marks it `truncated`.
 
 use super::toolscan::{
-    frame_index, is_elision, is_user_address, numbered_lines, parse_0x, parse_hex, parse_id,
-    skip_elision, sniff_window, strip_number, IndexTracker,
+    frame_index, is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x,
+    parse_hex, parse_id, skip_elision, sniff_window, strip_number, IndexTracker,
 };
 use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
 
@@ -60,6 +64,8 @@ pub fn looks_like(text: &str) -> bool {
 pub fn parse(text: &str, b: &mut DumpBuilder) {
     let mut index = IndexTracker::default();
     let mut next_pid: Option<i64> = None;
+    // The last frame pushed came from user space or entered from it.
+    let mut from_user = false;
     for (line_no, line) in numbered_lines(text) {
         let trimmed = line.trim();
         if trimmed.is_empty() {
@@ -76,11 +82,15 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
                     "",
                 );
                 index.reset();
+                from_user = false;
             }
             if !index.follows(f.index) {
                 b.force_status(StackStatus::Truncated);
             }
-            b.push_frame(&record(line_no, &f));
+            let frame = record(line_no, &f, from_user);
+            from_user =
+                frame.context == FrameContext::User || f.function.is_some_and(enters_from_user);
+            b.push_frame(&frame);
         } else if let Some(code) = trimmed.strip_prefix(">>>") {
             // The drgn REPL prompt: remember what `stack_trace(...)` was given.
             if let Some(args) = stack_trace_args(code) {
@@ -112,8 +122,28 @@ struct Frame<'a> {
     source: bool,
 }
 
-fn record(line_no: usize, f: &Frame<'_>) -> FrameRecord {
-    let user = f.function.is_none() && f.address.is_some_and(is_user_address);
+/// The kernel's entry points from user space (system calls, exceptions and
+/// interrupts taken in user mode): the frame below one is user code.
+fn enters_from_user(function: &str) -> bool {
+    [
+        "entry_SYSCALL",
+        "entry_INT80",
+        "entry_SYSENTER",
+        "el0t_",
+        "el0_",
+        "ret_to_user",
+        "system_call",
+    ]
+    .iter()
+    .any(|p| function.starts_with(p))
+}
+
+/// `from_user`: the frame before was user code or an entry from it.
+fn record(line_no: usize, f: &Frame<'_>, from_user: bool) -> FrameRecord {
+    let user = f.function.is_none()
+        && f.address.is_some_and(|pc| {
+            is_user_address(pc) || (from_user && pc != 0 && !is_kernel_address(pc))
+        });
     FrameRecord {
         address: f.address,
         function: f.function.map(str::to_owned),
@@ -197,7 +227,7 @@ fn is_frame_repr(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::toolscan::testing::{assert_sniffs_only, fuzz, run, sample};
+    use super::super::toolscan::testing::{assert_sniffs_only_these, fuzz, run, sample};
     use super::super::{Dump, Format};
     use super::*;
 
@@ -229,7 +259,43 @@ mod tests {
 
     #[test]
     fn sniffs_only_its_own_sample() {
-        assert_sniffs_only(SAMPLE, looks_like);
+        assert_sniffs_only_these(&[SAMPLE, USER], looks_like);
+    }
+
+    const USER: &str = "drgn-user-frames-0.0.27.txt";
+
+    #[test]
+    fn user_frames_end_the_kernel_stack() {
+        let d = run(Format::Drgn, parse, sample(USER));
+        assert_eq!(d.task_count(), 3);
+        let pids: Vec<_> = d.headers().map(|h| h.pid).collect();
+        assert_eq!(pids, [Some(4107), Some(4122), Some(63)]);
+        assert_eq!(d.skipped_lines, 1);
+        // Not truncated, not unreliable: the user PC is where the kernel
+        // stack ends.
+        assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
+        assert!(d.frame_reliable.iter().all(|&r| r));
+        assert!(d.headers().all(|h| h.lost == super::super::TaskLoss::NONE));
+        let last = d.frames_of(0).end - 1;
+        assert_eq!(
+            frame(&d, last),
+            (None, None, None, Some(0x7f2c_5e4e_57fa), FrameContext::User)
+        );
+        // A non-PIE program's PC, below 4 GiB, after the syscall entry.
+        let last = d.frames_of(1).end - 1;
+        assert_eq!(
+            frame(&d, last),
+            (None, None, None, Some(0x40_1b3e), FrameContext::User)
+        );
+        let user = d
+            .frame_context
+            .iter()
+            .filter(|&&c| c == FrameContext::User)
+            .count();
+        assert_eq!(user, 2);
+        // A low bare PC with no entry frame before it stays kernel.
+        let d = run(Format::Drgn, parse, "#0  schedule (a.c:1)\n#1  0x401b3e\n");
+        assert_eq!(d.frame_context[1], FrameContext::Task);
     }
 
     #[test]

@@ -22,8 +22,13 @@
 //! * Every perf sample is taken in the context of the task that is *current* on
 //!   the CPU (a `sched:sched_switch` sample is the outgoing task, still executing
 //!   `__schedule`): `on_cpu = true`. Samples are events at past instants, not a
-//!   snapshot — a warning says so. Each sample is one task record; the same tid
-//!   can appear many times.
+//!   snapshot — a warning says so. lpc needs one stack per task, so the samples
+//!   of one thread are merged into one task: the thread's *last* sample (the
+//!   latest timestamp; of equal ones, the later in the text) is kept whole —
+//!   its header (comm, cpu, `prev_state`) and its callchain — and the others
+//!   are read and dropped, a warning saying how many. Threads are told apart
+//!   by tid; tid 0 (the idle task of each CPU) also by CPU. Tasks come in the
+//!   order of their kept samples.
 //! * `sched:sched_switch` samples also give the outgoing task's state
 //!   (`prev_state=S`, first letter) when `prev_pid` is the sample's tid.
 //! * Kernel frames: DSO `[kernel.kallsyms]` (vmlinux, no module) or a bracketed
@@ -37,11 +42,15 @@
 //! * A header whose fields are a sample IP (no `-g`) gives a one-frame stack,
 //!   marked `truncated`.
 
+use super::lines::looks_like_frame;
 use super::toolscan::{
-    is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x, parse_hex, parse_id,
-    skip_elision, sniff_window, split_symbol_offset, take_word, trailing_group, OffsetRadix,
+    is_elision, is_kernel_address, is_user_address, numbered_lines, parse_0x, parse_dec, parse_hex,
+    parse_id, skip_elision, sniff_window, split_symbol_offset, take_word, trailing_group,
+    OffsetRadix,
 };
-use super::{DumpBuilder, FrameContext, FrameRecord, StackStatus, TaskHeader};
+use super::{DumpBuilder, FrameContext, FrameRef, StackStatus, TaskHeader};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// Cheap sniffing: a sample header immediately followed by a callchain frame
 /// line that names its DSO.
@@ -57,25 +66,72 @@ pub fn looks_like(text: &str) -> bool {
     false
 }
 
+/// The thread a sample belongs to: its tid, and its CPU for tid 0 (each CPU
+/// has its own idle task).
+fn thread_key(h: &Header<'_>) -> (i64, i64) {
+    (h.tid, if h.tid == 0 { h.cpu.unwrap_or(-1) } else { -1 })
+}
+
+/// Per thread ([`thread_key`]), the timestamp and line of its kept sample.
+type Kept = HashMap<(i64, i64), ((u64, u64), usize)>;
+
+/// The line of each thread's kept sample (the latest; see the module docs),
+/// and the number of samples.
+fn kept_samples(text: &str) -> (Kept, usize) {
+    let mut kept = Kept::new();
+    let mut samples = 0;
+    for (line_no, line) in numbered_lines(text) {
+        // Frames are indented: only a line that starts with a comm can be a header.
+        if line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        if let Some(h) = parse_header(line) {
+            samples += 1;
+            let entry = kept.entry(thread_key(&h)).or_insert((h.time, line_no));
+            if h.time >= entry.0 {
+                *entry = (h.time, line_no);
+            }
+        }
+    }
+    (kept, samples)
+}
+
 /// Parses `perf script` output into `b`.
 pub fn parse(text: &str, b: &mut DumpBuilder) {
+    let (kept, samples) = kept_samples(text);
     let mut in_sample = false;
+    // Inside a sample that is not its thread's last: read, not kept.
+    let mut dropping = false;
     let mut seen_user = false;
     for (line_no, line) in numbered_lines(text) {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             // A blank line ends the sample's callchain.
             in_sample = false;
+            dropping = false;
             b.close_stack(line_no);
         } else if let Some(h) = parse_header(line) {
+            in_sample = true;
+            seen_user = false;
+            dropping = kept.get(&thread_key(&h)).map(|k| k.1) != Some(line_no);
+            if dropping {
+                // The task before ends here, as it would at this header.
+                b.end_task();
+                continue;
+            }
             begin_sample(b, line_no, &h);
             // perf prints a sample's callchain and nothing else until the
             // blank line: an unreadable line there is a lost frame.
             b.strict_stack();
-            in_sample = true;
-            seen_user = false;
+        } else if dropping && parse_frame(line).is_some() {
+            // A frame of a dropped sample: read.
         } else if let Some(f) = parse_frame(line).filter(|_| in_sample) {
             push(b, line_no, &f, &mut seen_user);
+        } else if !b.has_open_task() && !dropping && samples > 0 && looks_like_frame(line) {
+            // Frames with no sample header before them (a damaged or lost
+            // header): a task whose header is lost.
+            b.begin_unreadable_task(line_no);
+            b.skip(line_no, line);
         } else if let Some(comment) = trimmed.strip_prefix('#') {
             // A note (perf's own `#` lines are its header): it ends the callchain.
             in_sample = false;
@@ -86,6 +142,12 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         } else {
             b.skip(line_no, line);
         }
+    }
+    if samples > kept.len() {
+        b.warn(&format!(
+            "perf: {samples} samples of {} threads, the last sample of each thread kept",
+            kept.len()
+        ));
     }
 }
 
@@ -105,6 +167,8 @@ fn perf_comment(b: &mut DumpBuilder, line_no: usize, line: &str, comment: &str) 
 /// A parsed sample header.
 struct Header<'a> {
     comm: &'a str,
+    /// The timestamp as (seconds, nanoseconds).
+    time: (u64, u64),
     pid: Option<i64>,
     tid: i64,
     cpu: Option<i64>,
@@ -112,19 +176,14 @@ struct Header<'a> {
     fields: &'a str,
 }
 
-/// `12345.678901:` — perf's timestamp token.
-fn is_time_token(word: &str) -> bool {
-    let Some(t) = word.strip_suffix(':') else {
-        return false;
-    };
-    match t.split_once('.') {
-        Some((secs, frac)) => {
-            !secs.is_empty()
-                && !frac.is_empty()
-                && (secs.bytes().chain(frac.bytes())).all(|c| c.is_ascii_digit())
-        }
-        None => false,
+/// `12345.678901:` — perf's timestamp token, as (seconds, nanoseconds).
+fn time_token(word: &str) -> Option<(u64, u64)> {
+    let (secs, frac) = word.strip_suffix(':')?.split_once('.')?;
+    if frac.is_empty() || frac.len() > 9 {
+        return None;
     }
+    let nanos = parse_dec(frac)? * 10u64.pow(9 - frac.len() as u32);
+    Some((parse_dec(secs)?, nanos))
 }
 
 fn parse_header(line: &str) -> Option<Header<'_>> {
@@ -138,14 +197,14 @@ fn parse_header(line: &str) -> Option<Header<'_>> {
     let mut rest = line;
     while let Some((word, after)) = take_word(rest) {
         let start = offset + (rest.len() - rest.trim_start().len());
-        if is_time_token(word) {
-            time = Some((start, start + word.len()));
+        if let Some(t) = time_token(word) {
+            time = Some((start, start + word.len(), t));
             break;
         }
         offset = start + word.len();
         rest = after;
     }
-    let (time_start, time_end) = time?;
+    let (time_start, time_end, stamp) = time?;
     let mut before = line[..time_start].trim_end();
     // Optional `[cpu]` just before the timestamp.
     let mut cpu = None;
@@ -176,6 +235,7 @@ fn parse_header(line: &str) -> Option<Header<'_>> {
     let event = event.strip_suffix(':')?;
     Some(Header {
         comm,
+        time: stamp,
         pid,
         tid,
         cpu,
@@ -278,28 +338,62 @@ fn begin_sample(b: &mut DumpBuilder, line_no: usize, h: &Header<'_>) {
     }
 }
 
+/// The kernel image as a DSO: perf names it `[kernel.kallsyms]`, or by the
+/// vmlinux file it read symbols from (`--vmlinux`, a debug package, the
+/// build-id cache): `/lib/modules/6.1.0-18-amd64/build/vmlinux`,
+/// `/usr/lib/debug/boot/vmlinux-6.1.0-18-amd64`.
+fn is_kernel_image(dso: &str) -> bool {
+    if dso.starts_with("[kernel.kallsyms]") || dso.starts_with("[guest.kernel.kallsyms]") {
+        return true;
+    }
+    let base = dso.rsplit('/').next().unwrap_or(dso);
+    dso.starts_with('/') && (base == "vmlinux" || base.starts_with("vmlinux-"))
+}
+
+/// A kernel module read from its file (`/lib/modules/6.1.0/kernel/fs/ext4/ext4.ko`,
+/// `.ko.xz`, `.ko.zst`, `.ko.gz`): the module's name, as the kernel spells it
+/// (`dm-mod.ko` is module `dm_mod`); `None` for any other DSO.
+fn module_file(dso: &str) -> Option<Cow<'_, str>> {
+    if !dso.starts_with('/') {
+        return None;
+    }
+    let base = dso.rsplit('/').next()?;
+    let name = [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .find_map(|ext| base.strip_suffix(ext))?;
+    if name.is_empty() {
+        None
+    } else if name.contains('-') {
+        Some(Cow::Owned(name.replace('-', "_")))
+    } else {
+        Some(Cow::Borrowed(name))
+    }
+}
+
 /// Where a frame ran, and its module, from its DSO and address.
-fn classify(f: &Frame<'_>, seen_user: bool) -> (FrameContext, Option<String>) {
+fn classify<'a>(f: &Frame<'a>, seen_user: bool) -> (FrameContext, Option<Cow<'a, str>>) {
     let kernel_by_address = is_kernel_address(f.address);
     let user = match f.dso {
-        Some(d)
-            if d.starts_with("[kernel.kallsyms]") || d.starts_with("[guest.kernel.kallsyms]") =>
-        {
-            return (FrameContext::Task, None);
+        Some(d) if is_kernel_image(d) => return (FrameContext::Task, None),
+        Some(d) if kernel_by_address => {
+            if let Some(module) = module_file(d) {
+                return (FrameContext::Task, Some(module));
+            }
+            !d.starts_with('[')
         }
         Some("[unknown]") | None => !kernel_by_address && (seen_user || is_user_address(f.address)),
         Some(d) if d.starts_with('[') && d.ends_with(']') => !kernel_by_address,
         Some(_) => true,
     };
     if user {
-        let module = f.dso.filter(|d| *d != "[unknown]").map(str::to_owned);
+        let module = f.dso.filter(|d| *d != "[unknown]").map(Cow::Borrowed);
         (FrameContext::User, module)
     } else {
         let module = f
             .dso
             .and_then(|d| d.strip_prefix('[').and_then(|d| d.strip_suffix(']')))
             .filter(|d| *d != "unknown")
-            .map(str::to_owned);
+            .map(Cow::Borrowed);
         (FrameContext::Task, module)
     }
 }
@@ -307,22 +401,22 @@ fn classify(f: &Frame<'_>, seen_user: bool) -> (FrameContext, Option<String>) {
 fn push(b: &mut DumpBuilder, line_no: usize, f: &Frame<'_>, seen_user: &mut bool) {
     let (context, module) = classify(f, *seen_user);
     *seen_user |= context == FrameContext::User;
-    b.push_frame(&FrameRecord {
+    b.push_frame_ref(&FrameRef {
         address: Some(f.address),
-        function: f.symbol.map(str::to_owned),
+        function: f.symbol,
         offset: f.offset,
-        module,
+        module: module.as_deref(),
         reliable: true,
         context,
         inlined: f.inlined,
         line: line_no,
-        ..FrameRecord::default()
+        ..FrameRef::default()
     });
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::toolscan::testing::{assert_sniffs_only, fuzz, run, sample};
+    use super::super::toolscan::testing::{assert_sniffs_only_these, fuzz, run, sample};
     use super::super::{Dump, Format};
     use super::*;
 
@@ -345,14 +439,109 @@ mod tests {
 
     #[test]
     fn sniffs_only_its_own_sample() {
-        assert_sniffs_only(SAMPLE, looks_like);
+        assert_sniffs_only_these(&[SAMPLE, VMLINUX], looks_like);
+    }
+
+    const VMLINUX: &str = "perf-script-vmlinux-dso-6.1.txt";
+
+    #[test]
+    fn vmlinux_and_module_files_are_kernel_dsos() {
+        let d = run(Format::PerfScript, parse, sample(VMLINUX));
+        assert_eq!(d.skipped_lines, 1);
+        // postgres 1733 has two samples: the later (S, in do_select) is kept.
+        let ids: Vec<_> = d
+            .headers()
+            .enumerate()
+            .map(|(t, h)| (d.comm(t), h.pid, h.tid, h.state, h.line))
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("kworker/2:1", None, Some(88), Some('I'), 2),
+                ("postgres", Some(1733), Some(1741), Some('S'), 21),
+                ("postgres", Some(1733), Some(1733), Some('S'), 31),
+                ("dmcrypt_write/2", None, Some(1502), Some('S'), 43),
+            ]
+        );
+        assert!(d
+            .warnings
+            .iter()
+            .any(|w| w == "perf: 5 samples of 4 threads, the last sample of each thread kept"));
+        assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
+        // Every frame at a kernel address is a kernel frame, the vmlinux
+        // ones without a module.
+        for i in 0..d.frame_count() {
+            let kernel = d.frame_address(i) >= 0xffff_8000_0000_0000;
+            let want = if kernel {
+                FrameContext::Task
+            } else {
+                FrameContext::User
+            };
+            assert_eq!(d.frame_context[i], want, "frame {i}");
+        }
+        let r = d.frames_of(0);
+        assert_eq!(
+            frame(&d, r.start),
+            (
+                Some("__schedule"),
+                Some(0x2f4),
+                0xffff_ffff_81a1_e3c4,
+                None,
+                FrameContext::Task
+            )
+        );
+        let r = d.frames_of(2);
+        assert_eq!(d.frames_of(2).len(), 10);
+        assert_eq!(frame(&d, r.start + 3).0, Some("do_select"));
+        assert_eq!(
+            frame(&d, r.start + 9).3,
+            Some("/usr/lib/x86_64-linux-gnu/libc.so.6")
+        );
+        // `dm-crypt.ko.xz` is module dm_crypt.
+        let r = d.frames_of(3);
+        assert_eq!(
+            frame(&d, r.start + 2),
+            (
+                Some("dmcrypt_write"),
+                Some(0x9d),
+                0xffff_ffff_c03b_1a6d,
+                Some("dm_crypt"),
+                FrameContext::Task
+            )
+        );
+        // The dropped D sample of 1733 had a jbd2.ko and an [ext4] frame.
+        let d = run(
+            Format::PerfScript,
+            parse,
+            &sample(VMLINUX)
+                .lines()
+                .take(18)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        );
+        let r = d.frames_of(1);
+        assert_eq!(d.header(1).state, Some('D'));
+        assert_eq!(frame(&d, r.start + 4).3, Some("jbd2"));
+        assert_eq!(frame(&d, r.start + 5).3, Some("ext4"));
+        assert_eq!(frame(&d, r.start + 6).3, None);
+    }
+
+    /// Lines `from..=to` (1-based) of the sample, each with its line end.
+    fn excerpt(from: usize, to: usize) -> String {
+        sample(SAMPLE)
+            .lines()
+            .skip(from - 1)
+            .take(to + 1 - from)
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 
     #[test]
     fn golden_counts() {
         let d = dump();
-        assert_eq!(d.task_count(), 11);
-        assert_eq!(d.frame_count(), 80);
+        // 11 samples of 6 threads: one task per thread, its latest sample.
+        assert_eq!(d.task_count(), 6);
+        assert_eq!(d.frame_count(), 7 + 10 + 8 + 5 + 6 + 8);
         // Skipped: line 1 (provenance) and line 41, the sample's
         // `# ---- sched:sched_switch ... ----` section note (not perf's
         // `# key : value` header form).
@@ -362,12 +551,93 @@ mod tests {
         assert!(d.frame_reliable.iter().all(|&r| r));
         assert!(d.headers().all(|h| h.on_cpu == Some(true)));
         assert!(d.stack_status.iter().all(|&s| s == StackStatus::Complete));
-        assert_eq!(d.warnings.len(), 1);
+        assert_eq!(d.warnings.len(), 2);
+        assert_eq!(
+            d.warnings[1],
+            "perf: 11 samples of 6 threads, the last sample of each thread kept"
+        );
+    }
+
+    #[test]
+    fn the_latest_sample_of_each_thread_is_kept() {
+        let d = dump();
+        let kept: Vec<_> = d
+            .headers()
+            .enumerate()
+            .map(|(t, h)| (d.comm(t), h.tid, h.line, h.state))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                // 456.22 after 455.71.
+                ("kdamond.0", Some(77), 32, None),
+                // 469.490074 (S) is later than the D sample printed after it:
+                // the time decides, not the text order.
+                ("sleep", Some(15752), 42, Some('S')),
+                // The sched_switch sample (469.50) after two cpu-clock ones:
+                // its header gives the state.
+                ("dd", Some(15125), 70, Some('R')),
+                ("wl-spin", Some(15137), 80, Some('R')),
+                ("kworker/u8:0-ex", Some(12), 87, Some('I')),
+                ("rcu_preempt", Some(15), 95, Some('I')),
+            ]
+        );
+        // The frames are the kept sample's.
+        let r = d.frames_of(2);
+        assert_eq!(
+            d.name(d.frame_function(r.start + 1)),
+            Some("__cond_resched")
+        );
+        assert_eq!(d.frame_line[r.start] as usize, 71);
+        assert_eq!(d.header(3).cpu, Some(1));
+    }
+
+    #[test]
+    fn idle_tasks_of_each_cpu_stay_apart() {
+        let text = "\
+swapper     0 [000]   10.000000:  1 cycles: 
+\tffffffff81e2b1c5 default_idle+0x5 ([kernel.kallsyms])
+
+swapper     0 [001]   10.000100:  1 cycles: 
+\tffffffff81e2b1c5 default_idle+0x5 ([kernel.kallsyms])
+
+swapper     0 [000]   10.000200:  1 cycles: 
+\tffffffff81e2b1d0 default_idle_call+0x30 ([kernel.kallsyms])
+";
+        let d = run(Format::PerfScript, parse, text);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!((d.header(0).cpu, d.header(0).line), (Some(1), 4));
+        assert_eq!((d.header(1).cpu, d.header(1).line), (Some(0), 7));
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn a_lost_header_after_a_dropped_sample_is_a_task() {
+        // The second sample of 7 is dropped (the third is later); the
+        // frames after the damaged header make a task whose header is lost.
+        let text = "\
+a 7 [000] 1.000000: 1 cycles: 
+\tffffffff81000001 f+0x1 ([kernel.kallsyms])
+
+a 7 [000] 2.00000
+\tffffffff81000002 g+0x1 ([kernel.kallsyms])
+
+a 7 [000] 3.000000: 1 cycles: 
+\tffffffff81000003 h+0x1 ([kernel.kallsyms])
+";
+        let d = run(Format::PerfScript, parse, text);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(
+            d.header(0).lost,
+            super::super::TaskLoss::HEADER | super::super::TaskLoss::FRAME_LINE
+        );
+        assert_eq!(d.header(1).line, 7);
     }
 
     #[test]
     fn cpu_clock_samples() {
-        let d = dump();
+        // The first dd sample alone (the later ones replace it in the whole file).
+        let d = run(Format::PerfScript, parse, &excerpt(2, 9));
         let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.pid, h.tid, h.cpu, h.state),
@@ -396,33 +666,34 @@ mod tests {
             )
         );
         // wl-spin: a user frame, then an unresolved one that stays user.
-        let spin = 2;
-        assert_eq!(d.comm(spin), "wl-spin");
-        let r = d.frames_of(spin);
+        let d = run(Format::PerfScript, parse, &excerpt(18, 21));
+        assert_eq!(d.comm(0), "wl-spin");
+        let r = d.frames_of(0);
         assert_eq!(r.len(), 2);
         assert_eq!(
             frame(&d, r.start + 1),
             (None, None, 0x7f51_1765_b000, None, FrameContext::User)
         );
         // comm right-padded before the id: `kdamond.0    77`.
-        let kd = &d.header(3);
-        assert_eq!((d.comm(3), kd.tid), ("kdamond.0", Some(77)));
-        assert_eq!(d.frames_of(3).len(), 8);
+        let d = run(Format::PerfScript, parse, &excerpt(22, 31));
+        let kd = &d.header(0);
+        assert_eq!((d.comm(0), kd.tid), ("kdamond.0", Some(77)));
+        assert_eq!(d.frames_of(0).len(), 8);
         assert!(d
-            .frames_of(3)
+            .frames_of(0)
             .all(|i| d.frame_context[i] == FrameContext::Task));
     }
 
     #[test]
     fn sched_switch_samples_give_state() {
         let d = dump();
-        let sleep = &d.header(5);
+        let sleep = &d.header(1);
         assert_eq!(
-            (d.comm(5), sleep.tid, sleep.state),
+            (d.comm(1), sleep.tid, sleep.state),
             ("sleep", Some(15752), Some('S'))
         );
         assert_eq!(sleep.line, 42);
-        let r = d.frames_of(5);
+        let r = d.frames_of(1);
         assert_eq!(r.len(), 10);
         assert_eq!(
             frame(&d, r.start),
@@ -439,24 +710,11 @@ mod tests {
             frame(&d, r.end - 1),
             (None, None, 0, None, FrameContext::User)
         );
-        let states: Vec<Option<char>> = d.headers().skip(5).map(|h| h.state).collect();
-        assert_eq!(
-            states,
-            vec![
-                Some('S'),
-                Some('D'),
-                Some('R'),
-                Some('R'),
-                Some('I'),
-                Some('I')
-            ]
-        );
-        let kworker = &d.header(9);
-        assert_eq!(
-            (d.comm(9), kworker.tid, kworker.cpu),
-            ("kworker/u8:0-ex", Some(12), Some(0))
-        );
-        assert_eq!(d.header(8).cpu, Some(1));
+        // The D sample alone gives its state.
+        let d = run(Format::PerfScript, parse, &excerpt(54, 69));
+        assert_eq!(d.header(0).state, Some('D'));
+        let kworker = &dump().header(4);
+        assert_eq!((kworker.tid, kworker.cpu), (Some(12), Some(0)));
     }
 
     #[test]

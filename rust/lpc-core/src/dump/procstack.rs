@@ -25,7 +25,7 @@
 
 use super::intern::{Arena, Interner};
 use super::ksym::{parse_symbol, Symbol};
-use super::lines::{looks_like_frame, scan_hex, trim_end_ws, Lines};
+use super::lines::{looks_like_frame, scan_dec, scan_hex, trim_end_ws, trim_start_ws, Lines};
 use super::{DumpBuilder, FrameRef, FrameSite, StackStatus, TaskHeader};
 
 /// `MAX_STACK_TRACE_DEPTH` of `fs/proc/base.c`: a stack this deep may be cut.
@@ -182,20 +182,189 @@ fn tail_is_benign(tail: &str) -> bool {
     }
 }
 
+/// How much of a text detection reads for a pasted `cat .../stack` command.
+const PASTE_SNIFF_BYTES: usize = 64 * 1024;
+
 /// Whether the text looks like a `/proc/PID/stack` file: its first line that
-/// is neither blank nor a `#` comment is a frame.
+/// is neither blank nor a `#` comment is a frame; or it is a paste, in which a
+/// `cat /proc/PID/stack` command (behind a prompt) is followed by a frame.
 #[must_use]
 pub fn looks_like(text: &str) -> bool {
-    for (number, line) in Lines::new(text) {
-        if line.trim().is_empty() || line.starts_with('#') {
+    let mut first = true;
+    let mut after_stack_command = false;
+    for (number, line) in Lines::new(super::lines::head(text, PASTE_SNIFF_BYTES)) {
+        if let Some(cmd) = parse_command(line) {
+            after_stack_command = cmd.file == "stack";
+            first = false;
             continue;
         }
-        return matches!(
-            parse_proc_line(line, number),
+        if line.trim().is_empty() || (first && line.starts_with('#')) {
+            continue;
+        }
+        let frame = matches!(
+            parse_proc_line(trim_start_ws(line), number),
             ProcLine::Frame(_) | ProcLine::EndMarker
         );
+        if first && frame && !line.starts_with([' ', '\t']) {
+            return true;
+        }
+        if after_stack_command {
+            return frame;
+        }
+        first = false;
     }
     false
+}
+
+/// A pasted `cat /proc/PID[/task/TID]/FILE` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcCommand<'a> {
+    pid: i64,
+    /// The thread of a `/task/TID/` path.
+    tid: Option<i64>,
+    file: &'a str,
+}
+
+impl ProcCommand<'_> {
+    /// The thread the file is about.
+    fn thread(&self) -> i64 {
+        self.tid.unwrap_or(self.pid)
+    }
+}
+
+/// Reads a `cat /proc/...` command behind an optional prompt and `sudo`: the
+/// text before `cat` is empty or ends like a prompt (`$`, `#`, `%`, `>`),
+/// possibly after a word a `wchan` left there without a line end.
+pub(crate) fn parse_command(line: &str) -> Option<ProcCommand<'_>> {
+    let at = memchr::memmem::find(line.as_bytes(), b"cat /proc/")?;
+    let before = trim_end_ws(&line[..at]);
+    let before = match before.strip_suffix("sudo") {
+        Some(b) if b.is_empty() || b.ends_with([' ', '\t']) => trim_end_ws(b),
+        _ => before,
+    };
+    if !(before.is_empty() || before.ends_with(['$', '#', '%', '>'])) {
+        return None;
+    }
+    let rest = &trim_end_ws(line)[at + "cat /proc/".len()..];
+    let (pid, n) = scan_dec(rest.as_bytes())?;
+    let mut rest = &rest[n..];
+    let mut tid = None;
+    if let Some(r) = rest.strip_prefix("/task/") {
+        let (t, n) = scan_dec(r.as_bytes())?;
+        tid = Some(i64::try_from(t).ok()?);
+        rest = &r[n..];
+    }
+    let file = rest.strip_prefix('/')?;
+    if file.is_empty() || !file.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return None;
+    }
+    Some(ProcCommand {
+        pid: i64::try_from(pid).ok()?,
+        tid,
+        file,
+    })
+}
+
+/// A shell prompt with a command after it: `$ cmd`, `user@host:dir$ cmd`,
+/// `[user@host dir]# cmd`, `host:~ # cmd` (SUSE). `# ` lines are comments
+/// of the format already.
+pub(crate) fn is_prompt(line: &str) -> bool {
+    let t = trim_start_ws(line);
+    if t.starts_with("$ ") {
+        return true;
+    }
+    if t.starts_with('[') {
+        return ["]# ", "]$ "]
+            .iter()
+            .filter_map(|end| t.find(end))
+            .any(|close| t[..close].contains('@'));
+    }
+    let Some((word, rest)) = t.split_once(' ') else {
+        return false;
+    };
+    let user_host = word.contains('@') && word.contains(':') && word.ends_with(['$', '#']);
+    let suse = word.contains(':') && (rest.starts_with("# ") || rest.starts_with("$ "));
+    user_host || suse
+}
+
+/// What a pasted command announced for the next line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Nothing,
+    /// The comm of this thread.
+    Comm(i64),
+    /// One word (a wait channel, or `0`).
+    Wchan,
+    /// The kernel release (`uname -r`).
+    Release,
+}
+
+/// The state of a paste: whether commands were seen, what the last one
+/// announced, the last comm read.
+struct Paste<'a> {
+    seen: bool,
+    expect: Expect,
+    comm: Option<(i64, &'a str)>,
+}
+
+/// Handles a line that is not a frame in a paste: a command, a prompt, a
+/// command's output. False when it is none of these.
+fn paste_line<'a>(p: &mut Paste<'a>, number: usize, line: &'a str, b: &mut DumpBuilder) -> bool {
+    if let Some(cmd) = parse_command(line) {
+        close_proc_task(b);
+        p.seen = true;
+        p.expect = Expect::Nothing;
+        match cmd.file {
+            "stack" => {
+                let comm = p
+                    .comm
+                    .filter(|(t, _)| *t == cmd.thread())
+                    .map_or("", |c| c.1);
+                b.begin_task(
+                    TaskHeader {
+                        pid: Some(cmd.pid),
+                        tid: Some(cmd.thread()),
+                        tgid: cmd.tid.map(|_| cmd.pid),
+                        line: number,
+                        ..TaskHeader::default()
+                    },
+                    comm,
+                );
+            }
+            "comm" => p.expect = Expect::Comm(cmd.thread()),
+            "wchan" => p.expect = Expect::Wchan,
+            _ => {}
+        }
+        return true;
+    }
+    if is_prompt(line) {
+        close_proc_task(b);
+        p.seen = true;
+        p.expect = if trim_end_ws(line).ends_with(" uname -r") {
+            Expect::Release
+        } else {
+            Expect::Nothing
+        };
+        b.skip(number, line);
+        return true;
+    }
+    let t = line.trim();
+    if t.is_empty() {
+        // A blank line right after `cat .../stack`: the frames may follow.
+        return b.has_open_task() && b.open_frame_count() == 0;
+    }
+    match std::mem::replace(&mut p.expect, Expect::Nothing) {
+        Expect::Comm(thread) => {
+            p.comm = Some((thread, t));
+            true
+        }
+        Expect::Wchan => !t.contains(char::is_whitespace),
+        Expect::Release if !t.contains(char::is_whitespace) && b.kernel_release().is_none() => {
+            b.set_kernel_release(t);
+            true
+        }
+        Expect::Release | Expect::Nothing => false,
+    }
 }
 
 /// Closes the open task with the `/proc` rules (64 frames = maybe cut).
@@ -210,20 +379,33 @@ pub(crate) fn close_proc_task(b: &mut DumpBuilder) {
 pub fn parse(text: &str, b: &mut DumpBuilder) {
     b.warn(WARN_NOSCHED);
     b.warn(WARN_IDLE);
-    let mut tasks = 0usize;
+    // Whether anything was read (a frame, a command): else the text is an
+    // empty stack file.
+    let mut read = false;
+    let mut paste = Paste {
+        seen: false,
+        expect: Expect::Nothing,
+        comm: None,
+    };
     for (number, line) in Lines::new(text) {
-        match parse_proc_line(line, number) {
+        match parse_proc_line(trim_start_ws(line), number) {
             ProcLine::Frame(frame) => {
+                paste.expect = Expect::Nothing;
                 if !b.has_open_task() {
-                    b.begin_task(
-                        TaskHeader {
-                            line: number,
-                            ..TaskHeader::default()
-                        },
-                        "",
-                    );
-                    tasks += 1;
+                    if paste.seen {
+                        // No `cat .../stack` introduced these frames.
+                        b.begin_unreadable_task(number);
+                    } else {
+                        b.begin_task(
+                            TaskHeader {
+                                line: number,
+                                ..TaskHeader::default()
+                            },
+                            "",
+                        );
+                    }
                 }
+                read = true;
                 b.push_frame_ref(&frame);
             }
             ProcLine::EndMarker => close_proc_task(b),
@@ -232,6 +414,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
             ProcLine::Other if b.has_open_task() && looks_like_frame(line) => {
                 b.skip(number, line);
             }
+            ProcLine::Other if paste_line(&mut paste, number, line, b) => read = true,
             ProcLine::Other => {
                 close_proc_task(b);
                 if !line.trim().is_empty() {
@@ -241,7 +424,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
         }
     }
     close_proc_task(b);
-    if tasks == 0 {
+    if !read {
         // An empty stack file is a real answer (a running task, a zombie):
         // one task whose stack is unknown, never "no task".
         b.begin_task(
@@ -257,11 +440,12 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Dump, Format, NO_NAME};
+    use super::super::{Dump, Format, TaskLoss, NO_NAME};
     use super::*;
 
     const MODERN: &str = include_str!("../../../../tests/data/proc-pid-stack-6.18.txt");
     const LEGACY: &str = include_str!("../../../../tests/data/proc-pid-stack-legacy-addresses.txt");
+    const PASTED: &str = include_str!("../../../../tests/data/proc-pid-stack-pasted-tickets.txt");
 
     fn run(text: &str) -> Dump {
         let mut b = DumpBuilder::new(Format::ProcStack);
@@ -340,5 +524,147 @@ mod tests {
         assert!(!looks_like(" [<ffffffff82a9df9c>] schedule+0x7c/0x1b0\n"));
         assert!(!looks_like("Call Trace:\n[<0>] f+0x1/0x2"));
         assert!(!looks_like(""));
+    }
+
+    #[test]
+    fn pasted_sample_names_its_tasks() {
+        let d = run(PASTED);
+        assert_eq!(d.task_count(), 6);
+        let ids: Vec<_> = d.headers().map(|h| (h.pid, h.tid, h.tgid)).collect();
+        assert_eq!(
+            ids,
+            [
+                (Some(2291), Some(2291), None),
+                (Some(2291), Some(2294), Some(2291)),
+                (Some(412), Some(412), None),
+                (Some(3016), Some(3016), None),
+                (Some(1187), Some(1187), None),
+                (Some(977), Some(977), None),
+            ]
+        );
+        let comms: Vec<_> = (0..6).map(|t| d.comm(t)).collect();
+        // A comm goes to the stack of its own thread only.
+        assert_eq!(comms, ["rsync", "", "jbd2/sda1-8", "", "", ""]);
+        let lines: Vec<_> = d.headers().map(|h| h.line).collect();
+        assert_eq!(lines, [8, 17, 27, 31, 39, 48]);
+        let counts: Vec<_> = (0..6).map(|t| d.frames_of(t).len()).collect();
+        assert_eq!(counts, [8, 6, 3, 0, 7, 3]);
+        assert_eq!(
+            d.stack_status,
+            [
+                StackStatus::Complete,
+                StackStatus::Complete,
+                StackStatus::Complete,
+                // `cat` printed nothing: a running task, unknown.
+                StackStatus::Empty,
+                StackStatus::Complete,
+                StackStatus::Complete,
+            ]
+        );
+        assert!(d.headers().all(|h| h.lost == TaskLoss::NONE));
+        // Indented frames, module tags, real addresses.
+        assert_eq!(names(&d, 1)[0], "do_select");
+        let ext4 = d.frames_of(0).start + 3;
+        assert_eq!(d.name(d.frame_module(ext4)), Some("ext4"));
+        assert_eq!(d.name(d.frame_module(d.frames_of(2).start)), Some("jbd2"));
+        let old = d.frames_of(4).start;
+        assert_eq!(d.frame_address(old), 0xffff_ffff_c04a_1b2e);
+        assert_eq!(d.name(d.frame_module(old + 1)), Some("ext4"));
+        assert_eq!(d.kernel_release.as_deref(), Some("6.1.0-18-amd64"));
+        // Skipped: provenance, three prose lines, the `uname -r` prompt. The
+        // comm and wchan commands, their outputs (the wchan word glued to the
+        // next prompt too), the release and the end markers are read.
+        let skipped: Vec<_> = d.skipped_samples.iter().map(|(l, _)| *l).collect();
+        assert_eq!(skipped, [1, 2, 3, 32, 35]);
+    }
+
+    #[test]
+    fn pasted_commands() {
+        let cmd = |l| parse_command(l).map(|c| (c.pid, c.tid, c.file));
+        assert_eq!(cmd("$ cat /proc/1234/stack"), Some((1234, None, "stack")));
+        assert_eq!(cmd("# cat /proc/1234/stack "), Some((1234, None, "stack")));
+        assert_eq!(
+            cmd("user@host:~$ sudo cat /proc/1234/task/1240/stack"),
+            Some((1234, Some(1240), "stack"))
+        );
+        assert_eq!(
+            cmd("[root@host ~]# cat /proc/7/wchan"),
+            Some((7, None, "wchan"))
+        );
+        assert_eq!(
+            cmd("futex_wait[root@host ~]# cat /proc/7/comm"),
+            Some((7, None, "comm"))
+        );
+        assert_eq!(cmd("cat /proc/7/stack"), Some((7, None, "stack")));
+        assert_eq!(cmd("please cat /proc/7/stack"), None);
+        assert_eq!(cmd("$ pseudo cat /proc/7/stack"), None);
+        assert_eq!(cmd("$ cat /proc/self/stack"), None);
+        assert_eq!(cmd("$ cat /proc/7/stack | head"), None);
+        assert!(is_prompt("user@host:~$ ls"));
+        assert!(is_prompt("[root@db02 ~]# ps"));
+        assert!(is_prompt("sles15:~ # uname -a"));
+        assert!(is_prompt("$ echo"));
+        assert!(!is_prompt("[<0>] f+0x1/0x2"));
+        assert!(!is_prompt("rsync"));
+    }
+
+    #[test]
+    fn pasted_shapes() {
+        let text = "\
+$ cat /proc/10/task/11/comm
+worker
+$ cat /proc/10/task/11/stack
+[<0>] a+0x1/0x2
+
+[<0>] b+0x1/0x2
+[root@h ~]# cat /proc/12/stack
+\t[<0>] c+0x1/0x2
+  [<0>] d+0x1/0xzz
+[root@h ~]# cat /proc/13/stack
+
+[<0>] e+0x1/0x2
+";
+        let d = run(text);
+        assert_eq!(d.task_count(), 4);
+        assert_eq!(
+            (d.comm(0), d.header(0).tid, d.header(0).tgid),
+            ("worker", Some(11), Some(10))
+        );
+        assert_eq!(names(&d, 0), ["a"]);
+        // Frames after a blank line, with no command of their own: their
+        // task's header is lost.
+        assert_eq!(names(&d, 1), ["b"]);
+        assert_eq!(d.header(1).lost, TaskLoss::HEADER);
+        assert_eq!(d.header(1).pid, None);
+        // A damaged frame line: lost frame, the stack goes on.
+        assert_eq!(names(&d, 2), ["c"]);
+        assert_eq!(d.header(2).lost, TaskLoss::FRAME_LINE);
+        assert_eq!(d.header(2).lost_line, 9);
+        // A blank line right after the command: the frames are its.
+        assert_eq!((d.header(3).pid, names(&d, 3)), (Some(13), vec!["e"]));
+        assert_eq!(d.header(3).lost, TaskLoss::NONE);
+        assert_eq!(d.skipped_lines, 1);
+    }
+
+    #[test]
+    fn a_lone_command_is_one_unknown_task() {
+        let d = run("# cat /proc/99/stack\n");
+        assert_eq!(d.task_count(), 1);
+        assert_eq!(d.header(0).pid, Some(99));
+        assert_eq!(d.stack_status, [StackStatus::Empty]);
+    }
+
+    #[test]
+    fn paste_detection() {
+        assert!(looks_like(PASTED));
+        assert_eq!(super::super::detect(PASTED), Some(Format::ProcStack));
+        assert!(looks_like("$ cat /proc/1/stack\n    [<0>] f+0x1/0x2\n"));
+        assert!(!looks_like(
+            "note\nuser@h:~$ cat /proc/1/stack\nuser@h:~$ ls\n"
+        ));
+        assert!(!looks_like("$ cat /proc/1/status\nName: x\n"));
+        assert!(!looks_like(
+            "Call Trace:\n [<ffffffff82a9df9c>] schedule+0x7c/0x1b0\n"
+        ));
     }
 }

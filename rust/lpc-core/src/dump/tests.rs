@@ -306,6 +306,10 @@ const KERNEL_SAMPLES: &[(&str, Format)] = &[
         sample!("proc-pid-stack-legacy-addresses.txt"),
         Format::ProcStack,
     ),
+    (
+        sample!("proc-pid-stack-pasted-tickets.txt"),
+        Format::ProcStack,
+    ),
     (sample!("hung-task-4.4-x86-addresses.txt"), Format::Dmesg),
     (sample!("hung-task-5.3-x86.txt"), Format::Dmesg),
     (
@@ -341,7 +345,9 @@ fn kernel_parsers_leave_tool_outputs_alone() {
     for text in [
         sample!("crash-bt-foreach.txt"),
         sample!("drgn-stack-trace.txt"),
+        sample!("drgn-user-frames-0.0.27.txt"),
         sample!("perf-script-kernel-6.18.txt"),
+        sample!("perf-script-vmlinux-dso-6.1.txt"),
         sample!("bpftrace-kstack-6.18.txt"),
         sample!("gdb-thread-apply-all-bt.txt"),
         sample!("eu-stack.txt"),

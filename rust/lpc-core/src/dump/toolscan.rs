@@ -232,6 +232,10 @@ pub(crate) mod testing {
             include_str!("../../../../tests/data/drgn-stack-trace.txt"),
         ),
         (
+            "drgn-user-frames-0.0.27.txt",
+            include_str!("../../../../tests/data/drgn-user-frames-0.0.27.txt"),
+        ),
+        (
             "eu-stack.txt",
             include_str!("../../../../tests/data/eu-stack.txt"),
         ),
@@ -268,8 +272,16 @@ pub(crate) mod testing {
             include_str!("../../../../tests/data/perf-script-kernel-6.18.txt"),
         ),
         (
+            "perf-script-vmlinux-dso-6.1.txt",
+            include_str!("../../../../tests/data/perf-script-vmlinux-dso-6.1.txt"),
+        ),
+        (
             "proc-pid-stack-6.18.txt",
             include_str!("../../../../tests/data/proc-pid-stack-6.18.txt"),
+        ),
+        (
+            "proc-pid-stack-pasted-tickets.txt",
+            include_str!("../../../../tests/data/proc-pid-stack-pasted-tickets.txt"),
         ),
         (
             "proc-pid-stack-legacy-addresses.txt",
@@ -312,8 +324,13 @@ pub(crate) mod testing {
 
     /// `looks_like` claims its own sample and no other one.
     pub(crate) fn assert_sniffs_only(own: &str, looks_like: fn(&str) -> bool) {
+        assert_sniffs_only_these(&[own], looks_like);
+    }
+
+    /// `looks_like` claims its own samples and no other one.
+    pub(crate) fn assert_sniffs_only_these(own: &[&str], looks_like: fn(&str) -> bool) {
         for (name, text) in SAMPLES {
-            assert_eq!(looks_like(text), *name == own, "looks_like on {name}");
+            assert_eq!(looks_like(text), own.contains(name), "looks_like on {name}");
         }
         // Empty and pure-noise inputs are nobody's.
         assert!(!looks_like(""));
