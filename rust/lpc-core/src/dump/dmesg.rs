@@ -46,12 +46,15 @@
 //! `pid` is what the header prints under that name: the kernel's task id,
 //! i.e. the thread id, so `tid == pid` here and `tgid` (6.6+) is the process.
 
+use super::archtrace;
 use super::ksym::{parse_symbol, Symbol};
 use super::lines::{
     parse_dec, parse_hex, parse_id, scan_dec, scan_hex, trim_end_ws, trim_start_ws, Lines,
 };
 use super::procsnap::PF_KTHREAD;
-use super::{Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, NO_ID};
+use super::{
+    Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, TaskLoss, NO_ID,
+};
 use memchr::memchr_iter;
 use std::collections::HashSet;
 
@@ -194,12 +197,16 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'))
 }
 
-/// The release in `Not tainted 6.1.0 #1` / `Tainted: G   W  O  6.1.0 #1`:
-/// the first token that is not a one-letter taint flag.
+/// The release in `Not tainted 6.1.0 #1` / `Tainted: G   W  OE  6.1.0 #1`
+/// / `Not tainted  (3.0.8 #1)` (ARM and i386 2.6/3.x): the first token that
+/// is not a group of taint flags (`print_tainted()` prints one upper-case
+/// letter per flag, blanks for the flags not set, so `OE` is two flags),
+/// without the parentheses older kernels put around it.
 fn release_after(s: &str) -> Option<&str> {
     s.split_whitespace()
-        .find(|t| !(t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase()))
-        .filter(|t| !t.starts_with('#'))
+        .find(|t| !t.bytes().all(|c| c.is_ascii_uppercase()))
+        .map(|t| t.trim_start_matches('(').trim_end_matches(')'))
+        .filter(|t| !t.is_empty() && !t.starts_with('#'))
 }
 
 /// The kernel release a line names, if any.
@@ -351,6 +358,44 @@ fn parse_cpu_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
         ..TaskHeader::default()
     };
     Some((h, trim_end_ws(&comm[..end])))
+}
+
+/// `Pid: P, comm: COMM Not tainted|Tainted: ... RELEASE ...` — the 2.6/3.x
+/// `__show_regs()` line (`arch/x86/kernel/process_64.c`, v2.6.32): the task
+/// whose registers follow, running on its CPU.
+fn parse_pid_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
+    let rest = t.strip_prefix("Pid: ")?;
+    let (pid, n) = scan_dec(rest.as_bytes())?;
+    let comm = rest[n..].strip_prefix(", comm: ")?;
+    let end = [" Not tainted", " Tainted:"]
+        .iter()
+        .filter_map(|m| comm.find(m))
+        .min()
+        .unwrap_or(comm.len());
+    let comm = trim_end_ws(&comm[..end]);
+    let pid = i64::try_from(pid).ok()?;
+    let h = TaskHeader {
+        pid: Some(pid),
+        tid: Some(pid),
+        on_cpu: Some(true),
+        line,
+        ..TaskHeader::default()
+    };
+    (!comm.is_empty()).then_some((h, comm))
+}
+
+/// `Process COMM (pid: P, stack limit = 0x…)` (ARM `__die()`) or
+/// `Process COMM (pid: P, threadinfo …, task …)` (2.6 x86 `show_registers()`):
+/// `(pid, comm)` of the task that died, running on its CPU.
+fn parse_process_line(t: &str) -> Option<(i64, &str)> {
+    let rest = t.strip_prefix("Process ")?;
+    let at = rest.find(" (pid: ")?;
+    let (pid, n) = scan_dec(rest[at + " (pid: ".len()..].as_bytes())?;
+    let next = rest.as_bytes().get(at + " (pid: ".len() + n)?;
+    if !matches!(next, b',' | b')') || at == 0 {
+        return None;
+    }
+    Some((i64::try_from(pid).ok()?, &rest[..at]))
 }
 
 /// `INFO: task COMM:PID blocked for more than N seconds.` (and the newer
@@ -579,6 +624,13 @@ struct Machine<'a> {
     repeated: usize,
     /// Every kernel release named so far, in order of first appearance.
     releases: Vec<&'a str>,
+    /// The caller an ARM32 backtrace line named (`f from g+0x1/0x2`): the
+    /// next line names it again as its function; pushed when the stack ends
+    /// (it is then the outermost frame).
+    pending_caller: Option<FrameRef<'a>>,
+    /// The line of an s390 `Last Breaking-Event-Address:`: the frame-shaped
+    /// line right after it is a branch address, not a frame.
+    breaking_event_line: usize,
 }
 
 impl<'a> Machine<'a> {
@@ -591,10 +643,22 @@ impl<'a> Machine<'a> {
             seen_tids: HashSet::new(),
             repeated: 0,
             releases: Vec::new(),
+            pending_caller: None,
+            breaking_event_line: 0,
+        }
+    }
+
+    /// Ends an ARM32 chain: its last caller is the outermost frame.
+    fn flush_caller(&mut self, b: &mut DumpBuilder) {
+        if let Some(f) = self.pending_caller.take() {
+            if b.has_open_task() && !b.stack_closed() {
+                b.push_frame_ref(&f);
+            }
         }
     }
 
     fn begin(&mut self, b: &mut DumpBuilder, (h, comm): (TaskHeader, &str)) {
+        self.flush_caller(b);
         if let Some(tid) = h.tid {
             if !self.seen_tids.insert(tid) {
                 self.repeated += 1;
@@ -608,6 +672,7 @@ impl<'a> Machine<'a> {
 
     /// Opens a task whose header is lost (see [`DumpBuilder::begin_unreadable_task`]).
     fn begin_unreadable(&mut self, b: &mut DumpBuilder, line: usize) {
+        self.flush_caller(b);
         b.begin_unreadable_task(line);
         self.context = FrameContext::Task;
         self.trace_seen = false;
@@ -630,6 +695,9 @@ impl<'a> Machine<'a> {
     /// whose header is lost: it opens an unreadable task, never one of its
     /// neighbours' stacks.
     fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) {
+        if self.pending_caller.is_some() {
+            self.flush_caller(b);
+        }
         if !b.has_open_task() || b.stack_closed() {
             self.begin_unreadable(b, line);
             self.trace_seen = true;
@@ -646,6 +714,9 @@ impl<'a> Machine<'a> {
         let Some((parsed, reliable)) = parse_frame_body(body) else {
             return false;
         };
+        if self.breaking_event_line != 0 && self.breaking_event_line + 1 == n {
+            return true; // s390: the last branch's address, not a frame
+        }
         let f = frame_ref(&parsed, address, reliable, self.context, n);
         self.push(b, &f, n);
         true
@@ -828,6 +899,15 @@ impl<'a> Machine<'a> {
                 return true;
             }
         }
+        if t.starts_with("Pid: ") {
+            if let Some(h) = parse_pid_header(t, n) {
+                if let Some(release) = release_in(t) {
+                    self.note_release(b, release);
+                }
+                self.begin(b, h);
+                return true;
+            }
+        }
         if let Some((comm, pid)) = parse_hung_info(t) {
             self.pending_hung = Some((comm, pid, n));
             return true;
@@ -861,7 +941,7 @@ impl<'a> Machine<'a> {
             b'#' => return is_lockdep_line(t),
             _ => {}
         }
-        self.frame_line(t, n, b) || self.other_line(t, n, raw, b)
+        self.frame_line(t, n, b) || self.other_line(t, n, raw, b) || self.arch_line(t, n, b)
     }
 
     fn line(&mut self, raw: &'a str, n: usize, b: &mut DumpBuilder) {
@@ -879,7 +959,145 @@ impl<'a> Machine<'a> {
         b.skip(n, raw);
     }
 
-    fn finish(self, b: &mut DumpBuilder) {
+    /// An ARM32 backtrace line (see [`archtrace`]): its function is pushed
+    /// (with the offset the line before gave it as a caller), its caller
+    /// kept for the next line. A caller the next line does not name again
+    /// means lines between them are missing: the stack lost frames.
+    fn arm_line(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
+        let Some(line) = archtrace::parse_arm_line(t) else {
+            return false;
+        };
+        if line.plain
+            && matches!(line.caller.map(|c| c.symbol), Some(Symbol::Raw(_)))
+            && !b.has_open_task()
+        {
+            return false; // `word from 0xADDR` outside any stack: prose
+        }
+        let context = self.context;
+        let sym_frame = |s: archtrace::ArmSym<'a>| {
+            let parsed = Parsed {
+                symbol: s.symbol,
+                inlined: false,
+            };
+            frame_ref(&parsed, s.address, true, context, n)
+        };
+        let mut callee = sym_frame(line.callee);
+        if let Some(prev) = self.pending_caller.take() {
+            let same = match (prev.function, callee.function) {
+                (Some(p), Some(c)) => {
+                    p == c && (prev.module == callee.module || prev.module.is_none())
+                }
+                _ => prev.address.is_some() && prev.address == callee.address,
+            };
+            if same {
+                // One frame, printed twice: where it returns to is what the
+                // line before said (the callee is `%ps`, or its entry).
+                callee.address = prev.address.or(callee.address);
+                callee.offset = prev.offset;
+                callee.size = prev.size;
+                callee.module = callee.module.or(prev.module);
+            } else {
+                self.push(b, &prev, prev.line);
+                b.lose(TaskLoss::FRAME_LINE, n);
+            }
+        }
+        self.push(b, &callee, n);
+        self.pending_caller = line.caller.map(sym_frame);
+        true
+    }
+
+    /// Lines of other architectures (see [`archtrace`]), tried after every
+    /// other reading failed.
+    fn arch_line(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
+        match t.as_bytes()[0] {
+            b'[' => {
+                if let Some((ip, symbol, reliable)) = archtrace::parse_ppc_frame(t) {
+                    let parsed = Parsed {
+                        symbol,
+                        inlined: false,
+                    };
+                    let f = frame_ref(&parsed, Some(ip), reliable, self.context, n);
+                    self.push(b, &f, n);
+                    return true;
+                }
+                return self.arm_line(t, n, b);
+            }
+            b'(' => return self.s390_unreliable(t, n, b),
+            b'-' => {
+                return match archtrace::parse_ppc_interrupt(t) {
+                    Some(Some(symbol)) => {
+                        let parsed = Parsed {
+                            symbol,
+                            inlined: false,
+                        };
+                        let f = frame_ref(&parsed, None, true, self.context, n);
+                        self.push(b, &f, n);
+                        true
+                    }
+                    Some(None) => true,
+                    None => false,
+                };
+            }
+            _ => {}
+        }
+        if let Some(why) = t.strip_prefix("Backtrace: ") {
+            // ARM's frame-pointer unwinder says why it prints no frames
+            // (or, for an underflow, frames it does not vouch for).
+            let why = trim_end_ws(why);
+            let failed = why == "no frame pointer" || why.starts_with("invalid frame pointer");
+            if !failed && why != "frame pointer underflow" {
+                return false;
+            }
+            self.call_trace(n, b);
+            b.force_status(StackStatus::UnwindFailure);
+            return true;
+        }
+        if let Some((pid, comm)) = parse_process_line(t) {
+            let same = b
+                .header_mut()
+                .is_some_and(|h| h.pid == Some(pid) && h.on_cpu == Some(true));
+            if !same {
+                let h = TaskHeader {
+                    pid: Some(pid),
+                    tid: Some(pid),
+                    on_cpu: Some(true),
+                    line: n,
+                    ..TaskHeader::default()
+                };
+                self.begin(b, (h, comm));
+            }
+            return true;
+        }
+        if t.starts_with("Last Breaking-Event-Address:") {
+            if trim_end_ws(t).len() == "Last Breaking-Event-Address:".len() {
+                self.breaking_event_line = n;
+            }
+            return true;
+        }
+        archtrace::is_arch_noise(t) || self.arm_line(t, n, b)
+    }
+
+    /// s390's unreliable frame: `([<addr>] sym+0xoff/0xsize)`.
+    fn s390_unreliable(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
+        let Some(inner) = trim_end_ws(t)
+            .strip_prefix('(')
+            .and_then(|s| s.strip_suffix(')'))
+        else {
+            return false;
+        };
+        let Some((address, body)) = bracket_address(inner) else {
+            return false;
+        };
+        let Some((parsed, _)) = parse_frame_body(body) else {
+            return false;
+        };
+        let f = frame_ref(&parsed, (address != 0).then_some(address), false, self.context, n);
+        self.push(b, &f, n);
+        true
+    }
+
+    fn finish(mut self, b: &mut DumpBuilder) {
+        self.flush_caller(b);
         for w in whole_dump_warnings(self.same_stack_refs, self.repeated) {
             b.warn(&w);
         }
@@ -917,6 +1135,17 @@ fn is_report_marker(t: &str) -> bool {
         || parse_hung_info(t).is_some()
         || t.starts_with("NMI backtrace for cpu ")
         || t.starts_with("sysrq: Show")
+        || t.starts_with("SysRq : Show")
+        || arm_marker(t)
+}
+
+/// An ARM32 backtrace line naming its caller with an offset (ARM prints no
+/// `Call trace:` line before its frames).
+fn arm_marker(t: &str) -> bool {
+    archtrace::parse_arm_line(t).is_some_and(|l| {
+        l.caller
+            .is_some_and(|c| matches!(c.symbol, Symbol::Named { offset: Some(_), .. }))
+    })
 }
 
 /// Whether the text holds a kernel stack report: a call-trace line, a task
@@ -937,6 +1166,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
     for (n, line) in Lines::new(text) {
         m.line(line, n, b);
     }
+    m.flush_caller(b);
     b.end_task();
     m.finish(b);
 }
@@ -1006,6 +1236,7 @@ fn parse_chunk(text: &str, b: &mut DumpBuilder) -> ChunkEnd {
         m.line(line, n, b);
         lines = n;
     }
+    m.flush_caller(b);
     b.end_task();
     ChunkEnd {
         lines,
