@@ -326,15 +326,22 @@ mod tests {
         .unwrap();
         assert_eq!(named(&l.callee.symbol), ("__schedule", Some(0), None));
 
-        let l = parse_arm_line("[<c0107f18>] (ret_from_fork) from [<00000000>] (  (null))").unwrap();
+        let l =
+            parse_arm_line("[<c0107f18>] (ret_from_fork) from [<00000000>] (  (null))").unwrap();
         assert_eq!(l.caller, None);
 
         let l = parse_arm_line("foo_poll [foo] from do_sys_poll+0x1f8/0x4c8").unwrap();
         assert_eq!(named(&l.callee.symbol), ("foo_poll", None, Some("foo")));
         assert!(l.plain && l.callee.address.is_none());
         let l = parse_arm_line("bar [foo] from baz+0x10/0x20 [foo]").unwrap();
-        assert_eq!(named(&l.caller.unwrap().symbol), ("baz", Some(0x10), Some("foo")));
-        assert_eq!(parse_arm_line("ret_from_fork from 0x0").unwrap().caller, None);
+        assert_eq!(
+            named(&l.caller.unwrap().symbol),
+            ("baz", Some(0x10), Some("foo"))
+        );
+        assert_eq!(
+            parse_arm_line("ret_from_fork from 0x0").unwrap().caller,
+            None
+        );
 
         // Prose, and a caller without its offset, are no frames.
         for t in [
@@ -356,10 +363,9 @@ mod tests {
         assert_eq!(ip, 0xc000_0000_0002_1b5c);
         assert_eq!(named(&sym), ("__switch_to", Some(0x2bc), None));
         assert!(reliable);
-        let (_, sym, reliable) = parse_ppc_frame(
-            "[c7a2bd50] [c0012345] xfs_buf_lock+0x40/0x120 [xfs] (unreliable)",
-        )
-        .unwrap();
+        let (_, sym, reliable) =
+            parse_ppc_frame("[c7a2bd50] [c0012345] xfs_buf_lock+0x40/0x120 [xfs] (unreliable)")
+                .unwrap();
         assert_eq!(named(&sym), ("xfs_buf_lock", Some(0x40), Some("xfs")));
         assert!(!reliable);
         let (_, sym, _) = parse_ppc_frame(

@@ -390,7 +390,7 @@ fn parse_pid_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
 fn parse_process_line(t: &str) -> Option<(i64, &str)> {
     let rest = t.strip_prefix("Process ")?;
     let at = rest.find(" (pid: ")?;
-    let (pid, n) = scan_dec(rest[at + " (pid: ".len()..].as_bytes())?;
+    let (pid, n) = scan_dec(&rest.as_bytes()[at + " (pid: ".len()..])?;
     let next = rest.as_bytes().get(at + " (pid: ".len() + n)?;
     if !matches!(next, b',' | b')') || at == 0 {
         return None;
@@ -1091,7 +1091,13 @@ impl<'a> Machine<'a> {
         let Some((parsed, _)) = parse_frame_body(body) else {
             return false;
         };
-        let f = frame_ref(&parsed, (address != 0).then_some(address), false, self.context, n);
+        let f = frame_ref(
+            &parsed,
+            (address != 0).then_some(address),
+            false,
+            self.context,
+            n,
+        );
         self.push(b, &f, n);
         true
     }
@@ -1143,8 +1149,15 @@ fn is_report_marker(t: &str) -> bool {
 /// `Call trace:` line before its frames).
 fn arm_marker(t: &str) -> bool {
     archtrace::parse_arm_line(t).is_some_and(|l| {
-        l.caller
-            .is_some_and(|c| matches!(c.symbol, Symbol::Named { offset: Some(_), .. }))
+        l.caller.is_some_and(|c| {
+            matches!(
+                c.symbol,
+                Symbol::Named {
+                    offset: Some(_),
+                    ..
+                }
+            )
+        })
     })
 }
 
@@ -1334,6 +1347,16 @@ mod tests {
             sample!("sysrq-t-5.7-orc-all-unreliable.txt"),
             sample!("sysrq-t-5.9-header-change-journald.txt"),
             sample!("sysrq-t-6.x-i915-modules.txt"),
+            sample!("arm32-hung-task-4.19-unwind-verbose.txt"),
+            sample!("arm32-oops-3.4-frame-pointer.txt"),
+            sample!("arm32-sysrq-w-6.1-plain.txt"),
+            sample!("soft-lockup-2.6.18-x86_64-module-prefix.txt"),
+            sample!("hung-task-4.4-ubuntu-tainted-OE.txt"),
+            sample!("ppc64le-hung-task-5.15-nmi.txt"),
+            sample!("s390x-hung-task-4.19.txt"),
+            sample!("riscv64-hung-task-5.10.txt"),
+            sample!("riscv64-dump-stack-6.6.txt"),
+            sample!("mips-hung-task-4.14-openwrt.txt"),
         ]
         .concat()
     }
@@ -2068,6 +2091,369 @@ mod tests {
             (Some(0), "swapper/3", Some(true))
         );
         assert_eq!(frames(&d, 0), ["intel_idle"]);
+    }
+
+    // ---- other architectures and older kernels (archtrace.rs)
+
+    /// `(function, offset, module)` of each frame of task `t`; offset
+    /// `None` when not printed.
+    fn fom(d: &Dump, t: usize) -> Vec<(String, Option<u64>, String)> {
+        d.frames_of(t)
+            .map(|i| {
+                let off = d.frame_offset(i);
+                (
+                    d.name(d.frame_function(i)).unwrap_or("-").to_owned(),
+                    (off != u64::MAX).then_some(off),
+                    d.name(d.frame_module(i)).unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn f(name: &str, off: Option<u64>, module: &str) -> (String, Option<u64>, String) {
+        (name.to_owned(), off, module.to_owned())
+    }
+
+    #[test]
+    fn arm32_verbose_pairs_read_each_frame_once() {
+        let text = sample!("arm32-hung-task-4.19-unwind-verbose.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("4.19.118-v7+"));
+        assert_eq!(d.skipped_lines, 1); // provenance
+        assert_eq!(d.task_count(), 3);
+        assert_eq!(d.lost_tasks(), 0);
+        let h = d.header(0);
+        assert_eq!(
+            (d.comm(0), h.pid, h.ppid, h.state),
+            ("kworker/u8:2", Some(87), Some(2), Some('D'))
+        );
+        // 22 lines: 22 functions, and the last line's caller.
+        let t0 = fom(&d, 0);
+        assert_eq!(t0.len(), 23);
+        assert_eq!(t0[0], f("__schedule", None, ""));
+        assert_eq!(t0[1], f("schedule", Some(0x64), ""));
+        assert_eq!(t0[22], f("ret_from_fork", Some(0x14), ""));
+        assert_eq!(d.frame_address(d.frames_of(0).start + 1), 0xc088_3858);
+        assert!(d.frames_of(0).all(|i| d.frame_reliable[i]));
+        assert_eq!(d.stack_status[0], StackStatus::Complete);
+        // Module text: `(name [mod])` callee, `(name+off/size [mod])` caller.
+        let t1 = fom(&d, 1);
+        assert_eq!(d.comm(1), "jbd2/mmcblk0p2-");
+        assert_eq!(t1.len(), 11);
+        assert_eq!(
+            t1[7..9],
+            [
+                f("jbd2_journal_commit_transaction", Some(0x10d0), "jbd2"),
+                f("kjournald2", Some(0xd4), "jbd2")
+            ]
+        );
+        // The SysRq-l CPU: a `CPU:` header, frames down to the syscall entry.
+        let h = d.header(2);
+        assert_eq!(
+            (d.comm(2), h.pid, h.cpu, h.on_cpu),
+            ("bash", Some(934), Some(0), Some(true))
+        );
+        let t2 = fom(&d, 2);
+        assert_eq!(t2.len(), 15);
+        assert_eq!(t2[0], f("unwind_backtrace", None, ""));
+        assert_eq!(t2[14], f("ret_fast_syscall", Some(0), ""));
+    }
+
+    #[test]
+    fn arm32_frame_pointer_oops_with_registers_and_memory_dumps() {
+        let text = sample!("arm32-oops-3.4-frame-pointer.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("3.4.113"));
+        // provenance, three page-table lines before the oops, the end marker
+        assert_eq!(d.skipped_lines, 5);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.lost_tasks(), 0);
+        let h = d.header(0);
+        assert_eq!((d.comm(0), h.pid, h.on_cpu), ("sh", Some(612), Some(true)));
+        // 2.6/3.x print the callee `%pS` (its entry, `+0x0`): the offset a
+        // frame keeps is the one its callee's line gave as a return address.
+        assert_eq!(
+            fom(&d, 0),
+            [
+                f("foo_write", Some(0), "foo"),
+                f("vfs_write", Some(0xb4), ""),
+                f("sys_write", Some(0x4c), ""),
+                f("ret_fast_syscall", Some(0), ""),
+            ]
+        );
+        assert_eq!(d.frame_address(d.frames_of(0).start + 1), 0xc00d_86a8);
+        let h = d.header(1);
+        assert_eq!(
+            (d.comm(1), h.pid, h.ppid, h.state),
+            ("sync", Some(640), Some(612), Some('D'))
+        );
+        let t1 = fom(&d, 1);
+        assert_eq!(t1.len(), 9);
+        assert_eq!(t1[4], f("foo_sync", Some(0x1c), "foo"));
+        assert_eq!(d.stack_status, [StackStatus::Complete; 2]);
+    }
+
+    #[test]
+    fn arm32_plain_form_of_5x_kernels() {
+        let text = sample!("arm32-sysrq-w-6.1-plain.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.lost_tasks(), 0);
+        assert_eq!(
+            (d.comm(0), d.header(0).pid, d.header(0).ppid),
+            ("kworker/u8:1", Some(62), Some(2))
+        );
+        let t0 = fom(&d, 0);
+        assert_eq!(t0.len(), 20);
+        assert_eq!(t0[8], f("ext4_io_submit", Some(0x34), "ext4"));
+        assert_eq!(t0[19], f("ret_from_fork", Some(0x14), ""));
+        assert_eq!(
+            fom(&d, 1),
+            [
+                f("__schedule", None, ""),
+                f("schedule", Some(0x60), ""),
+                f("jbd2_log_wait_commit", Some(0xd8), "jbd2"),
+                f("jbd2_complete_transaction", Some(0x90), "jbd2"),
+                f("ext4_sync_file", Some(0x2c8), "ext4"),
+                f("do_fsync", Some(0x44), ""),
+                f("ret_fast_syscall", Some(0), ""),
+            ]
+        );
+        assert!(d.frames_of(1).all(|i| !d.frame_has_address(i)));
+    }
+
+    #[test]
+    fn arm32_a_broken_chain_is_a_lost_frame() {
+        let head = "task:a state:D stack:0 pid:5 ppid:1 flags:0x0\n";
+        // The middle line dropped: `g` is the first line's caller, but the
+        // next line runs `h`: what lies between is unknown.
+        let d = run(&format!(
+            "{head} f from g+0x1/0x2\n h from i+0x3/0x4\n i from j+0x5/0x6\n"
+        ));
+        assert_eq!(frames(&d, 0), ["f", "g", "h", "i", "j"]);
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::FRAME_LINE, 3)
+        );
+        // A damaged pair line is a lost frame too.
+        let d = run(&format!("{head} f from g+0x1/0x2\n g frum h+0x1/0x2\n"));
+        assert_eq!(d.header(0).lost, TaskLoss::FRAME_LINE);
+        // A zero caller ends the chain without a frame; `from 0xADDR` prose
+        // outside a stack is no frame.
+        let d = run(&format!(
+            "{head}[<c0107f18>] (ret_from_fork) from [<00000000>] (  (null))\n"
+        ));
+        assert_eq!(frames(&d, 0), ["ret_from_fork"]);
+        let d = run("Booting from 0x8000\n");
+        assert_eq!((d.task_count(), d.skipped_lines), (0, 1));
+        // The pending caller goes to its own task, before the next header.
+        let d = run(&format!(
+            "{head} f from g+0x1/0x2\n{head} h from i+0x1/0x2\n"
+        ));
+        assert_eq!(frames(&d, 0), ["f", "g"]);
+        assert_eq!(frames(&d, 1), ["h", "i"]);
+        // ARM's frame-pointer unwinder giving up: no stack.
+        let d = run(&format!("{head}Backtrace: no frame pointer\n"));
+        assert_eq!(d.stack_status[0], StackStatus::UnwindFailure);
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn x86_2_6_module_prefix_and_pid_header() {
+        let text = sample!("soft-lockup-2.6.18-x86_64-module-prefix.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("2.6.18-194.el5"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 1);
+        let h = d.header(0);
+        assert_eq!(
+            (d.comm(0), h.pid, h.tid, h.on_cpu),
+            ("jbd2/dm-2-8", Some(2283), Some(2283), Some(true))
+        );
+        let t = fom(&d, 0);
+        assert_eq!(t.len(), 13);
+        assert_eq!(t[0], f(".text.lock.spinlock", Some(2), ""));
+        assert_eq!(
+            t[1],
+            f("jbd2_journal_commit_transaction", Some(0x191), "jbd2")
+        );
+        assert_eq!(d.frame_size(d.frames_of(0).start + 1), 0x1068);
+        assert_eq!(t[4], f("kjournald2", Some(0xc1), "jbd2"));
+        assert_eq!(t.iter().filter(|x| x.2 == "jbd2").count(), 3);
+    }
+
+    #[test]
+    fn taint_letters_are_not_the_release() {
+        let text = sample!("hung-task-4.4-ubuntu-tainted-OE.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("4.4.0-140-generic"));
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(
+            (d.comm(0), d.header(0).pid, d.header(0).ppid),
+            ("zpool", Some(4012), Some(3998))
+        );
+        assert_eq!(frames(&d, 0).len(), 10);
+        assert_eq!(reliable(&d, 0).len(), 9);
+        assert_eq!(fom(&d, 0)[4], f("txg_wait_synced", Some(0xdb), "zfs"));
+        assert_eq!(
+            (d.comm(1), d.header(1).pid, d.header(1).cpu),
+            ("swapper/2", Some(0), Some(2))
+        );
+        assert_eq!(frames(&d, 1)[0], "intel_idle");
+        assert_eq!(frames(&d, 1).len(), 6);
+        for (line, release) in [
+            (
+                "Pid: 1234, comm: foo Tainted: G           OE   4.4.0-140-generic #166-Ubuntu",
+                "4.4.0-140-generic",
+            ),
+            (
+                "CPU: 0 PID: 1 Comm: x Tainted: G        W  O      5.4.0 #1",
+                "5.4.0",
+            ),
+            ("CPU: 0    Tainted: G           O  (3.4.113 #1)", "3.4.113"),
+            (
+                "REGS: c00000000ff47da0 TRAP: 0500   Not tainted  (5.15.0)",
+                "5.15.0",
+            ),
+        ] {
+            assert_eq!(release_in(line), Some(release), "{line}");
+        }
+        // The 2.6/3.x `Pid:` line is a task header, like `CPU: N PID: P`.
+        let d = run("Pid: 4, comm: ksoftirqd/0 Not tainted 2.6.32-431.el6.x86_64 #1 Dell Inc. PowerEdge R620/0KCKR5\n\
+                     RIP: 0010:[<ffffffff8152a3be>]  [<ffffffff8152a3be>] _spin_lock+0x1e/0x30\n\
+                     Process ksoftirqd/0 (pid: 4, threadinfo ffff88043c5f2000, task ffff88043c5f1500)\n\
+                     Stack:\n ffff88043c5f3e40 ffffffff81080a5e\n\
+                     Call Trace:\n [<ffffffff81080a5e>] run_timer_softirq+0x4e/0x3a0\n");
+        assert_eq!(d.kernel_release.as_deref(), Some("2.6.32-431.el6.x86_64"));
+        assert_eq!(d.task_count(), 1);
+        assert_eq!((d.comm(0), d.header(0).pid), ("ksoftirqd/0", Some(4)));
+        assert_eq!(frames(&d, 0), ["_spin_lock", "run_timer_softirq"]);
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn powerpc_frames_unreliable_marks_and_interrupts() {
+        let text = sample!("ppc64le-hung-task-5.15-nmi.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("5.15.0-60-generic"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.lost_tasks(), 0);
+        assert_eq!(
+            (d.comm(0), d.header(0).pid, d.header(0).thread_flags),
+            ("kworker/u16:3", Some(1423), Some(0x800))
+        );
+        let t0 = d.frames_of(0);
+        assert_eq!(t0.len(), 22);
+        // `0xc00000001e6b3400 (unreliable)`: a raw address, like a `? ` frame
+        assert!(!d.frame_reliable[t0.start]);
+        assert_eq!(d.frame_function(t0.start), NO_NAME);
+        assert_eq!(d.frame_address(t0.start), 0xc000_0000_1e6b_3400);
+        assert_eq!(reliable(&d, 0)[0], "__switch_to");
+        assert_eq!(d.frame_address(t0.start + 1), 0xc000_0000_0001_fd84);
+        assert_eq!(fom(&d, 0)[10], f("ext4_io_submit", Some(0x74), "ext4"));
+        assert_eq!(d.stack_status[0], StackStatus::Complete);
+        // The IPI's own frames, the interrupted instruction, the idle loop.
+        let f1 = frames(&d, 1);
+        assert_eq!(f1.len(), 19);
+        assert_eq!(f1[0], "? dump_stack_lvl");
+        assert_eq!(f1[11], "plpar_hcall_norets_notrace");
+        assert_eq!(f1[12], "? pseries_lpar_idle");
+        assert_eq!(f1[18], "start_secondary_prolog");
+        assert_eq!(
+            (d.comm(1), d.header(1).pid, d.header(1).cpu),
+            ("swapper/3", Some(0), Some(3))
+        );
+    }
+
+    #[test]
+    fn s390_parenthesised_frames_are_unreliable() {
+        let text = sample!("s390x-hung-task-4.19.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("4.19.0-21-s390x"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        for t in 0..2 {
+            assert_eq!(frames(&d, t)[0], "? __schedule");
+            assert_eq!(d.frame_address(d.frames_of(t).start), 0x9f_3a4a);
+            assert_eq!(reliable(&d, t)[0], "schedule");
+            assert_eq!(d.stack_status[t], StackStatus::Complete);
+        }
+        assert_eq!(frames(&d, 0).len(), 11);
+        assert_eq!(
+            fom(&d, 0)[4],
+            f("dasd_sleep_on_queue", Some(0x1be), "dasd_mod")
+        );
+        assert_eq!(
+            (d.comm(1), d.header(1).pid, d.header(1).state),
+            ("ext4lazyinit", Some(801), Some('D'))
+        );
+        // `Last Breaking-Event-Address:` is followed by an address, not a frame.
+        let d = run("CPU: 1 PID: 7 Comm: a Not tainted 5.4.0 #1\n\
+                     Krnl PSW : 0704d00180000000 00000000009f3a4a (__schedule+0x2ca/0x818)\n\
+                     Last Breaking-Event-Address:\n [<00000000009f3fe2>] schedule+0x4a/0xb0\n\
+                     Call Trace:\n ([<00000000009f3a4a>] __schedule+0x2ca/0x818)\n \
+                     [<00000000009f3fe2>] schedule+0x4a/0xb0 \n");
+        assert_eq!(frames(&d, 0), ["? __schedule", "schedule"]);
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn riscv_and_mips_print_the_old_x86_shape() {
+        for (name, text, comm, first, last, len) in [
+            (
+                "riscv 5.10",
+                sample!("riscv64-hung-task-5.10.txt"),
+                "sync",
+                "__switch_to",
+                "ret_from_syscall",
+                14,
+            ),
+            (
+                "riscv 6.6",
+                sample!("riscv64-dump-stack-6.6.txt"),
+                "bash",
+                "dump_backtrace",
+                "ret_from_exception",
+                16,
+            ),
+            (
+                "mips 4.14",
+                sample!("mips-hung-task-4.14-openwrt.txt"),
+                "kworker/0:1",
+                "__schedule",
+                "ret_from_kernel_thread",
+                13,
+            ),
+        ] {
+            assert!(looks_like(text), "{name}");
+            let d = run(text);
+            assert_eq!((d.skipped_lines, d.task_count()), (1, 1), "{name}");
+            assert_eq!(d.lost_tasks(), 0, "{name}");
+            let fr = reliable(&d, 0);
+            assert_eq!(
+                (d.comm(0), fr.len(), fr[0].as_str(), fr[len - 1].as_str()),
+                (comm, len, first, last),
+                "{name}"
+            );
+        }
+        let d = run(sample!("riscv64-hung-task-5.10.txt"));
+        assert_eq!(fom(&d, 0)[0], f("__switch_to", Some(0x6c), ""));
+        assert_eq!(d.frame_size(d.frames_of(0).start), 0x8e);
+        assert_eq!(d.frame_address(d.frames_of(0).start), 0xffff_ffe0_0000_3d6a);
+        let d = run(sample!("mips-hung-task-4.14-openwrt.txt"));
+        assert_eq!(d.header(0).thread_flags, Some(0x10_0000));
+        assert_eq!(d.frame_address(d.frames_of(0).start), 0x8006_a8c4);
     }
 
     #[test]
