@@ -32,13 +32,29 @@
 //!    `<#DF>`… open a section (its frames get that context), `</…>`, `<EOI>`,
 //!    `<EOE>` and `<TASK>` return to the task; pre-4.9 kernels put the marker
 //!    on the same line as a frame. `<Same stack as pid N>` (a vendor dedup
-//!    patch) truncates the task.
+//!    patch) truncates the task. 2.6.1x x86_64 frames put the module in
+//!    front (`:jbd2:name+0x1/0x2`); riscv and mips print the old x86 shape.
+//!    Only when a line is no such frame (nor any line below), the other
+//!    architectures' shapes are tried ([`super::archtrace`]): ARM32's
+//!    `[<a>] (f) from [<b>] (g+0x1/0x2)` and `f from g+0x1/0x2` pairs (no
+//!    `Call trace:` line: frames follow the header; each line's function is
+//!    a frame, the last line's caller too, and a caller the next line does
+//!    not name again is a lost frame), powerpc's `[sp] [lr] sym` with
+//!    `(unreliable)` (a `? ` frame) and `--- interrupt: N at SYM` (the
+//!    interrupted instruction, a frame), s390's `([<addr>] sym)` (unreliable).
+//!    `Pid: P, comm: C` (2.6/3.x `__show_regs()`) and `Process C (pid: P, …)`
+//!    (ARM `__die()`, 2.6 x86) are headers of the running task like `CPU:`.
 //! 4. **Registers**: `RIP: 0033:` / `EIP: 0073:` (user mode) set
 //!    `user_regs`; a kernel-mode `RIP: 0010:SYM` (or arm64 `pc : SYM`) is
 //!    where the task was interrupted, so it is pushed as a frame, in the
 //!    position it was printed (an exact IP, not a return address). Other
 //!    register, `Code:`, lockdep, hung-task, RCU-stall and NMI lines, and raw
-//!    stack words, are understood and ignored.
+//!    stack words, are understood and ignored; so are ARM's register,
+//!    `Exception stack(…)`/`Stack: (…)` memory-dump and frame-pointer
+//!    `r4:…` lines, powerpc's `NIP`/`GPRnn`/`REGS` lines, s390's `Krnl` lines
+//!    and the word after `Last Breaking-Event-Address:`, mips' `Stack :`.
+//!    A release is the first token after `Tainted:` that is not a group of
+//!    taint letters (`G   W  OE  4.4.0` names `4.4.0`).
 //! 5. Anything else is **skipped and counted** — including console text glued
 //!    in front of a printk prefix (`localhost login: [ 43.9][ C6] sysrq: …`),
 //!    whose foreign part is counted while the rest is parsed.
