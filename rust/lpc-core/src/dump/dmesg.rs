@@ -32,13 +32,29 @@
 //!    `<#DF>`… open a section (its frames get that context), `</…>`, `<EOI>`,
 //!    `<EOE>` and `<TASK>` return to the task; pre-4.9 kernels put the marker
 //!    on the same line as a frame. `<Same stack as pid N>` (a vendor dedup
-//!    patch) truncates the task.
+//!    patch) truncates the task. 2.6.1x x86_64 frames put the module in
+//!    front (`:jbd2:name+0x1/0x2`); riscv and mips print the old x86 shape.
+//!    Only when a line is no such frame (nor any line below), the other
+//!    architectures' shapes are tried ([`super::archtrace`]): ARM32's
+//!    `[<a>] (f) from [<b>] (g+0x1/0x2)` and `f from g+0x1/0x2` pairs (no
+//!    `Call trace:` line: frames follow the header; each line's function is
+//!    a frame, the last line's caller too, and a caller the next line does
+//!    not name again is a lost frame), powerpc's `[sp] [lr] sym` with
+//!    `(unreliable)` (a `? ` frame) and `--- interrupt: N at SYM` (the
+//!    interrupted instruction, a frame), s390's `([<addr>] sym)` (unreliable).
+//!    `Pid: P, comm: C` (2.6/3.x `__show_regs()`) and `Process C (pid: P, …)`
+//!    (ARM `__die()`, 2.6 x86) are headers of the running task like `CPU:`.
 //! 4. **Registers**: `RIP: 0033:` / `EIP: 0073:` (user mode) set
 //!    `user_regs`; a kernel-mode `RIP: 0010:SYM` (or arm64 `pc : SYM`) is
 //!    where the task was interrupted, so it is pushed as a frame, in the
 //!    position it was printed (an exact IP, not a return address). Other
 //!    register, `Code:`, lockdep, hung-task, RCU-stall and NMI lines, and raw
-//!    stack words, are understood and ignored.
+//!    stack words, are understood and ignored; so are ARM's register,
+//!    `Exception stack(…)`/`Stack: (…)` memory-dump and frame-pointer
+//!    `r4:…` lines, powerpc's `NIP`/`GPRnn`/`REGS` lines, s390's `Krnl` lines
+//!    and the word after `Last Breaking-Event-Address:`, mips' `Stack :`.
+//!    A release is the first token after `Tainted:` that is not a group of
+//!    taint letters (`G   W  OE  4.4.0` names `4.4.0`).
 //! 5. Anything else is **skipped and counted** — including console text glued
 //!    in front of a printk prefix (`localhost login: [ 43.9][ C6] sysrq: …`),
 //!    whose foreign part is counted while the rest is parsed.
@@ -46,12 +62,15 @@
 //! `pid` is what the header prints under that name: the kernel's task id,
 //! i.e. the thread id, so `tid == pid` here and `tgid` (6.6+) is the process.
 
+use super::archtrace;
 use super::ksym::{parse_symbol, Symbol};
 use super::lines::{
     parse_dec, parse_hex, parse_id, scan_dec, scan_hex, trim_end_ws, trim_start_ws, Lines,
 };
 use super::procsnap::PF_KTHREAD;
-use super::{Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, NO_ID};
+use super::{
+    Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, TaskLoss, NO_ID,
+};
 use memchr::memchr_iter;
 use std::collections::HashSet;
 
@@ -194,12 +213,16 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'))
 }
 
-/// The release in `Not tainted 6.1.0 #1` / `Tainted: G   W  O  6.1.0 #1`:
-/// the first token that is not a one-letter taint flag.
+/// The release in `Not tainted 6.1.0 #1` / `Tainted: G   W  OE  6.1.0 #1`
+/// / `Not tainted  (3.0.8 #1)` (ARM and i386 2.6/3.x): the first token that
+/// is not a group of taint flags (`print_tainted()` prints one upper-case
+/// letter per flag, blanks for the flags not set, so `OE` is two flags),
+/// without the parentheses older kernels put around it.
 fn release_after(s: &str) -> Option<&str> {
     s.split_whitespace()
-        .find(|t| !(t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase()))
-        .filter(|t| !t.starts_with('#'))
+        .find(|t| !t.bytes().all(|c| c.is_ascii_uppercase()))
+        .map(|t| t.trim_start_matches('(').trim_end_matches(')'))
+        .filter(|t| !t.is_empty() && !t.starts_with('#'))
 }
 
 /// The kernel release a line names, if any.
@@ -351,6 +374,44 @@ fn parse_cpu_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
         ..TaskHeader::default()
     };
     Some((h, trim_end_ws(&comm[..end])))
+}
+
+/// `Pid: P, comm: COMM Not tainted|Tainted: ... RELEASE ...` — the 2.6/3.x
+/// `__show_regs()` line (`arch/x86/kernel/process_64.c`, v2.6.32): the task
+/// whose registers follow, running on its CPU.
+fn parse_pid_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
+    let rest = t.strip_prefix("Pid: ")?;
+    let (pid, n) = scan_dec(rest.as_bytes())?;
+    let comm = rest[n..].strip_prefix(", comm: ")?;
+    let end = [" Not tainted", " Tainted:"]
+        .iter()
+        .filter_map(|m| comm.find(m))
+        .min()
+        .unwrap_or(comm.len());
+    let comm = trim_end_ws(&comm[..end]);
+    let pid = i64::try_from(pid).ok()?;
+    let h = TaskHeader {
+        pid: Some(pid),
+        tid: Some(pid),
+        on_cpu: Some(true),
+        line,
+        ..TaskHeader::default()
+    };
+    (!comm.is_empty()).then_some((h, comm))
+}
+
+/// `Process COMM (pid: P, stack limit = 0x…)` (ARM `__die()`) or
+/// `Process COMM (pid: P, threadinfo …, task …)` (2.6 x86 `show_registers()`):
+/// `(pid, comm)` of the task that died, running on its CPU.
+fn parse_process_line(t: &str) -> Option<(i64, &str)> {
+    let rest = t.strip_prefix("Process ")?;
+    let at = rest.find(" (pid: ")?;
+    let (pid, n) = scan_dec(&rest.as_bytes()[at + " (pid: ".len()..])?;
+    let next = rest.as_bytes().get(at + " (pid: ".len() + n)?;
+    if !matches!(next, b',' | b')') || at == 0 {
+        return None;
+    }
+    Some((i64::try_from(pid).ok()?, &rest[..at]))
 }
 
 /// `INFO: task COMM:PID blocked for more than N seconds.` (and the newer
@@ -579,6 +640,13 @@ struct Machine<'a> {
     repeated: usize,
     /// Every kernel release named so far, in order of first appearance.
     releases: Vec<&'a str>,
+    /// The caller an ARM32 backtrace line named (`f from g+0x1/0x2`): the
+    /// next line names it again as its function; pushed when the stack ends
+    /// (it is then the outermost frame).
+    pending_caller: Option<FrameRef<'a>>,
+    /// The line of an s390 `Last Breaking-Event-Address:`: the frame-shaped
+    /// line right after it is a branch address, not a frame.
+    breaking_event_line: usize,
 }
 
 impl<'a> Machine<'a> {
@@ -591,10 +659,22 @@ impl<'a> Machine<'a> {
             seen_tids: HashSet::new(),
             repeated: 0,
             releases: Vec::new(),
+            pending_caller: None,
+            breaking_event_line: 0,
+        }
+    }
+
+    /// Ends an ARM32 chain: its last caller is the outermost frame.
+    fn flush_caller(&mut self, b: &mut DumpBuilder) {
+        if let Some(f) = self.pending_caller.take() {
+            if b.has_open_task() && !b.stack_closed() {
+                b.push_frame_ref(&f);
+            }
         }
     }
 
     fn begin(&mut self, b: &mut DumpBuilder, (h, comm): (TaskHeader, &str)) {
+        self.flush_caller(b);
         if let Some(tid) = h.tid {
             if !self.seen_tids.insert(tid) {
                 self.repeated += 1;
@@ -608,6 +688,7 @@ impl<'a> Machine<'a> {
 
     /// Opens a task whose header is lost (see [`DumpBuilder::begin_unreadable_task`]).
     fn begin_unreadable(&mut self, b: &mut DumpBuilder, line: usize) {
+        self.flush_caller(b);
         b.begin_unreadable_task(line);
         self.context = FrameContext::Task;
         self.trace_seen = false;
@@ -630,6 +711,9 @@ impl<'a> Machine<'a> {
     /// whose header is lost: it opens an unreadable task, never one of its
     /// neighbours' stacks.
     fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) {
+        if self.pending_caller.is_some() {
+            self.flush_caller(b);
+        }
         if !b.has_open_task() || b.stack_closed() {
             self.begin_unreadable(b, line);
             self.trace_seen = true;
@@ -646,6 +730,9 @@ impl<'a> Machine<'a> {
         let Some((parsed, reliable)) = parse_frame_body(body) else {
             return false;
         };
+        if self.breaking_event_line != 0 && self.breaking_event_line + 1 == n {
+            return true; // s390: the last branch's address, not a frame
+        }
         let f = frame_ref(&parsed, address, reliable, self.context, n);
         self.push(b, &f, n);
         true
@@ -828,6 +915,15 @@ impl<'a> Machine<'a> {
                 return true;
             }
         }
+        if t.starts_with("Pid: ") {
+            if let Some(h) = parse_pid_header(t, n) {
+                if let Some(release) = release_in(t) {
+                    self.note_release(b, release);
+                }
+                self.begin(b, h);
+                return true;
+            }
+        }
         if let Some((comm, pid)) = parse_hung_info(t) {
             self.pending_hung = Some((comm, pid, n));
             return true;
@@ -861,7 +957,7 @@ impl<'a> Machine<'a> {
             b'#' => return is_lockdep_line(t),
             _ => {}
         }
-        self.frame_line(t, n, b) || self.other_line(t, n, raw, b)
+        self.frame_line(t, n, b) || self.other_line(t, n, raw, b) || self.arch_line(t, n, b)
     }
 
     fn line(&mut self, raw: &'a str, n: usize, b: &mut DumpBuilder) {
@@ -879,7 +975,151 @@ impl<'a> Machine<'a> {
         b.skip(n, raw);
     }
 
-    fn finish(self, b: &mut DumpBuilder) {
+    /// An ARM32 backtrace line (see [`archtrace`]): its function is pushed
+    /// (with the offset the line before gave it as a caller), its caller
+    /// kept for the next line. A caller the next line does not name again
+    /// means lines between them are missing: the stack lost frames.
+    fn arm_line(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
+        let Some(line) = archtrace::parse_arm_line(t) else {
+            return false;
+        };
+        if line.plain
+            && matches!(line.caller.map(|c| c.symbol), Some(Symbol::Raw(_)))
+            && !b.has_open_task()
+        {
+            return false; // `word from 0xADDR` outside any stack: prose
+        }
+        let context = self.context;
+        let sym_frame = |s: archtrace::ArmSym<'a>| {
+            let parsed = Parsed {
+                symbol: s.symbol,
+                inlined: false,
+            };
+            frame_ref(&parsed, s.address, true, context, n)
+        };
+        let mut callee = sym_frame(line.callee);
+        if let Some(prev) = self.pending_caller.take() {
+            let same = match (prev.function, callee.function) {
+                (Some(p), Some(c)) => {
+                    p == c && (prev.module == callee.module || prev.module.is_none())
+                }
+                _ => prev.address.is_some() && prev.address == callee.address,
+            };
+            if same {
+                // One frame, printed twice: where it returns to is what the
+                // line before said (the callee is `%ps`, or its entry).
+                callee.address = prev.address.or(callee.address);
+                callee.offset = prev.offset;
+                callee.size = prev.size;
+                callee.module = callee.module.or(prev.module);
+            } else {
+                self.push(b, &prev, prev.line);
+                b.lose(TaskLoss::FRAME_LINE, n);
+            }
+        }
+        self.push(b, &callee, n);
+        self.pending_caller = line.caller.map(sym_frame);
+        true
+    }
+
+    /// Lines of other architectures (see [`archtrace`]), tried after every
+    /// other reading failed.
+    fn arch_line(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
+        match t.as_bytes()[0] {
+            b'[' => {
+                if let Some((ip, symbol, reliable)) = archtrace::parse_ppc_frame(t) {
+                    let parsed = Parsed {
+                        symbol,
+                        inlined: false,
+                    };
+                    let f = frame_ref(&parsed, Some(ip), reliable, self.context, n);
+                    self.push(b, &f, n);
+                    return true;
+                }
+                return self.arm_line(t, n, b);
+            }
+            b'(' => return self.s390_unreliable(t, n, b),
+            b'-' => {
+                return match archtrace::parse_ppc_interrupt(t) {
+                    Some(Some(symbol)) => {
+                        let parsed = Parsed {
+                            symbol,
+                            inlined: false,
+                        };
+                        let f = frame_ref(&parsed, None, true, self.context, n);
+                        self.push(b, &f, n);
+                        true
+                    }
+                    Some(None) => true,
+                    None => false,
+                };
+            }
+            _ => {}
+        }
+        if let Some(why) = t.strip_prefix("Backtrace: ") {
+            // ARM's frame-pointer unwinder says why it prints no frames
+            // (or, for an underflow, frames it does not vouch for).
+            let why = trim_end_ws(why);
+            let failed = why == "no frame pointer" || why.starts_with("invalid frame pointer");
+            if !failed && why != "frame pointer underflow" {
+                return false;
+            }
+            self.call_trace(n, b);
+            b.force_status(StackStatus::UnwindFailure);
+            return true;
+        }
+        if let Some((pid, comm)) = parse_process_line(t) {
+            let same = b
+                .header_mut()
+                .is_some_and(|h| h.pid == Some(pid) && h.on_cpu == Some(true));
+            if !same {
+                let h = TaskHeader {
+                    pid: Some(pid),
+                    tid: Some(pid),
+                    on_cpu: Some(true),
+                    line: n,
+                    ..TaskHeader::default()
+                };
+                self.begin(b, (h, comm));
+            }
+            return true;
+        }
+        if t.starts_with("Last Breaking-Event-Address:") {
+            if trim_end_ws(t).len() == "Last Breaking-Event-Address:".len() {
+                self.breaking_event_line = n;
+            }
+            return true;
+        }
+        archtrace::is_arch_noise(t) || self.arm_line(t, n, b)
+    }
+
+    /// s390's unreliable frame: `([<addr>] sym+0xoff/0xsize)`.
+    fn s390_unreliable(&mut self, t: &'a str, n: usize, b: &mut DumpBuilder) -> bool {
+        let Some(inner) = trim_end_ws(t)
+            .strip_prefix('(')
+            .and_then(|s| s.strip_suffix(')'))
+        else {
+            return false;
+        };
+        let Some((address, body)) = bracket_address(inner) else {
+            return false;
+        };
+        let Some((parsed, _)) = parse_frame_body(body) else {
+            return false;
+        };
+        let f = frame_ref(
+            &parsed,
+            (address != 0).then_some(address),
+            false,
+            self.context,
+            n,
+        );
+        self.push(b, &f, n);
+        true
+    }
+
+    fn finish(mut self, b: &mut DumpBuilder) {
+        self.flush_caller(b);
         for w in whole_dump_warnings(self.same_stack_refs, self.repeated) {
             b.warn(&w);
         }
@@ -917,6 +1157,24 @@ fn is_report_marker(t: &str) -> bool {
         || parse_hung_info(t).is_some()
         || t.starts_with("NMI backtrace for cpu ")
         || t.starts_with("sysrq: Show")
+        || t.starts_with("SysRq : Show")
+        || arm_marker(t)
+}
+
+/// An ARM32 backtrace line naming its caller with an offset (ARM prints no
+/// `Call trace:` line before its frames).
+fn arm_marker(t: &str) -> bool {
+    archtrace::parse_arm_line(t).is_some_and(|l| {
+        l.caller.is_some_and(|c| {
+            matches!(
+                c.symbol,
+                Symbol::Named {
+                    offset: Some(_),
+                    ..
+                }
+            )
+        })
+    })
 }
 
 /// Whether the text holds a kernel stack report: a call-trace line, a task
@@ -937,6 +1195,7 @@ pub fn parse(text: &str, b: &mut DumpBuilder) {
     for (n, line) in Lines::new(text) {
         m.line(line, n, b);
     }
+    m.flush_caller(b);
     b.end_task();
     m.finish(b);
 }
@@ -1006,6 +1265,7 @@ fn parse_chunk(text: &str, b: &mut DumpBuilder) -> ChunkEnd {
         m.line(line, n, b);
         lines = n;
     }
+    m.flush_caller(b);
     b.end_task();
     ChunkEnd {
         lines,
@@ -1103,6 +1363,16 @@ mod tests {
             sample!("sysrq-t-5.7-orc-all-unreliable.txt"),
             sample!("sysrq-t-5.9-header-change-journald.txt"),
             sample!("sysrq-t-6.x-i915-modules.txt"),
+            sample!("arm32-hung-task-4.19-unwind-verbose.txt"),
+            sample!("arm32-oops-3.4-frame-pointer.txt"),
+            sample!("arm32-sysrq-w-6.1-plain.txt"),
+            sample!("soft-lockup-2.6.18-x86_64-module-prefix.txt"),
+            sample!("hung-task-4.4-ubuntu-tainted-OE.txt"),
+            sample!("ppc64le-hung-task-5.15-nmi.txt"),
+            sample!("s390x-hung-task-4.19.txt"),
+            sample!("riscv64-hung-task-5.10.txt"),
+            sample!("riscv64-dump-stack-6.6.txt"),
+            sample!("mips-hung-task-4.14-openwrt.txt"),
         ]
         .concat()
     }
@@ -1837,6 +2107,369 @@ mod tests {
             (Some(0), "swapper/3", Some(true))
         );
         assert_eq!(frames(&d, 0), ["intel_idle"]);
+    }
+
+    // ---- other architectures and older kernels (archtrace.rs)
+
+    /// `(function, offset, module)` of each frame of task `t`; offset
+    /// `None` when not printed.
+    fn fom(d: &Dump, t: usize) -> Vec<(String, Option<u64>, String)> {
+        d.frames_of(t)
+            .map(|i| {
+                let off = d.frame_offset(i);
+                (
+                    d.name(d.frame_function(i)).unwrap_or("-").to_owned(),
+                    (off != u64::MAX).then_some(off),
+                    d.name(d.frame_module(i)).unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn f(name: &str, off: Option<u64>, module: &str) -> (String, Option<u64>, String) {
+        (name.to_owned(), off, module.to_owned())
+    }
+
+    #[test]
+    fn arm32_verbose_pairs_read_each_frame_once() {
+        let text = sample!("arm32-hung-task-4.19-unwind-verbose.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("4.19.118-v7+"));
+        assert_eq!(d.skipped_lines, 1); // provenance
+        assert_eq!(d.task_count(), 3);
+        assert_eq!(d.lost_tasks(), 0);
+        let h = d.header(0);
+        assert_eq!(
+            (d.comm(0), h.pid, h.ppid, h.state),
+            ("kworker/u8:2", Some(87), Some(2), Some('D'))
+        );
+        // 22 lines: 22 functions, and the last line's caller.
+        let t0 = fom(&d, 0);
+        assert_eq!(t0.len(), 23);
+        assert_eq!(t0[0], f("__schedule", None, ""));
+        assert_eq!(t0[1], f("schedule", Some(0x64), ""));
+        assert_eq!(t0[22], f("ret_from_fork", Some(0x14), ""));
+        assert_eq!(d.frame_address(d.frames_of(0).start + 1), 0xc088_3858);
+        assert!(d.frames_of(0).all(|i| d.frame_reliable[i]));
+        assert_eq!(d.stack_status[0], StackStatus::Complete);
+        // Module text: `(name [mod])` callee, `(name+off/size [mod])` caller.
+        let t1 = fom(&d, 1);
+        assert_eq!(d.comm(1), "jbd2/mmcblk0p2-");
+        assert_eq!(t1.len(), 11);
+        assert_eq!(
+            t1[7..9],
+            [
+                f("jbd2_journal_commit_transaction", Some(0x10d0), "jbd2"),
+                f("kjournald2", Some(0xd4), "jbd2")
+            ]
+        );
+        // The SysRq-l CPU: a `CPU:` header, frames down to the syscall entry.
+        let h = d.header(2);
+        assert_eq!(
+            (d.comm(2), h.pid, h.cpu, h.on_cpu),
+            ("bash", Some(934), Some(0), Some(true))
+        );
+        let t2 = fom(&d, 2);
+        assert_eq!(t2.len(), 15);
+        assert_eq!(t2[0], f("unwind_backtrace", None, ""));
+        assert_eq!(t2[14], f("ret_fast_syscall", Some(0), ""));
+    }
+
+    #[test]
+    fn arm32_frame_pointer_oops_with_registers_and_memory_dumps() {
+        let text = sample!("arm32-oops-3.4-frame-pointer.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("3.4.113"));
+        // provenance, three page-table lines before the oops, the end marker
+        assert_eq!(d.skipped_lines, 5);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.lost_tasks(), 0);
+        let h = d.header(0);
+        assert_eq!((d.comm(0), h.pid, h.on_cpu), ("sh", Some(612), Some(true)));
+        // 2.6/3.x print the callee `%pS` (its entry, `+0x0`): the offset a
+        // frame keeps is the one its callee's line gave as a return address.
+        assert_eq!(
+            fom(&d, 0),
+            [
+                f("foo_write", Some(0), "foo"),
+                f("vfs_write", Some(0xb4), ""),
+                f("sys_write", Some(0x4c), ""),
+                f("ret_fast_syscall", Some(0), ""),
+            ]
+        );
+        assert_eq!(d.frame_address(d.frames_of(0).start + 1), 0xc00d_86a8);
+        let h = d.header(1);
+        assert_eq!(
+            (d.comm(1), h.pid, h.ppid, h.state),
+            ("sync", Some(640), Some(612), Some('D'))
+        );
+        let t1 = fom(&d, 1);
+        assert_eq!(t1.len(), 9);
+        assert_eq!(t1[4], f("foo_sync", Some(0x1c), "foo"));
+        assert_eq!(d.stack_status, [StackStatus::Complete; 2]);
+    }
+
+    #[test]
+    fn arm32_plain_form_of_5x_kernels() {
+        let text = sample!("arm32-sysrq-w-6.1-plain.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.lost_tasks(), 0);
+        assert_eq!(
+            (d.comm(0), d.header(0).pid, d.header(0).ppid),
+            ("kworker/u8:1", Some(62), Some(2))
+        );
+        let t0 = fom(&d, 0);
+        assert_eq!(t0.len(), 20);
+        assert_eq!(t0[8], f("ext4_io_submit", Some(0x34), "ext4"));
+        assert_eq!(t0[19], f("ret_from_fork", Some(0x14), ""));
+        assert_eq!(
+            fom(&d, 1),
+            [
+                f("__schedule", None, ""),
+                f("schedule", Some(0x60), ""),
+                f("jbd2_log_wait_commit", Some(0xd8), "jbd2"),
+                f("jbd2_complete_transaction", Some(0x90), "jbd2"),
+                f("ext4_sync_file", Some(0x2c8), "ext4"),
+                f("do_fsync", Some(0x44), ""),
+                f("ret_fast_syscall", Some(0), ""),
+            ]
+        );
+        assert!(d.frames_of(1).all(|i| !d.frame_has_address(i)));
+    }
+
+    #[test]
+    fn arm32_a_broken_chain_is_a_lost_frame() {
+        let head = "task:a state:D stack:0 pid:5 ppid:1 flags:0x0\n";
+        // The middle line dropped: `g` is the first line's caller, but the
+        // next line runs `h`: what lies between is unknown.
+        let d = run(&format!(
+            "{head} f from g+0x1/0x2\n h from i+0x3/0x4\n i from j+0x5/0x6\n"
+        ));
+        assert_eq!(frames(&d, 0), ["f", "g", "h", "i", "j"]);
+        assert_eq!(
+            (d.header(0).lost, d.header(0).lost_line),
+            (TaskLoss::FRAME_LINE, 3)
+        );
+        // A damaged pair line is a lost frame too.
+        let d = run(&format!("{head} f from g+0x1/0x2\n g frum h+0x1/0x2\n"));
+        assert_eq!(d.header(0).lost, TaskLoss::FRAME_LINE);
+        // A zero caller ends the chain without a frame; `from 0xADDR` prose
+        // outside a stack is no frame.
+        let d = run(&format!(
+            "{head}[<c0107f18>] (ret_from_fork) from [<00000000>] (  (null))\n"
+        ));
+        assert_eq!(frames(&d, 0), ["ret_from_fork"]);
+        let d = run("Booting from 0x8000\n");
+        assert_eq!((d.task_count(), d.skipped_lines), (0, 1));
+        // The pending caller goes to its own task, before the next header.
+        let d = run(&format!(
+            "{head} f from g+0x1/0x2\n{head} h from i+0x1/0x2\n"
+        ));
+        assert_eq!(frames(&d, 0), ["f", "g"]);
+        assert_eq!(frames(&d, 1), ["h", "i"]);
+        // ARM's frame-pointer unwinder giving up: no stack.
+        let d = run(&format!("{head}Backtrace: no frame pointer\n"));
+        assert_eq!(d.stack_status[0], StackStatus::UnwindFailure);
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn x86_2_6_module_prefix_and_pid_header() {
+        let text = sample!("soft-lockup-2.6.18-x86_64-module-prefix.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("2.6.18-194.el5"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 1);
+        let h = d.header(0);
+        assert_eq!(
+            (d.comm(0), h.pid, h.tid, h.on_cpu),
+            ("jbd2/dm-2-8", Some(2283), Some(2283), Some(true))
+        );
+        let t = fom(&d, 0);
+        assert_eq!(t.len(), 13);
+        assert_eq!(t[0], f(".text.lock.spinlock", Some(2), ""));
+        assert_eq!(
+            t[1],
+            f("jbd2_journal_commit_transaction", Some(0x191), "jbd2")
+        );
+        assert_eq!(d.frame_size(d.frames_of(0).start + 1), 0x1068);
+        assert_eq!(t[4], f("kjournald2", Some(0xc1), "jbd2"));
+        assert_eq!(t.iter().filter(|x| x.2 == "jbd2").count(), 3);
+    }
+
+    #[test]
+    fn taint_letters_are_not_the_release() {
+        let text = sample!("hung-task-4.4-ubuntu-tainted-OE.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("4.4.0-140-generic"));
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(
+            (d.comm(0), d.header(0).pid, d.header(0).ppid),
+            ("zpool", Some(4012), Some(3998))
+        );
+        assert_eq!(frames(&d, 0).len(), 10);
+        assert_eq!(reliable(&d, 0).len(), 9);
+        assert_eq!(fom(&d, 0)[4], f("txg_wait_synced", Some(0xdb), "zfs"));
+        assert_eq!(
+            (d.comm(1), d.header(1).pid, d.header(1).cpu),
+            ("swapper/2", Some(0), Some(2))
+        );
+        assert_eq!(frames(&d, 1)[0], "intel_idle");
+        assert_eq!(frames(&d, 1).len(), 6);
+        for (line, release) in [
+            (
+                "Pid: 1234, comm: foo Tainted: G           OE   4.4.0-140-generic #166-Ubuntu",
+                "4.4.0-140-generic",
+            ),
+            (
+                "CPU: 0 PID: 1 Comm: x Tainted: G        W  O      5.4.0 #1",
+                "5.4.0",
+            ),
+            ("CPU: 0    Tainted: G           O  (3.4.113 #1)", "3.4.113"),
+            (
+                "REGS: c00000000ff47da0 TRAP: 0500   Not tainted  (5.15.0)",
+                "5.15.0",
+            ),
+        ] {
+            assert_eq!(release_in(line), Some(release), "{line}");
+        }
+        // The 2.6/3.x `Pid:` line is a task header, like `CPU: N PID: P`.
+        let d = run("Pid: 4, comm: ksoftirqd/0 Not tainted 2.6.32-431.el6.x86_64 #1 Dell Inc. PowerEdge R620/0KCKR5\n\
+                     RIP: 0010:[<ffffffff8152a3be>]  [<ffffffff8152a3be>] _spin_lock+0x1e/0x30\n\
+                     Process ksoftirqd/0 (pid: 4, threadinfo ffff88043c5f2000, task ffff88043c5f1500)\n\
+                     Stack:\n ffff88043c5f3e40 ffffffff81080a5e\n\
+                     Call Trace:\n [<ffffffff81080a5e>] run_timer_softirq+0x4e/0x3a0\n");
+        assert_eq!(d.kernel_release.as_deref(), Some("2.6.32-431.el6.x86_64"));
+        assert_eq!(d.task_count(), 1);
+        assert_eq!((d.comm(0), d.header(0).pid), ("ksoftirqd/0", Some(4)));
+        assert_eq!(frames(&d, 0), ["_spin_lock", "run_timer_softirq"]);
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn powerpc_frames_unreliable_marks_and_interrupts() {
+        let text = sample!("ppc64le-hung-task-5.15-nmi.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("5.15.0-60-generic"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.lost_tasks(), 0);
+        assert_eq!(
+            (d.comm(0), d.header(0).pid, d.header(0).thread_flags),
+            ("kworker/u16:3", Some(1423), Some(0x800))
+        );
+        let t0 = d.frames_of(0);
+        assert_eq!(t0.len(), 22);
+        // `0xc00000001e6b3400 (unreliable)`: a raw address, like a `? ` frame
+        assert!(!d.frame_reliable[t0.start]);
+        assert_eq!(d.frame_function(t0.start), NO_NAME);
+        assert_eq!(d.frame_address(t0.start), 0xc000_0000_1e6b_3400);
+        assert_eq!(reliable(&d, 0)[0], "__switch_to");
+        assert_eq!(d.frame_address(t0.start + 1), 0xc000_0000_0001_fd84);
+        assert_eq!(fom(&d, 0)[10], f("ext4_io_submit", Some(0x74), "ext4"));
+        assert_eq!(d.stack_status[0], StackStatus::Complete);
+        // The IPI's own frames, the interrupted instruction, the idle loop.
+        let f1 = frames(&d, 1);
+        assert_eq!(f1.len(), 19);
+        assert_eq!(f1[0], "? dump_stack_lvl");
+        assert_eq!(f1[11], "plpar_hcall_norets_notrace");
+        assert_eq!(f1[12], "? pseries_lpar_idle");
+        assert_eq!(f1[18], "start_secondary_prolog");
+        assert_eq!(
+            (d.comm(1), d.header(1).pid, d.header(1).cpu),
+            ("swapper/3", Some(0), Some(3))
+        );
+    }
+
+    #[test]
+    fn s390_parenthesised_frames_are_unreliable() {
+        let text = sample!("s390x-hung-task-4.19.txt");
+        assert!(looks_like(text));
+        let d = run(text);
+        assert_eq!(d.kernel_release.as_deref(), Some("4.19.0-21-s390x"));
+        assert_eq!(d.skipped_lines, 1);
+        assert_eq!(d.task_count(), 2);
+        for t in 0..2 {
+            assert_eq!(frames(&d, t)[0], "? __schedule");
+            assert_eq!(d.frame_address(d.frames_of(t).start), 0x9f_3a4a);
+            assert_eq!(reliable(&d, t)[0], "schedule");
+            assert_eq!(d.stack_status[t], StackStatus::Complete);
+        }
+        assert_eq!(frames(&d, 0).len(), 11);
+        assert_eq!(
+            fom(&d, 0)[4],
+            f("dasd_sleep_on_queue", Some(0x1be), "dasd_mod")
+        );
+        assert_eq!(
+            (d.comm(1), d.header(1).pid, d.header(1).state),
+            ("ext4lazyinit", Some(801), Some('D'))
+        );
+        // `Last Breaking-Event-Address:` is followed by an address, not a frame.
+        let d = run("CPU: 1 PID: 7 Comm: a Not tainted 5.4.0 #1\n\
+                     Krnl PSW : 0704d00180000000 00000000009f3a4a (__schedule+0x2ca/0x818)\n\
+                     Last Breaking-Event-Address:\n [<00000000009f3fe2>] schedule+0x4a/0xb0\n\
+                     Call Trace:\n ([<00000000009f3a4a>] __schedule+0x2ca/0x818)\n \
+                     [<00000000009f3fe2>] schedule+0x4a/0xb0 \n");
+        assert_eq!(frames(&d, 0), ["? __schedule", "schedule"]);
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn riscv_and_mips_print_the_old_x86_shape() {
+        for (name, text, comm, first, last, len) in [
+            (
+                "riscv 5.10",
+                sample!("riscv64-hung-task-5.10.txt"),
+                "sync",
+                "__switch_to",
+                "ret_from_syscall",
+                14,
+            ),
+            (
+                "riscv 6.6",
+                sample!("riscv64-dump-stack-6.6.txt"),
+                "bash",
+                "dump_backtrace",
+                "ret_from_exception",
+                16,
+            ),
+            (
+                "mips 4.14",
+                sample!("mips-hung-task-4.14-openwrt.txt"),
+                "kworker/0:1",
+                "__schedule",
+                "ret_from_kernel_thread",
+                13,
+            ),
+        ] {
+            assert!(looks_like(text), "{name}");
+            let d = run(text);
+            assert_eq!((d.skipped_lines, d.task_count()), (1, 1), "{name}");
+            assert_eq!(d.lost_tasks(), 0, "{name}");
+            let fr = reliable(&d, 0);
+            assert_eq!(
+                (d.comm(0), fr.len(), fr[0].as_str(), fr[len - 1].as_str()),
+                (comm, len, first, last),
+                "{name}"
+            );
+        }
+        let d = run(sample!("riscv64-hung-task-5.10.txt"));
+        assert_eq!(fom(&d, 0)[0], f("__switch_to", Some(0x6c), ""));
+        assert_eq!(d.frame_size(d.frames_of(0).start), 0x8e);
+        assert_eq!(d.frame_address(d.frames_of(0).start), 0xffff_ffe0_0000_3d6a);
+        let d = run(sample!("mips-hung-task-4.14-openwrt.txt"));
+        assert_eq!(d.header(0).thread_flags, Some(0x10_0000));
+        assert_eq!(d.frame_address(d.frames_of(0).start), 0x8006_a8c4);
     }
 
     #[test]

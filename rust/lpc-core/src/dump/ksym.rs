@@ -4,6 +4,9 @@
 //! ` [module]` (or ` [module buildid]` with `CONFIG_STACKTRACE_BUILD_ID`) for
 //! module text, or just `0x<address>` when no symbol covers the address. A
 //! short-lived kallsyms patch printed `name-0xoff/0xsize`; it is read too.
+//! x86_64 kernels of the 2.6.1x era (`arch/x86_64/kernel/traps.c:
+//! printk_address()`, e.g. v2.6.18) put the module in front of the name
+//! instead: `:jbd2:jbd2_journal_commit_transaction+0x191/0x1068`.
 
 use super::lines::scan_hex;
 
@@ -122,6 +125,11 @@ pub fn parse_symbol(s: &str) -> Option<(Symbol<'_>, &str)> {
     if i < b.len() && !matches!(b[i], b' ' | b'\t') {
         return None; // e.g. `foo+0x1/0x2junk`, `foo]`
     }
+    // `:module:name` (2.6.1x x86_64): the module in front of the name.
+    let (name, module) = match name.strip_prefix(':').and_then(|r| r.split_once(':')) {
+        Some((m, f)) if module.is_none() && !m.is_empty() && !f.is_empty() => (f, Some(m)),
+        _ => (name, module),
+    };
     Some((
         Symbol::Named {
             name,
@@ -181,6 +189,19 @@ mod tests {
             ("foo", Some(0x10), Some(0x20), None, "")
         );
         assert_eq!(named("a-b+0x1/0x2"), ("a-b", Some(1), Some(2), None, ""));
+        assert_eq!(
+            named(":jbd2:jbd2_journal_commit_transaction+0x191/0x1068"),
+            (
+                "jbd2_journal_commit_transaction",
+                Some(0x191),
+                Some(0x1068),
+                Some("jbd2"),
+                ""
+            )
+        );
+        // Not a `:module:` prefix: the name stays whole.
+        assert_eq!(named("::f+0x1/0x2").0, "::f");
+        assert_eq!(named(":f+0x1/0x2").0, ":f");
         assert_eq!(
             named("context_switch kernel/sched/core.c:5178 [inline]").0,
             "context_switch"

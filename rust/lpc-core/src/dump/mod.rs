@@ -13,6 +13,7 @@
 
 pub use input::read_input;
 
+mod archtrace;
 pub mod dmesg;
 mod input;
 pub mod ksym;

@@ -326,6 +326,25 @@ const KERNEL_SAMPLES: &[(&str, Format)] = &[
         Format::Dmesg,
     ),
     (sample!("sysrq-t-6.x-i915-modules.txt"), Format::Dmesg),
+    (
+        sample!("arm32-hung-task-4.19-unwind-verbose.txt"),
+        Format::Dmesg,
+    ),
+    (sample!("arm32-oops-3.4-frame-pointer.txt"), Format::Dmesg),
+    (sample!("arm32-sysrq-w-6.1-plain.txt"), Format::Dmesg),
+    (
+        sample!("hung-task-4.4-ubuntu-tainted-OE.txt"),
+        Format::Dmesg,
+    ),
+    (sample!("mips-hung-task-4.14-openwrt.txt"), Format::Dmesg),
+    (sample!("ppc64le-hung-task-5.15-nmi.txt"), Format::Dmesg),
+    (sample!("riscv64-dump-stack-6.6.txt"), Format::Dmesg),
+    (sample!("riscv64-hung-task-5.10.txt"), Format::Dmesg),
+    (sample!("s390x-hung-task-4.19.txt"), Format::Dmesg),
+    (
+        sample!("soft-lockup-2.6.18-x86_64-module-prefix.txt"),
+        Format::Dmesg,
+    ),
 ];
 
 #[test]

@@ -220,6 +220,46 @@ pub(crate) mod testing {
     /// Every sample in tests/data, by file name.
     pub(crate) const SAMPLES: &[(&str, &str)] = &[
         (
+            "arm32-hung-task-4.19-unwind-verbose.txt",
+            include_str!("../../../../tests/data/arm32-hung-task-4.19-unwind-verbose.txt"),
+        ),
+        (
+            "arm32-oops-3.4-frame-pointer.txt",
+            include_str!("../../../../tests/data/arm32-oops-3.4-frame-pointer.txt"),
+        ),
+        (
+            "arm32-sysrq-w-6.1-plain.txt",
+            include_str!("../../../../tests/data/arm32-sysrq-w-6.1-plain.txt"),
+        ),
+        (
+            "hung-task-4.4-ubuntu-tainted-OE.txt",
+            include_str!("../../../../tests/data/hung-task-4.4-ubuntu-tainted-OE.txt"),
+        ),
+        (
+            "mips-hung-task-4.14-openwrt.txt",
+            include_str!("../../../../tests/data/mips-hung-task-4.14-openwrt.txt"),
+        ),
+        (
+            "ppc64le-hung-task-5.15-nmi.txt",
+            include_str!("../../../../tests/data/ppc64le-hung-task-5.15-nmi.txt"),
+        ),
+        (
+            "riscv64-dump-stack-6.6.txt",
+            include_str!("../../../../tests/data/riscv64-dump-stack-6.6.txt"),
+        ),
+        (
+            "riscv64-hung-task-5.10.txt",
+            include_str!("../../../../tests/data/riscv64-hung-task-5.10.txt"),
+        ),
+        (
+            "s390x-hung-task-4.19.txt",
+            include_str!("../../../../tests/data/s390x-hung-task-4.19.txt"),
+        ),
+        (
+            "soft-lockup-2.6.18-x86_64-module-prefix.txt",
+            include_str!("../../../../tests/data/soft-lockup-2.6.18-x86_64-module-prefix.txt"),
+        ),
+        (
             "bpftrace-kstack-6.18.txt",
             include_str!("../../../../tests/data/bpftrace-kstack-6.18.txt"),
         ),
