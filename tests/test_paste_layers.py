@@ -1,6 +1,6 @@
 """Any sample wrapped in any combination of paste layers — mail quoting of any
-depth, quoted-printable with soft line breaks — parses to the same tasks and
-frames as the bare sample (issue 11; the layer is rust/lpc-core/src/dump/paste.rs)."""
+depth, quoted-printable with soft line breaks, indentation — parses to the
+same tasks and frames as the bare sample (issue 11; the layer is rust/lpc-core/src/dump/paste.rs)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ STYLES = ["> ", ">> ", "> > ", "> > > ", ">>> "]
 
 
 def quote(data: bytes, styles: list[str]) -> bytes:
-    """Each line behind one of ``styles`` (a mail client quotes an empty line as ``>``)."""
+    """Each line behind ``styles`` in turn (a mail client quotes an empty line as ``>``)."""
     out = []
     for i, line in enumerate(data.splitlines(keepends=True)):
         style = styles[i % len(styles)].encode()
@@ -66,14 +66,33 @@ def same_dump(bare: Dump, wrapped: Dump, lines: bool) -> None:
 
 @pytest.mark.parametrize("name", SAMPLES)
 @settings(max_examples=8)
-@given(styles=st.lists(st.sampled_from(STYLES), min_size=1, max_size=3))
-def test_quoted_samples_read_as_the_bare_ones(name: str, styles: list[str]) -> None:
+@given(style=st.sampled_from(STYLES), twice=st.booleans())
+def test_quoted_samples_read_as_the_bare_ones(name: str, style: str, twice: bool) -> None:
+    """A dump quoted as a block (one depth, in any spelling), or quoted again
+    in a reply to the reply."""
     data = (DATA / name).read_bytes()
     bare = parse_dump(data)
-    wrapped = parse_dump(quote(data, styles))
+    quoted = quote(data, [style])
+    wrapped = parse_dump(quote(quoted, ["> "]) if twice else quoted)
     # Quoting keeps every line where it was: line numbers agree too.
     same_dump(bare, wrapped, lines=True)
     assert wrapped.skipped_lines == bare.skipped_lines
+
+
+def indent(data: bytes, by: bytes) -> bytes:
+    """Every non-blank line indented (a Markdown code block, an indented ticket)."""
+    return b"".join(by + line if line.strip() else line
+                    for line in data.splitlines(keepends=True))
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("by", [b"    ", b"\t", b"  "])
+def test_indented_samples_read_as_the_bare_ones(name: str, by: bytes) -> None:
+    data = (DATA / name).read_bytes()
+    bare = parse_dump(data)
+    same_dump(bare, parse_dump(indent(data, by)), lines=True)
+    # Indented inside the quoting, as a reply quotes an indented block.
+    same_dump(bare, parse_dump(quote(indent(data, by), ["> "])), lines=True)
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -81,7 +100,7 @@ def test_quoted_samples_read_as_the_bare_ones(name: str, styles: list[str]) -> N
 def test_quoted_printable_samples_read_as_the_bare_ones(name: str, layers: str) -> None:
     data = (DATA / name).read_bytes()
     bare = parse_dump(data)
-    text = quote(data, STYLES) if layers == "quote+qp" else data
+    text = quote(data, ["> "]) if layers == "quote+qp" else data
     wrapped = parse_dump(quoted_printable(text))
     # Soft breaks join lines: the tasks and frames are the same, their line
     # numbers are the encoded file's.

@@ -11,11 +11,16 @@
 //!    in `=` by itself. The MIME part's own header lines (`Content-Type:`…)
 //!    go with the layer.
 //! 2. **Mail quoting**: `>` markers at the start of lines, in any depth and
-//!    spacing (`> `, `>> `, `> > > `). No format's line starts with `>`
-//!    (crash's prompt is `crash> `), so every leading run of them is quoting.
+//!    spacing (`> `, `>> `, `> > > `), when they start more than half of the
+//!    lines: drgn's `>>> ` prompt starts a few lines of its own sessions
+//!    (crash's prompt is `crash> `).
 //!
-//! Indentation, log prefixes (timestamps, syslog, journald) and shell prompts
-//! are the formats' own business (they strip what their lines may carry).
+//! 3. **Indentation** common to every non-blank line (a Markdown code block,
+//!    a ticket that indents what it quotes): taken off as a block, so that a
+//!    format's own indentation (perf's tab, crash's ` #0`) stays as printed.
+//!
+//! Log prefixes (timestamps, syslog, journald) and shell prompts are the
+//! formats' own business (they strip what their lines may carry).
 //!
 //! The unwrapped text is a new string; [`Unwrapped::lines`] maps each of its
 //! lines back to the line of the input it starts on, so that every line
@@ -41,24 +46,6 @@ pub struct Unwrapped {
 /// Whether a line starts with mail quoting (after blanks).
 fn quoted(line: &str) -> bool {
     line.trim_start_matches([' ', '\t']).starts_with('>')
-}
-
-/// The line without its leading quote markers (`>`, with blanks between and
-/// one blank after).
-fn unquote(line: &str) -> &str {
-    let mut rest = line.trim_start_matches([' ', '\t']);
-    if !rest.starts_with('>') {
-        return line;
-    }
-    while let Some(after) = rest.strip_prefix('>') {
-        rest = after.trim_start_matches(' ');
-        if !rest.starts_with('>') {
-            // `>  text`: one blank belongs to the marker, the rest to the text.
-            let indent = after.len() - after.trim_start_matches(' ').len();
-            return &after[indent.min(1)..];
-        }
-    }
-    rest
 }
 
 /// A MIME part header a pasted mail part starts with (`Content-Type:`,
@@ -118,53 +105,90 @@ fn decode_qp(line: &str, out: &mut Vec<u8>) {
 /// Whether the head of a text (its first [`SNIFF`] bytes) shows a paste
 /// layer: `(quoting, quoted-printable)`.
 fn layers(head: &str) -> (bool, bool) {
-    (
-        Lines::new(head).any(|(_, l)| quoted(l)),
-        is_quoted_printable(head),
-    )
+    (is_quoted_text(head), is_quoted_printable(head))
+}
+
+/// Whether the text is mail-quoted: at least half of its non-blank lines
+/// start with `>`. A few such lines among many are content, not quoting
+/// (drgn's and Python's `>>> ` prompts).
+fn is_quoted_text(head: &str) -> bool {
+    let (mut quoted_lines, mut lines) = (0usize, 0usize);
+    for (_, line) in Lines::new(head) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines += 1;
+        quoted_lines += usize::from(quoted(line));
+    }
+    quoted_lines * 2 > lines
+}
+
+/// The indentation every non-blank line of `text` starts with, or "" when
+/// one line starts flush.
+fn common_indent(text: &str) -> &str {
+    let mut common: Option<&str> = None;
+    for (_, line) in Lines::new(text) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let lead = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+        let next = match common {
+            None => lead,
+            Some(c) => {
+                let same = c
+                    .bytes()
+                    .zip(lead.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                &c[..same]
+            }
+        };
+        if next.is_empty() {
+            return "";
+        }
+        common = Some(next);
+    }
+    common.unwrap_or("")
+}
+
+/// `text` with `indent` taken off every line that starts with it (blank
+/// lines may hold less), one line for one.
+fn dedent(text: &str, indent: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (_, line) in Lines::new(text) {
+        out.push_str(line.strip_prefix(indent).unwrap_or(line.trim_start()));
+        out.push('\n');
+    }
+    out
 }
 
 /// Whether a text whose head is `head` has a paste layer to take off.
 #[must_use]
 pub fn is_paste(head: &str) -> bool {
-    layers(head) != (false, false)
+    layers(head) != (false, false) || !common_indent(head).is_empty()
 }
 
-/// The text without its paste layers, or `None` when its head shows none
-/// (then parse it as it is).
-#[must_use]
-pub fn unwrap(text: &str) -> Option<Unwrapped> {
-    let (quoting, qp) = layers(head(text, SNIFF));
-    if !quoting && !qp {
-        return None;
-    }
+/// Decodes quoted-printable: soft breaks join lines, `=XX` escapes become
+/// bytes, the MIME part's header lines go. The decoded text and, per line,
+/// the input line it starts on.
+fn decode_quoted_printable(text: &str) -> (String, Vec<u32>) {
     let mut out: Vec<u8> = Vec::with_capacity(text.len());
     let mut lines = Vec::new();
     let mut continued = false;
     for (n, line) in Lines::new(text) {
-        // A soft break's next line continues the encoded line: not quoted again.
-        if qp && !continued && is_mime_header(line) {
+        if !continued && is_mime_header(line) {
             continue; // the part's own header, no line of the dump
         }
-        let line = if quoting && !continued {
-            unquote(line)
-        } else {
-            line
-        };
         if !continued {
             lines.push(u32::try_from(n).unwrap_or(u32::MAX));
         }
-        match line.strip_suffix('=').filter(|_| qp) {
+        match line.strip_suffix('=') {
             Some(soft) => {
                 decode_qp(soft, &mut out);
                 continued = true;
             }
             None => {
-                if qp {
-                    decode_qp(line, &mut out);
-                } else {
-                    out.extend_from_slice(line.as_bytes());
-                }
+                decode_qp(line, &mut out);
                 out.push(b'\n');
                 continued = false;
             }
@@ -179,7 +203,91 @@ pub fn unwrap(text: &str) -> Option<Unwrapped> {
         Ok(t) => t,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
-    Some(Unwrapped { text, lines })
+    (text, lines)
+}
+
+/// How many quote markers a line starts with (`>`, each maybe followed by
+/// one blank), after its indentation.
+fn depth(line: &str) -> usize {
+    let mut rest = line.trim_start_matches([' ', '\t']);
+    let mut n = 0;
+    while let Some(after) = rest.strip_prefix('>') {
+        n += 1;
+        rest = after.strip_prefix(' ').unwrap_or(after);
+    }
+    n
+}
+
+/// The line without its first `n` quote markers (see [`depth`]).
+fn strip_markers(line: &str, n: usize) -> &str {
+    let mut rest = line.trim_start_matches([' ', '\t']);
+    for _ in 0..n {
+        match rest.strip_prefix('>') {
+            Some(after) => rest = after.strip_prefix(' ').unwrap_or(after),
+            None => return line,
+        }
+    }
+    rest
+}
+
+/// Takes off the quoting the text's quoted lines share: the smallest depth
+/// among lines that hold more than markers, so that content starting with
+/// `>` (a `>>> ` prompt quoted once) keeps its own. Lines are kept one for one.
+fn unquote_block(text: &str) -> String {
+    let shared = Lines::new(text)
+        .filter(|(_, l)| quoted(l) && !l.trim_start_matches(['>', ' ', '\t']).is_empty())
+        .map(|(_, l)| depth(l))
+        .min()
+        .unwrap_or(0);
+    let mut out = String::with_capacity(text.len());
+    for (_, line) in Lines::new(text) {
+        out.push_str(if quoted(line) {
+            strip_markers(line, shared.min(depth(line)))
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    out
+}
+
+/// The text without its paste layers, or `None` when its head shows none
+/// (then parse it as it is). Layers come off outermost first: the transport
+/// encoding, then the quoting (as often as the text is still quoted), then
+/// the indentation.
+#[must_use]
+pub fn unwrap(text: &str) -> Option<Unwrapped> {
+    let (quoting, qp) = layers(head(text, SNIFF));
+    if !quoting && !qp && common_indent(head(text, SNIFF)).is_empty() {
+        return None;
+    }
+    let (mut current, lines) = if qp {
+        decode_quoted_printable(text)
+    } else {
+        let lines = (1..=Lines::new(text).count())
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .collect();
+        (text.to_owned(), lines)
+    };
+    // Each pass takes off one shared depth; a reply of a reply nests more.
+    for _ in 0..8 {
+        if !is_quoted_text(head(&current, SNIFF)) {
+            break;
+        }
+        let next = unquote_block(&current);
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    let indent = common_indent(&current).to_owned();
+    if !indent.is_empty() {
+        current = dedent(&current, &indent);
+    }
+    Some(Unwrapped {
+        text: current,
+        lines,
+    })
 }
 
 impl Unwrapped {
@@ -221,14 +329,35 @@ mod tests {
 
     #[test]
     fn quoting_of_any_depth_and_spacing() {
-        assert_eq!(unquote("> text"), "text");
-        assert_eq!(unquote(">> text"), "text");
-        assert_eq!(unquote("> > > text"), "text");
-        assert_eq!(unquote(">  [<0>] f+0x1/0x2"), " [<0>] f+0x1/0x2");
-        assert_eq!(unquote(">"), "");
-        let u = unwrap("> a\n>> b\nc\n").expect("quoted");
-        assert_eq!(u.text, "a\nb\nc\n");
-        assert_eq!(u.lines, [1, 2, 3]);
+        assert_eq!(strip_markers("> text", 1), "text");
+        assert_eq!(strip_markers(">> text", 2), "text");
+        assert_eq!(strip_markers("> > > text", 3), "text");
+        assert_eq!(strip_markers(">  [<0>] f+0x1/0x2", 1), " [<0>] f+0x1/0x2");
+        assert_eq!(depth("> >>> prog.stack_trace(1)"), 4);
+        let u = unwrap("> a\n> b\n>\n> c\n").expect("quoted");
+        assert_eq!(u.text, "a\nb\n\nc\n");
+        assert_eq!(u.lines, [1, 2, 3, 4]);
+        // Nested: every line at depth 2.
+        assert_eq!(unwrap(">> a\n> > b\n").expect("quoted").text, "a\nb\n");
+        // A quoted Python prompt keeps its own `>>> `.
+        let u = unwrap("> >>> prog.stack_trace(1)\n> #0  f (a.c:1:1)\n").expect("quoted");
+        assert_eq!(u.text, ">>> prog.stack_trace(1)\n#0  f (a.c:1:1)\n");
+    }
+
+    #[test]
+    fn common_indentation_goes_as_a_block() {
+        let u = unwrap("    crash> bt\n    PID: 1  TASK: ff\n     #0 [ff] f at ff\n\n")
+            .expect("indented");
+        assert_eq!(u.text, "crash> bt\nPID: 1  TASK: ff\n #0 [ff] f at ff\n\n");
+        assert_eq!(u.lines, [1, 2, 3, 4]);
+        assert!(unwrap("\tperf 1 [000] 1.0: 1 cpu-clock:\n\tffff f+0x1 ([k])\nflush\n").is_none());
+    }
+
+    #[test]
+    fn a_python_prompt_is_no_quoting() {
+        let drgn = ">>> prog.stack_trace(115)\n#0  context_switch (kernel/sched/core.c:5381:2)\n\
+                    #1  __schedule (kernel/sched/core.c:6695:8)\n#2  schedule (kernel/sched/core.c:6771:3)\n";
+        assert!(unwrap(drgn).is_none());
     }
 
     #[test]
@@ -248,6 +377,5 @@ mod tests {
             "[  1.0] task:cat state:S pid:7 ppid:1 flags:0x00004002\n x=y \n"
         );
         assert_eq!(u.lines, [2, 4]);
-        assert_eq!(unquote(" not quoted"), " not quoted");
     }
 }
