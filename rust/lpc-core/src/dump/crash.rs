@@ -536,6 +536,32 @@ fn is_sys_banner(trimmed: &str) -> bool {
 mod tests {
 
     #[test]
+    fn bt_l_source_lines_and_author_notes_are_no_frames() {
+        let text = "Here is what crash showed for the stuck task:\n\
+            crash> bt -l 1234\n\
+            PID: 1234   TASK: ffff888104a3c000  CPU: 2   COMMAND: \"kworker/2:1\"\n \
+            #0 [ffffc90000c27d08] __schedule at ffffffff81b2a3f1\n    \
+            /usr/src/debug/kernel-6.1.0/linux-6.1.0/kernel/sched/core.c: 5357\n \
+            #1 [ffffc90000c27d90] schedule at ffffffff81b2a8a3\n    \
+            /usr/src/debug/kernel-6.1.0/linux-6.1.0/kernel/sched/core.c: 6558\n \
+            #2 [ffffc90000c27da8] worker_thread at ffffffff810c2b5e\n    \
+            /usr/src/debug/kernel-6.1.0/linux-6.1.0/kernel/workqueue.c: 2456\n\
+            and a second one, same state:\n\
+            crash> bt -sx 1240\n\
+            PID: 1240   TASK: ffff888104a3d000  CPU: 3   COMMAND: \"kworker/3:1\"\n \
+            #0 [ffffc90000c37d08] __schedule+0x2a1 at ffffffff81b2a3f1\n \
+            #1 [ffffc90000c37d90] schedule+0x63 at ffffffff81b2a8a3\n";
+        let d = crate::dump::parse(text, Some(crate::dump::Format::Crash)).expect("parses");
+        assert_eq!(d.task_count(), 2);
+        assert_eq!(d.frames_of(0).len(), 3);
+        assert_eq!(d.frames_of(1).len(), 2);
+        assert_eq!(d.frame_offset(d.frames_of(1).start), 0x2a1);
+        assert_eq!(d.lost_tasks(), 0);
+        // The two notes are counted, nothing else.
+        assert_eq!(d.skipped_lines, 2);
+    }
+
+    #[test]
     fn the_command_of_a_session_says_what_its_tasks_are() {
         let task = |pid: u32| {
             format!(
