@@ -142,3 +142,29 @@ def test_a_paste_that_mixes_formats_keeps_every_part(first: str, second: str) ->
     assert list(mixed.tasks) == list(da.tasks) + moved
     assert any("mixes formats" in w and da.source_format in w and db.source_format in w
                for w in mixed.warnings)
+
+
+#: Kernel-log samples (their lines may carry a timestamp already).
+KERNEL_LOGS = [n for n in SAMPLES
+               if parse_dump((DATA / n).read_bytes()).source_format == "dmesg"]
+LOG_PREFIXES = [
+    b"Nov 26 10:00:00 buildhost kernel: ",                # syslog
+    b"2026-11-26T10:00:00.123456+00:00 buildhost kernel: ",  # rsyslog ISO
+    b"kernel: ",                                          # journalctl -k -o cat
+    b"<6>",                                               # /dev/kmsg level
+]
+
+
+@pytest.mark.parametrize("name", KERNEL_LOGS)
+@pytest.mark.parametrize("prefix", LOG_PREFIXES)
+def test_kernel_logs_through_syslog_or_journald_read_as_the_bare_ones(
+        name: str, prefix: bytes) -> None:
+    """The kernel log's own prefix layer (dmesg.rs strip_prefix), under the
+    paste layers too: every line behind a syslog / journald / level prefix."""
+    data = (DATA / name).read_bytes()
+    head, body = data.split(b"\n", 1)  # the provenance line stays as it is
+    wrapped = head + b"\n" + b"".join(
+        prefix + line if line.strip() else line for line in body.splitlines(keepends=True))
+    bare = parse_dump(data)
+    same_dump(bare, parse_dump(wrapped), lines=True)
+    same_dump(bare, parse_dump(quote(wrapped, ["> "])), lines=True)

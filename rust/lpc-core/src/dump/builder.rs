@@ -387,9 +387,15 @@ impl DumpBuilder {
     /// After a stack's closing marker, such a line is a frame of a task whose
     /// header is lost, which is then kept as an unreadable task.
     pub fn skip(&mut self, line: usize, text: &str) {
+        self.skip_message(line, text, text);
+    }
+
+    /// [`DumpBuilder::skip`] of a line whose `message` (the line without its
+    /// log prefixes) decides whether it looks like a frame; `text` is kept.
+    pub fn skip_message(&mut self, line: usize, text: &str, message: &str) {
         if self.open {
-            let in_strict_stack = self.strict && !self.closed && !text.trim().is_empty();
-            if in_strict_stack || looks_like_frame(text) {
+            let in_strict_stack = self.strict && !self.closed && !message.trim().is_empty();
+            if in_strict_stack || looks_like_frame(message) {
                 if self.closed {
                     self.begin_unreadable_task(line);
                 }

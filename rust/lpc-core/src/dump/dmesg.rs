@@ -972,7 +972,9 @@ impl<'a> Machine<'a> {
                 return;
             }
         }
-        b.skip(n, raw);
+        // Whether the line was a frame is the message's to say, not its
+        // prefix's (an ISO timestamp's `+00:00` reads like an offset).
+        b.skip_message(n, raw, t);
     }
 
     /// An ARM32 backtrace line (see [`archtrace`]): its function is pushed
