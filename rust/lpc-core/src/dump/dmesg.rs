@@ -72,7 +72,10 @@ use super::{
     Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, TaskLoss, NO_ID,
 };
 use memchr::memchr_iter;
+use memchr::memmem;
+use rustc_hash::FxHashSet;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 // ---------------------------------------------------------------------------
 // Prefixes
@@ -225,8 +228,17 @@ fn release_after(s: &str) -> Option<&str> {
         .filter(|t| !t.is_empty() && !t.starts_with('#'))
 }
 
+/// `ainted`: in both `Not tainted ` and `Tainted: `. Most lines hold neither,
+/// and one prebuilt searcher rejects them without building two per line.
+static AINTED: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("ainted"));
+
 /// The kernel release a line names, if any.
 fn release_in(t: &str) -> Option<&str> {
+    if AINTED.find(t.as_bytes()).is_none() {
+        return t
+            .strip_prefix("Linux version ")
+            .and_then(|r| r.split_whitespace().next());
+    }
     if let Some(i) = t.find("Not tainted ") {
         return release_after(&t[i + "Not tainted ".len()..]);
     }
@@ -452,6 +464,17 @@ const NOISE_PREFIXES: &[&str] = &[
     "pstate: ",
 ];
 
+/// Whether `t` starts with one of [`NOISE_PREFIXES`]: the first byte is
+/// compared before the rest, so most lines call no `memcmp` at all.
+fn is_noise(t: &str) -> bool {
+    let Some(&first) = t.as_bytes().first() else {
+        return false;
+    };
+    NOISE_PREFIXES
+        .iter()
+        .any(|p| p.as_bytes()[0] == first && t.starts_with(p))
+}
+
 /// x86 register names printed by `__show_regs()` (`RIP:` is handled apart).
 fn is_register_line(t: &str) -> bool {
     let Some(colon) = t.as_bytes().iter().take(9).position(|&c| c == b':') else {
@@ -636,7 +659,7 @@ struct Machine<'a> {
     /// `INFO: task COMM:PID blocked…` not yet followed by its header.
     pending_hung: Option<(&'a str, i64, usize)>,
     same_stack_refs: usize,
-    seen_tids: HashSet<i64>,
+    seen_tids: FxHashSet<i64>,
     repeated: usize,
     /// Every kernel release named so far, in order of first appearance.
     releases: Vec<&'a str>,
@@ -656,7 +679,7 @@ impl<'a> Machine<'a> {
             trace_seen: false,
             pending_hung: None,
             same_stack_refs: 0,
-            seen_tids: HashSet::new(),
+            seen_tids: HashSet::default(),
             repeated: 0,
             releases: Vec::new(),
             pending_caller: None,
@@ -935,7 +958,7 @@ impl<'a> Machine<'a> {
         if self.idle_line(t, n, b) {
             return true;
         }
-        if NOISE_PREFIXES.iter().any(|p| t.starts_with(p))
+        if is_noise(t)
             || is_register_line(t)
             || is_lockdep_line(t)
             || is_stack_words(t)
