@@ -86,6 +86,19 @@ fn level_len(b: &[u8]) -> Option<usize> {
     (b.get(1 + n) == Some(&b'>')).then_some(n + 2)
 }
 
+/// The length of the decimal number `b` starts with, as [`scan_dec`] reads it
+/// (`None`: no digit, or past `u64`), without computing its value when it
+/// cannot overflow (up to 19 digits: every timestamp).
+#[inline]
+fn dec_len(b: &[u8]) -> Option<usize> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    match n {
+        0 => None,
+        1..=19 => Some(n),
+        _ => scan_dec(b).map(|(_, n)| n),
+    }
+}
+
 /// `[  123.456]` (timestamp) or `[ T123]` / `[ C1]` (caller id).
 fn bracket_prefix_len(b: &[u8]) -> Option<usize> {
     let mut i = 1;
@@ -93,16 +106,13 @@ fn bracket_prefix_len(b: &[u8]) -> Option<usize> {
         i += 1;
     }
     if i < b.len() && (b[i] == b'T' || b[i] == b'C') {
-        let (_, n) = scan_dec(&b[i + 1..])?;
-        i += 1 + n;
+        i += 1 + dec_len(&b[i + 1..])?;
     } else {
-        let (_, n) = scan_dec(&b[i..])?;
-        i += n;
+        i += dec_len(&b[i..])?;
         if b.get(i) != Some(&b'.') {
             return None;
         }
-        let (_, n) = scan_dec(&b[i + 1..])?;
-        i += 1 + n;
+        i += 1 + dec_len(&b[i + 1..])?;
     }
     (b.get(i) == Some(&b']')).then_some(i + 1)
 }
@@ -1596,6 +1606,24 @@ mod tests {
             .into_iter()
             .filter(|f| !f.starts_with("? "))
             .collect()
+    }
+
+    #[test]
+    fn dec_len_reads_as_scan_dec() {
+        for s in [
+            "",
+            "x",
+            "0",
+            "5.1",
+            "123456789012345678",
+            "1234567890123456789",
+            "18446744073709551615]",
+            "18446744073709551616]",
+            "99999999999999999999999",
+        ] {
+            let b = s.as_bytes();
+            assert_eq!(dec_len(b), scan_dec(b).map(|(_, n)| n), "{s:?}");
+        }
     }
 
     #[test]
