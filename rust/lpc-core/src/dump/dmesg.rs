@@ -69,11 +69,12 @@ use super::lines::{
 };
 use super::procsnap::PF_KTHREAD;
 use super::{
-    Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, TaskLoss, NO_ID,
+    Dump, DumpBuilder, Format, FrameContext, FrameRef, FrameSite, StackStatus, TaskHeader,
+    TaskLoss, NO_ID,
 };
 use memchr::memchr_iter;
 use memchr::memmem;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -670,6 +671,9 @@ struct Machine<'a> {
     pending_hung: Option<(&'a str, i64, usize)>,
     same_stack_refs: usize,
     seen_tids: FxHashSet<i64>,
+    /// Frame texts (without a `[<address>]`) read so far: their token,
+    /// whether reliable (no `? `) and whether inlined.
+    frame_tokens: FxHashMap<&'a str, (u32, bool, bool)>,
     repeated: usize,
     /// Every kernel release named so far, in order of first appearance.
     releases: Vec<&'a str>,
@@ -690,6 +694,7 @@ impl<'a> Machine<'a> {
             pending_hung: None,
             same_stack_refs: 0,
             seen_tids: HashSet::default(),
+            frame_tokens: FxHashMap::default(),
             repeated: 0,
             releases: Vec::new(),
             pending_caller: None,
@@ -743,7 +748,24 @@ impl<'a> Machine<'a> {
     /// (none yet, or the open one's `</TASK>` was read) belongs to a task
     /// whose header is lost: it opens an unreadable task, never one of its
     /// neighbours' stacks.
-    fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) {
+    /// Returns the frame's token.
+    fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) -> u32 {
+        self.open_for_frame(b, line);
+        let token = b.intern_token(f);
+        b.push_token(
+            token,
+            FrameSite {
+                reliable: f.reliable,
+                context: f.context,
+                inlined: f.inlined,
+                line: f.line,
+            },
+        );
+        token
+    }
+
+    /// What [`Machine::push`] does before the frame goes in.
+    fn open_for_frame(&mut self, b: &mut DumpBuilder, line: usize) {
         if self.pending_caller.is_some() {
             self.flush_caller(b);
         }
@@ -751,7 +773,6 @@ impl<'a> Machine<'a> {
             self.begin_unreadable(b, line);
             self.trace_seen = true;
         }
-        b.push_frame_ref(f);
     }
 
     /// A frame line; `false` when `t` is not one.
@@ -760,14 +781,38 @@ impl<'a> Machine<'a> {
             Some((addr, rest)) => ((addr != 0).then_some(addr), rest),
             None => (None, t),
         };
+        let s390_branch = self.breaking_event_line != 0 && self.breaking_event_line + 1 == n;
+        if address.is_none() {
+            // A frame text read before: its token, without reading it again
+            // (`parse_frame_body` and the token depend on the text alone).
+            if let Some(&(token, reliable, inlined)) = self.frame_tokens.get(body) {
+                if s390_branch {
+                    return true;
+                }
+                self.open_for_frame(b, n);
+                let context = self.context;
+                let site = FrameSite {
+                    reliable,
+                    context,
+                    inlined,
+                    line: n,
+                };
+                b.push_token(token, site);
+                return true;
+            }
+        }
         let Some((parsed, reliable)) = parse_frame_body(body) else {
             return false;
         };
-        if self.breaking_event_line != 0 && self.breaking_event_line + 1 == n {
+        if s390_branch {
             return true; // s390: the last branch's address, not a frame
         }
         let f = frame_ref(&parsed, address, reliable, self.context, n);
-        self.push(b, &f, n);
+        let token = self.push(b, &f, n);
+        if address.is_none() {
+            self.frame_tokens
+                .insert(body, (token, reliable, parsed.inlined));
+        }
         true
     }
 
