@@ -2,9 +2,11 @@
 its baselines.
 
 The snapshot directory (stacks.txt built by repeating the real 6.18 snapshot
-to ≥ 100 MB — 427,735 tasks, 1.9M frames — plus that machine's kallsyms) and
-a 100 MB kernel log (every SysRq-t / hung-task / RCU-stall sample repeated)
-are made at bench time in a temporary directory. Each round runs the real
+to ≥ 100 MB — 427,735 tasks, 1.9M frames — plus that machine's kallsyms), a
+100 MB kernel log (every SysRq-t / hung-task / RCU-stall sample repeated) and
+a 100 MB Debian 6.1 SysRq-t log (every oracle capture under tests/data/oracle,
+``[ seconds]`` timestamps, pids renumbered per copy so that no two tasks share
+one: grouping gains less) are made at bench time in a temporary directory. Each round runs the real
 command in a fresh interpreter, as an engineer would (``python -m lpc check
 --dump DIR --patch worker_thread``: startup, imports, read, parse, symbols,
 scan, every task judged, the report printed), and compares it with, in the
@@ -16,7 +18,9 @@ same run:
   same stacks (no symbols, no verdicts), in-process.
 
 Run with ``pytest benches/test_bench_check.py``; figures land in
-``extra_info``. No timing is asserted.
+``extra_info``, and ``-s`` prints each case's ratio on one line
+(``pytest benches/test_bench_check.py -k distinct --benchmark-only -s``).
+No timing is asserted.
 """
 
 from __future__ import annotations
