@@ -249,8 +249,10 @@ def user_tail(dump: Dump) -> npt.NDArray[np.bool_]:
     n = len(codes)
     if not n:
         return np.zeros(0, dtype=bool)
-    offsets = np.asarray(dump.frame_offsets, dtype=np.int64)
     user = codes == _USER_CODE
+    if not user.any():  # kernel logs and /proc stacks: no user frames, nothing to place
+        return np.zeros(n, dtype=bool)
+    offsets = np.asarray(dump.frame_offsets, dtype=np.int64)
     rows = np.arange(n, dtype=np.int64)
     owner = np.searchsorted(offsets, rows, side="right") - 1
     end = offsets[owner + 1]

@@ -69,10 +69,14 @@ use super::lines::{
 };
 use super::procsnap::PF_KTHREAD;
 use super::{
-    Dump, DumpBuilder, Format, FrameContext, FrameRef, StackStatus, TaskHeader, TaskLoss, NO_ID,
+    Dump, DumpBuilder, Format, FrameContext, FrameRef, FrameSite, StackStatus, TaskHeader,
+    TaskLoss, NO_ID,
 };
 use memchr::memchr_iter;
+use memchr::memmem;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 // ---------------------------------------------------------------------------
 // Prefixes
@@ -83,6 +87,19 @@ fn level_len(b: &[u8]) -> Option<usize> {
     (b.get(1 + n) == Some(&b'>')).then_some(n + 2)
 }
 
+/// The length of the decimal number `b` starts with, as [`scan_dec`] reads it
+/// (`None`: no digit, or past `u64`), without computing its value when it
+/// cannot overflow (up to 19 digits: every timestamp).
+#[inline]
+fn dec_len(b: &[u8]) -> Option<usize> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    match n {
+        0 => None,
+        1..=19 => Some(n),
+        _ => scan_dec(b).map(|(_, n)| n),
+    }
+}
+
 /// `[  123.456]` (timestamp) or `[ T123]` / `[ C1]` (caller id).
 fn bracket_prefix_len(b: &[u8]) -> Option<usize> {
     let mut i = 1;
@@ -90,16 +107,13 @@ fn bracket_prefix_len(b: &[u8]) -> Option<usize> {
         i += 1;
     }
     if i < b.len() && (b[i] == b'T' || b[i] == b'C') {
-        let (_, n) = scan_dec(&b[i + 1..])?;
-        i += 1 + n;
+        i += 1 + dec_len(&b[i + 1..])?;
     } else {
-        let (_, n) = scan_dec(&b[i..])?;
-        i += n;
+        i += dec_len(&b[i..])?;
         if b.get(i) != Some(&b'.') {
             return None;
         }
-        let (_, n) = scan_dec(&b[i + 1..])?;
-        i += 1 + n;
+        i += 1 + dec_len(&b[i + 1..])?;
     }
     (b.get(i) == Some(&b']')).then_some(i + 1)
 }
@@ -225,8 +239,17 @@ fn release_after(s: &str) -> Option<&str> {
         .filter(|t| !t.is_empty() && !t.starts_with('#'))
 }
 
+/// `ainted`: in both `Not tainted ` and `Tainted: `. Most lines hold neither,
+/// and one prebuilt searcher rejects them without building two per line.
+static AINTED: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("ainted"));
+
 /// The kernel release a line names, if any.
 fn release_in(t: &str) -> Option<&str> {
+    if AINTED.find(t.as_bytes()).is_none() {
+        return t
+            .strip_prefix("Linux version ")
+            .and_then(|r| r.split_whitespace().next());
+    }
     if let Some(i) = t.find("Not tainted ") {
         return release_after(&t[i + "Not tainted ".len()..]);
     }
@@ -452,6 +475,17 @@ const NOISE_PREFIXES: &[&str] = &[
     "pstate: ",
 ];
 
+/// Whether `t` starts with one of [`NOISE_PREFIXES`]: the first byte is
+/// compared before the rest, so most lines call no `memcmp` at all.
+fn is_noise(t: &str) -> bool {
+    let Some(&first) = t.as_bytes().first() else {
+        return false;
+    };
+    NOISE_PREFIXES
+        .iter()
+        .any(|p| p.as_bytes()[0] == first && t.starts_with(p))
+}
+
 /// x86 register names printed by `__show_regs()` (`RIP:` is handled apart).
 fn is_register_line(t: &str) -> bool {
     let Some(colon) = t.as_bytes().iter().take(9).position(|&c| c == b':') else {
@@ -636,7 +670,10 @@ struct Machine<'a> {
     /// `INFO: task COMM:PID blocked…` not yet followed by its header.
     pending_hung: Option<(&'a str, i64, usize)>,
     same_stack_refs: usize,
-    seen_tids: HashSet<i64>,
+    seen_tids: FxHashSet<i64>,
+    /// Frame texts (without a `[<address>]`) read so far: their token,
+    /// whether reliable (no `? `) and whether inlined.
+    frame_tokens: FxHashMap<&'a str, (u32, bool, bool)>,
     repeated: usize,
     /// Every kernel release named so far, in order of first appearance.
     releases: Vec<&'a str>,
@@ -656,7 +693,8 @@ impl<'a> Machine<'a> {
             trace_seen: false,
             pending_hung: None,
             same_stack_refs: 0,
-            seen_tids: HashSet::new(),
+            seen_tids: HashSet::default(),
+            frame_tokens: FxHashMap::default(),
             repeated: 0,
             releases: Vec::new(),
             pending_caller: None,
@@ -710,7 +748,24 @@ impl<'a> Machine<'a> {
     /// (none yet, or the open one's `</TASK>` was read) belongs to a task
     /// whose header is lost: it opens an unreadable task, never one of its
     /// neighbours' stacks.
-    fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) {
+    /// Returns the frame's token.
+    fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) -> u32 {
+        self.open_for_frame(b, line);
+        let token = b.intern_token(f);
+        b.push_token(
+            token,
+            FrameSite {
+                reliable: f.reliable,
+                context: f.context,
+                inlined: f.inlined,
+                line: f.line,
+            },
+        );
+        token
+    }
+
+    /// What [`Machine::push`] does before the frame goes in.
+    fn open_for_frame(&mut self, b: &mut DumpBuilder, line: usize) {
         if self.pending_caller.is_some() {
             self.flush_caller(b);
         }
@@ -718,7 +773,6 @@ impl<'a> Machine<'a> {
             self.begin_unreadable(b, line);
             self.trace_seen = true;
         }
-        b.push_frame_ref(f);
     }
 
     /// A frame line; `false` when `t` is not one.
@@ -727,14 +781,38 @@ impl<'a> Machine<'a> {
             Some((addr, rest)) => ((addr != 0).then_some(addr), rest),
             None => (None, t),
         };
+        let s390_branch = self.breaking_event_line != 0 && self.breaking_event_line + 1 == n;
+        if address.is_none() {
+            // A frame text read before: its token, without reading it again
+            // (`parse_frame_body` and the token depend on the text alone).
+            if let Some(&(token, reliable, inlined)) = self.frame_tokens.get(body) {
+                if s390_branch {
+                    return true;
+                }
+                self.open_for_frame(b, n);
+                let context = self.context;
+                let site = FrameSite {
+                    reliable,
+                    context,
+                    inlined,
+                    line: n,
+                };
+                b.push_token(token, site);
+                return true;
+            }
+        }
         let Some((parsed, reliable)) = parse_frame_body(body) else {
             return false;
         };
-        if self.breaking_event_line != 0 && self.breaking_event_line + 1 == n {
+        if s390_branch {
             return true; // s390: the last branch's address, not a frame
         }
         let f = frame_ref(&parsed, address, reliable, self.context, n);
-        self.push(b, &f, n);
+        let token = self.push(b, &f, n);
+        if address.is_none() {
+            self.frame_tokens
+                .insert(body, (token, reliable, parsed.inlined));
+        }
         true
     }
 
@@ -935,7 +1013,7 @@ impl<'a> Machine<'a> {
         if self.idle_line(t, n, b) {
             return true;
         }
-        if NOISE_PREFIXES.iter().any(|p| t.starts_with(p))
+        if is_noise(t)
             || is_register_line(t)
             || is_lockdep_line(t)
             || is_stack_words(t)
@@ -1575,6 +1653,24 @@ mod tests {
             .into_iter()
             .filter(|f| !f.starts_with("? "))
             .collect()
+    }
+
+    #[test]
+    fn dec_len_reads_as_scan_dec() {
+        for s in [
+            "",
+            "x",
+            "0",
+            "5.1",
+            "123456789012345678",
+            "1234567890123456789",
+            "18446744073709551615]",
+            "18446744073709551616]",
+            "99999999999999999999999",
+        ] {
+            let b = s.as_bytes();
+            assert_eq!(dec_len(b), scan_dec(b).map(|(_, n)| n), "{s:?}");
+        }
     }
 
     #[test]

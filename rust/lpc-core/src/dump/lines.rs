@@ -81,10 +81,15 @@ pub fn looks_like_frame(line: &str) -> bool {
     t.starts_with(b"[<")
         || t.starts_with(b"? ")
         || numbered
-        || memchr::memmem::find(t, b"+0x").is_some()
-        || memchr::memmem::find(t, b"/0x").is_some()
+        || offset_or_size(t)
         || trim_end_ws(line).ends_with(" [inline]")
         || decimal_offset(t)
+}
+
+/// Whether `t` holds `+0x` or `/0x` (found at each `x`: no searcher built per line).
+fn offset_or_size(t: &[u8]) -> bool {
+    memchr::memchr_iter(b'x', t)
+        .any(|i| i >= 2 && t[i - 1] == b'0' && matches!(t[i - 2], b'+' | b'/'))
 }
 
 /// `sym+123` as the first word (bpftrace's `kstack` frames).
