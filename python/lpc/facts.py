@@ -249,7 +249,7 @@ def user_tail(dump: Dump) -> npt.NDArray[np.bool_]:
     n = len(codes)
     if not n:
         return np.zeros(0, dtype=bool)
-    user = codes == _USER_CODE
+    user: npt.NDArray[np.bool_] = codes == _USER_CODE
     if not user.any():  # kernel logs and /proc stacks: no user frames, nothing to place
         return np.zeros(n, dtype=bool)
     offsets = np.asarray(dump.frame_offsets, dtype=np.int64)
@@ -258,10 +258,11 @@ def user_tail(dump: Dump) -> npt.NDArray[np.bool_]:
     end = offsets[owner + 1]
     # The first non-user frame at or after each row.
     next_kernel = np.minimum.accumulate(np.where(user, n, rows)[::-1])[::-1]
-    tail = user & (next_kernel >= end)
+    tail: npt.NDArray[np.bool_] = user & (next_kernel >= end)
     # ... and a kernel frame before the tail in the same task.
     last_kernel = np.maximum.accumulate(np.where(user, -1, rows))
-    return tail & (last_kernel >= offsets[owner])
+    ends_a_kernel_stack: npt.NDArray[np.bool_] = tail & (last_kernel >= offsets[owner])
+    return ends_a_kernel_stack
 
 
 def token_losses(
