@@ -98,6 +98,23 @@ fn arm_end(address: Option<u64>, symbol: Symbol<'_>) -> Option<ArmSym<'_>> {
 
 /// An ARM32 backtrace line, in either form (see the module docs).
 pub(super) fn parse_arm_line(t: &str) -> Option<ArmLine<'_>> {
+    if let Some(rest) = t.strip_prefix("Function entered at ") {
+        // Kernels without kallsyms print only the addresses
+        // (arch/arm/kernel/traps.c dump_backtrace_entry, !CONFIG_KALLSYMS).
+        let (a, rest) = bracket_address(rest)?;
+        let (b, rest) = bracket_address(rest.trim_start().strip_prefix("from ")?)?;
+        if !trim_end_ws(rest).is_empty() {
+            return None;
+        }
+        return Some(ArmLine {
+            callee: ArmSym {
+                address: Some(a),
+                symbol: Symbol::Raw(a),
+            },
+            caller: arm_end(Some(b), Symbol::Raw(b)),
+            plain: false,
+        });
+    }
     if t.starts_with("[<") {
         // `[<A>] (CALLEE) from [<B>] (CALLER)`
         let (a, rest) = bracket_address(t)?;
@@ -311,6 +328,17 @@ mod tests {
 
     #[test]
     fn arm_lines() {
+        // No kallsyms: addresses only.
+        let l = parse_arm_line("Function entered at [<c0104b2c>] from [<c0104e1c>]").expect("arm");
+        assert_eq!(
+            (l.callee.address, l.callee.symbol),
+            (Some(0xc010_4b2c), Symbol::Raw(0xc010_4b2c))
+        );
+        assert_eq!(l.caller.map(|c| c.address), Some(Some(0xc010_4e1c)));
+        assert!(
+            parse_arm_line("Function entered at [<c0104b2c>] from [<c0104e1c>] junk").is_none()
+        );
+
         let l = parse_arm_line("[<c0882f18>] (__schedule) from [<c0883858>] (schedule+0x64/0xe4)")
             .unwrap();
         assert_eq!(l.callee.address, Some(0xc088_2f18));

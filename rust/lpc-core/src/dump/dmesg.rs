@@ -543,7 +543,67 @@ fn is_task_pointer_line(t: &str) -> bool {
 
 /// The `  task                        PC stack   pid father` column title.
 fn is_column_title(t: &str) -> bool {
-    t.starts_with("task ") && trim_end_ws(t).ends_with("pid father")
+    let t = trim_end_ws(t);
+    // 2.6.x print "sibling" above the last three columns of their title.
+    t == "sibling"
+        || t.starts_with("task ")
+            && (t.ends_with("pid father") || t.ends_with("pid father child younger older"))
+}
+
+/// The 2.6.x `show_task()` line (kernel/sched.c, up to about 2.6.24):
+/// `%-13.13s %c` comm and state, the saved PC (or `running task`), free
+/// stack, pid, parent pid, then the eldest child, younger and older sibling
+/// pids when there are, and `(L-TLB)` — no `mm`: a kernel thread — or
+/// `(NOTLB)`. Read from the left: the comm is exactly 13 columns.
+fn parse_show_task_26(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
+    let body = trim_end_ws(t);
+    let (body, kthread) = if let Some(b) = body.strip_suffix("(L-TLB)") {
+        (b, true)
+    } else {
+        (body.strip_suffix("(NOTLB)")?, false)
+    };
+    let bytes = body.as_bytes();
+    if bytes.len() < 16 || bytes[13] != b' ' || !body.is_char_boundary(13) {
+        return None;
+    }
+    let comm = trim_end_ws(&body[..13]);
+    let state = char::from(bytes[14]);
+    if comm.is_empty() || !state.is_ascii_alphabetic() || bytes[15] != b' ' {
+        return None;
+    }
+    let mut words = body[16..].split_whitespace();
+    let mut on_cpu = None;
+    match words.next()? {
+        "running" => {
+            on_cpu = Some(true);
+            // 64-bit prints `running task`, 32-bit `running`.
+            let mut peek = words.clone();
+            if peek.next() == Some("task") {
+                words = peek;
+            }
+        }
+        pc if (pc.len() == 16 || pc.len() == 8) && parse_hex(pc).is_some() => {}
+        _ => return None,
+    }
+    parse_dec(words.next()?)?; // free stack
+    let pid = parse_id(words.next()?)?;
+    let ppid = parse_id(words.next()?)?;
+    // Up to three relatives' pids, nothing else.
+    let relatives: Vec<_> = words.collect();
+    if relatives.len() > 3 || relatives.iter().any(|w| parse_id(w).is_none()) {
+        return None;
+    }
+    let h = TaskHeader {
+        pid: Some(pid),
+        tid: Some(pid),
+        ppid: Some(ppid),
+        state: Some(state),
+        kthread: Some(kthread),
+        on_cpu,
+        line,
+        ..TaskHeader::default()
+    };
+    Some((h, comm))
 }
 
 // ---------------------------------------------------------------------------
@@ -1021,7 +1081,7 @@ impl<'a> Machine<'a> {
         {
             return true;
         }
-        if let Some(h) = parse_column_header(t, n) {
+        if let Some(h) = parse_column_header(t, n).or_else(|| parse_show_task_26(t, n)) {
             self.begin(b, h);
             return true;
         }
@@ -2154,6 +2214,54 @@ mod tests {
         assert_eq!(frames(&d, 0).len(), 2);
         assert!(d.header(1).lost.contains(TaskLoss::HEADER));
         assert_eq!(frames(&d, 1).len(), 2);
+    }
+
+    #[test]
+    fn arm_without_kallsyms_prints_addresses_only() {
+        let text = "INFO: task sh:88 blocked for more than 120 seconds.\n\
+            sh              D c0351b70     0    88      1 0x00000000\n\
+            Backtrace: \n\
+            Function entered at [<c0351b70>] from [<c0352104>]\n\
+            Function entered at [<c0352104>] from [<c00a1e28>]\n\
+            Function entered at [<c00a1e28>] from [<c0009ec0>]\n";
+        let d = run(text);
+        assert_eq!(d.task_count(), 1);
+        let addresses: Vec<_> = d.frames_of(0).map(|i| d.frame_address(i)).collect();
+        assert_eq!(
+            addresses,
+            [0xc035_1b70, 0xc035_2104, 0xc00a_1e28, 0xc000_9ec0]
+        );
+        assert!(d.frames_of(0).all(|i| d.frame_function(i) == NO_NAME));
+        assert_eq!(d.skipped_lines, 0);
+    }
+
+    #[test]
+    fn show_task_of_2_6_kernels() {
+        let d = run(sample!("sysrq-t-2.6.18-show-task.txt"));
+        let got: Vec<_> = d
+            .headers()
+            .map(|h| (h.pid, h.ppid, h.state, h.kthread, h.on_cpu))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), Some(0), Some('S'), Some(false), None),
+                (Some(2), Some(1), Some('S'), Some(true), None),
+                (Some(412), Some(1), Some('D'), Some(true), None),
+                (Some(3120), Some(3119), Some('R'), Some(false), Some(true)),
+            ]
+        );
+        let comms: Vec<_> = (0..d.task_count()).map(|t| d.comm(t)).collect();
+        assert_eq!(comms, ["init", "migration/0", "kjournald", "bash"]);
+        assert_eq!(frames(&d, 2)[5], "journal_commit_transaction");
+        assert_eq!(
+            d.name(d.frame_module(d.frames_of(2).start + 5)),
+            Some("jbd")
+        );
+        assert_eq!(d.frames_of(3).len(), 0, "a running task prints no trace");
+        assert_eq!(d.lost_tasks(), 0);
+        // Only the provenance line and the SysRq banner are left unexplained.
+        assert!(d.skipped_lines <= 2, "{:?}", d.skipped_samples);
     }
 
     #[test]
