@@ -19,7 +19,7 @@
 //! the x86 frame reader takes.
 
 use super::ksym::{parse_symbol, Symbol};
-use super::lines::{parse_hex, scan_hex, trim_end_ws, trim_start_ws};
+use super::lines::{bracket_address, parse_hex, scan_hex, trim_end_ws, trim_start_ws};
 
 /// One end of an ARM32 backtrace line: an address (when printed) and a symbol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,19 +37,6 @@ pub(super) struct ArmLine<'a> {
     pub caller: Option<ArmSym<'a>>,
     /// The 5.x+ form without addresses (`f from g+0x1/0x2`).
     pub plain: bool,
-}
-
-/// `[<hex>]` at the start of `s`: the address and the rest, blanks trimmed.
-fn bracket_address(s: &str) -> Option<(u64, &str)> {
-    let b = s.as_bytes();
-    if !b.starts_with(b"[<") {
-        return None;
-    }
-    let (addr, n) = scan_hex(&b[2..])?;
-    if !b[2 + n..].starts_with(b">]") {
-        return None;
-    }
-    Some((addr, trim_start_ws(&s[4 + n..])))
 }
 
 /// A module name (`[mod]` tags): a C identifier, `-` allowed.

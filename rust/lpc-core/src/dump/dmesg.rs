@@ -65,7 +65,8 @@
 use super::archtrace;
 use super::ksym::{parse_symbol, Symbol};
 use super::lines::{
-    parse_dec, parse_hex, parse_id, scan_dec, scan_hex, trim_end_ws, trim_start_ws, Lines,
+    bracket_address, parse_dec, parse_hex, parse_id, scan_dec, scan_hex, trim_end_ws,
+    trim_start_ws, Lines,
 };
 use super::procsnap::PF_KTHREAD;
 use super::{
@@ -651,19 +652,6 @@ fn parse_frame_body(s: &str) -> Option<(Parsed<'_>, bool)> {
         },
         reliable,
     ))
-}
-
-/// `[<addr>] ` at the start (≤ 4.14 frames and `RIP:` lines): the address and the rest.
-fn bracket_address(s: &str) -> Option<(u64, &str)> {
-    let b = s.as_bytes();
-    if !b.starts_with(b"[<") {
-        return None;
-    }
-    let (addr, n) = scan_hex(&b[2..])?;
-    if !b[2 + n..].starts_with(b">]") {
-        return None;
-    }
-    Some((addr, trim_start_ws(&s[4 + n..])))
 }
 
 fn frame_ref<'a>(

@@ -100,6 +100,21 @@ fn decimal_offset(t: &[u8]) -> bool {
         .is_some_and(|at| at > 0 && word.get(at + 1).is_some_and(u8::is_ascii_digit))
 }
 
+/// `[<hex>]` at the start of `s` (the address form of x86 before 4.15, ARM,
+/// riscv, mips): the address and the rest, leading blanks trimmed.
+#[must_use]
+pub fn bracket_address(s: &str) -> Option<(u64, &str)> {
+    let b = s.as_bytes();
+    if !b.starts_with(b"[<") {
+        return None;
+    }
+    let (addr, n) = scan_hex(&b[2..])?;
+    if !b[2 + n..].starts_with(b">]") {
+        return None;
+    }
+    Some((addr, trim_start_ws(&s[4 + n..])))
+}
+
 /// `s` without leading spaces and tabs.
 #[inline]
 #[must_use]

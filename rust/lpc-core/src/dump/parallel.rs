@@ -5,7 +5,7 @@
 
 use super::input::{self, read_input};
 use super::lines::head_bytes;
-use super::registry::{detect_head, ends_mid_line, line_count, parse, DETECT_WINDOW};
+use super::registry::{detect_head, ends_mid_line, mark_if_cut, parse, DETECT_WINDOW};
 use super::{paste, segments, Dump, DumpBuilder, Format};
 use crate::error::{Error, Result};
 
@@ -209,9 +209,7 @@ fn parse_if_utf8(data: &[u8], format: Option<Format>, threads: usize) -> Result<
             let chunks = (chunked.split)(data, threads);
             if chunks.len() > 1 {
                 if let Some(mut d) = (chunked.parse)(&chunks, data.len()) {
-                    if ends_mid_line(data) {
-                        d.mark_cut(Some(line_count(data)));
-                    }
+                    mark_if_cut(&mut d, data);
                     return Ok(Some(d));
                 }
             }
@@ -241,9 +239,7 @@ fn parse_paste(data: &[u8], format: Option<Format>) -> Result<Option<Dump>> {
     };
     let mut d = parse(&unwrapped.text, format)?;
     unwrapped.restore_lines(&mut d);
-    if ends_mid_line(data) {
-        d.mark_cut(Some(line_count(data)));
-    }
+    mark_if_cut(&mut d, data);
     Ok(Some(d))
 }
 

@@ -301,25 +301,20 @@ impl Unwrapped {
     /// Moves every line number of `d` (parsed from [`Unwrapped::text`]) back
     /// to the input's lines.
     pub fn restore_lines(&self, d: &mut Dump) {
-        for line in &mut d.tasks.line {
-            *line = i64::try_from(self.input_line(usize::try_from(*line).unwrap_or(0)))
-                .unwrap_or(i64::MAX);
-        }
-        for line in &mut d.tasks.lost_line {
-            if *line != 0 {
-                *line = i64::try_from(self.input_line(usize::try_from(*line).unwrap_or(0)))
-                    .unwrap_or(i64::MAX);
-            }
-        }
+        // Line 0 ("none") stays 0: `input_line` maps it to itself.
+        let column = |line: &mut i64| {
+            let input = self.input_line(usize::try_from(*line).unwrap_or(0));
+            *line = i64::try_from(input).unwrap_or(i64::MAX);
+        };
+        d.tasks.line.iter_mut().for_each(column);
+        d.tasks.lost_line.iter_mut().for_each(column);
         for line in &mut d.frame_line {
             *line = u32::try_from(self.input_line(*line as usize)).unwrap_or(u32::MAX);
         }
         for (line, _) in &mut d.skipped_samples {
             *line = self.input_line(*line);
         }
-        if d.last_stack_closed_at != 0 {
-            d.last_stack_closed_at = self.input_line(d.last_stack_closed_at);
-        }
+        d.last_stack_closed_at = self.input_line(d.last_stack_closed_at);
     }
 }
 

@@ -220,14 +220,22 @@ pub(crate) fn detect_head(data: &[u8]) -> Option<Format> {
 /// [`Error::UnrecognizedDump`] when auto-detection finds no format,
 /// [`Error::FormatUnavailable`] when `format` has no parser in this build.
 pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
-    if format.is_none() {
-        if let Some(mut d) = super::segments::parse_mixed(text) {
-            if ends_mid_line(text.as_bytes()) {
-                d.mark_cut(Some(line_count(text.as_bytes())));
-            }
-            return Ok(d);
-        }
-    }
+    // Only an undeclared format may be several (a paste mixing formats).
+    let mixed = if format.is_none() {
+        super::segments::parse_mixed(text)
+    } else {
+        None
+    };
+    let mut d = match mixed {
+        Some(d) => d,
+        None => parse_one(text, format)?,
+    };
+    mark_if_cut(&mut d, text.as_bytes());
+    Ok(d)
+}
+
+/// [`parse`] of a text in one format.
+fn parse_one(text: &str, format: Option<Format>) -> Result<Dump> {
     let parser = match format {
         Some(f) => parser_for(f).ok_or(Error::FormatUnavailable { format: f.name() })?,
         None => {
@@ -247,11 +255,15 @@ pub fn parse(text: &str, format: Option<Format>) -> Result<Dump> {
     // reserved but never written cost no memory.
     b.reserve(text.len() / 150, text.len() / 30);
     (parser.parse)(text, &mut b);
-    let mut d = b.finish();
-    if ends_mid_line(text.as_bytes()) {
-        d.mark_cut(Some(line_count(text.as_bytes())));
+    Ok(b.finish())
+}
+
+/// Marks `d`, parsed from `data` (whole), as cut when `data` stops in the
+/// middle of a line (see [`Dump::mark_cut`]).
+pub(crate) fn mark_if_cut(d: &mut Dump, data: &[u8]) {
+    if ends_mid_line(data) {
+        d.mark_cut(Some(line_count(data)));
     }
-    Ok(d)
 }
 
 /// Whether the input stops in the middle of a line: every tool, and the

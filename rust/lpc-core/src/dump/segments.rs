@@ -65,18 +65,9 @@ fn parts(text: &str) -> Option<Vec<Part<'_>>> {
     let mut start = 0; // byte offset of the current part
     let mut start_line = 0; // lines before it
     let mut current: Option<Format> = None;
-    let mut offset = 0;
     for (n, line) in Lines::new(text) {
-        let line_start = offset;
-        offset += line.len();
-        // Lines::new drops the line end (and a `\r`): step over them.
-        while offset < text.len() && matches!(text.as_bytes()[offset], b'\r' | b'\n') {
-            let end = text.as_bytes()[offset] == b'\n';
-            offset += 1;
-            if end {
-                break;
-            }
-        }
+        // `line` is a slice of `text`: its offset is where it starts.
+        let line_start = line.as_ptr() as usize - text.as_ptr() as usize;
         let Some(format) = opens(line) else { continue };
         match current {
             None => current = Some(format),
