@@ -1,44 +1,98 @@
 #!/bin/bash
-# Build the oracle guest into WORKDIR: Debian's cloud kernel image, the
-# project's modules compiled against the matching Debian headers, and a
-# busybox initramfs holding /init, the scenarios and the modules.
+# Build the oracle guest into WORKDIR: a Debian cloud kernel image, the
+# project's modules compiled against the matching headers, and a busybox
+# initramfs holding /init, the scenarios and the modules.
 #
 #   tools/oracle/build-guest.sh WORKDIR
+#   KVER=6.12.111+deb12-cloud-amd64 tools/oracle/build-guest.sh WORKDIR
+#   CHROOT=/work/chroots/k7 tools/oracle/build-guest.sh WORKDIR
 #
-# Needs (Debian 12): qemu-system-x86 busybox-static cpio gcc make and
-# linux-headers-<ABI>-cloud-amd64. KVER picks the ABI; by default the newest
-# installed cloud headers. Writes WORKDIR/{vmlinuz,initramfs.cpio.gz,kver}.
+# Environment:
+#   KVER     the kernel ABI (the name under /usr/src/linux-headers-<KVER>).
+#            Default: the newest linux-headers-*-cloud-amd64 installed on the
+#            host, or in CHROOT when that is set.
+#   CHROOT   build the modules inside this chroot (chroot(8) + its make/gcc):
+#            for kernels whose headers need a newer compiler than the host's,
+#            e.g. the one tools/oracle/make-chroot.sh prepares. The module
+#            sources are copied into CHROOT/tmp for the build.
+#   VMLINUZ  the kernel image to boot. Default: CHROOT/boot/vmlinuz-<KVER>
+#            when it exists, else the Debian package linux-image-<KVER>
+#            (or its -unsigned twin) fetched with apt-get download.
+#
+# Needs (Debian 12): qemu-system-x86 busybox-static cpio gcc make and, without
+# CHROOT, linux-headers-<ABI> on the host. Writes WORKDIR/{vmlinuz,
+# initramfs.cpio.gz,kver}; re-fetches the image only when KVER changes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${1:?usage: build-guest.sh WORKDIR}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
-kver=${KVER:-$(ls -d /usr/src/linux-headers-*-cloud-amd64 2>/dev/null | sed 's|.*/linux-headers-||' | sort -V | tail -n 1)}
-[ -n "$kver" ] || { echo "no linux-headers-*-cloud-amd64 installed" >&2; exit 2; }
-kdir=/usr/src/linux-headers-$kver
-for tool in qemu-system-x86_64 cpio gzip make gcc dpkg-deb apt-get; do
+chroot_dir=${CHROOT:-}
+if [ -n "$chroot_dir" ]; then
+	[ -d "$chroot_dir/usr/src" ] || { echo "CHROOT=$chroot_dir: no usr/src there" >&2; exit 2; }
+	chroot_dir=$(cd "$chroot_dir" && pwd)
+	[ "$(id -u)" = 0 ] || { echo "CHROOT needs root (chroot(8))" >&2; exit 2; }
+fi
+src_root=${chroot_dir}/usr/src
+kver=${KVER:-$(ls -d "$src_root"/linux-headers-*-cloud-amd64 2>/dev/null | sed 's|.*/linux-headers-||' | sort -V | tail -n 1)}
+[ -n "$kver" ] || { echo "no linux-headers-*-cloud-amd64 under $src_root" >&2; exit 2; }
+[ -d "$src_root/linux-headers-$kver" ] || { echo "no $src_root/linux-headers-$kver" >&2; exit 2; }
+kdir=/usr/src/linux-headers-$kver	# as the compiler sees it (inside CHROOT if any)
+tools=(qemu-system-x86_64 cpio gzip)
+[ -n "$chroot_dir" ] || tools+=(make gcc)
+for tool in "${tools[@]}"; do
 	command -v "$tool" > /dev/null || { echo "missing $tool" >&2; exit 2; }
 done
 [ -x /bin/busybox ] || { echo "missing /bin/busybox (apt-get install busybox-static)" >&2; exit 2; }
 
-# the kernel image: the Debian package of the same ABI as the headers
-if [ ! -s "$work/vmlinuz" ] || [ "$(cat "$work/kver" 2>/dev/null)" != "$kver" ]; then
+# the kernel image: VMLINUZ, the chroot's, or the Debian package of the ABI
+image=${VMLINUZ:-}
+if [ -z "$image" ] && [ -n "$chroot_dir" ] && [ -s "$chroot_dir/boot/vmlinuz-$kver" ]; then
+	image=$chroot_dir/boot/vmlinuz-$kver
+fi
+if [ -n "$image" ]; then
+	[ -s "$image" ] || { echo "no kernel image $image" >&2; exit 2; }
+	if ! cmp -s "$image" "$work/vmlinuz"; then cp "$image" "$work/vmlinuz"; fi
+	echo "$kver" > "$work/kver"
+elif [ ! -s "$work/vmlinuz" ] || [ "$(cat "$work/kver" 2>/dev/null)" != "$kver" ]; then
+	for tool in dpkg-deb apt-get; do
+		command -v "$tool" > /dev/null || { echo "missing $tool" >&2; exit 2; }
+	done
 	rm -rf "$work/deb"; mkdir -p "$work/deb"
-	(cd "$work/deb" && apt-get download -q -o APT::Sandbox::User=root "linux-image-$kver" > /dev/null)
-	dpkg-deb -x "$work"/deb/linux-image-"$kver"_*.deb "$work/deb/x"
+	# 6.1's image package is linux-image-<ABI>; from 6.12 the signed one may
+	# be missing from a suite while linux-image-<ABI>-unsigned is there
+	(cd "$work/deb" && { apt-get download -q -o APT::Sandbox::User=root "linux-image-$kver" \
+		|| apt-get download -q -o APT::Sandbox::User=root "linux-image-$kver-unsigned"; } > /dev/null)
+	dpkg-deb -x "$(ls "$work"/deb/linux-image-"$kver"*_*.deb | head -n 1)" "$work/deb/x"
 	cp "$work/deb/x/boot/vmlinuz-$kver" "$work/vmlinuz"
 	rm -rf "$work/deb"
 	echo "$kver" > "$work/kver"
 fi
 
-# the modules, out of tree; lpc_pt twice (atomic replace needs two patches)
-rm -rf "$work/build" "$work/ko"; mkdir -p "$work/build" "$work/ko"
+# the modules, out of tree; lpc_pt twice (stacked patches and atomic replace
+# need two). Built in $bdir: $work/build on the host, or a directory of the
+# chroot's /tmp (seen as $cdir from inside).
+if [ -n "$chroot_dir" ]; then
+	cdir=/tmp/lpc-oracle-build.$$
+	bdir=$chroot_dir$cdir
+	trap 'rm -rf "$bdir"' EXIT
+else
+	cdir=$work/build
+	bdir=$cdir
+fi
+rm -rf "$bdir" "$work/ko"; mkdir -p "$bdir" "$work/ko"
 build() {	# build NAME SOURCE-DIR [make args]
 	local name=$1 src=$2; shift 2
-	cp -r "$src" "$work/build/$name"
-	make -s -C "$kdir" M="$work/build/$name" "$@" modules 2>&1 | grep -v 'BTF' || true
-	cp "$work/build/$name/$name.ko" "$work/ko/"
+	cp -r "$src" "$bdir/$name"
+	if [ -n "$chroot_dir" ]; then
+		chroot "$chroot_dir" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+			make -s -C "$kdir" M="$cdir/$name" "$@" modules 2>&1 | grep -v 'BTF' || true
+	else
+		make -s -C "$kdir" M="$cdir/$name" "$@" modules 2>&1 | grep -v 'BTF' || true
+	fi
+	[ -s "$bdir/$name/$name.ko" ] || { echo "build of $name failed" >&2; exit 1; }
+	cp "$bdir/$name/$name.ko" "$work/ko/"
 }
 build lpc_pt "$here/modules/lpc_pt"
 build lpc_pt_b "$here/modules/lpc_pt" LPC_PT_NAME=lpc_pt_b
