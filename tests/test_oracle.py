@@ -1,9 +1,12 @@
-"""The real kernel as oracle: recorded cases from Linux 6.1 under qemu.
+"""The real kernel as oracle: recorded cases from Linux 6.1, 6.12 and 7.x under qemu.
 
-tests/data/oracle/<scenario>/ was recorded by ``lpc oracle run`` (see its
-case.json). Every check of every case must agree task by task with the
-kernel's patch_state, except disagreements a named rule of
-lpc.oracle.compare explains; the rules are tested here on their own too.
+tests/data/oracle/<scenario>/ (6.1) and tests/data/oracle/<major.minor>/<scenario>/
+(later kernels) were recorded by ``lpc oracle run`` (see each case.json).
+Every check of every case must agree task by task with the kernel's
+patch_state, except disagreements a named rule of lpc.oracle.compare
+explains, and the disagreements listed in PENDING: recorded on purpose,
+each waiting for a fix of lpc's model (issue 12). The rules are tested here
+on their own too.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lpc.check import TaskResult, check
-from lpc.dump import parse_dump
 from lpc.cli import main
+from lpc.dump import parse_dump
 from lpc.models import Outlook, Verdict
 from lpc.oracle.case import (
     CaseError,
@@ -45,25 +48,57 @@ from lpc.oracle.compare import (
     judge,
     lpc_claim,
 )
+from lpc.oracle.run import kernel_series
 from lpc.oracle.scenarios import SCENARIOS, thunk_spec
 from lpc.symbols import Symbols
 
 ORACLE = Path(__file__).parent / "data" / "oracle"
+#: the 6.1 cases, recorded first: tests/data/oracle/<scenario>
 CASES = sorted(p.parent.name for p in ORACLE.glob("*/case.json"))
+#: later kernels: tests/data/oracle/<major.minor>/<scenario>
+KERNEL_CASES = sorted(str(p.parent.relative_to(ORACLE)) for p in ORACLE.glob("*/*/case.json"))
+ALL_CASES = CASES + KERNEL_CASES
+
+# The issue-12 model fixes each PENDING entry waits for.
+PROFILE_FREEZABLE = "6.16+: __schedule() switches a task going to sleep with TASK_FREEZABLE"
+PROFILE_NO_COND_RESCHED = "6.16+: cond_resched() is no longer a switch point"
+RUNNABLE_OFF_CPU = "SysRq-t 'running task' = runnable, stack-checked unless on a CPU"
+USER_D_SLEEP = "a user task in D sleep: after_wakeup/unknown, not stuck"
+STACKED = "stacked patches: check the previous patch's new_func (CheckSpec.loaded)"
+# Found by these cases, in no issue-12 rule yet:
+RESLEEP = "NO RULE YET: a kthread woken by the fake signal re-sleeps in the same patched function"
+FREEZER_RESLEEP = ("NO RULE YET: before 6.16 a kthread woken from a patched sleep sleeps in it "
+                   "again before the next retry (only a retry in its 10 ms away can switch it)")
+
+#: Disagreements recorded on purpose, unexplained by lpc.oracle.compare's rules
+#: today: case -> {(check, comm): what is expected to close it}. Each entry is
+#: asserted to be there; when a model fix makes one agree, the test fails until
+#: the entry is deleted here.
+PENDING: dict[str, dict[tuple[str, str], str]] = {
+}
 
 
 def test_every_scenario_has_a_recorded_case() -> None:
-    assert set(CASES) == set(SCENARIOS)
+    assert set(CASES) <= set(SCENARIOS)
     assert len(CASES) >= 10
+    recorded = {read_case(ORACLE / name)["scenario"] for name in ALL_CASES}
+    assert recorded == set(SCENARIOS)
+    for name in KERNEL_CASES:  # a case sits under its own kernel's series
+        series = name.split("/")[0]
+        assert kernel_series(read_case(ORACLE / name)["kernel_release"]) == series
+    assert set(PENDING) <= set(ALL_CASES)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", ALL_CASES)
 def test_case_agrees_with_the_kernel(name: str) -> None:
     comparison = compare_case(ORACLE / name)
     assert comparison.tasks > 0
-    assert [d for d in comparison.unexplained] == []
-    # every disagreement names the rule that explains it
-    assert all(d.rule for d in comparison.disagreements)
+    pending = PENDING.get(name, {})
+    found = {(d.when, d.comm) for d in comparison.unexplained}
+    assert found - set(pending) == set(), "new unexplained disagreements"
+    assert set(pending) - found == set(), "lpc agrees now: delete these from PENDING"
+    # every other disagreement names the rule that explains it
+    assert all(d.rule for d in comparison.disagreements if (d.when, d.comm) not in pending)
     for c in comparison.checks:
         # the guest has ~55 tasks; a comparison on far fewer lost its dump
         assert c.tasks >= 40, (c.when, c.tasks)
@@ -199,13 +234,13 @@ def test_rule_interrupted_at_dump_needs_an_interrupt_frame_and_the_now_check() -
     """Seen live once (idle_leaf, rcu_preempt): SysRq-t printed the kthread
     preempted inside an interrupt; the first retry, a moment later, switched it."""
     text = (
-        "task:rcu_preempt     state:R stack:0     pid:15    ppid:2      flags:0x00004000\n"
-        "Call Trace:\n <IRQ>\n ? sched_clock_cpu+0x9/0xb0\n </IRQ>\n <TASK>\n"
-        " rcu_gp_kthread+0x120/0x1a0\n kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
-        "task:rcu_sched       state:I stack:0     pid:16    ppid:2      flags:0x00004000\n"
-        "Call Trace:\n <TASK>\n __schedule+0x32d/0x9b0\n rcu_gp_kthread+0x120/0x1a0\n"
-        " kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
-    ).encode()
+        b"task:rcu_preempt     state:R stack:0     pid:15    ppid:2      flags:0x00004000\n"
+        b"Call Trace:\n <IRQ>\n ? sched_clock_cpu+0x9/0xb0\n </IRQ>\n <TASK>\n"
+        b" rcu_gp_kthread+0x120/0x1a0\n kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
+        b"task:rcu_sched       state:I stack:0     pid:16    ppid:2      flags:0x00004000\n"
+        b"Call Trace:\n <TASK>\n __schedule+0x32d/0x9b0\n rcu_gp_kthread+0x120/0x1a0\n"
+        b" kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
+    )
     result = check(parse_dump(text, "dmesg"), "cmdline_proc_show", "klp")
     preempted, asleep = result.tasks[0], result.tasks[1]
     assert [interrupted_at_dump(result, t) for t in (preempted, asleep)] == [True, False]
@@ -310,7 +345,7 @@ def test_trimmed_kallsyms_keeps_sizes_and_sympos(full_kallsyms: str, data: st.Da
 
 def test_case_kallsyms_are_trimmed_but_complete_for_the_dump() -> None:
     """lpc resolves every named frame of the recorded dumps with the trimmed table."""
-    for name in CASES:
+    for name in ALL_CASES:
         comparison = compare_case(ORACLE / name)  # resolves the dumps' frames
         assert comparison.tasks
         for f in (ORACLE / name).glob("*_kallsyms.txt"):
@@ -363,7 +398,7 @@ def test_live_oracle(tmp_path: Path) -> None:
     def run(out: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "lpc", "oracle", "run", "--work", str(tmp_path / "work"),
                "--out", str(tmp_path / out), "--scenario", "idle_leaf", "--scenario", "nanosleep"]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 
     proc = run("cases")
     if proc.returncode == 1:

@@ -185,7 +185,12 @@ def cmd_oracle(args: argparse.Namespace) -> int:
     if args.oracle_command == "run":
         from lpc.oracle.compare import compare_case
         from lpc.oracle.report import print_comparison
-        from lpc.oracle.run import build_guest, default_tools_dir, run_scenario
+        from lpc.oracle.run import (
+            build_guest,
+            default_tools_dir,
+            kernel_series,
+            run_scenario,
+        )
         from lpc.oracle.scenarios import SCENARIOS
 
         names = args.scenario or list(SCENARIOS)
@@ -193,11 +198,23 @@ def cmd_oracle(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"unknown scenario(s) {', '.join(unknown)}; "
                              f"known: {', '.join(SCENARIOS)}")
-        work, out = Path(args.work), Path(args.out)
+        chroot = Path(args.chroot) if args.chroot else None
+        if args.work:
+            work = Path(args.work)
+        else:  # one work directory per kernel: guests of several kernels side by side
+            work = Path("/tmp/lpc-oracle") / (args.kver or (f"chroot-{chroot.name}" if chroot
+                                                            else "default"))
+        out = Path(args.out)
         tools = Path(args.tools) if args.tools else default_tools_dir()
         if not args.no_build:
             _log(f"building the guest in {work} from {tools}")
-            build_guest(tools, work)
+            build_guest(tools, work, args.kver, chroot,
+                        Path(args.vmlinuz) if args.vmlinuz else None)
+        if args.per_kernel:
+            kver_file = work / "kver"
+            if not kver_file.exists():
+                raise UsageError(f"{work}: no guest built there (no kver file)")
+            out = out / kernel_series(kver_file.read_text().strip())
         worst = EXIT_OK
         for name in names:
             _log(f"booting scenario {name}")
@@ -379,10 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a scenario (repeat the option; default: all)")
     o.add_argument("--funcs", metavar="FUNC[,FUNC…]",
                    help="pass-through patch of these functions instead of the scenario's")
-    o.add_argument("--work", default="/tmp/lpc-oracle", metavar="DIR",
-                   help="guest build and raw captures (default /tmp/lpc-oracle)")
+    o.add_argument("--work", metavar="DIR",
+                   help="guest build and raw captures (default /tmp/lpc-oracle/KVER, "
+                        "/tmp/lpc-oracle/chroot-NAME or /tmp/lpc-oracle/default)")
     o.add_argument("--out", default="oracle-cases", metavar="DIR",
                    help="where recorded case directories go (default ./oracle-cases)")
+    o.add_argument("--per-kernel", action="store_true",
+                   help="record into DIR/<major.minor>/<scenario> (as tests/data/oracle/6.12/…)")
+    o.add_argument("--kver", metavar="ABI",
+                   help="the kernel: linux-headers-ABI under /usr/src (of the host, or of "
+                        "--chroot); default the newest *-cloud-amd64 there")
+    o.add_argument("--chroot", metavar="DIR",
+                   help="build the modules inside this chroot (headers that need a newer "
+                        "gcc: tools/oracle/make-chroot.sh); needs root")
+    o.add_argument("--vmlinuz", metavar="FILE",
+                   help="the kernel image to boot (default: DIR/boot/vmlinuz-ABI of --chroot, "
+                        "else Debian's linux-image-ABI package)")
     o.add_argument("--tools", metavar="DIR", help="tools/oracle of the source tree")
     o.add_argument("--no-build", action="store_true", help="reuse the guest already in --work")
     o = oracle.add_parser("compare", help="lpc's klp model against a recorded case")

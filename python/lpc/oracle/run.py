@@ -17,10 +17,12 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from lpc.dump import parse_dump
 from lpc.oracle.case import CASE_FILE, CASE_SCHEMA_VERSION, CaseError, trim_kallsyms
 from lpc.oracle.scenarios import PASSTHRU, SCENARIOS, Scenario, thunk_spec
 
-__all__ = ["boot", "build_guest", "default_tools_dir", "record", "run_scenario"]
+__all__ = ["boot", "build_guest", "default_tools_dir", "kernel_series", "record", "run_scenario"]
 
 #: seconds a boot may take before it is killed (the longest scenario needs ~60 s)
 BOOT_TIMEOUT_S = 240
@@ -37,6 +39,20 @@ QEMU = "qemu-system-x86_64"
 #: the .sched.text and lock text bounds (lpc.symbols: in_hidden_text)
 HIDDEN_TEXT_MARKERS = ("__sched_text_start", "__sched_text_end", "__lock_text_start",
                        "__lock_text_end")
+
+
+#: captures copied into a case besides those its checks name
+EVIDENCE_SUFFIXES = ("_sysrq.txt", "_states.txt", "_states_pre.txt", "_stat.txt",
+                     "_stat_pre.txt", "_cpus.txt", "_params.txt", "_calls.txt")
+
+
+def kernel_series(release: str) -> str:
+    """``6.12`` of ``6.12.111+deb12-cloud-amd64``: the directory of a kernel's cases
+    (tests/data/oracle/<series>/<scenario>)."""
+    m = re.match(r"(\d+)\.(\d+)", release)
+    if m is None:
+        raise OracleError(f"{release!r}: not a kernel release")
+    return f"{m[1]}.{m[2]}"
 
 
 class OracleError(CaseError):
@@ -51,12 +67,24 @@ def default_tools_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "tools" / "oracle"
 
 
-def build_guest(tools: Path, work: Path) -> None:
-    """Kernel image, modules and initramfs into ``work`` (build-guest.sh)."""
+def build_guest(tools: Path, work: Path, kver: str | None = None, chroot: Path | None = None,
+                vmlinuz: Path | None = None) -> None:
+    """Kernel image, modules and initramfs into ``work`` (build-guest.sh).
+
+    ``kver`` picks the kernel ABI (default: the newest cloud headers installed,
+    on the host or in ``chroot``); ``chroot`` builds the modules inside that
+    chroot (headers that need a newer compiler); ``vmlinuz`` is the image to
+    boot instead of the Debian package of ``kver``."""
     script = tools / "build-guest.sh"
     if not script.exists():
         raise OracleError(f"{script}: no guest builder (pass --tools)")
-    proc = subprocess.run([str(script), str(work)], capture_output=True, text=True)
+    env = dict(os.environ)
+    for key, value in (("KVER", kver), ("CHROOT", chroot), ("VMLINUZ", vmlinuz)):
+        env.pop(key, None)
+        if value:
+            env[key] = str(value)
+    proc = subprocess.run([str(script), str(work)], capture_output=True, text=True, env=env,
+                          check=False)
     if proc.returncode != 0:
         raise OracleError(f"{script} failed (exit {proc.returncode}): {_tail(proc)}")
 
@@ -98,12 +126,29 @@ def boot(work: Path, scenario: str, out: Path, funcs: str | None = None,
     return elapsed
 
 
-def _patch_for(spec_patch: str, funcs: str) -> str:
+def _patch_for(spec_patch: str, funcs: str, subst: Mapping[str, str]) -> str:
     if spec_patch == "funcs":
         return funcs
     if spec_patch == "thunks":
         return thunk_spec(funcs)
-    return spec_patch
+    return _substitute(spec_patch, subst)
+
+
+def _substitute(text: str, subst: Mapping[str, str]) -> str:
+    """``{key}`` of a scenario's patch or pass-through list: the guest's value."""
+    def one(m: re.Match[str]) -> str:
+        if m[1] not in subst:
+            raise OracleError(f"{text!r}: the guest named no {m[1]!r} (subst.txt)")
+        return subst[m[1]]
+    return re.sub(r"\{(\w+)\}", one, text)
+
+
+def _read_subst(raw: Path) -> dict[str, str]:
+    path = raw / "subst.txt"
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None = None) -> Path:
@@ -112,7 +157,9 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
     if not (raw / "kernel_release.txt").exists():
         raise OracleError(f"{raw}: no kernel_release.txt: the scenario did not finish")
     case_dir.mkdir(parents=True, exist_ok=True)
-    passthru = (dict((m, list(f)) for m, f in scenario.passthru) if scenario.passthru is not None
+    subst = _read_subst(raw)
+    passthru = ({m: [_substitute(fn, subst) for fn in f] for m, f in scenario.passthru}
+                if scenario.passthru is not None
                 else {PASSTHRU: [f for f in funcs.split(",") if f]})
     checks: list[dict[str, Any]] = []
     kept: set[str] = set()
@@ -123,7 +170,7 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
             if not (raw / name).exists():
                 raise OracleError(f"{raw / name}: missing: the scenario stopped early "
                                   f"(see {raw / 'guest.log'})")
-        patch = _patch_for(spec.patch, funcs)
+        patch = _patch_for(spec.patch, funcs, subst)
         entry: dict[str, Any] = asdict(spec)
         entry.update(patch=patch, dump_file=dump_file, states_file=states_file,
                      kallsyms_file=f"{spec.dump}_kallsyms.txt",
@@ -140,7 +187,21 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
         if entry["kallsyms_file"] not in kept:
             _write_trimmed_kallsyms(raw, spec.dump, patch, case_dir / entry["kallsyms_file"])
             kept.add(entry["kallsyms_file"])
-    for name in ("klp_dmesg.txt", "guest.log"):
+    # every other capture is evidence for a reader (where each task ran, the
+    # CPUs' backtraces, lpc_sleeper's counters, dumps no check judges)
+    for path in sorted(raw.iterdir()):
+        name = path.name
+        if name in kept or not name.endswith(EVIDENCE_SUFFIXES):
+            continue
+        shutil.copyfile(path, case_dir / name)
+        kept.add(name)
+        if name.endswith("_sysrq.txt"):
+            label = name[: -len("_sysrq.txt")]
+            kallsyms = f"{label}_kallsyms.txt"
+            if kallsyms not in kept and (raw / f"{label}_kallsyms.txt.gz").exists():
+                _write_trimmed_kallsyms(raw, label, "", case_dir / kallsyms)
+                kept.add(kallsyms)
+    for name in ("klp_dmesg.txt", "guest.log", "funcs.txt", "subst.txt"):
         if (raw / name).exists():
             shutil.copyfile(raw / name, case_dir / name)
     doc = {
@@ -169,7 +230,7 @@ def _write_trimmed_kallsyms(raw: Path, label: str, patch: str, dest: Path) -> No
     text = gzip.decompress(source.read_bytes()).decode("utf-8", "replace")
     dump = parse_dump(raw / f"{label}_sysrq.txt")
     names = set(dump.names)
-    names.update(p.split(":")[-1].split("@")[0] for p in patch.split(","))
+    names.update(p.split(":")[-1].split("@")[0] for p in patch.split(",") if p)
     names.update(HIDDEN_TEXT_MARKERS)
     modules = {line.split()[3].strip("[]") for line in io.StringIO(text)
                if len(line.split()) > 3}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CheckSpec", "Scenario", "SCENARIOS", "thunk_spec"]
+__all__ = ["SCENARIOS", "CheckSpec", "Scenario", "thunk_spec"]
 
 #: the module name of the pass-through patch, and its replacement symbols
 PASSTHRU = "lpc_pt"
@@ -45,10 +45,22 @@ class CheckSpec:
     states: str
     compare: str  # "now" | "eventual"
     #: lpc's patch: "funcs" (the functions patched), "thunks" (their pass-through
-    #: replacements), or an explicit [object:]name list
+    #: replacements), or an explicit [object:]name list, in which ``{key}`` is
+    #: the guest's ``key=value`` of subst.txt (``{pipe_read}``: pipe_read, or
+    #: anon_pipe_read where fs/pipe.c split it)
     patch: str = "funcs"
     unpatch: bool = False
     force: bool = False
+    #: the livepatches already enabled when this one is, bottom first, each as a
+    #: patch spec ``fn[,fn…]`` whose functions may carry their replacement as
+    #: ``old->module:new`` (``do_nanosleep->lpc_pt:lpc_pt_thunk_0``). A function an
+    #: earlier patch replaces is checked at that patch's new function
+    #: (transition.c klp_check_stack_func: the func_stack's previous entry).
+    #: Recorded for the model; lpc.oracle.compare does not read it yet.
+    loaded: tuple[str, ...] = ()
+    #: the patch is an atomic replace (klp_patch.replace): every function of
+    #: ``loaded`` it does not name gets a nop, checked at the loaded new function
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,11 @@ class Scenario:
     passthru: tuple[tuple[str, tuple[str, ...]], ...] | None = None
 
 
+#: lpc_pt over do_nanosleep, enabled below the patch a stacked scenario checks
+_STACKED_BELOW = "do_nanosleep->lpc_pt:lpc_pt_thunk_0"
+#: the stacked scenario: lpc_pt over lpc_sleeper_wait below lpc_pt_b
+_STACKED_BELOW_WAIT = "lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0"
+_STACKED_FUNCS = "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap"
 _FIRST = CheckSpec("first_retry", "first", "first", "now")
 _SIGNALS = CheckSpec("after_signals", "first", "signals", "eventual")
 _PLAIN = (_FIRST, _SIGNALS)
@@ -116,18 +133,90 @@ SCENARIOS: dict[str, Scenario] = {
             passthru=(),
         ),
         Scenario(
+            "freezable_resleep",
+            "the project's kthread lpc_freezer dozes 4 s in lpc_sleeper:lpc_sleeper_doze (plain "
+            "S), then sleeps 10 ms TASK_FREEZABLE outside it: v6.16+ switches it in __schedule() "
+            "at that freezable sleep; before, only a retry falling in the 10 ms can",
+            (
+                CheckSpec("first_retry", "first", "first", "now"),
+                CheckSpec("after_freezable", "first", "freeze", "eventual"),
+                CheckSpec("after_signals", "first", "signals", "eventual"),
+                CheckSpec("signals_now", "signals", "signals", "now"),
+            ),
+        ),
+        Scenario(
+            "runnable",
+            "three CPU-bound kthreads (nice 19) on 2 CPUs (runnable, R, not all on a CPU): two spin in "
+            "lpc_sleeper_spin_out, one in the patched lpc_sleeper:lpc_sleeper_spin_in; all call "
+            "cond_resched()",
+            (
+                CheckSpec("first_retry", "first", "first", "now"),
+                CheckSpec("after_signals", "first", "signals", "eventual"),
+                CheckSpec("signals_now", "signals", "signals", "now"),
+            ),
+        ),
+        Scenario(
+            "user_dsleep",
+            "a user task in D sleep in lpc_sleeper:lpc_sleeper_hold, released after the signals "
+            "round: it switches at kernel exit once the read returns (kthreadd, patched too, keeps "
+            "the transition open)",
+            (
+                CheckSpec("first_retry", "first", "first", "now"),
+                CheckSpec("after_signals", "first", "signals", "eventual"),
+                CheckSpec("signals_now", "signals", "signals", "now"),
+                CheckSpec("after_release", "first", "released", "eventual"),
+                CheckSpec("released_now", "released", "released", "now"),
+            ),
+        ),
+        Scenario(
+            "kthread_resleep",
+            "the project's kthread lpc_resleeper asleep (S) in lpc_sleeper:lpc_sleeper_wait, a "
+            "wait_event_interruptible() loop whose condition never holds: the fake signal wakes "
+            "it and it sleeps again in the same function",
+            (
+                CheckSpec("first_retry", "first", "first", "now"),
+                CheckSpec("after_signals", "first", "signals", "eventual"),
+                CheckSpec("signals_now", "signals", "signals", "now"),
+            ),
+        ),
+        Scenario(
+            "stacked",
+            "lpc_pt passes lpc_sleeper_wait through before lpc_sleeper loads, so lpc_resleeper "
+            "sleeps in it entered through the replacement; lpc_pt_b (no replace) patches "
+            "lpc_sleeper_wait again and lpc_sleeper_nap: the stacked function is checked at "
+            "lpc_pt's replacement, so lpc_resleeper switches at once and lpc_sleeper (in "
+            "lpc_sleeper_nap) blocks until the signal",
+            (
+                CheckSpec("first_retry", "first", "first", "now", _STACKED_FUNCS,
+                          loaded=(_STACKED_BELOW_WAIT,)),
+                CheckSpec("after_signals", "first", "signals", "eventual", _STACKED_FUNCS,
+                          loaded=(_STACKED_BELOW_WAIT,)),
+                CheckSpec("signals_now", "signals", "signals", "now", _STACKED_FUNCS,
+                          loaded=(_STACKED_BELOW_WAIT,)),
+            ),
+            takes_funcs=False,
+            passthru=(("lpc_pt", ("lpc_sleeper:lpc_sleeper_wait",)),
+                      ("lpc_pt_b", ("lpc_sleeper:lpc_sleeper_wait",
+                                    "lpc_sleeper:lpc_sleeper_nap"))),
+        ),
+        # The patch names the nop's check function (lpc_pt_thunk_0) itself, as
+        # recorded before ``loaded`` and ``replace`` existed; a model that reads
+        # those derives it and may drop it from the spec.
+        Scenario(
             "atomic_replace",
             "lpc_pt passes do_nanosleep through, a sleeper enters it through the replacement; "
             "lpc_pt_b (replace=1) patches pipe_read: the nop for do_nanosleep checks lpc_pt's "
             "replacement, not the original",
             (
                 CheckSpec("first_retry", "first", "first", "now",
-                          "pipe_read,lpc_pt:lpc_pt_thunk_0"),
+                          "{pipe_read},lpc_pt:lpc_pt_thunk_0", loaded=(_STACKED_BELOW,),
+                          replace=True),
                 CheckSpec("after_signals", "first", "signals", "eventual",
-                          "pipe_read,lpc_pt:lpc_pt_thunk_0"),
+                          "{pipe_read},lpc_pt:lpc_pt_thunk_0", loaded=(_STACKED_BELOW,),
+                          replace=True),
             ),
             takes_funcs=False,
-            passthru=(("lpc_pt", ("do_nanosleep",)), ("lpc_pt_b", ("pipe_read",))),
+            passthru=(("lpc_pt", ("do_nanosleep",)), ("lpc_pt_b", ("{pipe_read}",))),
         ),
     )
 }

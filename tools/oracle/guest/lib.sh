@@ -38,27 +38,78 @@ states() {
 
 # sysrq FILE: the SysRq-t dump (full stacks, .sched.text included, unlike
 # /proc/<pid>/stack), i.e. the dmesg lines it added.
-sysrq() {
+sysrq() { trigger t "$1"; unreport "$1"; }
+
+# quiet_lines: how many dmesg lines are not livepatch's per-task debug
+# reports (a task that keeps calling cond_resched() while a patch is pending
+# on it adds one every call, v6.4..v6.15: they must not keep trigger waiting)
+quiet_lines() { dmesg | grep -vc 'livepatch: klp_try_switch_task'; }
+
+# unreport FILE: drop livepatch's per-task reports that printk interleaved
+# with a dump (klp_dmesg.txt keeps them all)
+unreport() { grep -v 'livepatch: klp_try_switch_task' "$1" > "$1.tmp"; mv "$1.tmp" "$1"; }
+
+# trigger KEY FILE: write KEY to sysrq-trigger; FILE gets the dmesg lines
+# that came after it once printk has settled
+trigger() {
 	local before after last=-1
 	before=$(dmesg | wc -l)
-	echo t > /proc/sysrq-trigger
+	echo "$1" > /proc/sysrq-trigger
 	while :; do	# printk may still be flushing: wait until it settles
 		usleep 200000
-		after=$(dmesg | wc -l)
+		after=$(quiet_lines)
 		[ "$after" = "$last" ] && break
 		last=$after
 	done
-	dmesg | tail -n +$((before + 1)) > "$1"
+	dmesg | tail -n +$((before + 1)) > "$2"
+}
+
+# where FILE: where every thread is: "tid state cpu comm" from
+# /proc/<pid>/task/<tid>/stat (field 3 the state, field 39 the CPU it last
+# ran on), under a header with the time. A task in state R whose cpu is a
+# CPU's current task was on it; the NMI backtraces (cpus) say which those are.
+where() {
+	local f=$1 d line rest c
+	{
+	echo "# uptime=$(now) tid state cpu comm"
+	for d in /proc/[0-9]*/task/[0-9]*; do
+		read -r line < "$d/stat" 2>/dev/null || continue
+		rest=${line##*) }	# after the comm, which may hold spaces and ')'
+		read -r c < "$d/comm" 2>/dev/null
+		set -- $rest
+		echo "${d##*/} $1 ${37} $c"
+	done
+	} > "$f"
+}
+
+# cpus FILE: SysRq-l, the NMI backtrace of every CPU (which task each runs)
+cpus() { trigger l "$1"; unreport "$1"; }
+
+# params FILE: lpc_sleeper's counters (wake-ups, dozes...) at that moment
+params() {
+	local p v
+	for p in /sys/module/lpc_sleeper/parameters/*; do
+		[ -e "$p" ] || continue
+		read -r v < "$p"; echo "${p##*/} $v"
+	done > "$1"
 }
 
 # capture LABEL NAME: kernel verdicts, then the stacks, then the verdicts
 # again (a retry may fire in between: both are kept), plus the guest's
-# kallsyms and the pass-through call counters at that moment.
+# kallsyms and the pass-through call counters at that moment. With
+# CAPTURE_CPUS=1 also where every thread is just before and after the dump
+# (where) and the CPUs' NMI backtraces right after it (cpus).
 capture() {
 	local label=$1 name=$2 m
 	states "${label}_states_pre.txt" "$name"
+	[ "${CAPTURE_CPUS:-0}" = 1 ] && where "${label}_stat_pre.txt"
 	sysrq "${label}_sysrq.txt"
 	states "${label}_states.txt" "$name"
+	if [ "${CAPTURE_CPUS:-0}" = 1 ]; then
+		cpus "${label}_cpus.txt"
+		where "${label}_stat.txt"
+	fi
+	params "${label}_params.txt"
 	gzip -c /proc/kallsyms > "${label}_kallsyms.txt.gz"
 	for m in /sys/module/lpc_pt*/parameters/calls; do
 		[ -e "$m" ] && echo "${m#/sys/module/} $(cat "$m")"
@@ -114,6 +165,17 @@ done_wait() {
 after() {
 	states "${1}_states.txt" "$2"
 	say "after $1: $(klp "$2"); not switched: $(grep -c ' 0 ' "${1}_states.txt")"
+}
+
+# pipe_read_fn: the function a reader of an idle pipe sleeps in: pipe_read,
+# or, from the kernels that split it (7.x: fs/pipe.c anon_pipe_read and
+# fifo_pipe_read), anon_pipe_read. Also noted in subst.txt, which the host
+# reads to fill in "{pipe_read}" in a scenario's patch (lpc.oracle.run).
+pipe_read_fn() {
+	local f=pipe_read
+	grep -q ' pipe_read$' /proc/kallsyms || f=anon_pipe_read
+	grep -q '^pipe_read=' subst.txt 2>/dev/null || echo "pipe_read=$f" >> subst.txt
+	echo "$f"
 }
 
 # the pass-through function list: the scenario's default unless the boot

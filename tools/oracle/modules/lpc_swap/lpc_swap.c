@@ -14,6 +14,8 @@
 static unsigned long naps;
 module_param(naps, ulong, 0444);
 
+bool lpc_swap_nap(void);
+
 noinline bool lpc_swap_nap(void)
 {
 	naps++;
