@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,16 @@ FREEZER_RESLEEP = ("NO RULE YET: before 6.16 a kthread woken from a patched slee
 #: asserted to be there; when a model fix makes one agree, the test fails until
 #: the entry is deleted here.
 PENDING: dict[str, dict[tuple[str, str], str]] = {
+    "6.12/freezable_resleep": {
+        ("after_freezable", "lpc_freezer"): FREEZER_RESLEEP,
+        ("after_signals", "lpc_freezer"): FREEZER_RESLEEP,
+    },
+    "6.12/kthread_resleep": {("after_signals", "lpc_resleeper"): RESLEEP},
+    "6.12/stacked": {
+        ("first_retry", "lpc_resleeper"): STACKED,
+        ("signals_now", "lpc_resleeper"): STACKED,
+    },
+    "6.12/user_dsleep": {("after_release", "sh"): USER_D_SLEEP},
 }
 
 
@@ -311,6 +322,40 @@ def test_calls_file(tmp_path: Path) -> None:
         parse_calls(f)
 
 
+def test_kernel_series_names_the_case_directory() -> None:
+    assert kernel_series("6.1.0-57-cloud-amd64") == "6.1"
+    assert kernel_series("6.12.111+deb12-cloud-amd64") == "6.12"
+    assert kernel_series("7.3.4+deb13-cloud-amd64") == "7.3"
+    with pytest.raises(CaseError, match="not a kernel release"):
+        kernel_series("cloud")
+
+
+def test_patch_placeholders_take_the_guest_values(tmp_path: Path) -> None:
+    """7.x split pipe_read (anon_pipe_read, fifo_pipe_read): the guest says
+    which it patched in subst.txt, the recorded patch names it."""
+    from lpc.oracle.run import _patch_for, _read_subst
+
+    (tmp_path / "subst.txt").write_text("pipe_read=anon_pipe_read\n")
+    subst = _read_subst(tmp_path)
+    assert _patch_for("{pipe_read},lpc_pt:lpc_pt_thunk_0", "", subst) == (
+        "anon_pipe_read,lpc_pt:lpc_pt_thunk_0")
+    assert _patch_for("funcs", "a,b", subst) == "a,b"
+    with pytest.raises(CaseError, match="no 'other'"):
+        _patch_for("{other}", "", subst)
+
+
+def test_stacked_and_replace_cases_record_the_loaded_patches() -> None:
+    """CheckSpec.loaded / replace reach case.json, for the model to read."""
+    spec = SCENARIOS["stacked"].checks[0]
+    assert spec.loaded == ("lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0",)
+    assert not spec.replace
+    assert all(c.replace and c.loaded for c in SCENARIOS["atomic_replace"].checks)
+    for name in KERNEL_CASES:
+        case = read_case(ORACLE / name)
+        if case["scenario"] == "stacked":
+            assert case["checks"][0]["loaded"] == list(spec.loaded)
+
+
 def test_thunk_spec_follows_slot_order() -> None:
     assert thunk_spec("a,b") == "lpc_pt:lpc_pt_thunk_0,lpc_pt:lpc_pt_thunk_1"
 
@@ -395,9 +440,12 @@ def test_live_oracle(tmp_path: Path) -> None:
     """Boot Linux under qemu TCG and compare live (about 60 s: a guest build,
     then two boots, idle_leaf ~6 s and nanosleep ~22 s of guest time; twice
     that when the first run needs repeating)."""
+    kver = _cheapest_kver()
+
     def run(out: str) -> subprocess.CompletedProcess[str]:
         cmd = [sys.executable, "-m", "lpc", "oracle", "run", "--work", str(tmp_path / "work"),
-               "--out", str(tmp_path / out), "--scenario", "idle_leaf", "--scenario", "nanosleep"]
+               "--kver", kver, "--out", str(tmp_path / out), "--scenario", "idle_leaf",
+               "--scenario", "nanosleep"]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 
     proc = run("cases")
@@ -413,6 +461,22 @@ def test_live_oracle(tmp_path: Path) -> None:
         comparison = compare_case(cases / name)
         assert comparison.unexplained == []
     assert _kernel_and_lpc_live(cases / "nanosleep") == (BLOCKED, SWITCHED)
+
+
+def _cheapest_kver() -> str:
+    """The oldest cloud headers installed (6.1 where several are): one kernel per
+    CI run, the quickest to build and boot; never a chroot's 7.x."""
+    def version(abi: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", abi)[:3])
+    abis = [p.name.removeprefix("linux-headers-")
+            for p in Path("/usr/src").glob("linux-headers-*-cloud-amd64")]
+    return min(abis, key=version)
+
+
+def test_cheapest_kver_prefers_6_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    names = ["linux-headers-6.12.111+deb12-cloud-amd64", "linux-headers-6.1.0-57-cloud-amd64"]
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: [tmp_path / n for n in names])
+    assert _cheapest_kver() == "6.1.0-57-cloud-amd64"
 
 
 def _kernel_and_lpc_live(case_dir: Path) -> tuple[str, str]:
