@@ -14,7 +14,8 @@
 #   CHROOT   build the modules inside this chroot (chroot(8) + its make/gcc):
 #            for kernels whose headers need a newer compiler than the host's,
 #            e.g. the one tools/oracle/make-chroot.sh prepares. The module
-#            sources are copied into CHROOT/tmp for the build.
+#            sources are copied into CHROOT/tmp for the build; CHROOT/proc is
+#            mounted for its duration if it is not already (objtool needs it).
 #   VMLINUZ  the kernel image to boot. Default: CHROOT/boot/vmlinuz-<KVER>
 #            when it exists, else the Debian package linux-image-<KVER>
 #            (or its -unsigned twin) fetched with apt-get download.
@@ -76,7 +77,18 @@ fi
 if [ -n "$chroot_dir" ]; then
 	cdir=/tmp/lpc-oracle-build.$$
 	bdir=$chroot_dir$cdir
-	trap 'rm -rf "$bdir"' EXIT
+	# objtool (7.x) reads /proc/self: mount the chroot's /proc for the build
+	# unless it already is, and unmount only what was mounted here
+	mounted_proc=
+	if ! mountpoint -q "$chroot_dir/proc"; then
+		mount -t proc proc "$chroot_dir/proc"
+		mounted_proc=1
+	fi
+	cleanup() {
+		rm -rf "$bdir"
+		if [ -n "$mounted_proc" ]; then umount "$chroot_dir/proc" || true; fi
+	}
+	trap cleanup EXIT
 else
 	cdir=$work/build
 	bdir=$cdir
