@@ -182,18 +182,28 @@ def rule_passthru_reentry(e: Evidence) -> str | None:
     the old body: the dump shows the old function, as if the task had never
     switched (so lpc's claims from that dump, now and eventual, are about a
     state the task had already left). Evidence: the replacement had run, and
-    the kernel did not report the task at the last retry before the dump."""
+    either the kernel did not report the task at the last retry before the
+    dump, or patch_state read just before the dump already said switched (a
+    task reported at the last failing retry that switched afterwards — at the
+    fake signal, at a freezable sleep — and slept in the function again before
+    the dump, seen on 7.3 in ``stacked``)."""
     if e.lpc != BLOCKED or e.kernel != SWITCHED:
         return None
     fn = e.task.facts.patched_function
     if e.task.outcome.verdict is not Verdict.BLOCKED or fn is None:
         return None
     calls = e.passthru_calls.get(fn, 0)
-    if calls <= 0 or e.reported_at_last_retry:
+    if calls <= 0:
+        return None
+    if e.kernel_before_dump == SWITCHED:
+        evidence = "patch_state said switched just before the dump"
+    elif not e.reported_at_last_retry:
+        evidence = "the kernel did not report it at the last retry"
+    else:
         return None
     return (f"switched earlier, then re-entered {fn} through the pass-through replacement "
             f"({calls} call(s) by the capture), whose jump into the old body leaves {fn} on "
-            "the stack; the kernel did not report it at the last retry")
+            f"the stack; {evidence}")
 
 
 def rule_retry_during_dump(e: Evidence) -> str | None:
