@@ -201,7 +201,7 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
             if kallsyms not in kept and (raw / f"{label}_kallsyms.txt.gz").exists():
                 _write_trimmed_kallsyms(raw, label, "", case_dir / kallsyms)
                 kept.add(kallsyms)
-    for name in ("klp_dmesg.txt", "guest.log", "funcs.txt", "subst.txt"):
+    for name in ("klp_dmesg.txt", "guest.log", "funcs.txt", "subst.txt", "pin.txt"):
         if (raw / name).exists():
             shutil.copyfile(raw / name, case_dir / name)
     doc = {

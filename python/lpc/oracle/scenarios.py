@@ -199,6 +199,23 @@ SCENARIOS: dict[str, Scenario] = {
                       ("lpc_pt_b", ("lpc_sleeper:lpc_sleeper_wait",
                                     "lpc_sleeper:lpc_sleeper_nap"))),
         ),
+        Scenario(
+            "force_pin",
+            "force and the module reference (pin.txt): a forced plain enable of lpc_pt "
+            "(do_nanosleep), then disabled and removed; a forced disable of lpc_swap "
+            "(blocked by the kthread in lpc_swap_nap), then rmmod tried. Since 5.18 only the "
+            "forced removal pins its module",
+            (
+                _FIRST,
+                CheckSpec("after_force", "first", "forced", "eventual", force=True),
+                CheckSpec("unpatch_first_retry", "unpatch_first", "unpatch_first", "now",
+                          "lpc_swap:lpc_swap_nap", unpatch=True),
+                CheckSpec("unpatch_after_force", "unpatch_first", "unforced", "eventual",
+                          "lpc_swap:lpc_swap_nap", unpatch=True, force=True),
+            ),
+            takes_funcs=False,
+            passthru=(("lpc_pt", ("do_nanosleep",)),),
+        ),
         # The patch names the nop's check function (lpc_pt_thunk_0) itself, as
         # recorded before ``loaded`` and ``replace`` existed; a model that reads
         # those derives it and may drop it from the spec.
