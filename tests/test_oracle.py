@@ -209,6 +209,22 @@ def test_kernel_golden_task(name: str, when: str, comm: str, kernel: str) -> Non
     assert _kernel_and_lpc(name, when, comm)[0] == kernel
 
 
+def test_freezer_entered_the_replacement_only_where_it_switched() -> None:
+    """lpc_pt's call counter for lpc_sleeper_doze: a switched freezer dozes
+    through the replacement. 7.3: it did within ~4 s, with no fake signal
+    sent; 6.12: never, signals included."""
+    def calls(series: str, label: str) -> int:
+        counts = parse_calls(ORACLE / series / "freezable_resleep" / f"{label}_calls.txt")
+        return counts["lpc_pt"][0]
+
+    def signalled(series: str) -> bool:
+        dmesg = (ORACLE / series / "freezable_resleep" / "klp_dmesg.txt").read_text()
+        return "signaling remaining tasks" in dmesg
+
+    assert calls("7.3", "freeze") > 0 and not signalled("7.3")
+    assert calls("6.12", "signals") == 0 and signalled("6.12")
+
+
 def test_runnable_dump_shows_which_task_runs_on_each_cpu() -> None:
     """SysRq-l (the NMI backtraces, cpus.txt) names the task on each CPU right
     after the SysRq-t dump; every spinner is in state R in both."""
