@@ -54,7 +54,8 @@ from lpc.oracle.scenarios import SCENARIOS, thunk_spec
 from lpc.symbols import Symbols
 
 ORACLE = Path(__file__).parent / "data" / "oracle"
-#: the 6.1 cases, recorded first: tests/data/oracle/<scenario>
+#: the 6.1 cases recorded first: tests/data/oracle/<scenario> (the later 6.1
+#: cases are under 6.1/ like every other kernel's)
 CASES = sorted(p.parent.name for p in ORACLE.glob("*/case.json"))
 #: later kernels: tests/data/oracle/<major.minor>/<scenario>
 KERNEL_CASES = sorted(str(p.parent.relative_to(ORACLE)) for p in ORACLE.glob("*/*/case.json"))
@@ -76,6 +77,16 @@ FREEZER_RESLEEP = ("NO RULE YET: before 6.16 a kthread woken from a patched slee
 #: asserted to be there; when a model fix makes one agree, the test fails until
 #: the entry is deleted here.
 PENDING: dict[str, dict[tuple[str, str], str]] = {
+    "6.1/freezable_resleep": {
+        ("after_freezable", "lpc_freezer"): FREEZER_RESLEEP,
+        ("after_signals", "lpc_freezer"): FREEZER_RESLEEP,
+    },
+    "6.1/kthread_resleep": {("after_signals", "lpc_resleeper"): RESLEEP},
+    "6.1/stacked": {
+        ("first_retry", "lpc_resleeper"): STACKED,
+        ("signals_now", "lpc_resleeper"): STACKED,
+    },
+    "6.1/user_dsleep": {("after_release", "sh"): USER_D_SLEEP},
     "6.12/freezable_resleep": {
         ("after_freezable", "lpc_freezer"): FREEZER_RESLEEP,
         ("after_signals", "lpc_freezer"): FREEZER_RESLEEP,
@@ -168,6 +179,15 @@ GOLDEN = [
 # the issue-12 cases were recorded for, several of which lpc does not say yet
 # (PENDING). A kernel series missing from a row's case is not recorded.
 KERNEL_GOLDEN = [
+    ("6.1/freezable_resleep", "after_freezable", "lpc_freezer", BLOCKED),
+    ("6.1/freezable_resleep", "after_signals", "lpc_freezer", BLOCKED),
+    ("6.1/kthread_resleep", "after_signals", "lpc_resleeper", BLOCKED),
+    ("6.1/stacked", "first_retry", "lpc_resleeper", SWITCHED),
+    ("6.1/stacked", "first_retry", "lpc_sleeper", BLOCKED),
+    ("6.1/user_dsleep", "after_signals", "sh@D", BLOCKED),
+    ("6.1/user_dsleep", "after_release", "sh@D", SWITCHED),
+    ("6.1/runnable", "after_signals", "lpc_spin_in/0", BLOCKED),
+    ("6.1/runnable", "after_signals", "lpc_spin/0", SWITCHED),
     # 6.16+ switches the freezer at its first freezable sleep, ~4 s in, with
     # no signal; 6.12 still has it blocked after the signals
     ("6.12/freezable_resleep", "after_freezable", "lpc_freezer", BLOCKED),
@@ -228,7 +248,7 @@ def test_freezer_entered_the_replacement_only_where_it_switched() -> None:
 def test_runnable_dump_shows_which_task_runs_on_each_cpu() -> None:
     """SysRq-l (the NMI backtraces, cpus.txt) names the task on each CPU right
     after the SysRq-t dump; every spinner is in state R in both."""
-    for series in ("6.12", "7.3"):
+    for series in ("6.1", "6.12", "7.3"):
         cpus = (ORACLE / series / "runnable" / "first_cpus.txt").read_text()
         on_cpu = set(re.findall(r"CPU: \d+ .*?PID: \d+ Comm: (\S+)", cpus))
         assert len(on_cpu) == 2, (series, on_cpu)
@@ -251,7 +271,7 @@ FORCE_PIN = ("5.18+ (2957308343fa): forcing a plain enable does not pin the modu
              "forced removal (unpatching, or the patches a replace supersedes) does")
 
 
-@pytest.mark.parametrize("series", ["6.12", "7.3"])
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
 def test_force_pins_only_the_forced_removal(series: str) -> None:
     case_dir = ORACLE / series / "force_pin"
     pins = _pins(case_dir)
