@@ -455,6 +455,18 @@ def test_calls_file(tmp_path: Path) -> None:
         parse_calls(f)
 
 
+def test_tcg_is_single_threaded_from_6_16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lpc.oracle.run import tcg_accel
+
+    monkeypatch.delenv("LPC_ORACLE_TCG", raising=False)
+    assert tcg_accel("6.1.0-57-cloud-amd64") == "tcg"
+    assert tcg_accel("6.12.111+deb12-cloud-amd64") == "tcg"
+    assert tcg_accel("7.3.4+deb13-cloud-amd64") == "tcg,thread=single"
+    assert tcg_accel(None) == "tcg"
+    monkeypatch.setenv("LPC_ORACLE_TCG", "tcg,thread=multi")
+    assert tcg_accel("7.3.4+deb13-cloud-amd64") == "tcg,thread=multi"
+
+
 def test_kernel_series_names_the_case_directory() -> None:
     assert kernel_series("6.1.0-57-cloud-amd64") == "6.1"
     assert kernel_series("6.12.111+deb12-cloud-amd64") == "6.12"
