@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from lpc.check import CheckResult, check, sleeping_functions
 from lpc.facts import STACK_CODES, TaskTable, infer_kind
 from lpc.kernel import FREEZABLE_KTHREAD_PREFIXES as FREEZABLE_KTHREADS
+from lpc.kernel import INTERRUPT_ENTRY_PREFIXES, PRINTING_FRAMES
 from lpc.kernel import SYSCALL_ENTRY_PREFIXES as SYSCALL_ENTRY
 from lpc.dump import UNKNOWN_U64, Dump, FrameContext, StackStatus, Task, parse_dump
 from lpc.models import MODELS, Stack, TaskFacts, get_model
@@ -38,8 +39,23 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
         for f in task.frames]
     first = next((i for i, (e, hit) in enumerate(zip(eligible, inside)) if e and hit), None)
     status = Stack(task.stack_status.value)
-    if status is Stack.COMPLETE and any(f.context is not FrameContext.TASK for f in task.frames):
-        status = Stack.UNWIND_FAILURE
+    # Interrupted: a frame in an interrupt/exception section (a user part at the
+    # end is not one), or an interrupt entry's name.
+    tail = len(task.frames)
+    while tail and task.frames[tail - 1].context is FrameContext.USER:
+        tail -= 1
+    interrupted = any(f.context is not FrameContext.TASK for f in task.frames[:tail]) or any(
+        n.startswith(INTERRUPT_ENTRY_PREFIXES) for n in names)
+    # On a CPU: the parser's word, else (runnable) an IRQ stack, the printer's
+    # functions, or nothing but `?` guesses.
+    on_cpu = task.on_cpu
+    if on_cpu is None and task.state == "R" and (
+        any(f.context in (FrameContext.IRQ, FrameContext.SOFTIRQ, FrameContext.NMI)
+            for f in task.frames)
+        or any(n in PRINTING_FRAMES for n in names)
+        or (task.frames and not any(eligible))
+    ):
+        on_cpu = True
     kind, evidence = infer_kind(
         pid=-1 if task.pid is None else task.pid, comm=task.comm,
         kthread=-1 if task.kthread is None else int(task.kthread),
@@ -57,7 +73,7 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
     hidden = result.tasks.facts.hidden  # type: ignore[attr-defined]
     return TaskFacts(
         index=index, pid=task.pid, tid=task.tid, comm=task.comm, state=task.state, kind=kind,
-        kind_evidence=evidence, on_cpu=task.on_cpu, stack=status, depth=sum(eligible),
+        kind_evidence=evidence, on_cpu=on_cpu, stack=status, depth=sum(eligible),
         patched_frame=first,
         patched_function=None if first is None else names[first],
         patched_frame_is_thread_fn=thread_fn, frames=names,
@@ -65,6 +81,8 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
         hidden_patched_text=hidden and status is Stack.COMPLETE,
         freezable=True if task.comm.startswith(FREEZABLE_KTHREADS) else None,
         patched_frame_in_sched_text=False,
+        interrupted=interrupted,
+        hung=task.hung,
         evidence_lost=brute_loss(task)[0],
         evidence_line=brute_loss(task)[1],
     )

@@ -311,11 +311,12 @@ def test_ret_from_fork_calls_kthreadds_main_function_on_both_sides() -> None:
     assert dumped.patched_frame_is_thread_fn
 
 
-def test_an_interrupt_frame_makes_a_complete_stack_unreliable_on_both_sides() -> None:
+def test_an_interrupt_frame_is_a_fact_on_both_sides() -> None:
     common = dict(index=0, pid=1, tid=1, comm="t", state="R", kind=TaskKind.USER,
                   kind_evidence="t", on_cpu=False, frames=[FrameFact("f", True)])
-    assert facts_from_frames(printed=Stack.COMPLETE, interrupted=True,
-                             **common).stack is Stack.UNWIND_FAILURE  # type: ignore[arg-type]
+    irq = facts_from_frames(printed=Stack.COMPLETE, interrupted=True,
+                            **common)  # type: ignore[arg-type]
+    assert irq.stack is Stack.COMPLETE and irq.interrupted and not irq.stack_trusted
     assert facts_from_frames(printed=Stack.TRUNCATED, interrupted=True,
                              **common).stack is Stack.TRUNCATED  # type: ignore[arg-type]
 

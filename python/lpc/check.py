@@ -30,6 +30,7 @@ import numpy.typing as npt
 from lpc import _core
 from lpc._grouping import group
 from lpc.dump import UNKNOWN_U64, Dump
+from lpc.kernel import Kernel
 from lpc.facts import (
     PatchedFrames,
     Scan,
@@ -208,9 +209,14 @@ def _as_patch(patch: Patch | str | Sequence[str]) -> Patch:
 
 
 def _prepare(
-    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None
+    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None,
+    loaded: Sequence[Patch] = (),
 ) -> tuple[Patch, Scan, TaskTable, list[str]]:
     patch = _as_patch(patch)
+    requested = patch
+    # The ranges the kernel compares stacks against (a stacked patch checks the
+    # previous patch's replacement); the model still learns the patch's own flags.
+    patch = patch.checked_against(loaded)
     if symbols is not None and not patch.resolved:
         patch = patch.resolve(symbols)
     found = scan(dump, patch, symbols)
@@ -219,7 +225,23 @@ def _prepare(
         # A set of the few token hits: np.unique would import numpy.ma (~40 ms).
         warnings += unseen_functions(dump, patch, sorted(set(found.token_function[
             found.token_function >= 0].tolist())))
+    if requested.replace and not loaded:
+        warnings.append("an atomic replace with no loaded patch named (--loaded): the nops "
+                        "it adds for older patches' functions are not checked")
     return patch, found, facts, warnings
+
+
+def dump_kernel(dump: Dump, release: str | None = None, arch: str | None = None) -> Kernel:
+    """The kernel a dump comes from: ``release`` (``--kernel-release``) when
+    given, else the release the dump names (its header, meta.txt, log banner;
+    ``uname -r`` for this machine)."""
+    arch_from = "--arch" if arch else None
+    if arch is None and dump.metadata.get("machine"):
+        # A snapshot's meta.txt (and a live capture) records uname -m.
+        arch, arch_from = dump.metadata["machine"], "the snapshot's uname -m"
+    if release:
+        return Kernel(release, "--kernel-release", arch, arch_from)
+    return Kernel(dump.kernel_release, "named by the dump", arch, arch_from)
 
 
 def check(
@@ -227,6 +249,8 @@ def check(
     patch: Patch | str | Sequence[str],
     model: str | Model = "klp",
     symbols: Symbols | None = None,
+    kernel: Kernel | None = None,
+    loaded: Sequence[Patch] = (),
     **params: Any,
 ) -> CheckResult:
     """Judge every task of the dump under one model (see the module docstring).
@@ -234,29 +258,48 @@ def check(
     ``patch`` is a :class:`~lpc.patch.Patch` or its command-line spelling
     (``"worker_thread,ext4:ext4_file_write_iter@2"``); ``params`` go to the
     model by name (e.g. ``force=True``, ``cond_resched_switch=False`` for klp;
-    one the model does not take is a ValueError). The model takes what it
-    needs from the patch itself (:meth:`~lpc.models.Model.with_patch`).
+    one the model does not take is a ValueError). A model named by string
+    follows the profile of ``kernel`` (default: the dump's, :func:`dump_kernel`);
+    ``params`` win over it. The model takes what it needs from the patch itself
+    (:meth:`~lpc.models.Model.with_patch`). ``loaded`` are the patches already
+    enabled, oldest first (:meth:`~lpc.patch.Patch.checked_against`).
     """
+    kernel = kernel or dump_kernel(dump)
     if isinstance(model, str):
-        model = get_model(model, **params)
+        model = get_model(model, kernel, **params)
     elif params:
         raise ValueError("parameters go with a model name, not a model object")
-    patch, found, facts, warnings = _prepare(dump, patch, symbols)
-    return _judge(dump, symbols, found, facts, warnings, model.with_patch(patch))
+    patch, found, facts, warnings = _prepare(dump, patch, symbols, loaded)
+    return _judge(dump, symbols, found, facts, warnings, model.with_patch(patch), kernel)
 
 
 def check_all(
-    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None = None, **params: Any
+    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None = None,
+    kernel: Kernel | None = None, loaded: Sequence[Patch] = (), **params: Any,
 ) -> dict[str, CheckResult]:
     """Every named model side by side on the same snapshot (one scan). Every
     model gets the same ``params`` and reads those it takes; one no model
     takes is a ValueError."""
     validate(CheckRequest(models=("all",), params=params))
-    patch, found, facts, warnings = _prepare(dump, patch, symbols)
+    kernel = kernel or dump_kernel(dump)
+    patch, found, facts, warnings = _prepare(dump, patch, symbols, loaded)
     return {
         name: _judge(dump, symbols, found, facts, warnings,
-                     configure(name, params).with_patch(patch))
+                     configure(name, params, kernel).with_patch(patch), kernel)
         for name in MODELS
+    }
+
+
+def model_profile(model: Model, kernel: Kernel) -> dict[str, Any]:
+    """What the model follows of the kernel: reported beside every verdict."""
+    return {
+        "kernel_release": kernel.release,
+        "release_from": kernel.source,
+        "arch": kernel.arch,
+        "arch_from": kernel.arch_source,
+        "profile": model.profile_name,
+        "switch_points": [p.value for p in model.switch_points],
+        "assumed": type(model).kernel_notes(kernel),
     }
 
 
@@ -267,6 +310,7 @@ def _judge(
     facts: TaskTable,
     warnings: list[str],
     model: Model,
+    kernel: Kernel,
 ) -> CheckResult:
     # One judgement per group of identical facts (TaskTable.groups): a model is
     # a pure function of TaskFacts, so the answer holds for the whole group.
@@ -283,7 +327,7 @@ def _judge(
     return CheckResult(
         model.name, model.cell, patch, _source(dump, symbols, found.by_address),
         TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)),
-        model.params(), evidence,
+        model.params(), evidence, model_profile(model, kernel),
     )
 
 
@@ -311,6 +355,12 @@ class CheckRequest:
     models: tuple[str, ...] = ("klp",)
     #: Model parameters by name; each model reads those it takes.
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: The kernel release whose rules the models follow, instead of the dump's.
+    kernel_release: str | None = None
+    #: The kernel's architecture, when the release does not name it.
+    arch: str | None = None
+    #: The patches already enabled on the machine, oldest first.
+    loaded: tuple[Patch, ...] = ()
 
     @property
     def all_models(self) -> bool:
@@ -372,11 +422,12 @@ def run(request: CheckRequest) -> Report:
     if request.patch is None:
         return Report(request, description, dump, symbols, {}, sleeping_functions(dump),
                       task_inventory(dump))
-    patch, found, facts, warnings = _prepare(dump, request.patch, symbols)
+    patch, found, facts, warnings = _prepare(dump, request.patch, symbols, request.loaded)
     warnings = notes + warnings
+    kernel = dump_kernel(dump, request.kernel_release, request.arch)
     results = {
         name: _judge(dump, symbols, found, facts, warnings,
-                     configure(name, request.params).with_patch(patch))
+                     configure(name, request.params, kernel).with_patch(patch), kernel)
         for name in _model_names(request)
     }
     return Report(request, description, dump, symbols, results)

@@ -8,6 +8,8 @@ format: these are facts about the kernel only.
 
 from __future__ import annotations
 
+import re
+
 # ---- task flags -------------------------------------------------------------------------------
 
 #: PF_KTHREAD (include/linux/sched.h): the task is a kernel thread. /proc/<pid>/stat
@@ -126,3 +128,102 @@ RUNNABLE = frozenset({"R"})
 #: Zombie / dead: the task has exited; kernel/stacktrace.c treats a task without a
 #: stack as reliably empty.
 DEAD = frozenset({"Z", "X"})
+
+# ---- interrupt entries --------------------------------------------------------------------------
+
+#: Frames that enter an interrupt or exception on the task's own stack, so that
+#: kernel-mode registers (a pt_regs frame) sit between them and the interrupted
+#: code: x86 arch/x86/include/asm/idtentry.h (asm_sysvec_*, asm_exc_*,
+#: asm_common_interrupt) and entry_64.S before 5.8 (apic_timer_interrupt,
+#: common_interrupt, ret_from_intr, retint_kernel); the preemption it may end in
+#: (kernel/sched/core.c preempt_schedule_irq); arm64 arch/arm64/kernel/entry.S
+#: el1h_64_irq/el1h_64_sync and entry-common.c el1_interrupt.
+INTERRUPT_ENTRY_PREFIXES = (
+    "asm_sysvec_", "asm_exc_", "asm_common_interrupt", "asm_spurious_interrupt",
+    "apic_timer_interrupt", "common_interrupt", "ret_from_intr", "retint_kernel",
+    "preempt_schedule_irq", "el1h_64_irq", "el1h_64_sync", "el1_interrupt", "el1_irq",
+)
+
+
+def is_interrupt_entry(name: str) -> bool:
+    """A frame that puts kernel-mode registers on the stack (an interrupt, an
+    exception or a preemption from one): a frame-pointer walker stops there."""
+    return name.startswith(INTERRUPT_ENTRY_PREFIXES)
+
+
+#: Functions only the task *printing* a dump has on its stack: it runs on its CPU
+#: while it prints (drivers/tty/sysrq.c __handle_sysrq, sysrq_handle_showstate;
+#: kernel/sched/core.c show_state_filter; lib/dump_stack.c dump_stack_lvl;
+#: lib/nmi_backtrace.c nmi_cpu_backtrace; kernel/hung_task.c is not one: it
+#: prints other tasks).
+PRINTING_FRAMES = frozenset(
+    {"__handle_sysrq", "sysrq_handle_showstate", "sysrq_handle_showallcpus",
+     "show_state_filter", "dump_stack", "dump_stack_lvl", "nmi_cpu_backtrace",
+     "nmi_trigger_cpumask_backtrace", "write_sysrq_trigger", "sched_show_task"}
+)
+
+
+# ---- the kernel a dump comes from ---------------------------------------------------------------
+
+#: ``uname -m`` spellings and Debian/Fedora flavour suffixes → the kernel's ARCH.
+_ARCH_NAMES = {
+    "x86_64": "x86_64", "amd64": "x86_64", "x86-64": "x86_64",
+    "aarch64": "arm64", "arm64": "arm64",
+    "ppc64le": "powerpc", "ppc64el": "powerpc", "ppc64": "powerpc", "powerpc": "powerpc",
+    "s390x": "s390", "s390": "s390",
+    "loongarch64": "loongarch", "loong64": "loongarch", "loongarch": "loongarch",
+    "riscv64": "riscv", "riscv": "riscv",
+    "i386": "x86", "i686": "x86", "686": "x86", "armhf": "arm", "armv7l": "arm",
+    "armmp": "arm", "mips": "mips", "mips64": "mips",
+}
+_RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(release: str) -> tuple[int, int, int] | None:
+    """``6.12.118+deb13-cloud-amd64`` → (6, 12, 118); ``2.6.32-754.el6`` → (2, 6, 32)."""
+    m = _RELEASE.match(release.strip())
+    if m is None:
+        return None
+    return int(m[1]), int(m[2]), int(m[3] or 0)
+
+
+def arch_of_release(release: str) -> str | None:
+    """The architecture a release string names in its flavour (Debian's
+    ``-cloud-amd64``, Fedora/RHEL's ``.x86_64``, Ubuntu's ``-generic`` names none)."""
+    for token in reversed(re.split(r"[-.+_~]", release.strip().lower())):
+        if token in _ARCH_NAMES:
+            return _ARCH_NAMES[token]
+    if "x86_64" in release:
+        return "x86_64"
+    return None
+
+
+class Kernel:
+    """The kernel a dump was taken on, as far as the input tells.
+
+    ``release`` is what ``uname -r`` prints; ``source`` says where it came
+    from (the dump's header, meta.txt, a log banner, ``uname -r`` of this
+    machine, ``--kernel-release``), and ``arch_source`` likewise. Models read
+    :attr:`version` and :attr:`arch` to pick the rules of that kernel.
+    """
+
+    __slots__ = ("arch", "arch_source", "release", "source", "version")
+
+    def __init__(self, release: str | None, source: str, arch: str | None = None,
+                 arch_source: str | None = None) -> None:
+        self.release = release or None
+        self.source = source if self.release else "unknown"
+        self.version = parse_version(release) if release else None
+        if arch is None and release:
+            arch = arch_of_release(release)
+            arch_source = "the release's flavour" if arch else None
+        self.arch = _ARCH_NAMES.get(arch.lower(), arch.lower()) if arch else None
+        self.arch_source = arch_source if self.arch else "unknown"
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """Whether the kernel is ``major.minor`` or newer (an unknown release is
+        the newest: callers say so)."""
+        return self.version is None or self.version[:2] >= (major, minor)
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.release!r}, {self.source!r}, arch={self.arch!r})"

@@ -119,6 +119,9 @@ class Driver:
     def cond_resched(self, t: Task) -> None:
         pass
 
+    def freezable_sleep(self, t: Task) -> None:
+        pass
+
     def freeze_point(self, t: Task) -> None:
         pass
 
@@ -249,6 +252,13 @@ class ThreadDriver(Driver):
             # __klp_sched_try_switch(): klp_try_switch_task(current), a check of itself.
             if self.judge(t, self_check=True).verdict is Verdict.SWITCH:
                 self.sim.switch(t, "cond_resched")
+
+    def freezable_sleep(self, t: Task) -> None:
+        if t.pending and SwitchPoint.FREEZABLE_SLEEP in self.points:
+            # 6.16+ __klp_sched_try_switch(): klp_try_switch_task(current) in
+            # __schedule() for a task going to sleep with TASK_FREEZABLE.
+            if self.judge(t, self_check=True).verdict is Verdict.SWITCH:
+                self.sim.switch(t, "freezable sleep")
 
     def freeze_point(self, t: Task) -> None:
         if not t.pending or t.kind is not TaskKind.KTHREAD:

@@ -134,6 +134,9 @@ pub(crate) struct PyDumpColumns {
     thread_flags: Py<PyArray1<u64>>,
     #[pyo3(get)]
     user_regs: Py<PyArray1<bool>>,
+    /// Per task: reported by the kernel's hung-task detector.
+    #[pyo3(get)]
+    hung: Py<PyArray1<bool>>,
     #[pyo3(get)]
     task_line: Py<PyArray1<i64>>,
     /// Per task: bits of :func:`dump_task_losses` (what the parser saw go missing).
@@ -212,6 +215,7 @@ impl PyDumpColumns {
             task_flags: adopt(py, t.task_flags),
             thread_flags: adopt(py, t.thread_flags),
             user_regs: adopt(py, t.user_regs),
+            hung: adopt(py, t.hung),
             task_line: adopt(py, t.line),
             task_lost: adopt(py, t.lost),
             task_lost_line: adopt(py, t.lost_line),
