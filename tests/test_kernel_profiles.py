@@ -176,6 +176,16 @@ def test_the_cli_reports_the_profile_and_takes_another_release(
     assert "cond_resched" in json.loads(capsys.readouterr().out)["model_profile"]["switch_points"]
 
 
+@pytest.mark.parametrize(("sample", "arch"), [
+    ("hung-task-6.18.txt", "x86_64"), ("hung-task-arm64-6.x-task-flags.txt", "arm64"),
+    ("riscv64-dump-stack-6.6.txt", "riscv"), ("ppc64le-hung-task-5.15-nmi.txt", "powerpc"),
+    ("s390x-hung-task-4.19.txt", "s390"),
+])
+def test_the_architecture_from_the_release_or_the_entry_frames(sample: str, arch: str) -> None:
+    kernel = dump_kernel(parse_dump((DATA / sample).read_bytes()))
+    assert kernel.arch == arch, (sample, kernel.arch_source)
+
+
 def test_dump_kernel_prefers_the_command_line() -> None:
     dump = parse_dump((DATA / "hung-task-6.18.txt").read_bytes())
     assert dump_kernel(dump).release == "6.18.44-fc-v657"

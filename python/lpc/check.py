@@ -30,7 +30,7 @@ import numpy.typing as npt
 from lpc import _core
 from lpc._grouping import group
 from lpc.dump import UNKNOWN_U64, Dump
-from lpc.kernel import Kernel
+from lpc.kernel import Kernel, arch_of_frames, arch_of_release
 from lpc.facts import (
     PatchedFrames,
     Scan,
@@ -239,6 +239,10 @@ def dump_kernel(dump: Dump, release: str | None = None, arch: str | None = None)
     if arch is None and dump.metadata.get("machine"):
         # A snapshot's meta.txt (and a live capture) records uname -m.
         arch, arch_from = dump.metadata["machine"], "the snapshot's uname -m"
+    if arch is None and arch_of_release(release or dump.kernel_release or "") is None:
+        # Else the architecture's own entry frames on the stacks.
+        arch = arch_of_frames(dump.names)
+        arch_from = "the dump's entry frames" if arch else None
     if release:
         return Kernel(release, "--kernel-release", arch, arch_from)
     return Kernel(dump.kernel_release, "named by the dump", arch, arch_from)

@@ -9,6 +9,7 @@ format: these are facts about the kernel only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # ---- task flags -------------------------------------------------------------------------------
 
@@ -196,6 +197,32 @@ def arch_of_release(release: str) -> str | None:
     if "x86_64" in release:
         return "x86_64"
     return None
+
+
+#: Frames only one architecture's kernel has: its system-call and exception
+#: entries (arch/x86/entry/entry_64.S, arch/arm64/kernel/entry-common.c,
+#: arch/powerpc/kernel/interrupt.c and exceptions-64s.S, arch/s390/kernel/syscall.c,
+#: arch/riscv/kernel/traps.c, arch/arm/kernel/entry-common.S,
+#: arch/loongarch/kernel/syscall.c).
+ARCH_FRAMES = {
+    "entry_SYSCALL_64": "x86_64", "entry_SYSCALL_64_after_hwframe": "x86_64",
+    "entry_SYSCALL_64_fastpath": "x86_64", "ret_from_fork_asm": "x86_64",
+    "el0t_64_sync": "arm64", "el0t_64_sync_handler": "arm64", "el0_svc": "arm64",
+    "do_el0_svc": "arm64",
+    "system_call_exception": "powerpc", "system_call_common": "powerpc",
+    "hardware_interrupt_common_virt": "powerpc", "start_secondary_prolog": "powerpc",
+    "__do_syscall": "s390",
+    "do_trap_ecall_u": "riscv",
+    "ret_fast_syscall": "arm", "vector_swi": "arm",
+    "handle_syscall": "loongarch",
+}
+
+
+def arch_of_frames(names: Iterable[str]) -> str | None:
+    """The architecture the dump's frame names belong to, when exactly one
+    architecture's entry frames are among them."""
+    found = {ARCH_FRAMES[n] for n in names if n in ARCH_FRAMES}
+    return found.pop() if len(found) == 1 else None
 
 
 class Kernel:
