@@ -10,7 +10,9 @@ The pipeline, each step a function:
    said so in the warnings.
 2. :func:`lpc.facts.task_facts` — what a model may know of each task.
 3. a model from :mod:`lpc.models` judges one task per group of tasks with
-   identical facts, and the transition.
+   identical facts — the stacks as its own walker reports them
+   (``Model.stack_source``, :meth:`lpc.facts.TaskTable.seen_by`) — and the
+   transition.
 
 :func:`run` does all of it for one :class:`CheckRequest` (where the tasks come
 from, the patch, the models, their parameters) and returns one
@@ -28,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lpc import _core
-from lpc._grouping import group
+from lpc._grouping import group, name_flags
 from lpc.dump import UNKNOWN_U64, Dump
 from lpc.facts import (
     PatchedFrames,
@@ -43,6 +45,7 @@ from lpc.facts import (
     token_losses,
     token_name_ids,
 )
+from lpc.kernel import in_sched_text_by_name
 from lpc.locate import unseen_functions
 from lpc.models import MODELS, Model, configure, get_model
 from lpc.patch import Patch
@@ -161,10 +164,12 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
         )
         token_function = np.where(known, tree.find_many(addresses), -1)
         by_address = True
+        nosched = _token_nosched(dump, symbols, addresses, known)
     else:
         token_function = _token_patch_ids_by_name(dump, patch)
         lost = token_losses(dump, patch)
         by_address = False
+        nosched = _token_nosched(dump)
         warnings.append(
             "no symbol table: frames matched the patch by name, so duplicate static functions "
             "(sympos) are not told apart"
@@ -174,7 +179,27 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
     rows = np.flatnonzero(token_hit[tokens]) if token_hit.any() else np.zeros(0, dtype=np.int64)
     offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
     return Scan(first, function, PatchedFrames(offsets, rows), by_address, tuple(warnings),
-                token_function, eligible, lost)
+                token_function, eligible, lost, nosched)
+
+
+def _token_nosched(
+    dump: Dump,
+    symbols: Symbols | None = None,
+    addresses: npt.NDArray[np.uint64] | None = None,
+    known: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.bool_]:
+    """Per frame token: does it lie in .sched.text or the lock text
+    (kernel/sched/core.c in_sched_functions())? By address when the symbol
+    table has the section markers, else by name (lpc.kernel.SCHED_TEXT_FUNCTIONS)."""
+    by_name = name_flags(dump.names, in_sched_text_by_name).astype(bool)
+    fids = dump.token_function_ids.astype(np.int64)
+    named = fids != Dump.NO_NAME
+    out = np.zeros(dump.token_count, dtype=bool)
+    out[named] = by_name[fids[named]]
+    if symbols is None or addresses is None or known is None or (
+            symbols.sched_text_range is None and symbols.lock_text_range is None):
+        return out
+    return np.where(known, symbols.in_hidden_text(addresses), out)
 
 
 def first_patched_frame(
@@ -268,6 +293,10 @@ def _judge(
     warnings: list[str],
     model: Model,
 ) -> CheckResult:
+    # The stacks as the model's own walker reports them (Model.stack_source: a
+    # best-effort save_stack_trace_tsk() drops .sched.text frames), as the
+    # simulator shows them to it.
+    facts = facts.seen_by(model.stack_source)
     # One judgement per group of identical facts (TaskTable.groups): a model is
     # a pure function of TaskFacts, so the answer holds for the whole group.
     # Computed once, shared by every model of check_all (per comm prefixes read).
@@ -275,6 +304,13 @@ def _judge(
     outcomes = GroupOutcomes([model.judge(facts[t]) for t in reps.tolist()], groups)
     transition = model.judge_dump(facts, outcomes, facts.tasks_lost())
     extra = list(warnings) + list(dump.warnings)
+    if facts.unseen_patched:
+        extra.append(
+            f"{facts.unseen_patched} task(s) hold a patched function in .sched.text or the lock "
+            f"text, which the {model.stack_source.value} stack walker of {model.name} skips "
+            "(kernel/stacktrace.c stack_trace_consume_entry_nosched): its check does not see them"
+            + ("" if found.by_address else
+               "; without a symbol table that text is known by name only"))
     evidence = facts.evidence()
     if evidence["untrusted_stacks"]:
         extra.append(f"{evidence['untrusted_stacks']} task(s) have an empty, unreadable, "

@@ -272,6 +272,10 @@ class Nudge(str, Enum):
     WAKE_INTERRUPTIBLE = "wake_interruptible"
     #: wake_up_if_idle(): an idle CPU goes once more through do_idle().
     KICK_IDLE = "kick_idle"
+    #: wake_up_process(): a kthread asleep in TASK_NORMAL — interruptible or
+    #: not — runs again (kGraft's kgr_wakeup_kthreads / kgr_send_fake_signal),
+    #: and may go back to sleep where it was.
+    WAKE_PROCESS = "wake_process"
 
 
 class Model(ABC):
