@@ -21,8 +21,9 @@ from lpc.facts import STACK_CODES, TaskTable, infer_kind
 from lpc.kernel import FREEZABLE_KTHREAD_PREFIXES as FREEZABLE_KTHREADS
 from lpc.kernel import INTERRUPT_ENTRY_PREFIXES, PRINTING_FRAMES
 from lpc.kernel import SYSCALL_ENTRY_PREFIXES as SYSCALL_ENTRY
+from lpc.kernel import in_sched_text_by_name
 from lpc.dump import UNKNOWN_U64, Dump, FrameContext, StackStatus, Task, parse_dump
-from lpc.models import MODELS, Stack, TaskFacts, get_model
+from lpc.models import MODELS, Stack, StackSource, TaskFacts, get_model
 from lpc.patch import Patch
 from lpc.symbols import Symbols
 from test_check_real import snapshot, symbols  # the real 6.18 snapshot and its kallsyms
@@ -30,13 +31,17 @@ from test_check_real import snapshot, symbols  # the real 6.18 snapshot and its 
 DATA = Path(__file__).parent / "data"
 
 
-def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> TaskFacts:
-    """One task's facts from its Task object, by name (no symbol table)."""
+def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult,
+                source: StackSource = StackSource.RELIABLE) -> TaskFacts:
+    """One task's facts from its Task object, by name (no symbol table), as the
+    model's stack walker (``source``) reports them: a best-effort one skips
+    .sched.text and lock-text frames."""
     names = tuple(f.function or "?" for f in task.frames)
-    eligible = [f.reliable and not f.inlined for f in task.frames]
-    inside = [f.function in patch.names and (f.module is None) == all(
+    skipped = [source is StackSource.BEST_EFFORT and in_sched_text_by_name(n) for n in names]
+    eligible = [f.reliable and not f.inlined and not s for f, s in zip(task.frames, skipped)]
+    inside = [f.function in patch.names and not s and (f.module is None) == all(
         p.object is None for p in patch.functions if p.name == f.function)
-        for f in task.frames]
+        for f, s in zip(task.frames, skipped)]
     first = next((i for i, (e, hit) in enumerate(zip(eligible, inside)) if e and hit), None)
     status = Stack(task.stack_status.value)
     # Interrupted: a frame in an interrupt/exception section (a user part at the
@@ -118,7 +123,8 @@ def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = No
         assert result.tasks.as_json() == [r.as_json() for r in result.tasks], name
         if syms is None:
             for t, task in enumerate(dump.tasks):
-                assert facts[t] == brute_facts(task, t, result.patch, result), (name, t, task.comm)
+                assert facts[t] == brute_facts(task, t, result.patch, result,
+                                               model.stack_source), (name, t, task.comm)
         assert_columns_agree_with_facts(facts)  # type: ignore[arg-type]
     assert sleeping_functions(dump) == brute_sleeping_functions(dump)
 

@@ -89,7 +89,8 @@ def test_s2_busy_worker_blocks_klp_kpatch_ksplice_kgraft_but_not_null() -> None:
     assert r["klp"].converges is False
     assert r["kpatch"].converges is False and "5 attempts" in r["kpatch"].transition.reason
     assert r["ksplice"].converges is False
-    assert outlook(r["kgraft"], "kworker/0:40") == "stuck"
+    # D: kGraft's wake_up_process() ends the sleep, but msleep() sleeps again: unknown.
+    assert outlook(r["kgraft"], "kworker/0:40") == "unknown"
     assert r["null"].converges is True
     assert r["null"].tasks[0].outcome.extra["executing_old"] is True
 

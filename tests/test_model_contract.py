@@ -141,10 +141,16 @@ def test_klp_signals_follow_its_signals_timeout() -> None:
 
 
 def test_kgraft_nudges_from_its_first_work_run() -> None:
+    """kgr_wakeup_kthreads() at start, kgr_send_fake_signal() at every kgr_work_fn run."""
     kgraft = get_model("kgraft")
     assert kgraft.nudge(0, _facts(TaskKind.USER)) is Nudge.NONE
+    assert kgraft.nudge(0, _facts(TaskKind.KTHREAD, "D")) is Nudge.WAKE_PROCESS
     assert kgraft.nudge(1, _facts(TaskKind.USER)) is Nudge.FAKE_SIGNAL
-    assert kgraft.nudge(2, _facts(TaskKind.KTHREAD)) is Nudge.WAKE_INTERRUPTIBLE
+    assert kgraft.nudge(2, _facts(TaskKind.KTHREAD)) is Nudge.WAKE_PROCESS
+    before_2015 = get_model("kgraft", fake_signals=False)
+    assert before_2015.nudge(0, _facts(TaskKind.KTHREAD)) is Nudge.WAKE_PROCESS
+    assert before_2015.nudge(1, _facts(TaskKind.USER)) is Nudge.NONE
+    assert before_2015.nudge(1, _facts(TaskKind.KTHREAD)) is Nudge.NONE
     assert get_model("kpatch").nudge(15, _facts(TaskKind.USER)) is Nudge.NONE
 
 

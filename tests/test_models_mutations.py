@@ -414,8 +414,10 @@ def test_model_defaults_and_params() -> None:
         "replace": False,
     }
     assert Klp.accepts() == frozenset(Klp().params())
-    assert Kpatch().params() == {"max_depth": 64, "attempts": 5, "retry_interval_s": 2.0}
-    assert Ksplice().params() == {"attempts": 5, "retry_interval_s": 1.0}
+    assert Kpatch().params() == {"max_depth": 64, "attempts": 5, "insmod_retry_s": 2.0,
+                                 "livepatch": False, "unpatching": False}
+    assert Ksplice().params() == {"attempts": 5, "retry_interval_s": 1.0,
+                                  "stopper_prefix": "migration/", "restart_functions_patched": ()}
     assert Josh().params() == {"freezer_path_patched": False}
     assert Null().params() == {} and Trivial().params() == {}
     assert Matrix().params() == {}
@@ -476,7 +478,12 @@ KSPLICE_ROWS: list[tuple[str, TaskFacts, tuple[Any, ...]]] = [
      (V.SWITCH, O.SWITCHED, None, 0.0, "idle task: not on the thread list, never checked")),
     ("running", on(on_cpu=True),
      (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      "running now: where stop_machine parks it cannot be known from this snapshot")),
+      ("running now: stop_machine normally stops it where this snapshot cannot show; were it still "
+       "on its CPU at the check, check_task() would return UNEXPECTED_RUNNING_TASK and the update "
+       "would be aborted without a retry"))),
+    ("a stopper thread", task(on_cpu=True, comm="migration/3"),
+     (V.SWITCH, O.SWITCHED, None, 0.0,
+      "a stop_machine thread: on its CPU at the check, and let be (is_stop_machine)")),
     ("reliable patched frame", on(),
      (V.BLOCKED, O.STUCK, "EBUSY", None, "stack word inside to-be-replaced code (do_wait): code is busy")),
     ("runnable", on(state="R"),
@@ -508,7 +515,9 @@ KSPLICE_ROWS: list[tuple[str, TaskFacts, tuple[Any, ...]]] = [
 def test_ksplice_rules_row_by_row(facts: TaskFacts, expected: tuple[Any, ...]) -> None:
     outcome = Ksplice().judge_task(facts)
     assert answer(outcome) == expected
-    assert outcome.extra == ({"unchecked": True} if facts.kind is K.IDLE and not facts.dead else {})
+    extra = ({"unchecked": True} if facts.kind is K.IDLE and not facts.dead
+             else {"abort": "UNEXPECTED_RUNNING_TASK"} if outcome.verdict is V.RUNNING else {})
+    assert outcome.extra == extra
 
 
 def test_ksplice_constants() -> None:
@@ -582,9 +591,18 @@ KGRAFT_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
      (V.BLOCKED, O.STUCK, None, None, NO_SAFE)),
     ("kswapd by name", Kgraft(annotated_kthreads=False), task(kind=K.KTHREAD, comm="kswapd0", state="R"),
      (V.BLOCKED, O.AFTER_WAKEUP, None, 2.0, SAFE)),
+    # wake_up_process() (kgr_wakeup_kthreads, kgr_send_fake_signal) ends a D sleep too.
     ("kworker in D", Kgraft(), task(kind=K.KTHREAD, comm="kworker/1:0", state="D"),
+     (V.BLOCKED, O.UNKNOWN, None, None,
+      ("kernel thread in state D: wake_up_process() ends that sleep, but a wait whose condition "
+       "has not come sleeps again before the safe point"))),
+    ("kworker stopped", Kgraft(), task(kind=K.KTHREAD, comm="kworker/1:0", state="T"),
      (V.BLOCKED, O.STUCK, None, None,
-      "kernel thread in state D: it cannot reach its safe point until that sleep ends")),
+      "kernel thread in state T: no wake-up ends it, so it cannot reach its safe point")),
+    ("user asleep, before the fake signal", Kgraft(fake_signals=False), on(),
+     (V.BLOCKED, O.UNKNOWN, None, None,
+      ("asleep in the kernel, and no fake signal before SLE 12's 3.12.44 kernel: it switches when "
+       "its sleep ends on its own"))),
     ("kworker, state unknown", Kgraft(), task(kind=K.KTHREAD, comm="kworker/1:0", state=None),
      (V.BLOCKED, O.AFTER_WAKEUP, None, 2.0, SAFE)),
     ("unknown kind", Kgraft(), task(kind=K.UNKNOWN, kind_evidence="no flags"),
@@ -602,9 +620,9 @@ def test_kgraft_nudges_from_its_first_work_run() -> None:
     assert k.nudge(0, task()) is Nudge.NONE
     assert k.nudge(1, task()) is Nudge.FAKE_SIGNAL
     assert k.nudge(1, task(state="D")) is Nudge.FAKE_SIGNAL
-    assert k.nudge(2, task(kind=K.KTHREAD)) is Nudge.WAKE_INTERRUPTIBLE
-    assert k.nudge(0, task(kind=K.KTHREAD)) is Nudge.NONE
-    assert k.nudge(2, task(kind=K.KTHREAD, state="D")) is Nudge.NONE
+    assert k.nudge(2, task(kind=K.KTHREAD)) is Nudge.WAKE_PROCESS
+    assert k.nudge(0, task(kind=K.KTHREAD)) is Nudge.WAKE_PROCESS  # kgr_wakeup_kthreads()
+    assert k.nudge(2, task(kind=K.KTHREAD, state="D")) is Nudge.WAKE_PROCESS
     assert k.nudge(2, task(kind=K.IDLE)) is Nudge.NONE
     assert k.nudge(2, task(kind=K.UNKNOWN)) is Nudge.NONE
 

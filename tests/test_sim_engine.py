@@ -144,8 +144,10 @@ def test_kgraft_switches_a_kthread_at_its_safe_point_whatever_its_stack() -> Non
     s = build(fns, [TaskSpec("kworker/0:0", TaskKind.KTHREAD, ("loop",), kgr_safe=True)],
               {"loop", "f"}, cpus=1)
     sim = Sim(s, get_model("kgraft"))
-    Script(sim)("sched 0 kworker/0:0", "run kworker/0:0 *", "enable", "wake kworker/0:0",
+    # enable: kgr_wakeup_kthreads() wakes it (wake_up_process), no outside wake-up needed.
+    Script(sim)("sched 0 kworker/0:0", "run kworker/0:0 *", "enable",
                 "sched 0 kworker/0:0", "run kworker/0:0 2")
+    assert any("wake_up_process()" in line for line in sim.trace)
     assert not sim.tasks[0].pending
     assert "kthread_safe_point" not in sim.monitor.first  # not a property name
     assert Property.LEAVE_KERNEL in sim.monitor.first

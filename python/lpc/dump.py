@@ -283,6 +283,7 @@ class Dump:
         "input_cut",
         "kallsyms_path",
         "kernel_release",
+        "arch",
         "kthreads",
         "metadata",
         "names",
@@ -335,6 +336,8 @@ class Dump:
         c = columns
         self.source_format: str = c.format
         self.kernel_release: str | None = kernel_release or c.kernel_release
+        #: The architecture the frames' own syntax names (ARM, powerpc, s390), if any.
+        self.arch: str | None = c.arch
         self.path = path
         self.kallsyms_path = kallsyms_path
         self.metadata: Mapping[str, str] = dict(metadata or {})

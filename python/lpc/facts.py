@@ -10,6 +10,11 @@ whole dump so that :mod:`lpc.check` can group tasks with equal facts (the key
 columns are named by TaskFacts' field metadata, so a new field cannot be left
 out of the key).
 
+A model whose check reads another stack walker than the one the dump printed
+with gets the facts as that walker reports them (:meth:`TaskTable.seen_by`,
+after the model's ``stack_source``): a best-effort ``save_stack_trace_tsk()``
+skips other tasks' .sched.text and lock-text frames, in the simulator as here.
+
 The rules that decide facts — a task's kind and its evidence
 (:func:`infer_kind`), whether a patched frame is a kthread's main function
 (:func:`is_thread_fn`), which tasks are on a CPU (:func:`on_cpu_evidence`)
@@ -19,7 +24,7 @@ The rules that decide facts — a task's kind and its evidence
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import IntEnum, IntFlag
 from functools import cached_property
 from typing import Any, NamedTuple, overload
@@ -45,7 +50,7 @@ from lpc.kernel import (
     is_syscall_entry,
     starts_threads,
 )
-from lpc.models import Stack, TaskFacts, TaskKind
+from lpc.models import Stack, StackSource, TaskFacts, TaskKind
 from lpc.patch import Patch
 from lpc.symbols import Symbols
 
@@ -246,6 +251,38 @@ class Scan:
     eligible: npt.NDArray[np.bool_]
     #: Per frame token: the evidence it lost (a :class:`Loss` code, 0 for none).
     token_lost: npt.NDArray[np.uint8]
+    #: Per frame token: it lies in .sched.text or the lock text, which a best-effort
+    #: walk of another task drops (kernel/stacktrace.c stack_trace_consume_entry_nosched;
+    #: before 5.2 the arch's save_stack_address_nosched). None: not known.
+    token_nosched: npt.NDArray[np.bool_] | None = None
+
+    def seen_by(self, source: StackSource, offsets: npt.NDArray[np.int64],
+                tokens: npt.NDArray[Any]) -> Scan:
+        """The scan as a model's stack walker sees the stacks (``offsets`` and
+        ``tokens`` are the dump's frame CSR). Only the best-effort walker differs
+        from what the dump prints: save_stack_trace_tsk() of a task other than
+        current skips every frame in .sched.text and the lock text, so such a
+        frame is neither counted nor compared with the patch — the simulator's
+        walker (lpc.sim.engine ``Sim._walk``) drops the same frames."""
+        if source is not StackSource.BEST_EFFORT or self.token_nosched is None \
+                or not self.token_nosched.any():
+            return self
+        dropped = self.token_nosched
+        token_function = np.where(dropped, -1, self.token_function)
+        eligible = self.eligible & ~dropped[tokens]
+        tasks = len(offsets) - 1
+        first = np.full(tasks, -1, dtype=np.int64)
+        function = np.full(tasks, -1, dtype=np.int64)
+        hits = np.flatnonzero(eligible & (token_function[tokens] >= 0))
+        if hits.size:
+            owners = np.searchsorted(offsets, hits, side="right") - 1
+            seen, at = np.unique(owners, return_index=True)
+            first[seen] = hits[at] - offsets[seen]
+            function[seen] = token_function[tokens[hits[at]]]
+        rows = np.flatnonzero(token_function[tokens] >= 0)
+        return replace(self, first=first, function=function,
+                       any_frames=PatchedFrames(offsets, rows),
+                       token_function=token_function, eligible=eligible)
 
 
 _USER_CODE = _DUMP_CONTEXTS.index(FrameContext.USER)
@@ -609,6 +646,11 @@ class TaskTable(Sequence[TaskFacts]):
         self, dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan, hidden: bool
     ) -> None:
         self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
+        self._symbols = symbols
+        self._views: dict[StackSource, TaskTable] = {}
+        #: Tasks whose patched frames the walker of this view does not report
+        #: (set on a view: see :meth:`seen_by`).
+        self.unseen_patched = 0
         offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
         self._offsets = offsets
         self._tokens = dump.frame_tokens
@@ -640,6 +682,26 @@ class TaskTable(Sequence[TaskFacts]):
         self.lost_codes, self.lost_frame, self.lost_line = self._losses()
         self._groups_by_prefixes: dict[tuple[str, ...], tuple[npt.NDArray[np.int64],
                                                               npt.NDArray[np.int64]]] = {}
+
+    def seen_by(self, source: StackSource) -> TaskTable:
+        """The tasks as a model whose check reads ``source`` (its
+        :attr:`lpc.models.Model.stack_source`) sees them: the same dump, the
+        frames that walker reports (see :meth:`Scan.seen_by`). A best-effort
+        walker shows what /proc/<pid>/stack shows — the same
+        save_stack_trace_tsk() — so nothing is hidden from it there. Built
+        once per source; a source that sees what the dump prints is ``self``."""
+        if source in self._views:
+            return self._views[source]
+        offsets = self._offsets
+        found = self.found.seen_by(source, offsets, self._tokens)
+        hidden = self.hidden and source is not StackSource.BEST_EFFORT
+        if found is self.found and hidden == self.hidden:
+            view = self
+        else:
+            view = TaskTable(self.dump, self.patch, self._symbols, found, hidden)
+            view.unseen_patched = len(set(self.found.any_frames) - set(found.any_frames))
+        self._views[source] = view
+        return view
 
     # ---- columns ---------------------------------------------------------------------
 

@@ -88,6 +88,44 @@ SCHED_FRAMES = frozenset(
     {"__schedule", "schedule", "schedule_idle", "preempt_schedule_irq", "schedule_timeout"}
 )
 
+#: Sleep and lock primitives marked ``__sched`` (so placed in SCHED_TEXT) in
+#: kernel/sched/core.c, kernel/sched/completion.c, kernel/time/timer.c,
+#: kernel/time/hrtimer.c, kernel/locking/{mutex,rwsem,semaphore}.c and
+#: kernel/sched/wait_bit.c: what a best-effort walker drops when there is no
+#: symbol table to place a frame by address. A name list, so a guide only: the
+#: markers of a real kallsyms decide whenever there is one.
+SCHED_TEXT_FUNCTIONS = SCHED_FRAMES | frozenset({
+    "__sched_text_start",  # a frame printed against the section's first label
+    "preempt_schedule", "preempt_schedule_common", "preempt_schedule_notrace",
+    "schedule_preempt_disabled", "io_schedule", "io_schedule_timeout", "yield", "yield_to",
+    "schedule_timeout_interruptible", "schedule_timeout_killable",
+    "schedule_timeout_uninterruptible", "schedule_timeout_idle",
+    "schedule_hrtimeout", "schedule_hrtimeout_range", "schedule_hrtimeout_range_clock",
+    "do_nanosleep",
+    "wait_for_completion", "wait_for_completion_timeout", "wait_for_completion_io",
+    "wait_for_completion_io_timeout", "wait_for_completion_interruptible",
+    "wait_for_completion_interruptible_timeout", "wait_for_completion_killable",
+    "wait_for_completion_killable_timeout", "wait_for_common", "__wait_for_common",
+    "do_wait_for_common",
+    "mutex_lock", "mutex_lock_interruptible", "mutex_lock_killable", "mutex_lock_io",
+    "__mutex_lock", "__mutex_lock_slowpath", "__mutex_lock_interruptible_slowpath",
+    "__mutex_lock_killable_slowpath",
+    "down_read", "down_write", "down_read_killable", "down_write_killable",
+    "rwsem_down_read_slowpath", "rwsem_down_write_slowpath",
+    "down", "down_interruptible", "down_killable", "down_timeout",
+    "__down", "__down_interruptible", "__down_killable", "__down_timeout", "__down_common",
+    "bit_wait", "bit_wait_io", "bit_wait_timeout", "__wait_on_bit", "__wait_on_bit_lock",
+    "out_of_line_wait_on_bit", "out_of_line_wait_on_bit_lock",
+})
+#: Lock text (``__lockfunc``, kernel/locking/spinlock.c): the _raw_* lock functions.
+LOCK_TEXT_PREFIXES = ("_raw_spin_", "_raw_read_", "_raw_write_")
+
+
+def in_sched_text_by_name(name: str) -> bool:
+    """By name only: is this a .sched.text or lock-text function
+    (kernel/sched/core.c in_sched_functions())? See SCHED_TEXT_FUNCTIONS."""
+    return name in SCHED_TEXT_FUNCTIONS or name.startswith(LOCK_TEXT_PREFIXES)
+
 # ---- the freezer ------------------------------------------------------------------------------
 
 #: Functions a frozen task sits in: the refrigerator, the signal path a user task

@@ -104,6 +104,16 @@ class PatchFunction:
         return out
 
 
+def replacement_of(f: PatchFunction, stands_for: str) -> PatchFunction:
+    """The replacement an enabled patch installed for ``f`` (its ``new``), as
+    the range a check compares against; a refusal when it was not named."""
+    if f.new is None:
+        raise PatchSpecError(
+            f"{f.spec}: a loaded patch replaces it, and the check then looks for that "
+            f"replacement: name it ({f.spec}->module:replacement)")
+    return replace(f.new, stands_for=stands_for)
+
+
 def _checked(f: PatchFunction, below: tuple[int, PatchFunction] | None,
              why: str) -> PatchFunction:
     """What ``f`` is checked against: itself, or the replacement of the newest
@@ -111,12 +121,8 @@ def _checked(f: PatchFunction, below: tuple[int, PatchFunction] | None,
     if below is None:
         return f
     depth, prev = below
-    if prev.new is None:
-        raise PatchSpecError(
-            f"{f.spec}: loaded patch {depth} already patches it, and the check then looks "
-            f"for that patch's replacement: name it ({prev.spec}->module:replacement)")
-    return replace(prev.new, stands_for=f"{f.spec.split('->')[0]} ({why}: loaded patch "
-                                        f"{depth}'s replacement)")
+    return replacement_of(prev, f"{f.spec.split('->')[0]} ({why}: loaded patch {depth}'s "
+                                "replacement")
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,10 @@ class Nudge(str, Enum):
     WAKE_INTERRUPTIBLE = "wake_interruptible"
     #: wake_up_if_idle(): an idle CPU goes once more through do_idle().
     KICK_IDLE = "kick_idle"
+    #: wake_up_process(): a kthread asleep in TASK_NORMAL — interruptible or
+    #: not — runs again (kGraft's kgr_wakeup_kthreads / kgr_send_fake_signal),
+    #: and may go back to sleep where it was.
+    WAKE_PROCESS = "wake_process"
 
 
 class Model(ABC):
@@ -370,6 +374,12 @@ class Model(ABC):
         """The model with the parameters it takes from the patch itself (whether
         it unpatches, whether it touches the freezer path...). Default: none."""
         return self
+
+    def checked_functions(self, patch: Patch, loaded: Sequence[Patch]) -> Patch:
+        """The functions whose ranges the model's check compares stacks with,
+        for ``patch`` over the enabled ``loaded`` patches (oldest first).
+        Default: livepatch's rule (:meth:`lpc.patch.Patch.checked_against`)."""
+        return patch.checked_against(loaded)
 
     def nudge(self, retry: int, task: TaskFacts) -> Nudge:
         """What the model does at pass ``retry`` (0 = the first check, at enable)

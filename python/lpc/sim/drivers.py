@@ -187,6 +187,10 @@ class ThreadDriver(Driver):
                 self.sim.signal(t, what)  # ends an interruptible sleep only
             elif nudge is Nudge.WAKE_INTERRUPTIBLE and t.state == "S":
                 self.sim.wake(t, f"woken by {what} (wake_up_state(TASK_INTERRUPTIBLE))")
+            elif nudge is Nudge.WAKE_PROCESS and t.state in ("S", "D") and not (
+                    t.sleep_op is not None and t.sleep_op.forever):
+                # A wait whose condition never comes re-checks it and sleeps again.
+                self.sim.wake(t, f"woken by {self.model.name} (wake_up_process())")
 
     def reverse(self) -> None:
         """klp_reverse_transition(): clear every pending flag, flip the target, restart.

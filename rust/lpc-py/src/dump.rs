@@ -92,6 +92,9 @@ pub(crate) struct PyDumpColumns {
     /// The kernel release the dump names, if any.
     #[pyo3(get)]
     kernel_release: Option<String>,
+    /// The architecture the frames' syntax names (ARM, powerpc, s390), if any.
+    #[pyo3(get)]
+    arch: Option<String>,
     /// Interned function and module names.
     #[pyo3(get)]
     names: Py<PyTuple>,
@@ -197,6 +200,7 @@ impl PyDumpColumns {
             // Every parse sets its format; "" only for a default-built dump.
             format: d.format.map_or("", Format::name),
             kernel_release: d.kernel_release,
+            arch: d.arch,
             names: PyTuple::new(py, d.names)?.unbind(),
             comm_names: PyTuple::new(py, d.comm_names)?.unbind(),
             skipped_lines: d.skipped_lines,

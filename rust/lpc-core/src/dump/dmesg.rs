@@ -1152,6 +1152,7 @@ impl<'a> Machine<'a> {
         }
         self.push(b, &callee, n);
         self.pending_caller = line.caller.map(sym_frame);
+        b.note_arch("arm");
         true
     }
 
@@ -1167,6 +1168,7 @@ impl<'a> Machine<'a> {
                     };
                     let f = frame_ref(&parsed, Some(ip), reliable, self.context, n);
                     self.push(b, &f, n);
+                    b.note_arch("powerpc");
                     return true;
                 }
                 return self.arm_line(t, n, b);
@@ -1248,6 +1250,7 @@ impl<'a> Machine<'a> {
             n,
         );
         self.push(b, &f, n);
+        b.note_arch("s390");
         true
     }
 
@@ -2290,6 +2293,24 @@ mod tests {
         let d = run("CPU: 0 PID: 5 Comm: a Not tainted 4.4.1 #1\ntask: ffff8801d85697c0 ti: ffff8800bade8000 task.ti: ffff8800bade8000\nCall Trace:\n f+0x1/0x2\n");
         assert_eq!(d.task_count(), 1);
         assert_eq!(d.lost_tasks(), 0);
+    }
+
+    #[test]
+    fn frame_syntax_names_the_architecture() {
+        for (text, arch) in [
+            (
+                sample!("arm32-hung-task-4.19-unwind-verbose.txt"),
+                Some("arm"),
+            ),
+            (sample!("arm32-oops-3.4-frame-pointer.txt"), Some("arm")),
+            (sample!("ppc64le-hung-task-5.15-nmi.txt"), Some("powerpc")),
+            (sample!("s390x-hung-task-4.19.txt"), Some("s390")),
+            // x86 and arm64 print `sym+off/size`: no syntax of their own.
+            (sample!("hung-task-6.18.txt"), None),
+            (sample!("hung-task-arm64-6.x-task-flags.txt"), None),
+        ] {
+            assert_eq!(run(text).arch.as_deref(), arch);
+        }
     }
 
     #[test]

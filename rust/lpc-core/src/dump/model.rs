@@ -403,6 +403,9 @@ pub struct FrameRef<'a> {
 pub struct Dump {
     pub format: Option<Format>,
     pub kernel_release: Option<String>,
+    /// The architecture the frames' own syntax names (ARM's `(sym) from`,
+    /// powerpc's `[sp] [lr] sym`, s390's `([<addr>] sym)`), when one does.
+    pub arch: Option<String>,
     // ---- per task
     /// The header fields (see [`Dump::header`]).
     pub tasks: TaskColumns,
