@@ -31,8 +31,23 @@ from test_check_real import snapshot, symbols  # the real 6.18 snapshot and its 
 DATA = Path(__file__).parent / "data"
 
 
+def brute_on_cpu(task: Task) -> bool | None:
+    """On a CPU: the parser's word, else (runnable) an IRQ stack, the printer's
+    functions, or nothing but `?` guesses."""
+    names = [f.function or "?" for f in task.frames]
+    if task.on_cpu is None and task.state == "R" and (
+        any(f.context in (FrameContext.IRQ, FrameContext.SOFTIRQ, FrameContext.NMI)
+            for f in task.frames)
+        or any(n in PRINTING_FRAMES for n in names)
+        or (task.frames and not any(f.reliable and not f.inlined for f in task.frames))
+    ):
+        return True
+    return task.on_cpu
+
+
 def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult,
-                source: StackSource = StackSource.RELIABLE) -> TaskFacts:
+                source: StackSource = StackSource.RELIABLE,
+                on_cpu_pids: frozenset[int | None] = frozenset()) -> TaskFacts:
     """One task's facts from its Task object, by name (no symbol table), as the
     model's stack walker (``source``) reports them: a best-effort one skips
     .sched.text and lock-text frames."""
@@ -51,16 +66,9 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult,
         tail -= 1
     interrupted = any(f.context is not FrameContext.TASK for f in task.frames[:tail]) or any(
         n.startswith(INTERRUPT_ENTRY_PREFIXES) for n in names)
-    # On a CPU: the parser's word, else (runnable) an IRQ stack, the printer's
-    # functions, or nothing but `?` guesses.
-    on_cpu = task.on_cpu
-    if on_cpu is None and task.state == "R" and (
-        any(f.context in (FrameContext.IRQ, FrameContext.SOFTIRQ, FrameContext.NMI)
-            for f in task.frames)
-        or any(n in PRINTING_FRAMES for n in names)
-        or (task.frames and not any(eligible))
-    ):
-        on_cpu = True
+    on_cpu = brute_on_cpu(task)
+    if on_cpu is None and task.state == "R" and task.pid in on_cpu_pids:
+        on_cpu = True  # the same task printed again, on its CPU
     kind, evidence = infer_kind(
         pid=-1 if task.pid is None else task.pid, comm=task.comm,
         kthread=-1 if task.kthread is None else int(task.kthread),
@@ -122,9 +130,11 @@ def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = No
         assert model.judge_dump(facts, outcomes, facts.tasks_lost()) == result.transition, name
         assert result.tasks.as_json() == [r.as_json() for r in result.tasks], name
         if syms is None:
+            on_cpu_pids = frozenset(task.pid for task in dump.tasks
+                                    if task.pid is not None and brute_on_cpu(task) is True)
             for t, task in enumerate(dump.tasks):
                 assert facts[t] == brute_facts(task, t, result.patch, result,
-                                               model.stack_source), (name, t, task.comm)
+                                               model.stack_source, on_cpu_pids), (name, t, task.comm)
         assert_columns_agree_with_facts(facts)  # type: ignore[arg-type]
     assert sleeping_functions(dump) == brute_sleeping_functions(dump)
 

@@ -116,6 +116,14 @@ def test_on_cpu_comes_from_evidence_only() -> None:
     # runnable alone is not on a CPU; an IRQ stack, the printer's frames, only
     # guesses are; a sleeping task never is; the source's own word stands.
     assert on_cpu_evidence(said, states, ev, guesses).tolist() == [-1, 1, 1, 1, -1, 0, 1]
+    # The same pid printed again on a CPU (an NMI backtrace): its runnable
+    # SysRq-t occurrence is on that CPU too; a sleeping one is not changed.
+    pids = np.array([7, 3, 4, 5, 7, 8, 9], np.int64)
+    twice = on_cpu_evidence(np.array([-1, -1, -1, -1, -1, -1, 1], np.int8), states,
+                            np.zeros(7, np.uint8), np.zeros(7, bool),
+                            np.array([9, 3, 4, 5, 6, 8, 9], np.int64))
+    assert twice.tolist() == [1, -1, -1, -1, -1, -1, 1]
+    assert on_cpu_evidence(said, states, ev, guesses, pids).tolist() == [-1, 1, 1, 1, -1, 0, 1]
 
 
 def test_stack_evidence_of_a_frame_name() -> None:

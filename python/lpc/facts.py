@@ -464,6 +464,7 @@ def infer_kind(
 def on_cpu_evidence(
     said: npt.NDArray[np.int8], states: npt.NDArray[np.uint8],
     evidence: npt.NDArray[np.uint8], only_guesses: npt.NDArray[np.bool_],
+    pids: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.int8]:
     """Which tasks were on a CPU, from evidence only.
 
@@ -477,12 +478,20 @@ def on_cpu_evidence(
     (walked only for the CPU's own task), the functions of the task printing
     the dump, or nothing but ``?`` guesses (a running task's stack, read from
     another CPU, holds no frame an unwinder can vouch for).
+    A runnable task printed twice (``pids``) is on a CPU when either
+    occurrence shows it.
     """
     runnable = np.isin(states, np.frombuffer("".join(RUNNABLE).encode(), np.uint8))
     shown = ((evidence & (StackEvidence.ON_IRQ_STACK | StackEvidence.PRINTING)) != 0) \
         | only_guesses
     out = said.copy()
     out[(said < 0) & runnable & shown] = 1
+    if pids is not None and len(pids):
+        # One task printed twice (SysRq-t, then its NMI backtrace or a `CPU: N
+        # PID:` report): what one occurrence shows of the CPU holds for the
+        # other, runnable one.
+        on = np.unique(pids[(out == 1) & (pids >= 0)])
+        out[(out < 0) & runnable & np.isin(pids, on)] = 1
     return out
 
 
@@ -719,7 +728,7 @@ class TaskTable(Sequence[TaskFacts]):
         when it has one, else :func:`on_cpu_evidence`."""
         d = self.dump
         only_guesses = (self.depth == 0) & (np.diff(self._offsets) > 0)
-        return on_cpu_evidence(d.on_cpus, d.states, self._evidence, only_guesses)
+        return on_cpu_evidence(d.on_cpus, d.states, self._evidence, only_guesses, d.pids)
 
     @cached_property
     def hit_sequences(self) -> npt.NDArray[np.int64]:
