@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 from lpc.check import CheckResult, check, sleeping_functions
 from lpc.facts import STACK_CODES, TaskTable, infer_kind
 from lpc.kernel import FREEZABLE_KTHREAD_PREFIXES as FREEZABLE_KTHREADS
+from lpc.kernel import INTERRUPT_ENTRY_PREFIXES, PRINTING_FRAMES
 from lpc.kernel import SYSCALL_ENTRY_PREFIXES as SYSCALL_ENTRY
+from lpc.kernel import in_sched_text_by_name
 from lpc.dump import UNKNOWN_U64, Dump, FrameContext, StackStatus, Task, parse_dump
-from lpc.models import MODELS, Stack, TaskFacts, get_model
+from lpc.models import MODELS, Stack, StackSource, TaskFacts, get_model
 from lpc.patch import Patch
 from lpc.symbols import Symbols
 from test_check_real import snapshot, symbols  # the real 6.18 snapshot and its kallsyms
@@ -29,17 +31,44 @@ from test_check_real import snapshot, symbols  # the real 6.18 snapshot and its 
 DATA = Path(__file__).parent / "data"
 
 
-def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> TaskFacts:
-    """One task's facts from its Task object, by name (no symbol table)."""
+def brute_on_cpu(task: Task) -> bool | None:
+    """On a CPU: the parser's word, else (runnable) an IRQ stack, the printer's
+    functions, or nothing but `?` guesses."""
+    names = [f.function or "?" for f in task.frames]
+    if task.on_cpu is None and task.state == "R" and (
+        any(f.context in (FrameContext.IRQ, FrameContext.SOFTIRQ, FrameContext.NMI)
+            for f in task.frames)
+        or any(n in PRINTING_FRAMES for n in names)
+        or (task.frames and not any(f.reliable and not f.inlined for f in task.frames))
+    ):
+        return True
+    return task.on_cpu
+
+
+def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult,
+                source: StackSource = StackSource.RELIABLE,
+                on_cpu_pids: frozenset[int | None] = frozenset()) -> TaskFacts:
+    """One task's facts from its Task object, by name (no symbol table), as the
+    model's stack walker (``source``) reports them: a best-effort one skips
+    .sched.text and lock-text frames."""
     names = tuple(f.function or "?" for f in task.frames)
-    eligible = [f.reliable and not f.inlined for f in task.frames]
-    inside = [f.function in patch.names and (f.module is None) == all(
+    skipped = [source is StackSource.BEST_EFFORT and in_sched_text_by_name(n) for n in names]
+    eligible = [f.reliable and not f.inlined and not s for f, s in zip(task.frames, skipped)]
+    inside = [f.function in patch.names and not s and (f.module is None) == all(
         p.object is None for p in patch.functions if p.name == f.function)
-        for f in task.frames]
+        for f, s in zip(task.frames, skipped)]
     first = next((i for i, (e, hit) in enumerate(zip(eligible, inside)) if e and hit), None)
     status = Stack(task.stack_status.value)
-    if status is Stack.COMPLETE and any(f.context is not FrameContext.TASK for f in task.frames):
-        status = Stack.UNWIND_FAILURE
+    # Interrupted: a frame in an interrupt/exception section (a user part at the
+    # end is not one), or an interrupt entry's name.
+    tail = len(task.frames)
+    while tail and task.frames[tail - 1].context is FrameContext.USER:
+        tail -= 1
+    interrupted = any(f.context is not FrameContext.TASK for f in task.frames[:tail]) or any(
+        n.startswith(INTERRUPT_ENTRY_PREFIXES) for n in names)
+    on_cpu = brute_on_cpu(task)
+    if on_cpu is None and task.state == "R" and task.pid in on_cpu_pids:
+        on_cpu = True  # the same task printed again, on its CPU
     kind, evidence = infer_kind(
         pid=-1 if task.pid is None else task.pid, comm=task.comm,
         kthread=-1 if task.kthread is None else int(task.kthread),
@@ -57,7 +86,7 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
     hidden = result.tasks.facts.hidden  # type: ignore[attr-defined]
     return TaskFacts(
         index=index, pid=task.pid, tid=task.tid, comm=task.comm, state=task.state, kind=kind,
-        kind_evidence=evidence, on_cpu=task.on_cpu, stack=status, depth=sum(eligible),
+        kind_evidence=evidence, on_cpu=on_cpu, stack=status, depth=sum(eligible),
         patched_frame=first,
         patched_function=None if first is None else names[first],
         patched_frame_is_thread_fn=thread_fn, frames=names,
@@ -65,6 +94,8 @@ def brute_facts(task: Task, index: int, patch: Patch, result: CheckResult) -> Ta
         hidden_patched_text=hidden and status is Stack.COMPLETE,
         freezable=True if task.comm.startswith(FREEZABLE_KTHREADS) else None,
         patched_frame_in_sched_text=False,
+        interrupted=interrupted,
+        hung=task.hung,
         evidence_lost=brute_loss(task)[0],
         evidence_line=brute_loss(task)[1],
     )
@@ -99,8 +130,11 @@ def assert_grouping_is_exact(dump: Dump, patch: Patch, syms: Symbols | None = No
         assert model.judge_dump(facts, outcomes, facts.tasks_lost()) == result.transition, name
         assert result.tasks.as_json() == [r.as_json() for r in result.tasks], name
         if syms is None:
+            on_cpu_pids = frozenset(task.pid for task in dump.tasks
+                                    if task.pid is not None and brute_on_cpu(task) is True)
             for t, task in enumerate(dump.tasks):
-                assert facts[t] == brute_facts(task, t, result.patch, result), (name, t, task.comm)
+                assert facts[t] == brute_facts(task, t, result.patch, result,
+                                               model.stack_source, on_cpu_pids), (name, t, task.comm)
         assert_columns_agree_with_facts(facts)  # type: ignore[arg-type]
     assert sleeping_functions(dump) == brute_sleeping_functions(dump)
 

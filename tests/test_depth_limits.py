@@ -117,7 +117,8 @@ def test_klp_depth_boundary_from_a_sysrq_t_dump(depth: int, verdict: Verdict) ->
 def test_klp_cond_resched_switch_point_has_the_same_limit(depth: int, outlook: Outlook) -> None:
     """A running kthread switches itself at cond_resched() (__klp_sched_try_switch
     → klp_check_stack): the same 100-entry buffer, so a 100-entry stack fails there too."""
-    o = get_model("klp").judge_task(facts(depth, kind=TaskKind.KTHREAD, state="R", on_cpu=True))
+    o = get_model("klp", cond_resched_switch=True).judge_task(
+        facts(depth, kind=TaskKind.KTHREAD, state="R", on_cpu=True))
     assert (o.verdict, o.outlook) == (Verdict.RUNNING, outlook)
 
 
@@ -181,3 +182,17 @@ def test_kpatch_running_task_is_unknown_whatever_its_depth() -> None:
     for depth in (MAX_STACK_TRACE_DEPTH - 2, MAX_STACK_TRACE_DEPTH + 1):
         o = get_model("kpatch").judge_task(facts(depth, state="R", on_cpu=True))
         assert (o.verdict, o.outlook) == (Verdict.RUNNING, Outlook.UNKNOWN)
+
+
+@pytest.mark.parametrize(("depth", "verdict"), [(MAX_STACK_ENTRIES, Verdict.SWITCH),
+                                                (MAX_STACK_ENTRIES + 1, Verdict.UNRELIABLE)])
+def test_klp_before_5_2_took_a_full_buffer(depth: int, verdict: Verdict) -> None:
+    """4.12–5.1 x86 save_stack_address() refused an entry only when the buffer
+    was already full, so exactly 100 entries passed; the 5.2 stacktrace rework
+    (stack_trace_consume_entry) fails on storing the 100th."""
+    from lpc.kernel import Kernel
+
+    old = get_model("klp", Kernel("4.19.0-27-amd64", "test"))
+    assert old.judge_task(facts(depth)).verdict is verdict
+    if verdict is Verdict.UNRELIABLE:
+        assert "more than 100 entries" in old.judge_task(facts(depth)).reason

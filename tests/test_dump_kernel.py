@@ -281,7 +281,7 @@ def test_rcu_stall_4x_inline_irq_eoi_markers() -> None:
     assert (task.comm, task.state, task.on_cpu, task.cpu, task.pid, task.ppid, task.thread_flags) == (
         "kworker/0:0",
         "R",
-        True,
+        None,  # "running task" is runnable; its <IRQ> section puts it on a CPU (lpc.facts)
         0,
         4,
         2,
@@ -300,7 +300,8 @@ def test_rcu_stall_6_10_nmi_section() -> None:
     assert dump.kernel_release == "6.10.0-rc5-00257-g88d8f64b9f5f-dirty"
     assert skipped(dump) == [(1, "<provenance>")]
     gp, syz = dump.tasks
-    assert (gp.comm, gp.state, gp.on_cpu, gp.pid, gp.tgid, gp.ppid) == ("rcu_preempt", "R", True, 17, 17, 2)
+    assert (gp.comm, gp.state, gp.on_cpu, gp.pid, gp.tgid, gp.ppid) == ("rcu_preempt", "R", None, 17, 17, 2)
+    # A starved grace-period kthread: runnable, not on a CPU (that is the stall).
     assert reliable_names(gp) == ["__schedule", "schedule", "schedule_timeout", "rcu_gp_fqs_loop", "rcu_gp_kthread", "kthread", "ret_from_fork", "ret_from_fork_asm"]
     assert (syz.comm, syz.pid, syz.cpu, syz.on_cpu) == ("syz.0.104", 5599, 0, True)
     assert syz.frames[0].function == "rb_insert_color"

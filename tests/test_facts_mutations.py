@@ -36,7 +36,7 @@ from lpc.facts import (
     group_keys,
     infer_kind,
     is_thread_fn,
-    stack_status,
+    on_cpu_evidence,
 )
 from lpc.models import MODELS, Klp, Stack, TaskFacts, TaskKind
 from lpc.patch import Patch
@@ -98,11 +98,32 @@ def test_infer_kind_takes_the_strongest_evidence(kw: dict[str, Any], expected: t
     assert kind_of(**kw) == expected
 
 
-def test_an_interrupt_frame_makes_a_complete_stack_unreliable() -> None:
-    assert stack_status(Stack.COMPLETE, True) is Stack.UNWIND_FAILURE
-    assert stack_status(Stack.COMPLETE, False) is Stack.COMPLETE
-    assert stack_status(Stack.TRUNCATED, True) is Stack.TRUNCATED
-    assert stack_status(Stack.EMPTY, False) is Stack.EMPTY
+def test_an_interrupt_frame_is_a_fact_the_models_judge() -> None:
+    # The stack stays as printed; whether kernel-mode registers make the walk
+    # fail is the kernel's (the model's) rule: ORC walks through them.
+    irq = build(frames=[F("a")], interrupted=True)
+    assert irq.stack is Stack.COMPLETE and irq.interrupted and not irq.stack_trusted
+    assert "interrupt" in irq.stack_problem
+    assert build(frames=[F("a")]).stack_trusted
+
+
+def test_on_cpu_comes_from_evidence_only() -> None:
+    said = np.array([-1, -1, -1, -1, -1, 0, 1], np.int8)
+    states = np.frombuffer(b"RRRRSRS", np.uint8)
+    ev = np.array([0, StackEvidence.ON_IRQ_STACK, StackEvidence.PRINTING, 0,
+                   StackEvidence.PRINTING, StackEvidence.PRINTING, 0], np.uint8)
+    guesses = np.array([False, False, False, True, False, False, False])
+    # runnable alone is not on a CPU; an IRQ stack, the printer's frames, only
+    # guesses are; a sleeping task never is; the source's own word stands.
+    assert on_cpu_evidence(said, states, ev, guesses).tolist() == [-1, 1, 1, 1, -1, 0, 1]
+    # The same pid printed again on a CPU (an NMI backtrace): its runnable
+    # SysRq-t occurrence is on that CPU too; a sleeping one is not changed.
+    pids = np.array([7, 3, 4, 5, 7, 8, 9], np.int64)
+    twice = on_cpu_evidence(np.array([-1, -1, -1, -1, -1, -1, 1], np.int8), states,
+                            np.zeros(7, np.uint8), np.zeros(7, bool),
+                            np.array([9, 3, 4, 5, 6, 8, 9], np.int64))
+    assert twice.tolist() == [1, -1, -1, -1, -1, -1, 1]
+    assert on_cpu_evidence(said, states, ev, guesses, pids).tolist() == [-1, 1, 1, 1, -1, 0, 1]
 
 
 def test_stack_evidence_of_a_frame_name() -> None:
@@ -179,9 +200,11 @@ def test_facts_from_frames_branches() -> None:
     none = build(frames=[F("a"), F("b", False, "b")])
     assert (none.patched_frame, none.patched_function, none.patched_frame_is_thread_fn) == (None, None, False)
     assert none.depth == 1 and none.patched_frames_any == (1,)
-    # An interrupted complete stack is unreliable; hidden text is reported only on complete stacks.
+    # An interrupted stack stays complete (the model judges it); hidden text is
+    # reported only on complete stacks.
     irq = build(frames=loop, interrupted=True, hidden_text=True)
-    assert irq.stack is Stack.UNWIND_FAILURE and irq.hidden_patched_text is False
+    assert irq.stack is Stack.COMPLETE and irq.interrupted and irq.hidden_patched_text is True
+    assert build(frames=loop, printed=Stack.EMPTY, hidden_text=True).hidden_patched_text is False
     assert build(frames=loop, hidden_text=True).hidden_patched_text is True
     assert build(frames=loop).hidden_patched_text is False
     assert build(frames=loop).freezable is None
@@ -197,7 +220,8 @@ def test_freezable_kthreads_by_name() -> None:
 
 def test_group_keys_come_from_field_metadata() -> None:
     assert GROUP_KEYS == ("states", "kind_groups", "on_cpus", "stack_codes", "depth", "first",
-                          "function", "thread_fn", "hit_sequences", "lost_codes")
+                          "function", "thread_fn", "hit_sequences", "hung",
+                          "interrupted_column", "lost_codes")
     assert group_keys() == GROUP_KEYS
 
     @dataclass
@@ -376,7 +400,8 @@ def test_run_loads_judges_and_reports(tmp_path: Path) -> None:
     assert report.request is request and report.symbols is None
     assert list(report.results) == ["kpatch", "klp"]
     assert report.results["klp"].params["force"] is True
-    assert report.results["kpatch"].params == {"max_depth": 64, "attempts": 5, "retry_interval_s": 2.0}
+    assert report.results["kpatch"].params == {"max_depth": 64, "attempts": 5, "insmod_retry_s": 2.0,
+                                               "livepatch": False, "unpatching": False}
     assert report.results["klp"].source["matched_by"] == "name"
     assert report.dump.task_count == 5 and str(path) in report.description
     assert report.converges is False and report.sleeping is None

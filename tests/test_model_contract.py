@@ -141,10 +141,16 @@ def test_klp_signals_follow_its_signals_timeout() -> None:
 
 
 def test_kgraft_nudges_from_its_first_work_run() -> None:
+    """kgr_wakeup_kthreads() at start, kgr_send_fake_signal() at every kgr_work_fn run."""
     kgraft = get_model("kgraft")
     assert kgraft.nudge(0, _facts(TaskKind.USER)) is Nudge.NONE
+    assert kgraft.nudge(0, _facts(TaskKind.KTHREAD, "D")) is Nudge.WAKE_PROCESS
     assert kgraft.nudge(1, _facts(TaskKind.USER)) is Nudge.FAKE_SIGNAL
-    assert kgraft.nudge(2, _facts(TaskKind.KTHREAD)) is Nudge.WAKE_INTERRUPTIBLE
+    assert kgraft.nudge(2, _facts(TaskKind.KTHREAD)) is Nudge.WAKE_PROCESS
+    before_2015 = get_model("kgraft", fake_signals=False)
+    assert before_2015.nudge(0, _facts(TaskKind.KTHREAD)) is Nudge.WAKE_PROCESS
+    assert before_2015.nudge(1, _facts(TaskKind.USER)) is Nudge.NONE
+    assert before_2015.nudge(1, _facts(TaskKind.KTHREAD)) is Nudge.NONE
     assert get_model("kpatch").nudge(15, _facts(TaskKind.USER)) is Nudge.NONE
 
 
@@ -311,11 +317,12 @@ def test_ret_from_fork_calls_kthreadds_main_function_on_both_sides() -> None:
     assert dumped.patched_frame_is_thread_fn
 
 
-def test_an_interrupt_frame_makes_a_complete_stack_unreliable_on_both_sides() -> None:
+def test_an_interrupt_frame_is_a_fact_on_both_sides() -> None:
     common = dict(index=0, pid=1, tid=1, comm="t", state="R", kind=TaskKind.USER,
                   kind_evidence="t", on_cpu=False, frames=[FrameFact("f", True)])
-    assert facts_from_frames(printed=Stack.COMPLETE, interrupted=True,
-                             **common).stack is Stack.UNWIND_FAILURE  # type: ignore[arg-type]
+    irq = facts_from_frames(printed=Stack.COMPLETE, interrupted=True,
+                            **common)  # type: ignore[arg-type]
+    assert irq.stack is Stack.COMPLETE and irq.interrupted and not irq.stack_trusted
     assert facts_from_frames(printed=Stack.TRUNCATED, interrupted=True,
                              **common).stack is Stack.TRUNCATED  # type: ignore[arg-type]
 

@@ -27,6 +27,7 @@ from lpc.models import (
     get_model,
     matrix_cells,
 )
+from lpc.kernel import Kernel
 from lpc.models.josh import Josh
 
 STATES = st.sampled_from(["R", "S", "D", "I", "T", "Z", None])
@@ -61,6 +62,7 @@ def task_facts(draw: st.DrawFn) -> TaskFacts:
         hidden_patched_text=draw(st.booleans()),
         freezable=draw(st.one_of(st.none(), st.booleans())),
         patched_frame_in_sched_text=patched is not None and draw(st.booleans()),
+        interrupted=draw(st.booleans()),
     )
 
 
@@ -68,50 +70,55 @@ def running(t: TaskFacts) -> bool:
     return t.on_cpu if t.on_cpu is not None else (t.state == "R" and t.stack is Stack.EMPTY)
 
 
-def klp_verdict(t: TaskFacts, max_depth: int = 100) -> Verdict:
+def klp_verdict(t: TaskFacts, m: Klp = Klp()) -> Verdict:
     """klp_try_switch_task(): running → -EBUSY; unreliable → -EINVAL; patched frame → -EADDRINUSE.
     A zombie has no stack, which kernel/stacktrace.c reports as reliably empty."""
     if t.state in ("Z", "X"):
         return Verdict.SWITCH
     if running(t):
         return Verdict.RUNNING
-    if t.stack is not Stack.COMPLETE or t.hidden_patched_text or t.depth >= max_depth:
+    if (t.stack is not Stack.COMPLETE or t.hidden_patched_text or t.depth >= 100
+            or (t.interrupted and m.regs_frames_unreliable)):
         return Verdict.UNRELIABLE
     if t.patched_frame is not None:
         return Verdict.BLOCKED
     return Verdict.SWITCH
 
 
-def klp_outlook(t: TaskFacts) -> Outlook:
-    v = klp_verdict(t)
+def klp_outlook(t: TaskFacts, m: Klp = Klp()) -> Outlook:
+    v = klp_verdict(t, m)
     if v is Verdict.SWITCH:
         return Outlook.SWITCHED
-    if (v is Verdict.RUNNING and t.kind in (TaskKind.KTHREAD, TaskKind.UNKNOWN)
-            and t.stack is Stack.COMPLETE
-            and not t.hidden_patched_text and t.patched_frame is None and t.depth < 100):
-        return Outlook.SWITCHED  # the cond_resched() switch point checks the visible stack
     if t.kind is TaskKind.USER:
         if v is Verdict.RUNNING:
             return Outlook.AT_KERNEL_EXIT  # on a CPU: it returns to user space soon
+        # D/T/I sleeps end on their own; fake signals end only S sleeps.
         return {"R": Outlook.AT_KERNEL_EXIT, "S": Outlook.AFTER_SIGNAL}.get(
-            t.state or "", Outlook.STUCK
+            t.state or "", Outlook.AFTER_WAKEUP
         )
     if t.kind is TaskKind.IDLE:
         return Outlook.AFTER_WAKEUP
+    if (v is Verdict.RUNNING and t.kind is TaskKind.KTHREAD and m.cond_resched_switch
+            and t.stack is Stack.COMPLETE and not (t.interrupted and m.regs_frames_unreliable)
+            and not t.hidden_patched_text and t.patched_frame is None and t.depth < 100):
+        return Outlook.SWITCHED  # the cond_resched() switch point checks the visible stack
     if v is Verdict.BLOCKED and t.kind is TaskKind.KTHREAD:
         if t.patched_frame_is_thread_fn:
             return Outlook.STUCK
-        if t.state == "S" and t.patched_frame_in_sched_text:
-            return Outlook.UNKNOWN  # woken, a loop sleeps through the primitive again
-        return {"S": Outlook.AFTER_WAKEUP, "R": Outlook.UNKNOWN}.get(t.state or "", Outlook.STUCK)
+        # S: woken by the fake wake-up, a waiting thread sleeps where it was.
+        return {"S": Outlook.UNKNOWN, "R": Outlook.UNKNOWN}.get(t.state or "", Outlook.STUCK)
     return Outlook.UNKNOWN
 
 
-@given(task_facts())
-def test_klp_matches_its_decision_table(t: TaskFacts) -> None:
-    o = Klp().judge_task(t)
-    assert o.verdict is klp_verdict(t)
-    assert o.outlook is klp_outlook(t)
+KLP_6_12 = get_model("klp", Kernel("6.12.118+deb12-cloud-amd64", "test"))
+KLP_FP = Klp(regs_frames_unreliable=True)
+
+
+@given(task_facts(), st.sampled_from([Klp(), KLP_6_12, KLP_FP]))
+def test_klp_matches_its_decision_table(t: TaskFacts, m: Klp) -> None:
+    o = m.judge_task(t)
+    assert o.verdict is klp_verdict(t, m)
+    assert o.outlook is klp_outlook(t, m)
     assert o.errno == {Verdict.RUNNING: "EBUSY", Verdict.UNRELIABLE: "EINVAL",
                        Verdict.BLOCKED: "EADDRINUSE", Verdict.SWITCH: None}[o.verdict]
 
@@ -155,6 +162,8 @@ def test_thread_models_converge_iff_every_outlook_converges(tasks: list[TaskFact
             assert c is False
         elif Outlook.UNKNOWN in looks:
             assert c is None
+        elif any(o.outlook is Outlook.AFTER_WAKEUP and o.eta_s is None for o in outs):
+            assert c is None  # a sleep only its own end moves on
         else:
             assert c is True and looks <= CONVERGING
 
@@ -164,7 +173,7 @@ def test_josh_follows_the_mail(t: TaskFacts) -> None:
     o = Josh().judge_task(t)
     clean_now = t.state in ("Z", "X") or (
         not running(t) and t.stack is Stack.COMPLETE and not t.hidden_patched_text
-        and t.patched_frame is None
+        and t.patched_frame is None and not t.interrupted  # 2014: frame pointers only
     )
     if clean_now:
         assert (o.verdict, o.outlook) == (Verdict.SWITCH, Outlook.SWITCHED)
@@ -186,7 +195,8 @@ def test_null_switches_everyone_and_flags_old_code(t: TaskFacts) -> None:
     assert (o.verdict, o.outlook) == (Verdict.SWITCH, Outlook.SWITCHED)
     assert o.extra["executing_old"] is (True if t.patched_frame is not None
                                         else None if not (t.stack is Stack.COMPLETE
-                                                          and not t.hidden_patched_text)
+                                                          and not t.hidden_patched_text
+                                                          and not t.interrupted)
                                         else False)
 
 

@@ -65,11 +65,19 @@ def answer(o: TaskOutcome) -> tuple[Verdict, Outlook, str | None, float | None, 
 
 ZOMBIE = "has exited (zombie): no stack left, so nothing on it can be patched"
 SIGNAL_15 = "the fake signal after 15 retries ends its sleep and it switches at kernel exit"
-NOT_ENDED = "fake signals do not end that sleep; it switches only when the sleep ends on its own"
+NOT_ENDED = "fake signals do not end that sleep; it switches at kernel exit once the sleep ends on its own"
 NO_RELIABLE = "no reliable stack traces on this kernel"
 HIDDEN = "the dump cannot show the patched function (/proc stacks hide .sched.text)"
 CHECKED_AGAIN = "is running; its stack is checked again"
-WAKES_IT = "wake_up_state(TASK_INTERRUPTIBLE) cannot wake it"
+WAKES_IT = ("wake_up_state(TASK_INTERRUPTIBLE) cannot wake it; only the end of that sleep can "
+            "move it")
+#: klp of 6.4–6.15: the cond_resched() switch point.
+K612 = Klp(cond_resched_switch=True, freezable_sleep_switch=False, profile="6.4–6.15")
+AT_COND_RESCHED = f"{CHECKED_AGAIN} at its next cond_resched() or at a retry while it is off its CPU"
+AT_FREEZABLE = (f"{CHECKED_AGAIN} when it goes to sleep with TASK_FREEZABLE (__schedule(), 6.16+: "
+                "cond_resched() no longer checks) or at a retry while it is off its CPU")
+SLEEPS_AGAIN = ("it switches only if it then sleeps outside the patched set (a freezable sleep "
+                "switches it at once, in __schedule())")
 
 # ---- klp: klp_try_switch_task() and what happens next ----------------------------------------
 
@@ -93,28 +101,37 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("running idle", Klp(), task(kind=K.IDLE, on_cpu=True, pid=0, comm="swapper/0"),
      (V.RUNNING, O.AFTER_WAKEUP, "EBUSY", 1.0,
       "idle on its CPU; wake_up_if_idle() sends it through do_idle(), where it switches")),
-    ("running kthread, clean stack of 99 entries", Klp(),
+    ("running kthread, clean stack of 99 entries", K612,
      task(kind=K.KTHREAD, on_cpu=True, depth=99),
      (V.RUNNING, O.SWITCHED, "EBUSY", 1.0,
       "is running with no patched frame: switches itself at its next cond_resched()")),
-    ("running kthread, 100 entries", Klp(), task(kind=K.KTHREAD, on_cpu=True, depth=100),
-     (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      f"{CHECKED_AGAIN} at its next cond_resched() or when it sleeps")),
-    ("running kthread on a patched frame", Klp(), on(kind=K.KTHREAD, on_cpu=True),
-     (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      f"{CHECKED_AGAIN} at its next cond_resched() or when it sleeps")),
-    ("running kthread, hidden text", Klp(),
+    ("running kthread, 100 entries", K612, task(kind=K.KTHREAD, on_cpu=True, depth=100),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None, AT_COND_RESCHED)),
+    ("running kthread on a patched frame", K612, on(kind=K.KTHREAD, on_cpu=True),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None, AT_COND_RESCHED)),
+    ("running kthread, hidden text", K612,
      task(kind=K.KTHREAD, on_cpu=True, hidden_patched_text=True),
-     (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      f"{CHECKED_AGAIN} at its next cond_resched() or when it sleeps")),
-    ("running kthread before v6.4", Klp(cond_resched_switch=False),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None, AT_COND_RESCHED)),
+    ("running kthread, interrupted, frame pointers", replace(K612, regs_frames_unreliable=True),
+     task(kind=K.KTHREAD, on_cpu=True, interrupted=True),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None, AT_COND_RESCHED)),
+    ("running kthread, interrupted, ORC", K612, task(kind=K.KTHREAD, on_cpu=True, interrupted=True),
+     (V.RUNNING, O.SWITCHED, "EBUSY", 1.0,
+      "is running with no patched frame: switches itself at its next cond_resched()")),
+    ("running kthread, 6.16+", Klp(), task(kind=K.KTHREAD, on_cpu=True, depth=9),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None, AT_FREEZABLE)),
+    ("running kthread before v6.4", Klp(cond_resched_switch=False, freezable_sleep_switch=False),
      task(kind=K.KTHREAD, on_cpu=True),
      (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      f"{CHECKED_AGAIN} only when it sleeps (no cond_resched() switch point before v6.4)")),
+      f"{CHECKED_AGAIN} only at a retry while it is off its CPU (no cond_resched() switch "
+      "point before 6.4)")),
+    ("running, kind unknown", K612, task(kind=K.UNKNOWN, kind_evidence="no flags", on_cpu=True),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None,
+      "is running, and whether it is a kernel thread (no kernel exit) is unknown (no flags); "
+      "checked again when it is off its CPU")),
     ("runnable with no stack counts as running", Klp(),
      task(kind=K.KTHREAD, on_cpu=None, state="R", stack=Stack.EMPTY, depth=0),
-     (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      f"{CHECKED_AGAIN} at its next cond_resched() or when it sleeps")),
+     (V.RUNNING, O.UNKNOWN, "EBUSY", None, AT_FREEZABLE)),
     ("runnable with a complete stack is judged by it", Klp(),
      task(kind=K.KTHREAD, on_cpu=None, state="R"),
      (V.SWITCH, O.SWITCHED, None, 0.0, "no patched function on a reliable stack")),
@@ -125,7 +142,14 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
      (V.SWITCH, O.SWITCHED, None, 0.0, "no patched function on a reliable stack")),
     ("100 entries are not", Klp(), task(kind=K.KTHREAD, depth=100),
      (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None,
-      "a stack of 100 entries or more counts as unreliable; retried every 1 s")),
+      "a stack of 100 entries or more counts as unreliable (100 here); retried every 1 s")),
+    ("an interrupt frame, frame pointers", Klp(regs_frames_unreliable=True),
+     task(kind=K.KTHREAD, interrupted=True),
+     (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None,
+      "an interrupt or exception frame is on the stack, and this kernel's reliable walker gives "
+      "up at kernel-mode registers; retried every 1 s")),
+    ("an interrupt frame, ORC", Klp(), task(kind=K.KTHREAD, interrupted=True),
+     (V.SWITCH, O.SWITCHED, None, 0.0, "no patched function on a reliable stack")),
     # 99 entries: the stack is unreliable for its own reason, not for its depth.
     ("truncated at 99 entries", Klp(), task(kind=K.KTHREAD, depth=99, stack=Stack.TRUNCATED),
      (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None, "stack is truncated; retried every 1 s")),
@@ -133,7 +157,7 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
      (V.UNRELIABLE, O.AT_KERNEL_EXIT, "EINVAL", 1.0,
       "stack is unwind_failure; runnable: switches at kernel exit")),
     ("hidden text, user in D", Klp(), task(state="D", hidden_patched_text=True),
-     (V.UNRELIABLE, O.STUCK, "EINVAL", None, f"{HIDDEN} in state D: {NOT_ENDED}")),
+     (V.UNRELIABLE, O.AFTER_WAKEUP, "EINVAL", None, f"{HIDDEN} in state D: {NOT_ENDED}")),
     ("truncated, idle", Klp(), task(kind=K.IDLE, stack=Stack.TRUNCATED),
      (V.UNRELIABLE, O.AFTER_WAKEUP, "EINVAL", 1.0, "stack is truncated; switches in do_idle()")),
     ("slower retries", Klp(retry_interval_s=2.0), task(kind=K.KTHREAD, stack=Stack.UNREADABLE),
@@ -144,10 +168,10 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
      (V.BLOCKED, O.AT_KERNEL_EXIT, "EADDRINUSE", 1.0,
       "is sleeping on function do_wait; runnable: switches at kernel exit")),
     ("user in D", Klp(), on(state="D"),
-     (V.BLOCKED, O.STUCK, "EADDRINUSE", None,
+     (V.BLOCKED, O.AFTER_WAKEUP, "EADDRINUSE", None,
       f"is sleeping on function do_wait in state D: {NOT_ENDED}")),
     ("user, state unknown", Klp(), on(state=None),
-     (V.BLOCKED, O.STUCK, "EADDRINUSE", None,
+     (V.BLOCKED, O.AFTER_WAKEUP, "EADDRINUSE", None,
       f"is sleeping on function do_wait in state ?: {NOT_ENDED}")),
     ("user, other signal schedule", Klp(signals_timeout=5, retry_interval_s=2.0), on(),
      (V.BLOCKED, O.AFTER_SIGNAL, "EADDRINUSE", 10.0,
@@ -171,11 +195,30 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("kthread S in .sched.text", Klp(),
      on("schedule_timeout", kind=K.KTHREAD, patched_frame_in_sched_text=True),
      (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
-      "is sleeping on function schedule_timeout, a scheduler sleep primitive: klp_send_signals() "
-      "wakes it, but a thread loop sleeps through it again unless it next sleeps elsewhere")),
+      "is sleeping on function schedule_timeout: klp_send_signals() wakes it after 15 retries, "
+      f"but a scheduler sleep primitive a thread loop sleeps through again; {SLEEPS_AGAIN}")),
     ("kthread S", Klp(), on("f", kind=K.KTHREAD),
-     (V.BLOCKED, O.AFTER_WAKEUP, "EADDRINUSE", 15.0,
-      "is sleeping on function f; woken by klp_send_signals() after 15 retries")),
+     (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
+      "is sleeping on function f: klp_send_signals() wakes it after 15 retries, but a thread "
+      f"waiting for a condition goes back to sleep in it; {SLEEPS_AGAIN}")),
+    ("kthread S, 6.12", K612, on("f", kind=K.KTHREAD),
+     (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
+      "is sleeping on function f: klp_send_signals() wakes it after 15 retries, but a thread "
+      "waiting for a condition goes back to sleep in it; it switches only if it then sleeps "
+      "outside the patched set")),
+    ("kthread S, unpatching", Klp(unpatching=True), on("f", kind=K.KTHREAD),
+     (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
+      "is sleeping on the replacement function f: klp_send_signals() wakes it after 15 retries, "
+      f"but a thread waiting for a condition goes back to sleep in it; {SLEEPS_AGAIN}")),
+    ("kthread S before 5.1", Klp(auto_signals=False), on("f", kind=K.KTHREAD),
+     (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
+      "is sleeping on function f: only an admin's write to the signal attribute wakes it "
+      f"(before 5.1), but a thread waiting for a condition goes back to sleep in it; "
+      f"{SLEEPS_AGAIN}")),
+    ("user S before 5.1", Klp(auto_signals=False), on(),
+     (V.BLOCKED, O.AFTER_WAKEUP, "EADDRINUSE", None,
+      "is sleeping on function do_wait; before 5.1 no fake signal is sent unless the admin "
+      "writes the patch's signal attribute: it switches at kernel exit once its sleep ends")),
     ("kthread R", Klp(), on("f", kind=K.KTHREAD, state="R"),
      (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
       "is sleeping on function f; runnable, so it may leave it when it next runs")),
@@ -205,7 +248,7 @@ def test_klp_rules_row_by_row(model: Model, facts: TaskFacts, expected: tuple[An
 def test_klp_force_switches_what_is_left_and_keeps_the_verdict() -> None:
     forced = Klp(force=True).judge_task(on("worker_thread", kind=K.KTHREAD, patched_frame_is_thread_fn=True))
     assert answer(forced) == (
-        V.BLOCKED, O.SWITCHED, "EADDRINUSE", 0.0,
+        V.BLOCKED, O.SWITCHED, "EADDRINUSE", 1.0,
         "forced: is sleeping on function worker_thread, its main loop: it is always asleep there, "
         "so this patch never converges without force — the consistency model may be broken for "
         "this task",
@@ -219,11 +262,16 @@ def test_klp_force_switches_what_is_left_and_keeps_the_verdict() -> None:
 
 def test_klp_switch_points_follow_the_kernel_config() -> None:
     assert Klp().switch_points == (
+        SwitchPoint.RETRY, SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP,
+        SwitchPoint.FREEZABLE_SLEEP,
+    )
+    assert K612.switch_points == (
         SwitchPoint.RETRY, SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP, SwitchPoint.COND_RESCHED
     )
-    assert Klp(cond_resched_switch=False).switch_points == (
+    assert Klp(freezable_sleep_switch=False).switch_points == (
         SwitchPoint.RETRY, SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP
     )
+    assert Klp(consistency_model=False).switch_points == (SwitchPoint.IMMEDIATE,)
     # Without HAVE_RELIABLE_STACKTRACE there is no check at all, cond_resched() included.
     assert Klp(reliable_stacks=False).switch_points == (SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP)
     assert Klp().stack_source is StackSource.RELIABLE
@@ -282,9 +330,15 @@ def test_klp_transition_pending_forced_or_done() -> None:
     )
     forced = Klp(force=True).judge_transition([], stuck)
     assert (forced.converges, forced.eta_s, forced.reason) == (
-        True, 0.0,
-        "forced: every task is set to the target state; the patch module can never be removed",
+        True, 1.0,
+        "forced: every task is set to the target state, and the transition completes at the "
+        "next retry; no module is pinned (5.18+: only patches being removed are)",
     )
+    for pinned in (Klp(force=True, unpatching=True), Klp(force=True, force_pins_always=True)):
+        assert pinned.judge_transition([], stuck).reason.endswith(
+            "; the patch module can never be removed")
+    assert Klp(force=True, replace=True).judge_transition([], stuck).reason.endswith(
+        "; the modules of the patches it replaces can never be removed")
     fine = m.judge_transition([], [m.judge_task(on()), m.judge_task(task())])
     assert (fine.converges, fine.eta_s, fine.reason) == (True, 15.0, "every task reaches the target state")
     unknown = m.judge_transition([], [m.judge_task(on("f", kind=K.KTHREAD, state="R"))])
@@ -352,12 +406,18 @@ def test_task_facts_properties() -> None:
 
 def test_model_defaults_and_params() -> None:
     assert Klp().params() == {
-        "reliable_stacks": True, "cond_resched_switch": True, "max_stack_entries": 100,
+        "profile": "6.16+", "consistency_model": True, "reliable_stacks": True,
+        "regs_frames_unreliable": False, "walk_fails_at_limit": True,
+        "cond_resched_switch": False, "freezable_sleep_switch": True, "auto_signals": True,
+        "force_available": True, "force_pins_always": False, "max_stack_entries": 100,
         "signals_timeout": 15, "retry_interval_s": 1.0, "force": False, "unpatching": False,
+        "replace": False,
     }
     assert Klp.accepts() == frozenset(Klp().params())
-    assert Kpatch().params() == {"max_depth": 64, "attempts": 5, "retry_interval_s": 2.0}
-    assert Ksplice().params() == {"attempts": 5, "retry_interval_s": 1.0}
+    assert Kpatch().params() == {"max_depth": 64, "attempts": 5, "insmod_retry_s": 2.0,
+                                 "livepatch": False, "unpatching": False}
+    assert Ksplice().params() == {"attempts": 5, "retry_interval_s": 1.0,
+                                  "stopper_prefix": "migration/", "restart_functions_patched": ()}
     assert Josh().params() == {"freezer_path_patched": False}
     assert Null().params() == {} and Trivial().params() == {}
     assert Matrix().params() == {}
@@ -418,7 +478,12 @@ KSPLICE_ROWS: list[tuple[str, TaskFacts, tuple[Any, ...]]] = [
      (V.SWITCH, O.SWITCHED, None, 0.0, "idle task: not on the thread list, never checked")),
     ("running", on(on_cpu=True),
      (V.RUNNING, O.UNKNOWN, "EBUSY", None,
-      "running now: where stop_machine parks it cannot be known from this snapshot")),
+      ("running now: stop_machine normally stops it where this snapshot cannot show; were it still "
+       "on its CPU at the check, check_task() would return UNEXPECTED_RUNNING_TASK and the update "
+       "would be aborted without a retry"))),
+    ("a stopper thread", task(on_cpu=True, comm="migration/3"),
+     (V.SWITCH, O.SWITCHED, None, 0.0,
+      "a stop_machine thread: on its CPU at the check, and let be (is_stop_machine)")),
     ("reliable patched frame", on(),
      (V.BLOCKED, O.STUCK, "EBUSY", None, "stack word inside to-be-replaced code (do_wait): code is busy")),
     ("runnable", on(state="R"),
@@ -450,7 +515,9 @@ KSPLICE_ROWS: list[tuple[str, TaskFacts, tuple[Any, ...]]] = [
 def test_ksplice_rules_row_by_row(facts: TaskFacts, expected: tuple[Any, ...]) -> None:
     outcome = Ksplice().judge_task(facts)
     assert answer(outcome) == expected
-    assert outcome.extra == ({"unchecked": True} if facts.kind is K.IDLE and not facts.dead else {})
+    extra = ({"unchecked": True} if facts.kind is K.IDLE and not facts.dead
+             else {"abort": "UNEXPECTED_RUNNING_TASK"} if outcome.verdict is V.RUNNING else {})
+    assert outcome.extra == extra
 
 
 def test_ksplice_constants() -> None:
@@ -524,9 +591,18 @@ KGRAFT_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
      (V.BLOCKED, O.STUCK, None, None, NO_SAFE)),
     ("kswapd by name", Kgraft(annotated_kthreads=False), task(kind=K.KTHREAD, comm="kswapd0", state="R"),
      (V.BLOCKED, O.AFTER_WAKEUP, None, 2.0, SAFE)),
+    # wake_up_process() (kgr_wakeup_kthreads, kgr_send_fake_signal) ends a D sleep too.
     ("kworker in D", Kgraft(), task(kind=K.KTHREAD, comm="kworker/1:0", state="D"),
+     (V.BLOCKED, O.UNKNOWN, None, None,
+      ("kernel thread in state D: wake_up_process() ends that sleep, but a wait whose condition "
+       "has not come sleeps again before the safe point"))),
+    ("kworker stopped", Kgraft(), task(kind=K.KTHREAD, comm="kworker/1:0", state="T"),
      (V.BLOCKED, O.STUCK, None, None,
-      "kernel thread in state D: it cannot reach its safe point until that sleep ends")),
+      "kernel thread in state T: no wake-up ends it, so it cannot reach its safe point")),
+    ("user asleep, before the fake signal", Kgraft(fake_signals=False), on(),
+     (V.BLOCKED, O.UNKNOWN, None, None,
+      ("asleep in the kernel, and no fake signal before SLE 12's 3.12.44 kernel: it switches when "
+       "its sleep ends on its own"))),
     ("kworker, state unknown", Kgraft(), task(kind=K.KTHREAD, comm="kworker/1:0", state=None),
      (V.BLOCKED, O.AFTER_WAKEUP, None, 2.0, SAFE)),
     ("unknown kind", Kgraft(), task(kind=K.UNKNOWN, kind_evidence="no flags"),
@@ -544,9 +620,9 @@ def test_kgraft_nudges_from_its_first_work_run() -> None:
     assert k.nudge(0, task()) is Nudge.NONE
     assert k.nudge(1, task()) is Nudge.FAKE_SIGNAL
     assert k.nudge(1, task(state="D")) is Nudge.FAKE_SIGNAL
-    assert k.nudge(2, task(kind=K.KTHREAD)) is Nudge.WAKE_INTERRUPTIBLE
-    assert k.nudge(0, task(kind=K.KTHREAD)) is Nudge.NONE
-    assert k.nudge(2, task(kind=K.KTHREAD, state="D")) is Nudge.NONE
+    assert k.nudge(2, task(kind=K.KTHREAD)) is Nudge.WAKE_PROCESS
+    assert k.nudge(0, task(kind=K.KTHREAD)) is Nudge.WAKE_PROCESS  # kgr_wakeup_kthreads()
+    assert k.nudge(2, task(kind=K.KTHREAD, state="D")) is Nudge.WAKE_PROCESS
     assert k.nudge(2, task(kind=K.IDLE)) is Nudge.NONE
     assert k.nudge(2, task(kind=K.UNKNOWN)) is Nudge.NONE
 

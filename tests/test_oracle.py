@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from lpc.check import TaskResult, check
 from lpc.cli import main
 from lpc.dump import parse_dump
+from lpc.kernel import Kernel
 from lpc.models import Outlook, Verdict
 from lpc.oracle.case import (
     CaseError,
@@ -44,8 +45,6 @@ from lpc.oracle.compare import (
     Evidence,
     compare_case,
     explain,
-    has_cond_resched_switch,
-    interrupted_at_dump,
     judge,
     lpc_claim,
 )
@@ -61,49 +60,18 @@ CASES = sorted(p.parent.name for p in ORACLE.glob("*/case.json"))
 KERNEL_CASES = sorted(str(p.parent.relative_to(ORACLE)) for p in ORACLE.glob("*/*/case.json"))
 ALL_CASES = CASES + KERNEL_CASES
 
-# The issue-12 model fixes each PENDING entry waits for.
-PROFILE_FREEZABLE = "6.16+: __schedule() switches a task going to sleep with TASK_FREEZABLE"
-PROFILE_NO_COND_RESCHED = "6.16+: cond_resched() is no longer a switch point"
-RUNNABLE_OFF_CPU = "SysRq-t 'running task' = runnable, stack-checked unless on a CPU"
-USER_D_SLEEP = "a user task in D sleep: after_wakeup/unknown, not stuck"
-STACKED = "stacked patches: check the previous patch's new_func (CheckSpec.loaded)"
-# Found by these cases, in no issue-12 rule yet:
-RESLEEP = "NO RULE YET: a kthread woken by the fake signal re-sleeps in the same patched function"
-FREEZER_RESLEEP = ("NO RULE YET: before 6.16 a kthread woken from a patched sleep sleeps in it "
-                   "again before the next retry (only a retry in its 10 ms away can switch it)")
-
-#: Disagreements recorded on purpose, unexplained by lpc.oracle.compare's rules
-#: today: case -> {(check, comm): what is expected to close it}. Each entry is
+#: Disagreements recorded on purpose, unexplained by lpc.oracle.compare's rules:
+#: case -> {(check, comm): what is expected to close it}. Each entry is
 #: asserted to be there; when a model fix makes one agree, the test fails until
-#: the entry is deleted here.
-PENDING: dict[str, dict[tuple[str, str], str]] = {
-    "6.1/freezable_resleep": {
-        ("after_freezable", "lpc_freezer"): FREEZER_RESLEEP,
-        ("after_signals", "lpc_freezer"): FREEZER_RESLEEP,
-    },
-    "6.1/kthread_resleep": {("after_signals", "lpc_resleeper"): RESLEEP},
-    "6.1/stacked": {
-        ("first_retry", "lpc_resleeper"): STACKED,
-        ("signals_now", "lpc_resleeper"): STACKED,
-    },
-    "6.1/user_dsleep": {("after_release", "sh"): USER_D_SLEEP},
-    "6.12/freezable_resleep": {
-        ("after_freezable", "lpc_freezer"): FREEZER_RESLEEP,
-        ("after_signals", "lpc_freezer"): FREEZER_RESLEEP,
-    },
-    "6.12/kthread_resleep": {("after_signals", "lpc_resleeper"): RESLEEP},
-    "6.12/stacked": {
-        ("first_retry", "lpc_resleeper"): STACKED,
-        ("signals_now", "lpc_resleeper"): STACKED,
-    },
-    "6.12/user_dsleep": {("after_release", "sh"): USER_D_SLEEP},
-    "7.3/kthread_resleep": {("after_signals", "lpc_resleeper"): RESLEEP},
-    "7.3/stacked": {
-        ("first_retry", "lpc_resleeper"): STACKED,
-        ("signals_now", "lpc_resleeper"): STACKED,
-    },
-    "7.3/user_dsleep": {("after_release", "sh"): USER_D_SLEEP},
-}
+#: the entry is deleted here. Empty since the issue-12 model (kernel profiles,
+#: woken kthreads and user D sleeps as no claim, stacked patches through
+#: CheckSpec.loaded) closed the fourteen recorded against the model before it:
+#: 6.1/6.12 freezable_resleep (lpc_freezer, after_freezable and after_signals:
+#: after_wakeup vs blocked), kthread_resleep on all three (lpc_resleeper,
+#: after_signals), stacked on all three (lpc_resleeper, first_retry and
+#: signals_now: blocked vs switched), user_dsleep on all three (the reader,
+#: after_release: stuck vs switched).
+PENDING: dict[str, dict[tuple[str, str], str]] = {}
 
 
 def test_every_scenario_has_a_recorded_case() -> None:
@@ -176,8 +144,8 @@ GOLDEN = [
 
 
 # (case, check, task, what the kernel did): the kernel's side only, the facts
-# the issue-12 cases were recorded for, several of which lpc does not say yet
-# (PENDING). A kernel series missing from a row's case is not recorded.
+# the issue-12 cases were recorded for; lpc claims nothing on several of them
+# (no_claim: what decides is in no dump).
 KERNEL_GOLDEN = [
     ("6.1/freezable_resleep", "after_freezable", "lpc_freezer", BLOCKED),
     ("6.1/freezable_resleep", "after_signals", "lpc_freezer", BLOCKED),
@@ -266,11 +234,6 @@ def _pins(case_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-#: lpc's transition claim for a forced enable that the kernel contradicts
-FORCE_PIN = ("5.18+ (2957308343fa): forcing a plain enable does not pin the module; only "
-             "forced removal (unpatching, or the patches a replace supersedes) does")
-
-
 @pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
 def test_force_pins_only_the_forced_removal(series: str) -> None:
     case_dir = ORACLE / series / "force_pin"
@@ -278,16 +241,31 @@ def test_force_pins_only_the_forced_removal(series: str) -> None:
     assert pins["enable_forced"]["rmmod"] == "ok" and pins["enable_forced"]["refcnt"] == "0"
     assert pins["disable_forced"]["rmmod"] == "failed"
     assert pins["disable_forced"]["refcnt"] == "1"
-    # PENDING (FORCE_PIN): lpc says any forced transition pins the module
+    # lpc's transition claims (5.18+, commit 2957308343fa): only the forced
+    # removal pins its module
     case = read_case(case_dir)
-    spec = next(s for s in case["checks"] if s["when"] == "after_force")
-    claim = judge(case_dir, spec, case["kernel_release"]).transition.reason
-    assert "can never be removed" in claim, FORCE_PIN
+    claims = {s["when"]: judge(case_dir, s, case["kernel_release"]).transition.reason
+              for s in case["checks"] if s.get("force")}
+    assert "no module is pinned" in claims["after_force"]
+    assert "can never be removed" in claims["unpatch_after_force"]
+
+
+#: Where lpc claims nothing (outlook unknown, or "once its sleep ends") while
+#: the kernel did decide: what decided is not in any dump (rules 2 and 3).
+NO_CLAIM = {
+    # woken by the fake wake-up, the project's kthread rests outside nap; a
+    # kthread waiting for a condition would sleep in nap again
+    ("project_kthread", "after_signals", "lpc_sleeper"),
+    ("unpatch", "unpatch_after_signals", "lpc_sleeper"),
+    # a D sleep: it switches once the sleep ends, which the scenario decides
+    ("uninterruptible", "after_signals", "cat"),
+}
 
 
 @pytest.mark.parametrize(("name", "when", "comm", "kernel"), GOLDEN)
 def test_golden_task(name: str, when: str, comm: str, kernel: str) -> None:
-    assert _kernel_and_lpc(name, when, comm) == (kernel, kernel)
+    lpc = UNKNOWN if (name, when, comm) in NO_CLAIM else kernel
+    assert _kernel_and_lpc(name, when, comm) == (kernel, lpc)
 
 
 def test_kthreadd_main_loop_is_its_thread_function() -> None:
@@ -309,10 +287,14 @@ def test_atomic_replace_checks_the_previous_replacement() -> None:
     case_dir = ORACLE / "atomic_replace"
     case = read_case(case_dir)
     spec = dict(case["checks"][0])
-    naive = judge(case_dir, {**spec, "patch": "pipe_read,do_nanosleep"}, case["kernel_release"])
+    assert spec["replace"] and spec["loaded"] == ["do_nanosleep->lpc_pt:lpc_pt_thunk_0"]
+    naive = judge(case_dir, {**spec, "patch": "pipe_read,do_nanosleep", "replace": False,
+                             "loaded": []}, case["kernel_release"])
     sleep = next(t for t in naive.tasks if t.facts.comm == "sleep")
     assert sleep.outcome.verdict is Verdict.BLOCKED
     assert _kernel_and_lpc("atomic_replace", "first_retry", "sleep") == (SWITCHED, SWITCHED)
+    checked = judge(case_dir, spec, case["kernel_release"]).patch
+    assert [f.spec for f in checked.functions] == ["pipe_read", "lpc_pt:lpc_pt_thunk_0"]
 
 
 # ---- the explanation rules, one by one ----------------------------------------------------------
@@ -374,27 +356,30 @@ def test_rule_retry_during_dump_needs_lpc_to_match_the_earlier_state() -> None:
     assert _rule(_evidence(sleep, kernel_before_dump=SWITCHED)) is None
 
 
-def test_rule_interrupted_at_dump_needs_an_interrupt_frame_and_the_now_check() -> None:
-    """Seen live once (idle_leaf, rcu_preempt): SysRq-t printed the kthread
-    preempted inside an interrupt; the first retry, a moment later, switched it."""
+def test_an_interrupt_on_the_stack_is_the_models_to_judge() -> None:
+    """Once an artifact rule of the oracle (idle_leaf, rcu_preempt: SysRq-t
+    printed the kthread inside an interrupt, and the next retry switched it),
+    now the model's: an <IRQ> section puts a runnable task on its CPU
+    (-EBUSY now, no claim of a check that fails), and ORC's reliable walk goes
+    through kernel-mode registers, so an interrupted stack is checked."""
     text = (
-        b"task:rcu_preempt     state:R stack:0     pid:15    ppid:2      flags:0x00004000\n"
-        b"Call Trace:\n <IRQ>\n ? sched_clock_cpu+0x9/0xb0\n </IRQ>\n <TASK>\n"
-        b" rcu_gp_kthread+0x120/0x1a0\n kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
-        b"task:rcu_sched       state:I stack:0     pid:16    ppid:2      flags:0x00004000\n"
-        b"Call Trace:\n <TASK>\n __schedule+0x32d/0x9b0\n rcu_gp_kthread+0x120/0x1a0\n"
-        b" kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
-    )
-    result = check(parse_dump(text, "dmesg"), "cmdline_proc_show", "klp")
-    preempted, asleep = result.tasks[0], result.tasks[1]
-    assert [interrupted_at_dump(result, t) for t in (preempted, asleep)] == [True, False]
-    assert preempted.outcome.verdict is Verdict.UNRELIABLE
-    e = _evidence(preempted, interrupted_at_dump=True)
-    assert e.lpc == BLOCKED and _rule(e) == "interrupted_at_dump"
-    assert _rule(_evidence(preempted, interrupted_at_dump=False)) is None
-    assert _rule(_evidence(preempted, interrupted_at_dump=True, compare="eventual",
-                           lpc=BLOCKED)) is None
-    assert _rule(_evidence(asleep, interrupted_at_dump=True)) is None  # its check passes: no claim to excuse
+        "task:rcu_preempt     state:R stack:0     pid:15    ppid:2      flags:0x00004000\n"
+        "Call Trace:\n <IRQ>\n ? sched_clock_cpu+0x9/0xb0\n </IRQ>\n <TASK>\n"
+        " rcu_gp_kthread+0x120/0x1a0\n kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
+        "task:rcu_sched       state:I stack:0     pid:16    ppid:2      flags:0x00004000\n"
+        "Call Trace:\n <TASK>\n __schedule+0x32d/0x9b0\n"
+        " asm_sysvec_apic_timer_interrupt+0x1a/0x20\n rcu_gp_kthread+0x120/0x1a0\n"
+        " kthread+0xe8/0x110\n ret_from_fork+0x22/0x30\n </TASK>\n"
+    ).encode()
+    result = check(parse_dump(text, "dmesg"), "cmdline_proc_show", "klp",
+                   kernel=Kernel("6.1.0-56-cloud-amd64", "test"))
+    on_cpu, interrupted = result.tasks[0], result.tasks[1]
+    assert on_cpu.facts.running and on_cpu.outcome.verdict is Verdict.RUNNING
+    assert lpc_claim(on_cpu, "now") == UNKNOWN
+    assert interrupted.facts.interrupted and interrupted.outcome.verdict is Verdict.SWITCH
+    fp = check(parse_dump(text, "dmesg"), "cmdline_proc_show", "klp",
+               kernel=Kernel("6.1.0-56-cloud-amd64", "test"), regs_frames_unreliable=True)
+    assert fp.tasks[1].outcome.verdict is Verdict.UNRELIABLE
 
 
 def test_sched_text_kthread_woken_by_the_signal_is_no_claim() -> None:
@@ -405,10 +390,12 @@ def test_sched_text_kthread_woken_by_the_signal_is_no_claim() -> None:
     assert task.facts.patched_frame_in_sched_text and not task.facts.patched_frame_is_thread_fn
     assert task.outcome.outlook is Outlook.UNKNOWN
     assert _kernel_and_lpc("sched_text", "after_signals", "khungtaskd") == (BLOCKED, UNKNOWN)
-    # the project's kthread sleeps outside .sched.text, in lpc_sleeper_nap: after_wakeup holds
+    # the project's kthread sleeps outside .sched.text, in lpc_sleeper_nap, and
+    # leaves it once woken: but nothing in a dump says it will (a kthread waiting
+    # for a condition sleeps again where it was), so lpc claims nothing either.
     mine = _task("project_kthread", "lpc_sleeper", "after_signals")
     assert not mine.facts.patched_frame_in_sched_text
-    assert mine.outcome.outlook is Outlook.AFTER_WAKEUP
+    assert mine.outcome.outlook is Outlook.UNKNOWN
 
 
 # ---- the capture files ----------------------------------------------------------------------------
@@ -505,10 +492,17 @@ def test_thunk_spec_follows_slot_order() -> None:
     assert thunk_spec("a,b") == "lpc_pt:lpc_pt_thunk_0,lpc_pt:lpc_pt_thunk_1"
 
 
-def test_cond_resched_switch_arrived_in_6_4() -> None:
-    assert not has_cond_resched_switch("6.1.0-56-cloud-amd64")
-    assert has_cond_resched_switch("6.4.0")
-    assert has_cond_resched_switch("6.18.1")
+def test_the_guest_kernel_picks_the_profile() -> None:
+    from lpc.kernel import Kernel
+    from lpc.models import SwitchPoint, get_model
+
+    def points(release: str) -> tuple[SwitchPoint, ...]:
+        return get_model("klp", Kernel(release, "the oracle guest")).switch_points
+
+    assert SwitchPoint.COND_RESCHED not in points("6.1.0-56-cloud-amd64")
+    assert SwitchPoint.COND_RESCHED in points("6.12.118+deb12-cloud-amd64")
+    assert SwitchPoint.COND_RESCHED not in points("6.18.1")
+    assert SwitchPoint.FREEZABLE_SLEEP in points("6.18.1")
 
 
 @pytest.fixture(scope="module")

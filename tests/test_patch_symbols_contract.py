@@ -35,8 +35,8 @@ def test_a_bad_function_names_itself_and_shows_the_syntax() -> None:
     with pytest.raises(PatchSpecError) as err:
         PatchFunction.parse("ext4:bad name@2")
     assert str(err.value) == (
-        "bad patch function 'ext4:bad name@2': expected [object:]name[@sympos], "
-        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2"
+        "bad patch function 'ext4:bad name@2': expected [object:]name[@sympos][->[module:]new], "
+        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or do_nanosleep->lpc_pt:lpc_pt_thunk_0"
     )
 
 
@@ -75,8 +75,8 @@ def test_patch_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(PatchSpecError) as err:
         Patch.from_file(bad)
     assert str(err.value) == (
-        f"{bad}:3: bad patch function 'vfs write': expected [object:]name[@sympos], "
-        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2"
+        f"{bad}:3: bad patch function 'vfs write': expected [object:]name[@sympos][->[module:]new], "
+        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or do_nanosleep->lpc_pt:lpc_pt_thunk_0"
     )
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n")
@@ -96,7 +96,7 @@ def test_patch_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
 def test_patch_json_is_exactly_this(real: Symbols) -> None:
     p = Patch.parse("worker_thread,init_once@3", unpatch=True).resolve(real)
     assert p.as_json() == {
-        "unpatch": True,
+        "unpatch": True, "replace": False,
         "functions": [
             {"name": "worker_thread", "object": "vmlinux", "sympos": 0,
              "start": 0xFFFFFFFF81381800, "end": 0xFFFFFFFF81381800 + 0x310},
@@ -105,7 +105,7 @@ def test_patch_json_is_exactly_this(real: Symbols) -> None:
         ],
     }
     assert Patch.parse("nfs:nfs_read_folio").as_json() == {
-        "unpatch": False,
+        "unpatch": False, "replace": False,
         "functions": [{"name": "nfs_read_folio", "object": "nfs", "sympos": 0,
                        "start": None, "end": None}],
     }

@@ -98,14 +98,19 @@ def test_reliable_walker_sees_sched_text_and_best_effort_walker_does_not() -> No
     assert get_model("kpatch").judge_task(best_effort).verdict is Verdict.SWITCH
 
 
-def test_preempted_in_the_kernel_is_unreliable_for_klp_only() -> None:
+def test_preempted_in_the_kernel_is_unreliable_only_without_orc() -> None:
     fns = [Function("sys_spin", (call("work"), call("work"))), Function("work", ())]
     s = build(fns, [TaskSpec("user", TaskKind.USER, ("sys_spin",))], {"work"}, cpus=1)
     sim = Sim(s, get_model("klp"))
     Script(sim)("sched 0 user", "syscall user", "preempt user")
     user = sim.tasks[0]
-    assert sim.facts(user, StackSource.RELIABLE).stack is Stack.UNWIND_FAILURE
-    assert sim.facts(user, StackSource.BEST_EFFORT).stack is Stack.COMPLETE
+    reliable = sim.facts(user, StackSource.RELIABLE)
+    assert reliable.stack is Stack.COMPLETE and reliable.interrupted
+    assert not sim.facts(user, StackSource.BEST_EFFORT).interrupted
+    # The walker decides: ORC walks through the registers, frame pointers stop.
+    assert get_model("klp").judge_task(reliable).verdict is not Verdict.UNRELIABLE
+    assert get_model("klp", regs_frames_unreliable=True).judge_task(
+        reliable).verdict is Verdict.UNRELIABLE
 
 
 def test_word_scan_counts_a_stale_pointer() -> None:
@@ -139,8 +144,10 @@ def test_kgraft_switches_a_kthread_at_its_safe_point_whatever_its_stack() -> Non
     s = build(fns, [TaskSpec("kworker/0:0", TaskKind.KTHREAD, ("loop",), kgr_safe=True)],
               {"loop", "f"}, cpus=1)
     sim = Sim(s, get_model("kgraft"))
-    Script(sim)("sched 0 kworker/0:0", "run kworker/0:0 *", "enable", "wake kworker/0:0",
+    # enable: kgr_wakeup_kthreads() wakes it (wake_up_process), no outside wake-up needed.
+    Script(sim)("sched 0 kworker/0:0", "run kworker/0:0 *", "enable",
                 "sched 0 kworker/0:0", "run kworker/0:0 2")
+    assert any("wake_up_process()" in line for line in sim.trace)
     assert not sim.tasks[0].pending
     assert "kthread_safe_point" not in sim.monitor.first  # not a property name
     assert Property.LEAVE_KERNEL in sim.monitor.first

@@ -10,7 +10,9 @@ The pipeline, each step a function:
    said so in the warnings.
 2. :func:`lpc.facts.task_facts` — what a model may know of each task.
 3. a model from :mod:`lpc.models` judges one task per group of tasks with
-   identical facts, and the transition.
+   identical facts — the stacks as its own walker reports them
+   (``Model.stack_source``, :meth:`lpc.facts.TaskTable.seen_by`) — and the
+   transition.
 
 :func:`run` does all of it for one :class:`CheckRequest` (where the tasks come
 from, the patch, the models, their parameters) and returns one
@@ -28,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lpc import _core
-from lpc._grouping import group
+from lpc._grouping import group, name_flags
 from lpc.dump import UNKNOWN_U64, Dump
+from lpc.kernel import Kernel, arch_of_frames, arch_of_release
 from lpc.facts import (
     PatchedFrames,
     Scan,
@@ -43,6 +46,7 @@ from lpc.facts import (
     token_losses,
     token_name_ids,
 )
+from lpc.kernel import in_sched_text_by_name
 from lpc.locate import unseen_functions
 from lpc.models import MODELS, Model, configure, get_model
 from lpc.patch import Patch
@@ -161,10 +165,12 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
         )
         token_function = np.where(known, tree.find_many(addresses), -1)
         by_address = True
+        nosched = _token_nosched(dump, symbols, addresses, known)
     else:
         token_function = _token_patch_ids_by_name(dump, patch)
         lost = token_losses(dump, patch)
         by_address = False
+        nosched = _token_nosched(dump)
         warnings.append(
             "no symbol table: frames matched the patch by name, so duplicate static functions "
             "(sympos) are not told apart"
@@ -174,7 +180,27 @@ def scan(dump: Dump, patch: Patch, symbols: Symbols | None = None) -> Scan:
     rows = np.flatnonzero(token_hit[tokens]) if token_hit.any() else np.zeros(0, dtype=np.int64)
     offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
     return Scan(first, function, PatchedFrames(offsets, rows), by_address, tuple(warnings),
-                token_function, eligible, lost)
+                token_function, eligible, lost, nosched)
+
+
+def _token_nosched(
+    dump: Dump,
+    symbols: Symbols | None = None,
+    addresses: npt.NDArray[np.uint64] | None = None,
+    known: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.bool_]:
+    """Per frame token: does it lie in .sched.text or the lock text
+    (kernel/sched/core.c in_sched_functions())? By address when the symbol
+    table has the section markers, else by name (lpc.kernel.SCHED_TEXT_FUNCTIONS)."""
+    by_name = name_flags(dump.names, in_sched_text_by_name).astype(bool)
+    fids = dump.token_function_ids.astype(np.int64)
+    named = fids != Dump.NO_NAME
+    out = np.zeros(dump.token_count, dtype=bool)
+    out[named] = by_name[fids[named]]
+    if symbols is None or addresses is None or known is None or (
+            symbols.sched_text_range is None and symbols.lock_text_range is None):
+        return out
+    return np.where(known, symbols.in_hidden_text(addresses), out)
 
 
 def first_patched_frame(
@@ -207,19 +233,60 @@ def _as_patch(patch: Patch | str | Sequence[str]) -> Patch:
     return Patch.parse(patch if isinstance(patch, str) else ",".join(patch))
 
 
+Prepared = tuple[Patch, Scan, TaskTable, list[str]]
+
+
 def _prepare(
-    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None
-) -> tuple[Patch, Scan, TaskTable, list[str]]:
-    patch = _as_patch(patch)
-    if symbols is not None and not patch.resolved:
-        patch = patch.resolve(symbols)
-    found = scan(dump, patch, symbols)
-    facts, warnings = task_facts(dump, patch, symbols, found)
+    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None,
+    loaded: Sequence[Patch] = (), model: Model | None = None,
+    done: dict[Patch, Prepared] | None = None,
+) -> Prepared:
+    """The patch as ``model`` checks it over the ``loaded`` patches (the ranges
+    it compares stacks with: :meth:`~lpc.models.Model.checked_functions`), its
+    scan and the task facts; models that check the same ranges share one scan
+    (``done``)."""
+    requested = _as_patch(patch)
+    checked = (model.checked_functions(requested, loaded) if model is not None
+               else requested.checked_against(loaded))
+    key = checked
+    if done is not None and key in done:
+        return done[key]
+    if symbols is not None and not checked.resolved:
+        checked = checked.resolve(symbols)
+    found = scan(dump, checked, symbols)
+    facts, warnings = task_facts(dump, checked, symbols, found)
     if not found.by_address:  # a name matched against nothing proves nothing
         # A set of the few token hits: np.unique would import numpy.ma (~40 ms).
-        warnings += unseen_functions(dump, patch, sorted(set(found.token_function[
+        warnings += unseen_functions(dump, checked, sorted(set(found.token_function[
             found.token_function >= 0].tolist())))
-    return patch, found, facts, warnings
+    if requested.replace and not loaded:
+        warnings.append("an atomic replace with no loaded patch named (--loaded): the nops "
+                        "it adds for older patches' functions are not checked")
+    out = (checked, found, facts, warnings)
+    if done is not None:
+        done[key] = out
+    return out
+
+
+def dump_kernel(dump: Dump, release: str | None = None, arch: str | None = None) -> Kernel:
+    """The kernel a dump comes from: ``release`` (``--kernel-release``) when
+    given, else the release the dump names (its header, meta.txt, log banner;
+    ``uname -r`` for this machine)."""
+    arch_from = "--arch" if arch else None
+    if arch is None and dump.metadata.get("machine"):
+        # A snapshot's meta.txt (and a live capture) records uname -m.
+        arch, arch_from = dump.metadata["machine"], "the snapshot's uname -m"
+    if arch is None and arch_of_release(release or dump.kernel_release or "") is None:
+        # Else the frames: their syntax (ARM, powerpc, s390 print their own),
+        # or the architecture's own entry functions on the stacks.
+        if dump.arch is not None:
+            arch, arch_from = dump.arch, "the frames' syntax"
+        else:
+            arch = arch_of_frames(dump.names)
+            arch_from = "the dump's entry frames" if arch else None
+    if release:
+        return Kernel(release, "--kernel-release", arch, arch_from)
+    return Kernel(dump.kernel_release, "named by the dump", arch, arch_from)
 
 
 def check(
@@ -227,6 +294,8 @@ def check(
     patch: Patch | str | Sequence[str],
     model: str | Model = "klp",
     symbols: Symbols | None = None,
+    kernel: Kernel | None = None,
+    loaded: Sequence[Patch] = (),
     **params: Any,
 ) -> CheckResult:
     """Judge every task of the dump under one model (see the module docstring).
@@ -234,29 +303,50 @@ def check(
     ``patch`` is a :class:`~lpc.patch.Patch` or its command-line spelling
     (``"worker_thread,ext4:ext4_file_write_iter@2"``); ``params`` go to the
     model by name (e.g. ``force=True``, ``cond_resched_switch=False`` for klp;
-    one the model does not take is a ValueError). The model takes what it
-    needs from the patch itself (:meth:`~lpc.models.Model.with_patch`).
+    one the model does not take is a ValueError). A model named by string
+    follows the profile of ``kernel`` (default: the dump's, :func:`dump_kernel`);
+    ``params`` win over it. The model takes what it needs from the patch itself
+    (:meth:`~lpc.models.Model.with_patch`). ``loaded`` are the patches already
+    enabled, oldest first (:meth:`~lpc.patch.Patch.checked_against`).
     """
+    kernel = kernel or dump_kernel(dump)
     if isinstance(model, str):
-        model = get_model(model, **params)
+        model = get_model(model, kernel, **params)
     elif params:
         raise ValueError("parameters go with a model name, not a model object")
-    patch, found, facts, warnings = _prepare(dump, patch, symbols)
-    return _judge(dump, symbols, found, facts, warnings, model.with_patch(patch))
+    patch, found, facts, warnings = _prepare(dump, patch, symbols, loaded, model)
+    return _judge(dump, symbols, found, facts, warnings, model.with_patch(patch), kernel)
 
 
 def check_all(
-    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None = None, **params: Any
+    dump: Dump, patch: Patch | str | Sequence[str], symbols: Symbols | None = None,
+    kernel: Kernel | None = None, loaded: Sequence[Patch] = (), **params: Any,
 ) -> dict[str, CheckResult]:
     """Every named model side by side on the same snapshot (one scan). Every
     model gets the same ``params`` and reads those it takes; one no model
     takes is a ValueError."""
     validate(CheckRequest(models=("all",), params=params))
-    patch, found, facts, warnings = _prepare(dump, patch, symbols)
+    kernel = kernel or dump_kernel(dump)
+    models = {name: configure(name, params, kernel) for name in MODELS}
+    done: dict[Patch, Prepared] = {}
+    out = {}
+    for name, model in models.items():
+        checked, found, facts, warnings = _prepare(dump, patch, symbols, loaded, model, done)
+        out[name] = _judge(dump, symbols, found, facts, warnings, model.with_patch(checked),
+                           kernel)
+    return out
+
+
+def model_profile(model: Model, kernel: Kernel) -> dict[str, Any]:
+    """What the model follows of the kernel: reported beside every verdict."""
     return {
-        name: _judge(dump, symbols, found, facts, warnings,
-                     configure(name, params).with_patch(patch))
-        for name in MODELS
+        "kernel_release": kernel.release,
+        "release_from": kernel.source,
+        "arch": kernel.arch,
+        "arch_from": kernel.arch_source,
+        "profile": model.profile_name,
+        "switch_points": [p.value for p in model.switch_points],
+        "assumed": type(model).kernel_notes(kernel),
     }
 
 
@@ -267,7 +357,12 @@ def _judge(
     facts: TaskTable,
     warnings: list[str],
     model: Model,
+    kernel: Kernel,
 ) -> CheckResult:
+    # The stacks as the model's own walker reports them (Model.stack_source: a
+    # best-effort save_stack_trace_tsk() drops .sched.text frames), as the
+    # simulator shows them to it.
+    facts = facts.seen_by(model.stack_source)
     # One judgement per group of identical facts (TaskTable.groups): a model is
     # a pure function of TaskFacts, so the answer holds for the whole group.
     # Computed once, shared by every model of check_all (per comm prefixes read).
@@ -275,6 +370,13 @@ def _judge(
     outcomes = GroupOutcomes([model.judge(facts[t]) for t in reps.tolist()], groups)
     transition = model.judge_dump(facts, outcomes, facts.tasks_lost())
     extra = list(warnings) + list(dump.warnings)
+    if facts.unseen_patched:
+        extra.append(
+            f"{facts.unseen_patched} task(s) hold a patched function in .sched.text or the lock "
+            f"text, which the {model.stack_source.value} stack walker of {model.name} skips "
+            "(kernel/stacktrace.c stack_trace_consume_entry_nosched): its check does not see them"
+            + ("" if found.by_address else
+               "; without a symbol table that text is known by name only"))
     evidence = facts.evidence()
     if evidence["untrusted_stacks"]:
         extra.append(f"{evidence['untrusted_stacks']} task(s) have an empty, unreadable, "
@@ -283,7 +385,7 @@ def _judge(
     return CheckResult(
         model.name, model.cell, patch, _source(dump, symbols, found.by_address),
         TaskResults(facts, outcomes), transition, tuple(dict.fromkeys(extra)),
-        model.params(), evidence,
+        model.params(), evidence, model_profile(model, kernel),
     )
 
 
@@ -311,6 +413,12 @@ class CheckRequest:
     models: tuple[str, ...] = ("klp",)
     #: Model parameters by name; each model reads those it takes.
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: The kernel release whose rules the models follow, instead of the dump's.
+    kernel_release: str | None = None
+    #: The kernel's architecture, when the release does not name it.
+    arch: str | None = None
+    #: The patches already enabled on the machine, oldest first.
+    loaded: tuple[Patch, ...] = ()
 
     @property
     def all_models(self) -> bool:
@@ -372,11 +480,13 @@ def run(request: CheckRequest) -> Report:
     if request.patch is None:
         return Report(request, description, dump, symbols, {}, sleeping_functions(dump),
                       task_inventory(dump))
-    patch, found, facts, warnings = _prepare(dump, request.patch, symbols)
-    warnings = notes + warnings
-    results = {
-        name: _judge(dump, symbols, found, facts, warnings,
-                     configure(name, request.params).with_patch(patch))
-        for name in _model_names(request)
-    }
+    kernel = dump_kernel(dump, request.kernel_release, request.arch)
+    done: dict[Patch, Prepared] = {}
+    results = {}
+    for name in _model_names(request):
+        model = configure(name, request.params, kernel)
+        checked, found, facts, warnings = _prepare(dump, request.patch, symbols, request.loaded,
+                                                   model, done)
+        results[name] = _judge(dump, symbols, found, facts, notes + warnings,
+                               model.with_patch(checked), kernel)
     return Report(request, description, dump, symbols, results)

@@ -40,12 +40,27 @@ def _patch(args: argparse.Namespace) -> Any:
     from lpc.patch import Patch
 
     if args.patch_file:
-        return Patch.from_file(args.patch_file, unpatch=args.unpatch)
+        return Patch.from_file(args.patch_file, unpatch=args.unpatch, replace=getattr(args, "replace", False))
     if args.patch is not None:
         if not args.patch.replace(",", " ").strip():  # asked for a patch, named nothing
             raise UsageError("--patch: empty patch: name at least one function")
-        return Patch.parse(args.patch, unpatch=args.unpatch)
+        return Patch.parse(args.patch, unpatch=args.unpatch, replace=getattr(args, "replace", False))
     return None
+
+
+def _param_value(text: str) -> Any:
+    """``true``/``false``, an integer, a number, else the text."""
+    low = text.strip().lower()
+    if low in ("true", "yes", "on", "1"):
+        return True
+    if low in ("false", "no", "off", "0"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _model_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,7 +72,24 @@ def _model_params(args: argparse.Namespace) -> dict[str, Any]:
         params["cond_resched_switch"] = False
     if args.no_reliable_stacks:
         params["reliable_stacks"] = False
+    for item in getattr(args, "param", None) or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        params[name.strip()] = _param_value(value)
     return params
+
+
+def _loaded(args: argparse.Namespace) -> tuple[Any, ...]:
+    """``--loaded``: each an enabled patch, a spec or a file, oldest first."""
+    import os
+
+    from lpc.patch import Patch
+
+    out = []
+    for item in getattr(args, "loaded", None) or ():
+        out.append(Patch.from_file(item) if os.path.isfile(item) else Patch.parse(item))
+    return tuple(out)
 
 
 def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
@@ -69,6 +101,8 @@ def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
         dump=dump, live=args.live, demo=getattr(args, "demo", False),
         symbols_mismatch_ok=args.symbols_mismatch_ok, symbols=args.symbols, patch=_patch(args),
         models=(args.model,), params=_model_params(args),
+        kernel_release=getattr(args, "kernel_release", None), loaded=_loaded(args),
+        arch=getattr(args, "arch", None),
     )
     try:
         validate(request)
@@ -362,9 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--patch-file", metavar="PATH", help="one patch function per line")
         p.add_argument("--unpatch", action="store_true",
                        help="the transition removes the patch (name the replacement functions)")
+        p.add_argument("--loaded", action="append", metavar="FUNC->MOD:NEW[,…]|PATH",
+                       help="a patch already enabled, oldest first (repeat the option): "
+                            "each function with its replacement")
+        p.add_argument("--replace", action="store_true",
+                       help="the patch is an atomic replace (klp_patch.replace)")
         p.add_argument("--force", action="store_true", help="model a forced transition (klp)")
+        p.add_argument("--kernel-release", metavar="RELEASE",
+                       help="follow this kernel's rules (uname -r) instead of the dump's release")
+        p.add_argument("--arch", metavar="ARCH",
+                       help="the kernel's architecture when its release does not name it "
+                            "(x86_64, arm64, ppc64le, s390x, loongarch64)")
+        p.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
+                       help="set a model parameter by name, e.g. "
+                            "regs_frames_unreliable=true; wins over the kernel's profile")
         p.add_argument("--no-cond-resched", action="store_true",
-                       help="a kernel before 6.4: no cond_resched() switch point (klp)")
+                       help="no cond_resched() switch point, whatever the release (klp)")
         p.add_argument("--no-reliable-stacks", action="store_true",
                        help="no HAVE_RELIABLE_STACKTRACE (klp)")
         p.add_argument("--json", action="store_true", help="JSON on stdout")

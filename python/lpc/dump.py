@@ -37,6 +37,7 @@ __all__ = [
     "TaskList",
     "TaskLoss",
     "dump_formats",
+    "frame_context_code",
     "parse_dump",
     "read_metadata",
 ]
@@ -120,6 +121,11 @@ _STATUSES: Final = _code_table(StackStatus, _core.dump_stack_statuses())
 _CONTEXTS: Final = _code_table(FrameContext, _core.dump_frame_contexts())
 
 
+def frame_context_code(context: FrameContext) -> int:
+    """The ``frame_context_codes`` value of a context."""
+    return _CONTEXTS.index(context)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One stack frame as the dump printed it.
@@ -174,6 +180,8 @@ class Task:
     #: What the parser saw the task lose, and the line of its first loss (0: none).
     lost: TaskLoss = TaskLoss.NONE
     lost_line: int = 0
+    #: The kernel's hung-task detector reported it (kernel/hung_task.c).
+    hung: bool = False
 
 
 def _id(value: int) -> int | None:
@@ -233,7 +241,8 @@ class Dump:
     ``ppids``, ``cpus`` (int64, :data:`NO_ID` = unknown), ``states`` (uint32
     code point, 0 = unknown), ``kthreads``/``on_cpus`` (int8: -1 unknown, 0, 1),
     ``task_flags``/``thread_flags`` (uint64, :data:`UNKNOWN_U64` = unknown),
-    ``user_regs`` (bool), ``task_lines`` (int64), ``task_lost`` (uint8,
+    ``user_regs`` (bool), ``hung`` (bool: the hung-task detector reported it),
+    ``task_lines`` (int64), ``task_lost`` (uint8,
     :class:`TaskLoss` bits), ``task_lost_lines`` (int64, 0 = nothing lost),
     ``stack_status_codes`` (uint8,
     index into :class:`StackStatus` order), ``comm_ids`` (uint32 index into
@@ -274,6 +283,7 @@ class Dump:
         "input_cut",
         "kallsyms_path",
         "kernel_release",
+        "arch",
         "kthreads",
         "metadata",
         "names",
@@ -301,6 +311,7 @@ class Dump:
         "token_symbol_sizes",
         "cpus",
         "user_regs",
+        "hung",
         "warnings",
     )
 
@@ -325,6 +336,8 @@ class Dump:
         c = columns
         self.source_format: str = c.format
         self.kernel_release: str | None = kernel_release or c.kernel_release
+        #: The architecture the frames' own syntax names (ARM, powerpc, s390), if any.
+        self.arch: str | None = c.arch
         self.path = path
         self.kallsyms_path = kallsyms_path
         self.metadata: Mapping[str, str] = dict(metadata or {})
@@ -349,6 +362,7 @@ class Dump:
         self.task_flags = _readonly(c.task_flags)
         self.thread_flags = _readonly(c.thread_flags)
         self.user_regs = _readonly(c.user_regs)
+        self.hung = _readonly(c.hung)
         self.task_lines = _readonly(c.task_line)
         self.task_lost = _readonly(c.task_lost)
         self.task_lost_lines = _readonly(c.task_lost_line)
@@ -490,6 +504,7 @@ class Dump:
             line=int(self.task_lines[t]),
             lost=TaskLoss(int(self.task_lost[t])),
             lost_line=int(self.task_lost_lines[t]),
+            hung=bool(self.hung[t]),
         )
 
     def __repr__(self) -> str:

@@ -10,16 +10,21 @@ whole dump so that :mod:`lpc.check` can group tasks with equal facts (the key
 columns are named by TaskFacts' field metadata, so a new field cannot be left
 out of the key).
 
+A model whose check reads another stack walker than the one the dump printed
+with gets the facts as that walker reports them (:meth:`TaskTable.seen_by`,
+after the model's ``stack_source``): a best-effort ``save_stack_trace_tsk()``
+skips other tasks' .sched.text and lock-text frames, in the simulator as here.
+
 The rules that decide facts — a task's kind and its evidence
 (:func:`infer_kind`), whether a patched frame is a kthread's main function
-(:func:`is_thread_fn`), when a stack counts as complete (:func:`stack_status`)
+(:func:`is_thread_fn`), which tasks are on a CPU (:func:`on_cpu_evidence`)
 — are each written once, here, from the Linux facts of :mod:`lpc.kernel`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import IntEnum, IntFlag
 from functools import cached_property
 from typing import Any, NamedTuple, overload
@@ -30,7 +35,7 @@ import numpy.typing as npt
 from lpc._grouping import factorize, group, name_flags, per_task
 from lpc.dump import _CONTEXTS as _DUMP_CONTEXTS
 from lpc.dump import _STATUSES as _DUMP_STATUSES
-from lpc.dump import UNKNOWN_U64, Dump, FrameContext, TaskLoss
+from lpc.dump import UNKNOWN_U64, Dump, FrameContext, TaskLoss, frame_context_code
 from lpc.kernel import (
     FREEZABLE_KTHREAD_PREFIXES,
     IDLE_COMM_PREFIX,
@@ -38,11 +43,14 @@ from lpc.kernel import (
     KTHREAD_FN,
     KTHREAD_NAME_PREFIXES,
     PF_KTHREAD,
+    PRINTING_FRAMES,
+    RUNNABLE,
     is_fork_return,
+    is_interrupt_entry,
     is_syscall_entry,
     starts_threads,
 )
-from lpc.models import Stack, TaskFacts, TaskKind
+from lpc.models import Stack, StackSource, TaskFacts, TaskKind
 from lpc.patch import Patch
 from lpc.symbols import Symbols
 
@@ -65,7 +73,7 @@ __all__ = [
     "is_thread_fn",
     "sleeping_functions",
     "task_inventory",
-    "stack_status",
+    "on_cpu_evidence",
     "token_function_names",
     "token_name_ids",
 ]
@@ -155,10 +163,16 @@ class StackEvidence(IntFlag):
     KTHREAD = 2
     #: ``ret_from_fork*``: every task's first frame.
     FORK_RETURN = 4
-    #: An interrupt or exception frame (an ``<IRQ>``/``<NMI>``/exception section).
+    #: An interrupt or exception frame (an ``<IRQ>``/``<NMI>``/exception section,
+    #: or an interrupt entry on the task's own stack: kernel-mode registers).
     INTERRUPTED = 8
     #: The idle loop (``do_idle``, ``cpu_startup_entry``; ``cpu_idle`` before 3.10).
     IDLE_LOOP = 16
+    #: A function only the task printing the dump runs (SysRq, dump_stack, NMI backtrace).
+    PRINTING = 32
+    #: A frame inside an ``<IRQ>``/``<SOFTIRQ>``/``<NMI>`` section: the per-CPU
+    #: interrupt stacks are walked only for the task running on that CPU.
+    ON_IRQ_STACK = 64
 
     @classmethod
     def of_name(cls, name: str) -> StackEvidence:
@@ -171,6 +185,10 @@ class StackEvidence(IntFlag):
             bits |= cls.FORK_RETURN
         if name in IDLE_LOOP_NAMES:
             bits |= cls.IDLE_LOOP
+        if is_interrupt_entry(name):
+            bits |= cls.INTERRUPTED
+        if name in PRINTING_FRAMES:
+            bits |= cls.PRINTING
         return bits
 
     @property
@@ -233,6 +251,38 @@ class Scan:
     eligible: npt.NDArray[np.bool_]
     #: Per frame token: the evidence it lost (a :class:`Loss` code, 0 for none).
     token_lost: npt.NDArray[np.uint8]
+    #: Per frame token: it lies in .sched.text or the lock text, which a best-effort
+    #: walk of another task drops (kernel/stacktrace.c stack_trace_consume_entry_nosched;
+    #: before 5.2 the arch's save_stack_address_nosched). None: not known.
+    token_nosched: npt.NDArray[np.bool_] | None = None
+
+    def seen_by(self, source: StackSource, offsets: npt.NDArray[np.int64],
+                tokens: npt.NDArray[Any]) -> Scan:
+        """The scan as a model's stack walker sees the stacks (``offsets`` and
+        ``tokens`` are the dump's frame CSR). Only the best-effort walker differs
+        from what the dump prints: save_stack_trace_tsk() of a task other than
+        current skips every frame in .sched.text and the lock text, so such a
+        frame is neither counted nor compared with the patch — the simulator's
+        walker (lpc.sim.engine ``Sim._walk``) drops the same frames."""
+        if source is not StackSource.BEST_EFFORT or self.token_nosched is None \
+                or not self.token_nosched.any():
+            return self
+        dropped = self.token_nosched
+        token_function = np.where(dropped, -1, self.token_function)
+        eligible = self.eligible & ~dropped[tokens]
+        tasks = len(offsets) - 1
+        first = np.full(tasks, -1, dtype=np.int64)
+        function = np.full(tasks, -1, dtype=np.int64)
+        hits = np.flatnonzero(eligible & (token_function[tokens] >= 0))
+        if hits.size:
+            owners = np.searchsorted(offsets, hits, side="right") - 1
+            seen, at = np.unique(owners, return_index=True)
+            first[seen] = hits[at] - offsets[seen]
+            function[seen] = token_function[tokens[hits[at]]]
+        rows = np.flatnonzero(token_function[tokens] >= 0)
+        return replace(self, first=first, function=function,
+                       any_frames=PatchedFrames(offsets, rows),
+                       token_function=token_function, eligible=eligible)
 
 
 _USER_CODE = _DUMP_CONTEXTS.index(FrameContext.USER)
@@ -411,11 +461,38 @@ def infer_kind(
 # ---- the rules, once ----------------------------------------------------------------------------
 
 
-def stack_status(printed: Stack, interrupted: bool) -> Stack:
-    """The stack as the kernel's reliable walker would judge it: an interrupt or
-    exception frame on a complete stack makes the walk give up
-    (arch_stack_walk_reliable() rejects a stack with kernel-mode regs)."""
-    return Stack.UNWIND_FAILURE if printed is Stack.COMPLETE and interrupted else printed
+def on_cpu_evidence(
+    said: npt.NDArray[np.int8], states: npt.NDArray[np.uint8],
+    evidence: npt.NDArray[np.uint8], only_guesses: npt.NDArray[np.bool_],
+    pids: npt.NDArray[np.int64] | None = None,
+) -> npt.NDArray[np.int8]:
+    """Which tasks were on a CPU, from evidence only.
+
+    SysRq-t's "running task" means runnable (``task_is_running()``,
+    kernel/sched/core.c sched_show_task), not on a CPU: livepatch's -EBUSY
+    needs ``task_curr()`` (transition.c klp_check_and_switch_task), and a
+    runnable task waiting for a CPU is checked like a sleeping one. A task
+    is taken to be on a CPU when the source says so (a ``CPU: N PID:`` or NMI
+    backtrace header, /proc's processor field with state R...) or, for a
+    runnable task, when its stack shows it: a per-CPU interrupt stack
+    (walked only for the CPU's own task), the functions of the task printing
+    the dump, or nothing but ``?`` guesses (a running task's stack, read from
+    another CPU, holds no frame an unwinder can vouch for).
+    A runnable task printed twice (``pids``) is on a CPU when either
+    occurrence shows it.
+    """
+    runnable = np.isin(states, np.frombuffer("".join(RUNNABLE).encode(), np.uint8))
+    shown = ((evidence & (StackEvidence.ON_IRQ_STACK | StackEvidence.PRINTING)) != 0) \
+        | only_guesses
+    out = said.copy()
+    out[(said < 0) & runnable & shown] = 1
+    if pids is not None and len(pids):
+        # One task printed twice (SysRq-t, then its NMI backtrace or a `CPU: N
+        # PID:` report): what one occurrence shows of the CPU holds for the
+        # other, runnable one.
+        on = np.unique(pids[(out == 1) & (pids >= 0)])
+        out[(out < 0) & runnable & np.isin(pids, on)] = 1
+    return out
 
 
 class FrameFact(NamedTuple):
@@ -464,6 +541,7 @@ def facts_from_frames(
     extra_depth: int = 0,
     task_lost: Loss = Loss.NONE,
     lost_line: int | None = None,
+    hung: bool = False,
 ) -> TaskFacts:
     """One task's :class:`TaskFacts` from its frames (innermost first) and header.
 
@@ -474,7 +552,9 @@ def facts_from_frames(
     ``task_lost``, what the parser saw the task's text lose (it wins over a
     frame's loss), and ``lost_line``, the source line of the first loss.
     """
-    stack = stack_status(printed, interrupted)
+    # The stack as printed: whether an interrupt frame on it makes the walk
+    # unreliable is the kernel's (the model's) to say, not the dump's.
+    stack = printed
     first = first_patched(frames)
     hit = None if first is None else frames[first]
     lost = task_lost or next((f.lost for f in frames if f.lost), Loss.NONE)
@@ -498,6 +578,8 @@ def facts_from_frames(
         patched_frames_any=tuple(i for i, f in enumerate(frames) if f.patched is not None),
         hidden_patched_text=hidden_text and stack is Stack.COMPLETE,
         freezable=freezable,
+        interrupted=interrupted,
+        hung=hung,
         patched_frame_in_sched_text=hit is not None and hit.in_sched_text,
         evidence_lost=lost.reason if lost else None,
         evidence_line=lost_line if lost else None,
@@ -573,6 +655,11 @@ class TaskTable(Sequence[TaskFacts]):
         self, dump: Dump, patch: Patch, symbols: Symbols | None, found: Scan, hidden: bool
     ) -> None:
         self.dump, self.patch, self.found, self.hidden = dump, patch, found, hidden
+        self._symbols = symbols
+        self._views: dict[StackSource, TaskTable] = {}
+        #: Tasks whose patched frames the walker of this view does not report
+        #: (set on a view: see :meth:`seen_by`).
+        self.unseen_patched = 0
         offsets = dump.frame_offsets.view(np.int64)  # < 2**63: the same numbers
         self._offsets = offsets
         self._tokens = dump.frame_tokens
@@ -592,13 +679,9 @@ class TaskTable(Sequence[TaskFacts]):
         owners = np.searchsorted(offsets, passed_over, side="right") - 1
         self.depth = np.diff(offsets) - np.bincount(owners, minlength=len(self))
         self._evidence = self._stack_evidence(dump, offsets)
-        interrupted = (self._evidence & StackEvidence.INTERRUPTED) != 0
-        # stack_status(), for every task at once.
-        codes = dump.stack_status_codes.astype(np.int64)
-        complete = STACK_CODES.index(Stack.COMPLETE)
-        self.stack_codes = np.where(
-            (codes == complete) & interrupted, STACK_CODES.index(Stack.UNWIND_FAILURE), codes
-        )
+        #: Per task, an interrupt or exception frame is on its stack (the models judge it).
+        self.interrupted_column = (self._evidence & StackEvidence.INTERRUPTED) != 0
+        self.stack_codes = dump.stack_status_codes.astype(np.int64)
         self.first, self.function = found.first, found.function
         self._kind_of_group, self._evidence_of_group, self.kind_groups = self._kinds(dump)
         self._kind_codes = np.array(
@@ -609,6 +692,26 @@ class TaskTable(Sequence[TaskFacts]):
         self._groups_by_prefixes: dict[tuple[str, ...], tuple[npt.NDArray[np.int64],
                                                               npt.NDArray[np.int64]]] = {}
 
+    def seen_by(self, source: StackSource) -> TaskTable:
+        """The tasks as a model whose check reads ``source`` (its
+        :attr:`lpc.models.Model.stack_source`) sees them: the same dump, the
+        frames that walker reports (see :meth:`Scan.seen_by`). A best-effort
+        walker shows what /proc/<pid>/stack shows — the same
+        save_stack_trace_tsk() — so nothing is hidden from it there. Built
+        once per source; a source that sees what the dump prints is ``self``."""
+        if source in self._views:
+            return self._views[source]
+        offsets = self._offsets
+        found = self.found.seen_by(source, offsets, self._tokens)
+        hidden = self.hidden and source is not StackSource.BEST_EFFORT
+        if found is self.found and hidden == self.hidden:
+            view = self
+        else:
+            view = TaskTable(self.dump, self.patch, self._symbols, found, hidden)
+            view.unseen_patched = len(set(self.found.any_frames) - set(found.any_frames))
+        self._views[source] = view
+        return view
+
     # ---- columns ---------------------------------------------------------------------
 
     @property
@@ -616,8 +719,16 @@ class TaskTable(Sequence[TaskFacts]):
         return self.dump.states
 
     @property
+    def hung(self) -> npt.NDArray[np.bool_]:
+        return self.dump.hung
+
+    @cached_property
     def on_cpus(self) -> npt.NDArray[np.int8]:
-        return self.dump.on_cpus
+        """Per task, on a CPU (1), not (0), unknown (-1): the dump's own word
+        when it has one, else :func:`on_cpu_evidence`."""
+        d = self.dump
+        only_guesses = (self.depth == 0) & (np.diff(self._offsets) > 0)
+        return on_cpu_evidence(d.on_cpus, d.states, self._evidence, only_guesses, d.pids)
 
     @cached_property
     def hit_sequences(self) -> npt.NDArray[np.int64]:
@@ -634,8 +745,12 @@ class TaskTable(Sequence[TaskFacts]):
         per_frame = (by_token[self._tokens] if len(by_token)
                      else np.zeros(len(self._tokens), np.uint8))
         # A user part after the kernel stack ends it; it interrupts nothing.
-        interrupted = (dump.frame_context_codes != 0) & ~user_tail(dump)
+        contexts = dump.frame_context_codes
+        interrupted = (contexts != 0) & ~user_tail(dump)
         per_frame[interrupted] |= np.uint8(StackEvidence.INTERRUPTED)
+        irq_stacks = [frame_context_code(c) for c in
+                      (FrameContext.IRQ, FrameContext.SOFTIRQ, FrameContext.NMI)]
+        per_frame[np.isin(contexts, irq_stacks)] |= np.uint8(StackEvidence.ON_IRQ_STACK)
         return per_task(np.bitwise_or, offsets, per_frame)
 
     def _kinds(self, dump: Dump) -> tuple[list[TaskKind], list[str], npt.NDArray[np.int64]]:
@@ -800,7 +915,7 @@ class TaskTable(Sequence[TaskFacts]):
     def _facts(self, t: int) -> TaskFacts:
         d = self.dump
         kind_group = int(self.kind_groups[t])
-        state, on_cpu = int(d.states[t]), int(d.on_cpus[t])
+        state, on_cpu = int(d.states[t]), int(self.on_cpus[t])
         pid, tid = int(d.pids[t]), int(d.tids[t])
         comm = d.comm(t)
         return facts_from_frames(
@@ -813,12 +928,13 @@ class TaskTable(Sequence[TaskFacts]):
             kind_evidence=self._evidence_of_group[kind_group],
             on_cpu=None if on_cpu < 0 else bool(on_cpu),
             printed=STACK_CODES[int(d.stack_status_codes[t])],
-            interrupted=self.interrupted(t),
+            interrupted=bool(self.interrupted_column[t]),
             frames=self.frame_facts(t),
             hidden_text=self.hidden,
             freezable=freezable_by_comm(comm),
             task_lost=task_loss(int(d.task_lost[t])),
             lost_line=int(self.lost_line[t]) or None,
+            hung=bool(d.hung[t]),
         )
 
     @overload

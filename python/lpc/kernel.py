@@ -8,6 +8,9 @@ format: these are facts about the kernel only.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 # ---- task flags -------------------------------------------------------------------------------
 
 #: PF_KTHREAD (include/linux/sched.h): the task is a kernel thread. /proc/<pid>/stat
@@ -85,6 +88,44 @@ SCHED_FRAMES = frozenset(
     {"__schedule", "schedule", "schedule_idle", "preempt_schedule_irq", "schedule_timeout"}
 )
 
+#: Sleep and lock primitives marked ``__sched`` (so placed in SCHED_TEXT) in
+#: kernel/sched/core.c, kernel/sched/completion.c, kernel/time/timer.c,
+#: kernel/time/hrtimer.c, kernel/locking/{mutex,rwsem,semaphore}.c and
+#: kernel/sched/wait_bit.c: what a best-effort walker drops when there is no
+#: symbol table to place a frame by address. A name list, so a guide only: the
+#: markers of a real kallsyms decide whenever there is one.
+SCHED_TEXT_FUNCTIONS = SCHED_FRAMES | frozenset({
+    "__sched_text_start",  # a frame printed against the section's first label
+    "preempt_schedule", "preempt_schedule_common", "preempt_schedule_notrace",
+    "schedule_preempt_disabled", "io_schedule", "io_schedule_timeout", "yield", "yield_to",
+    "schedule_timeout_interruptible", "schedule_timeout_killable",
+    "schedule_timeout_uninterruptible", "schedule_timeout_idle",
+    "schedule_hrtimeout", "schedule_hrtimeout_range", "schedule_hrtimeout_range_clock",
+    "do_nanosleep",
+    "wait_for_completion", "wait_for_completion_timeout", "wait_for_completion_io",
+    "wait_for_completion_io_timeout", "wait_for_completion_interruptible",
+    "wait_for_completion_interruptible_timeout", "wait_for_completion_killable",
+    "wait_for_completion_killable_timeout", "wait_for_common", "__wait_for_common",
+    "do_wait_for_common",
+    "mutex_lock", "mutex_lock_interruptible", "mutex_lock_killable", "mutex_lock_io",
+    "__mutex_lock", "__mutex_lock_slowpath", "__mutex_lock_interruptible_slowpath",
+    "__mutex_lock_killable_slowpath",
+    "down_read", "down_write", "down_read_killable", "down_write_killable",
+    "rwsem_down_read_slowpath", "rwsem_down_write_slowpath",
+    "down", "down_interruptible", "down_killable", "down_timeout",
+    "__down", "__down_interruptible", "__down_killable", "__down_timeout", "__down_common",
+    "bit_wait", "bit_wait_io", "bit_wait_timeout", "__wait_on_bit", "__wait_on_bit_lock",
+    "out_of_line_wait_on_bit", "out_of_line_wait_on_bit_lock",
+})
+#: Lock text (``__lockfunc``, kernel/locking/spinlock.c): the _raw_* lock functions.
+LOCK_TEXT_PREFIXES = ("_raw_spin_", "_raw_read_", "_raw_write_")
+
+
+def in_sched_text_by_name(name: str) -> bool:
+    """By name only: is this a .sched.text or lock-text function
+    (kernel/sched/core.c in_sched_functions())? See SCHED_TEXT_FUNCTIONS."""
+    return name in SCHED_TEXT_FUNCTIONS or name.startswith(LOCK_TEXT_PREFIXES)
+
 # ---- the freezer ------------------------------------------------------------------------------
 
 #: Functions a frozen task sits in: the refrigerator, the signal path a user task
@@ -126,3 +167,128 @@ RUNNABLE = frozenset({"R"})
 #: Zombie / dead: the task has exited; kernel/stacktrace.c treats a task without a
 #: stack as reliably empty.
 DEAD = frozenset({"Z", "X"})
+
+# ---- interrupt entries --------------------------------------------------------------------------
+
+#: Frames that enter an interrupt or exception on the task's own stack, so that
+#: kernel-mode registers (a pt_regs frame) sit between them and the interrupted
+#: code: x86 arch/x86/include/asm/idtentry.h (asm_sysvec_*, asm_exc_*,
+#: asm_common_interrupt) and entry_64.S before 5.8 (apic_timer_interrupt,
+#: common_interrupt, ret_from_intr, retint_kernel); the preemption it may end in
+#: (kernel/sched/core.c preempt_schedule_irq); arm64 arch/arm64/kernel/entry.S
+#: el1h_64_irq/el1h_64_sync and entry-common.c el1_interrupt.
+INTERRUPT_ENTRY_PREFIXES = (
+    "asm_sysvec_", "asm_exc_", "asm_common_interrupt", "asm_spurious_interrupt",
+    "apic_timer_interrupt", "common_interrupt", "ret_from_intr", "retint_kernel",
+    "preempt_schedule_irq", "el1h_64_irq", "el1h_64_sync", "el1_interrupt", "el1_irq",
+)
+
+
+def is_interrupt_entry(name: str) -> bool:
+    """A frame that puts kernel-mode registers on the stack (an interrupt, an
+    exception or a preemption from one): a frame-pointer walker stops there."""
+    return name.startswith(INTERRUPT_ENTRY_PREFIXES)
+
+
+#: Functions only the task *printing* a dump has on its stack: it runs on its CPU
+#: while it prints (drivers/tty/sysrq.c __handle_sysrq, sysrq_handle_showstate;
+#: kernel/sched/core.c show_state_filter; lib/dump_stack.c dump_stack_lvl;
+#: lib/nmi_backtrace.c nmi_cpu_backtrace; kernel/hung_task.c is not one: it
+#: prints other tasks).
+PRINTING_FRAMES = frozenset(
+    {"__handle_sysrq", "sysrq_handle_showstate", "sysrq_handle_showallcpus",
+     "show_state_filter", "dump_stack", "dump_stack_lvl", "nmi_cpu_backtrace",
+     "nmi_trigger_cpumask_backtrace", "write_sysrq_trigger", "sched_show_task"}
+)
+
+
+# ---- the kernel a dump comes from ---------------------------------------------------------------
+
+#: ``uname -m`` spellings and Debian/Fedora flavour suffixes → the kernel's ARCH.
+_ARCH_NAMES = {
+    "x86_64": "x86_64", "amd64": "x86_64", "x86-64": "x86_64",
+    "aarch64": "arm64", "arm64": "arm64",
+    "ppc64le": "powerpc", "ppc64el": "powerpc", "ppc64": "powerpc", "powerpc": "powerpc",
+    "s390x": "s390", "s390": "s390",
+    "loongarch64": "loongarch", "loong64": "loongarch", "loongarch": "loongarch",
+    "riscv64": "riscv", "riscv": "riscv",
+    "i386": "x86", "i686": "x86", "686": "x86", "armhf": "arm", "armv7l": "arm",
+    "armmp": "arm", "mips": "mips", "mips64": "mips",
+}
+_RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(release: str) -> tuple[int, int, int] | None:
+    """``6.12.118+deb13-cloud-amd64`` → (6, 12, 118); ``2.6.32-754.el6`` → (2, 6, 32)."""
+    m = _RELEASE.match(release.strip())
+    if m is None:
+        return None
+    return int(m[1]), int(m[2]), int(m[3] or 0)
+
+
+def arch_of_release(release: str) -> str | None:
+    """The architecture a release string names in its flavour (Debian's
+    ``-cloud-amd64``, Fedora/RHEL's ``.x86_64``, Ubuntu's ``-generic`` names none)."""
+    for token in reversed(re.split(r"[-.+_~]", release.strip().lower())):
+        if token in _ARCH_NAMES:
+            return _ARCH_NAMES[token]
+    if "x86_64" in release:
+        return "x86_64"
+    return None
+
+
+#: Frames only one architecture's kernel has: its system-call and exception
+#: entries (arch/x86/entry/entry_64.S, arch/arm64/kernel/entry-common.c,
+#: arch/powerpc/kernel/interrupt.c and exceptions-64s.S, arch/s390/kernel/syscall.c,
+#: arch/riscv/kernel/traps.c, arch/arm/kernel/entry-common.S,
+#: arch/loongarch/kernel/syscall.c).
+ARCH_FRAMES = {
+    "entry_SYSCALL_64": "x86_64", "entry_SYSCALL_64_after_hwframe": "x86_64",
+    "entry_SYSCALL_64_fastpath": "x86_64", "ret_from_fork_asm": "x86_64",
+    "el0t_64_sync": "arm64", "el0t_64_sync_handler": "arm64", "el0_svc": "arm64",
+    "do_el0_svc": "arm64",
+    "system_call_exception": "powerpc", "system_call_common": "powerpc",
+    "hardware_interrupt_common_virt": "powerpc", "start_secondary_prolog": "powerpc",
+    "__do_syscall": "s390",
+    "do_trap_ecall_u": "riscv",
+    "ret_fast_syscall": "arm", "vector_swi": "arm",
+    "handle_syscall": "loongarch",
+}
+
+
+def arch_of_frames(names: Iterable[str]) -> str | None:
+    """The architecture the dump's frame names belong to, when exactly one
+    architecture's entry frames are among them."""
+    found = {ARCH_FRAMES[n] for n in names if n in ARCH_FRAMES}
+    return found.pop() if len(found) == 1 else None
+
+
+class Kernel:
+    """The kernel a dump was taken on, as far as the input tells.
+
+    ``release`` is what ``uname -r`` prints; ``source`` says where it came
+    from (the dump's header, meta.txt, a log banner, ``uname -r`` of this
+    machine, ``--kernel-release``), and ``arch_source`` likewise. Models read
+    :attr:`version` and :attr:`arch` to pick the rules of that kernel.
+    """
+
+    __slots__ = ("arch", "arch_source", "release", "source", "version")
+
+    def __init__(self, release: str | None, source: str, arch: str | None = None,
+                 arch_source: str | None = None) -> None:
+        self.release = release or None
+        self.source = source if self.release else "unknown"
+        self.version = parse_version(release) if release else None
+        if arch is None and release:
+            arch = arch_of_release(release)
+            arch_source = "the release's flavour" if arch else None
+        self.arch = _ARCH_NAMES.get(arch.lower(), arch.lower()) if arch else None
+        self.arch_source = arch_source if self.arch else "unknown"
+
+    def at_least(self, major: int, minor: int) -> bool:
+        """Whether the kernel is ``major.minor`` or newer (an unknown release is
+        the newest: callers say so)."""
+        return self.version is None or self.version[:2] >= (major, minor)
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.release!r}, {self.source!r}, arch={self.arch!r})"

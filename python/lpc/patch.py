@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,36 +51,78 @@ class PatchFunction:
     sympos: int | None = None
     start: int | None = None
     end: int | None = None
+    #: The replacement the patch installs (``klp_func.new_func``), when named:
+    #: ``old->[module:]new`` in a spec. A patch already enabled needs it, since
+    #: the next patch of the same function is checked against it.
+    new: PatchFunction | None = None
+    #: For a range checked in place of a patched function (a loaded patch's
+    #: replacement, a nop's), the function it stands for and why.
+    stands_for: str | None = None
 
     @property
     def resolved(self) -> bool:
         return self.start is not None and self.end is not None
 
     @property
+    def key(self) -> tuple[str | None, str, int]:
+        """What livepatch identifies a patched function by: object, name, position."""
+        return (self.object, self.name, self.sympos or 0)
+
+    @property
     def spec(self) -> str:
         text = f"{self.object}:{self.name}" if self.object else self.name
-        return f"{text}@{self.sympos}" if self.sympos else text
+        text = f"{text}@{self.sympos}" if self.sympos else text
+        return f"{text}->{self.new.spec}" if self.new is not None else text
 
     @classmethod
     def parse(cls, text: str) -> PatchFunction:
-        match = _SPEC.match(text.strip())
-        if match is None:
+        old, arrow, new = text.strip().partition("->")
+        match = _SPEC.match(old.strip())
+        if match is None or (arrow and _SPEC.match(new.strip()) is None):
             raise PatchSpecError(
-                f"bad patch function {text!r}: expected [object:]name[@sympos], "
-                "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2"
+                f"bad patch function {text!r}: expected [object:]name[@sympos][->[module:]new], "
+                "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or "
+                "do_nanosleep->lpc_pt:lpc_pt_thunk_0"
             )
         sympos = int(match["sympos"]) if match["sympos"] else None
         obj = match["object"]
-        return cls(match["name"], None if obj in (None, "vmlinux") else obj, sympos or None)
+        return cls(match["name"], None if obj in (None, "vmlinux") else obj, sympos or None,
+                   new=cls.parse(new) if arrow else None)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "object": self.object or "vmlinux",
             "sympos": self.sympos or 0,
             "start": self.start,
             "end": self.end,
         }
+        if self.new is not None:
+            out["new"] = self.new.spec
+        if self.stands_for is not None:
+            out["stands_for"] = self.stands_for
+        return out
+
+
+def replacement_of(f: PatchFunction, stands_for: str) -> PatchFunction:
+    """The replacement an enabled patch installed for ``f`` (its ``new``), as
+    the range a check compares against; a refusal when it was not named."""
+    if f.new is None:
+        raise PatchSpecError(
+            f"{f.spec}: a loaded patch replaces it, and the check then looks for that "
+            f"replacement: name it ({f.spec}->module:replacement)")
+    return replace(f.new, stands_for=stands_for)
+
+
+def _checked(f: PatchFunction, below: tuple[int, PatchFunction] | None,
+             why: str) -> PatchFunction:
+    """What ``f`` is checked against: itself, or the replacement of the newest
+    enabled patch of the same function (``below``: its depth and its entry)."""
+    if below is None:
+        return f
+    depth, prev = below
+    return replacement_of(prev, f"{f.spec.split('->')[0]} ({why}: loaded patch {depth}'s "
+                                "replacement")
 
 
 @dataclass(frozen=True)
@@ -88,17 +131,21 @@ class Patch:
 
     functions: tuple[PatchFunction, ...]
     unpatch: bool = False
+    #: An atomic-replace patch (``klp_patch.replace``, 5.1+): it replaces every
+    #: enabled patch, and the functions only they patch get nops.
+    replace: bool = False
 
     @classmethod
-    def parse(cls, spec: str, unpatch: bool = False) -> Patch:
+    def parse(cls, spec: str, unpatch: bool = False, replace: bool = False) -> Patch:
         """From ``name[,name…]`` as the command line takes it."""
         parts = [p for p in (s.strip() for s in spec.split(",")) if p]
         if not parts:
             raise PatchSpecError("empty patch: name at least one function")
-        return cls(tuple(PatchFunction.parse(p) for p in parts), unpatch)
+        return cls(tuple(PatchFunction.parse(p) for p in parts), unpatch, replace)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], unpatch: bool = False) -> Patch:
+    def from_file(cls, path: str | os.PathLike[str], unpatch: bool = False,
+                  replace: bool = False) -> Patch:
         """One function per line (commas also allowed); ``#`` starts a comment.
 
         A kernel module (ELF) or a file that is not UTF-8 text is refused with a
@@ -131,7 +178,7 @@ class Patch:
                         raise PatchSpecError(f"{path}:{lineno}: {exc}") from exc
         if not functions:
             raise PatchSpecError(f"{path}: no patch function in the file")
-        return cls(tuple(functions), unpatch)
+        return cls(tuple(functions), unpatch, replace)
 
     @property
     def names(self) -> frozenset[str]:
@@ -153,5 +200,43 @@ class Patch:
             out.append(replace(f, start=sym.address, end=sym.address + sym.size))
         return replace(self, functions=tuple(out))
 
+    def checked_against(self, loaded: Sequence[Patch] = ()) -> Patch:
+        """The functions whose ranges a transition to this patch compares stacks
+        against, given the patches already enabled (``loaded``, oldest first).
+
+        kernel/livepatch/transition.c klp_check_stack_func(): unpatching checks
+        the patch's own replacements; patching a function no enabled patch
+        touches checks the original; patching one an enabled patch already
+        replaced checks *that patch's* replacement (the next entry of the ftrace
+        ops' func_stack, kernel/livepatch/patch.c). An atomic replace (core.c
+        klp_add_nops) also adds a nop for every function only older patches
+        patch: each is checked against the newest of their replacements.
+        kpatch.ko's kpatch_backtrace_address_verify() checks the same ranges
+        (the active func's new_addr; KPATCH_OP_UNPATCH entries on replace).
+        """
+        if self.unpatch:
+            # The replacements; a function named without one is taken to be one
+            # (the command line's convention: --unpatch names the replacements).
+            return replace(self, functions=tuple(
+                replace(f.new, stands_for=f"the replacement of {f.spec.split('->')[0]}")
+                if f.new is not None else f for f in self.functions))
+        if not loaded:
+            return self
+        top: dict[tuple[str | None, str, int], tuple[int, PatchFunction]] = {}
+        for depth, below in enumerate(loaded, 1):
+            if below.unpatch:
+                raise PatchSpecError(f"loaded patch {depth} is an unpatch; a loaded patch is "
+                                     "one that is enabled")
+            for f in below.functions:
+                top[f.key] = (depth, f)
+        out = []
+        for f in self.functions:
+            out.append(_checked(f, top.pop(f.key, None), "already patched"))
+        if self.replace:
+            out.extend(_checked(f, (depth, f), "a nop of this atomic replace")
+                       for depth, f in top.values())
+        return replace(self, functions=tuple(out))
+
     def as_json(self) -> dict[str, Any]:
-        return {"unpatch": self.unpatch, "functions": [f.as_json() for f in self.functions]}
+        return {"unpatch": self.unpatch, "replace": self.replace,
+                "functions": [f.as_json() for f in self.functions]}

@@ -104,6 +104,15 @@ def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
         for f in result.patch.functions
     )
     _print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", out)
+    profile = result.model_profile
+    if profile:
+        release = profile.get("kernel_release") or "unknown release"
+        named = f" profile {profile['profile']}" if profile.get("profile") else ""
+        _print(f"kernel: {release} ({profile.get('release_from')}), "
+               f"{profile.get('arch') or 'unknown arch'} — {result.model}{named}: switches at "
+               f"{', '.join(profile.get('switch_points', ())) or 'nothing'}", out)
+        for note in profile.get("assumed", ()):
+            _print(f"  assumed: {note}", out)
     s = result.summary()
     print(
         f"model {result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "

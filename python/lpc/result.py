@@ -202,6 +202,10 @@ class CheckResult:
     #: What the verdict rests on and what was lost on the way (see
     #: :meth:`lpc.facts.TaskTable.evidence`).
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    #: The kernel the model follows and what that gives it: ``kernel_release``,
+    #: ``arch`` (and where each came from), ``profile``, ``switch_points``,
+    #: ``assumed`` (what the input did not say).
+    model_profile: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def converges(self) -> bool | None:
@@ -251,6 +255,7 @@ class CheckResult:
             model=self.model,
             cell={"leave": self.cell[0], "switch": self.cell[1]},
             params=dict(self.params),
+            model_profile=dict(self.model_profile),
             patch=self.patch.as_json(),
             summary=self.summary(),
             warnings=list(self.warnings),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lpc.kernel import Kernel
 from lpc.models.base import (
     CONVERGING,
     Model,
@@ -50,11 +51,13 @@ def model_names(*, cells: bool = False) -> list[str]:
     return [*MODELS, *(m.name for m in matrix_cells())] if cells else list(MODELS)
 
 
-def get_model(name: str, **params: Any) -> Model:
+def get_model(name: str, kernel: Kernel | None = None, **params: Any) -> Model:
     """A model by name (`klp`, ...) or matrix cell (`leave_kernel/switch_thread`).
 
     ``params`` are the model's own (see :meth:`Model.accepts`); one it does not
-    take is a ValueError naming it.
+    take is a ValueError naming it. With ``kernel``, the model first takes the
+    parameters of that kernel's profile (:meth:`Model.kernel_params`); those
+    given in ``params`` win.
     """
     cls, args = _lookup(name)
     unknown = sorted(set(params) - cls.accepts())
@@ -63,14 +66,15 @@ def get_model(name: str, **params: Any) -> Model:
             f"model {name} takes no parameter {', '.join(unknown)} "
             f"(it takes: {', '.join(sorted(cls.accepts() - set(args))) or 'none'})"
         )
-    return cls(**args, **params)
+    profile = cls.kernel_params(kernel) if kernel is not None else {}
+    return cls(**args, **{**profile, **params})
 
 
-def configure(name: str, params: Mapping[str, Any]) -> Model:
+def configure(name: str, params: Mapping[str, Any], kernel: Kernel | None = None) -> Model:
     """The model with those of ``params`` it takes: ``check_all`` hands every
     model the same parameters, and each reads its own."""
     cls, _ = _lookup(name)
-    return get_model(name, **{k: v for k, v in params.items() if k in cls.accepts()})
+    return get_model(name, kernel, **{k: v for k, v in params.items() if k in cls.accepts()})
 
 
 def _lookup(name: str) -> tuple[type[Model], dict[str, str]]:

@@ -32,6 +32,7 @@ from lpc.dump import StackStatus
 from lpc.kernel import DEAD, INTERRUPTIBLE, RUNNABLE, UNINTERRUPTIBLE
 
 if TYPE_CHECKING:
+    from lpc.kernel import Kernel
     from lpc.patch import Patch
 
 __all__ = [
@@ -107,6 +108,9 @@ class SwitchPoint(str, Enum):
     IDLE_LOOP = "idle_loop"
     #: cond_resched(): the running task checks its own stack (v6.4+, __klp_sched_try_switch).
     COND_RESCHED = "cond_resched"
+    #: __schedule() for a task going to sleep with TASK_FREEZABLE in its state: it
+    #: checks its own stack (6.16+, klp_sched_try_switch; include/linux/livepatch_sched.h).
+    FREEZABLE_SLEEP = "freezable_sleep"
     #: Josh's freezer: freeze the task, then check its stack again.
     FREEZER = "freezer"
     #: kGraft: a kthread's try_to_freeze()/kgr_task_safe() point, with no stack check.
@@ -194,6 +198,12 @@ class TaskFacts:
     #: The patched frame lies in .sched.text or the lock text: a scheduler or lock
     #: sleep primitive (schedule_timeout, ...), which a woken loop sleeps through again.
     patched_frame_in_sched_text: bool = field(default=False, metadata=_judged("function"))
+    #: The kernel's hung-task detector reported the task: its D sleep has lasted
+    #: hung_task_timeout_secs already (kernel/hung_task.c check_hung_task).
+    hung: bool = field(default=False, metadata=_judged("hung"))
+    #: An interrupt or exception entry is on the stack (kernel-mode registers
+    #: between it and the interrupted code): a frame-pointer walker gives up there.
+    interrupted: bool = field(default=False, metadata=_judged("interrupted_column"))
     #: What was lost on the way from the kernel to these facts, when something was
     #: (a frame that cannot be pinned to a function, an offset outside its
     #: function, ...): the stack is then incomplete, whatever its status says.
@@ -214,15 +224,19 @@ class TaskFacts:
 
     @property
     def stack_trusted(self) -> bool:
-        """The stack as shown is the whole stack: complete, with nothing hidden or lost."""
+        """The stack as shown is the whole stack, as a frame-pointer walker would
+        vouch for it: complete, nothing hidden or lost, no interrupt frame on it
+        (a model whose kernel walks through interrupt frames says so itself)."""
         return (self.stack is Stack.COMPLETE and not self.hidden_patched_text
-                and self.evidence_lost is None)
+                and self.evidence_lost is None and not self.interrupted)
 
     @property
     def stack_problem(self) -> str:
         """Why the stack cannot be trusted, in a few words (for a verdict's reason)."""
         if self.evidence_lost is not None:
             why = f"stack is incomplete: {self.evidence_lost}"
+        elif self.stack is Stack.COMPLETE and self.interrupted:
+            why = "an interrupt or exception frame is on the stack (kernel-mode registers)"
         else:
             why = f"stack is {self.stack.value}"
         if self.patched_frame is None and self.patched_frames_any:
@@ -272,6 +286,10 @@ class Nudge(str, Enum):
     WAKE_INTERRUPTIBLE = "wake_interruptible"
     #: wake_up_if_idle(): an idle CPU goes once more through do_idle().
     KICK_IDLE = "kick_idle"
+    #: wake_up_process(): a kthread asleep in TASK_NORMAL — interruptible or
+    #: not — runs again (kGraft's kgr_wakeup_kthreads / kgr_send_fake_signal),
+    #: and may go back to sleep where it was.
+    WAKE_PROCESS = "wake_process"
 
 
 class Model(ABC):
@@ -333,10 +351,35 @@ class Model(ABC):
         """Names of the parameters the model takes."""
         return frozenset(f.name for f in fields(cls) if f.init)  # type: ignore[arg-type]
 
+    @classmethod
+    def kernel_params(cls, kernel: Kernel) -> dict[str, Any]:
+        """The parameters the model takes from the kernel the dump comes from
+        (its release and architecture decide which rules hold). Parameters the
+        user gives win over these. Default: none."""
+        return {}
+
+    @classmethod
+    def kernel_notes(cls, kernel: Kernel) -> list[str]:
+        """What :meth:`kernel_params` had to assume because the input did not
+        say it (an unknown release, an assumed unwinder). Default: none."""
+        return []
+
+    @property
+    def profile_name(self) -> str | None:
+        """The name of the kernel profile the model follows (e.g. ``6.16+``),
+        when it has profiles."""
+        return None
+
     def with_patch(self, patch: Patch) -> Model:
         """The model with the parameters it takes from the patch itself (whether
         it unpatches, whether it touches the freezer path...). Default: none."""
         return self
+
+    def checked_functions(self, patch: Patch, loaded: Sequence[Patch]) -> Patch:
+        """The functions whose ranges the model's check compares stacks with,
+        for ``patch`` over the enabled ``loaded`` patches (oldest first).
+        Default: livepatch's rule (:meth:`lpc.patch.Patch.checked_against`)."""
+        return patch.checked_against(loaded)
 
     def nudge(self, retry: int, task: TaskFacts) -> Nudge:
         """What the model does at pass ``retry`` (0 = the first check, at enable)
@@ -451,7 +494,9 @@ def count_where(outcomes: Sequence[TaskOutcome], outlook: Outlook) -> tuple[int,
 
 
 def summarize(outcomes: Sequence[TaskOutcome], eta_cap: float | None = None) -> TransitionOutcome:
-    """The usual per-thread roll-up: stuck anywhere → no; unknown anywhere → maybe; else yes."""
+    """The usual per-thread roll-up: stuck anywhere → no; unknown anywhere → maybe;
+    a task that waits for a wake-up nothing in the model bounds (``after_wakeup``
+    with no eta: a D sleep's end) → maybe; else yes."""
     stuck, first_stuck = count_where(outcomes, Outlook.STUCK)
     unknown, first_unknown = count_where(outcomes, Outlook.UNKNOWN)
     if first_stuck is not None:
@@ -459,6 +504,13 @@ def summarize(outcomes: Sequence[TaskOutcome], eta_cap: float | None = None) -> 
     if first_unknown is not None:
         return TransitionOutcome(
             None, f"{unknown} task(s) with an unknown outlook: {first_unknown.reason}"
+        )
+    waiting = [(o, n) for o, n in tally(outcomes)
+               if o.outlook is Outlook.AFTER_WAKEUP and o.eta_s is None]
+    if waiting:
+        return TransitionOutcome(
+            None, f"{sum(n for _, n in waiting)} task(s) switch only once a sleep ends that "
+            f"the model does not end: {waiting[0][0].reason}"
         )
     etas = [o.eta_s for o, _ in tally(outcomes) if o.eta_s is not None]
     eta = max(etas, default=0.0)

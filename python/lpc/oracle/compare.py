@@ -20,7 +20,6 @@ reported unexplained.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from lpc.check import CheckResult, TaskResult, TaskTable, check
 from lpc.dump import parse_dump
+from lpc.kernel import Kernel
 from lpc.models import CONVERGING, Outlook, Verdict
 from lpc.oracle.case import (
     CaseError,
@@ -51,8 +51,6 @@ __all__ = [
     "Evidence",
     "compare_case",
     "explain",
-    "has_cond_resched_switch",
-    "interrupted_at_dump",
     "judge",
     "lpc_claim",
 ]
@@ -149,8 +147,6 @@ class Evidence:
     last_report: RetryReport | None
     #: whether the kernel reported this task blocked at the last retry before the dump
     reported_at_last_retry: bool
-    #: whether the dump caught the task inside an interrupt or exception
-    interrupted_at_dump: bool = False
 
 
 Rule = Callable[[Evidence], "str | None"]
@@ -217,28 +213,12 @@ def rule_retry_during_dump(e: Evidence) -> str | None:
             f"and {e.kernel} after it; lpc agrees with the state before")
 
 
-def rule_interrupted_at_dump(e: Evidence) -> str | None:
-    """The dump caught the task inside an interrupt or exception (an ``<IRQ>``
-    section on its stack): a reliable walk fails there (-EINVAL), so lpc says
-    the check fails — true of that instant only. The kernel's check ran at
-    another instant, after the interrupt, found a clean stack and switched it.
-    (No kernel rule to fold into klp: a task is in an interrupt for
-    microseconds, and lpc's outlook for it stays unknown.)"""
-    if e.compare != "now" or e.lpc != BLOCKED or e.kernel != SWITCHED:
-        return None
-    if not e.interrupted_at_dump or e.task.outcome.verdict is not Verdict.UNRELIABLE:
-        return None
-    return ("the dump caught it inside an interrupt, where a reliable walk fails; the kernel's "
-            "check ran after the interrupt and switched it")
-
-
 #: Tried in order; the first that applies explains the disagreement.
 RULES: tuple[tuple[str, Rule], ...] = (
     ("no_claim", rule_no_claim),
     ("retry_during_dump", rule_retry_during_dump),
     ("passed_kernel_exit", rule_passed_kernel_exit),
     ("passthru_reentry", rule_passthru_reentry),
-    ("interrupted_at_dump", rule_interrupted_at_dump),
 )
 
 
@@ -269,30 +249,26 @@ def lpc_claim(task: TaskResult, compare: str) -> str:
         return UNKNOWN if outlook is Outlook.UNKNOWN else BLOCKED
     if outlook is Outlook.UNKNOWN:
         return UNKNOWN
+    if outlook is Outlook.AFTER_WAKEUP and task.outcome.eta_s is None:
+        # "once its sleep ends": a claim about an event the scenario, not
+        # livepatch, decides (a D sleep released later); no claim on its own.
+        return UNKNOWN
     return SWITCHED if outlook in CONVERGING else BLOCKED
 
 
-def interrupted_at_dump(result: CheckResult, task: TaskResult) -> bool:
-    """Whether the dump behind ``result`` caught ``task`` inside an interrupt."""
-    facts = result.tasks.facts
-    return isinstance(facts, TaskTable) and facts.interrupted(task.facts.index)
-
-
-def has_cond_resched_switch(release: str) -> bool:
-    """cond_resched() became a switch point in v6.4 (commit e3ff7c609f39)."""
-    m = re.match(r"(\d+)\.(\d+)", release)
-    return m is None or (int(m[1]), int(m[2])) >= (6, 4)
-
-
 def judge(directory: Path, spec: Mapping[str, Any], release: str) -> CheckResult:
-    """lpc's klp model on the check's dump."""
+    """lpc's klp model on the check's dump, under the profile of the guest's
+    kernel release (nothing else is set: the model must know that kernel)."""
     dump = parse_dump(directory / spec["dump_file"])
     symbols = Symbols.from_kallsyms(directory / spec["kallsyms_file"])
-    patch = Patch.parse(spec["patch"], unpatch=bool(spec.get("unpatch")))
-    params: dict[str, Any] = {"cond_resched_switch": has_cond_resched_switch(release)}
+    patch = Patch.parse(spec["patch"], unpatch=bool(spec.get("unpatch")),
+                        replace=bool(spec.get("replace")))
+    loaded = [Patch.parse(p) for p in spec.get("loaded", ())]
+    params: dict[str, Any] = {}
     if spec.get("force"):
         params["force"] = True
-    return check(dump, patch, "klp", symbols, **params)
+    return check(dump, patch, "klp", symbols, kernel=Kernel(release, "the oracle guest"),
+                 loaded=loaded, **params)
 
 
 def _passthru_calls(directory: Path, spec: Mapping[str, Any]) -> dict[str, int]:
@@ -356,7 +332,6 @@ def compare_check(
         evidence = Evidence(
             when, compare, task, mine, k, k_before, calls,
             next((r for r in reversed(last) if r.tid == tid), None), tid in reported,
-            interrupted_at_dump(result, task),
         )
         found = explain(evidence)
         disagreements.append(Disagreement(

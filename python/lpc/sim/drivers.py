@@ -119,6 +119,9 @@ class Driver:
     def cond_resched(self, t: Task) -> None:
         pass
 
+    def freezable_sleep(self, t: Task) -> None:
+        pass
+
     def freeze_point(self, t: Task) -> None:
         pass
 
@@ -184,6 +187,10 @@ class ThreadDriver(Driver):
                 self.sim.signal(t, what)  # ends an interruptible sleep only
             elif nudge is Nudge.WAKE_INTERRUPTIBLE and t.state == "S":
                 self.sim.wake(t, f"woken by {what} (wake_up_state(TASK_INTERRUPTIBLE))")
+            elif nudge is Nudge.WAKE_PROCESS and t.state in ("S", "D") and not (
+                    t.sleep_op is not None and t.sleep_op.forever):
+                # A wait whose condition never comes re-checks it and sleeps again.
+                self.sim.wake(t, f"woken by {self.model.name} (wake_up_process())")
 
     def reverse(self) -> None:
         """klp_reverse_transition(): clear every pending flag, flip the target, restart.
@@ -249,6 +256,13 @@ class ThreadDriver(Driver):
             # __klp_sched_try_switch(): klp_try_switch_task(current), a check of itself.
             if self.judge(t, self_check=True).verdict is Verdict.SWITCH:
                 self.sim.switch(t, "cond_resched")
+
+    def freezable_sleep(self, t: Task) -> None:
+        if t.pending and SwitchPoint.FREEZABLE_SLEEP in self.points:
+            # 6.16+ __klp_sched_try_switch(): klp_try_switch_task(current) in
+            # __schedule() for a task going to sleep with TASK_FREEZABLE.
+            if self.judge(t, self_check=True).verdict is Verdict.SWITCH:
+                self.sim.switch(t, "freezable sleep")
 
     def freeze_point(self, t: Task) -> None:
         if not t.pending or t.kind is not TaskKind.KTHREAD:

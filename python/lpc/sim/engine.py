@@ -292,6 +292,10 @@ class Sim:
         elif k is OpKind.SLEEP:
             t.state = "S" if op.interruptible else "D"
             t.sleep_op = op
+            if op.freezable:
+                # __schedule() → klp_sched_try_switch(prev) with the sleep's state
+                # set: the task is still current, and checks its own stack.
+                self.driver.freezable_sleep(t)
             self._release_cpu(t)
             self.note(f"{t.name}: sleeps ({t.state}) in {self.frame_text(f)}")
         elif k is OpKind.COND_RESCHED:

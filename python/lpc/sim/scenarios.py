@@ -426,20 +426,28 @@ def run_timed_outcome(system: System, model: Model, horizon: float) -> str:
           source="docs/livepatch.md §S6; Song Liu's RFC, Josh's cond_resched series "
                  "(transition.c __klp_sched_try_switch)",
           expected={
-              "klp": {"converges": {"v6.4+": "converges", "before v6.4": "never converges"}},
+              "klp": {"converges": {"v6.4+": "converges", "before v6.4": "never converges",
+                                    "v6.16+": "never converges"}},
               "kgraft": {"converges": {"v6.4+": "never converges",
-                                       "before v6.4": "never converges"}},
+                                       "before v6.4": "never converges",
+                                       "v6.16+": "never converges"}},
           },
-          variants={"klp": {"before_v6_4": {"cond_resched_switch": False}}})
-def busy_kthread_with_cond_resched(model: str, before_v6_4: Params | None = None) -> Observed:
+          variants={"klp": {"v6_4": {"cond_resched_switch": True,
+                                     "freezable_sleep_switch": False},
+                            "before_v6_4": {"cond_resched_switch": False,
+                                            "freezable_sleep_switch": False}}})
+def busy_kthread_with_cond_resched(model: str, v6_4: Params | None = None,
+                                   before_v6_4: Params | None = None) -> Observed:
     """A CPU-bound kthread (``vhost``) loops on work and ``cond_resched()`` and never
-    sleeps; the patched function is on no stack. klp from v6.4 switches it at
-    ``cond_resched()`` and converges; klp before v6.4 never gets a stack check in
-    (the kthread is always running) and kGraft has no safe point in that loop, so
-    neither converges.
+    sleeps; the patched function is on no stack. klp 6.4–6.15 switches it at
+    ``cond_resched()`` and converges; klp before 6.4 never gets a stack check in
+    (the kthread is always running), nor does 6.16+, which moved the switch into
+    ``__schedule()`` for freezable sleeps (676e8cf70cb0) — and this kthread never
+    sleeps; kGraft has no safe point in that loop. None of those converges.
 
-    ``before_v6_4``: the model's parameters for a kernel before v6.4; a model
-    without the switch point runs unchanged in both columns.
+    ``v6_4``, ``before_v6_4``: the model's parameters for those kernels; the
+    default model is the newest kernel's; a model without the switch points
+    runs unchanged in every column.
     Source: docs/livepatch.md §S6 (Song Liu's RFC; Josh Poimboeuf's
     ``livepatch,sched: Add livepatch task switching to cond_resched()``).
     """
@@ -450,8 +458,9 @@ def busy_kthread_with_cond_resched(model: str, before_v6_4: Params | None = None
              TaskSpec("kswapd0", TaskKind.KTHREAD, ("sleepy_fn",), freezable=True)]
     system = build(fns, tasks, {"patched"}, cpus=2)
     out = {}
-    for variant, m in (("v6.4+", get_model(model)),
-                       ("before v6.4", get_model(model, **(before_v6_4 or {})))):
+    for variant, m in (("v6.4+", get_model(model, **(v6_4 or {}))),
+                       ("before v6.4", get_model(model, **(before_v6_4 or {}))),
+                       ("v6.16+", get_model(model))):
         out[variant] = run_timed_outcome(system, m, 20.0)
     sim = _sim(system, model)
     return Observed(sim, {"converges": out})

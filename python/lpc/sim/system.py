@@ -60,6 +60,9 @@ class Op(NamedTuple):
     forever: bool = False
     slot: int = 0
     alloc: bool = False
+    #: The sleep's state has TASK_FREEZABLE (wait_event_freezable, futex, nanosleep...):
+    #: 6.16+ __schedule() lets livepatch check the task there (klp_sched_try_switch).
+    freezable: bool = False
 
     def text(self) -> str:
         k = self.kind
@@ -67,7 +70,8 @@ class Op(NamedTuple):
             return f"{k.value} {self.target}"
         if k is OpKind.SLEEP:
             state = "S" if self.interruptible else "D"
-            return f"sleep {state}" + (" forever" if self.forever else "")
+            return (f"sleep {state}" + (" freezable" if self.freezable else "")
+                    + (" forever" if self.forever else ""))
         if k is OpKind.ACCESS:
             return f"{'alloc+' if self.alloc else ''}access obj{self.slot}"
         return str(k.value)
@@ -81,8 +85,8 @@ def tail(target: str) -> Op:
     return Op(OpKind.TAIL, target)
 
 
-def sleep(interruptible: bool = True, forever: bool = False) -> Op:
-    return Op(OpKind.SLEEP, interruptible=interruptible, forever=forever)
+def sleep(interruptible: bool = True, forever: bool = False, freezable: bool = False) -> Op:
+    return Op(OpKind.SLEEP, interruptible=interruptible, forever=forever, freezable=freezable)
 
 
 def access(slot: int = 0, alloc: bool = False) -> Op:
@@ -285,7 +289,7 @@ _OP_DEFAULTS = Op(OpKind.CALL)
 
 def op_to_json(op: Op) -> dict[str, object]:
     out: dict[str, object] = {"kind": op.kind.value}
-    for name in ("target", "interruptible", "forever", "slot", "alloc"):
+    for name in ("target", "interruptible", "forever", "slot", "alloc", "freezable"):
         value = getattr(op, name)
         if value != getattr(_OP_DEFAULTS, name):
             out[name] = value
@@ -300,6 +304,7 @@ def op_from_json(doc: Mapping[str, object]) -> Op:
         bool(doc.get("forever", False)),
         int(str(doc.get("slot", 0))),
         bool(doc.get("alloc", False)),
+        bool(doc.get("freezable", False)),
     )
 
 

@@ -92,6 +92,9 @@ pub(crate) struct PyDumpColumns {
     /// The kernel release the dump names, if any.
     #[pyo3(get)]
     kernel_release: Option<String>,
+    /// The architecture the frames' syntax names (ARM, powerpc, s390), if any.
+    #[pyo3(get)]
+    arch: Option<String>,
     /// Interned function and module names.
     #[pyo3(get)]
     names: Py<PyTuple>,
@@ -134,6 +137,9 @@ pub(crate) struct PyDumpColumns {
     thread_flags: Py<PyArray1<u64>>,
     #[pyo3(get)]
     user_regs: Py<PyArray1<bool>>,
+    /// Per task: reported by the kernel's hung-task detector.
+    #[pyo3(get)]
+    hung: Py<PyArray1<bool>>,
     #[pyo3(get)]
     task_line: Py<PyArray1<i64>>,
     /// Per task: bits of :func:`dump_task_losses` (what the parser saw go missing).
@@ -194,6 +200,7 @@ impl PyDumpColumns {
             // Every parse sets its format; "" only for a default-built dump.
             format: d.format.map_or("", Format::name),
             kernel_release: d.kernel_release,
+            arch: d.arch,
             names: PyTuple::new(py, d.names)?.unbind(),
             comm_names: PyTuple::new(py, d.comm_names)?.unbind(),
             skipped_lines: d.skipped_lines,
@@ -212,6 +219,7 @@ impl PyDumpColumns {
             task_flags: adopt(py, t.task_flags),
             thread_flags: adopt(py, t.thread_flags),
             user_regs: adopt(py, t.user_regs),
+            hung: adopt(py, t.hung),
             task_line: adopt(py, t.line),
             task_lost: adopt(py, t.lost),
             task_lost_line: adopt(py, t.lost_line),

@@ -194,6 +194,13 @@ impl DumpBuilder {
         self.dump.kernel_release = Some(release.to_owned());
     }
 
+    /// Records the architecture a frame's syntax names (the first one stands).
+    pub fn note_arch(&mut self, arch: &str) {
+        if self.dump.arch.is_none() {
+            self.dump.arch = Some(arch.to_owned());
+        }
+    }
+
     /// The kernel release set so far, if any.
     #[must_use]
     pub fn kernel_release(&self) -> Option<&str> {
@@ -494,6 +501,7 @@ impl DumpBuilder {
             skipped_lines,
             skipped_samples,
             kernel_release,
+            arch,
             warnings,
             last_stack_closed_at,
             ..
@@ -561,6 +569,9 @@ impl DumpBuilder {
         }
         if d.kernel_release.is_none() {
             d.kernel_release = kernel_release;
+        }
+        if d.arch.is_none() {
+            d.arch = arch;
         }
         for w in &warnings {
             self.warn(w);

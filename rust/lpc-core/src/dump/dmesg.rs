@@ -280,8 +280,9 @@ fn parse_task_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
     let mut tokens = rest[state.len_utf8()..].split_whitespace().peekable();
     while let Some(tok) = tokens.next() {
         if tok == "running" && tokens.peek() == Some(&"task") {
+            // `task_is_running()`: runnable, not necessarily on a CPU
+            // (kernel/sched/core.c sched_show_task); on-CPU needs evidence.
             tokens.next();
-            h.on_cpu = Some(true);
             continue;
         }
         let Some((key, mut value)) = tok.split_once(':') else {
@@ -347,7 +348,7 @@ fn parse_column_header(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
                 if running != "running" {
                     return None;
                 }
-                h.on_cpu = Some(true);
+                // Runnable (the state is R): on a CPU or waiting for one.
                 s = s2;
             }
             Some((s1, pc)) if (pc.len() == 16 || pc.len() == 8) && parse_hex(pc).is_some() => {
@@ -573,11 +574,10 @@ fn parse_show_task_26(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
         return None;
     }
     let mut words = body[16..].split_whitespace();
-    let mut on_cpu = None;
     match words.next()? {
         "running" => {
-            on_cpu = Some(true);
-            // 64-bit prints `running task`, 32-bit `running`.
+            // 64-bit prints `running task`, 32-bit `running`: runnable
+            // (`p->state == TASK_RUNNING`), on a CPU or waiting for one.
             let mut peek = words.clone();
             if peek.next() == Some("task") {
                 words = peek;
@@ -600,7 +600,6 @@ fn parse_show_task_26(t: &str, line: usize) -> Option<(TaskHeader, &str)> {
         ppid: Some(ppid),
         state: Some(state),
         kthread: Some(kthread),
-        on_cpu,
         line,
         ..TaskHeader::default()
     };
@@ -759,8 +758,13 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn begin(&mut self, b: &mut DumpBuilder, (h, comm): (TaskHeader, &str)) {
+    fn begin(&mut self, b: &mut DumpBuilder, (mut h, comm): (TaskHeader, &str)) {
         self.flush_caller(b);
+        // The header right after a hung-task report (its `Not tainted` and
+        // `echo 0 >` lines between) is the reported task's, when the pids agree.
+        if let Some((_, pid, at)) = self.pending_hung {
+            h.hung |= h.pid == Some(pid) && h.line <= at + HUNG_REPORT_LINES;
+        }
         if let Some(tid) = h.tid {
             if !self.seen_tids.insert(tid) {
                 self.repeated += 1;
@@ -966,6 +970,7 @@ impl<'a> Machine<'a> {
                         tid: Some(pid),
                         state: Some('D'),
                         line,
+                        hung: true,
                         ..TaskHeader::default()
                     },
                     comm,
@@ -1147,6 +1152,7 @@ impl<'a> Machine<'a> {
         }
         self.push(b, &callee, n);
         self.pending_caller = line.caller.map(sym_frame);
+        b.note_arch("arm");
         true
     }
 
@@ -1162,6 +1168,7 @@ impl<'a> Machine<'a> {
                     };
                     let f = frame_ref(&parsed, Some(ip), reliable, self.context, n);
                     self.push(b, &f, n);
+                    b.note_arch("powerpc");
                     return true;
                 }
                 return self.arm_line(t, n, b);
@@ -1243,6 +1250,7 @@ impl<'a> Machine<'a> {
             n,
         );
         self.push(b, &f, n);
+        b.note_arch("s390");
         true
     }
 
@@ -1346,6 +1354,30 @@ fn is_cut_line(line: &[u8]) -> bool {
     t.starts_with("task:") && parse_task_header(t, 0).is_some() && parse_frame_body(t).is_none()
 }
 
+/// Lines from a hung-task report's `INFO: task` line to its task's header
+/// (kernel/hung_task.c check_hung_task: the taint line and the `echo 0 >`
+/// hint come between).
+const HUNG_REPORT_LINES: usize = 3;
+
+/// Whether the header after `before` belongs to a hung-task report (its
+/// `INFO: task …` line is one of the three lines before it): a chunk must not
+/// start there, or the report would not reach the task it names.
+fn follows_hung_report(before: &[u8]) -> bool {
+    let mut end = before.len();
+    for _ in 0..HUNG_REPORT_LINES {
+        let Some(stop) = end.checked_sub(1) else {
+            return false;
+        };
+        let line_start = memchr::memrchr(b'\n', &before[..stop]).map_or(0, |i| i + 1);
+        let line = std::str::from_utf8(&before[line_start..stop]).unwrap_or("");
+        if strip_prefix(line).starts_with("INFO: task ") {
+            return true;
+        }
+        end = line_start;
+    }
+    false
+}
+
 /// Cuts a kernel log into at most `parts` chunks, each later chunk starting
 /// at a `task:` header line (see [`is_cut_line`]) at or after an even share
 /// of the input. Fewer chunks when no such header lies past a target (older
@@ -1364,7 +1396,10 @@ pub fn split_at_task_headers(data: &[u8], parts: usize) -> Vec<&[u8]> {
             let at = from + found;
             let line_start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
             let line_end = memchr::memchr(b'\n', &data[at..]).map_or(data.len(), |i| at + i);
-            if line_start > start && is_cut_line(&data[line_start..line_end]) {
+            if line_start > start
+                && is_cut_line(&data[line_start..line_end])
+                && !follows_hung_report(&data[start..line_start])
+            {
                 break Some(line_start);
             }
             from = at + 1;
@@ -1775,7 +1810,8 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!((comm, h.on_cpu), ("a b", Some(true)));
+        // `running task` is runnable (R), not proof of a CPU.
+        assert_eq!((comm, h.on_cpu), ("a b", None));
         let (h, comm) =
             parse_column_header("syz-executor865 D28344  1721   1719 0x00000000", 1).unwrap();
         assert_eq!(
@@ -1793,7 +1829,7 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!((comm, h.on_cpu, h.pid), ("bash", Some(true), Some(1234)));
+        assert_eq!((comm, h.on_cpu, h.pid), ("bash", None, Some(1234)));
         assert!(parse_column_header("RDX: 0000000000000000 RSI: 0000000000000001", 1).is_none());
         assert!(parse_column_header("this is a rather long comm S 1 2 3 0x0", 1).is_none());
         let (h, comm) = parse_cpu_header(
@@ -2000,7 +2036,7 @@ mod tests {
             (
                 "kworker/0:0",
                 Some('R'),
-                Some(true),
+                None, // R: runnable; its <IRQ> section puts it on a CPU (lpc.facts)
                 Some(0),
                 Some(4),
                 Some(2)
@@ -2025,7 +2061,7 @@ mod tests {
         let h = &d.header(0);
         assert_eq!(
             (d.comm(0), h.state, h.on_cpu, h.pid, h.tgid),
-            ("rcu_preempt", Some('R'), Some(true), Some(17), Some(17))
+            ("rcu_preempt", Some('R'), None, Some(17), Some(17))
         );
         let t1 = d.frames_of(1);
         assert_eq!(d.name(d.frame_function(t1.start)), Some("rb_insert_color"));
@@ -2236,7 +2272,7 @@ mod tests {
                 (Some(1), Some(0), Some('S'), Some(false), None),
                 (Some(2), Some(1), Some('S'), Some(true), None),
                 (Some(412), Some(1), Some('D'), Some(true), None),
-                (Some(3120), Some(3119), Some('R'), Some(false), Some(true)),
+                (Some(3120), Some(3119), Some('R'), Some(false), None),
             ]
         );
         let comms: Vec<_> = (0..d.task_count()).map(|t| d.comm(t)).collect();
@@ -2257,6 +2293,24 @@ mod tests {
         let d = run("CPU: 0 PID: 5 Comm: a Not tainted 4.4.1 #1\ntask: ffff8801d85697c0 ti: ffff8800bade8000 task.ti: ffff8800bade8000\nCall Trace:\n f+0x1/0x2\n");
         assert_eq!(d.task_count(), 1);
         assert_eq!(d.lost_tasks(), 0);
+    }
+
+    #[test]
+    fn frame_syntax_names_the_architecture() {
+        for (text, arch) in [
+            (
+                sample!("arm32-hung-task-4.19-unwind-verbose.txt"),
+                Some("arm"),
+            ),
+            (sample!("arm32-oops-3.4-frame-pointer.txt"), Some("arm")),
+            (sample!("ppc64le-hung-task-5.15-nmi.txt"), Some("powerpc")),
+            (sample!("s390x-hung-task-4.19.txt"), Some("s390")),
+            // x86 and arm64 print `sym+off/size`: no syntax of their own.
+            (sample!("hung-task-6.18.txt"), None),
+            (sample!("hung-task-arm64-6.x-task-flags.txt"), None),
+        ] {
+            assert_eq!(run(text).arch.as_deref(), arch);
+        }
     }
 
     #[test]

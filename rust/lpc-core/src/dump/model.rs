@@ -113,6 +113,10 @@ pub struct TaskHeader {
     pub line: usize,
     /// A user-mode register dump (`RIP: 0033:`, `pc` in user space) was seen.
     pub user_regs: bool,
+    /// The kernel's hung-task detector reported the task (`INFO: task C:P blocked
+    /// for more than N seconds`, kernel/hung_task.c check_hung_task): its D
+    /// sleep has lasted that long already.
+    pub hung: bool,
     /// What the task's stack lost while it was read ([`TaskLoss`] bits).
     pub lost: TaskLoss,
     /// 1-based source line of the first loss (0 when nothing was lost).
@@ -233,6 +237,8 @@ pub struct TaskColumns {
     /// [`NO_FLAGS`] when unknown.
     pub thread_flags: Vec<u64>,
     pub user_regs: Vec<bool>,
+    /// Reported by the hung-task detector.
+    pub hung: Vec<bool>,
     /// 1-based source line of the header.
     pub line: Vec<i64>,
     /// [`TaskLoss`] bits: what the task lost while it was read.
@@ -265,6 +271,7 @@ impl TaskColumns {
         self.task_flags.reserve(tasks);
         self.thread_flags.reserve(tasks);
         self.user_regs.reserve(tasks);
+        self.hung.reserve(tasks);
         self.line.reserve(tasks);
         self.lost.reserve(tasks);
         self.lost_line.reserve(tasks);
@@ -283,6 +290,7 @@ impl TaskColumns {
         self.task_flags.push(h.task_flags.unwrap_or(NO_FLAGS));
         self.thread_flags.push(h.thread_flags.unwrap_or(NO_FLAGS));
         self.user_regs.push(h.user_regs);
+        self.hung.push(h.hung);
         self.line.push(line_column(h.line));
         self.lost.push(h.lost.bits());
         self.lost_line.push(line_column(h.lost_line));
@@ -306,6 +314,7 @@ impl TaskColumns {
             thread_flags: flags(self.thread_flags[t]),
             line: usize::try_from(self.line[t]).unwrap_or(0),
             user_regs: self.user_regs[t],
+            hung: self.hung[t],
             lost: TaskLoss::from_bits(self.lost[t]),
             lost_line: usize::try_from(self.lost_line[t]).unwrap_or(0),
         }
@@ -324,6 +333,7 @@ impl TaskColumns {
         self.task_flags.extend_from_slice(&next.task_flags);
         self.thread_flags.extend_from_slice(&next.thread_flags);
         self.user_regs.extend_from_slice(&next.user_regs);
+        self.hung.extend_from_slice(&next.hung);
         // As `push` would have stored the shifted lines (saturating the same way).
         let shift =
             |&l: &i64| line_column(usize::try_from(l).unwrap_or(0).saturating_add(lines_before));
@@ -393,6 +403,9 @@ pub struct FrameRef<'a> {
 pub struct Dump {
     pub format: Option<Format>,
     pub kernel_release: Option<String>,
+    /// The architecture the frames' own syntax names (ARM's `(sym) from`,
+    /// powerpc's `[sp] [lr] sym`, s390's `([<addr>] sym)`), when one does.
+    pub arch: Option<String>,
     // ---- per task
     /// The header fields (see [`Dump::header`]).
     pub tasks: TaskColumns,

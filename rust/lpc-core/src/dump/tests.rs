@@ -92,6 +92,7 @@ fn task_columns_keep_every_header_field() {
         thread_flags: Some(0),
         line: 3,
         user_regs: true,
+        hung: true,
         lost: TaskLoss::FRAME_LINE | TaskLoss::HEADER,
         lost_line: 4,
     };
