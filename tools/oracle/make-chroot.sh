@@ -12,8 +12,8 @@
 #
 # then
 #
-#   lpc oracle run --chroot /work/chroots/k7 --vmlinuz /work/chroots/k7-vmlinuz \
-#       --per-kernel --out tests/data/oracle --scenario stacked
+#   lpc oracle run --chroot /work/chroots/k7 --per-kernel --out tests/data/oracle \
+#       --scenario stacked
 #
 # Results, under $TOP (default /work/chroots), with $NAME (default k7):
 #   $NAME/          trixie minbase chroot (+ trixie-backports in its own apt
@@ -32,7 +32,8 @@
 # so it never stands for a half-made kit. The host's apt sources are never
 # touched: trixie, trixie-backports and sid are named only inside the chroot.
 # Needs on the host (Debian 12): debootstrap, dpkg-deb, file; runs as root.
-# About 5 minutes on a fresh machine (debootstrap and gcc-14 dominate).
+# 39 s from scratch on the development machine (a fast mirror: debootstrap
+# 25 s, gcc 14 and the headers 10 s), 1 s when re-run.
 set -euo pipefail
 
 TOP=${TOP:-/work/chroots}
