@@ -184,6 +184,9 @@ KERNEL_GOLDEN = [
     ("7.3/runnable", "after_signals", "lpc_spin_in/0", BLOCKED),
     ("7.3/runnable", "after_signals", "lpc_spin/0", SWITCHED),
     ("7.3/runnable", "after_signals", "lpc_spin/1", SWITCHED),
+    ("6.1/runnable_nmi", "after_signals", "lpc_spin_in/0", BLOCKED),
+    ("6.12/runnable_nmi", "after_signals", "lpc_spin_in/0", BLOCKED),
+    ("7.3/runnable_nmi", "after_signals", "lpc_spin_in/0", BLOCKED),
     # atomic replace: the nop checks lpc_pt's replacement
     ("6.12/atomic_replace", "first_retry", "sleep", SWITCHED),
     ("6.12/atomic_replace", "first_retry", "cat", BLOCKED),
@@ -211,6 +214,22 @@ def test_freezer_entered_the_replacement_only_where_it_switched() -> None:
 
     assert calls("7.3", "freeze") > 0 and not signalled("7.3")
     assert calls("6.12", "signals") == 0 and signalled("6.12")
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
+def test_nmi_backtrace_in_the_dump_puts_its_tasks_on_their_cpus(series: str) -> None:
+    """runnable_nmi: SysRq-l right after SysRq-t in one dump. The tasks its NMI
+    backtraces show (the scenario shell and one spinner) are on a CPU for lpc,
+    and no other spinner is."""
+    case_dir = ORACLE / series / "runnable_nmi"
+    text = (case_dir / "first_sysrq.txt").read_text()
+    on_cpu = set(re.findall(r"CPU: \d+ .*?PID: \d+ Comm: (\S+)", text))
+    assert "sh" in on_cpu and len(on_cpu) == 2
+    case = read_case(case_dir)
+    result = judge(case_dir, case["checks"][0], case["kernel_release"])
+    running = {t.facts.comm for t in result.tasks if t.facts.running}
+    spinners = {"lpc_spin/0", "lpc_spin/1", "lpc_spin_in/0"}
+    assert running & spinners == on_cpu & spinners
 
 
 def test_runnable_dump_shows_which_task_runs_on_each_cpu() -> None:

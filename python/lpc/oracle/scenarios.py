@@ -156,6 +156,16 @@ SCENARIOS: dict[str, Scenario] = {
             ),
         ),
         Scenario(
+            "runnable_nmi",
+            "runnable, with SysRq-l's NMI backtraces printed right after SysRq-t in the same "
+            "dump: a task on a CPU appears twice, the second time on the stack it runs on",
+            (
+                CheckSpec("first_retry", "first", "first", "now"),
+                CheckSpec("after_signals", "first", "signals", "eventual"),
+                CheckSpec("signals_now", "signals", "signals", "now"),
+            ),
+        ),
+        Scenario(
             "user_dsleep",
             "a user task in D sleep in lpc_sleeper:lpc_sleeper_hold, released after the signals "
             "round: it switches at kernel exit once the read returns (kthreadd, patched too, keeps "

@@ -40,6 +40,11 @@ states() {
 # /proc/<pid>/stack), i.e. the dmesg lines it added.
 sysrq() { trigger t "$1"; unreport "$1"; }
 
+# sysrq_tl FILE: SysRq-t, then at once SysRq-l (the NMI backtrace of every
+# CPU), into one file: the tasks on a CPU are printed twice, milliseconds
+# apart, the second time with the stack they run on
+sysrq_tl() { trigger tl "$1"; unreport "$1"; }
+
 # quiet_lines: how many dmesg lines are not livepatch's per-task debug
 # reports (a task that keeps calling cond_resched() while a patch is pending
 # on it adds one every call, v6.4..v6.15: they must not keep trigger waiting)
@@ -49,12 +54,12 @@ quiet_lines() { dmesg | grep -vc 'livepatch: klp_try_switch_task'; }
 # with a dump (klp_dmesg.txt keeps them all)
 unreport() { grep -v 'livepatch: klp_try_switch_task' "$1" > "$1.tmp"; mv "$1.tmp" "$1"; }
 
-# trigger KEY FILE: write KEY to sysrq-trigger; FILE gets the dmesg lines
-# that came after it once printk has settled
+# trigger KEYS FILE: write each of KEYS to sysrq-trigger in turn; FILE gets
+# the dmesg lines that came after them once printk has settled
 trigger() {
-	local before after last=-1
+	local before after last=-1 key
 	before=$(dmesg | wc -l)
-	echo "$1" > /proc/sysrq-trigger
+	for key in $(echo "$1" | sed 's/./& /g'); do echo "$key" > /proc/sysrq-trigger; done
 	while :; do	# printk may still be flushing: wait until it settles
 		usleep 200000
 		after=$(quiet_lines)
@@ -98,14 +103,20 @@ params() {
 # again (a retry may fire in between: both are kept), plus the guest's
 # kallsyms and the pass-through call counters at that moment. With
 # CAPTURE_CPUS=1 also where every thread is just before and after the dump
-# (where) and the CPUs' NMI backtraces right after it (cpus).
+# (where) and the CPUs' NMI backtraces after it (cpus: a second or two
+# later, another instant); CAPTURE_CPUS=tl also puts a SysRq-l right after
+# the SysRq-t into the dump itself (the same instant, to milliseconds).
 capture() {
 	local label=$1 name=$2 m
 	states "${label}_states_pre.txt" "$name"
-	[ "${CAPTURE_CPUS:-0}" = 1 ] && where "${label}_stat_pre.txt"
-	sysrq "${label}_sysrq.txt"
+	[ "${CAPTURE_CPUS:-0}" = 0 ] || where "${label}_stat_pre.txt"
+	if [ "${CAPTURE_CPUS:-0}" = tl ]; then
+		sysrq_tl "${label}_sysrq.txt"
+	else
+		sysrq "${label}_sysrq.txt"
+	fi
 	states "${label}_states.txt" "$name"
-	if [ "${CAPTURE_CPUS:-0}" = 1 ]; then
+	if [ "${CAPTURE_CPUS:-0}" != 0 ]; then
 		cpus "${label}_cpus.txt"
 		where "${label}_stat.txt"
 	fi

@@ -8,7 +8,7 @@
 # caller (klp_sched_try_switch) when its stack is clean.
 . /scenarios/lib.sh
 quiet_and_verbose
-CAPTURE_CPUS=1
+CAPTURE_CPUS=${CAPTURE_CPUS:-1}
 insmod /modules/lpc_sleeper.ko sleeper=0 spinners=2 spinners_in=1
 usleep 500000
 F=$(funcs_or lpc_sleeper:lpc_sleeper_spin_in)
