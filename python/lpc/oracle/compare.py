@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpc.check import CheckResult, TaskResult, TaskTable, check
+from lpc.check import CheckResult, TaskResult, check
 from lpc.dump import parse_dump
 from lpc.kernel import Kernel
 from lpc.models import CONVERGING, Outlook, Verdict
