@@ -65,8 +65,11 @@ def test_release_and_arch(release: str, version: tuple[int, int, int] | None,
 
 #: release → (profile, switch points, auto signals, pins always, regs unreliable, reliable)
 PROFILES = {
-    "4.10.0": ("<4.12", (SwitchPoint.IMMEDIATE,), False, True, True, False),
-    "4.14.0-x86_64": ("4.12+", ("retry", "kernel_exit", "idle_loop"), False, True, True, True),
+    # before 4.12: per task, since distributions backported the model (see below)
+    "4.10.0-x86_64": ("<4.12", ("kernel_exit", "idle_loop"), False, True, True, False),
+    "4.13.0-x86_64": ("4.12+", ("retry", "kernel_exit", "idle_loop"), False, True, True, True),
+    # 4.14–4.17: ORC, the default, has no reliable stacks before 4.18
+    "4.14.0-x86_64": ("4.12+", ("kernel_exit", "idle_loop"), False, True, True, False),
     "4.19.0-amd64": ("4.16+", ("retry", "kernel_exit", "idle_loop"), False, True, False, True),
     "5.10.0-amd64": ("5.1+", ("retry", "kernel_exit", "idle_loop"), True, True, False, True),
     "6.1.0-57-cloud-amd64": ("5.18+", ("retry", "kernel_exit", "idle_loop"), True, False,
@@ -111,14 +114,55 @@ def test_user_parameters_win_over_the_profile() -> None:
     assert klp("6.12.1", regs_frames_unreliable=True).regs_frames_unreliable is True
 
 
-def test_before_4_12_every_task_switches_at_once() -> None:
-    """4.0–4.11 (b700e7f03df5): no per-task state; the ftrace handler redirects
-    every call at once, whatever is on the stacks."""
-    m = klp("4.9.0")
-    o = m.judge(facts(patched_frame=1, patched_function="b", state="D", evidence_lost="cut"))
+def test_before_4_12_the_release_does_not_tell_the_model() -> None:
+    """Upstream 4.0–4.11 (b700e7f03df5) has no per-task state: every call is
+    redirected at once. Distributions backported the 4.12 model (RHEL 7.5+ on
+    3.10), so such a release is judged per task and never said to converge;
+    ``consistency_model=False`` states the upstream behaviour."""
+    t = facts(patched_frame=1, patched_function="b")
+    m = klp("3.10.0-1160.el7.x86_64")
+    assert m.consistency_model is None and m.rests_on_evidence
+    assert m.judge(t).verdict is not Verdict.SWITCH
+    clean = m.judge(facts())
+    assert m.judge_transition([], [clean]).converges is None
+    assert "per-task model" in m.judge_transition([], [clean]).reason
+    upstream = klp("4.9.0", consistency_model=False)
+    o = upstream.judge(facts(patched_frame=1, patched_function="b", state="D",
+                             evidence_lost="cut"))
     assert (o.verdict, o.outlook) == (Verdict.SWITCH, Outlook.SWITCHED)
     assert o.extra["executing_old"] is True
-    assert m.judge_transition([], [o]).converges is True
+    assert upstream.judge_transition([], [o]).converges is True
+    assert any("backported" in n for n in Klp.kernel_notes(Kernel("3.10.0", "test")))
+
+
+def test_an_architecture_without_livepatch_cannot_load_a_patch() -> None:
+    for release, arch in (("6.12.0", "arm64"), ("6.6.0", "riscv"), ("6.1.0", "arm"),
+                          ("6.1.0", "x86")):
+        m = klp(release, arch)
+        assert not m.has_livepatch
+        r = m.judge_transition([], [m.judge(facts())])
+        assert r.converges is None and "HAVE_LIVEPATCH" in r.reason
+    assert klp("6.17.0", "arm64").has_livepatch
+
+
+def test_a_runnable_task_may_be_on_its_cpu_where_the_walker_shows_it_anyway() -> None:
+    """x86 ORC refuses to walk a task running on another CPU (unwind_orc.c
+    task_on_another_cpu): a clean printed stack is an off-CPU task's. Other
+    walkers print a running task's stale frame: a runnable kthread with no
+    CPU evidence may be on one (-EBUSY), so no switch is promised."""
+    t = facts(kind=TaskKind.KTHREAD, state="R", on_cpu=None)
+    assert klp("6.18.0-amd64").judge_task(t).verdict is Verdict.SWITCH
+    for m in (klp("6.18.0-arm64"), klp("6.18.0-amd64", regs_frames_unreliable=True,
+                                        running_stacks_hidden=False), klp("6.18.0", None)):
+        o = m.judge_task(t)
+        assert o.outlook is Outlook.UNKNOWN and "perhaps on a CPU" in o.reason, m.profile
+    user = facts(kind=TaskKind.USER, state="R", on_cpu=None)
+    assert klp("6.18.0-arm64").judge_task(user).outlook is Outlook.AT_KERNEL_EXIT
+
+
+def test_the_profile_name_is_checked() -> None:
+    with pytest.raises(ValueError, match="not a klp profile"):
+        klp("6.18.0", profile="7.x")
 
 
 def test_before_5_1_no_fake_signal_is_sent_by_itself() -> None:
@@ -319,22 +363,51 @@ def test_the_cli_takes_loaded_patches(capsys: pytest.CaptureFixture[str], tmp_pa
 
 
 @given(st.lists(st.sampled_from(["a", "b", "c", "m:d"]), min_size=1, max_size=3, unique=True),
-       st.lists(st.lists(st.sampled_from(["a", "b", "c", "m:d"]), min_size=1, max_size=3,
-                         unique=True), max_size=3),
+       st.lists(st.tuples(st.lists(st.sampled_from(["a", "b", "c", "m:d"]), min_size=1,
+                                   max_size=3, unique=True), st.booleans()), max_size=3),
        st.booleans())
-def test_checked_ranges_follow_the_func_stack(new: list[str], below: list[list[str]],
+def test_checked_ranges_follow_the_func_stack(new: list[str], below: list[tuple[list[str], bool]],
                                               atomic: bool) -> None:
-    """Brute force over func_stack: each function the new patch (or, for a
-    replace, any loaded patch) touches is checked once, against the newest
-    enabled replacement, or the original when none."""
-    loaded = [Patch.parse(",".join(f"{fn}->lp{i}:{fn.split(':')[-1]}_{i}" for fn in fns))
-              for i, fns in enumerate(below)]
+    """A brute-force func_stack: enable the loaded patches one by one (a
+    replace frees everything under it, core.c klp_free_replaced_patches_async),
+    push each function's replacement on its stack, then read what the kernel
+    checks for the new patch (transition.c klp_check_stack_func): the entry
+    under the new one, or the original when the stack is empty; an atomic
+    replace also checks each function only older patches have (its nops)."""
+    stacks: dict[str, list[str]] = {}
+    for i, (fns, replaces) in enumerate(below):
+        if replaces:
+            stacks = {}
+        for fn in fns:
+            stacks.setdefault(fn, []).append(f"lp{i}:{fn.split(':')[-1]}_{i}")
+    expect = [stacks[fn][-1] if stacks.get(fn) else fn for fn in new]
+    if atomic:
+        expect += [s[-1] for fn, s in stacks.items() if fn not in new and s]
+    loaded = [Patch.parse(",".join(f"{fn}->lp{i}:{fn.split(':')[-1]}_{i}" for fn in fns),
+                          replace=replaces) for i, (fns, replaces) in enumerate(below)]
     patch = Patch.parse(",".join(new), replace=atomic)
     got = [f.spec for f in patch.checked_against(loaded).functions]
-    touched = list(dict.fromkeys(new + ([fn for fns in below for fn in fns] if atomic else [])))
-    expect = []
-    for fn in touched:
-        newest = max((i for i, fns in enumerate(below) if fn in fns), default=None)
-        expect.append(fn if newest is None else f"lp{newest}:{fn.split(':')[-1]}_{newest}")
-    assert sorted(got) == sorted(expect)
     assert got[:len(new)] == expect[:len(new)]
+    assert sorted(got) == sorted(expect)
+
+
+def test_the_kpatch_tool_over_livepatch_follows_the_kernel_too() -> None:
+    """Kpatch(livepatch=True) is klp's transition under the tool's wait: the
+    klp it holds takes the dump's kernel, not the newest."""
+    m = get_model("kpatch", Kernel("6.12.0-arm64", "test"), livepatch=True)
+    assert m.profile_name == "6.4–6.15"
+    assert [p.value for p in m.switch_points] == ["kernel_exit", "idle_loop"]
+    assert get_model("kpatch", Kernel("6.12.0-arm64", "test")).profile_name is None
+
+
+def test_a_loaded_replace_frees_what_it_replaced() -> None:
+    """A replace patch already enabled freed the patches under it: their
+    replacements are on no func_stack (klp) and no kpatch hash entry."""
+    from lpc.models.kpatch import activeness_functions
+
+    a = Patch.parse("f->a:fa,g->a:ga")
+    b = Patch.parse("f->b:fb", replace=True)
+    assert [f.spec for f in Patch.parse("g").checked_against([a, b]).functions] == ["g"]
+    assert [f.spec for f in activeness_functions(Patch.parse("g"), [a, b]).functions] == ["g"]
+    assert [f.spec for f in activeness_functions(Patch.parse("f"), [a, b]).functions] == [
+        "b:fb"]

@@ -93,8 +93,9 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
      (V.UNRELIABLE, O.STUCK, "EINVAL", None,
       f"{NO_RELIABLE}: a kernel thread has no kernel exit to switch at")),
     ("no reliable stacks, unknown kind", Klp(reliable_stacks=False), task(kind=K.UNKNOWN),
-     (V.UNRELIABLE, O.STUCK, "EINVAL", None,
-      f"{NO_RELIABLE}: a kernel thread has no kernel exit to switch at")),
+     (V.UNRELIABLE, O.UNKNOWN, "EINVAL", None,
+      f"{NO_RELIABLE}: it switches only at kernel exit, and whether it is a kernel thread "
+      "(which has none) is unknown (test)")),
     ("running user", Klp(), on(on_cpu=True),
      (V.RUNNING, O.AT_KERNEL_EXIT, "EBUSY", 1.0,
       "is running; switches at its next return to user space")),
@@ -213,7 +214,7 @@ KLP_ROWS: list[tuple[str, Model, TaskFacts, tuple[Any, ...]]] = [
     ("kthread S before 5.1", Klp(auto_signals=False), on("f", kind=K.KTHREAD),
      (V.BLOCKED, O.UNKNOWN, "EADDRINUSE", None,
       "is sleeping on function f: only an admin's write to the signal attribute wakes it "
-      f"(before 5.1), but a thread waiting for a condition goes back to sleep in it; "
+      f"(4.16–5.0), but a thread waiting for a condition goes back to sleep in it; "
       f"{SLEEPS_AGAIN}")),
     ("user S before 5.1", Klp(auto_signals=False), on(),
      (V.BLOCKED, O.AFTER_WAKEUP, "EADDRINUSE", None,
@@ -406,8 +407,9 @@ def test_task_facts_properties() -> None:
 
 def test_model_defaults_and_params() -> None:
     assert Klp().params() == {
-        "profile": "6.16+", "consistency_model": True, "reliable_stacks": True,
-        "regs_frames_unreliable": False, "walk_fails_at_limit": True,
+        "profile": "6.16+", "has_livepatch": True, "consistency_model": True,
+        "reliable_stacks": True, "regs_frames_unreliable": False, "running_stacks_hidden": True,
+        "walk_fails_at_limit": True,
         "cond_resched_switch": False, "freezable_sleep_switch": True, "auto_signals": True,
         "force_available": True, "force_pins_always": False, "max_stack_entries": 100,
         "signals_timeout": 15, "retry_interval_s": 1.0, "force": False, "unpatching": False,
@@ -415,7 +417,7 @@ def test_model_defaults_and_params() -> None:
     }
     assert Klp.accepts() == frozenset(Klp().params())
     assert Kpatch().params() == {"max_depth": 64, "attempts": 5, "insmod_retry_s": 2.0,
-                                 "livepatch": False, "unpatching": False}
+                                 "livepatch": False, "unpatching": False, "klp_profile": ()}
     assert Ksplice().params() == {"attempts": 5, "retry_interval_s": 1.0,
                                   "stopper_prefix": "migration/", "restart_functions_patched": ()}
     assert Josh().params() == {"freezer_path_patched": False}

@@ -219,12 +219,15 @@ def test_freezer_entered_the_replacement_only_where_it_switched() -> None:
 @pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
 def test_nmi_backtrace_in_the_dump_puts_its_tasks_on_their_cpus(series: str) -> None:
     """runnable_nmi: SysRq-l right after SysRq-t in one dump. The tasks its NMI
-    backtraces show (the scenario shell and one spinner) are on a CPU for lpc,
-    and no other spinner is."""
+    backtraces show (the scenario shell and one spinner), and the runqueue
+    dump's current task of each CPU (its `>R` rows, a few ms after the task
+    list), are on a CPU for lpc, and no other spinner is."""
     case_dir = ORACLE / series / "runnable_nmi"
     text = (case_dir / "first_sysrq.txt").read_text()
-    on_cpu = set(re.findall(r"CPU: \d+ .*?PID: \d+ Comm: (\S+)", text))
-    assert "sh" in on_cpu and len(on_cpu) == 2
+    nmi = set(re.findall(r"CPU: \d+ .*?PID: \d+ Comm: (\S+)", text))
+    assert "sh" in nmi and len(nmi) == 2
+    current = set(re.findall(r"\] >R +(\S+) +\d+ ", text))
+    on_cpu = nmi | current
     case = read_case(case_dir)
     result = judge(case_dir, case["checks"][0], case["kernel_release"])
     running = {t.facts.comm for t in result.tasks if t.facts.running}

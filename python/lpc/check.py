@@ -32,7 +32,6 @@ import numpy.typing as npt
 from lpc import _core
 from lpc._grouping import group, name_flags
 from lpc.dump import UNKNOWN_U64, Dump
-from lpc.kernel import Kernel, arch_of_frames, arch_of_release
 from lpc.facts import (
     PatchedFrames,
     Scan,
@@ -46,7 +45,7 @@ from lpc.facts import (
     token_losses,
     token_name_ids,
 )
-from lpc.kernel import in_sched_text_by_name
+from lpc.kernel import Kernel, arch_of_frames, arch_of_release, in_sched_text_by_name
 from lpc.locate import unseen_functions
 from lpc.models import MODELS, Model, configure, get_model
 from lpc.patch import Patch

@@ -473,7 +473,8 @@ def on_cpu_evidence(
     needs ``task_curr()`` (transition.c klp_check_and_switch_task), and a
     runnable task waiting for a CPU is checked like a sleeping one. A task
     is taken to be on a CPU when the source says so (a ``CPU: N PID:`` or NMI
-    backtrace header, /proc's processor field with state R...) or, for a
+    backtrace header, the runqueue dump's ``>R`` row, an empty /proc stack in
+    state R...) or, for a
     runnable task, when its stack shows it: a per-CPU interrupt stack
     (walked only for the CPU's own task), the functions of the task printing
     the dump, or nothing but ``?`` guesses (a running task's stack, read from
@@ -709,6 +710,9 @@ class TaskTable(Sequence[TaskFacts]):
         else:
             view = TaskTable(self.dump, self.patch, self._symbols, found, hidden)
             view.unseen_patched = len(set(self.found.any_frames) - set(found.any_frames))
+            # Which task was on a CPU is the dump's fact, read from the stacks as
+            # printed, whatever another walker would have saved of them.
+            view.__dict__["on_cpus"] = self.on_cpus
         self._views[source] = view
         return view
 

@@ -69,10 +69,14 @@ class PatchFunction:
         return (self.object, self.name, self.sympos or 0)
 
     @property
-    def spec(self) -> str:
+    def old_spec(self) -> str:
+        """``[object:]name[@sympos]``: the function, without its replacement."""
         text = f"{self.object}:{self.name}" if self.object else self.name
-        text = f"{text}@{self.sympos}" if self.sympos else text
-        return f"{text}->{self.new.spec}" if self.new is not None else text
+        return f"{text}@{self.sympos}" if self.sympos else text
+
+    @property
+    def spec(self) -> str:
+        return f"{self.old_spec}->{self.new.spec}" if self.new is not None else self.old_spec
 
     @classmethod
     def parse(cls, text: str) -> PatchFunction:
@@ -121,7 +125,7 @@ def _checked(f: PatchFunction, below: tuple[int, PatchFunction] | None,
     if below is None:
         return f
     depth, prev = below
-    return replacement_of(prev, f"{f.spec.split('->')[0]} ({why}: loaded patch {depth}'s "
+    return replacement_of(prev, f"{f.old_spec} ({why}: loaded patch {depth}'s "
                                 "replacement")
 
 
@@ -218,7 +222,7 @@ class Patch:
             # The replacements; a function named without one is taken to be one
             # (the command line's convention: --unpatch names the replacements).
             return replace(self, functions=tuple(
-                replace(f.new, stands_for=f"the replacement of {f.spec.split('->')[0]}")
+                replace(f.new, stands_for=f"the replacement of {f.old_spec}")
                 if f.new is not None else f for f in self.functions))
         if not loaded:
             return self
@@ -227,6 +231,11 @@ class Patch:
             if below.unpatch:
                 raise PatchSpecError(f"loaded patch {depth} is an unpatch; a loaded patch is "
                                      "one that is enabled")
+            if below.replace:
+                # Its transition freed the patches under it and dropped its nops
+                # (core.c klp_free_replaced_patches_async, klp_free_objects_dynamic):
+                # their functions are no longer on any func_stack.
+                top.clear()
             for f in below.functions:
                 top[f.key] = (depth, f)
         out = []

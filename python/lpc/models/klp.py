@@ -33,8 +33,8 @@ A task that did not switch gets another chance at:
   (``klp_sched_try_switch``, include/linux/livepatch_sched.h) — a check of itself;
 * every retry, ``klp_try_complete_transition`` runs again from delayed work
   every ``round_jiffies_relative(HZ)`` ≈ 1 s;
-* every ``SIGNALS_TIMEOUT`` (15) retries (5.1+; before, only when the admin
-  writes the ``signal`` attribute), ``klp_send_signals``: user tasks get a fake
+* every ``SIGNALS_TIMEOUT`` (15) retries (5.1+; 4.16–5.0 only when the admin
+  writes the ``signal`` attribute; never before 4.16), ``klp_send_signals``: user tasks get a fake
   signal that ends an *interruptible* sleep so the task leaves the kernel;
   kthreads get ``wake_up_state(TASK_INTERRUPTIBLE)``, which wakes only an
   interruptible sleeper — and a kthread waiting for a condition sleeps again in
@@ -44,8 +44,11 @@ There is no timeout: a transition that cannot finish stays pending until the
 admin reverses it (``enabled`` ← the opposite) or forces it (``force`` ← 1,
 4.16+: every task's state is set, the transition completes at the next retry,
 and the modules of patches being removed stay pinned — every patch before 5.18).
-Before 4.12 there is no transition at all: every task switches at once, as in
-the null model.
+Before 4.12 upstream has no transition at all: every task switches at once, as
+in the null model — but distributions backported the per-task model, so a
+release before 4.12 is judged per task and never said to converge unless
+``consistency_model`` is set. An architecture without HAVE_LIVEPATCH (32-bit
+x86, arm, mips, riscv; arm64 before 6.17) cannot load a patch at all.
 """
 
 from __future__ import annotations
@@ -97,23 +100,40 @@ RETRY_INTERVAL_S = 1.0
 PROFILES: tuple[tuple[tuple[int, int], str], ...] = (
     ((0, 0), "<4.12"),   # 4.0, b700e7f03df5: immediate redirection, no per-task state
     ((4, 12), "4.12+"),  # d83a7cb375ee: per-task consistency model
-    ((4, 16), "4.16+"),  # force (klp_force_transition) and the admin-sent fake signal
+    # force: "livepatch: force transition to finish" (c99a2be790b0, id unverified);
+    # 43347d56c8d9: the fake signal, sent when the admin writes `signal`
+    ((4, 16), "4.16+"),
     ((5, 1), "5.1+"),    # 0b3d52790e1c: the fake signal is sent every SIGNALS_TIMEOUT retries
     ((5, 18), "5.18+"),  # 2957308343fa: force pins only patches being removed
     ((6, 4), "6.4–6.15"),  # e3ff7c609f39: the cond_resched() switch point
     ((6, 16), "6.16+"),  # 676e8cf70cb0: the switch moves into __schedule(), TASK_FREEZABLE sleeps
 )
+PROFILE_NAMES = frozenset(name for _, name in PROFILES)
 
-#: First release with HAVE_RELIABLE_STACKTRACE (and livepatch) per architecture
+#: First release with HAVE_LIVEPATCH per architecture (arch/*/Kconfig): x86_64
+#: 4.0 upstream, but distributions backported it (RHEL 7's 3.10), so any
+#: x86_64 release may have it; powerpc 4.7, s390 4.13, loongarch 6.9, arm64 6.17 (fd1e0fd71f65); no
+#: other architecture selects it (32-bit x86, arm, mips, riscv: none).
+LIVEPATCH_SINCE = {"x86_64": (0, 0), "powerpc": (4, 7), "s390": (4, 13),
+                   "loongarch": (6, 9), "arm64": (6, 17)}
+#: First release with HAVE_RELIABLE_STACKTRACE per architecture
 #: (docs/kernel-profiles.md §6): x86_64 af085d9084b4 (frame pointers), ORC
-#: 6415b38bae26 (4.18); powerpc df78d3f61480; s390 in the 5.5 merge window;
-#: loongarch with its livepatch support (6.9); arm64 805f13e403cd (6.17).
+#: 6415b38bae26 (4.18); powerpc df78d3f61480 (release not verified: 4.18 or
+#: 4.19); s390 in the 5.5 merge window; loongarch with its livepatch support
+#: (6.9); arm64 805f13e403cd (6.17).
 RELIABLE_SINCE = {"x86_64": (4, 12), "powerpc": (4, 18), "s390": (5, 5),
                   "loongarch": (6, 9), "arm64": (6, 17)}
-#: x86_64 with ORC (4.18+, the distributions' unwinder) walks through kernel-mode
-#: registers; the frame-pointer walker, arm64, powerpc and s390 give up there
-#: (arch_stack_walk_reliable() of each).
-ORC_SINCE = (4, 18)
+#: The ORC unwinder (x86_64, the distributions' default) walks through
+#: kernel-mode registers, and refuses to walk a task running on another CPU
+#: (arch/x86/kernel/unwind_orc.c __unwind_start, task_on_another_cpu), so such
+#: a task prints no frame it can vouch for. The frame-pointer walker, arm64,
+#: powerpc and s390 stop at kernel-mode registers and walk a running task's
+#: stale frame as if it slept. It has reliable stacks only from 4.18
+#: (6415b38bae26): in 4.14–4.17 a kernel built with it has none. LoongArch's
+#: walker is ORC too (arch/loongarch/kernel/stacktrace.c) but is judged like the
+#: others here: lpc has no LoongArch dump to hold it to.
+ORC_SINCE = (4, 14)
+ORC_RELIABLE_SINCE = (4, 18)
 
 
 def klp_profile(kernel: Kernel) -> tuple[str, dict[str, Any], list[str]]:
@@ -126,25 +146,48 @@ def klp_profile(kernel: Kernel) -> tuple[str, dict[str, Any], list[str]]:
                      "--kernel-release names it")
         v = (99, 0, 0)
     label = next(name for since, name in reversed(PROFILES) if v[:2] >= since)
-    if v[:2] < (4, 0):
-        notes.append(f"{kernel.release} has no livepatch (it came in 4.0): judged as 4.0–4.11 "
-                     "would patch, every task at once")
-    arch = kernel.arch
-    if arch is None:
-        notes.append("architecture unknown: x86_64 is assumed")
-        arch = "x86_64"
+    consistency: bool | None = True
+    if v[:2] < (4, 12):
+        # Upstream patches every task at once before 4.12, but distributions
+        # backported the per-task model (RHEL 7.5+ on 3.10): the release alone
+        # does not tell which this kernel does.
+        consistency = None
+        notes.append(f"{kernel.release}: upstream livepatch before 4.12 switches every task at "
+                     "once, but distributions backported the per-task model; judged per task, "
+                     "the transition is unknown (-p consistency_model=false: at once, "
+                     "=true: per task)")
+    guessed = kernel.arch is None
+    if guessed:
+        notes.append("architecture unknown: x86_64 is assumed, with a walker that stops at "
+                     "interrupt frames and walks running tasks (--arch names it)")
+    arch: str = kernel.arch or "x86_64"
+    since = LIVEPATCH_SINCE.get(arch)
+    has_livepatch = since is not None and v[:2] >= since
+    if not has_livepatch:
+        notes.append(f"{arch} {kernel.release or ''}: no livepatch (HAVE_LIVEPATCH) on this "
+                     "architecture and release: the patch cannot be loaded".replace("  ", " "))
     reliable_since = RELIABLE_SINCE.get(arch)
-    if reliable_since is None:
-        notes.append(f"{arch} has no HAVE_RELIABLE_STACKTRACE: tasks switch only at kernel "
-                     "exit and in the idle loop")
-    orc = arch == "x86_64" and v[:2] >= ORC_SINCE
-    if orc:
-        notes.append("x86_64: the ORC unwinder is assumed (interrupt frames are reliable); "
+    reliable = reliable_since is not None and v[:2] >= reliable_since
+    orc = arch == "x86_64" and v[:2] >= ORC_SINCE and not guessed
+    if orc and v[:2] < ORC_RELIABLE_SINCE:
+        # ORC was the default unwinder, without reliable stacks before 4.18.
+        reliable, orc = False, False
+        notes.append("x86_64 4.14–4.17: an ORC kernel (the default) has no reliable stack "
+                     "traces before 4.18; -p reliable_stacks=true "
                      "-p regs_frames_unreliable=true for a frame-pointer kernel")
+    elif orc:
+        notes.append("x86_64: the ORC unwinder is assumed (interrupt frames are reliable, a "
+                     "running task prints no stack); -p regs_frames_unreliable=true "
+                     "-p running_stacks_hidden=false for a frame-pointer kernel")
+    elif has_livepatch and not reliable:
+        notes.append(f"{arch}: no HAVE_RELIABLE_STACKTRACE on this release: tasks switch only "
+                     "at kernel exit and in the idle loop")
     params: dict[str, Any] = {
-        "consistency_model": v[:2] >= (4, 12),
-        "reliable_stacks": reliable_since is not None and v[:2] >= reliable_since,
+        "has_livepatch": has_livepatch,
+        "consistency_model": consistency,
+        "reliable_stacks": reliable,
         "regs_frames_unreliable": not orc,
+        "running_stacks_hidden": orc,
         # kernel/stacktrace.c since 5.2: storing entry MAX_STACK_ENTRIES fails the walk;
         # the 4.x x86 save_stack_address() failed only on the entry after it.
         "walk_fails_at_limit": v[:2] >= (5, 2),
@@ -167,13 +210,22 @@ class Klp(Model):
     cell: ClassVar[tuple[str, str]] = ("PATCHED_SET", "THREAD")
     #: The release's profile name (PROFILES), as reported.
     profile: str = PROFILES[-1][1]
-    #: 4.12+: per-task states (d83a7cb375ee); before, every task switches at once.
-    consistency_model: bool = True
+    #: The architecture and release can load a livepatch at all (LIVEPATCH_SINCE).
+    has_livepatch: bool = True
+    #: 4.12+: per-task states (d83a7cb375ee); False: every task switches at once
+    #: (upstream before 4.12); None: not known (a distribution kernel older than
+    #: 4.12 may have the per-task model backported) — judged per task, and the
+    #: transition is never said to converge.
+    consistency_model: bool | None = True
     #: HAVE_RELIABLE_STACKTRACE (RELIABLE_SINCE).
     reliable_stacks: bool = True
     #: The reliable walker gives up at kernel-mode registers (frame pointers, arm64,
     #: powerpc, s390); x86_64's ORC walks through them.
     regs_frames_unreliable: bool = False
+    #: ORC prints no trustworthy frame for a task running on another CPU, so a
+    #: runnable task shown with a clean stack was off its CPU; other walkers print
+    #: a running task's stale frame as if it slept.
+    running_stacks_hidden: bool = True
     #: 5.2+: a walk that stores entry ``max_stack_entries`` fails; before, one more fits.
     walk_fails_at_limit: bool = True
     #: The cond_resched() switch point (6.4–6.15; commit e3ff7c609f39).
@@ -182,7 +234,7 @@ class Klp(Model):
     #: with TASK_FREEZABLE in its state (include/linux/livepatch_sched.h, 676e8cf70cb0).
     freezable_sleep_switch: bool = True
     #: 5.1+: klp_try_complete_transition() sends the fake signals itself; 4.16–5.0
-    #: only when the admin writes /sys/kernel/livepatch/<p>/signal.
+    #: only when the admin writes /sys/kernel/livepatch/<p>/signal; never before.
     auto_signals: bool = True
     #: 4.16+: /sys/kernel/livepatch/<p>/force exists.
     force_available: bool = True
@@ -203,6 +255,9 @@ class Klp(Model):
     stack_source: ClassVar[StackSource] = StackSource.RELIABLE
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILE_NAMES:
+            raise ValueError(f"profile {self.profile!r}: not a klp profile (known: "
+                             f"{', '.join(name for _, name in PROFILES)})")
         if self.force and not self.force_available:
             raise ValueError("force: this kernel has no /sys/kernel/livepatch/<p>/force "
                              "(it came in 4.16)")
@@ -221,8 +276,9 @@ class Klp(Model):
 
     @property
     def rests_on_evidence(self) -> bool:
-        # Before 4.12 every task switches at once, whatever its stack holds.
-        return self.consistency_model
+        # Without the per-task model every task switches at once, whatever its
+        # stack holds.
+        return self.consistency_model is not False
 
     @property
     def switch_points(self) -> tuple[SwitchPoint, ...]:
@@ -232,7 +288,7 @@ class Klp(Model):
         Without HAVE_RELIABLE_STACKTRACE klp_try_switch_task() gives up before
         any check, so only kernel exit and the idle loop switch tasks.
         """
-        if not self.consistency_model:
+        if self.consistency_model is False:
             return (SwitchPoint.IMMEDIATE,)
         if not self.reliable_stacks:
             return (SwitchPoint.KERNEL_EXIT, SwitchPoint.IDLE_LOOP)
@@ -270,7 +326,7 @@ class Klp(Model):
         return signal_or_wake(task)
 
     def judge_task(self, task: TaskFacts) -> TaskOutcome:
-        if not self.consistency_model:
+        if self.consistency_model is False:
             return Null().judge_task(task)
         outcome = self._check(task)
         if self.force and outcome.outlook is not Outlook.SWITCHED:
@@ -296,6 +352,15 @@ class Klp(Model):
         # CPU. A runnable task waiting for one is checked like a sleeping one.
         if t.running:
             return self._running(t)
+        if t.on_cpu is None and t.state in RUNNABLE and not self.running_stacks_hidden:
+            # Nothing says whether it was on a CPU, and this walker prints a running
+            # task's stale frame as if it slept: the stack shown may not be its own.
+            outcome = self._running(t)
+            if t.kind in (TaskKind.USER, TaskKind.IDLE):
+                return outcome  # on a CPU or not, it switches on its own way out
+            return replace(outcome, outlook=Outlook.UNKNOWN, eta_s=None,
+                           reason=f"runnable, perhaps on a CPU (this kernel's walker prints a "
+                                  f"running task's stale stack): {outcome.reason}")
         if not self._walk_reliable(t):
             return self._unreliable(t)
         if t.patched_frame is not None:
@@ -328,6 +393,12 @@ class Klp(Model):
             return self._user_leaves_kernel(t, Verdict.UNRELIABLE, why, "EINVAL")
         if t.kind is TaskKind.IDLE:
             return self._idle_switches_in_do_idle(why)
+        if t.kind is not TaskKind.KTHREAD:
+            return TaskOutcome(
+                Verdict.UNRELIABLE, Outlook.UNKNOWN,
+                f"{why}: it switches only at kernel exit, and whether it is a kernel thread "
+                f"(which has none) is unknown ({t.kind_evidence})", errno="EINVAL",
+            )
         return TaskOutcome(
             Verdict.UNRELIABLE, Outlook.STUCK,
             f"{why}: a kernel thread has no kernel exit to switch at", errno="EINVAL",
@@ -435,9 +506,12 @@ class Klp(Model):
                 errno="EADDRINUSE",
             )
         if t.state in INTERRUPTIBLE:
-            woken = (f"klp_send_signals() wakes it after {self.signals_timeout} retries"
-                     if self.auto_signals else
-                     "only an admin's write to the signal attribute wakes it (before 5.1)")
+            if self.auto_signals:
+                woken = f"klp_send_signals() wakes it after {self.signals_timeout} retries"
+            elif self.force_available:
+                woken = "only an admin's write to the signal attribute wakes it (4.16–5.0)"
+            else:
+                woken = "nothing in livepatch wakes it (no fake signal before 4.16)"
             if t.patched_frame_in_sched_text:
                 # Woken in a scheduler sleep primitive, a thread loop sleeps through
                 # it again (khungtaskd, kcompactd in schedule_timeout:
@@ -485,10 +559,12 @@ class Klp(Model):
                 errno=errno, eta_s=self.signal_eta_s,
             )
         if t.state in INTERRUPTIBLE:
+            no_signal = ("before 5.1 no fake signal is sent unless the admin writes the patch's "
+                         "signal attribute" if self.force_available else
+                         "there is no fake signal before 4.16")
             return TaskOutcome(
                 verdict, Outlook.AFTER_WAKEUP,
-                f"{why}; before 5.1 no fake signal is sent unless the admin writes the patch's "
-                "signal attribute: it switches at kernel exit once its sleep ends",
+                f"{why}; {no_signal}: it switches at kernel exit once its sleep ends",
                 errno=errno,
             )
         # The fake signal wakes only TASK_INTERRUPTIBLE sleepers (set_notify_signal,
@@ -513,9 +589,17 @@ class Klp(Model):
     def judge_transition(
         self, tasks: Sequence[TaskFacts], outcomes: Sequence[TaskOutcome]
     ) -> TransitionOutcome:
-        if not self.consistency_model:
+        if not self.has_livepatch:
+            return TransitionOutcome(
+                None, "this architecture and release have no livepatch (HAVE_LIVEPATCH): the "
+                "patch cannot be loaded")
+        if self.consistency_model is False:
             return Null().judge_transition(tasks, outcomes)
         summary = summarize(outcomes)
+        if self.consistency_model is None and summary.converges is not False:
+            return TransitionOutcome(
+                None, f"{summary.reason}, if this kernel has the per-task model; upstream "
+                "before 4.12 switches every task at once instead (-p consistency_model=…)")
         if self.force:
             # klp_force_transition() (core.c force_store) sets `forced` on the patches
             # whose module must then stay loaded: 4.16–5.17 every patch; 5.18+

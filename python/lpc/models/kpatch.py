@@ -56,8 +56,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from dataclasses import replace as dataclass_replace
-from typing import TYPE_CHECKING, ClassVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lpc.models.base import (
     Model,
@@ -81,6 +81,7 @@ from lpc.models.klp import Klp
 from lpc.patch import PatchFunction, replacement_of
 
 if TYPE_CHECKING:
+    from lpc.kernel import Kernel
     from lpc.patch import Patch
 
 MAX_STACK_TRACE_DEPTH = 64
@@ -163,6 +164,10 @@ def activeness_functions(patch: Patch, loaded: Sequence[Patch]) -> Patch:
     such mark, so none is skipped.)"""
     # Unpatching: the patch's own replacements are the active ones (it is on top).
     own = patch.checked_against(())
+    # A replace patch already loaded removed the ones under it (their hash
+    # entries went with KPATCH_OP_UNPATCH): only it and what came after count.
+    last = max((i for i, below in enumerate(loaded) if below.replace), default=0)
+    loaded = loaded[last:]
     active: dict[tuple[str | None, str, int], PatchFunction] = {}
     for below in loaded:
         for f in below.functions:
@@ -171,16 +176,16 @@ def activeness_functions(patch: Patch, loaded: Sequence[Patch]) -> Patch:
     for f, mine in zip(patch.functions, own.functions):
         now = None if patch.unpatch else active.get(f.key)
         out.append(mine if now is None else
-                   replacement_of(now, f"{f.spec.split('->')[0]} (active replacement)"))
+                   replacement_of(now, f"{f.old_spec} (active replacement)"))
     if patch.replace:
         seen = {g.spec for g in out}
         for below in loaded:
             for f in below.functions:
-                g = replacement_of(f, f"{f.spec.split('->')[0]} (replaced: KPATCH_OP_UNPATCH)")
+                g = replacement_of(f, f"{f.old_spec} (replaced: KPATCH_OP_UNPATCH)")
                 if g.spec not in seen:
                     seen.add(g.spec)
                     out.append(g)
-    return dataclass_replace(patch, functions=tuple(out))
+    return replace(patch, functions=tuple(out))
 
 
 @dataclass(frozen=True)
@@ -196,9 +201,21 @@ class Kpatch(Model):
     #: The load disables a patch (kpatch unload / a reversal).
     unpatching: bool = False
 
+    #: The kernel's klp profile (Klp.kernel_params of the dump's kernel) that
+    #: judges the transition when ``livepatch``; empty: the newest kernel's.
+    klp_profile: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def kernel_params(cls, kernel: Kernel) -> dict[str, Any]:
+        return {"klp_profile": tuple(sorted(Klp.kernel_params(kernel).items()))}
+
     @property
+    def profile_name(self) -> str | None:
+        return self._klp.profile_name if self.livepatch else None
+
+    @cached_property
     def _klp(self) -> Klp:
-        return Klp(unpatching=self.unpatching)
+        return Klp(**dict(self.klp_profile), unpatching=self.unpatching)
 
     @property
     def cell(self) -> tuple[str, str]:

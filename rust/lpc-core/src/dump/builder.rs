@@ -194,6 +194,13 @@ impl DumpBuilder {
         self.dump.kernel_release = Some(release.to_owned());
     }
 
+    /// Marks the tasks a runqueue dump shows current on their CPU (see
+    /// [`TaskColumns::mark_current`]); the open task is ended first.
+    pub fn mark_current(&mut self, currents: &[(i64, i64)]) {
+        self.end_task();
+        self.dump.tasks.mark_current(currents);
+    }
+
     /// Records the architecture a frame's syntax names (the first one stands).
     pub fn note_arch(&mut self, arch: &str) {
         if self.dump.arch.is_none() {

@@ -23,6 +23,10 @@
 //!    so that `D28344` and vendor tails parse), `CPU: N [UID: U] PID: P Comm: C`
 //!    (a `dump_stack()` of the running task: `on_cpu = true`), and
 //!    `NMI backtrace for cpu N skipped: idling at SYM` (the idle task).
+//!    SysRq-t's `running task` is runnable (`task_is_running()`), not on a
+//!    CPU; the runqueue dump after the task list (`cpu#N, …`, `runnable
+//!    tasks:`, kernel/sched/debug.c) names each CPU's current task in its
+//!    `>R` row, which puts that task (if runnable) on that CPU.
 //!    `INFO: task COMM:PID blocked for more than N seconds` is kept aside and
 //!    opens a task only when a call trace follows without a header.
 //! 3. **Call traces**: `Call Trace:`/`Call trace:`/`Backtrace:` start one (a
@@ -731,6 +735,12 @@ struct Machine<'a> {
     /// The line of an s390 `Last Breaking-Event-Address:`: the frame-shaped
     /// line right after it is a branch address, not a frame.
     breaking_event_line: usize,
+    /// The CPU whose runqueue the scheduler's debug dump is listing (`cpu#N,`).
+    rq_cpu: Option<i64>,
+    /// Inside its `runnable tasks:` table.
+    rq_rows: bool,
+    /// (pid, cpu) of each `>R` row: the task current on that CPU.
+    currents: Vec<(i64, i64)>,
 }
 
 impl<'a> Machine<'a> {
@@ -746,7 +756,64 @@ impl<'a> Machine<'a> {
             releases: Vec::new(),
             pending_caller: None,
             breaking_event_line: 0,
+            rq_cpu: None,
+            rq_rows: false,
+            currents: Vec::new(),
         }
+    }
+
+    /// The scheduler's runqueue dump that follows SysRq-t on kernels with
+    /// sched debug (kernel/sched/debug.c `print_rq`, `print_task`): `cpu#N, …`
+    /// opens a CPU, `runnable tasks:` its table, whose rows are one per task
+    /// of that runqueue — `>R` for the CPU's current task (`task_current()`),
+    /// else a blank and the state letter, then the comm in 15 columns and the
+    /// pid. The `>R` rows are the dump's own word on which task was on which
+    /// CPU; the other rows are understood and not needed.
+    fn runqueue_line(&mut self, t: &str) -> bool {
+        if let Some(rest) = t.strip_prefix("cpu#") {
+            let Some((cpu, len)) = scan_dec(rest.as_bytes()) else {
+                return false;
+            };
+            if !rest[len..].starts_with(',') {
+                return false;
+            }
+            self.rq_cpu = i64::try_from(cpu).ok();
+            self.rq_rows = false;
+            return true;
+        }
+        let Some(cpu) = self.rq_cpu else {
+            return false;
+        };
+        if trim_end_ws(t) == "runnable tasks:" {
+            self.rq_rows = true;
+            return true;
+        }
+        if !self.rq_rows {
+            return false;
+        }
+        let bytes = t.as_bytes();
+        if bytes.iter().all(|&c| c == b'-') || (t.starts_with("S ") && t.contains(" PID ")) {
+            return true; // the table's head and rule
+        }
+        if let Some(row) = t.strip_prefix(">R") {
+            // `" %15s %5d "`: the pid is the first word after the comm's columns.
+            if let Some(pid) = row.get(17..).and_then(|r| r.split_whitespace().next()) {
+                if let Some(pid) = parse_id(pid) {
+                    self.currents.push((pid, cpu));
+                    return true;
+                }
+            }
+            return false;
+        }
+        if bytes.len() > 2
+            && b"RSDTtXZPIN".contains(&bytes[0])
+            && bytes[1] == b' '
+            && t.split_whitespace().count() >= 5
+        {
+            return true;
+        }
+        self.rq_rows = false;
+        false
     }
 
     /// Ends an ARM32 chain: its last caller is the outermost frame.
@@ -760,6 +827,8 @@ impl<'a> Machine<'a> {
 
     fn begin(&mut self, b: &mut DumpBuilder, (mut h, comm): (TaskHeader, &str)) {
         self.flush_caller(b);
+        self.rq_cpu = None;
+        self.rq_rows = false;
         // The header right after a hung-task report (its `Not tainted` and
         // `echo 0 >` lines between) is the reported task's, when the pids agree.
         if let Some((_, pid, at)) = self.pending_hung {
@@ -1018,6 +1087,9 @@ impl<'a> Machine<'a> {
 
     /// Every line that is neither a frame nor a section marker.
     fn other_line(&mut self, t: &'a str, n: usize, raw: &str, b: &mut DumpBuilder) -> bool {
+        if self.runqueue_line(t) {
+            return true;
+        }
         if t.starts_with("task:") && !is_task_pointer_line(t) {
             // Only sched_show_task() prints `task:COMM` lines: one that does
             // not read is a damaged header, and its task is kept as unreadable.
@@ -1256,6 +1328,7 @@ impl<'a> Machine<'a> {
 
     fn finish(mut self, b: &mut DumpBuilder) {
         self.flush_caller(b);
+        b.mark_current(&self.currents);
         for w in whole_dump_warnings(self.same_stack_refs, self.repeated) {
             b.warn(&w);
         }
@@ -1418,6 +1491,7 @@ struct ChunkEnd {
     lines: usize,
     same_stack_refs: usize,
     releases: Vec<String>,
+    currents: Vec<(i64, i64)>,
 }
 
 /// Parses one chunk into `b` without the whole-dump warnings.
@@ -1434,6 +1508,7 @@ fn parse_chunk(text: &str, b: &mut DumpBuilder) -> ChunkEnd {
         lines,
         same_stack_refs: m.same_stack_refs,
         releases: m.releases.iter().map(|&r| r.to_owned()).collect(),
+        currents: m.currents,
     }
 }
 
@@ -1454,6 +1529,7 @@ pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<Dump> {
         b.append(dump, end.lines);
         end.lines += more.lines;
         end.same_stack_refs += more.same_stack_refs;
+        end.currents.extend(more.currents);
         for r in more.releases {
             if !end.releases.contains(&r) {
                 end.releases.push(r);
@@ -1470,6 +1546,7 @@ pub fn parse_chunks(chunks: &[&[u8]], reserve_for: usize) -> Option<Dump> {
 /// alone compared with its own first release); then [`Machine::finish`]'s
 /// warnings, with a repeated task being one whose tid an earlier task had.
 fn whole_log(d: &mut Dump, end: &ChunkEnd) {
+    d.tasks.mark_current(&end.currents);
     let first = end.releases.first();
     d.kernel_release = first.cloned();
     let mixes = end
@@ -2293,6 +2370,35 @@ mod tests {
         let d = run("CPU: 0 PID: 5 Comm: a Not tainted 4.4.1 #1\ntask: ffff8801d85697c0 ti: ffff8800bade8000 task.ti: ffff8800bade8000\nCall Trace:\n f+0x1/0x2\n");
         assert_eq!(d.task_count(), 1);
         assert_eq!(d.lost_tasks(), 0);
+    }
+
+    #[test]
+    fn runqueue_dump_names_each_cpus_current_task() {
+        // Debian 6.1 SysRq-t in the oracle guest: `sh` wrote the trigger and is
+        // `>R` on cpu#0; cpu#1 ran its idle task (no `>R` row).
+        let d = run(sample!("oracle/idle_leaf/first_sysrq.txt"));
+        let on: Vec<_> = (0..d.task_count())
+            .filter(|&t| d.header(t).on_cpu == Some(true))
+            .map(|t| (d.comm(t).to_owned(), d.header(t).cpu))
+            .collect();
+        assert_eq!(on, [("sh".to_owned(), Some(0))]);
+        // Its rows are read, not skipped: what is left is the debug summary.
+        let rows = run("task:sh              state:R  running task     stack:0     pid:93    ppid:1      flags:0x00004000\n\
+                        Call Trace:\n <TASK>\n f+0x1/0x2\n </TASK>\n\
+                        task:b               state:R  running task     stack:0     pid:94    ppid:1      flags:0x00004000\n\
+                        Call Trace:\n <TASK>\n f+0x1/0x2\n </TASK>\n\
+                        cpu#1, 2596.097 MHz\n\
+                        runnable tasks:\n \
+                        S            task   PID         tree-key  switches  prio     wait-time\n\
+                        ----------------------------------\n\
+                        >R               b    94      1826.786746        12   120         0.000000\n \
+                        R               sh    93      1826.786746        12   120         0.000000\n");
+        assert_eq!(rows.skipped_lines, 0);
+        assert_eq!(
+            (rows.header(0).on_cpu, rows.header(1).on_cpu),
+            (None, Some(true))
+        );
+        assert_eq!(rows.header(1).cpu, Some(1));
     }
 
     #[test]

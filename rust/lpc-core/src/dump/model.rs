@@ -348,6 +348,27 @@ impl TaskColumns {
     }
 
     /// Adds `loss` at `line` to the last task's row (the first loss's line is kept).
+    /// Puts the runnable tasks the scheduler's runqueue dump shows as their
+    /// CPU's current task (`pid`, `cpu` pairs) on that CPU, where nothing else
+    /// said whether they were on one.
+    pub(crate) fn mark_current(&mut self, currents: &[(i64, i64)]) {
+        if currents.is_empty() {
+            return;
+        }
+        let on: std::collections::HashMap<i64, i64> = currents.iter().copied().collect();
+        for t in 0..self.len() {
+            if self.on_cpu[t] != -1 || self.state[t] != u32::from('R') {
+                continue;
+            }
+            if let Some(&cpu) = on.get(&self.pid[t]) {
+                self.on_cpu[t] = 1;
+                if self.cpu[t] == NO_ID {
+                    self.cpu[t] = cpu;
+                }
+            }
+        }
+    }
+
     pub(crate) fn lose_last(&mut self, loss: TaskLoss, line: usize) {
         let (Some(lost), Some(at)) = (self.lost.last_mut(), self.lost_line.last_mut()) else {
             return;
