@@ -230,6 +230,16 @@ def test_the_architecture_from_the_release_or_the_entry_frames(sample: str, arch
     assert kernel.arch == arch, (sample, kernel.arch_source)
 
 
+def test_a_snapshot_names_its_kernel_and_machine() -> None:
+    from lpc.source import load
+
+    dump, *_ = load(str(DATA / "procdump-6.18"), None)
+    kernel = dump_kernel(dump)
+    assert kernel.source == "the capture's osrelease" and kernel.release == dump.kernel_release
+    if dump.metadata.get("machine"):
+        assert kernel.arch_source == "the snapshot's uname -m"
+
+
 def test_dump_kernel_prefers_the_command_line() -> None:
     dump = parse_dump((DATA / "hung-task-6.18.txt").read_bytes())
     assert dump_kernel(dump).release == "6.18.44-fc-v657"

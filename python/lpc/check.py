@@ -285,7 +285,10 @@ def dump_kernel(dump: Dump, release: str | None = None, arch: str | None = None)
             arch_from = "the dump's entry frames" if arch else None
     if release:
         return Kernel(release, "--kernel-release", arch, arch_from)
-    return Kernel(dump.kernel_release, "named by the dump", arch, arch_from)
+    # A capture (live, or a snapshot's meta.txt) read /proc/sys/kernel/osrelease.
+    named = ("the capture's osrelease" if dump.metadata.get("kernel_release")
+             else "named by the dump")
+    return Kernel(dump.kernel_release, named, arch, arch_from)
 
 
 def check(
