@@ -193,6 +193,14 @@ pipe_read_fn() {
 # line overrides it (lpc oracle run --funcs)
 funcs_or() { echo "${lpc_funcs:-$1}"; }
 
+# patch_passthru DEFAULT: load lpc_pt over the scenario's functions (DEFAULT,
+# or --funcs), noted in funcs.txt for the host; leaves them in $F
+patch_passthru() {
+	F=$(funcs_or "$1")
+	echo "$F" > funcs.txt
+	patch lpc_pt funcs="$F"
+}
+
 finish() {
 	dmesg | grep -E 'livepatch|lpc_' > klp_dmesg.txt
 	say "scenario done"

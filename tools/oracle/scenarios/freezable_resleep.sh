@@ -14,9 +14,7 @@ usleep 500000
 d0=$(cat /sys/module/lpc_sleeper/parameters/dozes)
 while [ "$(cat /sys/module/lpc_sleeper/parameters/dozes)" = "$d0" ]; do usleep 20000; done
 say "doze $(cat /sys/module/lpc_sleeper/parameters/dozes) began"
-F=$(funcs_or lpc_sleeper:lpc_sleeper_doze)
-echo "$F" > funcs.txt
-patch lpc_pt funcs="$F" || exit 1
+patch_passthru lpc_sleeper:lpc_sleeper_doze || exit 1
 first_retry
 capture first lpc_pt
 usleep 4000000	# past the end of that doze and the freezable sleep after it

@@ -8,9 +8,7 @@
 quiet_and_verbose
 insmod /modules/lpc_sleeper.ko sleeper=0 resleeper=1
 usleep 300000
-F=$(funcs_or lpc_sleeper:lpc_sleeper_wait)
-echo "$F" > funcs.txt
-patch lpc_pt funcs="$F" || exit 1
+patch_passthru lpc_sleeper:lpc_sleeper_wait || exit 1
 first_retry
 capture first lpc_pt
 settle lpc_pt 25

@@ -5,9 +5,7 @@
 quiet_and_verbose
 sleep 1000 &
 usleep 300000
-F=$(funcs_or do_nanosleep,worker_thread)
-echo "$F" > funcs.txt
-patch lpc_pt funcs="$F" || exit 1
+patch_passthru do_nanosleep,worker_thread || exit 1
 first_retry
 capture first lpc_pt
 echo 0 > /sys/kernel/livepatch/lpc_pt/enabled

@@ -11,9 +11,7 @@ quiet_and_verbose
 CAPTURE_CPUS=${CAPTURE_CPUS:-1}
 insmod /modules/lpc_sleeper.ko sleeper=0 spinners=2 spinners_in=1
 usleep 500000
-F=$(funcs_or lpc_sleeper:lpc_sleeper_spin_in)
-echo "$F" > funcs.txt
-patch lpc_pt funcs="$F" || exit 1
+patch_passthru lpc_sleeper:lpc_sleeper_spin_in || exit 1
 first_retry
 capture first lpc_pt
 settle lpc_pt 25

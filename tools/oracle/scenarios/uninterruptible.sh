@@ -5,9 +5,7 @@ quiet_and_verbose
 insmod /modules/lpc_sleeper.ko
 cat /proc/lpc_sleeper &
 usleep 300000
-F=$(funcs_or lpc_sleeper:lpc_sleeper_hold)
-echo "$F" > funcs.txt
-patch lpc_pt funcs="$F" || exit 1
+patch_passthru lpc_sleeper:lpc_sleeper_hold || exit 1
 first_retry
 capture first lpc_pt
 settle lpc_pt 25

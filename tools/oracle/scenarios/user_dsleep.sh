@@ -10,9 +10,7 @@ CAPTURE_CPUS=1
 insmod /modules/lpc_sleeper.ko sleeper=0
 sh -c 'read -r x < /proc/lpc_sleeper; exec sleep 1000' &
 usleep 300000
-F=$(funcs_or lpc_sleeper:lpc_sleeper_hold,kthreadd)
-echo "$F" > funcs.txt
-patch lpc_pt funcs="$F" || exit 1
+patch_passthru lpc_sleeper:lpc_sleeper_hold,kthreadd || exit 1
 first_retry
 capture first lpc_pt
 settle lpc_pt 25
