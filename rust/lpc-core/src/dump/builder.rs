@@ -375,11 +375,11 @@ impl DumpBuilder {
     }
 
     /// Appends a borrowed frame to the open task (no allocation unless its
-    /// token is new).
+    /// token is new) and returns its token.
     ///
     /// # Panics
     /// When no task is open (a parser bug: frames outside a task are `skip`ped).
-    pub fn push_frame_ref(&mut self, f: &FrameRef<'_>) {
+    pub fn push_frame_ref(&mut self, f: &FrameRef<'_>) -> u32 {
         assert!(self.open, "push_frame without an open task");
         let token = self.intern_token(f);
         self.push_token(
@@ -391,6 +391,7 @@ impl DumpBuilder {
                 line: f.line,
             },
         );
+        token
     }
 
     /// Counts a line that belongs to no known construct, keeping the first few.

@@ -872,17 +872,7 @@ impl<'a> Machine<'a> {
     /// Returns the frame's token.
     fn push(&mut self, b: &mut DumpBuilder, f: &FrameRef<'_>, line: usize) -> u32 {
         self.open_for_frame(b, line);
-        let token = b.intern_token(f);
-        b.push_token(
-            token,
-            FrameSite {
-                reliable: f.reliable,
-                context: f.context,
-                inlined: f.inlined,
-                line: f.line,
-            },
-        );
-        token
+        b.push_frame_ref(f)
     }
 
     /// What [`Machine::push`] does before the frame goes in.
