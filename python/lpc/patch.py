@@ -108,6 +108,24 @@ class PatchFunction:
         return out
 
 
+def still_enabled(loaded: Sequence[Patch]) -> list[tuple[int, PatchFunction]]:
+    """The functions of the ``loaded`` patches (oldest first) that are still
+    enabled, each with its patch's 1-based depth. An atomic replace freed every
+    patch under it once its transition completed (core.c
+    klp_free_replaced_patches_async, klp_free_objects_dynamic: their functions
+    left every func_stack; kpatch.ko drops their KPATCH_OP_UNPATCH entries).
+    A loaded patch is an enabled one: an unpatch among them is refused."""
+    out: list[tuple[int, PatchFunction]] = []
+    for depth, below in enumerate(loaded, 1):
+        if below.unpatch:
+            raise PatchSpecError(f"loaded patch {depth} is an unpatch; a loaded patch is "
+                                 "one that is enabled")
+        if below.replace:
+            out.clear()
+        out.extend((depth, f) for f in below.functions)
+    return out
+
+
 def replacement_of(f: PatchFunction, stands_for: str) -> PatchFunction:
     """The replacement an enabled patch installed for ``f`` (its ``new``), as
     the range a check compares against; a refusal when it was not named."""
@@ -226,18 +244,8 @@ class Patch:
                 if f.new is not None else f for f in self.functions))
         if not loaded:
             return self
-        top: dict[tuple[str | None, str, int], tuple[int, PatchFunction]] = {}
-        for depth, below in enumerate(loaded, 1):
-            if below.unpatch:
-                raise PatchSpecError(f"loaded patch {depth} is an unpatch; a loaded patch is "
-                                     "one that is enabled")
-            if below.replace:
-                # Its transition freed the patches under it and dropped its nops
-                # (core.c klp_free_replaced_patches_async, klp_free_objects_dynamic):
-                # their functions are no longer on any func_stack.
-                top.clear()
-            for f in below.functions:
-                top[f.key] = (depth, f)
+        # The newest enabled patch of each function is on top of its func_stack.
+        top = {f.key: (depth, f) for depth, f in still_enabled(loaded)}
         out = []
         for f in self.functions:
             out.append(_checked(f, top.pop(f.key, None), "already patched"))

@@ -78,7 +78,7 @@ from lpc.models.base import (
 )
 from lpc.models.klp import Klp
 
-from lpc.patch import PatchFunction, replacement_of
+from lpc.patch import PatchFunction, replacement_of, still_enabled
 
 if TYPE_CHECKING:
     from lpc.kernel import Kernel
@@ -164,14 +164,9 @@ def activeness_functions(patch: Patch, loaded: Sequence[Patch]) -> Patch:
     such mark, so none is skipped.)"""
     # Unpatching: the patch's own replacements are the active ones (it is on top).
     own = patch.checked_against(())
-    # A replace patch already loaded removed the ones under it (their hash
-    # entries went with KPATCH_OP_UNPATCH): only it and what came after count.
-    last = max((i for i, below in enumerate(loaded) if below.replace), default=0)
-    loaded = loaded[last:]
-    active: dict[tuple[str | None, str, int], PatchFunction] = {}
-    for below in loaded:
-        for f in below.functions:
-            active[f.key] = f  # the newest registration is first in its hash bucket
+    enabled = [f for _, f in still_enabled(loaded)]
+    # The newest registration is first in its hash bucket.
+    active = {f.key: f for f in enabled}
     out: list[PatchFunction] = []
     for f, mine in zip(patch.functions, own.functions):
         now = None if patch.unpatch else active.get(f.key)
@@ -179,12 +174,11 @@ def activeness_functions(patch: Patch, loaded: Sequence[Patch]) -> Patch:
                    replacement_of(now, f"{f.old_spec} (active replacement)"))
     if patch.replace:
         seen = {g.spec for g in out}
-        for below in loaded:
-            for f in below.functions:
-                g = replacement_of(f, f"{f.old_spec} (replaced: KPATCH_OP_UNPATCH)")
-                if g.spec not in seen:
-                    seen.add(g.spec)
-                    out.append(g)
+        for f in enabled:
+            g = replacement_of(f, f"{f.old_spec} (replaced: KPATCH_OP_UNPATCH)")
+            if g.spec not in seen:
+                seen.add(g.spec)
+                out.append(g)
     return replace(patch, functions=tuple(out))
 
 
