@@ -223,12 +223,17 @@ class TaskFacts:
         return self.state in DEAD
 
     @property
-    def stack_trusted(self) -> bool:
-        """The stack as shown is the whole stack, as a frame-pointer walker would
-        vouch for it: complete, nothing hidden or lost, no interrupt frame on it
-        (a model whose kernel walks through interrupt frames says so itself)."""
+    def stack_whole(self) -> bool:
+        """The stack as shown is the whole stack: complete, nothing hidden or lost."""
         return (self.stack is Stack.COMPLETE and not self.hidden_patched_text
-                and self.evidence_lost is None and not self.interrupted)
+                and self.evidence_lost is None)
+
+    @property
+    def stack_trusted(self) -> bool:
+        """The whole stack, as a frame-pointer walker would vouch for it: no
+        interrupt frame on it (a model whose kernel walks through interrupt
+        frames reads :attr:`stack_whole` and says so itself)."""
+        return self.stack_whole and not self.interrupted
 
     @property
     def stack_problem(self) -> str:

@@ -63,7 +63,6 @@ from lpc.models.base import (
     Model,
     Nudge,
     Outlook,
-    Stack,
     StackSource,
     SwitchPoint,
     TaskFacts,
@@ -379,8 +378,7 @@ class Klp(Model):
 
     def _walk_reliable(self, t: TaskFacts) -> bool:
         """What stack_trace_save_tsk_reliable() would say of the stack shown."""
-        if not (t.stack is Stack.COMPLETE and not t.hidden_patched_text
-                and t.evidence_lost is None):
+        if not t.stack_whole:
             return False
         if t.interrupted and self.regs_frames_unreliable:
             return False  # kernel-mode registers on the stack: the walk gives up
@@ -461,7 +459,7 @@ class Klp(Model):
             limit = (f"{self.max_stack_entries} entries or more" if self.walk_fails_at_limit
                      else f"more than {self.max_stack_entries} entries")
             why = f"a stack of {limit} counts as unreliable ({t.depth} here)"
-        elif t.stack is Stack.COMPLETE and t.evidence_lost is None and t.interrupted:
+        elif t.stack_whole and t.interrupted:
             why = ("an interrupt or exception frame is on the stack, and this kernel's "
                    "reliable walker gives up at kernel-mode registers")
         else:
