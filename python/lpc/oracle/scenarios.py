@@ -83,6 +83,9 @@ _STACKED_FUNCS = "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap"
 _FIRST = CheckSpec("first_retry", "first", "first", "now")
 _SIGNALS = CheckSpec("after_signals", "first", "signals", "eventual")
 _PLAIN = (_FIRST, _SIGNALS)
+#: ... and the kernel's state at the signals capture against that capture's own dump
+_SIGNALS_NOW = CheckSpec("signals_now", "signals", "signals", "now")
+_PLAIN_NOW = (*_PLAIN, _SIGNALS_NOW)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -138,10 +141,10 @@ SCENARIOS: dict[str, Scenario] = {
             "S), then sleeps 10 ms TASK_FREEZABLE outside it: v6.16+ switches it in __schedule() "
             "at that freezable sleep; before, only a retry falling in the 10 ms can",
             (
-                CheckSpec("first_retry", "first", "first", "now"),
+                _FIRST,
                 CheckSpec("after_freezable", "first", "freeze", "eventual"),
-                CheckSpec("after_signals", "first", "signals", "eventual"),
-                CheckSpec("signals_now", "signals", "signals", "now"),
+                _SIGNALS,
+                _SIGNALS_NOW,
             ),
         ),
         Scenario(
@@ -149,21 +152,13 @@ SCENARIOS: dict[str, Scenario] = {
             "three CPU-bound kthreads (nice 19) on 2 CPUs (runnable, R, not all on a CPU): two spin in "
             "lpc_sleeper_spin_out, one in the patched lpc_sleeper:lpc_sleeper_spin_in; all call "
             "cond_resched()",
-            (
-                CheckSpec("first_retry", "first", "first", "now"),
-                CheckSpec("after_signals", "first", "signals", "eventual"),
-                CheckSpec("signals_now", "signals", "signals", "now"),
-            ),
+            _PLAIN_NOW,
         ),
         Scenario(
             "runnable_nmi",
             "runnable, with SysRq-l's NMI backtraces printed right after SysRq-t in the same "
             "dump: a task on a CPU appears twice, the second time on the stack it runs on",
-            (
-                CheckSpec("first_retry", "first", "first", "now"),
-                CheckSpec("after_signals", "first", "signals", "eventual"),
-                CheckSpec("signals_now", "signals", "signals", "now"),
-            ),
+            _PLAIN_NOW,
         ),
         Scenario(
             "user_dsleep",
@@ -171,9 +166,7 @@ SCENARIOS: dict[str, Scenario] = {
             "round: it switches at kernel exit once the read returns (kthreadd, patched too, keeps "
             "the transition open)",
             (
-                CheckSpec("first_retry", "first", "first", "now"),
-                CheckSpec("after_signals", "first", "signals", "eventual"),
-                CheckSpec("signals_now", "signals", "signals", "now"),
+                *_PLAIN_NOW,
                 CheckSpec("after_release", "first", "released", "eventual"),
                 CheckSpec("released_now", "released", "released", "now"),
             ),
@@ -183,11 +176,7 @@ SCENARIOS: dict[str, Scenario] = {
             "the project's kthread lpc_resleeper asleep (S) in lpc_sleeper:lpc_sleeper_wait, a "
             "wait_event_interruptible() loop whose condition never holds: the fake signal wakes "
             "it and it sleeps again in the same function",
-            (
-                CheckSpec("first_retry", "first", "first", "now"),
-                CheckSpec("after_signals", "first", "signals", "eventual"),
-                CheckSpec("signals_now", "signals", "signals", "now"),
-            ),
+            _PLAIN_NOW,
         ),
         Scenario(
             "stacked",
