@@ -37,7 +37,6 @@ __all__ = [
     "TaskList",
     "TaskLoss",
     "dump_formats",
-    "frame_context_code",
     "parse_dump",
     "read_metadata",
 ]
@@ -119,11 +118,6 @@ _check_losses(_core.dump_task_losses())
 _STATUSES: Final = _code_table(StackStatus, _core.dump_stack_statuses())
 #: FrameContext by ``frame_context_codes`` value, read from the core.
 _CONTEXTS: Final = _code_table(FrameContext, _core.dump_frame_contexts())
-
-
-def frame_context_code(context: FrameContext) -> int:
-    """The ``frame_context_codes`` value of a context."""
-    return _CONTEXTS.index(context)
 
 
 @dataclass(frozen=True, slots=True)

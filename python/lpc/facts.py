@@ -35,7 +35,7 @@ import numpy.typing as npt
 from lpc._grouping import factorize, group, name_flags, per_task
 from lpc.dump import _CONTEXTS as _DUMP_CONTEXTS
 from lpc.dump import _STATUSES as _DUMP_STATUSES
-from lpc.dump import UNKNOWN_U64, Dump, FrameContext, TaskLoss, frame_context_code
+from lpc.dump import UNKNOWN_U64, Dump, FrameContext, TaskLoss
 from lpc.kernel import (
     FREEZABLE_KTHREAD_PREFIXES,
     IDLE_COMM_PREFIX,
@@ -752,7 +752,7 @@ class TaskTable(Sequence[TaskFacts]):
         contexts = dump.frame_context_codes
         interrupted = (contexts != 0) & ~user_tail(dump)
         per_frame[interrupted] |= np.uint8(StackEvidence.INTERRUPTED)
-        irq_stacks = [frame_context_code(c) for c in
+        irq_stacks = [_DUMP_CONTEXTS.index(c) for c in
                       (FrameContext.IRQ, FrameContext.SOFTIRQ, FrameContext.NMI)]
         per_frame[np.isin(contexts, irq_stacks)] |= np.uint8(StackEvidence.ON_IRQ_STACK)
         return per_task(np.bitwise_or, offsets, per_frame)
@@ -907,8 +907,8 @@ class TaskTable(Sequence[TaskFacts]):
 
     def interrupted(self, t: int) -> bool:
         """Whether task ``t``'s stack holds an interrupt or exception frame (an
-        ``<IRQ>``/``<NMI>``/exception section): the dump caught it mid-interrupt."""
-        return bool(self._evidence[t] & StackEvidence.INTERRUPTED)
+        ``<IRQ>``/``<NMI>``/exception section, or an interrupt entry)."""
+        return bool(self.interrupted_column[t])
 
     def kind(self, t: int) -> TaskKind:
         return self._kind_of_group[int(self.kind_groups[t])]
