@@ -285,10 +285,5 @@ class Kernel:
         self.arch = _ARCH_NAMES.get(arch.lower(), arch.lower()) if arch else None
         self.arch_source = arch_source if self.arch else "unknown"
 
-    def at_least(self, major: int, minor: int) -> bool:
-        """Whether the kernel is ``major.minor`` or newer (an unknown release is
-        the newest: callers say so)."""
-        return self.version is None or self.version[:2] >= (major, minor)
-
     def __repr__(self) -> str:
         return f"Kernel({self.release!r}, {self.source!r}, arch={self.arch!r})"
