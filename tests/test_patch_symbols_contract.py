@@ -36,7 +36,8 @@ def test_a_bad_function_names_itself_and_shows_the_syntax() -> None:
         PatchFunction.parse("ext4:bad name@2")
     assert str(err.value) == (
         "bad patch function 'ext4:bad name@2': expected [object:]name[@sympos][->[module:]new], "
-        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or do_nanosleep->lpc_pt:lpc_pt_thunk_0"
+        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or do_nanosleep->lpc_pt:lpc_pt_thunk_0 "
+            "(or ->lpc_pt:* for any function of the module)"
     )
 
 
@@ -76,7 +77,8 @@ def test_patch_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
         Patch.from_file(bad)
     assert str(err.value) == (
         f"{bad}:3: bad patch function 'vfs write': expected [object:]name[@sympos][->[module:]new], "
-        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or do_nanosleep->lpc_pt:lpc_pt_thunk_0"
+        "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or do_nanosleep->lpc_pt:lpc_pt_thunk_0 "
+            "(or ->lpc_pt:* for any function of the module)"
     )
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n\n")

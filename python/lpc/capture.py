@@ -45,6 +45,13 @@ from lpc.dump import (
 )
 from lpc.errors import CaptureError, SnapshotError
 from lpc.kernel import PF_KTHREAD
+from lpc.livepatch_state import (
+    LIVEPATCH_STATE_FILE,
+    PATCH_STATE_FILE,
+    LivepatchState,
+    PatchStates,
+    format_patch_states,
+)
 
 __all__ = [
     "PF_KTHREAD",
@@ -339,7 +346,8 @@ COMPLETE_MARKER = "snapshot_complete=1"
 
 
 def write_snapshot(
-    dump: Dump, directory: str | os.PathLike[str], *, copy_kallsyms: bool = True
+    dump: Dump, directory: str | os.PathLike[str], *, copy_kallsyms: bool = True,
+    livepatch: LivepatchState | None = None, patch_states: PatchStates | None = None,
 ) -> Path:
     """Records ``dump`` as a snapshot directory that :func:`lpc.dump.parse_dump` reads back.
 
@@ -347,7 +355,10 @@ def write_snapshot(
     ``meta.txt`` (the dump's metadata plus ``kernel_release`` and
     ``source_format``, ending with :data:`COMPLETE_MARKER`) and, when
     ``copy_kallsyms`` and the dump knows its symbol file (a live capture's
-    ``/proc/kallsyms``), ``kallsyms.txt``. Returns the directory.
+    ``/proc/kallsyms``), ``kallsyms.txt``; with ``livepatch`` and
+    ``patch_states``, the machine's livepatch state (``livepatch.txt``) and
+    each thread's ``patch_state`` (``patch_state.txt``,
+    :mod:`lpc.livepatch_state`). Returns the directory.
 
     Everything is written into a fresh private directory beside the target
     (files created exclusively, never through a symlink) and renamed into
@@ -379,6 +390,11 @@ def write_snapshot(
         _write(work / SNAPSHOT_STACKS, stacks)
         if copy_kallsyms and dump.kallsyms_path:
             _copy(dump.kallsyms_path, work / SNAPSHOT_KALLSYMS)
+        if livepatch is not None:
+            _write(work / LIVEPATCH_STATE_FILE, ("\n".join(livepatch.lines()) + "\n").encode())
+        if patch_states is not None:
+            comms = {t.tid: t.comm for t in dump.tasks if t.tid is not None}
+            _write(work / PATCH_STATE_FILE, format_patch_states(patch_states, comms).encode())
         _write(work / SNAPSHOT_META, ("\n".join([*lines, COMPLETE_MARKER]) + "\n").encode())
         os.chmod(work, 0o755)
         os.rename(work, target)  # atomic; replaces only an empty directory

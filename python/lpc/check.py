@@ -46,6 +46,7 @@ from lpc.facts import (
     token_name_ids,
 )
 from lpc.kernel import Kernel, arch_of_frames, arch_of_release, in_sched_text_by_name
+from lpc.livepatch_state import LivepatchState, LoadedPatch, PatchStates, loaded_patches
 from lpc.locate import unseen_functions
 from lpc.models import MODELS, Model, configure, get_model
 from lpc.patch import Patch
@@ -56,6 +57,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CheckRequest",
     "CheckResult",
+    "MachineView",
     "Report",
     "Scan",
     "TaskResult",
@@ -64,6 +66,7 @@ __all__ = [
     "check",
     "check_all",
     "first_patched_frame",
+    "machine_view",
     "frame_function_names",
     "infer_kind",
     "run",
@@ -117,11 +120,14 @@ def _token_patch_ids_by_name(dump: Dump, patch: Patch) -> npt.NDArray[np.int64]:
     mids = dump.token_module_ids.astype(np.int64)
     ids = np.full(dump.token_count, -1, dtype=np.int64)
     for k, f in enumerate(patch.functions):
+        # Object check: a vmlinux function must not match a same-named module frame.
+        mid = Dump.NO_NAME if f.object is None else index.get(f.object, -2)
+        if f.module_text:  # any frame of the module
+            ids[(mids == mid) & (fids != Dump.NO_NAME) & (ids < 0)] = k
+            continue
         fid = index.get(f.name)
         if fid is None:
             continue
-        # Object check: a vmlinux function must not match a same-named module frame.
-        mid = Dump.NO_NAME if f.object is None else index.get(f.object, -2)
         ids[(fids == fid) & (mids == mid) & (ids < 0)] = k
     return ids
 
@@ -419,8 +425,15 @@ class CheckRequest:
     kernel_release: str | None = None
     #: The kernel's architecture, when the release does not name it.
     arch: str | None = None
-    #: The patches already enabled on the machine, oldest first.
+    #: The patches already enabled on the machine, oldest first. Given, they
+    #: win over the machine's ``/sys/kernel/livepatch`` state.
     loaded: tuple[Patch, ...] = ()
+    #: The machine's livepatch state and per-task ``patch_state``; None: read
+    #: them from the source (live sysfs, or a snapshot's ``livepatch.txt``).
+    livepatch: LivepatchState | None = None
+    patch_states: PatchStates | None = None
+    #: False: ignore the machine's livepatch state altogether.
+    machine_state: bool = True
 
     @property
     def all_models(self) -> bool:
@@ -443,14 +456,95 @@ class Report:
     sleeping: list[tuple[str, int]] | None = None
     #: Without a patch: every task read, with its stack's status (facts.task_inventory).
     inventory: list[dict[str, Any]] | None = None
+    #: The machine's livepatch state, what the kernel would refuse, and the
+    #: transition in progress when it is the checked patch's.
+    machine: MachineView | None = None
 
     @property
     def converges(self) -> bool | None:
         """True when every model's transition converges; False when one does not."""
+        if self.machine is not None and self.machine.refusals:
+            return False  # the kernel would not even start the transition
         answers = [r.converges for r in self.results.values()]
         if any(a is False for a in answers):
             return False
         return True if all(a is True for a in answers) else None
+
+
+@dataclass(frozen=True)
+class MachineView:
+    """What the machine's livepatch state adds to a check (:func:`machine_view`)."""
+
+    state: LivepatchState
+    #: ``(code, sentence)``: what ``klp_enable_patch()`` would refuse, said first.
+    refusals: tuple[tuple[str, str], ...]
+    #: Facts said before the verdict that refuse nothing (e.g. no reliable stacks).
+    notes: tuple[str, ...]
+    #: Where the loaded patches came from (``sysfs``, the command line, none).
+    loaded_from: str
+    loaded: tuple[Patch, ...]
+    #: The checked patch's own transition, in progress: the patch, and the
+    #: state each task reaches (1 patching, 0 unpatching).
+    transition: LoadedPatch | None = None
+    target: int | None = None
+    patch_states: PatchStates | None = None
+
+    def kernel_switched(self, tid: int | None) -> bool | None:
+        """Has the kernel switched this task (its ``patch_state`` is the target)?"""
+        if self.patch_states is None or self.target is None or tid is None:
+            return None
+        state = self.patch_states.get(tid)
+        return None if state is None else state == self.target
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "livepatch_present": self.state.present,
+            "livepatch_source": self.state.source,
+            "patches": [{"name": p.name, "enabled": p.enabled, "transition": p.transition,
+                         "replace": p.replace, "stack_order": p.stack_order,
+                         "functions": [f"{o or 'vmlinux'}:{n},{pos}"
+                                       for o, n, pos in p.functions]}
+                        for p in self.state.patches],
+            "refusals": [{"code": c, "reason": r} for c, r in self.refusals],
+            "notes": list(self.notes),
+            "loaded_from": self.loaded_from,
+            "unparsed": list(self.state.unparsed),
+        }
+        if self.transition is not None:
+            states = self.patch_states or PatchStates()
+            out["transition"] = {
+                "patch": self.transition.name, "target": self.target,
+                "switched": sum(1 for v in states.values() if v == self.target),
+                "not_switched": sorted(t for t, v in states.items() if v != self.target),
+            }
+        return out
+
+
+def _same_patch(busy: LoadedPatch, patch: Patch) -> bool:
+    """Is the transition in progress this patch's own? By name when the patch
+    has one (a module's); else by the functions it names."""
+    if patch.name is not None:
+        return patch.name == busy.name
+    keys = {f.key for f in patch.functions}
+    return keys == {(o, n, pos or 1) for o, n, pos in busy.functions}
+
+
+def machine_view(state: LivepatchState, patch: Patch, given: Sequence[Patch],
+                 patch_states: PatchStates | None) -> MachineView:
+    """The loaded patches (given ones win over sysfs), the refusals, and the
+    checked patch's own transition when it is the one in progress."""
+    busy = state.in_transition
+    own = busy if busy is not None and _same_patch(busy, patch) else None
+    notes = tuple(f"{where}: not understood" for where in state.unparsed)
+    if given:
+        loaded, loaded_from = tuple(given), "the command line (--loaded)"
+    else:
+        enabled = loaded_patches(state)
+        loaded = tuple(p for p in enabled if own is None or p.name != own.name)
+        loaded_from = f"{state.source}" if loaded else "none enabled"
+    refusals = () if own is not None else tuple(state.preflight())
+    target = None if own is None else (1 if own.enabled else 0)
+    return MachineView(state, refusals, notes, loaded_from, loaded, own, target, patch_states)
 
 
 def _model_names(request: CheckRequest) -> list[str]:
@@ -483,12 +577,40 @@ def run(request: CheckRequest) -> Report:
         return Report(request, description, dump, symbols, {}, sleeping_functions(dump),
                       task_inventory(dump))
     kernel = dump_kernel(dump, request.kernel_release, request.arch)
+    machine = None
+    loaded = request.loaded
+    if request.machine_state:
+        state, patch_states = request.livepatch, request.patch_states
+        if state is None:
+            state, found_states = source.machine_state(
+                request.dump, live=request.dump is None and not request.demo)
+            patch_states = patch_states or found_states
+        if state is not None:
+            machine = machine_view(state, request.patch, request.loaded, patch_states)
+            loaded = machine.loaded
     done: dict[Patch, Prepared] = {}
     results = {}
     for name in _model_names(request):
         model = configure(name, request.params, kernel)
-        checked, found, facts, warnings = _prepare(dump, request.patch, symbols, request.loaded,
+        checked, found, facts, warnings = _prepare(dump, request.patch, symbols, loaded,
                                                    model, done)
         results[name] = _judge(dump, symbols, found, facts, notes + warnings,
                                model.with_patch(checked), kernel)
-    return Report(request, description, dump, symbols, results)
+    if machine is not None:
+        machine = _with_stack_notes(machine, results)
+    return Report(request, description, dump, symbols, results, machine=machine)
+
+
+def _with_stack_notes(machine: MachineView, results: Mapping[str, CheckResult]) -> MachineView:
+    """Say first when the kernel's model has no reliable stacks: then only kernel
+    exit and the idle loop switch tasks (transition.c klp_try_switch_task
+    refuses every task whose stack it cannot trust)."""
+    from dataclasses import replace as dc_replace
+
+    notes = list(machine.notes)
+    for name, r in results.items():
+        if r.params.get("reliable_stacks") is False:
+            notes.append(f"{name}: this kernel has no reliable stack traces "
+                         "(HAVE_RELIABLE_STACKTRACE): only the kernel exit and the idle loop "
+                         "switch tasks; kthreads that never leave the kernel block for good")
+    return dc_replace(machine, notes=tuple(notes))

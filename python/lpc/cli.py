@@ -92,6 +92,22 @@ def _loaded(args: argparse.Namespace) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _recorded_state(args: argparse.Namespace) -> dict[str, Any]:
+    """``--livepatch-state`` / ``--patch-states``: recorded files that stand for
+    the machine's state."""
+    if not (args.livepatch_state or args.patch_states):
+        return {}
+    from lpc.source import read_recorded_state
+
+    for path in (args.livepatch_state, args.patch_states):
+        if path and not os.path.isfile(path):
+            raise UsageError(f"{path}: no such file")
+    state, states = read_recorded_state(args.livepatch_state, args.patch_states)
+    if state is None:
+        raise UsageError("--patch-states needs --livepatch-state (which patch is in transition)")
+    return {"livepatch": state, "patch_states": states}
+
+
 def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
     """The command line as one :class:`~lpc.check.CheckRequest` (refused with a
     usage error when it names a model or parameter that does not exist)."""
@@ -102,7 +118,8 @@ def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
         symbols_mismatch_ok=args.symbols_mismatch_ok, symbols=args.symbols, patch=_patch(args),
         models=(args.model,), params=_model_params(args),
         kernel_release=getattr(args, "kernel_release", None), loaded=_loaded(args),
-        arch=getattr(args, "arch", None),
+        arch=getattr(args, "arch", None), machine_state=not args.no_machine_state,
+        **_recorded_state(args),
     )
     try:
         validate(request)
@@ -133,69 +150,85 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_capture(args: argparse.Namespace) -> int:
     from lpc import source
 
+    from lpc.livepatch_state import read_livepatch_state, read_patch_states
+
     dump = source.capture_live()
-    source.write_snapshot(dump, args.out)
-    _log(f"captured {dump.task_count} tasks into {args.out}")
+    # Right after the stacks: the machine's livepatch state and each thread's
+    # patch_state (another instant, milliseconds later: a capture is not atomic).
+    state, states = read_livepatch_state(), read_patch_states()
+    source.write_snapshot(dump, args.out, livepatch=state, patch_states=states)
+    patches = (f"{len(state.patches)} livepatch(es)" if state.present
+               else "no /sys/kernel/livepatch")
+    _log(f"captured {dump.task_count} tasks into {args.out} ({patches})")
     return EXIT_OK
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    """The kernel's retry loop, driven by repeated snapshots."""
-    from lpc import source
-    from lpc.check import check
+    """The kernel's retry loop, driven by repeated snapshots: each retry a check.
 
+    When the machine (or the recorded snapshot) shows the patch's own
+    transition in progress, each retry also shows the kernel's answer, every
+    task's ``patch_state``, beside lpc's verdict for the tasks it has not
+    switched, and the watch stops when the transition completes or is
+    reversed (:func:`lpc.watch.transition_end`)."""
+    from dataclasses import replace as dc_replace
+
+    from lpc.check import run
     from lpc.report import verdict_text
+    from lpc.watch import transition_end, watch_line
 
     if args.model == "all":
         raise UsageError("watch follows one model: name it with --model")
-    patch = _request(args).patch
-    if patch is None:
+    request = _request(args)
+    if request.patch is None:
         raise UsageError("watch needs --patch or --patch-file")
     dumps = list(args.dump or [])
     retries = len(dumps) if dumps else args.retries
-    symbols = None
     first_blocked: set[int] | None = None
     converged = False
+    followed = None  # the transition in progress, once seen
+    ended = None
     for retry in range(retries):
-        if dumps:
-            dump = source.parse_dump_path(dumps[retry])
-            symbols = source.symbols_for_dump(dump, args.symbols)
-            for note in source.check_same_kernel(dump, symbols,
-                                                 mismatch_ok=args.symbols_mismatch_ok):
-                _log(f"warning: {note}")
-        else:
-            dump = source.capture_live()
-            symbols = symbols or source.symbols_for_live(args.symbols)
-        result = check(dump, patch, args.model, symbols, **_model_params(args))
-        blocking = [t for t in result.tasks if t.outcome.verdict.value != "switch"]
-        tids = {t.facts.tid or -1 for t in blocking}
-        first_blocked = tids if first_blocked is None else first_blocked & tids
-        line = {
-            "schema_version": 1,
-            "retry": retry,
-            "time": time.time(),
-            "model": result.model,
-            "blocking": [{"tid": t.facts.tid, "comm": t.facts.comm, "verdict": t.outcome.verdict.value,
-                          "outlook": t.outcome.outlook.value} for t in blocking],
-            "converges": result.converges,
-            "eta_s": result.transition.eta_s,
-        }
+        report = run(dc_replace(request, dump=dumps[retry] if dumps else None,
+                                live=not dumps))
+        result = report.results[args.model]
+        machine = report.machine
+        if followed is not None and machine is not None:
+            ended = transition_end(followed, machine.state)
+        if followed is None and machine is not None and machine.transition is not None:
+            followed = machine.transition
+        line = watch_line(retry, time.time(), result, machine if followed else None)
         if args.json:
             print(json.dumps(line, sort_keys=True), flush=True)
-        _log(f"retry {retry}: {len(blocking)} task(s) not switchable now; "
+        blocking = line["blocking"]
+        tids = {b["tid"] if b["tid"] is not None else -1 for b in blocking}
+        first_blocked = tids if first_blocked is None else first_blocked & tids
+        kernel = ""
+        if "transition" in line:
+            k = line["transition"]
+            kernel = (f"kernel: {k['switched']} switched, {k['not_switched']} not yet "
+                      f"({k['patch']}, patch_state); ")
+        _log(f"retry {retry}: {kernel}{len(blocking)} task(s) not switchable now by lpc; "
              f"prediction: {verdict_text(result.converges)}"
              + (f" in ~{result.transition.eta_s:g} s" if result.transition.eta_s else ""))
-        if not blocking:
+        if ended is not None:
+            break
+        if not blocking and followed is None:
             converged = True
             break
         if retry + 1 < retries and not dumps:
             time.sleep(args.interval)
-    still = sorted(first_blocked or set())
-    report = ("converged at a retry: every task can switch" if converged
-              else f"{len(still)} task(s) could not switch at any retry (tids {still[:20]})")
-    _log(report)
+    if ended is not None:
+        report_line = f"the transition of {followed.name if followed else '?'} {ended}"
+        converged = ended.startswith("completed")
+    else:
+        still = sorted(first_blocked or set())
+        report_line = ("converged at a retry: every task can switch" if converged
+                       else f"{len(still)} task(s) could not switch at any retry "
+                            f"(tids {still[:20]})")
+    _log(report_line)
     if not args.json:
-        print(report)
+        print(report_line)
     return EXIT_OK if converged else EXIT_BLOCKED
 
 
@@ -414,6 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no cond_resched() switch point, whatever the release (klp)")
         p.add_argument("--no-reliable-stacks", action="store_true",
                        help="no HAVE_RELIABLE_STACKTRACE (klp)")
+        p.add_argument("--livepatch-state", metavar="FILE",
+                       help="the machine's /sys/kernel/livepatch as recorded (livepatch.txt); "
+                            "default: the live machine's, or the snapshot's")
+        p.add_argument("--patch-states", metavar="FILE",
+                       help="each task's patch_state as recorded (patch_state.txt)")
+        p.add_argument("--no-machine-state", action="store_true",
+                       help="ignore the machine's livepatch state (loaded patches, refusals)")
         p.add_argument("--json", action="store_true", help="JSON on stdout")
 
     p = sub.add_parser("check", help="which tasks block this patch, under which model")

@@ -10,6 +10,7 @@ __all__ = [
     "CaptureError",
     "DumpParseError",
     "InputFileError",
+    "LivepatchStateError",
     "SnapshotError",
     "InternalError",
     "InvalidRangeError",
@@ -59,6 +60,11 @@ class InputFileError(LpcError, ValueError):
 class SnapshotError(LpcError, ValueError):
     """A snapshot that cannot be written where asked (under /proc or /sys, over
     an existing file or snapshot, a full disk), or read back as whole."""
+
+
+class LivepatchStateError(LpcError, ValueError):
+    """A recorded ``/sys/kernel/livepatch`` state or ``patch_state`` list that
+    contradicts its format (names the file and line)."""
 
 
 class CaptureError(LpcError, PermissionError):

@@ -359,10 +359,13 @@ def token_losses(
         name_ids = {name: i for i, name in enumerate(dump.names)}
         could_be = np.zeros(dump.token_count, dtype=bool)
         for f in patch.functions:
+            mid = Dump.NO_NAME if f.object is None else name_ids.get(f.object, -2)
+            if f.module_text:
+                could_be |= dump.token_module_ids == mid
+                continue
             fid = name_ids.get(f.name)
             if fid is None:
                 continue
-            mid = Dump.NO_NAME if f.object is None else name_ids.get(f.object, -2)
             could_be |= (dump.token_function_ids == fid) & (dump.token_module_ids == mid)
         lost[unresolved & could_be & (lost == 0)] = Loss.UNPINNED
     return lost
@@ -669,7 +672,7 @@ class TaskTable(Sequence[TaskFacts]):
         eligible = found.eligible
         self._eligible = eligible
         #: Per patch function: its name, and whether it lies in .sched.text/lock text.
-        self._patched_names = [f.name for f in patch.functions]
+        self._patched_names = [f.spec if f.module_text else f.name for f in patch.functions]
         self._patched_in_sched_text = [
             symbols is not None and f.start is not None and bool(symbols.in_hidden_text(f.start))
             for f in patch.functions

@@ -27,13 +27,21 @@ from lpc.errors import InputFileError, LpcError, SymbolError
 if TYPE_CHECKING:
     from lpc.symbols import Symbols
 
-__all__ = ["Patch", "PatchFunction", "PatchSpecError"]
+__all__ = ["MODULE_TEXT", "Patch", "PatchFunction", "PatchSpecError"]
+
+#: The name of a replacement known only by its module (``old->module:*``):
+#: every function of that module. ``/sys/kernel/livepatch`` names what an
+#: enabled patch replaces but not with what, so a later patch of the same
+#: function is checked against the whole module, a range holding the real one.
+MODULE_TEXT = "*"
 
 # ASCII only: a Unicode digit in @sympos is not a position the kernel knows.
 _SPEC = re.compile(
     r"^(?:(?P<object>[A-Za-z0-9_\-]+):)?(?P<name>[A-Za-z_.$][A-Za-z0-9_.$]*)(?:@(?P<sympos>[0-9]+))?$",
     re.ASCII,
 )
+# A replacement may also be a whole module's text: ``module:*``.
+_MODULE_TEXT_SPEC = re.compile(r"^(?P<object>[A-Za-z0-9_\-]+):\*$", re.ASCII)
 #: A patch list is a few hundred names; anything this large is another kind of file.
 _PATCH_FILE_LIMIT = 16 << 20
 
@@ -64,9 +72,16 @@ class PatchFunction:
         return self.start is not None and self.end is not None
 
     @property
+    def module_text(self) -> bool:
+        """A stand-in for every function of a module (:data:`MODULE_TEXT`)."""
+        return self.name == MODULE_TEXT
+
+    @property
     def key(self) -> tuple[str | None, str, int]:
-        """What livepatch identifies a patched function by: object, name, position."""
-        return (self.object, self.name, self.sympos or 0)
+        """What livepatch identifies a patched function by: object, name, position.
+        A position of 0 (unique name) and 1 are one function: sysfs names both
+        ``name,1`` (core.c klp_init_func) and both resolve to the only symbol."""
+        return (self.object, self.name, self.sympos or 1)
 
     @property
     def old_spec(self) -> str:
@@ -81,12 +96,16 @@ class PatchFunction:
     @classmethod
     def parse(cls, text: str) -> PatchFunction:
         old, arrow, new = text.strip().partition("->")
+        whole = _MODULE_TEXT_SPEC.match(new.strip()) if arrow else None
+        if whole is not None:
+            return replace(cls.parse(old), new=cls(MODULE_TEXT, whole["object"]))
         match = _SPEC.match(old.strip())
         if match is None or (arrow and _SPEC.match(new.strip()) is None):
             raise PatchSpecError(
                 f"bad patch function {text!r}: expected [object:]name[@sympos][->[module:]new], "
                 "e.g. cmdline_proc_show or ext4:ext4_file_write_iter@2 or "
-                "do_nanosleep->lpc_pt:lpc_pt_thunk_0"
+                "do_nanosleep->lpc_pt:lpc_pt_thunk_0 (or ->lpc_pt:* for any function of "
+                "the module)"
             )
         sympos = int(match["sympos"]) if match["sympos"] else None
         obj = match["object"]
@@ -120,8 +139,8 @@ def still_enabled(loaded: Sequence[Patch]) -> list[tuple[int, PatchFunction]]:
         if below.unpatch:
             raise PatchSpecError(f"loaded patch {depth} is an unpatch; a loaded patch is "
                                  "one that is enabled")
-        if below.replace:
-            out.clear()
+        if below.replace and below.order_known:
+            out.clear()  # with the order unknown, what it freed is not known: keep all
         out.extend((depth, f) for f in below.functions)
     return out
 
@@ -136,15 +155,30 @@ def replacement_of(f: PatchFunction, stands_for: str) -> PatchFunction:
     return replace(f.new, stands_for=stands_for)
 
 
-def _checked(f: PatchFunction, below: tuple[int, PatchFunction] | None,
-             why: str) -> PatchFunction:
+def _checked(f: PatchFunction, below: list[tuple[int, PatchFunction]] | None,
+             why: str) -> list[PatchFunction]:
     """What ``f`` is checked against: itself, or the replacement of the newest
-    enabled patch of the same function (``below``: its depth and its entry)."""
-    if below is None:
-        return f
-    depth, prev = below
-    return replacement_of(prev, f"{f.old_spec} ({why}: loaded patch {depth}'s "
-                                "replacement")
+    enabled patch of the same function (``below``: its depth and its entry;
+    several when the loaded patches' order is unknown: each could be on top)."""
+    if not below:
+        return [f]
+    return [replacement_of(prev, f"{f.old_spec} ({why}: loaded patch "
+                                 f"{prev_depth}'s replacement)")
+            for prev_depth, prev in below]
+
+
+def _tops(loaded: Sequence[Patch]) -> dict[tuple[str | None, str, int],
+                                           list[tuple[int, PatchFunction]]]:
+    """Per function key, the enabled entry on top of its func_stack: the newest
+    one; every one of the patches whose order is not known (sysfs without
+    ``stack_order``), since any of them could be the newest."""
+    tops: dict[tuple[str | None, str, int], list[tuple[int, PatchFunction]]] = {}
+    for depth, f in still_enabled(loaded):
+        if loaded[depth - 1].order_known:
+            tops[f.key] = [(depth, f)]
+        else:
+            tops.setdefault(f.key, []).append((depth, f))
+    return tops
 
 
 @dataclass(frozen=True)
@@ -156,6 +190,11 @@ class Patch:
     #: An atomic-replace patch (``klp_patch.replace``, 5.1+): it replaces every
     #: enabled patch, and the functions only they patch get nops.
     replace: bool = False
+    #: The patch's name (its module's) when known.
+    name: str | None = None
+    #: As a loaded patch: False when its place among the others is not known
+    #: (read from sysfs without ``stack_order``).
+    order_known: bool = True
 
     @classmethod
     def parse(cls, spec: str, unpatch: bool = False, replace: bool = False) -> Patch:
@@ -213,9 +252,14 @@ class Patch:
     def resolve(self, symbols: Symbols) -> Patch:
         """Every function's range from the symbol table; a missing or ambiguous
         function is a :class:`~lpc.errors.SymbolError` naming it."""
-        out = []
+        out: list[PatchFunction] = []
         for f in self.functions:
             try:
+                if f.module_text:  # every function of the module, each its own range
+                    out.extend(replace(f, name=s.name, sympos=s.sympos or None,
+                                       start=s.address, end=s.address + s.size)
+                               for s in symbols.module_functions(f.object))
+                    continue
                 sym = symbols.lookup(f.name, module=f.object, sympos=f.sympos)
             except SymbolError as exc:
                 raise SymbolError(f"patch function {f.spec}: {exc}") from exc
@@ -245,13 +289,13 @@ class Patch:
         if not loaded:
             return self
         # The newest enabled patch of each function is on top of its func_stack.
-        top = {f.key: (depth, f) for depth, f in still_enabled(loaded)}
+        top = _tops(loaded)
         out = []
         for f in self.functions:
-            out.append(_checked(f, top.pop(f.key, None), "already patched"))
+            out.extend(_checked(f, top.pop(f.key, None), "already patched"))
         if self.replace:
-            out.extend(_checked(f, (depth, f), "a nop of this atomic replace")
-                       for depth, f in top.values())
+            for below in top.values():
+                out.extend(_checked(below[0][1], below, "a nop of this atomic replace"))
         return replace(self, functions=tuple(out))
 
     def as_json(self) -> dict[str, Any]:

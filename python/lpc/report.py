@@ -13,7 +13,7 @@ from collections import Counter
 import json
 from typing import Any, TextIO
 
-from lpc.check import Report
+from lpc.check import MachineView, Report
 from lpc.models import CONVERGING, MODELS, Outlook, get_model
 from lpc.result import SCHEMA_VERSION, CheckResult, TaskResults
 
@@ -97,7 +97,8 @@ def _advice(result: CheckResult) -> list[str]:
 _ROWS = 50
 
 
-def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
+def _text_one(result: CheckResult, description: str, out: TextIO,
+              refused: str | None = None) -> None:
     _print(f"source: {description}", out)
     fns = ", ".join(
         f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "")
@@ -136,7 +137,11 @@ def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
     for line in _evidence_lines(result):
         _print(line, out)
     eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
-    _print(f"verdict: {verdict_text(result.converges)}{eta} — {s['reason']}", out)
+    if refused is not None:
+        _print(f"verdict: REFUSED ({refused}): the kernel would not start this transition; "
+               f"once it would: {verdict_text(result.converges)}{eta} — {s['reason']}", out)
+    else:
+        _print(f"verdict: {verdict_text(result.converges)}{eta} — {s['reason']}", out)
     for line in _advice(result):
         _print(f"advice: {line}", out)
     for w in result.warnings:
@@ -227,11 +232,72 @@ def render_text(report: Report, out: TextIO) -> None:
             _print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", out)
         _inventory(report.inventory or [], out)
         return
+    if report.machine is not None:
+        for line in _machine_lines(report.machine):
+            _print(line, out)
     if report.request.all_models:
         _text_all(report.results, report.description, out)
-        return
-    for result in report.results.values():
-        _text_one(result, report.description, out)
+    else:
+        refused = None
+        if report.machine is not None and report.machine.refusals:
+            refused = ", ".join(f"-{code}" for code, _ in report.machine.refusals)
+        for result in report.results.values():
+            _text_one(result, report.description, out, refused)
+    if report.machine is not None and report.machine.transition is not None:
+        for result in report.results.values():
+            for line in _transition_lines(report.machine, result):
+                _print(line, out)
+
+
+def _machine_lines(machine: MachineView) -> list[str]:
+    """The machine's livepatch state, said before anything else: what the kernel
+    would refuse outright comes first."""
+    lines = [f"refused: -{code}: {why}" for code, why in machine.refusals]
+    state = machine.state
+    if state.present:
+        enabled = [p.name for p in state.enabled]
+        busy = state.in_transition
+        order = "" if state.order_known or len(enabled) < 2 else \
+            " (order unknown: no stack_order in sysfs)"
+        lines.append(f"livepatch: {len(state.patches)} patch(es) registered, enabled: "
+                     f"{', '.join(enabled) or 'none'}{order}"
+                     + (f"; {busy.name} in transition" if busy is not None else "")
+                     + f" ({state.source})")
+        lines.append(f"loaded patches checked against: {machine.loaded_from}")
+    lines.extend(f"note: {n}" for n in machine.notes)
+    return lines
+
+
+#: Tasks listed per group of the transition view.
+_EXAMPLES = 8
+
+
+def _transition_lines(machine: MachineView, result: CheckResult) -> list[str]:
+    """The checked patch's own transition, in progress: the kernel's
+    ``patch_state`` per task beside lpc's verdict for those not yet switched."""
+    assert machine.transition is not None
+    head = (f"transition in progress: {machine.transition.name} "
+            f"({'patching' if machine.target == 1 else 'unpatching'})")
+    if machine.patch_states is None:
+        return [head + ": no per-task patch_state read (lpc's verdicts above stand alone)"]
+    switched = pending = 0
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for t in result.tasks:
+        done = machine.kernel_switched(t.facts.tid)
+        if done is None:
+            continue
+        if done:
+            switched += 1
+            continue
+        pending += 1
+        key = (t.outcome.verdict.value, t.outcome.outlook.value, t.outcome.reason)
+        groups.setdefault(key, []).append(f"{t.facts.tid}:{t.facts.comm}")
+    lines = [f"{head}: the kernel has switched {switched} task(s), {pending} not yet "
+             f"(patch_state); lpc on those {pending}:"]
+    for (verdict, outlook, reason), tasks in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(tasks[:_EXAMPLES]) + (", …" if len(tasks) > _EXAMPLES else "")
+        lines.append(f"  {len(tasks)} {verdict} ({outlook}): {reason} — {shown}")
+    return lines
 
 
 # ---- JSON ---------------------------------------------------------------------------------------
@@ -315,15 +381,17 @@ def render_json(report: Report, out: TextIO) -> None:
         print(file=out)
         return
     first = next(iter(report.results.values()))
+    machine = {} if report.machine is None else {"machine": report.machine.as_json()}
     if report.request.all_models:
         models: dict[str, Any] = {}
         for name, r in report.results.items():
             models[name] = r.as_json(with_source=False, with_tasks=False)
             models[name]["tasks"] = TaskList(r.tasks)
         write_json({"schema_version": SCHEMA_VERSION, "source": dict(first.source),
-                    "patch": first.patch.as_json(), "models": models}, out)
+                    "patch": first.patch.as_json(), "models": models, **machine}, out)
         return
     one = first.as_json(with_tasks=False)
     one["source"]["description"] = report.description
     one["tasks"] = TaskList(first.tasks)
+    one.update(machine)
     write_json(one, out)

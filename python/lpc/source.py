@@ -13,13 +13,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lpc._files import check_input_path
+from lpc._files import check_input_path, read_input
 from lpc.dump import SNAPSHOT_META, SNAPSHOT_STACKS, Dump, parse_dump, read_metadata
 from lpc.errors import CaptureError, SnapshotError, SymbolError
 from lpc.symbols import Symbols
 
 if TYPE_CHECKING:
     from lpc.capture import capture_live, write_snapshot
+    from lpc.livepatch_state import LivepatchState, PatchStates
 
 
 def __getattr__(name: str) -> Any:
@@ -37,6 +38,8 @@ __all__ = [
     "embedded_snapshot",
     "check_same_kernel",
     "load",
+    "machine_state",
+    "read_recorded_state",
     "parse_dump_path",
     "live_stacks_readable",
     "parse_dump",
@@ -151,6 +154,39 @@ def parse_dump_path(path: str | os.PathLike[str]) -> Dump:
     if os.path.isdir(where):
         check_snapshot_complete(where)
     return parse_dump(where)
+
+
+def machine_state(
+    dump_path: str | os.PathLike[str] | None, *, live: bool = False
+) -> tuple[LivepatchState | None, PatchStates | None]:
+    """The livepatch state that goes with a dump: this machine's sysfs and
+    ``patch_state`` files when ``live``; a snapshot directory's recorded
+    ``livepatch.txt`` / ``patch_state.txt``; nothing for a bare dump file."""
+    from lpc import livepatch_state as lps
+
+    if live:
+        return lps.read_livepatch_state(), lps.read_patch_states()
+    if dump_path is None or not os.path.isdir(dump_path):
+        return None, None
+    return read_recorded_state(Path(dump_path) / lps.LIVEPATCH_STATE_FILE,
+                               Path(dump_path) / lps.PATCH_STATE_FILE)
+
+
+def read_recorded_state(
+    state_path: str | os.PathLike[str] | None, patch_states_path: str | os.PathLike[str] | None
+) -> tuple[LivepatchState | None, PatchStates | None]:
+    """A recorded state and per-task states (each None when its file is absent)."""
+    from lpc import livepatch_state as lps
+
+    state = states = None
+    if state_path is not None and os.path.exists(state_path):
+        text = read_input(state_path, "livepatch state", 16 << 20).decode("utf-8", "replace")
+        state = lps.parse_livepatch_state(text, str(state_path))
+    if patch_states_path is not None and os.path.exists(patch_states_path):
+        text = read_input(patch_states_path, "patch_state list", 64 << 20).decode(
+            "utf-8", "replace")
+        states = lps.parse_patch_states(text, str(patch_states_path))
+    return state, states
 
 
 def load(

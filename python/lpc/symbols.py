@@ -523,6 +523,18 @@ class Symbols:
             raise SymbolError(f"{name!r} in {obj} is not a function: {self._describe_row(row)}")
         return self._symbol(f)
 
+    def module_functions(self, module: str | None) -> list[Symbol]:
+        """Every function of ``module`` in the table, in address order: what a
+        livepatch module can run (its init text, freed after loading, is gone
+        from kallsyms with it; a span from first to last could take in another
+        module's text, since 6.4 allocates each region apart)."""
+        if module is None:
+            raise SymbolError("vmlinux is no livepatch module: name the module")
+        mine = np.flatnonzero(self._module == self._module_id(module))
+        if not mine.size:
+            raise SymbolError(f"module {module!r} has no function in {self._source}")
+        return [self._symbol(int(f)) for f in mine.tolist()]
+
     def lookup_all(self, name: str) -> list[Symbol]:
         """Every function called ``name``, in any object, in kallsyms order."""
         fs = (int(self._function_of_row[r]) for r in self._rows_named(name))

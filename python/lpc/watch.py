@@ -1,0 +1,89 @@
+"""``lpc watch``: one line per retry, and when a real transition ends.
+
+The kernel retries a transition every second (transition.c
+klp_transition_work_fn); ``watch`` checks the machine (or one recorded
+snapshot per retry) as often. When the machine shows the checked patch's own
+transition in progress, each line carries the kernel's own answer too: which
+tasks it has switched (``/proc/PID/task/TID/patch_state`` is the target
+state) and lpc's verdict on each task it has not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lpc.check import MachineView
+from lpc.livepatch_state import LivepatchState, LoadedPatch
+from lpc.result import CheckResult
+
+__all__ = ["transition_end", "watch_line"]
+
+SCHEMA_VERSION = 1
+
+
+def watch_line(retry: int, now: float, result: CheckResult,
+               machine: MachineView | None) -> dict[str, Any]:
+    """One retry as a JSON object. ``blocking``: the tasks lpc would not switch
+    now (those the kernel has already switched are left out: their verdict is
+    moot). With a transition followed, ``transition`` gives the kernel's
+    counts and each blocking task its ``patch_state``."""
+    following = machine is not None and machine.transition is not None
+    blocking = []
+    for t in result.tasks:
+        if t.outcome.verdict.value == "switch":
+            continue
+        entry: dict[str, Any] = {"tid": t.facts.tid, "comm": t.facts.comm,
+                                 "verdict": t.outcome.verdict.value,
+                                 "outlook": t.outcome.outlook.value}
+        if following:
+            assert machine is not None
+            switched = machine.kernel_switched(t.facts.tid)
+            if switched:
+                continue
+            entry["patch_state"] = (None if machine.patch_states is None
+                                    else machine.patch_states.get(t.facts.tid or -1))
+        blocking.append(entry)
+    line: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "retry": retry,
+        "time": now,
+        "model": result.model,
+        "blocking": blocking,
+        "converges": result.converges,
+        "eta_s": result.transition.eta_s,
+    }
+    if following:
+        assert machine is not None and machine.transition is not None
+        states: dict[int, int] = machine.patch_states or {}
+        pending = sorted(tid for tid, s in states.items() if s != machine.target)
+        judged = {t.facts.tid for t in result.tasks}
+        line["transition"] = {
+            "patch": machine.transition.name,
+            "target": machine.target,
+            "switched": sum(1 for s in states.values() if s == machine.target),
+            "not_switched": len(pending),
+            # Threads the kernel lists that the stack capture did not see (born
+            # or gone between the two reads): counted, not judged.
+            "not_in_dump": sorted(set(pending) - judged),
+        }
+    return line
+
+
+def transition_end(followed: LoadedPatch, state: LivepatchState) -> str | None:
+    """How the followed transition stands now: None while it runs on in the
+    same direction, else a sentence starting with ``completed`` or
+    ``reversed`` (or saying the patch is gone)."""
+    now = next((p for p in state.patches if p.name == followed.name), None)
+    if now is None:
+        # A disabled patch is freed once its transition ends (core.c
+        # klp_free_patch_async); an enabled one stays.
+        return ("completed: the patch is gone (unpatched and freed)" if not followed.enabled
+                else "reversed: the patch is gone (the reversal completed and freed it)")
+    if now.enabled != followed.enabled:
+        return ("reversed: enabled went "
+                f"{int(bool(followed.enabled))} -> {int(bool(now.enabled))} "
+                "(echo to enabled during the transition reverses it)")
+    if not now.transition:
+        return ("completed (or forced: sysfs does not tell which; a forced transition "
+                "leaves the module pinned)")
+    return None

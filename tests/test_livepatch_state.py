@@ -1,0 +1,369 @@
+"""The machine's livepatch state: the recorded format, sysfs as lpc reads it,
+the loaded patches it stands for, the kernel's refusals, and ``lpc watch``
+following a transition in progress.
+
+The stacked-patch tests run on a real 6.12 guest's dump (tests/data/oracle/
+6.12/stacked: lpc_pt patched lpc_sleeper_wait, then lpc_pt_b patched it again
+with lpc_sleeper_nap), with the sysfs state that scenario leaves on 6.12
+written out by hand in the recorded format.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lpc import cli
+from lpc.check import CheckRequest, run
+from lpc.errors import LivepatchStateError
+from lpc.livepatch_state import (
+    LivepatchState,
+    LoadedObject,
+    LoadedPatch,
+    PatchStates,
+    format_patch_states,
+    loaded_patches,
+    parse_livepatch_state,
+    parse_patch_states,
+    read_livepatch_state,
+)
+from lpc.patch import Patch, PatchFunction
+from lpc.symbols import Symbols
+
+DATA = Path(__file__).parent / "data"
+STACKED = DATA / "oracle" / "6.12" / "stacked"
+
+# ---- the recorded format -------------------------------------------------------------------------
+
+names = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
+flags = st.one_of(st.none(), st.booleans())
+
+
+@st.composite
+def states(draw: st.DrawFn) -> LivepatchState:
+    if not draw(st.booleans()) and draw(st.booleans()):
+        return LivepatchState(False, (), "drawn")
+    patch_names = draw(st.lists(names, min_size=0, max_size=4, unique=True))
+    patches = []
+    for name in patch_names:
+        objs = draw(st.lists(st.one_of(st.none(), names), min_size=1, max_size=3, unique=True))
+        objects = tuple(
+            LoadedObject(o, draw(flags), tuple(draw(st.lists(
+                st.tuples(names, st.integers(1, 4)), max_size=3, unique=True))))
+            for o in objs if o != "vmlinux")
+        patches.append(LoadedPatch(name, draw(flags), draw(flags), draw(flags),
+                                   draw(st.one_of(st.none(), st.integers(1, 9))), objects))
+    return LivepatchState(True, tuple(patches), "drawn", draw(st.one_of(
+        st.none(), st.integers(0, 10**6).map(float))))
+
+
+@given(states())
+def test_the_recorded_format_reads_back_what_was_written(state: LivepatchState) -> None:
+    text = "\n".join(state.lines()) + "\n"
+    back = parse_livepatch_state(text, "drawn")
+    assert back == state
+
+
+def test_a_recorded_6_12_state_reads_as_the_kernel_shows_it() -> None:
+    state = parse_livepatch_state(STACKED_STATE, "stacked.txt")
+    assert state.present and not state.unparsed
+    assert [p.name for p in state.patches] == ["lpc_pt", "lpc_pt_b"]
+    pt, ptb = state.patches
+    assert (pt.enabled, pt.transition, pt.replace, pt.stack_order) == (True, False, None, None)
+    assert ptb.transition is True and state.in_transition == ptb
+    assert ptb.functions == (("lpc_sleeper", "lpc_sleeper_nap", 1),
+                             ("lpc_sleeper", "lpc_sleeper_wait", 1))
+    assert not state.order_known  # 6.12 has no stack_order: sysfs lists by name
+
+
+@pytest.mark.parametrize("text, message", [
+    ("absent\nlpc_pt/\n", "after 'absent'"),
+    ("lpc_pt/\nabsent\n", "'absent' after"),
+    ("lpc_pt/\nlpc_pt/enabled 2\n", "not 0 or 1"),
+    ("lpc_pt/\nlpc_pt/stack_order x\n", "not a number"),
+    ("lpc_pt/\nlpc_pt/vmlinux/\nlpc_pt/vmlinux/do_nanosleep/\n", "no function directory"),
+])
+def test_a_state_contradicting_the_sysfs_layout_is_refused_with_its_line(
+        text: str, message: str) -> None:
+    with pytest.raises(LivepatchStateError, match=message) as err:
+        parse_livepatch_state(text, "state.txt")
+    assert "state.txt" in str(err.value)
+
+
+def test_lines_that_are_no_entry_are_kept_as_unparsed_never_dropped() -> None:
+    state = parse_livepatch_state("lpc_pt/\nlpc_pt/enabled\nwhat is this\n", "s.txt")
+    assert state.unparsed == ("s.txt:2: lpc_pt/enabled", "s.txt:3: what is this")
+
+
+def test_sysfs_as_a_directory_tree_reads_like_the_kernel_s(tmp_path: Path) -> None:
+    """A tree laid out as core.c lays it out (attributes as files; force, which
+    cannot be read, as a file that reads nothing) gives the recorded lines."""
+    root = tmp_path / "livepatch"
+    fn = root / "lpc_fix" / "vmlinux" / "do_nanosleep,1"
+    fn.mkdir(parents=True)
+    (root / "lpc_fix" / "lpc_sleeper" / "lpc_sleeper_nap,2").mkdir(parents=True)
+    for name, value in (("enabled", "1\n"), ("transition", "1\n"), ("force", ""),
+                        ("replace", "1\n"), ("stack_order", "3\n")):
+        (root / "lpc_fix" / name).write_text(value)
+    (root / "lpc_fix" / "vmlinux" / "patched").write_text("1\n")
+    state = read_livepatch_state(root)
+    (patch,) = state.patches
+    assert (patch.enabled, patch.transition, patch.replace, patch.stack_order) == (
+        True, True, True, 3)
+    assert set(patch.functions) == {(None, "do_nanosleep", 1),
+                                    ("lpc_sleeper", "lpc_sleeper_nap", 2)}
+    patched = {o.name: o.patched for o in patch.objects}
+    assert patched == {None: True, "lpc_sleeper": None}
+    assert "lpc_fix/force !" in state.lines() or not any("force" in x for x in state.lines())
+    assert read_livepatch_state(tmp_path / "nowhere").present is False
+
+
+def test_patch_states_read_back_and_bad_rows_are_refused() -> None:
+    states = PatchStates({155: 0, 156: 1, 1: -1})
+    states.uptime = 12.5
+    back = parse_patch_states(format_patch_states(states, {155: "lpc sleeper"}), "p.txt")
+    assert dict(back) == dict(states) and back.uptime == 12.5
+    with pytest.raises(LivepatchStateError, match="p.txt:2"):
+        parse_patch_states("# uptime=1\n155 2 x\n", "p.txt")
+
+
+# ---- loaded patches from the state -------------------------------------------------------------
+
+STACKED_STATE = """\
+# lpc livepatch state 1 uptime=44.1
+lpc_pt/
+lpc_pt/enabled 1
+lpc_pt/force !
+lpc_pt/transition 0
+lpc_pt/lpc_sleeper/
+lpc_pt/lpc_sleeper/lpc_sleeper_wait,1/
+lpc_pt_b/
+lpc_pt_b/enabled 1
+lpc_pt_b/force !
+lpc_pt_b/transition 1
+lpc_pt_b/lpc_sleeper/
+lpc_pt_b/lpc_sleeper/lpc_sleeper_nap,1/
+lpc_pt_b/lpc_sleeper/lpc_sleeper_wait,1/
+"""
+
+
+def test_an_enabled_patch_s_replacement_is_every_function_of_its_module() -> None:
+    state = parse_livepatch_state(STACKED_STATE, "s")
+    loaded = loaded_patches(state)
+    assert [p.name for p in loaded] == ["lpc_pt", "lpc_pt_b"]
+    assert all(not p.order_known for p in loaded)
+    assert [f.spec for f in loaded[0].functions] == ["lpc_sleeper:lpc_sleeper_wait@1->lpc_pt:*"]
+    symbols = Symbols.from_kallsyms(STACKED / "first_kallsyms.txt")
+    new = Patch.parse("lpc_sleeper:lpc_sleeper_wait").checked_against(loaded[:1])
+    resolved = new.resolve(symbols)
+    mine = {s.name for s in symbols.module_functions("lpc_pt")}
+    assert {f.name for f in resolved.functions} == mine
+    assert "lpc_pt_thunk_0" in mine
+    assert all(f.object == "lpc_pt" and f.stands_for for f in resolved.functions)
+
+
+def test_sympos_0_and_1_are_one_function_as_sysfs_names_both() -> None:
+    assert PatchFunction("f").key == PatchFunction("f", sympos=1).key
+    assert PatchFunction("f", sympos=2).key != PatchFunction("f", sympos=1).key
+
+
+def _ranges(patch: Patch) -> set[str]:
+    return {f.spec for f in patch.functions}
+
+
+@given(st.lists(st.tuples(st.sets(st.sampled_from("abcd"), min_size=1), st.booleans()),
+                min_size=1, max_size=4),
+       st.sets(st.sampled_from("abcde"), min_size=1), st.booleans())
+def test_with_the_order_unknown_every_order_s_checked_function_is_checked(
+        drawn: list[tuple[set[str], bool]], new: set[str], replace: bool) -> None:
+    """Brute force over every load order that leaves all of them registered
+    (an atomic replace frees every older patch, so a replace can only be the
+    oldest of those sysfs still lists): what any such order would check, the
+    unordered (sysfs without stack_order) check checks too."""
+    patches = [Patch(tuple(PatchFunction(f, new=PatchFunction(f"{f}_{i}", f"m{i}"))
+                           for f in sorted(fs)), replace=rep, name=f"m{i}")
+               for i, (fs, rep) in enumerate(drawn)]
+    mine = Patch(tuple(PatchFunction(f) for f in sorted(new)), replace=replace)
+    unordered = [Patch(p.functions, replace=p.replace, name=p.name, order_known=False)
+                 for p in patches]
+    wide = _ranges(mine.checked_against(unordered))
+    for order in itertools.permutations(patches):
+        if any(p.replace for p in order[1:]):
+            continue  # it would have freed the ones before it: sysfs would not list them
+        assert _ranges(mine.checked_against(list(order))) <= wide
+
+
+# ---- what the kernel refuses, said first -------------------------------------------------------
+
+
+def _snapshot_with_state(tmp: Path, state: str, patch_states: str | None = None) -> Path:
+    snap = tmp / "snap"
+    shutil.copytree(DATA / "procdump-6.18", snap)
+    (snap / "livepatch.txt").write_text(state)
+    if patch_states is not None:
+        (snap / "patch_state.txt").write_text(patch_states)
+    return snap
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_no_sys_kernel_livepatch_means_the_patch_cannot_be_loaded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot_with_state(tmp_path, "# lpc livepatch state 1\nabsent\n")
+    code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "pipe_read")
+    first = out.splitlines()[0]
+    assert first.startswith("refused: -ENODEV") and "CONFIG_LIVEPATCH" in first
+    assert "verdict: REFUSED (-ENODEV)" in out
+    assert code == 1
+    code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "pipe_read", "--json")
+    doc = json.loads(out)
+    assert doc["machine"]["refusals"][0]["code"] == "ENODEV"
+    assert code == 1
+    # Asked to, lpc leaves the machine's state aside: the stacks alone decide.
+    code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "pipe_read",
+                        "--no-machine-state")
+    assert "refused" not in out
+
+
+def test_a_transition_in_progress_refuses_another_patch_with_ebusy(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot_with_state(tmp_path, STACKED_STATE)
+    code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "pipe_read")
+    assert out.splitlines()[0].startswith("refused: -EBUSY: patch lpc_pt_b is in transition")
+    assert code == 1
+
+
+def test_a_disabled_but_registered_patch_is_no_loaded_patch() -> None:
+    state = parse_livepatch_state(
+        "a/\na/enabled 0\na/transition 0\na/vmlinux/\na/vmlinux/f,1/\n", "s")
+    assert loaded_patches(state) == ()
+    assert state.preflight() == []
+
+
+# ---- stacked patches from the guest's state, on a real 6.12 dump --------------------------------
+
+
+def _stacked_request(**kw: object) -> CheckRequest:
+    return CheckRequest(
+        dump=str(STACKED / "first_sysrq.txt"), symbols=str(STACKED / "first_kallsyms.txt"),
+        patch=Patch.parse("lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap",
+                          ), **kw)  # type: ignore[arg-type]
+
+
+def test_the_stacked_function_is_checked_against_the_loaded_patch_s_module() -> None:
+    """lpc_pt_b's own transition, seen through the sysfs state: lpc_pt_b is the
+    patch in transition (its functions match), lpc_pt is the loaded one, and
+    the kernel's per-task answer (first_states.txt) stands beside lpc's."""
+    state = parse_livepatch_state(STACKED_STATE, "stacked")
+    states = parse_patch_states((STACKED / "first_states.txt").read_text(), "first_states")
+    report = run(_stacked_request(livepatch=state, patch_states=states))
+    machine = report.machine
+    assert machine is not None and machine.transition is not None
+    assert machine.transition.name == "lpc_pt_b" and machine.refusals == ()
+    assert [p.name for p in machine.loaded] == ["lpc_pt"]
+    result = report.results["klp"]
+    by_comm = {t.facts.comm: t for t in result.tasks}
+    # lpc_resleeper sleeps in lpc_sleeper_wait, which lpc_pt replaced: the check
+    # looks at lpc_pt's functions, on no stack; lpc_sleeper sleeps in
+    # lpc_sleeper_nap, patched for the first time.
+    assert by_comm["lpc_resleeper"].outcome.verdict.value == "switch"
+    assert by_comm["lpc_sleeper"].outcome.verdict.value == "blocked"
+    assert machine.kernel_switched(by_comm["lpc_resleeper"].facts.tid) is True
+    assert machine.kernel_switched(by_comm["lpc_sleeper"].facts.tid) is False
+
+
+def test_the_transition_view_names_the_tasks_the_kernel_has_not_switched(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    state = tmp_path / "state.txt"
+    state.write_text(STACKED_STATE)
+    code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
+                        "--symbols", str(STACKED / "first_kallsyms.txt"),
+                        "--patch", "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap",
+                        "--livepatch-state", str(state),
+                        "--patch-states", str(STACKED / "first_states.txt"))
+    view = [x for x in out.splitlines() if x.startswith("transition in progress")]
+    assert len(view) == 1 and "lpc_pt_b (patching)" in view[0]
+    assert " 1 not yet" in view[0]
+    detail = out.splitlines()[out.splitlines().index(view[0]) + 1]
+    assert "blocked" in detail and "lpc_sleeper" in detail
+    assert "refused" not in out
+
+
+# ---- capture and watch ---------------------------------------------------------------------------
+
+
+def test_a_snapshot_records_and_replays_the_state(tmp_path: Path) -> None:
+    from lpc.capture import write_snapshot
+    from lpc.dump import parse_dump
+    from lpc.source import machine_state
+
+    dump = parse_dump(str(DATA / "procdump-6.18"))
+    state = parse_livepatch_state(STACKED_STATE, "s")
+    states = PatchStates({t.tid: 0 for t in dump.tasks if t.tid is not None})
+    out = write_snapshot(dump, tmp_path / "snap", livepatch=state, patch_states=states)
+    back, back_states = machine_state(str(out))
+    assert back is not None and back.patches == state.patches
+    assert back_states is not None and dict(back_states) == dict(states)
+
+
+def _series(tmp: Path, n: int, final: str) -> list[str]:
+    """n snapshots of the 6.18 machine while a patch of pipe_read is in transition,
+    its last state ``final``; task 1 switches at the second look."""
+    tids = [int(x.split()[2].split("=")[1]) for x in
+            (DATA / "procdump-6.18" / "stacks.txt").read_text().splitlines()
+            if x.startswith("# pid=")]
+    out = []
+    for i in range(n):
+        snap = tmp / f"s{i}"
+        shutil.copytree(DATA / "procdump-6.18", snap)
+        last = i == n - 1
+        (snap / "livepatch.txt").write_text(
+            "fix/\nfix/enabled 1\nfix/transition " + ("0" if last and final == "done" else "1")
+            + "\nfix/vmlinux/\nfix/vmlinux/pipe_read,1/\n"
+            if not (last and final == "reversed") else
+            "fix/\nfix/enabled 0\nfix/transition 1\nfix/vmlinux/\nfix/vmlinux/pipe_read,1/\n")
+        (snap / "patch_state.txt").write_text(
+            "# uptime=1\n" + "".join(f"{t} {1 if (t == tids[0] and i) else 0} x\n" for t in tids))
+        out.append(str(snap))
+    return out
+
+
+@pytest.mark.parametrize("final, ends", [("done", "completed"), ("reversed", "reversed")])
+def test_watch_follows_a_transition_until_it_ends(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], final: str, ends: str) -> None:
+    snaps = _series(tmp_path, 4, final)
+    argv = ["watch", "--patch", "pipe_read", "--json"]
+    for s in snaps:
+        argv += ["--dump", s]
+    code, out, err = _cli(capsys, *argv)
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["transition"]["patch"] == "fix"
+    assert lines[1]["transition"]["switched"] == lines[0]["transition"]["switched"] + 1
+    # a task the kernel has switched is never listed as blocking
+    assert all(b["patch_state"] == 0 for x in lines[:3] for b in x["blocking"])
+    if final == "done":
+        assert "transition" not in lines[3]  # it ended: a plain prediction again
+    else:  # reversed: the kernel now takes every task back to the old state
+        assert lines[3]["transition"]["target"] == 0
+    assert f"the transition of fix {ends}" in err
+    assert code == (0 if ends == "completed" else 1)
+
+
+def test_the_live_state_is_read_only_and_absent_here_without_livepatch() -> None:
+    if os.path.isdir("/sys/kernel/livepatch"):
+        pytest.skip("this kernel has CONFIG_LIVEPATCH")
+    state = read_livepatch_state()
+    assert not state.present
+    assert state.preflight()[0][0] == "ENODEV"
