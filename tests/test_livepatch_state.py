@@ -367,3 +367,24 @@ def test_the_live_state_is_read_only_and_absent_here_without_livepatch() -> None
     state = read_livepatch_state()
     assert not state.present
     assert state.preflight()[0][0] == "ENODEV"
+
+
+def test_a_loaded_patch_s_module_file_narrows_its_replacements_in_sysfs_order() -> None:
+    """Given the module of an enabled patch (here its spec, named as its module
+    is), its exact replacement stands in for "every function of the module";
+    a patch given without a name overrides the machine's list altogether."""
+    state = parse_livepatch_state(STACKED_STATE, "stacked")
+    exact = Patch.parse("lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0")
+    named = Patch(exact.functions, name="lpc_pt")
+    report = run(_stacked_request(livepatch=state, loaded=(named,)))
+    assert report.machine is not None
+    (loaded,) = report.machine.loaded
+    assert [f.spec for f in loaded.functions] == [
+        "lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0"]
+    assert loaded.order_known is False  # sysfs's place, sysfs's (unknown) order
+    assert "from the module file" in report.machine.loaded_from
+    checked = {f.name for f in report.results["klp"].patch.functions}
+    assert checked == {"lpc_pt_thunk_0", "lpc_sleeper_nap"}
+    unnamed = run(_stacked_request(livepatch=state, loaded=(exact,)))
+    assert unnamed.machine is not None and unnamed.machine.loaded == (exact,)
+    assert unnamed.machine.loaded_from == "the command line (--loaded)"

@@ -23,7 +23,7 @@ from, the patch, the models, their parameters) and returns one
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -536,11 +536,19 @@ def machine_view(state: LivepatchState, patch: Patch, given: Sequence[Patch],
     busy = state.in_transition
     own = busy if busy is not None and _same_patch(busy, patch) else None
     notes = tuple(f"{where}: not understood" for where in state.unparsed)
-    if given:
+    enabled = tuple(p for p in loaded_patches(state) if own is None or p.name != own.name)
+    named = {p.name: p for p in given if p.name is not None}
+    if given and len(named) == len(given) and set(named) <= {p.name for p in enabled}:
+        # Module files of enabled patches (--loaded x.ko): their exact
+        # replacements, in the place sysfs gives them.
+        loaded = tuple(replace(named[p.name], order_known=p.order_known)
+                       if p.name in named else p for p in enabled)
+        loaded_from = (f"{state.source}, with the replacements of {', '.join(sorted(named))} "
+                       "from the module file(s)")
+    elif given:
         loaded, loaded_from = tuple(given), "the command line (--loaded)"
     else:
-        enabled = loaded_patches(state)
-        loaded = tuple(p for p in enabled if own is None or p.name != own.name)
+        loaded = enabled
         loaded_from = f"{state.source}" if loaded else "none enabled"
     refusals = () if own is not None else tuple(state.preflight())
     target = None if own is None else (1 if own.enabled else 0)
