@@ -388,3 +388,29 @@ def test_a_loaded_patch_s_module_file_narrows_its_replacements_in_sysfs_order() 
     unnamed = run(_stacked_request(livepatch=state, loaded=(exact,)))
     assert unnamed.machine is not None and unnamed.machine.loaded == (exact,)
     assert unnamed.machine.loaded_from == "the command line (--loaded)"
+
+
+def test_kpatch_with_the_order_unknown_checks_every_candidate_replacement() -> None:
+    from lpc.models.kpatch import activeness_functions
+
+    a = Patch((PatchFunction("f", new=PatchFunction("f_a", "a")),), name="a", order_known=False)
+    b = Patch((PatchFunction("f", new=PatchFunction("f_b", "b")),), name="b", order_known=False)
+    checked = activeness_functions(Patch.parse("f"), [a, b])
+    assert {f.spec for f in checked.functions} == {"a:f_a", "b:f_b"}
+    ordered = activeness_functions(Patch.parse("f"), [a, Patch(b.functions, name="b")])
+    assert {f.spec for f in ordered.functions} == {"b:f_b"}
+
+
+def test_the_text_names_a_whole_module_once(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    state = tmp_path / "state.txt"
+    state.write_text(STACKED_STATE)
+    code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
+                        "--symbols", str(STACKED / "first_kallsyms.txt"),
+                        "--patch", "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap",
+                        "--livepatch-state", str(state), "--model", "all")
+    patch_line = next(x for x in out.splitlines() if x.startswith("patch: "))
+    n = len(Symbols.from_kallsyms(STACKED / "first_kallsyms.txt").module_functions("lpc_pt"))
+    assert patch_line == (f"patch: lpc_pt:* ({n} functions: every function of the module), "
+                          "lpc_sleeper:lpc_sleeper_nap")
+    assert sum(x.startswith("transition in progress") for x in out.splitlines()) == 1

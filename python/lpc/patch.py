@@ -66,6 +66,8 @@ class PatchFunction:
     #: For a range checked in place of a patched function (a loaded patch's
     #: replacement, a nop's), the function it stands for and why.
     stands_for: str | None = None
+    #: One of the functions a :data:`MODULE_TEXT` replacement resolved to.
+    in_module_text: bool = False
 
     @property
     def resolved(self) -> bool:
@@ -257,7 +259,8 @@ class Patch:
             try:
                 if f.module_text:  # every function of the module, each its own range
                     out.extend(replace(f, name=s.name, sympos=s.sympos or None,
-                                       start=s.address, end=s.address + s.size)
+                                       start=s.address, end=s.address + s.size,
+                                       in_module_text=True)
                                for s in symbols.module_functions(f.object))
                     continue
                 sym = symbols.lookup(f.name, module=f.object, sympos=f.sympos)

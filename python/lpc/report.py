@@ -14,6 +14,7 @@ import json
 from typing import Any, TextIO
 
 from lpc.check import MachineView, Report
+from lpc.patch import Patch
 from lpc.models import CONVERGING, MODELS, Outlook, get_model
 from lpc.result import SCHEMA_VERSION, CheckResult, TaskResults
 
@@ -66,6 +67,26 @@ def write_table(rows: list[list[str]], header: list[str], out: TextIO) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
 
 
+def patch_functions_text(patch: Patch, with_ranges: bool = False) -> str:
+    """The checked functions in one line; the functions standing for a whole
+    module (a loaded patch whose replacement sysfs does not name) as one
+    ``module:* (N functions)``."""
+    parts: list[str] = []
+    modules: dict[str | None, int] = {}
+    for f in patch.functions:
+        if f.in_module_text:
+            if f.object not in modules:
+                modules[f.object] = len(parts)
+                parts.append("")
+            parts[modules[f.object]] += "."
+            continue
+        parts.append(f.spec + (f" [{f.start:#x}, {f.end:#x})"
+                               if with_ranges and f.resolved else ""))
+    for module, at in modules.items():
+        parts[at] = f"{module}:* ({len(parts[at])} functions: every function of the module)"
+    return ", ".join(parts)
+
+
 def verdict_text(converges: bool | None) -> str:
     return {True: "CONVERGES", False: "DOES NOT CONVERGE", None: "UNKNOWN"}[converges]
 
@@ -100,10 +121,7 @@ _ROWS = 50
 def _text_one(result: CheckResult, description: str, out: TextIO,
               refused: str | None = None) -> None:
     _print(f"source: {description}", out)
-    fns = ", ".join(
-        f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "")
-        for f in result.patch.functions
-    )
+    fns = patch_functions_text(result.patch, with_ranges=True)
     _print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", out)
     profile = result.model_profile
     if profile:
@@ -181,7 +199,7 @@ def _evidence_lines(result: CheckResult) -> list[str]:
 def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) -> None:
     first = next(iter(results.values()))
     _print(f"source: {description}", out)
-    _print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", out)
+    _print(f"patch: {patch_functions_text(first.patch)}", out)
     rows = []
     for name, r in results.items():
         s = r.summary()
@@ -244,9 +262,12 @@ def render_text(report: Report, out: TextIO) -> None:
         for result in report.results.values():
             _text_one(result, report.description, out, refused)
     if report.machine is not None and report.machine.transition is not None:
-        for result in report.results.values():
-            for line in _transition_lines(report.machine, result):
-                _print(line, out)
+        # The kernel runs one model: beside several, only its counts are shown.
+        shown = list(report.results.values())[:1 if report.request.all_models else None]
+        for result in shown:
+            lines = _transition_lines(report.machine, result)
+            for line in lines[:1] if report.request.all_models else lines:
+                _print(line.split("; lpc on")[0] if report.request.all_models else line, out)
 
 
 def _machine_lines(machine: MachineView) -> list[str]:

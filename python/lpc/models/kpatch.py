@@ -165,13 +165,19 @@ def activeness_functions(patch: Patch, loaded: Sequence[Patch]) -> Patch:
     # Unpatching: the patch's own replacements are the active ones (it is on top).
     own = patch.checked_against(())
     enabled = [f for _, f in still_enabled(loaded)]
-    # The newest registration is first in its hash bucket.
-    active = {f.key: f for f in enabled}
+    # The newest registration is first in its hash bucket; with the loaded
+    # patches' order unknown (sysfs), any of them may be.
+    active: dict[tuple[str | None, str, int], list[PatchFunction]] = {}
+    for depth, f in still_enabled(loaded):
+        if loaded[depth - 1].order_known:
+            active[f.key] = [f]
+        else:
+            active.setdefault(f.key, []).append(f)
     out: list[PatchFunction] = []
     for f, mine in zip(patch.functions, own.functions):
-        now = None if patch.unpatch else active.get(f.key)
-        out.append(mine if now is None else
-                   replacement_of(now, f"{f.old_spec} (active replacement)"))
+        now = [] if patch.unpatch else active.get(f.key, [])
+        out.extend([replacement_of(g, f"{f.old_spec} (active replacement)") for g in now]
+                   or [mine])
     if patch.replace:
         seen = {g.spec for g in out}
         for f in enabled:
