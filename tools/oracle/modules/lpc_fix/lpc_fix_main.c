@@ -108,14 +108,22 @@ static int lpc_fix_index(void *new_func)
 	return -1;
 }
 
-/* the first byte after the ftrace site at the entry of fn, or NULL */
+/*
+ * the first byte after the ftrace site at the entry of fn, or 0. The site
+ * may follow an endbr64, or the 4-byte nop an IBT kernel writes over the
+ * endbr64 of a function nothing calls indirectly (arch/x86/include/asm/ibt.h
+ * and kernel/alternative.c, the endbr "poison"): 66 0f 1f 00 on 6.12,
+ * 0f 1f 40 d6 on 7.3, both seen at hrtimer_nanosleep under qemu -cpu max.
+ */
 static unsigned long lpc_fix_past_site(const u8 *fn)
 {
 	static const u8 endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	static const u8 poison_612[4] = { 0x66, 0x0f, 0x1f, 0x00 };
+	static const u8 poison_73[4] = { 0x0f, 0x1f, 0x40, 0xd6 };
 	static const u8 nop5[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
 
-	if (!memcmp(fn, endbr64, sizeof(endbr64)))
-		fn += sizeof(endbr64);
+	if (!memcmp(fn, endbr64, 4) || !memcmp(fn, poison_612, 4) || !memcmp(fn, poison_73, 4))
+		fn += 4;
 	if (memcmp(fn, nop5, sizeof(nop5)) && fn[0] != 0xe8)	/* nop, or call once hooked */
 		return 0;
 	return (unsigned long)fn + 5;
