@@ -192,7 +192,34 @@ KERNEL_GOLDEN = [
     ("6.12/atomic_replace", "first_retry", "cat", BLOCKED),
     ("7.3/atomic_replace", "first_retry", "sleep", SWITCHED),
     ("7.3/atomic_replace", "first_retry", "cat", BLOCKED),
+    # issue 13, the same on the three kernels (below, per series)
 ]
+for _k in ("6.1", "6.12", "7.3"):
+    KERNEL_GOLDEN += [
+        # lpc_fix loaded over lpc_pt: its three sleepers block; after the
+        # signals only lpc_resleeper (asleep again in lpc_sleeper_wait); the
+        # cat in lpc_pt's pipe function is not lpc_fix's business
+        (f"{_k}/module_check", "first_retry", "lpc_sleeper", BLOCKED),
+        (f"{_k}/module_check", "first_retry", "lpc_resleeper", BLOCKED),
+        (f"{_k}/module_check", "first_retry", "sleep", BLOCKED),
+        (f"{_k}/module_check", "first_retry", "cat", SWITCHED),
+        (f"{_k}/module_check", "after_signals", "lpc_sleeper", SWITCHED),
+        (f"{_k}/module_check", "after_signals", "lpc_resleeper", BLOCKED),
+        # lpc_pt_b over lpc_fix: the stacked lpc_sleeper_wait is checked at
+        # lpc_fix_sleeper_wait; the pipe function is new
+        (f"{_k}/stacked_sysfs", "first_retry", "lpc_resleeper", SWITCHED),
+        (f"{_k}/stacked_sysfs", "first_retry", "cat", BLOCKED),
+        (f"{_k}/stacked_sysfs", "after_signals", "cat", SWITCHED),
+        # lpc_fix_r over lpc_pt and lpc_pt_b: do_nanosleep and the nop are
+        # checked at their thunks, lpc_sleeper_nap is new
+        (f"{_k}/replace_over_two", "first_retry", "sleep", SWITCHED),
+        (f"{_k}/replace_over_two", "first_retry", "cat", SWITCHED),
+        (f"{_k}/replace_over_two", "first_retry", "lpc_sleeper", BLOCKED),
+        (f"{_k}/replace_over_two", "after_signals", "lpc_sleeper", SWITCHED),
+        # the watched transition: the freezer blocks at first, ends by itself
+        (f"{_k}/watch_transition", "snap_00", "lpc_freezer", BLOCKED),
+        (f"{_k}/watch_transition", "after", "lpc_freezer", SWITCHED),
+    ]
 
 
 @pytest.mark.parametrize(("name", "when", "comm", "kernel"), KERNEL_GOLDEN)
@@ -370,6 +397,18 @@ def test_rule_passthru_reentry_needs_calls_and_no_report() -> None:
                            kernel_before_dump=SWITCHED)) is None
     assert _rule(_evidence(sleep, passthru_calls={"pipe_read": 2})) is None
     assert _rule(_evidence(sleep, passthru_calls={"do_nanosleep": 0})) is None
+
+
+def test_rule_retry_pending_needs_the_next_snapshot_to_agree() -> None:
+    """A snapshot of a series taken between two retries: lpc's "switches now"
+    is the next retry's; the next snapshot shows it, with no report between."""
+    sleep = _task("nanosleep", "sleep")
+    pending = _evidence(sleep, lpc=SWITCHED, kernel=BLOCKED)
+    assert _rule(pending) is None  # no next snapshot: no evidence
+    assert _rule(replace(pending, kernel_next=SWITCHED)) == "retry_pending"
+    assert _rule(replace(pending, kernel_next=SWITCHED, reported_before_next=True)) is None
+    assert _rule(replace(pending, kernel_next=BLOCKED)) is None
+    assert _rule(replace(pending, kernel_next=SWITCHED, compare="eventual")) is None
 
 
 def test_rule_retry_during_dump_needs_lpc_to_match_the_earlier_state() -> None:
@@ -556,6 +595,92 @@ def test_case_kallsyms_are_trimmed_but_complete_for_the_dump() -> None:
         assert comparison.tasks
         for f in (ORACLE / name).glob("*_kallsyms.txt"):
             assert f.stat().st_size < 200_000
+
+
+# ---- the guest's sysfs state, snapshots and modules (issue 13) ----------------------------------
+
+#: lib.sh lpstate: the header, then "absent" alone, or directories ("path/")
+#: and attributes ("path value", "path !" when it cannot be read)
+_LPSTATE_HEADER = re.compile(r"^# lpc livepatch state 1 uptime=\d+(\.\d+)?$")
+_LPSTATE_LINE = re.compile(r"^(?P<path>[^ /][^ ]*?)(?P<dir>/)?(?: (?P<value>.*))?$")
+LIVEPATCH_FILES = sorted(str(p.relative_to(ORACLE)) for p in ORACLE.glob("*/*/*_livepatch.txt"))
+SERIES_CASES = [n for n in KERNEL_CASES if "series" in read_case(ORACLE / n)]
+
+
+def _lpstate(path: Path) -> dict[str, str | None]:
+    """An lpstate file: path -> value (None for a directory); checks the grammar."""
+    lines = path.read_text().splitlines()
+    assert _LPSTATE_HEADER.match(lines[0]), lines[0]
+    if lines[1:] == ["absent"]:
+        return {}
+    out: dict[str, str | None] = {}
+    for line in lines[1:]:
+        m = _LPSTATE_LINE.match(line)
+        assert m is not None, line
+        is_dir = m["dir"] is not None
+        assert is_dir == (m["value"] is None), line  # a directory has no value
+        parent = m["path"].rpartition("/")[0]
+        assert not parent or out.get(parent, "") is None, f"{line}: its directory comes first"
+        out[m["path"]] = None if is_dir else m["value"]
+    return out
+
+
+def test_livepatch_state_files_follow_the_format() -> None:
+    assert len(LIVEPATCH_FILES) >= 12
+    for name in LIVEPATCH_FILES:
+        state = _lpstate(ORACLE / name)
+        for patch in {p.split("/")[0] for p in state}:
+            assert state[patch] is None
+            assert state[f"{patch}/enabled"] in ("0", "1")
+            assert state[f"{patch}/transition"] in ("0", "1")
+            assert state[f"{patch}/force"] == "!"  # write-only
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12", "7.3"])
+def test_livepatch_state_shows_the_static_patch(series: str) -> None:
+    """lpc_fix as the kernel lists it: sympos 0 and 1 both appear as ",1"."""
+    state = _lpstate(ORACLE / series / "module_check" / "first_livepatch.txt")
+    for func in ("vmlinux/do_nanosleep,1", "vmlinux/cmdline_proc_show,1",
+                 "lpc_sleeper/lpc_sleeper_wait,1", "lpc_sleeper/lpc_sleeper_nap,1"):
+        assert state[f"lpc_fix/{func}"] is None
+    assert state["lpc_fix/transition"] == "1"
+    assert "lpc_pt/vmlinux/" + ("anon_pipe_read" if series == "7.3" else "pipe_read") + ",1" in state
+    pre = _lpstate(ORACLE / series / "module_check" / "pre_livepatch.txt")
+    assert {p.split("/")[0] for p in pre} == {"lpc_pt"}
+    # once lpc_fix_r's transition is over, the patches it replaced are gone
+    done = _lpstate(ORACLE / series / "replace_over_two" / "done_livepatch.txt")
+    assert {p.split("/")[0] for p in done} == {"lpc_fix_r"}
+    before = _lpstate(ORACLE / series / "replace_over_two" / "pre_livepatch.txt")
+    assert {p.split("/")[0] for p in before} == {"lpc_pt", "lpc_pt_b"}
+
+
+@pytest.mark.parametrize("name", SERIES_CASES)
+def test_guest_snapshots_parse_whole(name: str) -> None:
+    """A guest snapshot (lib.sh snapshot) is an lpc snapshot: every line read,
+    every thread of meta.txt there, patch_state readable as a states file."""
+    case_dir = ORACLE / name
+    series = read_case(case_dir)["series"]
+    assert len(series["snapshots"]) >= 3
+    for snap in series["snapshots"]:
+        dump = parse_dump(case_dir / snap)
+        meta = dict(line.split("=", 1) for line in
+                    (case_dir / snap / "meta.txt").read_text().splitlines())
+        assert dump.source_format == "proc_snapshot"
+        assert dump.skipped_lines == 0
+        assert len(dump.tasks) == int(meta["threads"])
+        assert meta["snapshot_complete"] == "1"
+        states = parse_states(case_dir / snap / "patch_state.txt")
+        assert set(states.tasks) <= {t.tid for t in dump.tasks}
+        _lpstate(case_dir / snap / "livepatch.txt")
+
+
+def test_module_cases_name_a_committed_module() -> None:
+    for name in KERNEL_CASES:
+        case = read_case(ORACLE / name)
+        if case["scenario"] in ("module_check", "stacked_sysfs", "replace_over_two"):
+            module = Path(__file__).parents[1] / case["module_file"]
+            assert module.is_file(), module
+            assert case["needs"]
 
 
 # ---- the command line -------------------------------------------------------------------------------

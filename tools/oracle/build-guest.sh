@@ -72,7 +72,7 @@ elif [ ! -s "$work/vmlinuz" ] || [ "$(cat "$work/kver" 2>/dev/null)" != "$kver" 
 fi
 
 # the modules, out of tree; lpc_pt twice (stacked patches and atomic replace
-# need two). Built in $bdir: $work/build on the host, or a directory of the
+# need two), lpc_fix twice (plain and replace). Built in $bdir: $work/build on the host, or a directory of the
 # chroot's /tmp (seen as $cdir from inside).
 if [ -n "$chroot_dir" ]; then
 	cdir=/tmp/lpc-oracle-build.$$
@@ -110,6 +110,9 @@ build lpc_pt "$here/modules/lpc_pt"
 build lpc_pt_b "$here/modules/lpc_pt" LPC_PT_NAME=lpc_pt_b
 build lpc_sleeper "$here/modules/lpc_sleeper"
 build lpc_swap "$here/modules/lpc_swap"
+# the static pass-through patch, and its atomic-replace twin
+build lpc_fix "$here/modules/lpc_fix"
+build lpc_fix_r "$here/modules/lpc_fix" LPC_FIX_NAME=lpc_fix_r
 
 # the initramfs
 root=$work/root

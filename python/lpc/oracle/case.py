@@ -136,7 +136,20 @@ _TIMESTAMP = re.compile(r"^\[\s*([\d.]+)\]")
 
 
 def snapshot_time(dump_path: Path) -> float | None:
-    """The kernel timestamp of the dump's first line (when SysRq-t began)."""
+    """The kernel timestamp of the dump's first line (when SysRq-t began); for a
+    guest snapshot directory (lib.sh snapshot), the uptime its meta.txt gives
+    for the start of the capture."""
+    if dump_path.is_dir():
+        meta = dump_path / "meta.txt"
+        if meta.exists():
+            for line in _read(meta).splitlines():
+                key, _, value = line.partition("=")
+                if key == "uptime":
+                    try:
+                        return float(value)
+                    except ValueError:
+                        return None
+        return None
     for line in _read(dump_path).splitlines():
         m = _TIMESTAMP.match(line)
         if m:

@@ -147,6 +147,11 @@ class Evidence:
     last_report: RetryReport | None
     #: whether the kernel reported this task blocked at the last retry before the dump
     reported_at_last_retry: bool
+    #: a check of a snapshot series: the kernel's verdict on the task at the next
+    #: snapshot (None: the last snapshot, not a series, or the task gone by then)
+    kernel_next: str | None = None
+    #: ... and whether a retry between the two snapshots reported it blocked
+    reported_before_next: bool = False
 
 
 Rule = Callable[[Evidence], "str | None"]
@@ -213,10 +218,24 @@ def rule_retry_during_dump(e: Evidence) -> str | None:
             f"and {e.kernel} after it; lpc agrees with the state before")
 
 
+def rule_retry_pending(e: Evidence) -> str | None:
+    """A snapshot of a series fell between two retries: lpc says the task
+    switches at the next try, patch_state still holds the last try's "not
+    yet". Evidence: at the next snapshot the kernel had switched it, and no
+    retry in between reported it blocked."""
+    if e.compare != "now" or e.lpc != SWITCHED or e.kernel != BLOCKED:
+        return None
+    if e.kernel_next != SWITCHED or e.reported_before_next:
+        return None
+    return ("taken between two retries: lpc's switch is the next retry's, which switched it "
+            "(patch_state says so at the next snapshot; no retry reported it in between)")
+
+
 #: Tried in order; the first that applies explains the disagreement.
 RULES: tuple[tuple[str, Rule], ...] = (
     ("no_claim", rule_no_claim),
     ("retry_during_dump", rule_retry_during_dump),
+    ("retry_pending", rule_retry_pending),
     ("passed_kernel_exit", rule_passed_kernel_exit),
     ("passthru_reentry", rule_passthru_reentry),
 )
@@ -311,6 +330,13 @@ def compare_check(
     at = snapshot_time(directory / spec["dump_file"])
     last = _last_retry(reports, at)
     reported = {r.tid for r in last}
+    following: KernelStates | None = None
+    reported_before_next: set[int] = set()
+    nxt = spec.get("states_next_file")
+    if nxt and (directory / nxt).exists():
+        following = parse_states(directory / nxt)
+        reported_before_next = {r.tid for r in reports
+                                if (at is None or r.time >= at) and r.time < following.uptime}
     agree = not_compared = 0
     disagreements = []
     for task in result.tasks:
@@ -329,9 +355,14 @@ def compare_check(
         if before is not None and compare == "now":
             b = before.switched(tid, target)
             k_before = None if b is None else SWITCHED if b else BLOCKED
+        k_next = None
+        if following is not None:
+            n = following.switched(tid, target)
+            k_next = None if n is None else SWITCHED if n else BLOCKED
         evidence = Evidence(
             when, compare, task, mine, k, k_before, calls,
             next((r for r in reversed(last) if r.tid == tid), None), tid in reported,
+            k_next, tid in reported_before_next,
         )
         found = explain(evidence)
         disagreements.append(Disagreement(

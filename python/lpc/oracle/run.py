@@ -51,7 +51,12 @@ HIDDEN_TEXT_MARKERS = ("__sched_text_start", "__sched_text_end", "__lock_text_st
 
 #: captures copied into a case besides those its checks name
 EVIDENCE_SUFFIXES = ("_sysrq.txt", "_states.txt", "_states_pre.txt", "_stat.txt",
-                     "_stat_pre.txt", "_cpus.txt", "_params.txt", "_calls.txt")
+                     "_stat_pre.txt", "_cpus.txt", "_params.txt", "_calls.txt",
+                     "_livepatch.txt")
+#: the files of a guest snapshot directory (tools/oracle/guest/lib.sh snapshot)
+SNAPSHOT_FILES = ("stacks.txt", "meta.txt", "patch_state.txt", "livepatch.txt", "calls.txt")
+#: where the static livepatch modules the guest loads are committed (module.txt)
+MODULES_DIR = "tests/data/modules"
 
 
 def kernel_series(release: str) -> str:
@@ -192,9 +197,7 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
         raise OracleError(f"{raw}: no kernel_release.txt: the scenario did not finish")
     case_dir.mkdir(parents=True, exist_ok=True)
     subst = _read_subst(raw)
-    passthru = ({m: [_substitute(fn, subst) for fn in f] for m, f in scenario.passthru}
-                if scenario.passthru is not None
-                else {PASSTHRU: [f for f in funcs.split(",") if f]})
+    passthru = _passthru(scenario, funcs, subst)
     checks: list[dict[str, Any]] = []
     kept: set[str] = set()
     for spec in scenario.checks:
@@ -206,7 +209,8 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
                                   f"(see {raw / 'guest.log'})")
         patch = _patch_for(spec.patch, funcs, subst)
         entry: dict[str, Any] = asdict(spec)
-        entry.update(patch=patch, dump_file=dump_file, states_file=states_file,
+        entry.update(patch=patch, loaded=[_substitute(p, subst) for p in spec.loaded],
+                     dump_file=dump_file, states_file=states_file,
                      kallsyms_file=f"{spec.dump}_kallsyms.txt",
                      calls_file=f"{spec.dump}_calls.txt", passthru=passthru)
         if (raw / f"{spec.states}_states_pre.txt").exists():
@@ -235,14 +239,19 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
             if kallsyms not in kept and (raw / f"{label}_kallsyms.txt.gz").exists():
                 _write_trimmed_kallsyms(raw, label, "", case_dir / kallsyms)
                 kept.add(kallsyms)
-    for name in ("klp_dmesg.txt", "guest.log", "funcs.txt", "subst.txt", "pin.txt"):
+    series = _record_series(raw, scenario, funcs, subst, case_dir) if scenario.series else None
+    if series is not None:
+        checks.extend(series.pop("checks"))
+    for name in ("klp_dmesg.txt", "guest.log", "funcs.txt", "subst.txt", "pin.txt",
+                 "module.txt"):
         if (raw / name).exists():
             shutil.copyfile(raw / name, case_dir / name)
+    release = (raw / "kernel_release.txt").read_text().strip()
     doc = {
         "schema_version": CASE_SCHEMA_VERSION,
         "scenario": scenario.name,
         "description": scenario.description,
-        "kernel_release": (raw / "kernel_release.txt").read_text().strip(),
+        "kernel_release": release,
         "funcs": funcs,
         "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
         "recorded_by": "lpc oracle run (qemu TCG, -smp 2, tools/oracle)",
@@ -253,8 +262,107 @@ def record(raw: Path, scenario: Scenario, case_dir: Path, boot_s: float | None =
         "klp_dmesg_file": "klp_dmesg.txt",
         "checks": checks,
     }
+    module = _module_file(raw, release)
+    if module is not None:
+        doc["module_file"] = module
+        doc["module_note"] = ("the patch module the guest loaded, as committed (a "
+                              "strip --strip-debug copy except 6.1's lpc_fix.ko; "
+                              f"{MODULES_DIR}/README.md); module.txt says what was below it")
+    livepatch = sorted(p.name for p in case_dir.glob("*_livepatch.txt"))
+    if livepatch:
+        doc["livepatch_files"] = livepatch
+        doc["livepatch_format"] = ("tools/oracle/guest/lib.sh lpstate: the /sys/kernel/livepatch "
+                                   "tree at that moment")
+    if series is not None:
+        doc["series"] = series
+    if scenario.needs:
+        doc["needs"] = scenario.needs
     (case_dir / CASE_FILE).write_text(json.dumps(doc, indent=2) + "\n")
     return case_dir
+
+
+def _module_file(raw: Path, release: str) -> str | None:
+    """module.txt's ``module=NAME.ko``: the committed copy of that module."""
+    path = raw / "module.txt"
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "module" and value.strip():
+            return f"{MODULES_DIR}/{kernel_series(release)}/{value.strip()}"
+    return None
+
+
+def _passthru(scenario: Scenario, funcs: str, subst: Mapping[str, str]) -> dict[str, list[str]]:
+    """The pass-through modules of the case and their slots' functions."""
+    if scenario.passthru is not None:
+        return {m: [_substitute(fn, subst) for fn in f] for m, f in scenario.passthru}
+    return {PASSTHRU: [f for f in funcs.split(",") if f]}
+
+
+def _record_series(raw: Path, scenario: Scenario, funcs: str, subst: Mapping[str, str],
+                   case_dir: Path) -> dict[str, Any]:
+    """The guest's snapshot series ``<series>_NN/``: copied, its kallsyms trimmed
+    once for all of them, and a ``now`` check per snapshot (its /proc stacks
+    against the patch_state read beside them)."""
+    prefix = scenario.series
+    assert prefix is not None
+    dirs = sorted(p for p in raw.glob(f"{prefix}_[0-9]*") if p.is_dir())
+    if not dirs:
+        raise OracleError(f"{raw}: no {prefix}_NN snapshot (see {raw / 'guest.log'})")
+    patch = _patch_for(scenario.series_patch, funcs, subst)
+    kallsyms_gz = raw / f"{prefix}_kallsyms.txt.gz"
+    if not kallsyms_gz.exists():
+        raise OracleError(f"{kallsyms_gz}: missing")
+    kallsyms = f"{prefix}_kallsyms.txt"
+    names: set[str] = set()
+    for d in dirs:
+        (case_dir / d.name).mkdir(exist_ok=True)
+        for f in SNAPSHOT_FILES:
+            if (d / f).exists():
+                shutil.copyfile(d / f, case_dir / d.name / f)
+        # meta.txt names the symbol table as the case keeps it
+        meta = case_dir / d.name / "meta.txt"
+        if meta.exists():
+            meta.write_text("".join(
+                f"kallsyms=../{kallsyms} (the series', trimmed)\n"
+                if line.startswith("kallsyms=") else line
+                for line in meta.read_text().splitlines(keepends=True)))
+        names.update(parse_dump(d).names)
+    text = gzip.decompress(kallsyms_gz.read_bytes()).decode("utf-8", "replace")
+    names.update(p.split(":")[-1].split("@")[0] for p in patch.split(",") if p)
+    names.update(HIDDEN_TEXT_MARKERS)
+    modules = {line.split()[3].strip("[]") for line in io.StringIO(text)
+               if len(line.split()) > 3}
+    (case_dir / kallsyms).write_text(trim_kallsyms(text, names, modules))
+    passthru = _passthru(scenario, funcs, subst)
+    checks = []
+    for i, d in enumerate(dirs):
+        check: dict[str, Any] = {
+            "when": d.name, "dump": d.name, "states": d.name, "compare": "now",
+            "patch": patch, "unpatch": False, "force": False, "loaded": [], "replace": False,
+            "dump_file": d.name, "states_file": f"{d.name}/patch_state.txt",
+            "kallsyms_file": kallsyms, "passthru": passthru,
+        }
+        if (d / "calls.txt").exists():
+            check["calls_file"] = f"{d.name}/calls.txt"
+        if i + 1 < len(dirs):
+            # the kernel's state at the next snapshot: a retry_pending rule's evidence
+            check["states_next_file"] = f"{dirs[i + 1].name}/patch_state.txt"
+        checks.append(check)
+    snaps = [d.name for d in dirs]
+    return {
+        "snapshots": snaps,
+        "kallsyms_file": kallsyms,
+        "patch": patch,
+        "format": "each a snapshot directory as lpc capture writes it (stacks.txt, meta.txt) "
+                  "plus patch_state.txt (lib.sh states' format, read thread by thread right "
+                  "after each stack) and livepatch.txt (lpstate); no kallsyms.txt: the "
+                  "series' one, taken once before the first snapshot, trimmed",
+        "replay": "lpc watch " + " ".join(f"--dump {s}" for s in snaps)
+                  + f" --symbols {kallsyms} --patch {patch}",
+        "checks": checks,
+    }
 
 
 def _write_trimmed_kallsyms(raw: Path, label: str, patch: str, dest: Path) -> None:

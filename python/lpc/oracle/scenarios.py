@@ -15,13 +15,19 @@ Two kinds of comparison (``compare``):
 * ``eventual`` — lpc's *outlook* from the dump against the kernel's
   patch_state once the kernel has sent its fake signals (or been forced, or
   reversed): does the task ever switch without force?
+
+A scenario with a snapshot :attr:`Scenario.series` (``watch_transition``)
+also leaves ``<series>_NN/`` directories (lib.sh ``snapshot``: /proc stacks,
+patch_state, the livepatch sysfs tree): each becomes a ``now`` check of its
+own when recorded. Captures also hold ``<label>_livepatch.txt`` (lib.sh
+``lpstate``), which the sysfs-state reader is to take as the loaded patches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SCENARIOS", "CheckSpec", "Scenario", "thunk_spec"]
+__all__ = ["SCENARIOS", "CheckSpec", "Scenario", "fix_loaded", "thunk_spec"]
 
 #: the module name of the pass-through patch, and its replacement symbols
 PASSTHRU = "lpc_pt"
@@ -73,6 +79,17 @@ class Scenario:
     #: pass-through modules and the functions of their slots, in slot order,
     #: when not simply ``lpc_pt`` over the scenario's functions
     passthru: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    #: the label prefix of a snapshot series the guest took (lib.sh snapshot:
+    #: ``<series>_00/``, ``<series>_01/``…, kallsyms once in
+    #: ``<series>_kallsyms.txt.gz``): each snapshot becomes a ``now`` check of
+    #: its /proc stacks against its own patch_state.txt, under the patch of
+    #: :attr:`series_patch`
+    series: str | None = None
+    series_patch: str = "funcs"
+    #: what the host still needs to use the case fully (recorded in case.json
+    #: as ``needs``): the checks above run now; these are further readings of
+    #: the same captures that wait for other code
+    needs: str = ""
 
 
 #: lpc_pt over do_nanosleep, enabled below the patch a stacked scenario checks
@@ -80,6 +97,27 @@ _STACKED_BELOW = "do_nanosleep->lpc_pt:lpc_pt_thunk_0"
 #: the stacked scenario: lpc_pt over lpc_sleeper_wait below lpc_pt_b
 _STACKED_BELOW_WAIT = "lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0"
 _STACKED_FUNCS = "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap"
+#: lpc_fix (tools/oracle/modules/lpc_fix, tests/data/modules/*/lpc_fix.ko): its
+#: functions in the order of its klp_func arrays, which is also the order of
+#: its call counters, and the same patch enabled below another, each function
+#: with its replacement
+_FIX_FUNCS = ("do_nanosleep", "cmdline_proc_show@1", "lpc_sleeper:lpc_sleeper_wait",
+              "lpc_sleeper:lpc_sleeper_nap")
+_FIX_NEW = ("lpc_fix_do_nanosleep", "lpc_fix_cmdline_proc_show", "lpc_fix_sleeper_wait",
+            "lpc_fix_sleeper_nap")
+_FIX = ",".join(_FIX_FUNCS)
+
+
+def fix_loaded(module: str = "lpc_fix") -> str:
+    """lpc_fix (or lpc_fix_r) as an enabled patch: ``old->module:new`` per function."""
+    return ",".join(f"{old}->{module}:{new}" for old, new in zip(_FIX_FUNCS, _FIX_NEW))
+
+
+#: what the module_check / stacked_sysfs / replace_over_two cases wait for
+_NEEDS_MODULE = ("lpc.patch_module (the patch read from module.txt's .ko, "
+                 "tests/data/modules/<series>/) and lpc.livepatch_state (the loaded patches "
+                 "read from *_livepatch.txt) to derive the checks' patch and loaded specs, "
+                 "written out here by hand")
 _FIRST = CheckSpec("first_retry", "first", "first", "now")
 _SIGNALS = CheckSpec("after_signals", "first", "signals", "eventual")
 _PLAIN = (_FIRST, _SIGNALS)
@@ -230,6 +268,71 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             takes_funcs=False,
             passthru=(("lpc_pt", ("do_nanosleep",)), ("lpc_pt_b", ("{pipe_read}",))),
+        ),
+        Scenario(
+            "module_check",
+            "a module checked before it is loaded: lpc_pt passes the pipe reader's function "
+            "through (a cat sleeps in it), lpc_sleeper's kthreads sleep in lpc_sleeper_nap and "
+            "lpc_sleeper_wait, a sleep in do_nanosleep; the pre capture and pre_livepatch.txt "
+            "come before lpc_fix.ko (module.txt) is loaded: its patch is predicted from the "
+            "module file and the sysfs state, then compared with the kernel's",
+            (
+                CheckSpec("predicted", "pre", "first", "now", _FIX,
+                          loaded=("{pipe_read}->lpc_pt:lpc_pt_thunk_0",)),
+                *(CheckSpec(c.when, c.dump, c.states, c.compare, _FIX,
+                            loaded=("{pipe_read}->lpc_pt:lpc_pt_thunk_0",))
+                  for c in _PLAIN_NOW),
+            ),
+            takes_funcs=False,
+            passthru=(("lpc_pt", ("{pipe_read}",)), ("lpc_fix", _FIX_FUNCS)),
+            needs=_NEEDS_MODULE,
+        ),
+        Scenario(
+            "stacked_sysfs",
+            "lpc_fix (static) enabled and done before lpc_sleeper loads, so its kthreads enter "
+            "lpc_sleeper_nap/_wait through lpc_fix's thunks; lpc_pt_b (no replace) then passes "
+            "lpc_sleeper_wait (lpc_fix's too) and the pipe reader's function through. The sysfs "
+            "state before lpc_pt_b (pre_b_livepatch.txt) names the loaded patch: lpc_resleeper "
+            "is checked at lpc_fix_sleeper_wait and switches at once, the cat blocks until the "
+            "signal",
+            tuple(CheckSpec(c.when, c.dump, c.states, c.compare,
+                            "lpc_sleeper:lpc_sleeper_wait,{pipe_read}", loaded=(fix_loaded(),))
+                  for c in _PLAIN_NOW),
+            takes_funcs=False,
+            passthru=(("lpc_fix", _FIX_FUNCS),
+                      ("lpc_pt_b", ("lpc_sleeper:lpc_sleeper_wait", "{pipe_read}"))),
+            needs=_NEEDS_MODULE,
+        ),
+        Scenario(
+            "replace_over_two",
+            "lpc_pt (do_nanosleep) and lpc_pt_b (the pipe reader's function), not replace, each "
+            "with a sleeper entered through its thunk; lpc_fix_r (replace) then patches "
+            "do_nanosleep again, cmdline_proc_show@1, lpc_sleeper_wait/_nap and nops the pipe "
+            "function: both are checked at the earlier patches' thunks, so only lpc_sleeper "
+            "(lpc_sleeper_nap, new) blocks, until the signal; sysfs before, at the insmod and "
+            "once done (the replaced patches gone)",
+            tuple(CheckSpec(c.when, c.dump, c.states, c.compare, _FIX,
+                            loaded=("do_nanosleep->lpc_pt:lpc_pt_thunk_0",
+                                    "{pipe_read}->lpc_pt_b:lpc_pt_thunk_0"),
+                            replace=True)
+                  for c in _PLAIN_NOW),
+            takes_funcs=False,
+            passthru=(("lpc_pt", ("do_nanosleep",)), ("lpc_pt_b", ("{pipe_read}",)),
+                      ("lpc_fix_r", _FIX_FUNCS)),
+            needs=_NEEDS_MODULE,
+        ),
+        Scenario(
+            "watch_transition",
+            "a transition that ends by itself within seconds, snapshotted about every second "
+            "(snap_NN/: /proc stacks, patch_state, sysfs): lpc_pt over lpc_sleeper_doze "
+            "(lpc_freezer dozes 3 s in it, then 1.5 s outside) and hrtimer_nanosleep (user "
+            "sleeps of 2 s and 5 s); each snapshot is a check of its own",
+            (CheckSpec("after", "after", "after", "now"),),
+            takes_funcs=False,
+            passthru=(("lpc_pt", ("lpc_sleeper:lpc_sleeper_doze", "hrtimer_nanosleep")),),
+            series="snap",
+            needs="lpc watch --dump snap_00 --dump snap_01 ... (the series replayed as retries, "
+                  "each retry's per-task view against that snapshot's patch_state.txt)",
         ),
     )
 }

@@ -99,9 +99,137 @@ params() {
 	done > "$1"
 }
 
+# lpstate FILE: the whole livepatch sysfs tree, for lpc's livepatch-state
+# reader (the same format is written on live machines):
+#   # lpc livepatch state 1 uptime=SECONDS
+#   absent                    only line after the header without /sys/kernel/livepatch
+#   lpc_pt/                   a directory (path relative to /sys/kernel/livepatch)
+#   lpc_pt/enabled 1          a readable attribute: path, one space, its first line
+#   lpc_pt/force !            an attribute that cannot be opened for reading
+# Depth first, each directory's entries in byte order (the shell's glob
+# order), the directory line before its contents. Symlinks are neither listed
+# nor followed (the livepatch tree has none). An attribute that opens but
+# reads nothing would be "path " with an empty value (none does).
+lpstate() {
+	local root=/sys/kernel/livepatch
+	{
+	echo "# lpc livepatch state 1 uptime=$(now)"
+	if [ -d $root ]; then lpwalk $root ""; else echo absent; fi
+	} > "$1"
+}
+
+# lpwalk DIR PREFIX: lpstate's lines for DIR's entries, named PREFIX+name
+lpwalk() {
+	local e n v ok
+	for e in "$1"/*; do
+		[ -e "$e" ] || continue		# an empty directory: the glob stayed
+		[ -L "$e" ] && continue
+		n=$2${e##*/}
+		if [ -d "$e" ]; then
+			echo "$n/"
+			lpwalk "$e" "$n/"
+			continue
+		fi
+		ok=; v=
+		# the group runs only if the file opened (force is write-only:
+		# kernfs refuses to open it for reading)
+		{ ok=1; read -r v; } 2>/dev/null < "$e"
+		if [ -n "$ok" ]; then echo "$n $v"; else echo "$n !"; fi
+	done
+}
+
+# snapshot DIR [NAME]: an lpc snapshot directory of the guest at this instant, as
+# lpc capture writes it (python/lpc/capture.py, grammar in
+# rust/lpc-core/src/dump/procsnap.rs), read with builtins only:
+#   stacks.txt       per thread "# pid=P tid=T comm=C state=S flags=0xF
+#                    kthread=0|1 cpu=N status=ok|unreadable|gone ppid=PP",
+#                    its /proc/P/task/T/stack lines, a blank line
+#   patch_state.txt  "# uptime=U" (with NAME: "# uptime=U patch=NAME
+#                    enabled=E transition=T", the header of states, which
+#                    lpc.oracle.case.parse_states reads), then "tid
+#                    patch_state comm" per thread, each read right after that
+#                    thread's stack
+#   livepatch.txt    lpstate
+#   calls.txt        the pass-through call counters (calls)
+#   meta.txt         key=value; snapshot_complete=1 last
+# No kallsyms.txt (it is the same for a whole series and large): snapshot_kallsyms.
+snapshot() {
+	local dir=$1 name=${2:-} d p s l line rest c cr st ok n=0 up0 up1 v
+	mkdir -p "$dir"
+	up0=$(now)
+	exec 4> "$dir/patch_state.txt"
+	if [ -n "$name" ]; then
+		echo "# uptime=$up0 patch=$name $(klp "$name")" >&4
+	else
+		echo "# uptime=$up0" >&4
+	fi
+	{
+	for d in /proc/[0-9]*/task/[0-9]*; do
+		p=${d#/proc/}; p=${p%%/*}
+		line=
+		n=$((n + 1))	# threads= of meta.txt: every header, gone ones too
+		read -r line < "$d/stat" 2>/dev/null
+		if [ -z "$line" ]; then
+			echo "# pid=$p tid=${d##*/} comm= state=? status=gone"
+			echo
+			continue
+		fi
+		cr=${line#*(}; cr=${cr%)*}	# comm: from the first '(' to the last ')'
+		c=${cr//\\/\\\\}		# escaped for the header
+		rest=${line##*) }
+		set -- $rest
+		# the stack into $st first (no fork: a group redirected in this
+		# shell, run only if the file opened), then the header, whose
+		# status says whether it was read
+		ok=; st=
+		{ ok=ok; while read -r l; do st="$st$l
+"; done; } 2>/dev/null < "$d/stack"
+		[ -n "$ok" ] || { [ -d "$d" ] && ok=unreadable || ok=gone; }
+		printf '# pid=%s tid=%s comm=%s state=%s flags=0x%08x kthread=%d cpu=%s status=%s ppid=%s\n%s\n' \
+			"$p" "${d##*/}" "$c" "$1" "$7" $(( ($7 >> 21) & 1 )) "${37}" "$ok" "$2" "$st"
+		s=; read -r s < "$d/patch_state" 2>/dev/null && echo "${d##*/} $s $cr" >&4
+	done
+	} > "$dir/stacks.txt"
+	exec 4>&-
+	up1=$(now)
+	lpstate "$dir/livepatch.txt"
+	calls "$dir/calls.txt"
+	{
+	read -r v < /proc/sys/kernel/osrelease
+	echo "kernel_release=$v"
+	echo "machine=$(uname -m)"
+	echo "captured_at=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+	echo "uptime=$up0"
+	echo "uptime_end=$up1"
+	read -r v < /proc/sys/kernel/kptr_restrict
+	echo "kptr_restrict=$v"
+	echo "euid=0"
+	echo "threads=$n"
+	echo "source_format=proc_snapshot"
+	echo "captured_by=tools/oracle/guest/lib.sh snapshot (busybox sh, qemu guest)"
+	echo "kallsyms=none in the snapshot: the series' (snapshot_kallsyms)"
+	echo "snapshot_complete=1"
+	} > "$dir/meta.txt"
+}
+
+# snapshot_kallsyms FILE: the guest's /proc/kallsyms, gzipped, once for a
+# series of snapshots (no module comes or goes between them)
+snapshot_kallsyms() { gzip -c /proc/kallsyms > "$1"; }
+
+# calls FILE: the pass-through call counters of lpc_pt, lpc_pt_b, lpc_fix,
+# lpc_fix_r ("<module>/parameters/calls N,N,..." per loaded module)
+calls() {
+	local m v
+	for m in /sys/module/lpc_pt*/parameters/calls /sys/module/lpc_fix*/parameters/calls; do
+		[ -e "$m" ] || continue
+		read -r v < "$m"; echo "${m#/sys/module/} $v"
+	done > "$1"
+}
+
 # capture LABEL NAME: kernel verdicts, then the stacks, then the verdicts
-# again (a retry may fire in between: both are kept), plus the guest's
-# kallsyms and the pass-through call counters at that moment. With
+# again (a retry may fire in between: both are kept), plus the livepatch
+# sysfs tree (lpstate: LABEL_livepatch.txt), the guest's kallsyms and the
+# pass-through call counters at that moment. With
 # CAPTURE_CPUS=1 also where every thread is just before and after the dump
 # (where) and the CPUs' NMI backtraces after it (cpus: a second or two
 # later, another instant); CAPTURE_CPUS=tl also puts a SysRq-l right after
@@ -121,10 +249,9 @@ capture() {
 		where "${label}_stat.txt"
 	fi
 	params "${label}_params.txt"
+	lpstate "${label}_livepatch.txt"
 	gzip -c /proc/kallsyms > "${label}_kallsyms.txt.gz"
-	for m in /sys/module/lpc_pt*/parameters/calls; do
-		[ -e "$m" ] && echo "${m#/sys/module/} $(cat "$m")"
-	done > "${label}_calls.txt"
+	calls "${label}_calls.txt"
 	say "captured $label: $(klp "$name"); not switched: $(grep -c ' 0 ' "${label}_states.txt")"
 }
 

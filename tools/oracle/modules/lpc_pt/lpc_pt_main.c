@@ -11,8 +11,8 @@
  *
  * x86-64 only. A function must have an ftrace site (be listed in
  * available_filter_functions): a 5-byte nop, or a 5-byte call when another
- * livepatch already hooks it. The kernel this is built for has no IBT, so no
- * endbr64 precedes the site; one is skipped anyway if present.
+ * livepatch already hooks it. An endbr64 (IBT kernels), or the 4-byte nop
+ * such a kernel seals an unused one into, may precede the site: skipped.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -79,7 +79,11 @@ static int lpc_pt_aim(struct klp_object *obj)
 	for (i = 0, f = lpc_pt_funcs[o]; f->old_name; i++, f++) {
 		const u8 *site = f->old_func;
 
-		if (!memcmp(site, "\xf3\x0f\x1e\xfa", 4))
+		/* endbr64, or the nop an IBT kernel seals it into where nothing
+		 * calls the function indirectly (asm/ibt.h: 66 0f 1f 00 on 6.12,
+		 * 0f 1f 40 d6 on 7.3, e.g. at hrtimer_nanosleep) */
+		if (!memcmp(site, "\xf3\x0f\x1e\xfa", 4) || !memcmp(site, "\x66\x0f\x1f\x00", 4) ||
+		    !memcmp(site, "\x0f\x1f\x40\xd6", 4))
 			site += 4;
 		if (!lpc_pt_is_ftrace_site(site)) {
 			pr_err("lpc_pt: %s has no ftrace site: %*ph\n",
