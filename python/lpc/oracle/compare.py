@@ -275,14 +275,71 @@ def lpc_claim(task: TaskResult, compare: str) -> str:
     return SWITCHED if outlook in CONVERGING else BLOCKED
 
 
-def judge(directory: Path, spec: Mapping[str, Any], release: str) -> CheckResult:
-    """lpc's klp model on the check's dump, under the profile of the guest's
-    kernel release (nothing else is set: the model must know that kernel)."""
-    dump = parse_dump(directory / spec["dump_file"])
-    symbols = Symbols.from_kallsyms(directory / spec["kallsyms_file"])
+def state_file(directory: Path, spec: Mapping[str, Any]) -> Path | None:
+    """The guest's ``/sys/kernel/livepatch`` at the check's dump, when recorded:
+    ``LABEL_livepatch.txt`` beside a capture, ``livepatch.txt`` in a snapshot."""
+    dump = directory / spec["dump_file"]
+    for candidate in (dump / "livepatch.txt", directory / f"{spec['dump']}_livepatch.txt"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_path(directory: Path, case: Mapping[str, Any]) -> Path | None:
+    """The case's livepatch module file (``module_file``, relative to the
+    source tree the case lives in, ``tests/data/oracle/<k>/<case>``)."""
+    name = case.get("module_file")
+    if not name:
+        return None
+    for root in (directory, *directory.parents):
+        if (root / name).is_file():
+            return root / name
+    raise CaseError(f"{directory / 'case.json'}: module_file {name} not found")
+
+
+def derived(directory: Path, spec: Mapping[str, Any], case: Mapping[str, Any]
+            ) -> tuple[Patch, list[Patch]] | None:
+    """The check's patch and loaded patches as lpc derives them from what the
+    guest recorded, not from the spec written by hand: the sysfs state at the
+    dump gives the loaded patches (each replacement: every function of its
+    module, ``lpc.livepatch_state.loaded_patches``), the module file gives the
+    patch when it is the one in transition. None without a recorded state."""
+    from lpc.check import machine_view
+    from lpc.livepatch_state import parse_livepatch_state
+    from lpc.patch_module import read_module
+
+    where = state_file(directory, spec)
+    if where is None:
+        return None
+    state = parse_livepatch_state(where.read_text(), str(where))
     patch = Patch.parse(spec["patch"], unpatch=bool(spec.get("unpatch")),
                         replace=bool(spec.get("replace")))
-    loaded = [Patch.parse(p) for p in spec.get("loaded", ())]
+    ko = module_path(directory, case)
+    if ko is not None:
+        module = read_module(str(ko))
+        busy = state.in_transition
+        if busy is not None and busy.name == module.module:
+            patch = module.patch(unpatch=bool(spec.get("unpatch")))
+        elif busy is None and not any(p.name == module.module for p in state.patches):
+            patch = module.patch()  # not loaded yet: the check predicts its load
+    return patch, list(machine_view(state, patch, (), None).loaded)
+
+
+def judge(directory: Path, spec: Mapping[str, Any], release: str,
+          case: Mapping[str, Any] | None = None) -> CheckResult:
+    """lpc's klp model on the check's dump, under the profile of the guest's
+    kernel release (nothing else is set: the model must know that kernel).
+    With the case's recorded sysfs state (and module file), the patch and the
+    loaded patches are derived from them (:func:`derived`); else the spec's."""
+    dump = parse_dump(directory / spec["dump_file"])
+    symbols = Symbols.from_kallsyms(directory / spec["kallsyms_file"])
+    found = derived(directory, spec, case) if case is not None else None
+    if found is not None:
+        patch, loaded = found
+    else:
+        patch = Patch.parse(spec["patch"], unpatch=bool(spec.get("unpatch")),
+                            replace=bool(spec.get("replace")))
+        loaded = [Patch.parse(p) for p in spec.get("loaded", ())]
     params: dict[str, Any] = {}
     if spec.get("force"):
         params["force"] = True
@@ -316,9 +373,10 @@ def _last_retry(reports: Sequence[RetryReport], before: float | None) -> list[Re
 
 
 def compare_check(
-    directory: Path, spec: Mapping[str, Any], release: str, reports: Sequence[RetryReport]
+    directory: Path, spec: Mapping[str, Any], release: str, reports: Sequence[RetryReport],
+    case: Mapping[str, Any] | None = None,
 ) -> CheckComparison:
-    result = judge(directory, spec, release)
+    result = judge(directory, spec, release, case)
     target = 0 if spec.get("unpatch") else 1
     kernel = parse_states(directory / spec["states_file"])
     before: KernelStates | None = None
@@ -387,6 +445,6 @@ def compare_case(directory: str | Path) -> Comparison:
         for key in ("when", "compare", "dump_file", "kallsyms_file", "states_file", "patch"):
             if key not in spec:
                 raise CaseError(f"{path / 'case.json'}: a check lacks {key!r}")
-        checks.append(compare_check(path, spec, release, reports))
+        checks.append(compare_check(path, spec, release, reports, case))
     return Comparison(str(case["scenario"]), release, tuple(checks))
 
