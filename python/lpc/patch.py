@@ -164,7 +164,7 @@ class PatchOrigin:
 
     def text(self) -> str:
         return (f"module {self.module} ({self.path}), {self.format}, layout {self.layout} "
-                f"from {self.layout_source}; replace: {self.replace_source}")
+                f"({self.layout_source}); replace: {self.replace_source}")
 
     def as_json(self) -> dict[str, Any]:
         return {"path": self.path, "module": self.module, "format": self.format,

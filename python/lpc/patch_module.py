@@ -307,7 +307,8 @@ def _described_layout(structs: dict[str, tuple[int, dict[str, int]]],
     (fsize, fm), (osize, om), (_, pm) = (structs[n] for n in ("klp_func", "klp_object",
                                                                 "klp_patch"))
     try:
-        return KlpLayout(f"klp (from {how})", fsize, osize, pm.get("replace"),
+        return KlpLayout(f"klp (klp_func {fsize} bytes, klp_object {osize})", fsize, osize,
+                         pm.get("replace"),
                          fm["old_name"], fm["new_func"], fm["old_sympos"], om["name"],
                          om["funcs"], pm["mod"], pm["objs"])
     except KeyError:

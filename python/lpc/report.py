@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from lpc.check import Report
 from lpc.models import CONVERGING, MODELS, Outlook, get_model
+from lpc.patch import PatchOrigin
 from lpc.result import SCHEMA_VERSION, CheckResult, TaskResults
 
 __all__ = ["TaskList", "render_json", "render_text", "verdict_text", "write_json", "write_table"]
@@ -97,8 +98,18 @@ def _advice(result: CheckResult) -> list[str]:
 _ROWS = 50
 
 
-def _text_one(result: CheckResult, description: str, out: TextIO) -> None:
+def _origin_lines(origin: PatchOrigin | None, out: TextIO) -> None:
+    """``patch:`` where a patch read from a module came from, and what was assumed."""
+    if origin is not None:
+        _print(f"patch: {origin.text()}", out)
+        for note in origin.assumed:
+            _print(f"  assumed: {note}", out)
+
+
+def _text_one(result: CheckResult, description: str, out: TextIO,
+              origin: PatchOrigin | None = None) -> None:
     _print(f"source: {description}", out)
+    _origin_lines(origin, out)
     fns = ", ".join(
         f.spec + (f" [{f.start:#x}, {f.end:#x})" if f.resolved else "")
         for f in result.patch.functions
@@ -173,9 +184,11 @@ def _evidence_lines(result: CheckResult) -> list[str]:
     return lines
 
 
-def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) -> None:
+def _text_all(results: dict[str, CheckResult], description: str, out: TextIO,
+              origin: PatchOrigin | None = None) -> None:
     first = next(iter(results.values()))
     _print(f"source: {description}", out)
+    _origin_lines(origin, out)
     _print(f"patch: {', '.join(f.spec for f in first.patch.functions)}", out)
     rows = []
     for name, r in results.items():
@@ -227,11 +240,12 @@ def render_text(report: Report, out: TextIO) -> None:
             _print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", out)
         _inventory(report.inventory or [], out)
         return
+    origin = report.request.patch.origin if report.request.patch is not None else None
     if report.request.all_models:
-        _text_all(report.results, report.description, out)
+        _text_all(report.results, report.description, out, origin)
         return
     for result in report.results.values():
-        _text_one(result, report.description, out)
+        _text_one(result, report.description, out, origin)
 
 
 # ---- JSON ---------------------------------------------------------------------------------------
@@ -315,15 +329,18 @@ def render_json(report: Report, out: TextIO) -> None:
         print(file=out)
         return
     first = next(iter(report.results.values()))
+    origin = report.request.patch.origin if report.request.patch is not None else None
+    extra = {"patch_module": origin.as_json()} if origin is not None else {}
     if report.request.all_models:
         models: dict[str, Any] = {}
         for name, r in report.results.items():
             models[name] = r.as_json(with_source=False, with_tasks=False)
             models[name]["tasks"] = TaskList(r.tasks)
         write_json({"schema_version": SCHEMA_VERSION, "source": dict(first.source),
-                    "patch": first.patch.as_json(), "models": models}, out)
+                    "patch": first.patch.as_json(), "models": models, **extra}, out)
         return
     one = first.as_json(with_tasks=False)
     one["source"]["description"] = report.description
     one["tasks"] = TaskList(first.tasks)
+    one.update(extra)
     write_json(one, out)
