@@ -217,11 +217,14 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
                arch: str = "x86_64", rela: bool = True, release: str | None = "6.1.0-1-amd64",
                name: str | None = "lpc_test", via_section: bool = True,
                this_module_defined: bool = True, decoy: bool = True,
-               btf: bytes | None = None, runtime: bool = False) -> bytes:
+               btf: bytes | None = None, runtime: bool = False,
+               array_symbols: bool = True) -> bytes:
     """A module with a static klp_patch over ``objects``. ``decoy`` adds a
     file_operations-like struct (owner = THIS_MODULE, then a function
     pointer) the reader must not take for the patch; ``runtime`` leaves the
-    object array zero in .bss, as a module filling it at load time does."""
+    object array zero in .bss, as a module filling it at load time does;
+    ``array_symbols`` names each array with a sized local symbol, as the
+    compiler does for a static array."""
     elf = Elf(arch, rela)
     new = _functions(elf, objects, via_section)
     strings = Strings(elf)
@@ -248,6 +251,8 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
     if replace and layout.replace is not None:
         elf.put(".data", patch_at + layout.replace, 1, 1)
     elf.symbol("patch", ".data", patch_at, layout.patch_size, STT_OBJECT)
+    if array_symbols and not runtime:
+        elf.symbol("objs", ".data", objs_at, osize * (len(objects) + 1), STT_OBJECT)
     at = funcs_at
     for i, (obj, funcs) in enumerate(objects):
         here = objs_at + i * osize
@@ -255,6 +260,8 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
             strings.ref(".data", here, obj)
         if not runtime:
             elf.reloc(".data", here + 8, ".data", at)
+        if array_symbols:
+            elf.symbol(f"funcs{i}", ".data", at, fsize * (len(funcs) + 1), STT_OBJECT)
         for j, (old, sympos, nf) in enumerate(funcs):
             f = at + j * fsize
             strings.ref(".data", f, old)

@@ -105,6 +105,7 @@ class ModuleElf:
         if e_type != ET_REL:
             self.fail(f"ELF type {e_type}, not a relocatable object (a kernel module is ET_REL)")
         self.machine = e_machine
+        self.abs64()  # refuse a machine whose pointers this reader cannot relocate, first
         shoff, = self.unpack("Q", 40)
         shentsize, shnum, shstrndx = self.unpack("HHH", 58)
         if shentsize != 64 or not 0 < shnum <= 0xFF00 or shstrndx >= shnum:

@@ -362,15 +362,23 @@ def _array_of_objects(elf: ModuleElf, sec: Section, start: int,
     return ptr
 
 
+#: klp_patch {mod, objs, ...}: the same first two fields in every release, so
+#: the patch is found before (and whether or not) its full layout is known.
+_PATCH_HEAD = KlpLayout("klp_patch head", 0, 0, None)
+
+
 def _read_klp(elf: ModuleElf, raw: bytes, release: str | None, info: dict[str, str]) -> _Found:
-    layout, layout_source, notes = _klp_layout(elf, raw, release)
     found = []
-    for sec, start in _candidates(elf, layout):
-        objs = _array_of_objects(elf, sec, start, layout)
+    for sec, start in _candidates(elf, _PATCH_HEAD):
+        objs = _array_of_objects(elf, sec, start, _PATCH_HEAD)
         if objs is not None:
             found.append((sec, start, objs))
     if not found:
         _not_livepatch(elf, info)
+    layout, layout_source, notes = _klp_layout(elf, raw, release)
+    if (layout.patch_mod, layout.patch_objs) != (0, 8):
+        elf.fail(f"its {layout_source} puts klp_patch.mod/objs at {layout.patch_mod}/"
+                 f"{layout.patch_objs}, not 0/8 as every release does")
     if len(found) > 1:
         where = ", ".join(f"{s.name}+{o:#x}" for s, o, _ in found)
         elf.fail(f"several structures look like a klp_patch ({where}): lpc reads one patch "
@@ -400,17 +408,41 @@ def _not_livepatch(elf: ModuleElf, info: dict[str, str]) -> None:
              "and no modinfo livepatch=Y")
 
 
+#: klp_object.callbacks: four function pointers at +16..+40 (v4.15+).
+_CALLBACKS = frozenset({16, 24, 32, 40})
+
+
 def _check_fields(elf: ModuleElf, base: Pointer, count: int, size: int,
                   fields: frozenset[int], what: str, layout: str) -> None:
-    """Every relocation inside the array (its terminator included) must fall
-    on a pointer field: else the array's element size is not ``size``."""
+    """The array, its terminator included, must fit the layout: every
+    relocation inside falls on a pointer field (a callback's only when it
+    points to code), and a symbol at its start spans exactly the array.
+    Else its element size is not ``size``, and what was read is wrong."""
     assert base.section is not None
+    sec = elf.sections[base.section]
+    where = f"the {what} array at {sec.name}+{base.offset:#x}"
     end = base.offset + (count + 1) * size
-    for off in elf.relocations(base.section):
-        if base.offset <= off < end and (off - base.offset) % size not in fields:
-            elf.fail(f"the {what} array at {elf.sections[base.section].name}+{base.offset:#x} "
-                     f"has a pointer at +{off - base.offset:#x}, on no pointer field of the "
-                     f"{layout} layout: the module was built with another layout")
+    for off, (_type, sym, _add) in elf.relocations(base.section).items():
+        if not base.offset <= off < end:
+            continue
+        field = (off - base.offset) % size
+        if field in fields or (what == "klp_object" and field in _CALLBACKS
+                               and _points_to_code(elf, sym)):
+            continue
+        elf.fail(f"{where} has a pointer at +{off - base.offset:#x}, on no pointer field of "
+                 f"the {layout} layout: the module was built with another layout")
+    symbol = elf.symbol_at(base.section, base.offset)
+    if symbol is not None and symbol.size and symbol.size != end - base.offset:
+        elf.fail(f"{where} is the symbol {symbol.name} of {symbol.size} bytes, not the "
+                 f"{count + 1} elements of {size} bytes of the {layout} layout: the module was "
+                 "built with another layout")
+
+
+def _points_to_code(elf: ModuleElf, sym: int) -> bool:
+    if sym >= len(elf.symbols) or not elf.symbols[sym].defined:
+        return sym < len(elf.symbols)  # an undefined function (a callback in another module)
+    shndx = elf.symbols[sym].shndx
+    return shndx < len(elf.sections) and bool(elf.sections[shndx].flags & SHF_EXECINSTR)
 
 
 def _klp_objects(elf: ModuleElf, objs: Pointer, layout: KlpLayout,
@@ -428,8 +460,8 @@ def _klp_objects(elf: ModuleElf, objs: Pointer, layout: KlpLayout,
         if name_ptr is None and funcs is None:
             # Callbacks sit at +16..+48 (four pointers) in every layout with them.
             _check_fields(elf, objs, i, layout.object_size,
-                          frozenset({layout.obj_name, layout.obj_funcs, 16, 24, 32, 40}),
-                          "klp_object", layout.name)
+                          frozenset({layout.obj_name, layout.obj_funcs}), "klp_object",
+                          layout.name)
             return out
         obj = None if name_ptr is None else elf.cstring(name_ptr, f"klp_object {i}'s name")
         if funcs is None or funcs.section is None:
