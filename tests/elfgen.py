@@ -179,7 +179,8 @@ class Strings:
         self.elf.reloc(section, offset, self.name, self.at[text])
 
 
-def _functions(elf: Elf, objects: list[Obj], via_section: bool) -> dict[str, tuple[str, int]]:
+def _functions(elf: Elf, objects: list[Obj], via_section: bool,
+               strip: bool = False) -> dict[str, tuple[str, int]]:
     """A ``.text`` of 16-byte functions, one per new function name: name →
     (symbol to relocate against, addend). ``via_section``: against ``.text`` +
     offset, as for a static function."""
@@ -187,7 +188,8 @@ def _functions(elf: Elf, objects: list[Obj], via_section: bool) -> dict[str, tup
     elf.section(".text", bytes(16 * len(names)), flags=SHF_ALLOC | SHF_EXEC)
     out = {}
     for i, n in enumerate(names):
-        elf.symbol(n, ".text", 16 * i, 16, STT_FUNC)
+        if not strip:  # strip --strip-unneeded drops a static function's symbol
+            elf.symbol(n, ".text", 16 * i, 16, STT_FUNC)
         out[n] = (".text", 16 * i) if via_section else (n, 0)
     return out
 
@@ -218,7 +220,7 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
                name: str | None = "lpc_test", via_section: bool = True,
                this_module_defined: bool = True, decoy: bool = True,
                btf: bytes | None = None, runtime: bool = False,
-               array_symbols: bool = True) -> bytes:
+               array_symbols: bool = True, strip_functions: bool = False) -> bytes:
     """A module with a static klp_patch over ``objects``. ``decoy`` adds a
     file_operations-like struct (owner = THIS_MODULE, then a function
     pointer) the reader must not take for the patch; ``runtime`` leaves the
@@ -226,7 +228,7 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
     ``array_symbols`` names each array with a sized local symbol, as the
     compiler does for a static array."""
     elf = Elf(arch, rela)
-    new = _functions(elf, objects, via_section)
+    new = _functions(elf, objects, via_section, strip_functions)
     strings = Strings(elf)
     modinfo(elf, name, release)
     if this_module_defined:

@@ -431,3 +431,18 @@ def test_real_module(release: str, name: str, want: list[tuple[str | None, str, 
         assert m.layout == "klp (klp_func 152 bytes, klp_object 168)"  # as the table says
     else:
         assert m.layout == "klp 5.5+" and m.layout_source.startswith("assumed for release")
+
+
+def test_stripped_replacements_are_a_note_and_unpatch_is_refused(tmp_path: Path) -> None:
+    """A module stripped of its local symbols: relocations against .text + offset
+    name no function; the patch is still read, an unpatch (which checks the
+    replacements) is refused."""
+    layout, _ = RELEASES["6.1.0-57-cloud-amd64"]
+    data = elfgen.klp_module(SIMPLE, layout, via_section=True, strip_functions=True)
+    m = read_module(write(tmp_path, data))
+    assert [(f.old_name, f.new_func) for f in m.functions] == [
+        ("do_nanosleep", None), ("cmdline_proc_show", None), ("lpc_sleeper_nap", None)]
+    assert sum("has no symbol in the module" in n for n in m.notes) == 3
+    assert [f.spec for f in m.patch().functions][0] == "do_nanosleep"
+    with pytest.raises(ModuleError, match="unpatching checks the replacement"):
+        m.patch(unpatch=True)

@@ -103,7 +103,8 @@ class ModuleElf:
         self.endian = "<" if data[5] == 1 else ">"
         e_type, e_machine = self.unpack("HH", 16)
         if e_type != ET_REL:
-            self.fail(f"ELF type {e_type}, not a relocatable object (a kernel module is ET_REL)")
+            self.fail(f"an ELF file of type {e_type}, not a kernel module (a relocatable "
+                      "object, ET_REL)")
         self.machine = e_machine
         self.abs64()  # refuse a machine whose pointers this reader cannot relocate, first
         shoff, = self.unpack("Q", 40)

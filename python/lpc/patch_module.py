@@ -103,7 +103,13 @@ class PatchModule:
     def patch(self, unpatch: bool = False, replace: bool | None = None) -> Patch:
         """As a :class:`~lpc.patch.Patch`: each function with its replacement
         (a symbol of this module, as kallsyms lists it under ``[module]``).
-        ``replace`` overrides the module's flag (the command line's --replace)."""
+        ``replace`` overrides the module's flag (the command line's --replace).
+        Unpatching checks the replacements, so each must have a symbol."""
+        unnamed = [f.old_name for f in self.functions if f.new_func is None]
+        if unpatch and unnamed:
+            raise ModuleError(f"unpatching checks the replacement functions, and the "
+                              f"replacement of {', '.join(unnamed)} has no symbol in the module",
+                              self.path)
         funcs = tuple(
             PatchFunction(f.old_name, f.object, f.sympos or None,
                           new=None if f.new_func is None
