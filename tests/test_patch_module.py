@@ -446,3 +446,18 @@ def test_stripped_replacements_are_a_note_and_unpatch_is_refused(tmp_path: Path)
     assert [f.spec for f in m.patch().functions][0] == "do_nanosleep"
     with pytest.raises(ModuleError, match="unpatching checks the replacement"):
         m.patch(unpatch=True)
+
+
+def test_is_module_file_never_opens_a_fifo(tmp_path: Path) -> None:
+    """--patch-file asks whether a path is a module before reading it: a FIFO
+    must not be opened (it would block until a writer came)."""
+    import os
+
+    from lpc.patch_module import is_module_file
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert not is_module_file(fifo)
+    assert not is_module_file(tmp_path / "missing")
+    assert is_module_file(write(tmp_path, gzip.compress(b"x"), "x.gz"))
+    assert not is_module_file(write(tmp_path, b"do_nanosleep\n", "list.txt"))

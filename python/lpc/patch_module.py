@@ -33,6 +33,7 @@ import io
 import lzma
 import os
 import re
+import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -124,9 +125,12 @@ class PatchModule:
 
 def is_module_file(path: str | os.PathLike[str]) -> bool:
     """True when the file starts like an ELF file or a compressed one (xz,
-    zstd, gzip): a module, not a list of names. False when unreadable (the
-    caller's own reader then says why)."""
+    zstd, gzip): a module, not a list of names. False when unreadable or not
+    a regular file (opening a FIFO would block): the caller's own reader then
+    says why."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as fh:
             head = fh.read(6)
     except OSError:
