@@ -206,7 +206,7 @@ def read_module(path: str | os.PathLike[str]) -> PatchModule:
     elif ".kpatch.funcs" in elf.by_name:
         found = _read_kpatch(elf)
     else:
-        found = _read_klp(elf, raw, release, info)
+        found = _read_klp(elf, release, info)
     return PatchModule(where, module, release, found.format, found.layout, found.layout_source,
                        found.functions, found.replace, found.replace_source, found.notes)
 
@@ -325,13 +325,13 @@ def _described_layout(structs: dict[str, tuple[int, dict[str, int]]],
         return None  # a struct of another shape (pre-4.5): not one this reader knows
 
 
-def _klp_layout(elf: ModuleElf, raw: bytes, release: str | None
+def _klp_layout(elf: ModuleElf, release: str | None
                 ) -> tuple[KlpLayout, str, list[str]]:
     notes: list[str] = []
     from_btf = _described_layout(_btf_structs(elf, notes), "BTF")
     if from_btf is not None:
         return from_btf, "BTF", notes
-    from_dwarf = _described_layout(_dwarf_structs(raw, notes), "DWARF")
+    from_dwarf = _described_layout(_dwarf_structs(elf, notes), "DWARF")
     if from_dwarf is not None:
         return from_dwarf, "DWARF", notes
     layout, source, more = _layout_for_release(release, elf.path)
@@ -377,7 +377,7 @@ def _array_of_objects(elf: ModuleElf, sec: Section, start: int,
 _PATCH_HEAD = KlpLayout("klp_patch head", 0, 0, None)
 
 
-def _read_klp(elf: ModuleElf, raw: bytes, release: str | None, info: dict[str, str]) -> _Found:
+def _read_klp(elf: ModuleElf, release: str | None, info: dict[str, str]) -> _Found:
     found = []
     for sec, start in _candidates(elf, _PATCH_HEAD):
         objs = _array_of_objects(elf, sec, start, _PATCH_HEAD)
@@ -385,7 +385,7 @@ def _read_klp(elf: ModuleElf, raw: bytes, release: str | None, info: dict[str, s
             found.append((sec, start, objs))
     if not found:
         _not_livepatch(elf, info)
-    layout, layout_source, notes = _klp_layout(elf, raw, release)
+    layout, layout_source, notes = _klp_layout(elf, release)
     if (layout.patch_mod, layout.patch_objs) != (0, 8):
         elf.fail(f"its {layout_source} puts klp_patch.mod/objs at {layout.patch_mod}/"
                  f"{layout.patch_objs}, not 0/8 as every release does")
@@ -567,25 +567,26 @@ def _parse_btf(data: bytes, endian: str) -> dict[str, tuple[int, dict[str, int]]
     return out
 
 
-def _dwarf_structs(raw: bytes, notes: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
+def _dwarf_structs(module: ModuleElf, notes: list[str]) -> dict[str, tuple[int, dict[str, int]]]:
     """The klp structs the module's DWARF describes (a module built with -g,
-    as Debian's out-of-tree builds are). pyelftools reads it; a failure of
-    its own is a note, and the next source is tried."""
+    as Debian's out-of-tree builds are). pyelftools reads it, from an image
+    whose .debug_info this reader relocated; a failure of pyelftools' own is
+    a note, and the next source is tried."""
     from elftools.elf.elffile import ELFFile
 
+    if ".debug_info" not in module.by_name:
+        return {}
     try:
-        elf = ELFFile(io.BytesIO(raw))
-        if not elf.has_dwarf_info() or elf.get_section_by_name(".debug_info") is None:
-            return {}
-        return _dwarf_walk(elf)
+        elf = ELFFile(io.BytesIO(module.relocated_debug_info()))
+        return _dwarf_walk(elf.get_dwarf_info(relocate_dwarf_sections=False))
     except Exception as exc:  # pyelftools raises many kinds on damaged DWARF; none is fatal here
         notes.append(f"the DWARF is unreadable ({type(exc).__name__}: {exc}): not used")
         return {}
 
 
-def _dwarf_walk(elf: Any) -> dict[str, tuple[int, dict[str, int]]]:
+def _dwarf_walk(dwarf: Any) -> dict[str, tuple[int, dict[str, int]]]:
     out: dict[str, tuple[int, dict[str, int]]] = {}
-    for cu in elf.get_dwarf_info().iter_CUs():
+    for cu in dwarf.iter_CUs():
         for die in cu.get_top_DIE().iter_children():
             attrs = die.attributes
             if die.tag != "DW_TAG_structure_type" or "DW_AT_byte_size" not in attrs:
