@@ -220,7 +220,8 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
                name: str | None = "lpc_test", via_section: bool = True,
                this_module_defined: bool = True, decoy: bool = True,
                btf: bytes | None = None, runtime: bool = False,
-               array_symbols: bool = True, strip_functions: bool = False) -> bytes:
+               array_symbols: bool = True, strip_functions: bool = False,
+               dwarf: tuple[bytes, bytes] | None = None) -> bytes:
     """A module with a static klp_patch over ``objects``. ``decoy`` adds a
     file_operations-like struct (owner = THIS_MODULE, then a function
     pointer) the reader must not take for the patch; ``runtime`` leaves the
@@ -272,6 +273,9 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
         at += fsize * (len(funcs) + 1)
     if btf is not None:
         elf.section(".BTF", btf, flags=0)
+    if dwarf is not None:
+        elf.section(".debug_abbrev", dwarf[0], flags=0)
+        elf.section(".debug_info", dwarf[1], flags=0)
     return elf.build()
 
 
@@ -378,3 +382,48 @@ def plain_module(livepatch: bool = False, arch: str = "x86_64") -> bytes:
     elf.reloc(".data", 0, "__this_module")
     elf.reloc(".data", 8, "fop_read")
     return elf.build()
+
+
+def _uleb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def dwarf_klp(layout: Layout, endian: str = "<") -> tuple[bytes, bytes]:
+    """``(.debug_abbrev, .debug_info)``: one DWARF 4 compile unit describing a
+    base type and struct klp_func, klp_object and klp_patch with ``layout``'s
+    sizes (names inline, DW_FORM_string; offsets DW_FORM_data2), so the
+    abbreviation offset 0 needs no relocation."""
+    string, data1, data2 = 0x08, 0x0B, 0x05
+    abbrev = b"".join([
+        _uleb(1) + _uleb(0x11) + b"\x01" + _uleb(0x03) + _uleb(string) + b"\0\0",  # compile_unit
+        _uleb(2) + _uleb(0x13) + b"\x01" + _uleb(0x03) + _uleb(string)  # structure_type
+        + _uleb(0x0B) + _uleb(data2) + b"\0\0",
+        _uleb(3) + _uleb(0x0D) + b"\x00" + _uleb(0x03) + _uleb(string)  # member
+        + _uleb(0x38) + _uleb(data2) + b"\0\0",
+        _uleb(4) + _uleb(0x24) + b"\x00" + _uleb(0x03) + _uleb(string)  # base_type
+        + _uleb(0x0B) + _uleb(data1) + b"\0\0",
+        b"\0",
+    ])
+    h = struct.Struct(endian + "H")
+
+    def struct_(name: str, size: int, members: list[tuple[str, int]]) -> bytes:
+        body = _uleb(2) + name.encode() + b"\0" + h.pack(size)
+        for m, off in members:
+            body += _uleb(3) + m.encode() + b"\0" + h.pack(off)
+        return body + b"\0"
+
+    patch_members = [("mod", 0), ("objs", 8)]
+    if layout.replace is not None:
+        patch_members.append(("replace", layout.replace))
+    dies = (_uleb(1) + b"gen.c\0" + _uleb(4) + b"long\0\x08"
+            + struct_("klp_func", layout.func_size,
+                      [("old_name", 0), ("new_func", 8), ("old_sympos", 16)])
+            + struct_("klp_object", layout.object_size, [("name", 0), ("funcs", 8)])
+            + struct_("klp_patch", layout.patch_size, patch_members) + b"\0")
+    rest = struct.pack(endian + "HIB", 4, 0, 8) + dies
+    return abbrev, struct.pack(endian + "I", len(rest)) + rest

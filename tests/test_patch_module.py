@@ -461,3 +461,32 @@ def test_is_module_file_never_opens_a_fifo(tmp_path: Path) -> None:
     assert not is_module_file(tmp_path / "missing")
     assert is_module_file(write(tmp_path, gzip.compress(b"x"), "x.gz"))
     assert not is_module_file(write(tmp_path, b"do_nanosleep\n", "list.txt"))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)
+@given(objects=patches(), func_size=st.integers(3, 40).map(lambda n: 8 * n),
+       object_size=st.integers(6, 30).map(lambda n: 8 * n), replace=st.booleans(),
+       arch=st.sampled_from(["x86_64", "s390x"]), with_btf=st.booleans())
+def test_dwarf_layout_wins_over_the_release_and_btf_over_dwarf(
+        tmp_path: Path, objects: list[elfgen.Obj], func_size: int, object_size: int,
+        replace: bool, arch: str, with_btf: bool) -> None:
+    """Sizes no release has, described by DWARF (and by BTF too, or not)."""
+    layout = elfgen.Layout(func_size, object_size, 24)
+    endian = elfgen.ARCHES[arch][2]
+    data = elfgen.klp_module(objects, layout, replace=replace, arch=arch,
+                             dwarf=elfgen.dwarf_klp(layout, endian),
+                             btf=elfgen.btf_klp(layout, endian) if with_btf else None)
+    m = read_module(write(tmp_path, data))
+    assert got(m) == expected(objects) and m.replace is replace
+    assert m.layout_source == ("BTF" if with_btf else "DWARF")
+    assert m.layout == f"klp (klp_func {func_size} bytes, klp_object {object_size})"
+
+
+def test_damaged_dwarf_is_a_note_and_the_release_layout_is_used(tmp_path: Path) -> None:
+    layout, _ = RELEASES["6.1.0-57-cloud-amd64"]
+    abbrev, info = elfgen.dwarf_klp(layout)
+    info = info[:4] + b"\x63\x00" + info[6:]  # DWARF version 99
+    m = read_module(write(tmp_path, elfgen.klp_module(SIMPLE, layout, dwarf=(abbrev, info))))
+    assert got(m) == expected(SIMPLE)
+    assert any("DWARF is unreadable" in n for n in m.notes)
+    assert m.layout_source.startswith("assumed for release")
