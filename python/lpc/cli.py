@@ -175,7 +175,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise UsageError("watch follows one model: name it with --model")
     patch = _request(args).patch
     if patch is None:
-        raise UsageError("watch needs --patch, --patch-file or --patch-module")
+        raise UsageError("watch needs --patch or --patch-file")
     dumps = list(args.dump or [])
     retries = len(dumps) if dumps else args.retries
     symbols = None
