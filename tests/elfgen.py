@@ -221,7 +221,8 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
                this_module_defined: bool = True, decoy: bool = True,
                btf: bytes | None = None, runtime: bool = False,
                array_symbols: bool = True, strip_functions: bool = False,
-               dwarf: tuple[bytes, bytes] | None = None) -> bytes:
+               dwarf: tuple[bytes, bytes] | None = None,
+               empty_object: bool = False) -> bytes:
     """A module with a static klp_patch over ``objects``. ``decoy`` adds a
     file_operations-like struct (owner = THIS_MODULE, then a function
     pointer) the reader must not take for the patch; ``runtime`` leaves the
@@ -244,8 +245,8 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
     funcs_at = objs_at + osize * (len(objects) + 1)
     total = funcs_at + sum(fsize * (len(f) + 1) for _, f in objects)
     elf.section(".data", bytes(total))
-    if runtime:
-        elf.section(".bss", b"", type=SHT_NOBITS, size=osize * (len(objects) + 1))
+    if runtime or empty_object:
+        elf.section(".bss", b"", type=SHT_NOBITS, size=max(osize, fsize) * (len(objects) + 1))
     if decoy:
         elf.reloc(".data", decoy_at, "__this_module")
         elf.reloc(".data", decoy_at + 8, *next(iter(new.values()), (".text", 0)))
@@ -261,6 +262,10 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
         here = objs_at + i * osize
         if obj is not None and not runtime:
             strings.ref(".data", here, obj)
+        if empty_object and i == len(objects) - 1:
+            # The last object's functions are filled at load time, in .bss.
+            elf.reloc(".data", here + 8, ".bss", 0)
+            continue
         if not runtime:
             elf.reloc(".data", here + 8, ".data", at)
         if array_symbols:

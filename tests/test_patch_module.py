@@ -490,3 +490,26 @@ def test_damaged_dwarf_is_a_note_and_the_release_layout_is_used(tmp_path: Path) 
     assert got(m) == expected(SIMPLE)
     assert any("DWARF is unreadable" in n for n in m.notes)
     assert m.layout_source.startswith("assumed for release")
+
+
+def test_a_decompression_bomb_stops_at_the_limit(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import zstandard
+
+    import lpc.patch_module as pm
+
+    monkeypatch.setattr(pm, "_FILE_LIMIT", 1 << 20)
+    zeros = b"\x7fELF" + bytes(3 << 20)
+    for data in (lzma.compress(zeros), gzip.compress(zeros),
+                 zstandard.ZstdCompressor().compress(zeros)):
+        with pytest.raises(ModuleError, match="decompresses to more than 1 MiB"):
+            read_module(write(tmp_path, data))
+
+
+def test_one_object_filled_at_load_time_refuses_the_whole_patch(tmp_path: Path) -> None:
+    """Reading the other objects' functions alone would check less than the
+    kernel will patch: refused, naming the object."""
+    layout, _ = RELEASES["6.1.0-57-cloud-amd64"]
+    data = elfgen.klp_module(SIMPLE, layout, empty_object=True)
+    with pytest.raises(ModuleError, match="klp_object lpc_sleeper's klp_func array is empty"):
+        read_module(write(tmp_path, data))

@@ -28,7 +28,6 @@ release, a replace flag chosen at build or load time) is said in
 
 from __future__ import annotations
 
-import gzip
 import io
 import lzma
 import os
@@ -140,36 +139,45 @@ def is_module_file(path: str | os.PathLike[str]) -> bool:
 
 def _decompress(data: bytes, path: str) -> bytes:
     """The ELF image inside ``data``, by its magic bytes (kmod decides the
-    same way, not by the suffix). Output is bounded like the input."""
+    same way, not by the suffix). Output is bounded like the input, so a
+    small file that inflates without end is refused, not held in memory."""
+    import zstandard
+
     try:
         if data.startswith(_MAGIC_XZ):
             dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
             out = dec.decompress(data, _FILE_LIMIT + 1)
             ok = dec.eof
         elif data.startswith(_MAGIC_ZSTD):
-            import zstandard
-
-            zdec = zstandard.ZstdDecompressor().decompressobj()
-            out = zdec.decompress(data)
-            ok = zdec.eof
+            out, ok = _unzstd(zstandard, data)
         elif data.startswith(_MAGIC_GZIP):
             gdec = zlib.decompressobj(wbits=31)
             out = gdec.decompress(data, _FILE_LIMIT + 1)
             ok = gdec.eof
         else:
             return data
-    except (lzma.LZMAError, zlib.error, gzip.BadGzipFile, EOFError, ValueError) as exc:
+    except (lzma.LZMAError, zlib.error, zstandard.ZstdError, EOFError, ValueError) as exc:
         raise ModuleError(f"a compressed file that does not decompress ({exc})", path) from None
-    except Exception as exc:  # zstandard.ZstdError is not importable for a type check
-        if type(exc).__name__ == "ZstdError":
-            raise ModuleError(f"a zstd file that does not decompress ({exc})", path) from None
-        raise
     if len(out) > _FILE_LIMIT:
         raise ModuleError(f"decompresses to more than {_FILE_LIMIT // MiB} MiB: not a module",
                           path)
     if not ok:
         raise ModuleError("a compressed file cut short", path)
     return out
+
+
+def _unzstd(zstandard: Any, data: bytes) -> tuple[bytes, bool]:
+    """A zstd frame, fed 1 KiB at a time (the decompressor has no output
+    bound; 1 KiB of RLE blocks inflates to at most ~32 MiB), so a bomb stops
+    at the limit: (what came out, whether the frame ended)."""
+    dec = zstandard.ZstdDecompressor().decompressobj()
+    out = bytearray()
+    view = memoryview(data)
+    for at in range(0, len(data), 1 << 10):
+        out += dec.decompress(view[at:at + (1 << 10)])
+        if len(out) > _FILE_LIMIT or dec.eof:
+            break
+    return bytes(out), bool(dec.eof)
 
 
 def _image(path: str | os.PathLike[str]) -> tuple[bytes, str]:
@@ -477,7 +485,13 @@ def _klp_objects(elf: ModuleElf, objs: Pointer, layout: KlpLayout,
         if funcs is None or funcs.section is None:
             elf.fail(f"klp_object {obj or 'vmlinux'} has no static klp_func array")
             raise AssertionError  # unreachable
-        out.extend(_klp_funcs(elf, funcs, obj, layout, notes))
+        funcs_read = _klp_funcs(elf, funcs, obj, layout, notes)
+        if not funcs_read:
+            # Part of the patch is written at load time: what the file shows is not all of it.
+            elf.fail(f"klp_object {obj or 'vmlinux'}'s klp_func array is empty in the file: the "
+                     "patch is filled in at load time, so the file does not say what it "
+                     "patches; name the functions with --patch")
+        out.extend(funcs_read)
     elf.fail("a klp_object array with no terminator")
     raise AssertionError  # unreachable
 
