@@ -347,7 +347,7 @@ def test_cli_patch_module_text_says_where_the_patch_came_from(
     assert rc in (0, 1)
     lines = out.splitlines()
     assert lines[0].startswith("source: ")
-    assert lines[1].startswith(f"patch: module lpc_test ({demo_module}), klp, layout klp 5.5+")
+    assert lines[1].startswith(f"patch: from module lpc_test ({demo_module}), klp, layout klp 5.5+")
     assert lines[2].startswith("  assumed: structure layout assumed for release 6.1.0-1-amd64")
     assert "do_nanosleep" in lines[3] and "worker_thread" in lines[3]
 

@@ -163,7 +163,7 @@ class PatchOrigin:
     assumed: tuple[str, ...] = ()
 
     def text(self) -> str:
-        return (f"module {self.module} ({self.path}), {self.format}, layout {self.layout} "
+        return (f"from module {self.module} ({self.path}), {self.format}, layout {self.layout} "
                 f"({self.layout_source}); replace: {self.replace_source}")
 
     def as_json(self) -> dict[str, Any]:
