@@ -222,13 +222,14 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
                btf: bytes | None = None, runtime: bool = False,
                array_symbols: bool = True, strip_functions: bool = False,
                dwarf: tuple[bytes, bytes] | None = None,
-               empty_object: bool = False) -> bytes:
+               empty_object: bool = False, spare: int = 0) -> bytes:
     """A module with a static klp_patch over ``objects``. ``decoy`` adds a
     file_operations-like struct (owner = THIS_MODULE, then a function
     pointer) the reader must not take for the patch; ``runtime`` leaves the
     object array zero in .bss, as a module filling it at load time does;
     ``array_symbols`` names each array with a sized local symbol, as the
-    compiler does for a static array."""
+    compiler does for a static array; ``spare`` zero elements follow each
+    terminator (an array declared longer than its initialiser)."""
     elf = Elf(arch, rela)
     new = _functions(elf, objects, via_section, strip_functions)
     strings = Strings(elf)
@@ -242,11 +243,15 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
     decoy_at = 0
     patch_at = 64 if decoy else 0
     objs_at = patch_at + layout.patch_size
-    funcs_at = objs_at + osize * (len(objects) + 1)
-    total = funcs_at + sum(fsize * (len(f) + 1) for _, f in objects)
+    funcs_at = objs_at + osize * (len(objects) + 1 + spare)
+    total = funcs_at + sum(fsize * (len(f) + 1 + spare) for _, f in objects)
     elf.section(".data", bytes(total))
     if runtime or empty_object:
-        elf.section(".bss", b"", type=SHT_NOBITS, size=max(osize, fsize) * (len(objects) + 1))
+        # As lpc_pt: arrays of several zero elements, each with its symbol.
+        elf.section(".bss", b"", type=SHT_NOBITS, size=5 * (osize + fsize))
+        if array_symbols:
+            elf.symbol("bss_objs", ".bss", 0, 5 * osize, STT_OBJECT)
+            elf.symbol("bss_funcs", ".bss", 5 * osize, 5 * fsize, STT_OBJECT)
     if decoy:
         elf.reloc(".data", decoy_at, "__this_module")
         elf.reloc(".data", decoy_at + 8, *next(iter(new.values()), (".text", 0)))
@@ -256,7 +261,7 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
         elf.put(".data", patch_at + layout.replace, 1, 1)
     elf.symbol("patch", ".data", patch_at, layout.patch_size, STT_OBJECT)
     if array_symbols and not runtime:
-        elf.symbol("objs", ".data", objs_at, osize * (len(objects) + 1), STT_OBJECT)
+        elf.symbol("objs", ".data", objs_at, osize * (len(objects) + 1 + spare), STT_OBJECT)
     at = funcs_at
     for i, (obj, funcs) in enumerate(objects):
         here = objs_at + i * osize
@@ -264,18 +269,18 @@ def klp_module(objects: list[Obj], layout: Layout, *, replace: bool = False,
             strings.ref(".data", here, obj)
         if empty_object and i == len(objects) - 1:
             # The last object's functions are filled at load time, in .bss.
-            elf.reloc(".data", here + 8, ".bss", 0)
+            elf.reloc(".data", here + 8, ".bss", 5 * osize)
             continue
         if not runtime:
             elf.reloc(".data", here + 8, ".data", at)
         if array_symbols:
-            elf.symbol(f"funcs{i}", ".data", at, fsize * (len(funcs) + 1), STT_OBJECT)
+            elf.symbol(f"funcs{i}", ".data", at, fsize * (len(funcs) + 1 + spare), STT_OBJECT)
         for j, (old, sympos, nf) in enumerate(funcs):
             f = at + j * fsize
             strings.ref(".data", f, old)
             elf.reloc(".data", f + 8, *new[nf])
             elf.put(".data", f + 16, sympos)
-        at += fsize * (len(funcs) + 1)
+        at += fsize * (len(funcs) + 1 + spare)
     if btf is not None:
         elf.section(".BTF", btf, flags=0)
     if dwarf is not None:

@@ -83,16 +83,16 @@ SIMPLE = [(None, [("do_nanosleep", 0, "fix_nanosleep"), ("cmdline_proc_show", 2,
 @given(objects=patches(), release=st.sampled_from(sorted(RELEASES)),
        arch=st.sampled_from(sorted(elfgen.ARCHES)), rela=st.booleans(),
        via_section=st.booleans(), defined=st.booleans(), decoy=st.booleans(),
-       replace=st.booleans(), array_symbols=st.booleans())
+       replace=st.booleans(), array_symbols=st.booleans(), spare=st.integers(0, 2))
 def test_static_klp_patch_is_recovered_for_every_release_layout(
         tmp_path: Path, objects: list[elfgen.Obj], release: str, arch: str, rela: bool,
         via_section: bool, defined: bool, decoy: bool, replace: bool,
-        array_symbols: bool) -> None:
+        array_symbols: bool, spare: int) -> None:
     layout, layout_name = RELEASES[release]
     data = elfgen.klp_module(objects, layout, replace=replace, arch=arch, rela=rela,
                              release=release, via_section=via_section,
                              this_module_defined=defined, decoy=decoy,
-                             array_symbols=array_symbols)
+                             array_symbols=array_symbols, spare=spare)
     m = read_module(write(tmp_path, data))
     assert got(m) == expected(objects)
     assert (m.format, m.layout, m.module, m.release) == ("klp", layout_name, "lpc_test", release)
@@ -249,9 +249,13 @@ def test_not_a_livepatch_module(tmp_path: Path) -> None:
         read_module(write(tmp_path, elfgen.plain_module(livepatch=True)))
 
 
-def test_runtime_filled_patch_is_refused_in_one_sentence(tmp_path: Path) -> None:
+@pytest.mark.parametrize("array_symbols", [True, False])
+def test_runtime_filled_patch_is_refused_in_one_sentence(tmp_path: Path,
+                                                         array_symbols: bool) -> None:
+    """As lpc_pt: the objects are a zero .bss array of several elements."""
     layout, _ = RELEASES["6.1.0-57-cloud-amd64"]
-    path = write(tmp_path, elfgen.klp_module(SIMPLE, layout, runtime=True))
+    path = write(tmp_path, elfgen.klp_module(SIMPLE, layout, runtime=True,
+                                             array_symbols=array_symbols))
     with pytest.raises(ModuleError) as info:
         read_module(path)
     text = str(info.value)

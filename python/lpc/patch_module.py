@@ -449,11 +449,15 @@ def _check_fields(elf: ModuleElf, base: Pointer, count: int, size: int,
             continue
         elf.fail(f"{where} has a pointer at +{off - base.offset:#x}, on no pointer field of "
                  f"the {layout} layout: the module was built with another layout")
+    # An array may be declared longer than its initialiser (zero elements after
+    # the terminator), so its symbol holds at least the elements read, and a
+    # whole number of them.
     symbol = elf.symbol_at(base.section, base.offset)
-    if symbol is not None and symbol.size and symbol.size != end - base.offset:
-        elf.fail(f"{where} is the symbol {symbol.name} of {symbol.size} bytes, not the "
-                 f"{count + 1} elements of {size} bytes of the {layout} layout: the module was "
-                 "built with another layout")
+    if symbol is not None and symbol.size and (symbol.size % size
+                                               or symbol.size < end - base.offset):
+        elf.fail(f"{where} is the symbol {symbol.name} of {symbol.size} bytes, not a whole "
+                 f"number (at least {count + 1}) of {size}-byte elements of the {layout} "
+                 "layout: the module was built with another layout")
 
 
 def _points_to_code(elf: ModuleElf, sym: int) -> bool:
