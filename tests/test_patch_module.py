@@ -520,3 +520,12 @@ def test_one_object_filled_at_load_time_refuses_the_whole_patch(tmp_path: Path) 
     data = elfgen.klp_module(SIMPLE, layout, empty_object=True)
     with pytest.raises(ModuleError, match="klp_object lpc_sleeper's klp_func array is empty"):
         read_module(write(tmp_path, data))
+
+
+def test_real_lpc_pt_is_refused_as_filled_at_load_time(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).parent / "data" / "patch-modules" / "6.1" / "lpc_pt.ko"
+    with pytest.raises(ModuleError, match=r"klp_patch \(at \.data\+0x0\) has no function in its "
+                                          "static arrays: the patch is filled in at load time"):
+        read_module(path)
+    assert main(["check", "--demo", "--patch-module", str(path)]) == 3
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
