@@ -529,3 +529,17 @@ def test_real_lpc_pt_is_refused_as_filled_at_load_time(capsys: pytest.CaptureFix
         read_module(path)
     assert main(["check", "--demo", "--patch-module", str(path)]) == 3
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_array_symbols_show_a_wrong_layout_that_relocations_cannot(tmp_path: Path) -> None:
+    """One object with one function: no relocation shows the stride, but the
+    arrays' symbols (2 × 168 and 2 × 152 bytes) are no whole number of the
+    136-byte elements 4.19 has: refused. Without those symbols nothing shows
+    it, and the one element read is right whatever the stride."""
+    layout, _ = RELEASES["6.1.0-57-cloud-amd64"]
+    one: list[elfgen.Obj] = [(None, [("do_nanosleep", 0, "fix")])]
+    with pytest.raises(ModuleError, match="is the symbol objs of 336 bytes"):
+        read_module(write(tmp_path, elfgen.klp_module(one, layout, release="4.19.0-27-amd64")))
+    m = read_module(write(tmp_path, elfgen.klp_module(one, layout, release="4.19.0-27-amd64",
+                                                      array_symbols=False), "n.ko"))
+    assert got(m) == expected(one) and m.layout == "klp 4.16-5.0"
