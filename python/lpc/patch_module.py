@@ -266,7 +266,14 @@ class KlpLayout:
 
 # Sizes assume CONFIG_DEBUG_KOBJECT_RELEASE off (struct kobject is 64 bytes on
 # 64-bit; with it on a delayed_work follows kref). A wrong size is caught: the
-# arrays' relocations then fall on no pointer field, and the module is refused.
+# arrays' relocations then fall on no pointer field, or their symbols are no
+# whole number of elements, and the module is refused.
+# The 6.1, 6.12 and 7.3 rows were read from those headers on the build host;
+# the older ones from the kernel's history of include/linux/livepatch.h,
+# cross-checked against a per-release listing of these three structs in
+# Ubuntu's 4.4-6.8 kernels (fields of klp_func/klp_object/klp_patch at 4.8,
+# 4.10, 4.13, 4.15, 4.18, 5.0, 5.3, 5.4, 5.8: replace appears by 5.3, states
+# between 5.4 and 5.8 — mainline 5.1 and 5.5).
 _RELEASE_LAYOUTS: tuple[tuple[tuple[int, int], KlpLayout, str], ...] = (
     # v4.7–v4.11: klp_func {old_name, new_func, old_sympos, old_addr, kobj,
     # enum state, stack_node}; klp_object {name, funcs, kobj, mod, state}
