@@ -112,7 +112,8 @@ class Elf:
             info = (1 if s.glob else 0) << 4 | s.type
             syms += struct.pack(e + "IBBHQQ", name_off, info, 0, shndx, s.value, s.size)
         # Section headers: NULL, user sections, relocation sections, symtab, strtab, shstrtab.
-        extra: list[tuple[str, bytes, int, int, int, int]] = []  # name, data, type, link, info, entsize
+        # (name, data, type, link, info, entsize) of each section the writer adds
+        extra: list[tuple[str, bytes, int, int, int, int]] = []
         nuser = len(self.sections)
         symtab_index = nuser + 1 + len(self.relocs)
         for target, entries in self.relocs.items():
@@ -156,7 +157,7 @@ class Elf:
         return bytes(body)
 
 
-# ---- a patch, and the modules that carry it -------------------------------------------------------
+# ---- a patch, and the modules that carry it ------------------------------------------------------
 
 #: One object: its name (None = vmlinux) and its functions (old name, sympos, new function name).
 Obj = tuple[str | None, list[tuple[str, int, str]]]

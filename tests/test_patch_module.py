@@ -75,7 +75,7 @@ SIMPLE = [(None, [("do_nanosleep", 0, "fix_nanosleep"), ("cmdline_proc_show", 2,
           ("lpc_sleeper", [("lpc_sleeper_nap", 0, "fix_nap")])]
 
 
-# ---- klp: a static klp_patch, layout by release ---------------------------------------------------
+# ---- klp: a static klp_patch, layout by release --------------------------------------------------
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -153,7 +153,7 @@ def test_module_name_falls_back_to_the_file_stem(tmp_path: Path) -> None:
     assert m.module == "my_fix"
 
 
-# ---- BTF-described layouts ------------------------------------------------------------------------
+# ---- BTF-described layouts -----------------------------------------------------------------------
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
@@ -187,7 +187,7 @@ def test_damaged_btf_is_a_note_and_the_release_layout_is_used(tmp_path: Path) ->
     assert m.layout_source.startswith("assumed for release")
 
 
-# ---- kpatch-build and klp-build -------------------------------------------------------------------
+# ---- kpatch-build and klp-build ------------------------------------------------------------------
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
@@ -221,7 +221,7 @@ def test_klp_build_objects_are_recovered(tmp_path: Path, objects: list[elfgen.Ob
     assert m.layout_source == "include/linux/livepatch_external.h"
 
 
-# ---- compression ----------------------------------------------------------------------------------
+# ---- compression ---------------------------------------------------------------------------------
 
 
 def test_compressed_modules_are_read_by_their_magic(tmp_path: Path) -> None:
@@ -239,7 +239,7 @@ def test_compressed_modules_are_read_by_their_magic(tmp_path: Path) -> None:
             read_module(write(tmp_path, data[: len(data) // 2], f"cut.{kind}"))
 
 
-# ---- what is not a patch, and what is damaged -----------------------------------------------------
+# ---- what is not a patch, and what is damaged ----------------------------------------------------
 
 
 def test_not_a_livepatch_module(tmp_path: Path) -> None:
@@ -332,7 +332,7 @@ def test_damaged_files_end_in_module_error_only(tmp_path: Path, which: int, cut:
         assert m.functions  # a damage that left a readable patch: still a whole one
 
 
-# ---- the command line -----------------------------------------------------------------------------
+# ---- the command line ----------------------------------------------------------------------------
 
 
 @pytest.fixture()
@@ -405,7 +405,7 @@ def test_patch_from_file_still_refuses_elf_in_library(tmp_path: Path,
         Patch.from_file(demo_module)
 
 
-# ---- real modules (built for Debian kernels; tools/oracle) ----------------------------------------
+# ---- real modules (built for Debian kernels; tools/oracle) ---------------------------------------
 
 FIX = [(None, "do_nanosleep", 0, "lpc_fix_do_nanosleep"),
        (None, "cmdline_proc_show", 1, "lpc_fix_cmdline_proc_show"),

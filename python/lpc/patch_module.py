@@ -55,7 +55,7 @@ _MAGIC_GZIP = b"\x1f\x8b"
 _ARRAY_LIMIT = 100_000
 
 
-# ---- the result -----------------------------------------------------------------------------------
+# ---- the result ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class PatchModule:
                      origin=self.origin())
 
 
-# ---- reading the file -----------------------------------------------------------------------------
+# ---- reading the file ----------------------------------------------------------------------------
 
 
 def is_module_file(path: str | os.PathLike[str]) -> bool:
@@ -242,7 +242,7 @@ def _replacement(elf: ModuleElf, ptr: Pointer | None, old: str, notes: list[str]
     return name
 
 
-# ---- klp: a static klp_patch ----------------------------------------------------------------------
+# ---- klp: a static klp_patch ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -533,7 +533,7 @@ def _klp_funcs(elf: ModuleElf, funcs: Pointer, obj: str | None, layout: KlpLayou
     raise AssertionError  # unreachable
 
 
-# ---- layouts from BTF and DWARF -------------------------------------------------------------------
+# ---- layouts from BTF and DWARF ------------------------------------------------------------------
 
 #: Bytes after each BTF type record, by kind (include/uapi/linux/btf.h of 6.1):
 #: fixed, or per member (``vlen`` of them). None: a kind this reader stops at.
@@ -633,7 +633,7 @@ def _dwarf_walk(dwarf: Any) -> dict[str, tuple[int, dict[str, int]]]:
     return out
 
 
-# ---- kpatch-build: .kpatch.funcs ------------------------------------------------------------------
+# ---- kpatch-build: .kpatch.funcs -----------------------------------------------------------------
 
 # struct kpatch_patch_func (kpatch kmod/patch/kpatch-patch.h): {new_addr,
 # new_size, old_addr, old_size, sympos, name, objname}, 7 longs; before sympos
@@ -697,7 +697,7 @@ def _needed(elf: ModuleElf, sec: Section, offset: int, what: str) -> Pointer:
     return ptr
 
 
-# ---- klp-build: .init.klp_objects -----------------------------------------------------------------
+# ---- klp-build: .init.klp_objects ----------------------------------------------------------------
 
 # include/linux/livepatch_external.h (7.3): klp_object_ext {name, funcs,
 # struct klp_callbacks (4 pointers + bool: 40 bytes), unsigned int nr_funcs}
