@@ -105,7 +105,6 @@ def _loaded(args: argparse.Namespace) -> tuple[Any, ...]:
     import os
 
     from lpc.patch import Patch
-
     from lpc.patch_module import is_module_file
 
     out = []
