@@ -16,6 +16,7 @@ from lpc.errors import (
     InternalError,
     InvalidRangeError,
     LpcError,
+    ModuleError,
     SymbolError,
 )
 from lpc.patch import Patch, PatchFunction
@@ -27,6 +28,7 @@ from lpc.check import CheckRequest, CheckResult, Report, check_all  # noqa: E402
 
 if TYPE_CHECKING:
     from lpc.capture import capture_live
+    from lpc.patch_module import read_module
 
 
 def __getattr__(name: str) -> Any:
@@ -35,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from lpc.capture import capture_live
 
         return capture_live
+    if name == "read_module":  # a livepatch module's patch (lpc.patch_module)
+        from lpc.patch_module import read_module
+
+        return read_module
     raise AttributeError(f"module 'lpc' has no attribute {name!r}")
 
 __all__ = [
@@ -48,6 +54,7 @@ __all__ = [
     "IntervalTree",
     "InvalidRangeError",
     "LpcError",
+    "ModuleError",
     "Patch",
     "PatchFunction",
     "Report",
@@ -59,4 +66,5 @@ __all__ = [
     "capture_live",
     "check_all",
     "parse_dump",
+    "read_module",
 ]

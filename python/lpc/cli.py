@@ -36,9 +36,29 @@ def _log(message: str) -> None:
 # ---- the request ---------------------------------------------------------------------------------
 
 
+def _module_patch(path: str, unpatch: bool = False, replace: bool = False) -> Any:
+    """The patch of a livepatch module file (said on stderr: how it was read,
+    and each assumption); ``replace`` (--replace) wins over the module's flag."""
+    from lpc.patch_module import read_module
+
+    module = read_module(path)
+    _log(f"patch from module {module.module}: {module.format}, layout {module.layout} "
+         f"({module.layout_source}), {len(module.functions)} function(s)")
+    for note in module.notes:
+        _log(f"assumed: {note}")
+    return module.patch(unpatch=unpatch, replace=True if replace else None)
+
+
 def _patch(args: argparse.Namespace) -> Any:
     from lpc.patch import Patch
+    from lpc.patch_module import is_module_file
 
+    replace = getattr(args, "replace", False)
+    module = getattr(args, "patch_module", None)
+    if module is None and args.patch_file and is_module_file(args.patch_file):
+        module = args.patch_file  # a module given as a patch list: read it as one
+    if module is not None:
+        return _module_patch(module, args.unpatch, replace)
     if args.patch_file:
         return Patch.from_file(args.patch_file, unpatch=args.unpatch, replace=getattr(args, "replace", False))
     if args.patch is not None:
@@ -85,10 +105,14 @@ def _loaded(args: argparse.Namespace) -> tuple[Any, ...]:
     import os
 
     from lpc.patch import Patch
+    from lpc.patch_module import is_module_file
 
     out = []
     for item in getattr(args, "loaded", None) or ():
-        out.append(Patch.from_file(item) if os.path.isfile(item) else Patch.parse(item))
+        if os.path.isfile(item) and is_module_file(item):
+            out.append(_module_patch(item))  # the enabled patch, as its module built it
+        else:
+            out.append(Patch.from_file(item) if os.path.isfile(item) else Patch.parse(item))
     return tuple(out)
 
 
@@ -426,14 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--patch", metavar="FUNC[,FUNC…]",
                        help="patched functions, each [object:]name[@sympos]")
-        g.add_argument("--patch-file", metavar="PATH", help="one patch function per line")
+        g.add_argument("--patch-file", metavar="PATH",
+                       help="one patch function per line (a module file is read as --patch-module)")
+        g.add_argument("--patch-module", metavar="FILE.ko",
+                       help="the livepatch module (.ko, .ko.xz, .ko.zst, .ko.gz): its functions, "
+                            "replacements and replace flag")
         p.add_argument("--unpatch", action="store_true",
                        help="the transition removes the patch (name the replacement functions)")
         p.add_argument("--loaded", action="append", metavar="FUNC->MOD:NEW[,…]|PATH",
                        help="a patch already enabled, oldest first (repeat the option): "
-                            "each function with its replacement")
+                            "each function with its replacement, or its module file")
         p.add_argument("--replace", action="store_true",
-                       help="the patch is an atomic replace (klp_patch.replace)")
+                       help="the patch is an atomic replace (klp_patch.replace; a module's own "
+                            "flag applies without it)")
         p.add_argument("--force", action="store_true", help="model a forced transition (klp)")
         p.add_argument("--kernel-release", metavar="RELEASE",
                        help="follow this kernel's rules (uname -r) instead of the dump's release")

@@ -15,6 +15,7 @@ __all__ = [
     "InternalError",
     "InvalidRangeError",
     "LpcError",
+    "ModuleError",
     "SymbolError",
 ]
 
@@ -88,6 +89,17 @@ class SymbolError(LpcError, LookupError):
         self.message = message
         self.path = path
         self.line = line
+
+
+class ModuleError(LpcError, ValueError):
+    """A livepatch module file lpc cannot read a patch from: not an ELF module,
+    a damaged one, not a livepatch module, or one whose patch is only built
+    at load time. The message names the file and says what is wrong."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.message = message
+        self.path = path
 
 
 class InternalError(LpcError, RuntimeError):

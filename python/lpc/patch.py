@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lpc._files import read_input
@@ -27,7 +27,7 @@ from lpc.errors import InputFileError, LpcError, SymbolError
 if TYPE_CHECKING:
     from lpc.symbols import Symbols
 
-__all__ = ["MODULE_TEXT", "Patch", "PatchFunction", "PatchSpecError"]
+__all__ = ["MODULE_TEXT", "Patch", "PatchFunction", "PatchOrigin", "PatchSpecError"]
 
 #: The name of a replacement known only by its module (``old->module:*``):
 #: every function of that module. ``/sys/kernel/livepatch`` names what an
@@ -184,6 +184,31 @@ def _tops(loaded: Sequence[Patch]) -> dict[tuple[str | None, str, int],
 
 
 @dataclass(frozen=True)
+class PatchOrigin:
+    """Where a patch read from a livepatch module came from, and what was
+    assumed reading it (:mod:`lpc.patch_module` makes these)."""
+
+    path: str
+    module: str
+    #: ``klp``, ``kpatch``, ``kpatch-core`` or ``klp-build``.
+    format: str
+    layout: str
+    #: ``BTF``, ``DWARF``, ``assumed for release X (...)``, or the header of a fixed layout.
+    layout_source: str
+    replace_source: str
+    assumed: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        return (f"from module {self.module} ({self.path}), {self.format}, layout {self.layout} "
+                f"({self.layout_source}); replace: {self.replace_source}")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "module": self.module, "format": self.format,
+                "layout": self.layout, "layout_source": self.layout_source,
+                "replace_source": self.replace_source, "assumed": list(self.assumed)}
+
+
+@dataclass(frozen=True)
 class Patch:
     """The set of functions a live patch touches."""
 
@@ -197,6 +222,8 @@ class Patch:
     #: As a loaded patch: False when its place among the others is not known
     #: (read from sysfs without ``stack_order``).
     order_known: bool = True
+    #: The module the patch was read from (None: named on the command line or in a list).
+    origin: PatchOrigin | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, spec: str, unpatch: bool = False, replace: bool = False) -> Patch:
@@ -221,7 +248,7 @@ class Patch:
         if data.startswith(b"\x7fELF"):
             raise PatchSpecError(
                 f"{path}: an ELF file (a livepatch module?), not a list of patch functions; "
-                "name the functions it replaces, one per line"
+                "read a module with lpc.patch_module.read_module (lpc check --patch-module)"
             )
         try:
             text = data.decode("utf-8")

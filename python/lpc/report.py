@@ -14,8 +14,8 @@ import json
 from typing import Any, TextIO
 
 from lpc.check import MachineView, Report
-from lpc.patch import Patch
 from lpc.models import CONVERGING, MODELS, Outlook, get_model
+from lpc.patch import Patch, PatchOrigin
 from lpc.result import SCHEMA_VERSION, CheckResult, TaskResults
 
 __all__ = ["TaskList", "render_json", "render_text", "verdict_text", "write_json", "write_table"]
@@ -118,9 +118,18 @@ def _advice(result: CheckResult) -> list[str]:
 _ROWS = 50
 
 
+def _origin_lines(origin: PatchOrigin | None, out: TextIO) -> None:
+    """``patch:`` where a patch read from a module came from, and what was assumed."""
+    if origin is not None:
+        _print(f"patch: {origin.text()}", out)
+        for note in origin.assumed:
+            _print(f"  assumed: {note}", out)
+
+
 def _text_one(result: CheckResult, description: str, out: TextIO,
-              refused: str | None = None) -> None:
+              refused: str | None = None, origin: PatchOrigin | None = None) -> None:
     _print(f"source: {description}", out)
+    _origin_lines(origin, out)
     fns = patch_functions_text(result.patch, with_ranges=True)
     _print(f"patch ({'unpatch' if result.patch.unpatch else 'patch'}): {fns}", out)
     profile = result.model_profile
@@ -196,9 +205,11 @@ def _evidence_lines(result: CheckResult) -> list[str]:
     return lines
 
 
-def _text_all(results: dict[str, CheckResult], description: str, out: TextIO) -> None:
+def _text_all(results: dict[str, CheckResult], description: str, out: TextIO,
+              origin: PatchOrigin | None = None) -> None:
     first = next(iter(results.values()))
     _print(f"source: {description}", out)
+    _origin_lines(origin, out)
     _print(f"patch: {patch_functions_text(first.patch)}", out)
     rows = []
     for name, r in results.items():
@@ -250,17 +261,18 @@ def render_text(report: Report, out: TextIO) -> None:
             _print(f"… {len(report.sleeping) - _FUNCTIONS} more (see --json)", out)
         _inventory(report.inventory or [], out)
         return
+    origin = report.request.patch.origin if report.request.patch is not None else None
     if report.machine is not None:
         for line in _machine_lines(report.machine):
             _print(line, out)
     if report.request.all_models:
-        _text_all(report.results, report.description, out)
+        _text_all(report.results, report.description, out, origin)
     else:
         refused = None
         if report.machine is not None and report.machine.refusals:
             refused = ", ".join(f"-{code}" for code, _ in report.machine.refusals)
         for result in report.results.values():
-            _text_one(result, report.description, out, refused)
+            _text_one(result, report.description, out, refused, origin)
     if report.machine is not None and report.machine.transition is not None:
         # The kernel runs one model: beside several, only its counts are shown.
         shown = list(report.results.values())[:1 if report.request.all_models else None]
@@ -403,16 +415,19 @@ def render_json(report: Report, out: TextIO) -> None:
         return
     first = next(iter(report.results.values()))
     machine = {} if report.machine is None else {"machine": report.machine.as_json()}
+    origin = report.request.patch.origin if report.request.patch is not None else None
+    extra = {"patch_module": origin.as_json()} if origin is not None else {}
+    extra.update(machine)
     if report.request.all_models:
         models: dict[str, Any] = {}
         for name, r in report.results.items():
             models[name] = r.as_json(with_source=False, with_tasks=False)
             models[name]["tasks"] = TaskList(r.tasks)
         write_json({"schema_version": SCHEMA_VERSION, "source": dict(first.source),
-                    "patch": first.patch.as_json(), "models": models, **machine}, out)
+                    "patch": first.patch.as_json(), "models": models, **extra}, out)
         return
     one = first.as_json(with_tasks=False)
     one["source"]["description"] = report.description
     one["tasks"] = TaskList(first.tasks)
-    one.update(machine)
+    one.update(extra)
     write_json(one, out)

@@ -288,7 +288,7 @@ def state_file(directory: Path, spec: Mapping[str, Any]) -> Path | None:
 def module_path(directory: Path, case: Mapping[str, Any]) -> Path | None:
     """The case's livepatch module file (``module_file``, relative to the
     source tree the case lives in, ``tests/data/oracle/<k>/<case>``)."""
-    name = case.get("module_file")
+    name = str(case.get("module_file") or "")
     if not name:
         return None
     for root in (directory, *directory.parents):
