@@ -551,6 +551,14 @@ def machine_view(state: LivepatchState, patch: Patch, given: Sequence[Patch],
         loaded = enabled
         loaded_from = f"{state.source}" if loaded else "none enabled"
     refusals = () if own is not None else tuple(state.preflight())
+    if own is None and patch.name is not None and not patch.unpatch:
+        twin = next((p for p in state.patches if p.name == patch.name and p.enabled), None)
+        if twin is not None:
+            # The module is loaded already: a second insmod fails (-EEXIST,
+            # kernel/module/main.c add_unformed_module), the patch is not stacked.
+            refusals += (("EEXIST", f"patch {patch.name} is already enabled: loading its "
+                          "module again fails (module already loaded)"),)
+            loaded = tuple(p for p in loaded if p.name != patch.name)
     target = None if own is None else (1 if own.enabled else 0)
     return MachineView(state, refusals, notes, loaded_from, loaded, own, target, patch_states)
 

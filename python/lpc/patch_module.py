@@ -104,12 +104,8 @@ class PatchModule:
         """As a :class:`~lpc.patch.Patch`: each function with its replacement
         (a symbol of this module, as kallsyms lists it under ``[module]``).
         ``replace`` overrides the module's flag (the command line's --replace).
-        Unpatching checks the replacements, so each must have a symbol."""
-        unnamed = [f.old_name for f in self.functions if f.new_func is None]
-        if unpatch and unnamed:
-            raise ModuleError(f"unpatching checks the replacement functions, and the "
-                              f"replacement of {', '.join(unnamed)} has no symbol in the module",
-                              self.path)
+        Unpatching checks the replacements: one without a symbol of its own
+        (a module stripped of local symbols) is every function of the module."""
         # A replacement with no symbol of its own is somewhere in the module:
         # every function of it stands for it (MODULE_TEXT), a range that holds it.
         funcs = tuple(

@@ -322,7 +322,11 @@ def derived(directory: Path, spec: Mapping[str, Any], case: Mapping[str, Any]
             patch = module.patch(unpatch=bool(spec.get("unpatch")))
         elif busy is None and not any(p.name == module.module for p in state.patches):
             patch = module.patch()  # not loaded yet: the check predicts its load
-    return patch, list(machine_view(state, patch, (), None).loaded)
+    # Once its transition is over, the checked patch is one of the enabled
+    # ones: in retrospect it is the patch itself, not one below it.
+    keys = {f.key for f in patch.functions}
+    return patch, [p for p in machine_view(state, patch, (), None).loaded
+                   if p.name != patch.name and {f.key for f in p.functions} != keys]
 
 
 def judge(directory: Path, spec: Mapping[str, Any], release: str,
