@@ -414,3 +414,31 @@ def test_the_text_names_a_whole_module_once(capsys: pytest.CaptureFixture[str],
     assert patch_line == (f"patch: lpc_pt:* ({n} functions: every function of the module), "
                           "lpc_sleeper:lpc_sleeper_nap")
     assert sum(x.startswith("transition in progress") for x in out.splitlines()) == 1
+
+
+def test_a_module_s_stale_init_symbols_are_not_its_code() -> None:
+    """7.3 guest: lpc_fix's init function was freed after loading and
+    lpc_sleeper's text now sits at its address, while kallsyms still lists
+    lpc_fix_init (and its init_module alias) there. Only the module's live
+    functions stand for it."""
+    symbols = Symbols.from_kallsyms(DATA / "oracle" / "7.3" / "stacked_sysfs" / "first_kallsyms.txt")
+    nap = symbols.lookup("lpc_sleeper_nap", "lpc_sleeper")
+    names = {s.name for s in symbols.module_functions("lpc_fix")}
+    assert "lpc_fix_sleeper_nap" in names and "cleanup_module" in names
+    assert not names & {"lpc_fix_init", "init_module"}
+    assert all(not s.address <= nap.address < s.address + s.size
+               for s in symbols.module_functions("lpc_fix"))
+    with pytest.raises(Exception, match="vmlinux is no livepatch module"):
+        symbols.module_functions(None)
+
+
+def test_loading_an_enabled_patch_again_is_refused(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state.txt"
+    state.write_text("lpc_fix/\nlpc_fix/enabled 1\nlpc_fix/transition 0\nlpc_fix/vmlinux/\n"
+                     "lpc_fix/vmlinux/do_nanosleep,1/\n")
+    ko = DATA / "modules" / "6.1" / "lpc_fix.stripped.ko"
+    code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
+                        "--patch-module", str(ko), "--livepatch-state", str(state))
+    assert out.splitlines()[0].startswith("refused: -EEXIST: patch lpc_fix is already enabled")
+    assert "verdict: REFUSED (-EEXIST)" in out and code == 1

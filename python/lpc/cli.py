@@ -227,14 +227,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
         blocking = line["blocking"]
         tids = {b["tid"] if b["tid"] is not None else -1 for b in blocking}
         first_blocked = tids if first_blocked is None else first_blocked & tids
-        kernel = ""
         if "transition" in line:
             k = line["transition"]
-            kernel = (f"kernel: {k['switched']} switched, {k['not_switched']} not yet "
-                      f"({k['patch']}, patch_state); ")
-        _log(f"retry {retry}: {kernel}{len(blocking)} task(s) not switchable now by lpc; "
-             f"prediction: {verdict_text(result.converges)}"
-             + (f" in ~{result.transition.eta_s:g} s" if result.transition.eta_s else ""))
+            _log(f"retry {retry}: kernel: {k['switched']} switched, {k['not_switched']} not yet "
+                 f"({k['patch']}, patch_state); lpc: {len(blocking)} of those not switchable "
+                 f"now; prediction for them: {verdict_text(line['pending_converges'])}")
+        else:
+            _log(f"retry {retry}: {len(blocking)} task(s) not switchable now by lpc; "
+                 f"prediction: {verdict_text(result.converges)}"
+                 + (f" in ~{result.transition.eta_s:g} s" if result.transition.eta_s else ""))
         if ended is not None:
             break
         if not blocking and followed is None:

@@ -14,9 +14,10 @@ from typing import Any
 
 from lpc.check import MachineView
 from lpc.livepatch_state import LivepatchState, LoadedPatch
+from lpc.models import CONVERGING, Outlook
 from lpc.result import CheckResult
 
-__all__ = ["transition_end", "watch_line"]
+__all__ = ["pending_converges", "transition_end", "watch_line"]
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +55,7 @@ def watch_line(retry: int, now: float, result: CheckResult,
     }
     if following:
         assert machine is not None and machine.transition is not None
+        line["pending_converges"] = pending_converges(result, machine)
         states: dict[int, int] = machine.patch_states or {}
         pending = sorted(tid for tid, s in states.items() if s != machine.target)
         judged = {t.facts.tid for t in result.tasks}
@@ -67,6 +69,18 @@ def watch_line(retry: int, now: float, result: CheckResult,
             "not_in_dump": sorted(set(pending) - judged),
         }
     return line
+
+
+def pending_converges(result: CheckResult, machine: MachineView) -> bool | None:
+    """lpc's prediction for the tasks the kernel has not switched yet (those it
+    has are done, whatever their stacks show): False when one is stuck, True
+    when every one converges, else None. A task the kernel lists nothing for
+    counts as not switched."""
+    outlooks = [t.outcome.outlook for t in result.tasks
+                if not machine.kernel_switched(t.facts.tid)]
+    if any(o is Outlook.STUCK for o in outlooks):
+        return False
+    return True if all(o in CONVERGING for o in outlooks) else None
 
 
 def transition_end(followed: LoadedPatch, state: LivepatchState) -> str | None:
