@@ -442,3 +442,18 @@ def test_loading_an_enabled_patch_again_is_refused(tmp_path: Path,
                         "--patch-module", str(ko), "--livepatch-state", str(state))
     assert out.splitlines()[0].startswith("refused: -EEXIST: patch lpc_fix is already enabled")
     assert "verdict: REFUSED (-EEXIST)" in out and code == 1
+
+
+def test_patch_states_are_read_per_thread_from_proc(tmp_path: Path) -> None:
+    """/proc/PID/task/TID/patch_state, every thread; one that exits meanwhile
+    (no file) or a kernel without livepatch (no file anywhere) is left out."""
+    from lpc.livepatch_state import read_patch_states
+
+    for pid, tid, value in ((1, 1, "-1\n"), (40, 40, "0\n"), (40, 41, "1\n")):
+        d = tmp_path / str(pid) / "task" / str(tid)
+        d.mkdir(parents=True)
+        (d / "patch_state").write_text(value)
+    (tmp_path / "52" / "task" / "52").mkdir(parents=True)  # gone, or no CONFIG_LIVEPATCH
+    (tmp_path / "self").mkdir()
+    assert dict(read_patch_states(str(tmp_path))) == {1: -1, 40: 0, 41: 1}
+    assert dict(read_patch_states(str(tmp_path / "nowhere"))) == {}
