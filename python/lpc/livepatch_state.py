@@ -234,16 +234,8 @@ def parse_livepatch_state(text: str, source: str) -> LivepatchState:
     order: list[str] = []
     unparsed: list[str] = []
     present: bool | None = None
-    uptime: float | None = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            found = re.search(r"\buptime=([0-9.]+)", line)
-            if found and line.startswith(_HEADER):
-                uptime = float(found[1])
-            continue
+    uptime, rows = _rows(text)
+    for lineno, raw, line in rows:
         where = f"{source}:{lineno}"
         if line == _ABSENT:
             if order:
@@ -288,6 +280,22 @@ def parse_livepatch_state(text: str, source: str) -> LivepatchState:
             obj[1].append((func["name"], int(func["sympos"])))
     patches = tuple(_patch(name, attrs[name], objects[name], source) for name in order)
     return LivepatchState(present is not False, patches, source, uptime, tuple(unparsed))
+
+
+def _rows(text: str) -> tuple[float | None, list[tuple[int, str, str]]]:
+    """The uptime a header comment gives, and each other non-blank line as
+    ``(number, raw, stripped)``: both recorded formats share this shape."""
+    uptime: float | None = None
+    rows = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("#"):
+            found = re.search(r"\buptime=([0-9.]+)", line)
+            if found and uptime is None:
+                uptime = float(found[1])
+        elif line:
+            rows.append((lineno, raw, line))
+    return uptime, rows
 
 
 def _flag(value: str | None, what: str) -> bool | None:
@@ -358,15 +366,8 @@ def format_patch_states(states: PatchStates, comms: dict[int, str] | None = None
 def parse_patch_states(text: str, source: str) -> PatchStates:
     """``tid patch_state [comm]`` lines (the guest's and ``lpc capture``'s)."""
     states = PatchStates()
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            found = re.search(r"\buptime=([0-9.]+)", line)
-            if found:
-                states.uptime = float(found[1])
-            continue
+    states.uptime, rows = _rows(text)
+    for lineno, raw, line in rows:
         fields = line.split(None, 2)
         if (len(fields) < 2 or not fields[0].isdigit()
                 or fields[1] not in ("-1", "0", "1")):

@@ -71,14 +71,9 @@ class ModuleFunction:
 
 
 @dataclass(frozen=True)
-class PatchModule:
-    """A livepatch module's patch, and how it was read."""
+class ReadPatch:
+    """What one format's reader recovers from the module's data."""
 
-    path: str
-    #: The module's name (modinfo ``name=``, else the file name's stem).
-    module: str
-    #: The kernel release of modinfo ``vermagic=`` (None without one).
-    release: str | None
     #: ``klp``, ``kpatch``, ``kpatch-core`` or ``klp-build``.
     format: str
     #: The structure layout read with (e.g. ``klp 5.5+``).
@@ -90,7 +85,18 @@ class PatchModule:
     #: Where ``replace`` came from (the module's data, or an assumption).
     replace_source: str
     #: Everything assumed or doubtful, one sentence each.
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PatchModule(ReadPatch):
+    """A livepatch module's patch, and how it was read."""
+
+    path: str
+    #: The module's name (modinfo ``name=``, else the file name's stem).
+    module: str
+    #: The kernel release of modinfo ``vermagic=`` (None without one).
+    release: str | None
 
     @property
     def objects(self) -> tuple[str | None, ...]:
@@ -212,19 +218,7 @@ def read_module(path: str | os.PathLike[str]) -> PatchModule:
         found = _read_kpatch(elf)
     else:
         found = _read_klp(elf, release, info)
-    return PatchModule(where, module, release, found.format, found.layout, found.layout_source,
-                       found.functions, found.replace, found.replace_source, found.notes)
-
-
-@dataclass(frozen=True)
-class _Found:
-    format: str
-    layout: str
-    layout_source: str
-    functions: tuple[ModuleFunction, ...]
-    replace: bool
-    replace_source: str
-    notes: tuple[str, ...]
+    return PatchModule(**vars(found), path=where, module=module, release=release)
 
 
 def _replacement(elf: ModuleElf, ptr: Pointer | None, old: str, notes: list[str]) -> str | None:
@@ -389,7 +383,7 @@ def _array_of_objects(elf: ModuleElf, sec: Section, start: int,
 _PATCH_HEAD = KlpLayout("klp_patch head", 0, 0, None)
 
 
-def _read_klp(elf: ModuleElf, release: str | None, info: dict[str, str]) -> _Found:
+def _read_klp(elf: ModuleElf, release: str | None, info: dict[str, str]) -> ReadPatch:
     found = []
     for sec, start in _candidates(elf, _PATCH_HEAD):
         objs = _array_of_objects(elf, sec, start, _PATCH_HEAD)
@@ -417,7 +411,7 @@ def _read_klp(elf: ModuleElf, release: str | None, info: dict[str, str]) -> _Fou
     else:
         replace = bool(elf.word(sec, start + layout.replace, 1))
         replace_source = f"klp_patch.replace in {sec.name}"
-    return _Found("klp", layout.name, layout_source, tuple(functions), replace, replace_source,
+    return ReadPatch("klp", layout.name, layout_source, tuple(functions), replace, replace_source,
                   tuple(notes))
 
 
@@ -656,7 +650,7 @@ def _kpatch_layout(elf: ModuleElf, sec: Section) -> tuple[str, int, int, int | N
     raise AssertionError  # unreachable
 
 
-def _read_kpatch(elf: ModuleElf) -> _Found:
+def _read_kpatch(elf: ModuleElf) -> ReadPatch:
     sec = elf.by_name[".kpatch.funcs"]
     layout, size, new_off, sympos_off, name_off, obj_off = _kpatch_layout(elf, sec)
     notes: list[str] = []
@@ -675,14 +669,14 @@ def _read_kpatch(elf: ModuleElf) -> _Found:
         # replace a module parameter (default false) given at load time.
         notes.append("replace is the kpatch.ko patch's load-time parameter replace= (default "
                      "off): assumed off; give --replace if it is loaded with replace=1")
-        return _Found("kpatch-core", layout, "kpatch kmod/patch/kpatch-patch.h", tuple(out),
+        return ReadPatch("kpatch-core", layout, "kpatch kmod/patch/kpatch-patch.h", tuple(out),
                       False, "assumed: kpatch.ko parameter replace= defaults off", tuple(notes))
     # kmod/patch/livepatch-patch-hook.c sets klp_patch.replace = KLP_REPLACE_ENABLE,
     # a macro (true unless kpatch-build --non-replace) compiled into the init code.
     notes.append("replace assumed on: kpatch-build's patch hook sets klp_patch.replace from "
                  "KLP_REPLACE_ENABLE at build time (on unless built with --non-replace), which "
                  "the file does not record as data")
-    return _Found("kpatch", layout, "kpatch kmod/patch/kpatch-patch.h", tuple(out), True,
+    return ReadPatch("kpatch", layout, "kpatch kmod/patch/kpatch-patch.h", tuple(out), True,
                   "assumed: kpatch-build's default (KLP_REPLACE_ENABLE)", tuple(notes))
 
 
@@ -703,7 +697,7 @@ def _needed(elf: ModuleElf, sec: Section, offset: int, what: str) -> Pointer:
 _EXT_OBJECT, _EXT_NR_FUNCS, _EXT_FUNC = 64, 56, 24
 
 
-def _read_klp_build(elf: ModuleElf) -> _Found:
+def _read_klp_build(elf: ModuleElf) -> ReadPatch:
     sec = elf.by_name[".init.klp_objects"]
     if not sec.size or sec.size % _EXT_OBJECT:
         elf.fail(f".init.klp_objects is {sec.size} bytes, not a whole number of "
@@ -730,6 +724,6 @@ def _read_klp_build(elf: ModuleElf) -> _Found:
     notes.append("replace assumed on: scripts/livepatch/init.c sets klp_patch.replace unless "
                  "built with KLP_NO_REPLACE (klp-build --no-replace), a compile-time choice "
                  "the file does not record as data")
-    return _Found("klp-build", "klp_object_ext/klp_func_ext (64/24 bytes)",
+    return ReadPatch("klp-build", "klp_object_ext/klp_func_ext (64/24 bytes)",
                   "include/linux/livepatch_external.h", tuple(out), True,
                   "assumed: klp-build's default (no KLP_NO_REPLACE)", tuple(notes))
