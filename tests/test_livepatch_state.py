@@ -457,3 +457,11 @@ def test_patch_states_are_read_per_thread_from_proc(tmp_path: Path) -> None:
     (tmp_path / "self").mkdir()
     assert dict(read_patch_states(str(tmp_path))) == {1: -1, 40: 0, 41: 1}
     assert dict(read_patch_states(str(tmp_path / "nowhere"))) == {}
+
+
+def test_watch_stops_at_once_when_the_kernel_would_refuse(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot_with_state(tmp_path, "# lpc livepatch state 1\nabsent\n")
+    code, out, err = _cli(capsys, "watch", "--dump", str(snap), "--dump", str(snap),
+                          "--patch", "pipe_read", "--json")
+    assert out == "" and "refused: -ENODEV" in err and code == 1

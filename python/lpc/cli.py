@@ -217,6 +217,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
                                 live=not dumps))
         result = report.results[args.model]
         machine = report.machine
+        if machine is not None and machine.refusals and followed is None:
+            # Nothing to watch: the kernel would not start this transition.
+            for code, why in machine.refusals:
+                _log(f"refused: -{code}: {why}")
+            if not args.json:
+                print(f"refused: {', '.join('-' + c for c, _ in machine.refusals)}")
+            return EXIT_BLOCKED
         if followed is not None and machine is not None:
             ended = transition_end(followed, machine.state)
         if followed is None and machine is not None and machine.transition is not None:
