@@ -465,3 +465,19 @@ def test_watch_stops_at_once_when_the_kernel_would_refuse(
     code, out, err = _cli(capsys, "watch", "--dump", str(snap), "--dump", str(snap),
                           "--patch", "pipe_read", "--json")
     assert out == "" and "refused: -ENODEV" in err and code == 1
+
+
+def test_unpatching_a_patch_that_is_not_enabled_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state.txt"
+    state.write_text("lpc_pt/\nlpc_pt/enabled 1\nlpc_pt/transition 0\nlpc_pt/vmlinux/\n"
+                     "lpc_pt/vmlinux/pipe_read,1/\n")
+    ko = DATA / "modules" / "6.1" / "lpc_fix.stripped.ko"
+    argv = ["check", "--dump", str(STACKED / "first_sysrq.txt"), "--patch-module", str(ko),
+            "--unpatch", "--livepatch-state", str(state)]
+    code, out, _ = _cli(capsys, *argv)
+    assert out.splitlines()[0].startswith("refused: -ENOENT: patch lpc_fix is not enabled")
+    assert code == 1
+    state.write_text(state.read_text().replace("lpc_pt", "lpc_fix"))
+    code, out, _ = _cli(capsys, *argv)
+    assert "refused" not in out  # enabled, so it can be disabled

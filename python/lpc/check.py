@@ -551,6 +551,10 @@ def machine_view(state: LivepatchState, patch: Patch, given: Sequence[Patch],
         loaded = enabled
         loaded_from = f"{state.source}" if loaded else "none enabled"
     refusals = () if own is not None else tuple(state.preflight())
+    if own is None and patch.name is not None and patch.unpatch and state.present:
+        if not any(p.name == patch.name and p.enabled for p in state.patches):
+            refusals += (("ENOENT", f"patch {patch.name} is not enabled: there is nothing to "
+                          f"disable (no /sys/kernel/livepatch/{patch.name} with enabled 1)"),)
     if own is None and patch.name is not None and not patch.unpatch:
         twin = next((p for p in state.patches if p.name == patch.name and p.enabled), None)
         if twin is not None:
