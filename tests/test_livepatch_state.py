@@ -38,6 +38,8 @@ from lpc.patch import Patch, PatchFunction
 from lpc.symbols import Symbols
 
 DATA = Path(__file__).parent / "data"
+#: The recorded format's first line.
+H = "# lpc livepatch state 1\n"
 STACKED = DATA / "oracle" / "6.12" / "stacked"
 
 # ---- the recorded format -------------------------------------------------------------------------
@@ -86,20 +88,36 @@ def test_a_recorded_6_12_state_reads_as_the_kernel_shows_it() -> None:
 @pytest.mark.parametrize("text, message", [
     ("absent\nlpc_pt/\n", "after 'absent'"),
     ("lpc_pt/\nabsent\n", "'absent' after"),
-    ("lpc_pt/\nlpc_pt/enabled 2\n", "not 0 or 1"),
+    ("lpc_pt/\nlpc_pt/enabled 2\n", "state.txt:3: patch lpc_pt enabled: '2' is not 0 or 1"),
     ("lpc_pt/\nlpc_pt/stack_order x\n", "not a number"),
+    ("lpc_pt/\nlpc_pt/stack_order \u00b2\n", "not a number"),  # a Unicode digit
     ("lpc_pt/\nlpc_pt/vmlinux/\nlpc_pt/vmlinux/do_nanosleep/\n", "no function directory"),
 ])
 def test_a_state_contradicting_the_sysfs_layout_is_refused_with_its_line(
         text: str, message: str) -> None:
     with pytest.raises(LivepatchStateError, match=message) as err:
-        parse_livepatch_state(text, "state.txt")
+        parse_livepatch_state(H + text, "state.txt")
     assert "state.txt" in str(err.value)
 
 
+@pytest.mark.parametrize("text", ["", "155 0 cat\n", "# uptime=1\n", "lpc_pt/\n"])
+def test_a_file_without_the_state_header_is_refused_not_read_as_empty(text: str) -> None:
+    with pytest.raises(LivepatchStateError, match="s.txt:1: not a recorded"):
+        parse_livepatch_state(text, "s.txt")
+
+
+def test_a_bad_uptime_or_tid_is_refused_with_its_line() -> None:
+    state = parse_livepatch_state("# lpc livepatch state 1 uptime=1.2.3\n", "s")
+    assert state.uptime is None  # no number there: not taken
+    with pytest.raises(LivepatchStateError, match="p.txt:2"):
+        parse_patch_states("# uptime=1\n\u00b2 0 x\n", "p.txt")
+
+
 def test_lines_that_are_no_entry_are_kept_as_unparsed_never_dropped() -> None:
-    state = parse_livepatch_state("lpc_pt/\nlpc_pt/enabled\nwhat is this\n", "s.txt")
-    assert state.unparsed == ("s.txt:2: lpc_pt/enabled", "s.txt:3: what is this")
+    state = parse_livepatch_state(H + "lpc_pt/\nlpc_pt/enabled\nwhat is this\n", "s.txt")
+    assert state.unparsed == ("s.txt:3: lpc_pt/enabled", "s.txt:4: what is this")
+    assert [u for u in state.unknowns if "not understood" in u] == [
+        "s.txt:3: lpc_pt/enabled: not understood", "s.txt:4: what is this: not understood"]
 
 
 def test_sysfs_as_a_directory_tree_reads_like_the_kernel_s(tmp_path: Path) -> None:
@@ -246,7 +264,7 @@ def test_a_transition_in_progress_refuses_another_patch_with_ebusy(
 
 def test_a_disabled_but_registered_patch_is_no_loaded_patch() -> None:
     state = parse_livepatch_state(
-        "a/\na/enabled 0\na/transition 0\na/vmlinux/\na/vmlinux/f,1/\n", "s")
+        H + "a/\na/enabled 0\na/transition 0\na/vmlinux/\na/vmlinux/f,1/\n", "s")
     assert loaded_patches(state) == ()
     assert state.preflight() == []
 
@@ -257,8 +275,8 @@ def test_a_disabled_but_registered_patch_is_no_loaded_patch() -> None:
 def _stacked_request(**kw: object) -> CheckRequest:
     return CheckRequest(
         dump=str(STACKED / "first_sysrq.txt"), symbols=str(STACKED / "first_kallsyms.txt"),
-        patch=Patch.parse("lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap",
-                          ), **kw)  # type: ignore[arg-type]
+        patch=Patch(Patch.parse("lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap"
+                                ).functions, name="lpc_pt_b"), **kw)  # type: ignore[arg-type]
 
 
 def test_the_stacked_function_is_checked_against_the_loaded_patch_s_module() -> None:
@@ -290,7 +308,7 @@ def test_the_transition_view_names_the_tasks_the_kernel_has_not_switched(
     code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
                         "--symbols", str(STACKED / "first_kallsyms.txt"),
                         "--patch", "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap",
-                        "--livepatch-state", str(state),
+                        "--livepatch-state", str(state), "--name", "lpc_pt_b",
                         "--patch-states", str(STACKED / "first_states.txt"))
     view = [x for x in out.splitlines() if x.startswith("transition in progress")]
     assert len(view) == 1 and "lpc_pt_b (patching)" in view[0]
@@ -328,11 +346,11 @@ def _series(tmp: Path, n: int, final: str) -> list[str]:
         snap = tmp / f"s{i}"
         shutil.copytree(DATA / "procdump-6.18", snap)
         last = i == n - 1
-        (snap / "livepatch.txt").write_text(
+        (snap / "livepatch.txt").write_text(H + (
             "fix/\nfix/enabled 1\nfix/transition " + ("0" if last and final == "done" else "1")
             + "\nfix/vmlinux/\nfix/vmlinux/pipe_read,1/\n"
             if not (last and final == "reversed") else
-            "fix/\nfix/enabled 0\nfix/transition 1\nfix/vmlinux/\nfix/vmlinux/pipe_read,1/\n")
+            "fix/\nfix/enabled 0\nfix/transition 1\nfix/vmlinux/\nfix/vmlinux/pipe_read,1/\n"))
         (snap / "patch_state.txt").write_text(
             "# uptime=1\n" + "".join(f"{t} {1 if (t == tids[0] and i) else 0} x\n" for t in tids))
         out.append(str(snap))
@@ -343,7 +361,7 @@ def _series(tmp: Path, n: int, final: str) -> list[str]:
 def test_watch_follows_a_transition_until_it_ends(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], final: str, ends: str) -> None:
     snaps = _series(tmp_path, 4, final)
-    argv = ["watch", "--patch", "pipe_read", "--json"]
+    argv = ["watch", "--patch", "pipe_read", "--name", "fix", "--json"]
     for s in snaps:
         argv += ["--dump", s]
     code, out, err = _cli(capsys, *argv)
@@ -355,8 +373,8 @@ def test_watch_follows_a_transition_until_it_ends(
     assert all(b["patch_state"] == 0 for x in lines[:3] for b in x["blocking"])
     if final == "done":
         assert "transition" not in lines[3]  # it ended: a plain prediction again
-    else:  # reversed: the kernel now takes every task back to the old state
-        assert lines[3]["transition"]["target"] == 0
+    else:  # reversed: the watch stops there, still counting towards what was asked
+        assert lines[3]["transition"]["target"] == 1
     assert f"the transition of fix {ends}" in err
     assert code == (0 if ends == "completed" else 1)
 
@@ -372,7 +390,8 @@ def test_the_live_state_is_read_only_and_absent_here_without_livepatch() -> None
 def test_a_loaded_patch_s_module_file_narrows_its_replacements_in_sysfs_order() -> None:
     """Given the module of an enabled patch (here its spec, named as its module
     is), its exact replacement stands in for "every function of the module";
-    a patch given without a name overrides the machine's list altogether."""
+    a given patch sysfs does not list never hides what sysfs shows: both are
+    kept, in an unknown order."""
     state = parse_livepatch_state(STACKED_STATE, "stacked")
     exact = Patch.parse("lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0")
     named = Patch(exact.functions, name="lpc_pt")
@@ -382,12 +401,23 @@ def test_a_loaded_patch_s_module_file_narrows_its_replacements_in_sysfs_order() 
     assert [f.spec for f in loaded.functions] == [
         "lpc_sleeper:lpc_sleeper_wait->lpc_pt:lpc_pt_thunk_0"]
     assert loaded.order_known is False  # sysfs's place, sysfs's (unknown) order
-    assert "from the module file" in report.machine.loaded_from
+    assert "--loaded patches given" in report.machine.loaded_from
+    assert report.machine.notes == ()
     checked = {f.name for f in report.results["klp"].patch.functions}
     assert checked == {"lpc_pt_thunk_0", "lpc_sleeper_nap"}
     unnamed = run(_stacked_request(livepatch=state, loaded=(exact,)))
-    assert unnamed.machine is not None and unnamed.machine.loaded == (exact,)
-    assert unnamed.machine.loaded_from == "the command line (--loaded)"
+    assert unnamed.machine is not None
+    assert [p.name for p in unnamed.machine.loaded] == ["lpc_pt", None]
+    assert "sysfs does not list" in unnamed.machine.notes[0]
+    checked = {f.name for f in unnamed.results["klp"].patch.functions}
+    assert {"lpc_pt_thunk_0", "lpc_pt_exit"} <= checked  # the file's and sysfs's, both
+    # A module file that lists other functions than sysfs (another build): both kept.
+    other = Patch(Patch.parse("do_nanosleep->lpc_pt:lpc_pt_thunk_3").functions, name="lpc_pt")
+    mixed = run(_stacked_request(livepatch=state, loaded=(other,)))
+    assert mixed.machine is not None and "another build" in mixed.machine.notes[0]
+    (both,) = mixed.machine.loaded
+    assert {f.spec for f in both.functions} == {"lpc_sleeper:lpc_sleeper_wait@1->lpc_pt:*",
+                                               "do_nanosleep->lpc_pt:lpc_pt_thunk_3"}
 
 
 def test_kpatch_with_the_order_unknown_checks_every_candidate_replacement() -> None:
@@ -408,7 +438,7 @@ def test_the_text_names_a_whole_module_once(capsys: pytest.CaptureFixture[str],
     code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
                         "--symbols", str(STACKED / "first_kallsyms.txt"),
                         "--patch", "lpc_sleeper:lpc_sleeper_wait,lpc_sleeper:lpc_sleeper_nap",
-                        "--livepatch-state", str(state), "--model", "all")
+                        "--livepatch-state", str(state), "--model", "all", "--name", "lpc_pt_b")
     patch_line = next(x for x in out.splitlines() if x.startswith("patch: "))
     n = len(Symbols.from_kallsyms(STACKED / "first_kallsyms.txt").module_functions("lpc_pt"))
     assert patch_line == (f"patch: lpc_pt:* ({n} functions: every function of the module), "
@@ -435,12 +465,12 @@ def test_a_module_s_stale_init_symbols_are_not_its_code() -> None:
 def test_loading_an_enabled_patch_again_is_refused(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state.txt"
-    state.write_text("lpc_fix/\nlpc_fix/enabled 1\nlpc_fix/transition 0\nlpc_fix/vmlinux/\n"
+    state.write_text(H + "lpc_fix/\nlpc_fix/enabled 1\nlpc_fix/transition 0\nlpc_fix/vmlinux/\n"
                      "lpc_fix/vmlinux/do_nanosleep,1/\n")
     ko = DATA / "modules" / "6.1" / "lpc_fix.stripped.ko"
     code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
                         "--patch-module", str(ko), "--livepatch-state", str(state))
-    assert out.splitlines()[0].startswith("refused: -EEXIST: patch lpc_fix is already enabled")
+    assert out.splitlines()[0].startswith("refused: -EEXIST: module lpc_fix is loaded already")
     assert "verdict: REFUSED (-EEXIST)" in out and code == 1
 
 
@@ -470,14 +500,114 @@ def test_watch_stops_at_once_when_the_kernel_would_refuse(
 def test_unpatching_a_patch_that_is_not_enabled_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state.txt"
-    state.write_text("lpc_pt/\nlpc_pt/enabled 1\nlpc_pt/transition 0\nlpc_pt/vmlinux/\n"
+    state.write_text(H + "lpc_pt/\nlpc_pt/enabled 1\nlpc_pt/transition 0\nlpc_pt/vmlinux/\n"
                      "lpc_pt/vmlinux/pipe_read,1/\n")
     ko = DATA / "modules" / "6.1" / "lpc_fix.stripped.ko"
     argv = ["check", "--dump", str(STACKED / "first_sysrq.txt"), "--patch-module", str(ko),
             "--unpatch", "--livepatch-state", str(state)]
     code, out, _ = _cli(capsys, *argv)
-    assert out.splitlines()[0].startswith("refused: -ENOENT: patch lpc_fix is not enabled")
+    assert out.splitlines()[0].startswith("refused: -ENOENT: patch lpc_fix is not registered")
     assert code == 1
     state.write_text(state.read_text().replace("lpc_pt", "lpc_fix"))
     code, out, _ = _cli(capsys, *argv)
     assert "refused" not in out  # enabled, so it can be disabled
+
+
+# ---- from the independent review: each a way to a wrong CONVERGES ----------------------------------
+
+
+def test_a_function_list_without_a_name_never_takes_over_another_transition(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another module patching the same functions is in transition: the
+    kernel refuses this patch (-EBUSY), whatever its functions."""
+    state = tmp_path / "s.txt"
+    state.write_text(H + "lpc_x/\nlpc_x/enabled 1\nlpc_x/transition 1\nlpc_x/vmlinux/\n"
+                     "lpc_x/vmlinux/do_nanosleep,1/\n")
+    argv = ["check", "--dump", str(STACKED / "first_sysrq.txt"), "--patch", "do_nanosleep",
+            "--livepatch-state", str(state)]
+    code, out, _ = _cli(capsys, *argv)
+    assert out.startswith("refused: -EBUSY: patch lpc_x is in transition") and code == 1
+    code, out, _ = _cli(capsys, *argv, "--name", "lpc_x")  # named: its own transition
+    assert "refused" not in out and "transition in progress: lpc_x (patching)" in out
+
+
+def test_the_direction_asked_for_decides_what_switched_means(tmp_path: Path) -> None:
+    """lpc_x is being disabled; a check that patches with it is a reversal
+    (writing enabled during a transition reverses it): the target is 1."""
+    state = parse_livepatch_state(H + "lpc_x/\nlpc_x/enabled 0\nlpc_x/transition 1\n"
+                                  "lpc_x/vmlinux/\nlpc_x/vmlinux/do_nanosleep,1/\n", "s")
+    from lpc.check import machine_view
+
+    patching = Patch(Patch.parse("do_nanosleep").functions, name="lpc_x")
+    assert machine_view(state, patching, (), None).target == 1
+    unpatching = Patch(patching.functions, unpatch=True, name="lpc_x")
+    assert machine_view(state, unpatching, (), None).target == 0
+
+
+def test_an_assumed_replace_frees_nothing_below_a_loaded_patch() -> None:
+    """A loaded module whose replace flag the file does not record (kpatch,
+    klp-build) is taken as no replace: the older patch stays checked."""
+    from lpc.patch_module import PatchModule
+
+    module = PatchModule(format="klp-build", layout="x", layout_source="x", functions=(),
+                         replace=True, replace_source="assumed: klp-build's default",
+                         notes=(), path="b.ko", module="b", release=None)
+    assert module.patch().replace is True  # the patch checked: its nops checked too
+    assert module.patch(as_loaded=True).replace is False
+    recorded = PatchModule(format="klp", layout="x", layout_source="x", functions=(),
+                           replace=True, replace_source="klp_patch.replace in .data",
+                           notes=(), path="c.ko", module="c", release=None)
+    assert recorded.patch(as_loaded=True).replace is True
+    # sysfs-listed patches never free one another: the ones replaced are gone.
+    state = parse_livepatch_state(H + "a/\na/enabled 1\na/transition 0\na/replace 1\n"
+                                  "a/vmlinux/\na/vmlinux/f,1/\n", "s")
+    assert [p.replace for p in loaded_patches(state)] == [False]
+
+
+def test_unreadable_attributes_are_taken_on_the_cautious_side(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = parse_livepatch_state(H + "a/\na/enabled !\na/transition !\na/vmlinux/\n"
+                                  "a/vmlinux/pipe_read,1/\n", "s")
+    assert [p.name for p in loaded_patches(state)] == ["a"]  # may be enabled: checked
+    assert state.unknowns and "transition unreadable" in state.unknowns[0]
+    snap = _snapshot_with_state(tmp_path, H + "a/\na/enabled 1\na/transition !\n"
+                                "a/vmlinux/\na/vmlinux/do_nanosleep,1/\n")
+    code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "cmdline_proc_show")
+    assert "unknown: patch a: transition unreadable" in out
+    # the stacks alone converge (--no-machine-state says so); the state leaves it open
+    assert "verdict: UNKNOWN: the machine's livepatch state leaves it open" in out
+    assert "the stacks alone: CONVERGES" in out and code == 1
+    code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "cmdline_proc_show",
+                        "--no-machine-state")
+    assert "verdict: CONVERGES" in out and code == 0
+
+
+def test_a_module_still_loaded_after_its_patch_was_freed_cannot_be_loaded_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "s.txt"
+    state.write_text(H + "@modules lpc_fix lpc_sleeper\n")
+    code, out, _ = _cli(capsys, "check", "--dump", str(STACKED / "first_sysrq.txt"),
+                        "--patch-module", str(DATA / "modules" / "6.1" / "lpc_fix.stripped.ko"),
+                        "--livepatch-state", str(state))
+    assert out.startswith("refused: -EEXIST: module lpc_fix is loaded already") and code == 1
+    assert parse_livepatch_state(state.read_text(), "s").modules == {"lpc_fix", "lpc_sleeper"}
+
+
+def test_watch_does_not_call_a_possibly_forced_end_a_convergence(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The transition ends while lpc still saw a task stuck in the patched
+    function: sysfs cannot tell a forced end from a completion, so no exit 0."""
+    snaps = _series(tmp_path, 2, "done")
+    for s in snaps:  # a kthread asleep in pipe_read's caller chain for good
+        stacks = Path(s) / "stacks.txt"
+        stacks.write_text(stacks.read_text() + (
+            "# pid=9999 tid=9999 comm=stuckd state=S flags=0x00208040 kthread=1 cpu=0 "
+            "status=ok\n[<0>] pipe_read+0x1/0x10\n[<0>] kthread+0xf8/0x220\n"
+            "[<0>] ret_from_fork+0x151/0x170\n[<0>] ret_from_fork_asm+0x1a/0x30\n\n"))
+        states = Path(s) / "patch_state.txt"
+        states.write_text(states.read_text() + "9999 0 stuckd\n")
+    argv = ["watch", "--patch", "pipe_read", "--name", "fix"]
+    for s in snaps:
+        argv += ["--dump", s]
+    code, _, err = _cli(capsys, *argv)
+    assert "may have been forced" in err and code == 1

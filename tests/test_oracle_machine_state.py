@@ -86,11 +86,11 @@ def test_a_loaded_module_file_narrows_sysfs_to_the_exact_replacements(series: st
     from lpc.check import machine_view
 
     state = parse_livepatch_state((case_dir / "first_livepatch.txt").read_text(), "first")
-    patch = Patch.parse(spec["patch"])
-    view = machine_view(state, patch, (module.patch(),), None)
+    patch = Patch(Patch.parse(spec["patch"]).functions, name="lpc_pt_b")
+    view = machine_view(state, patch, (module.patch(as_loaded=True),), None)
     (below,) = view.loaded
-    assert [f.spec for f in below.functions] == [
-        g.spec for text in spec["loaded"] for g in Patch.parse(text).functions]
+    assert {f.spec for f in below.functions} == {
+        g.spec for text in spec["loaded"] for g in Patch.parse(text).functions}
     assert view.transition is not None and view.transition.name == "lpc_pt_b"
 
 
@@ -133,7 +133,8 @@ def test_watch_replays_a_real_transition_as_the_kernel_saw_it(
     case_dir = ORACLE / series / "watch_transition"
     snaps = read_case(case_dir)["series"]["snapshots"]
     argv = ["watch", "--symbols", str(case_dir / "snap_kallsyms.txt"),
-            "--patch", "lpc_sleeper:lpc_sleeper_doze,hrtimer_nanosleep", "--json"]
+            "--patch", "lpc_sleeper:lpc_sleeper_doze,hrtimer_nanosleep", "--name", "lpc_pt",
+            "--json"]
     for s in snaps:
         argv += ["--dump", str(case_dir / s)]
     code = cli.main(argv)

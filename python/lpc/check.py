@@ -468,6 +468,8 @@ class Report:
         answers = [r.converges for r in self.results.values()]
         if any(a is False for a in answers):
             return False
+        if self.machine is not None and self.machine.unknowns:
+            return None  # the machine's state leaves something the verdict needs open
         return True if all(a is True for a in answers) else None
 
 
@@ -488,6 +490,8 @@ class MachineView:
     transition: LoadedPatch | None = None
     target: int | None = None
     patch_states: PatchStates | None = None
+    #: What the state does not tell that the verdict needs: no CONVERGES then.
+    unknowns: tuple[str, ...] = ()
 
     def kernel_switched(self, tid: int | None) -> bool | None:
         """Has the kernel switched this task (its ``patch_state`` is the target)?"""
@@ -507,6 +511,7 @@ class MachineView:
                         for p in self.state.patches],
             "refusals": [{"code": c, "reason": r} for c, r in self.refusals],
             "notes": list(self.notes),
+            "unknowns": list(self.unknowns),
             "loaded_from": self.loaded_from,
             "unparsed": list(self.state.unparsed),
         }
@@ -520,51 +525,89 @@ class MachineView:
         return out
 
 
-def _same_patch(busy: LoadedPatch, patch: Patch) -> bool:
-    """Is the transition in progress this patch's own? By name when the patch
-    has one (a module's); else by the functions it names."""
-    if patch.name is not None:
-        return patch.name == busy.name
-    keys = {f.key for f in patch.functions}
-    return keys == {(o, n, pos or 1) for o, n, pos in busy.functions}
+def _own_transition(busy: LoadedPatch | None, patch: Patch) -> LoadedPatch | None:
+    """The transition in progress when it is the checked patch's own: the same
+    patch by name (a module's, or ``--name``). Its direction may be the other
+    one: writing ``enabled`` during a transition reverses it (core.c
+    enabled_store, transition.c klp_reverse_transition). A function list
+    without a name is never taken for it: another module may patch the same
+    functions, and the kernel would refuse this one (-EBUSY)."""
+    if busy is None or patch.name is None or patch.name != busy.name:
+        return None
+    return busy
+
+
+def _merged_loaded(state: LivepatchState, enabled: tuple[Patch, ...],
+                   given: Sequence[Patch]) -> tuple[tuple[Patch, ...], str, list[str]]:
+    """The loaded patches: sysfs's, with the exact replacements of the module
+    files given for them (--loaded x.ko). A given patch never hides what sysfs
+    shows: a function sysfs lists and the file does not keeps its module-wide
+    range, and a given patch sysfs does not list is kept beside them, every
+    order then unknown."""
+    if not given:
+        return enabled, (f"{state.source}" if enabled else "none enabled"), []
+    notes: list[str] = []
+    named = {p.name: p for p in given if p.name is not None}
+    out: list[Patch] = []
+    for p in enabled:
+        file = named.pop(p.name, None) if p.name is not None else None
+        if file is None:
+            out.append(p)
+            continue
+        exact = {f.key: f for f in file.functions}
+        listed = {f.key for f in p.functions}
+        if set(exact) != listed:
+            notes.append(f"loaded patch {p.name}: its module file and sysfs list different "
+                         "functions (another build?): both kept")
+        funcs = [exact.get(f.key, f) for f in p.functions]
+        funcs += [f for k, f in exact.items() if k not in listed]
+        out.append(Patch(tuple(funcs), replace=False, name=p.name, order_known=p.order_known))
+    rest = [g for g in given if g.name is None or g.name in named]
+    if rest:
+        notes.append(f"{len(rest)} --loaded patch(es) that sysfs does not list as enabled: "
+                     "kept beside the enabled ones, in an unknown order")
+        out = [replace(p, order_known=False) for p in [*out, *rest]]
+    return tuple(out), f"{state.source}, with the --loaded patches given", notes
+
+
+def _refusals(state: LivepatchState, patch: Patch,
+              own: LoadedPatch | None) -> tuple[tuple[str, str], ...]:
+    """What the kernel would refuse before looking at a task (core.c
+    klp_enable_patch / enabled_store; kernel/module/main.c for a module that
+    is loaded already)."""
+    if own is not None:
+        return ()
+    out = list(state.preflight())
+    if patch.name is None or not state.present:
+        return tuple(out)
+    listed = next((p for p in state.patches if p.name == patch.name), None)
+    if patch.unpatch:
+        if listed is None:
+            out.append(("ENOENT", f"patch {patch.name} is not registered: no "
+                        f"/sys/kernel/livepatch/{patch.name} to disable"))
+        elif listed.enabled is False:
+            out.append(("EINVAL", f"patch {patch.name} is disabled already (core.c "
+                        "enabled_store refuses a write of the current state)"))
+    elif listed is not None or (state.modules is not None and patch.name in state.modules):
+        # The module is loaded already (its patch enabled, or disabled but not
+        # removed): a second insmod fails, kernel/module/main.c add_unformed_module.
+        out.append(("EEXIST", f"module {patch.name} is loaded already: loading it again fails"
+                    + ("" if listed is None else
+                       f" (its patch is {'enabled' if listed.enabled else 'registered'})")))
+    return tuple(out)
 
 
 def machine_view(state: LivepatchState, patch: Patch, given: Sequence[Patch],
                  patch_states: PatchStates | None) -> MachineView:
-    """The loaded patches (given ones win over sysfs), the refusals, and the
-    checked patch's own transition when it is the one in progress."""
-    busy = state.in_transition
-    own = busy if busy is not None and _same_patch(busy, patch) else None
-    notes = tuple(f"{where}: not understood" for where in state.unparsed)
-    enabled = tuple(p for p in loaded_patches(state) if own is None or p.name != own.name)
-    named = {p.name: p for p in given if p.name is not None}
-    if given and len(named) == len(given) and set(named) <= {p.name for p in enabled}:
-        # Module files of enabled patches (--loaded x.ko): their exact
-        # replacements, in the place sysfs gives them.
-        loaded = tuple(replace(named[p.name], order_known=p.order_known)
-                       if p.name in named else p for p in enabled)
-        loaded_from = (f"{state.source}, with the replacements of {', '.join(sorted(named))} "
-                       "from the module file(s)")
-    elif given:
-        loaded, loaded_from = tuple(given), "the command line (--loaded)"
-    else:
-        loaded = enabled
-        loaded_from = f"{state.source}" if loaded else "none enabled"
-    refusals = () if own is not None else tuple(state.preflight())
-    if own is None and patch.name is not None and patch.unpatch and state.present:
-        if not any(p.name == patch.name and p.enabled for p in state.patches):
-            refusals += (("ENOENT", f"patch {patch.name} is not enabled: there is nothing to "
-                          f"disable (no /sys/kernel/livepatch/{patch.name} with enabled 1)"),)
-    if own is None and patch.name is not None and not patch.unpatch:
-        twin = next((p for p in state.patches if p.name == patch.name and p.enabled), None)
-        if twin is not None:
-            # The module is loaded already: a second insmod fails (-EEXIST,
-            # kernel/module/main.c add_unformed_module), the patch is not stacked.
-            refusals += (("EEXIST", f"patch {patch.name} is already enabled: loading its "
-                          "module again fails (module already loaded)"),)
-            loaded = tuple(p for p in loaded if p.name != patch.name)
-    target = None if own is None else (1 if own.enabled else 0)
-    return MachineView(state, refusals, notes, loaded_from, loaded, own, target, patch_states)
+    """The loaded patches (sysfs's, refined by module files given), the
+    refusals, and the checked patch's own transition when it is in progress."""
+    own = _own_transition(state.in_transition, patch)
+    enabled = tuple(p for p in loaded_patches(state) if p.name != patch.name)
+    loaded, loaded_from, notes = _merged_loaded(state, enabled, given)
+    target = None if own is None else (0 if patch.unpatch else 1)
+    return MachineView(state, _refusals(state, patch, own), tuple(notes),
+                       loaded_from, loaded, own, target, patch_states,
+                       tuple(state.unknowns))
 
 
 def _model_names(request: CheckRequest) -> list[str]:

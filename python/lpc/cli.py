@@ -36,7 +36,8 @@ def _log(message: str) -> None:
 # ---- the request ---------------------------------------------------------------------------------
 
 
-def _module_patch(path: str, unpatch: bool = False, replace: bool = False) -> Any:
+def _module_patch(path: str, unpatch: bool = False, replace: bool = False,
+                  as_loaded: bool = False) -> Any:
     """The patch of a livepatch module file (said on stderr: how it was read,
     and each assumption); ``replace`` (--replace) wins over the module's flag."""
     from lpc.patch_module import read_module
@@ -46,10 +47,23 @@ def _module_patch(path: str, unpatch: bool = False, replace: bool = False) -> An
          f"({module.layout_source}), {len(module.functions)} function(s)")
     for note in module.notes:
         _log(f"assumed: {note}")
-    return module.patch(unpatch=unpatch, replace=True if replace else None)
+    return module.patch(unpatch=unpatch, replace=True if replace else None, as_loaded=as_loaded)
 
 
 def _patch(args: argparse.Namespace) -> Any:
+    """The patch the command line names, with ``--name`` when given."""
+    from dataclasses import replace as dc_replace
+
+    patch = _named_patch(args)
+    name = getattr(args, "name", None)
+    if name is None or patch is None:
+        return patch
+    if patch.name is not None and patch.name != name:
+        raise UsageError(f"--name {name}: the module says its name is {patch.name}")
+    return dc_replace(patch, name=name)
+
+
+def _named_patch(args: argparse.Namespace) -> Any:
     from lpc.patch import Patch
     from lpc.patch_module import is_module_file
 
@@ -60,11 +74,11 @@ def _patch(args: argparse.Namespace) -> Any:
     if module is not None:
         return _module_patch(module, args.unpatch, replace)
     if args.patch_file:
-        return Patch.from_file(args.patch_file, unpatch=args.unpatch, replace=getattr(args, "replace", False))
+        return Patch.from_file(args.patch_file, unpatch=args.unpatch, replace=replace)
     if args.patch is not None:
         if not args.patch.replace(",", " ").strip():  # asked for a patch, named nothing
             raise UsageError("--patch: empty patch: name at least one function")
-        return Patch.parse(args.patch, unpatch=args.unpatch, replace=getattr(args, "replace", False))
+        return Patch.parse(args.patch, unpatch=args.unpatch, replace=replace)
     return None
 
 
@@ -110,7 +124,7 @@ def _loaded(args: argparse.Namespace) -> tuple[Any, ...]:
     out = []
     for item in getattr(args, "loaded", None) or ():
         if os.path.isfile(item) and is_module_file(item):
-            out.append(_module_patch(item))  # the enabled patch, as its module built it
+            out.append(_module_patch(item, as_loaded=True))  # the enabled patch, as built
         else:
             out.append(Patch.from_file(item) if os.path.isfile(item) else Patch.parse(item))
     return tuple(out)
@@ -212,6 +226,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     converged = False
     followed = None  # the transition in progress, once seen
     ended = None
+    last_look: tuple[int, bool | None] = (0, True)  # not switched, lpc's outlook for them
     for retry in range(retries):
         report = run(dc_replace(request, dump=dumps[retry] if dumps else None,
                                 live=not dumps))
@@ -229,6 +244,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if followed is None and machine is not None and machine.transition is not None:
             followed = machine.transition
         line = watch_line(retry, time.time(), result, machine if followed else None)
+        if "transition" in line:
+            last_look = (line["transition"]["not_switched"], line["pending_converges"])
         if args.json:
             print(json.dumps(line, sort_keys=True), flush=True)
         blocking = line["blocking"]
@@ -252,7 +269,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
     if ended is not None:
         report_line = f"the transition of {followed.name if followed else '?'} {ended}"
-        converged = ended.startswith("completed")
+        # sysfs shows a forced end as a completed one: a completion counts only
+        # when, at the last look, lpc saw every remaining task on its way.
+        pending, outlook = last_look
+        converged = ended.startswith("completed") and (pending == 0 or outlook is True)
+        if ended.startswith("completed") and not converged:
+            report_line += (f"; at the last look {pending} task(s) had not switched and lpc "
+                            "did not expect them to: it may have been forced")
     else:
         still = sorted(first_blocked or set())
         report_line = ("converged at a retry: every task can switch" if converged
@@ -489,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: the live machine's, or the snapshot's")
         p.add_argument("--patch-states", metavar="FILE",
                        help="each task's patch_state as recorded (patch_state.txt)")
+        p.add_argument("--name", metavar="MODULE",
+                       help="the patch's name, its module's (a module file names itself): "
+                            "how its own transition is told apart in /sys/kernel/livepatch")
         p.add_argument("--no-machine-state", action="store_true",
                        help="ignore the machine's livepatch state (loaded patches, refusals)")
         p.add_argument("--json", action="store_true", help="JSON on stdout")

@@ -66,10 +66,16 @@ PATCH_STATE_FILE = "patch_state.txt"
 SYSFS_LIVEPATCH = "/sys/kernel/livepatch"
 _HEADER = "# lpc livepatch state 1"
 _ABSENT = "absent"
+#: ``@modules NAME…``: the modules loaded (``/proc/modules``), when recorded.
+_MODULES = "@modules"
 _UNREADABLE = "!"
 #: A sysfs attribute is one short line; a livepatch tree is a few hundred entries.
 _VALUE_LIMIT = 4096
-_FUNCTION_DIR = re.compile(r"^(?P<name>[^,/\s]+),(?P<sympos>[0-9]+)$")
+_FUNCTION_DIR = re.compile(r"^(?P<name>[^,/\s]+),(?P<sympos>[0-9]+)$", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_UPTIME = re.compile(r"\buptime=([0-9]+(?:\.[0-9]+)?)(?![0-9.])", re.ASCII)
+#: The first line of ``patch_state.txt`` (lpc capture's and the guest's).
+_STATES_HEADER = "# uptime="
 
 
 class PatchStates(dict[int, int]):
@@ -118,6 +124,9 @@ class LivepatchState:
     uptime: float | None = None
     #: Lines not understood, as ``"file:line: text"``: reported, never dropped.
     unparsed: tuple[str, ...] = field(default=())
+    #: The modules loaded (``/proc/modules``), when recorded: a livepatch
+    #: module stays loaded after its patch is disabled and freed.
+    modules: frozenset[str] | None = None
 
     @property
     def in_transition(self) -> LoadedPatch | None:
@@ -126,9 +135,20 @@ class LivepatchState:
         return next((p for p in self.patches if p.transition), None)
 
     @property
+    def unknowns(self) -> list[str]:
+        """What the state does not tell, that a verdict needs: an unreadable
+        ``transition`` (is one in progress?) or a line not understood."""
+        out = [f"patch {p.name}: transition unreadable: whether a transition is in progress "
+               "is not known" for p in self.patches if p.transition is None]
+        out.extend(f"{where}: not understood" for where in self.unparsed)
+        return out
+
+    @property
     def enabled(self) -> tuple[LoadedPatch, ...]:
-        """The enabled patches, oldest first when ``stack_order`` says so."""
-        on = [p for p in self.patches if p.enabled]
+        """The enabled patches, oldest first when ``stack_order`` says so. A
+        patch whose ``enabled`` cannot be read counts as enabled: its functions
+        may be on the func_stack, and checking them is the cautious side."""
+        on = [p for p in self.patches if p.enabled is not False]
         if on and all(p.stack_order is not None for p in on):
             on.sort(key=lambda p: p.stack_order or 0)
         return tuple(on)
@@ -158,6 +178,8 @@ class LivepatchState:
         if not self.present:
             return [head, _ABSENT]
         out = [head]
+        if self.modules is not None:
+            out.append(" ".join([_MODULES, *sorted(self.modules)]))
         for p in self.patches:
             out.append(f"{p.name}/")
             for attr, value in (("enabled", p.enabled), ("transition", p.transition),
@@ -185,6 +207,9 @@ def sysfs_lines(root: str | os.PathLike[str] = SYSFS_LIVEPATCH) -> list[str]:
     if not top.is_dir():
         return [head, _ABSENT]
     out = [head]
+    modules = _loaded_modules()
+    if modules is not None:
+        out.append(" ".join([_MODULES, *sorted(modules)]))
     for entry in sorted(_walk(top)):
         rel = entry.relative_to(top).as_posix()
         if entry.is_dir() and not entry.is_symlink():
@@ -212,6 +237,15 @@ def _attribute(path: Path) -> str:
     return data.decode("utf-8", "replace").split("\n", 1)[0].strip()
 
 
+def _loaded_modules(path: str = "/proc/modules") -> frozenset[str] | None:
+    """The names of the loaded modules (first column of ``/proc/modules``)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return frozenset(line.split(" ", 1)[0] for line in fh if line.strip())
+    except OSError:
+        return None
+
+
 def _uptime() -> float | None:
     try:
         with open("/proc/uptime", encoding="ascii") as fh:
@@ -232,11 +266,16 @@ def parse_livepatch_state(text: str, source: str) -> LivepatchState:
     attrs: dict[str, dict[str, str]] = {}
     objects: dict[str, dict[str, tuple[dict[str, str], list[tuple[str, int]]]]] = {}
     order: list[str] = []
+    lines: dict[str, dict[str, int]] = {}
     unparsed: list[str] = []
     present: bool | None = None
-    uptime, rows = _rows(text)
+    modules: frozenset[str] | None = None
+    uptime, rows = _rows(text, source, _HEADER)
     for lineno, raw, line in rows:
         where = f"{source}:{lineno}"
+        if line.split(" ", 1)[0] == _MODULES:
+            modules = frozenset(line.split()[1:])
+            continue
         if line == _ABSENT:
             if order:
                 raise LivepatchStateError(f"{where}: 'absent' after patch entries")
@@ -256,7 +295,7 @@ def parse_livepatch_state(text: str, source: str) -> LivepatchState:
             continue
         patch = parts[0]
         if patch not in attrs:
-            attrs[patch], objects[patch] = {}, {}
+            attrs[patch], objects[patch], lines[patch] = {}, {}, {}
             order.append(patch)
         if len(parts) == 1:
             continue
@@ -265,10 +304,12 @@ def parse_livepatch_state(text: str, source: str) -> LivepatchState:
                 objects[patch].setdefault(parts[1], ({}, []))
             else:
                 attrs[patch][parts[1]] = value
+                lines[patch][parts[1]] = lineno
             continue
         obj = objects[patch].setdefault(parts[1], ({}, []))
         if len(parts) == 3 and not is_dir:
             obj[0][parts[2]] = value
+            lines[patch][f"{parts[1]}/{parts[2]}"] = lineno
             continue
         func = _FUNCTION_DIR.match(parts[2])
         if func is None:
@@ -278,19 +319,27 @@ def parse_livepatch_state(text: str, source: str) -> LivepatchState:
             continue  # a function's own attributes (none today): nothing to read
         if len(parts) == 3:
             obj[1].append((func["name"], int(func["sympos"])))
-    patches = tuple(_patch(name, attrs[name], objects[name], source) for name in order)
-    return LivepatchState(present is not False, patches, source, uptime, tuple(unparsed))
+    patches = tuple(_patch(name, attrs[name], objects[name], source, lines[name])
+                    for name in order)
+    return LivepatchState(present is not False, patches, source, uptime, tuple(unparsed),
+                          modules)
 
 
-def _rows(text: str) -> tuple[float | None, list[tuple[int, str, str]]]:
-    """The uptime a header comment gives, and each other non-blank line as
-    ``(number, raw, stripped)``: both recorded formats share this shape."""
+def _rows(text: str, source: str, header: str) -> tuple[float | None, list[tuple[int, str, str]]]:
+    """The uptime its header gives, and each other non-blank line as
+    ``(number, raw, stripped)``: both recorded formats share this shape. The
+    first line must be the format's ``header`` (another file given in its
+    place is refused, not read as an empty state)."""
     uptime: float | None = None
     rows = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith(header):
+        raise LivepatchStateError(f"{source}:1: not a recorded {header.lstrip('# ')!r} file "
+                                  f"(its first line must start with {header!r})")
+    for lineno, raw in enumerate(lines, 1):
         line = raw.strip()
         if line.startswith("#"):
-            found = re.search(r"\buptime=([0-9.]+)", line)
+            found = _UPTIME.search(line)
             if found and uptime is None:
                 uptime = float(found[1])
         elif line:
@@ -309,23 +358,25 @@ def _flag(value: str | None, what: str) -> bool | None:
 def _number(value: str | None, what: str) -> int | None:
     if value is None or value == _UNREADABLE:
         return None
-    if not value.isdigit():
+    if not _DIGITS.fullmatch(value):
         raise LivepatchStateError(f"{what}: {value!r} is not a number")
     return int(value)
 
 
 def _patch(name: str, attrs: dict[str, str],
            objects: dict[str, tuple[dict[str, str], list[tuple[str, int]]]],
-           source: str) -> LoadedPatch:
-    what = f"{source}: patch {name}"
+           source: str, lines: dict[str, int]) -> LoadedPatch:
+    def what(attr: str) -> str:
+        return f"{source}:{lines.get(attr, '?')}: patch {name} {attr}"
+
     return LoadedPatch(
         name,
-        _flag(attrs.get("enabled"), f"{what} enabled"),
-        _flag(attrs.get("transition"), f"{what} transition"),
-        _flag(attrs.get("replace"), f"{what} replace"),
-        _number(attrs.get("stack_order"), f"{what} stack_order"),
+        _flag(attrs.get("enabled"), what("enabled")),
+        _flag(attrs.get("transition"), what("transition")),
+        _flag(attrs.get("replace"), what("replace")),
+        _number(attrs.get("stack_order"), what("stack_order")),
         tuple(LoadedObject(None if obj == "vmlinux" else obj,
-                           _flag(oattrs.get("patched"), f"{what} {obj}/patched"),
+                           _flag(oattrs.get("patched"), what(f"{obj}/patched")),
                            tuple(funcs))
               for obj, (oattrs, funcs) in objects.items()),
     )
@@ -357,7 +408,7 @@ def read_patch_states(proc: str = "/proc") -> PatchStates:
 
 
 def format_patch_states(states: PatchStates, comms: dict[int, str] | None = None) -> str:
-    head = "# uptime=" + (f"{states.uptime:g}" if states.uptime is not None else "?")
+    head = _STATES_HEADER + (f"{states.uptime:g}" if states.uptime is not None else "?")
     rows = [f"{tid} {s} {(comms or {}).get(tid, '')}".rstrip()
             for tid, s in sorted(states.items())]
     return "\n".join([head + " tid patch_state comm", *rows]) + "\n"
@@ -366,10 +417,10 @@ def format_patch_states(states: PatchStates, comms: dict[int, str] | None = None
 def parse_patch_states(text: str, source: str) -> PatchStates:
     """``tid patch_state [comm]`` lines (the guest's and ``lpc capture``'s)."""
     states = PatchStates()
-    states.uptime, rows = _rows(text)
+    states.uptime, rows = _rows(text, source, _STATES_HEADER)
     for lineno, raw, line in rows:
         fields = line.split(None, 2)
-        if (len(fields) < 2 or not fields[0].isdigit()
+        if (len(fields) < 2 or not _DIGITS.fullmatch(fields[0])
                 or fields[1] not in ("-1", "0", "1")):
             raise LivepatchStateError(f"{source}:{lineno}: not 'tid patch_state comm': {raw!r}")
         states[int(fields[0])] = int(fields[1])
@@ -397,6 +448,7 @@ def loaded_patches(state: LivepatchState) -> tuple[Patch, ...]:
             PatchFunction(name, obj, sympos or None, new=PatchFunction(MODULE_TEXT, p.name))
             for obj, name, sympos in p.functions)
         if functions:
-            out.append(Patch(functions, replace=bool(p.replace), name=p.name,
-                             order_known=known))
+            # replace=False whatever sysfs says: what an atomic replace freed is
+            # gone from sysfs already, and every patch still listed is enabled.
+            out.append(Patch(functions, replace=False, name=p.name, order_known=known))
     return tuple(out)

@@ -106,12 +106,24 @@ class PatchModule(ReadPatch):
         return PatchOrigin(self.path, self.module, self.format, self.layout, self.layout_source,
                            self.replace_source, self.notes)
 
-    def patch(self, unpatch: bool = False, replace: bool | None = None) -> Patch:
+    @property
+    def replace_assumed(self) -> bool:
+        """The file does not record ``replace`` (a build-time macro, a load-time
+        parameter): :attr:`replace` is a default, not the module's word."""
+        return self.replace_source.startswith("assumed")
+
+    def patch(self, unpatch: bool = False, replace: bool | None = None,
+              as_loaded: bool = False) -> Patch:
         """As a :class:`~lpc.patch.Patch`: each function with its replacement
         (a symbol of this module, as kallsyms lists it under ``[module]``).
         ``replace`` overrides the module's flag (the command line's --replace).
         Unpatching checks the replacements: one without a symbol of its own
-        (a module stripped of local symbols) is every function of the module."""
+        (a module stripped of local symbols) is every function of the module.
+        A ``replace`` the file does not record is taken on the stricter side:
+        on for the patch being checked (its nops are checked too), off for a
+        patch already enabled (``as_loaded``: it then frees nothing below it)."""
+        if replace is None and self.replace_assumed:
+            replace = not as_loaded
         # A replacement with no symbol of its own is somewhere in the module:
         # every function of it stands for it (MODULE_TEXT), a range that holds it.
         funcs = tuple(
@@ -411,8 +423,21 @@ def _read_klp(elf: ModuleElf, release: str | None, info: dict[str, str]) -> Read
     else:
         replace = bool(elf.word(sec, start + layout.replace, 1))
         replace_source = f"klp_patch.replace in {sec.name}"
+        if _replace_is_a_parameter(elf):
+            replace_source = ("assumed: a module parameter replace= may set it at load "
+                              f"time (klp_patch.replace in {sec.name} is only its default)")
+            notes.append("the module has a parameter named replace: klp_patch.replace is "
+                         "taken as on for this patch, off when it is a loaded one")
     return ReadPatch("klp", layout.name, layout_source, tuple(functions), replace, replace_source,
                   tuple(notes))
+
+
+def _replace_is_a_parameter(elf: ModuleElf) -> bool:
+    """modinfo ``parmtype=replace:…``: module_param(replace, …) (include/linux/
+    moduleparam.h), which init code may copy into klp_patch.replace."""
+    sec = elf.by_name.get(".modinfo")
+    return sec is not None and any(item.startswith(b"parmtype=replace:")
+                                   for item in elf.contents(sec).split(b"\0"))
 
 
 def _not_livepatch(elf: ModuleElf, info: dict[str, str]) -> None:
@@ -668,7 +693,8 @@ def _read_kpatch(elf: ModuleElf) -> ReadPatch:
         # kmod/patch/kpatch-patch-hook.c: kpatch_register(&kpmod, replace), with
         # replace a module parameter (default false) given at load time.
         notes.append("replace is the kpatch.ko patch's load-time parameter replace= (default "
-                     "off): assumed off; give --replace if it is loaded with replace=1")
+                     "off), which the file does not record: checked as on (the stricter "
+                     "check), and as off when the module is a loaded patch")
         return ReadPatch("kpatch-core", layout, "kpatch kmod/patch/kpatch-patch.h", tuple(out),
                       False, "assumed: kpatch.ko parameter replace= defaults off", tuple(notes))
     # kmod/patch/livepatch-patch-hook.c sets klp_patch.replace = KLP_REPLACE_ENABLE,

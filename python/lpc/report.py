@@ -164,7 +164,10 @@ def _text_one(result: CheckResult, description: str, out: TextIO,
     for line in _evidence_lines(result):
         _print(line, out)
     eta = f" (worst case ~{s['eta_s']:g} s)" if s["eta_s"] else ""
-    if refused is not None:
+    if refused == "unknown" and result.converges is True:
+        _print(f"verdict: UNKNOWN: the machine's livepatch state leaves it open (unknown: "
+               f"above); the stacks alone: CONVERGES{eta} — {s['reason']}", out)
+    elif refused is not None and refused != "unknown":
         _print(f"verdict: REFUSED ({refused}): the kernel would not start this transition; "
                f"once it would: {verdict_text(result.converges)}{eta} — {s['reason']}", out)
     else:
@@ -271,6 +274,8 @@ def render_text(report: Report, out: TextIO) -> None:
         refused = None
         if report.machine is not None and report.machine.refusals:
             refused = ", ".join(f"-{code}" for code, _ in report.machine.refusals)
+        elif report.machine is not None and report.machine.unknowns:
+            refused = "unknown"
         for result in report.results.values():
             _text_one(result, report.description, out, refused, origin)
     if report.machine is not None and report.machine.transition is not None:
@@ -298,6 +303,7 @@ def _machine_lines(machine: MachineView) -> list[str]:
                      + f" ({state.source})")
         lines.append(f"loaded patches checked against: {machine.loaded_from}")
     lines.extend(f"note: {n}" for n in machine.notes)
+    lines.extend(f"unknown: {u}: verdict cannot be CONVERGES" for u in machine.unknowns)
     return lines
 
 

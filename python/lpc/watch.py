@@ -80,7 +80,11 @@ def pending_converges(result: CheckResult, machine: MachineView) -> bool | None:
                 if not machine.kernel_switched(t.facts.tid)]
     if any(o is Outlook.STUCK for o in outlooks):
         return False
-    return True if all(o in CONVERGING for o in outlooks) else None
+    judged = {t.facts.tid for t in result.tasks}
+    unseen = any(tid not in judged for tid, s in (machine.patch_states or {}).items()
+                 if s != machine.target)
+    # A thread the kernel has not switched and the dump did not show is unjudged.
+    return True if not unseen and all(o in CONVERGING for o in outlooks) else None
 
 
 def transition_end(followed: LoadedPatch, state: LivepatchState) -> str | None:
@@ -97,7 +101,7 @@ def transition_end(followed: LoadedPatch, state: LivepatchState) -> str | None:
         return ("reversed: enabled went "
                 f"{int(bool(followed.enabled))} -> {int(bool(now.enabled))} "
                 "(echo to enabled during the transition reverses it)")
-    if not now.transition:
+    if now.transition is False:
         return ("completed (or forced: sysfs does not tell which; a forced transition "
                 "leaves the module pinned)")
-    return None
+    return None  # still in transition, or unreadable: watch on

@@ -21,7 +21,7 @@ reported unexplained.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +314,12 @@ def derived(directory: Path, spec: Mapping[str, Any], case: Mapping[str, Any]
     state = parse_livepatch_state(where.read_text(), str(where))
     patch = Patch.parse(spec["patch"], unpatch=bool(spec.get("unpatch")),
                         replace=bool(spec.get("replace")))
+    # The scenario knows which module it loaded with these functions (its
+    # pass-through map): that names the patch, as --name does on the command line.
+    keys = {f.key for f in patch.functions}
+    for module_name, funcs in spec.get("passthru", {}).items():
+        if {f.key for f in Patch.parse(",".join(funcs)).functions} == keys:
+            patch = replace(patch, name=module_name)
     ko = module_path(directory, case)
     if ko is not None:
         module = read_module(str(ko))
@@ -322,11 +328,9 @@ def derived(directory: Path, spec: Mapping[str, Any], case: Mapping[str, Any]
             patch = module.patch(unpatch=bool(spec.get("unpatch")))
         elif busy is None and not any(p.name == module.module for p in state.patches):
             patch = module.patch()  # not loaded yet: the check predicts its load
-    # Once its transition is over, the checked patch is one of the enabled
-    # ones: in retrospect it is the patch itself, not one below it.
-    keys = {f.key for f in patch.functions}
-    return patch, [p for p in machine_view(state, patch, (), None).loaded
-                   if p.name != patch.name and {f.key for f in p.functions} != keys]
+    # machine_view leaves the checked patch (by name) out of the loaded ones:
+    # once its transition is over, it is one of the enabled patches.
+    return patch, list(machine_view(state, patch, (), None).loaded)
 
 
 def judge(directory: Path, spec: Mapping[str, Any], release: str,

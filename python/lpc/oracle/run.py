@@ -360,7 +360,8 @@ def _record_series(raw: Path, scenario: Scenario, funcs: str, subst: Mapping[str
                   "after each stack) and livepatch.txt (lpstate); no kallsyms.txt: the "
                   "series' one, taken once before the first snapshot, trimmed",
         "replay": "lpc watch " + " ".join(f"--dump {s}" for s in snaps)
-                  + f" --symbols {kallsyms} --patch {patch}",
+                  + f" --symbols {kallsyms} --patch {patch}"
+                  + "".join(f" --name {m}" for m in list(passthru)[:1]),
         "checks": checks,
     }
 
