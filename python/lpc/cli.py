@@ -180,6 +180,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if request.patch is not None and report.symbols is None:
         _log("no symbol table: matching frames by function name")
     (render_json if args.json else render_text)(report, sys.stdout)
+    if args.plot:
+        if request.patch is None:
+            raise UsageError("--plot draws a patch's transition: name the patch")
+        from lpc.plot import plot_check
+
+        names = ", ".join(report.results)
+        _log(f"wrote {plot_check(report.results, args.plot, f'tasks not yet switched: {names}')}")
     if request.patch is None:
         return EXIT_OK
     return EXIT_OK if report.converges else EXIT_BLOCKED
@@ -227,6 +234,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     followed = None  # the transition in progress, once seen
     ended = None
     last_look: tuple[int, bool | None] = (0, True)  # not switched, lpc's outlook for them
+    first_result = None
+    seen: list[tuple[float, int, bool]] = []  # time, tasks not switched, by the kernel's word
     for retry in range(retries):
         report = run(dc_replace(request, dump=dumps[retry] if dumps else None,
                                 live=not dumps))
@@ -244,6 +253,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if followed is None and machine is not None and machine.transition is not None:
             followed = machine.transition
         line = watch_line(retry, time.time(), result, machine if followed else None)
+        first_result = first_result or result
+        # A recorded state carries the machine's uptime: the replay's own clock
+        # would squeeze a recorded series into milliseconds.
+        at = (machine.state.uptime if machine is not None and machine.state.uptime is not None
+              else line["time"])
+        if "transition" in line:
+            seen.append((at, line["transition"]["not_switched"], True))
+        elif ended is not None and ended.startswith("completed"):
+            seen.append((at, 0, True))  # by the kernel's word: every task switched
+        else:
+            seen.append((at, len(line["blocking"]), False))
         if "transition" in line:
             last_look = (line["transition"]["not_switched"], line["pending_converges"])
         if args.json:
@@ -284,6 +304,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     _log(report_line)
     if not args.json:
         print(report_line)
+    if args.plot:
+        from lpc.plot import plot_watch
+
+        t0 = seen[0][0] if seen else 0.0
+        kernel = any(k for _, _, k in seen)
+        observed = [(t - t0, n) for t, n, _ in seen]
+        what = ("tasks the kernel has not switched (patch_state)" if kernel
+                else "tasks lpc would not switch")
+        _log(f"wrote {plot_watch(observed, first_result, args.plot, 'lpc watch', what)}")
     return EXIT_OK if converged else EXIT_BLOCKED
 
 
@@ -525,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="klp",
                    help="null, trivial, josh, klp, kpatch, kgraft, ksplice, "
                         "leave_<x>/switch_<y>, or all (default: klp)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="draw tasks not yet switched vs time, per model, with each model's "
+                        "signal rounds (PNG, SVG, PDF: from the suffix)")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("capture", help="record this machine's stacks into a snapshot directory")
@@ -537,6 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="klp")
     p.add_argument("--retries", type=_positive_int, default=15)
     p.add_argument("--interval", type=_seconds, default=1.0, help="seconds between live retries")
+    p.add_argument("--plot", metavar="PATH",
+                   help="draw what each retry saw over what the first one predicted")
     p.set_defaults(run=cmd_watch)
 
     p = sub.add_parser("oracle", help="the real kernel (qemu) as oracle for lpc's klp model")
