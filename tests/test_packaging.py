@@ -68,3 +68,12 @@ def test_abi3_floor_matches_requires_python() -> None:
     assert isinstance(tool, dict)
     assert tool["mypy"]["python_version"] == f"3.{minor}"
     assert "version" in project["dynamic"]  # maturin takes it from Cargo.toml
+
+
+def test_one_core_build_beside_the_package() -> None:
+    # A checkout built before the abi3 switch keeps `_core.cpython-311-*.so`
+    # next to the new `_core.abi3.so`, and CPython imports the interpreter-tagged
+    # file first: the fresh build would be silently ignored.
+    builds = sorted(p.name for p in Path(lpc.__file__).parent.glob("_core.*"))
+    builds = [name for name in builds if not name.endswith(".pyi")]
+    assert len(builds) == 1, f"delete the stale build(s) among {builds} (see README, Set-up)"
