@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
+from lpc._version import version_line
 from lpc.errors import LpcError
 
 EXIT_OK = 0
@@ -489,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lpc", description="Live-patch consistency: which tasks block a transition, and why."
     )
+    parser.add_argument("-V", "--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def source_options(p: argparse.ArgumentParser, many: bool = False) -> None:
