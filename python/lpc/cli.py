@@ -188,6 +188,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         names = ", ".join(report.results)
         _log(f"wrote {plot_check(report.results, args.plot, f'tasks not yet switched: {names}')}")
+    if args.html:
+        if request.patch is None:
+            raise UsageError("--html reports a patch's check: name the patch")
+        from lpc.html_report import write_html
+
+        _log(f"wrote {write_html(report, args.html)}")
     if request.patch is None:
         return EXIT_OK
     return EXIT_OK if report.converges else EXIT_BLOCKED
@@ -559,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="PATH",
                    help="draw tasks not yet switched vs time, per model, with each model's "
                         "signal rounds (PNG, SVG, PDF: from the suffix)")
+    p.add_argument("--html", metavar="PATH",
+                   help="one self-contained page: verdict, grouped culprits, the plot, the "
+                        "models side by side, the evidence")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("capture", help="record this machine's stacks into a snapshot directory")
