@@ -665,8 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("oracle", help="the real kernel (qemu) as oracle for lpc's klp model")
     oracle = p.add_subparsers(dest="oracle_command", metavar="SUBCOMMAND")
-    oracle = _Subparsers(oracle)
-    o = oracle.add_parser("run", help="boot the guest, run scenarios, record cases")
+    oracle_sub = _Subparsers(oracle)
+    o = oracle_sub.add_parser("run", help="boot the guest, run scenarios, record cases")
     o.add_argument("--scenario", action="append", metavar="NAME",
                    help="a scenario (repeat the option; default: all)")
     o.add_argument("--funcs", metavar="FUNC[,FUNC…]",
@@ -689,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "else Debian's linux-image-ABI package)")
     o.add_argument("--tools", metavar="DIR", help="tools/oracle of the source tree")
     o.add_argument("--no-build", action="store_true", help="reuse the guest already in --work")
-    o = oracle.add_parser("compare", help="lpc's klp model against a recorded case")
+    o = oracle_sub.add_parser("compare", help="lpc's klp model against a recorded case")
     o.add_argument("case_dir", metavar="CASE_DIR")
     o.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(run=cmd_oracle)

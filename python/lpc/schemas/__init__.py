@@ -60,7 +60,7 @@ def schema(name: str) -> dict[str, Any]:
     if name not in SCHEMAS:
         raise KeyError(f"unknown schema {name!r} (known: {', '.join(SCHEMAS)})")
     used: set[str] = set()
-    doc = _refs(_load(f"{name}.json"), used)
+    doc: dict[str, Any] = _refs(_load(f"{name}.json"), used)
     common = _load(_COMMON)["$defs"]
     defs = doc.setdefault("$defs", {})
     clash = sorted(set(defs) & set(common))
