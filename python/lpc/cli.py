@@ -48,10 +48,17 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
 
 def exit_status_text() -> str:
     """The exit-status table as ``--help`` prints it."""
+    import textwrap
+
+    def wrap(text: str, first: str, rest: str) -> list[str]:
+        return textwrap.wrap(text, 78, initial_indent=first, subsequent_indent=rest,
+                             break_on_hyphens=False)
+
     lines = ["exit status (the same for every command):"]
-    lines += [f"  {code}  {meaning}" for code, meaning in EXIT_STATUS]
-    lines.append("  With --model all, the status follows the kernel's own model klp "
-                 "(or --exit-model NAME).")
+    for code, meaning in EXIT_STATUS:
+        lines += wrap(meaning, f"  {code}  ", "     ")
+    lines += wrap("With --model all, the status follows the kernel's own model, klp "
+                  "(or --exit-model NAME).", "  ", "  ")
     return "\n".join(lines)
 
 
@@ -648,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: klp, the kernel's own)")
     p.add_argument("--jsonl", action="store_true",
                    help="JSON lines on stdout: a header, one object per task and model, "
-                        "a summary per model (`lpc schema check-jsonl`)")
+                        "a summary last (`lpc schema check-jsonl`)")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("capture", help="record this machine's stacks into a snapshot directory")
