@@ -442,7 +442,7 @@ def render_json(report: Report, out: TextIO) -> None:
 def render_jsonl(report: Report, out: TextIO, exit_model: str | None = None) -> None:
     """``--jsonl``: one compact JSON object per line (``lpc schema check-jsonl``):
     a header (what was checked, each model's configuration), one line per task
-    and model (the models in the header's order), and a summary last. Nothing
+    and model (the models in the header's order, by name), and a summary last. Nothing
     is indented and no line holds a list of tasks: the size is about the
     compact per-task objects', and a reader can stream it. ``exit_model``: the
     model whose verdict the summary's ``converges`` is (default: the one
@@ -469,7 +469,8 @@ def render_jsonl(report: Report, out: TextIO, exit_model: str | None = None) -> 
     if report.machine is not None:
         header["machine"] = report.machine.as_json()
     out.write(json.dumps(header, sort_keys=True) + "\n")
-    for name, r in report.results.items():
+    for name in sorted(report.results):  # the header's order (its keys are sorted)
+        r = report.results[name]
         for lo in range(0, len(r.tasks), _TASKS_PER_WRITE):
             part = r.tasks.subset(range(lo, min(lo + _TASKS_PER_WRITE, len(r.tasks))))
             lines = []
