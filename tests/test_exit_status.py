@@ -90,15 +90,28 @@ def test_model_all_exits_by_klp_not_by_the_worst_model(capsys: pytest.CaptureFix
     """trivial is always UNKNOWN and kpatch does not converge here: the exit
     status is klp's verdict (CONVERGES), unless --exit-model names another."""
     base = ["check", "--dump", SNAP, "--patch", "futex_do_wait", "--model", "all"]
-    code, out, _ = run(capsys, *base, "--json")
+    code, out, err = run(capsys, *base, "--json")
+    assert "exit status: klp's verdict, CONVERGES (the kernel's own model" in err
     doc = loads(out, "check-all")
     assert doc["models"]["klp"]["summary"]["converges"] is True
     assert doc["models"]["trivial"]["summary"]["converges"] is None
     assert doc["models"]["kpatch"]["summary"]["converges"] is False
     assert code == EXIT_OK
-    assert run(capsys, *base, "--exit-model", "kpatch")[0] == EXIT_BLOCKED
+    code, _, err = run(capsys, *base, "--exit-model", "kpatch")
+    assert code == EXIT_BLOCKED and "exit status: kpatch's verdict, DOES NOT CONVERGE" in err
     assert run(capsys, *base, "--exit-model", "trivial")[0] == EXIT_UNKNOWN
     assert run(capsys, *base, "--exit-model", "klp")[0] == EXIT_OK
+
+
+def test_0_capture(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from lpc import source
+
+    if not source.live_stacks_readable():
+        pytest.skip("capture reads this machine's /proc/<pid>/stack (root)")
+    code, out, err = run(capsys, "capture", "--out", str(tmp_path / "snap"))
+    assert code == EXIT_OK and out == "" and "captured" in err
+    code, out, _ = run(capsys, "check", "--dump", str(tmp_path / "snap"), "--json")
+    assert code == EXIT_OK and loads(out, "check-inventory")["source"]["tasks"] > 0
 
 
 # ---- 1 ---------------------------------------------------------------------------------------

@@ -278,7 +278,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if request.patch is None:
         return EXIT_OK
     model = _exit_model(args)
-    return _verdict_exit(report.converges_under(model))
+    verdict = report.converges_under(model)
+    if request.all_models:
+        from lpc.report import verdict_text
+
+        _log(f"exit status: {model}'s verdict, {verdict_text(verdict)}"
+             + (" (the kernel's own model; --exit-model NAME for another)"
+                if args.exit_model is None else ""))
+    return _verdict_exit(verdict)
 
 
 def _exit_model(args: argparse.Namespace) -> str:
