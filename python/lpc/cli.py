@@ -214,7 +214,8 @@ def _check_force(args: argparse.Namespace) -> None:
 
 
 def _check_exit_model(args: argparse.Namespace) -> None:
-    exit_model = getattr(args, "exit_model", None)
+    """``--exit-model`` (check only) names one of the models checked."""
+    exit_model = args.exit_model
     if exit_model is None:
         return
     from lpc.models import MODELS
@@ -235,7 +236,6 @@ def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
     from lpc.check import CheckRequest, validate
 
     _check_force(args)
-    _check_exit_model(args)
     request = CheckRequest(
         dump=dump, live=args.live, demo=getattr(args, "demo", False),
         symbols_mismatch_ok=args.symbols_mismatch_ok, symbols=args.symbols, patch=_patch(args),
@@ -260,6 +260,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.json and args.jsonl:
         raise UsageError("--json and --jsonl: choose one")
+    _check_exit_model(args)
     request = _request(args, args.dump)
     if args.jsonl and request.patch is None:
         raise UsageError("--jsonl needs a patch (--patch, --patch-file or --patch-module); "
