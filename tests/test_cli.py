@@ -9,66 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
 
+from jsonschemas import lines as json_lines
+from jsonschemas import loads
 from lpc.cli import main
 
 DATA = Path(__file__).parent / "data"
-
-TASK = {
-    "type": "object",
-    "required": ["pid", "tid", "comm", "state", "kthread", "verdict", "frame", "outlook"],
-    "properties": {
-        "pid": {"type": ["integer", "null"]},
-        "tid": {"type": ["integer", "null"]},
-        "comm": {"type": "string"},
-        "state": {"type": ["string", "null"]},
-        "kthread": {"type": ["boolean", "null"]},
-        "verdict": {"enum": ["switch", "blocked", "running", "unreliable"]},
-        "frame": {
-            "oneOf": [
-                {"type": "null"},
-                {"type": "object", "required": ["index", "function"],
-                 "properties": {"index": {"type": "integer"}, "function": {"type": "string"}}},
-            ]
-        },
-        "outlook": {"enum": ["switched", "at_kernel_exit", "after_signal", "after_wakeup",
-                             "stuck", "unknown"]},
-    },
-}
-PATCH = {
-    "type": "object",
-    "required": ["functions"],
-    "properties": {"functions": {"type": "array", "items": {
-        "type": "object", "required": ["name", "object", "sympos", "start", "end"]}}},
-}
-MODEL = {
-    "type": "object",
-    "required": ["model", "patch", "tasks", "summary"],
-    "properties": {
-        "model": {"type": "string"},
-        "patch": PATCH,
-        "tasks": {"type": "array", "items": TASK},
-        "summary": {
-            "type": "object",
-            "required": ["tasks", "switch", "blocked", "running", "unreliable", "converges"],
-            "properties": {"converges": {"type": ["boolean", "null"]}},
-        },
-    },
-}
-CHECK_SCHEMA = {
-    "allOf": [MODEL],
-    "required": ["schema_version", "source"],
-    "properties": {"schema_version": {"const": 1}, "source": {"type": "object"}},
-}
-ALL_SCHEMA = {
-    "type": "object",
-    "required": ["schema_version", "source", "models"],
-    "properties": {"schema_version": {"const": 1},
-                   "models": {"type": "object", "additionalProperties": MODEL}},
-}
-
 
 @pytest.fixture(scope="module")
 def kallsyms(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -88,10 +35,10 @@ def test_blocked_patch_exits_1_with_valid_json(capsys: pytest.CaptureFixture[str
     code, out, err = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"),
                          "--symbols", str(kallsyms), "--patch", "worker_thread", "--json")
     assert code == 1
-    doc = json.loads(out)
-    jsonschema.validate(doc, CHECK_SCHEMA)
+    doc = loads(out, "check")
     assert doc["model"] == "klp" and doc["summary"]["converges"] is False
-    assert doc["patch"]["functions"][0]["start"] == 0xFFFFFFFF81381800
+    assert doc["patch"]["functions"][0]["start"] == "0xffffffff81381800"
+    assert doc["patch"]["functions"][0]["end"] == "0xffffffff81381b10"  # + 0x310
     blocked = [t for t in doc["tasks"] if t["verdict"] == "blocked"]
     assert len(blocked) == 14 and all(t["frame"] == {"index": 0, "function": "worker_thread"}
                                       for t in blocked)
@@ -102,18 +49,17 @@ def test_converging_patch_exits_0(capsys: pytest.CaptureFixture[str], kallsyms: 
     code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"), "--symbols",
                        str(kallsyms), "--patch", "cmdline_proc_show", "--json")
     assert code == 0
-    assert json.loads(out)["summary"]["converges"] is True
+    assert loads(out, "check")["summary"]["converges"] is True
 
 
 def test_model_all_side_by_side(capsys: pytest.CaptureFixture[str], kallsyms: Path) -> None:
     code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"), "--symbols",
                        str(kallsyms), "--patch", "futex_do_wait", "--model", "all", "--json")
-    doc = json.loads(out)
-    jsonschema.validate(doc, ALL_SCHEMA)
+    doc = loads(out, "check-all")
     assert set(doc["models"]) == {"null", "trivial", "josh", "klp", "kpatch", "kgraft", "ksplice"}
     assert doc["models"]["klp"]["summary"]["converges"] is True
     assert doc["models"]["kpatch"]["summary"]["converges"] is False
-    assert code == 1  # not every model converges
+    assert code == 0  # klp's verdict: kpatch not converging does not make the exit 1
 
 
 def test_human_output_names_frames_and_gives_advice(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,7 +74,7 @@ def test_human_output_names_frames_and_gives_advice(capsys: pytest.CaptureFixtur
 def test_no_patch_lists_sleeping_functions(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--dump", str(DATA / "procdump-6.18"), "--json")
     assert code == 0
-    doc = json.loads(out)
+    doc = loads(out, "check-inventory")
     top = {f["function"]: f["tasks"] for f in doc["sleeping_functions"]}
     assert top["worker_thread"] == 14
 
@@ -173,7 +119,7 @@ def test_watch_over_recorded_dumps_emits_one_json_line_per_retry(
     (tmp_path / "b.txt").write_text(second)
     code, out, err = run(capsys, "watch", "--dump", str(tmp_path / "a.txt"), "--dump",
                          str(tmp_path / "b.txt"), "--patch", "do_wait", "--json")
-    lines = [json.loads(x) for x in out.splitlines()]
+    lines = json_lines(out, "watch")
     assert [x["retry"] for x in lines] == [0, 1]
     assert all(x["schema_version"] == 1 for x in lines)
     assert {b["comm"] for b in lines[0]["blocking"]} >= {"bash", "wl-waitpid"}
@@ -190,7 +136,7 @@ def test_embedded_snapshot_only_with_demo_when_proc_is_unreadable(
     code, out, err = run(capsys, "check", "--patch", "worker_thread", "--json")
     assert code == 3 and out == "" and "--demo" in err  # never the demo as if it were this machine
     code, out, err = run(capsys, "check", "--demo", "--patch", "worker_thread", "--json")
-    doc = json.loads(out)
+    doc = loads(out, "check")
     assert code == 1
     assert "embedded recorded snapshot" in doc["source"]["description"]
     assert doc["source"]["matched_by"] == "address"  # it ships its kallsyms
@@ -209,7 +155,7 @@ def test_the_command_flushes_everything_before_its_fast_exit() -> None:
             "--patch", "worker_thread", "--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
-    doc = json.loads(done.stdout)
+    doc = loads(done.stdout, "check")
     assert len(doc["tasks"]) == 101 and doc["summary"]["converges"] is False
     assert done.stderr.startswith("lpc: reading dump")
 
@@ -221,11 +167,10 @@ def test_live_check_reads_this_machine(capsys: pytest.CaptureFixture[str]) -> No
     if not source.live_stacks_readable():
         pytest.skip("needs root: /proc/<pid>/stack is not readable")
     code, out, _ = run(capsys, "check", "--live", "--patch", "cmdline_proc_show", "--json")
-    doc = json.loads(out)
-    jsonschema.validate(doc, CHECK_SCHEMA)
+    doc = loads(out, "check")
     assert doc["source"]["format"] == "proc_snapshot" and doc["summary"]["tasks"] > 10
     assert doc["source"]["matched_by"] == "address"
-    assert code in (0, 1)
+    assert code in (0, 1, 4)
 
 
 def test_json_writer_streams_task_lists_one_per_line(monkeypatch: pytest.MonkeyPatch,
@@ -238,7 +183,7 @@ def test_json_writer_streams_task_lists_one_per_line(monkeypatch: pytest.MonkeyP
     rc = main(["check", "--dump", str(DATA / "procdump-6.18"), "--patch", "worker_thread",
                "--model", "all", "--json"])
     out = capsys.readouterr().out
-    doc = json.loads(out)
+    doc = loads(out, "check-all")
     assert rc == 1 and list(doc["models"]) == sorted(doc["models"])
     from lpc.check import check_all
     from lpc.dump import parse_dump

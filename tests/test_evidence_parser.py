@@ -6,11 +6,11 @@ the JSON summary, and none ends in CONVERGES."""
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 
 import pytest
 
+from jsonschemas import loads
 from lpc.check import check
 from lpc.cli import main
 from lpc.dump import TaskLoss, parse_dump
@@ -40,7 +40,7 @@ def run(tmp_path: Path, text: str | bytes, capsys: pytest.CaptureFixture[str],
     path = tmp_path / "dump.txt"
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     code = main(["check", "--dump", str(path), "--patch", "__x64_sys_read", "--json", *args])
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "check")
     main(["check", "--dump", str(path), "--patch", "__x64_sys_read", *args])
     return code, doc, capsys.readouterr().out
 
@@ -192,7 +192,7 @@ def test_without_a_patch_every_task_is_listed_with_its_stack(
     path = tmp_path / "dump.txt"
     path.write_text(TASK + empty + cut_header)
     assert main(["check", "--dump", str(path), "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "check-inventory")
     got = [(t["comm"], t["stack"], t["frames"], t["innermost"], t["lost"]) for t in doc["tasks"]]
     assert got == [("cat", "complete", 6, "__schedule", []),
                    ("idle_one", "empty", 0, None, []),

@@ -7,13 +7,13 @@ that kernel no longer makes (a cond_resched() switch)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jsonschemas import loads
 from lpc.check import check, dump_kernel
 from lpc.cli import main
 from lpc.dump import parse_dump
@@ -203,12 +203,12 @@ def test_the_cli_reports_the_profile_and_takes_another_release(
         capsys: pytest.CaptureFixture[str]) -> None:
     path = str(DATA / "hung-task-6.18.txt")
     main(["check", "--dump", path, "--patch", "schedule_timeout", "--json"])
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "check")
     assert doc["model_profile"]["profile"] == "6.16+"
     assert doc["model_profile"]["release_from"] == "named by the dump"
     main(["check", "--dump", path, "--patch", "schedule_timeout", "--json",
           "--kernel-release", "6.12.118+deb13-cloud-amd64"])
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "check")
     assert doc["model_profile"]["profile"] == "6.4–6.15"
     assert doc["model_profile"]["release_from"] == "--kernel-release"
     assert doc["model_profile"]["arch"] == "x86_64"
@@ -217,7 +217,7 @@ def test_the_cli_reports_the_profile_and_takes_another_release(
     assert "kernel: 6.18.44-fc-v657 (named by the dump)" in text and "profile 6.16+" in text
     main(["check", "--dump", path, "--patch", "schedule_timeout", "--json",
           "-p", "cond_resched_switch=true"])
-    assert "cond_resched" in json.loads(capsys.readouterr().out)["model_profile"]["switch_points"]
+    assert "cond_resched" in loads(capsys.readouterr().out, "check")["model_profile"]["switch_points"]
 
 
 @pytest.mark.parametrize(("sample", "arch"), [
@@ -362,7 +362,7 @@ def test_the_cli_takes_loaded_patches(capsys: pytest.CaptureFixture[str], tmp_pa
     loaded.write_text("do_nanosleep->lp_a:lp_do_nanosleep\npipe_read->lp_a:lp_pipe_read\n")
     code = main(["check", "--dump", str(dump), "--patch", "do_nanosleep", "--loaded",
                  str(loaded), "--json"])
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "check")
     assert doc["patch"]["functions"][0]["stands_for"].startswith("do_nanosleep (already patched")
     old = next(t for t in doc["tasks"] if t["comm"] == "old")
     assert old["verdict"] == "blocked"  # it sleeps in lp_a's replacement

@@ -11,14 +11,17 @@ written out by hand in the recorded format.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+
 from hypothesis import given
 from hypothesis import strategies as st
+
+from jsonschemas import lines as json_lines
+from jsonschemas import loads
 
 from lpc import cli
 from lpc.check import CheckRequest, run
@@ -245,7 +248,7 @@ def test_no_sys_kernel_livepatch_means_the_patch_cannot_be_loaded(
     assert "verdict: REFUSED (-ENODEV)" in out
     assert code == 1
     code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "pipe_read", "--json")
-    doc = json.loads(out)
+    doc = loads(out, "check")
     assert doc["machine"]["refusals"][0]["code"] == "ENODEV"
     assert code == 1
     # Asked to, lpc leaves the machine's state aside: the stacks alone decide.
@@ -365,7 +368,7 @@ def test_watch_follows_a_transition_until_it_ends(
     for s in snaps:
         argv += ["--dump", s]
     code, out, err = _cli(capsys, *argv)
-    lines = [json.loads(x) for x in out.splitlines()]
+    lines = json_lines(out, "watch")
     assert len(lines) == 4
     assert lines[0]["transition"]["patch"] == "fix"
     assert lines[1]["transition"]["switched"] == lines[0]["transition"]["switched"] + 1
@@ -576,7 +579,7 @@ def test_unreadable_attributes_are_taken_on_the_cautious_side(
     assert "unknown: patch a: transition unreadable" in out
     # the stacks alone converge (--no-machine-state says so); the state leaves it open
     assert "verdict: UNKNOWN: the machine's livepatch state leaves it open" in out
-    assert "the stacks alone: CONVERGES" in out and code == 1
+    assert "the stacks alone: CONVERGES" in out and code == 4  # cannot tell
     code, out, _ = _cli(capsys, "check", "--dump", str(snap), "--patch", "cmdline_proc_show",
                         "--no-machine-state")
     assert "verdict: CONVERGES" in out and code == 0

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import lpc
 import lpc.check
+from jsonschemas import loads
 from lpc.check import check, check_all, scan
 from lpc.dump import parse_dump
 from lpc.facts import (
@@ -354,7 +355,7 @@ def test_one_request_gives_one_report_that_every_output_reads() -> None:
     one = run(CheckRequest(dump=str(DATA / "procdump-6.18"), patch=Patch.parse("worker_thread")))
     out = io.StringIO()
     render_json(one, out)
-    doc = json.loads(out.getvalue())
+    doc = loads(out.getvalue(), "check")
     assert doc["schema_version"] == 1 and doc["model"] == "klp"
     assert len(doc["tasks"]) == one.dump.task_count
     with pytest.raises(ValueError, match="takes no parameter force"):

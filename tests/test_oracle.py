@@ -12,7 +12,6 @@ on their own too.
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from jsonschemas import loads
 from lpc.check import TaskResult, check
 from lpc.cli import main
 from lpc.dump import parse_dump
@@ -688,7 +688,7 @@ def test_module_cases_name_a_committed_module() -> None:
 
 def test_cli_oracle_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["oracle", "compare", str(ORACLE / "nanosleep"), "--json"])
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "oracle-compare")
     assert rc == 0
     assert doc["schema_version"] == 1 and doc["scenario"] == "nanosleep"
     assert doc["agree"] <= doc["tasks"]

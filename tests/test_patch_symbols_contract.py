@@ -101,9 +101,9 @@ def test_patch_json_is_exactly_this(real: Symbols) -> None:
         "unpatch": True, "replace": False,
         "functions": [
             {"name": "worker_thread", "object": "vmlinux", "sympos": 0,
-             "start": 0xFFFFFFFF81381800, "end": 0xFFFFFFFF81381800 + 0x310},
+             "start": "0xffffffff81381800", "end": "0xffffffff81381b10"},  # + 0x310
             {"name": "init_once", "object": "vmlinux", "sympos": 3,
-             "start": 0xFFFFFFFF817F6B50, "end": 0xFFFFFFFF817F6B50 + 0x80},
+             "start": "0xffffffff817f6b50", "end": "0xffffffff817f6bd0"},  # + 0x80
         ],
     }
     assert Patch.parse("nfs:nfs_read_folio").as_json() == {

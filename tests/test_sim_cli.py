@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from jsonschemas import loads
 from lpc.cli import EXIT_OK, EXIT_USAGE, main
 
 CELL_KEYS = {"model", "patch_class", "result", "counterexample", "examples_tried"}
@@ -15,7 +15,7 @@ CELL_KEYS = {"model", "patch_class", "result", "counterexample", "examples_tried
 def test_matrix_json_schema_and_cells(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["simulate", "--matrix", "--json", "--models", "null,klp", "--budget", "300"])
     assert rc == EXIT_OK
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "simulate")
     assert set(doc) == {"schema_version", "cells"} and doc["schema_version"] == 1
     cells = {(c["model"], c["patch_class"]): c for c in doc["cells"]}
     assert len(cells) == 10 and all(set(c) == CELL_KEYS for c in doc["cells"])
@@ -45,7 +45,7 @@ def test_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "verdict: as expected" in out and "g@old calls f@new" in out
     assert main(["simulate", "--model", "klp", "--scenario", "S26", "--json"]) == EXIT_OK
-    doc = json.loads(capsys.readouterr().out)
+    doc = loads(capsys.readouterr().out, "simulate")
     assert doc["facts"]["second_enable"] == "EBUSY" and doc["as_expected"] is True
 
 

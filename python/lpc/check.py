@@ -472,6 +472,19 @@ class Report:
             return None  # the machine's state leaves something the verdict needs open
         return True if all(a is True for a in answers) else None
 
+    def converges_under(self, model: str) -> bool | None:
+        """One model's verdict with the machine's state: False when the kernel
+        would refuse the patch or the model does not converge, None when the
+        model cannot tell or the state leaves what the verdict needs open."""
+        if self.machine is not None and self.machine.refusals:
+            return False
+        answer = self.results[model].converges
+        if answer is False:
+            return False
+        if self.machine is not None and self.machine.unknowns:
+            return None
+        return answer
+
 
 @dataclass(frozen=True)
 class MachineView:

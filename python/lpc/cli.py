@@ -2,9 +2,9 @@
 
 ``main(argv) -> int``. Results go to stdout (``--json``: one document with
 ``schema_version``, or one line per retry for ``watch``); logs, warnings and
-progress go to stderr. Exit codes: 0 the transition converges (or nothing was
-asked), 1 it does not / tasks block, 2 usage, 3 bad input, 4 a bug in lpc
-(``LPC_DEBUG=1`` prints its traceback). A traceback never ends a run.
+progress go to stderr. Exit status: one meaning per code, the same for every
+subcommand (:data:`EXIT_STATUS`, printed by ``--help``). A traceback never ends
+a run.
 """
 
 from __future__ import annotations
@@ -23,11 +23,48 @@ from lpc._version import version_line
 from lpc.errors import LpcError
 
 EXIT_OK = 0
+#: Does not converge, the kernel would refuse the patch, unexplained disagreements.
 EXIT_BLOCKED = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
-#: A bug in lpc (never 0 or 1, which are verdicts); LPC_DEBUG=1 prints the traceback.
-EXIT_INTERNAL = 4
+#: The verdict is UNKNOWN: lpc cannot tell whether the transition converges.
+EXIT_UNKNOWN = 4
+#: A bug in lpc (never a verdict's code); LPC_DEBUG=1 prints the traceback.
+EXIT_INTERNAL = 5
+
+#: Each exit code and its one meaning, for every subcommand (``--help``, README).
+EXIT_STATUS: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "converges; or the command did its job (capture, schema, an inventory without "
+              "a patch, simulate as expected, oracle compare: every disagreement explained)"),
+    (EXIT_BLOCKED, "does not converge, or the kernel would refuse the patch (REFUSED); "
+                   "simulate: differs from the expected facts; oracle: unexplained "
+                   "disagreements"),
+    (EXIT_USAGE, "usage error (an unknown option, model or parameter; --force with a model "
+                 "that has no forced transition)"),
+    (EXIT_BAD_INPUT, "bad input: a file that cannot be read or parsed (one line naming it)"),
+    (EXIT_UNKNOWN, "cannot tell: the verdict is UNKNOWN"),
+    (EXIT_INTERNAL, "a bug in lpc (LPC_DEBUG=1 prints its traceback)"),
+)
+
+
+def exit_status_text() -> str:
+    """The exit-status table as ``--help`` prints it."""
+    import textwrap
+
+    def wrap(text: str, first: str, rest: str) -> list[str]:
+        return textwrap.wrap(text, 78, initial_indent=first, subsequent_indent=rest,
+                             break_on_hyphens=False)
+
+    lines = ["exit status (the same for every command):"]
+    for code, meaning in EXIT_STATUS:
+        lines += wrap(meaning, f"  {code}  ", "     ")
+    lines += wrap("With --model all, the status follows the kernel's own model, klp "
+                  "(or --exit-model NAME).", "  ", "  ")
+    return "\n".join(lines)
+
+
+def _verdict_exit(converges: bool | None) -> int:
+    return {True: EXIT_OK, False: EXIT_BLOCKED, None: EXIT_UNKNOWN}[converges]
 
 
 def _log(message: str) -> None:
@@ -147,11 +184,59 @@ def _recorded_state(args: argparse.Namespace) -> dict[str, Any]:
     return {"livepatch": state, "patch_states": states}
 
 
+def _takes_force(name: str) -> bool:
+    """Does this model have a forced transition (a ``force`` parameter)?"""
+    from lpc.models import get_model
+
+    return "force" in type(get_model(name)).accepts()
+
+
+def _check_force(args: argparse.Namespace) -> None:
+    """``--force`` names a forced transition: a usage error with a model that
+    has none (it would be ignored); with ``--model all`` it applies to the
+    models that have one, said on stderr."""
+    if not args.force:
+        return
+    from lpc.models import MODELS
+
+    if args.model == "all":
+        takers = [name for name in MODELS if _takes_force(name)]
+        _log(f"--force applies to {', '.join(takers)} only (the models with a forced "
+             "transition); the others are judged unforced")
+        return
+    try:
+        takes = _takes_force(args.model)
+    except (KeyError, ValueError):
+        return  # an unknown model: validate() names it
+    if not takes:
+        takers = [name for name in MODELS if _takes_force(name)]
+        raise UsageError(f"--force: model {args.model} has no forced transition "
+                         f"(models with one: {', '.join(takers)})")
+
+
+def _check_exit_model(args: argparse.Namespace) -> None:
+    """``--exit-model`` (check only) names one of the models checked."""
+    exit_model = args.exit_model
+    if exit_model is None:
+        return
+    from lpc.models import MODELS
+
+    if args.model != "all":
+        if exit_model != args.model:
+            raise UsageError(f"--exit-model {exit_model}: only {args.model} is checked "
+                             "(--exit-model chooses among --model all)")
+        return
+    if exit_model not in MODELS:
+        raise UsageError(f"--exit-model {exit_model}: not one of --model all's models "
+                         f"({', '.join(MODELS)})")
+
+
 def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
     """The command line as one :class:`~lpc.check.CheckRequest` (refused with a
     usage error when it names a model or parameter that does not exist)."""
     from lpc.check import CheckRequest, validate
 
+    _check_force(args)
     request = CheckRequest(
         dump=dump, live=args.live, demo=getattr(args, "demo", False),
         symbols_mismatch_ok=args.symbols_mismatch_ok, symbols=args.symbols, patch=_patch(args),
@@ -174,13 +259,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     from lpc.check import run
     from lpc.report import render_json, render_text
 
+    if args.json and args.jsonl:
+        raise UsageError("--json and --jsonl: choose one")
+    _check_exit_model(args)
     request = _request(args, args.dump)
+    if args.jsonl and request.patch is None:
+        raise UsageError("--jsonl needs a patch (--patch, --patch-file or --patch-module); "
+                         "without one, --json lists the tasks")
     _log(f"reading dump {args.dump}" if args.dump else "reading this machine's tasks")
     report = run(request)
     _log(f"source: {report.description}")
     if request.patch is not None and report.symbols is None:
         _log("no symbol table: matching frames by function name")
-    (render_json if args.json else render_text)(report, sys.stdout)
+    if args.jsonl:
+        from lpc.report import render_jsonl
+
+        render_jsonl(report, sys.stdout, _exit_model(args))
+    else:
+        (render_json if args.json else render_text)(report, sys.stdout)
     if args.plot:
         if request.patch is None:
             raise UsageError("--plot draws a patch's transition: name the patch")
@@ -196,7 +292,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         _log(f"wrote {write_html(report, args.html)}")
     if request.patch is None:
         return EXIT_OK
-    return EXIT_OK if report.converges else EXIT_BLOCKED
+    model = _exit_model(args)
+    verdict = report.converges_under(model)
+    if request.all_models:
+        from lpc.report import verdict_text
+
+        _log(f"exit status: {model}'s verdict, {verdict_text(verdict)}"
+             + (" (the kernel's own model; --exit-model NAME for another)"
+                if args.exit_model is None else ""))
+    return _verdict_exit(verdict)
+
+
+def _exit_model(args: argparse.Namespace) -> str:
+    """The model whose verdict is the exit status: the one asked, or with
+    ``--model all`` the kernel's own (klp) unless ``--exit-model`` names another."""
+    if args.model != "all":
+        return str(args.model)
+    return str(args.exit_model or "klp")
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -294,6 +406,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             break
         if retry + 1 < retries and not dumps:
             time.sleep(args.interval)
+    status = EXIT_BLOCKED
     if ended is not None:
         report_line = f"the transition of {followed.name if followed else '?'} {ended}"
         # sysfs shows a forced end as a completed one: a completion counts only
@@ -303,6 +416,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if ended.startswith("completed") and not converged:
             report_line += (f"; at the last look {pending} task(s) had not switched and lpc "
                             "did not expect them to: it may have been forced")
+            # lpc saw tasks stuck: forced, not converged (1); it could not judge
+            # them: whether they switched on their own or were forced is unknown (4).
+            status = EXIT_BLOCKED if outlook is False else EXIT_UNKNOWN
     else:
         still = sorted(first_blocked or set())
         report_line = ("converged at a retry: every task can switch" if converged
@@ -320,7 +436,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         what = ("tasks the kernel has not switched (patch_state)" if kernel
                 else "tasks lpc would not switch")
         _log(f"wrote {plot_watch(observed, first_result, args.plot, 'lpc watch', what)}")
-    return EXIT_OK if converged else EXIT_BLOCKED
+    return EXIT_OK if converged else status
 
 
 def cmd_oracle(args: argparse.Namespace) -> int:
@@ -414,16 +530,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _log(f"searching {len(models)} models × {len(PATCH_CLASSES)} patch classes, "
              f"{args.budget} examples per model")
         cells = search_matrix(models, budget=args.budget)
+        differ = [c for c in cells if c.holds != expected(c.model, c.patch_class)]
+        status = EXIT_OK if not differ else EXIT_BLOCKED  # 1: a cell differs from docs
         if args.json:
             json.dump({"schema_version": 1, "cells": [c.as_json() for c in cells]}, out,
                       indent=2)
             print(file=out)
-            return EXIT_OK
+            return status
         rows = [[m] + [next(("holds" if c.holds else "REFUTED") for c in cells
                             if c.model == m and c.patch_class == k) for k in PATCH_CLASSES]
                 for m in models]
         write_table(rows, ["model", *PATCH_CLASSES], out)
-        differ = [c for c in cells if c.holds != expected(c.model, c.patch_class)]
         print(f"\n{len(cells) - len(differ)}/{len(cells)} cells as expected "
               "(docs/livepatch.md, guarantees per cell, with the deviations of lpc.sim.expected)", file=out)
         for c in differ:
@@ -431,7 +548,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for c in cells:
             if c.counterexample is not None:
                 print(f"\n{c.counterexample.text()}", file=out)
-        return EXIT_OK
+        return status
     if args.plot:
         from lpc.sim.plot import convergence, plot_convergence
 
@@ -468,6 +585,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     raise UsageError("simulate needs --matrix, --plot PATH, --list, or --model M [--scenario S]")
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """``lpc schema [NAME]``: the JSON Schema of one of lpc's JSON outputs, or their names."""
+    from lpc.schemas import SCHEMAS, schema
+
+    if args.schema_name is None:
+        for name, what in SCHEMAS.items():
+            print(f"{name}: {what}")
+        return EXIT_OK
+    if args.schema_name not in SCHEMAS:
+        raise UsageError(f"unknown schema {args.schema_name!r} (known: {', '.join(SCHEMAS)})")
+    json.dump(schema(args.schema_name), sys.stdout, indent=2)
+    print()
+    return EXIT_OK
+
+
 class UsageError(Exception):
     pass
 
@@ -494,10 +626,11 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lpc", description="Live-patch consistency: which tasks block a transition, and why."
+        prog="lpc", description="Live-patch consistency: which tasks block a transition, and why.",
+        epilog=exit_status_text(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-V", "--version", action="version", version=version_line())
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = _Subparsers(parser.add_subparsers(dest="command", metavar="COMMAND"))
 
     def source_options(p: argparse.ArgumentParser, many: bool = False) -> None:
         g = p.add_mutually_exclusive_group()
@@ -568,6 +701,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="PATH",
                    help="one self-contained page: verdict, grouped culprits, the plot, the "
                         "models side by side, the evidence")
+    p.add_argument("--exit-model", metavar="NAME",
+                   help="with --model all: the model whose verdict is the exit status "
+                        "(default: klp, the kernel's own)")
+    p.add_argument("--jsonl", action="store_true",
+                   help="JSON lines on stdout: a header, one object per task and model, "
+                        "a summary last (`lpc schema check-jsonl`)")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("capture", help="record this machine's stacks into a snapshot directory")
@@ -586,7 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("oracle", help="the real kernel (qemu) as oracle for lpc's klp model")
     oracle = p.add_subparsers(dest="oracle_command", metavar="SUBCOMMAND")
-    o = oracle.add_parser("run", help="boot the guest, run scenarios, record cases")
+    oracle_sub = _Subparsers(oracle)
+    o = oracle_sub.add_parser("run", help="boot the guest, run scenarios, record cases")
     o.add_argument("--scenario", action="append", metavar="NAME",
                    help="a scenario (repeat the option; default: all)")
     o.add_argument("--funcs", metavar="FUNC[,FUNC…]",
@@ -609,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "else Debian's linux-image-ABI package)")
     o.add_argument("--tools", metavar="DIR", help="tools/oracle of the source tree")
     o.add_argument("--no-build", action="store_true", help="reuse the guest already in --work")
-    o = oracle.add_parser("compare", help="lpc's klp model against a recorded case")
+    o = oracle_sub.add_parser("compare", help="lpc's klp model against a recorded case")
     o.add_argument("case_dir", metavar="CASE_DIR")
     o.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(run=cmd_oracle)
@@ -626,7 +766,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the timed runs")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(run=cmd_simulate)
+    p = sub.add_parser("schema", help="the JSON Schema of an output of lpc (none: list them)")
+    p.add_argument("schema_name", nargs="?", metavar="NAME")
+    p.set_defaults(run=cmd_schema)
     return parser
+
+
+class _Subparsers:
+    """``add_subparsers()``'s action, each subcommand's ``--help`` ending with
+    the exit-status table."""
+
+    def __init__(self, action: Any) -> None:
+        self.action = action
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("epilog", exit_status_text())
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        parser: argparse.ArgumentParser = self.action.add_parser(name, **kwargs)
+        return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

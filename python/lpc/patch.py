@@ -119,14 +119,21 @@ class PatchFunction:
             "name": self.name,
             "object": self.object or "vmlinux",
             "sympos": self.sympos or 0,
-            "start": self.start,
-            "end": self.end,
+            # Addresses as hex strings: a 64-bit kernel address is above 2**53,
+            # beyond what a JSON reader with doubles (JavaScript, jq) holds exactly.
+            "start": hex_address(self.start),
+            "end": hex_address(self.end),
         }
         if self.new is not None:
             out["new"] = self.new.spec
         if self.stands_for is not None:
             out["stands_for"] = self.stands_for
         return out
+
+
+def hex_address(address: int | None) -> str | None:
+    """A kernel address as JSON writes it: ``"0xffffffff81100000"`` (None stays None)."""
+    return None if address is None else f"{address:#x}"
 
 
 def still_enabled(loaded: Sequence[Patch]) -> list[tuple[int, PatchFunction]]:
