@@ -630,9 +630,10 @@ def validate(request: CheckRequest) -> None:
 
 def run(request: CheckRequest) -> Report:
     """Load the request's source and symbols, and judge it under each model."""
-    from lpc import source
+    from lpc import progress, source
 
     validate(request)
+    progress.phase(f"reading {request.dump}" if request.dump else "reading the tasks")
     dump, symbols, description, notes = source.load(
         request.dump, request.symbols, live=request.live, demo=request.demo,
         symbols_mismatch_ok=request.symbols_mismatch_ok)
@@ -653,7 +654,10 @@ def run(request: CheckRequest) -> Report:
             loaded = machine.loaded
     done: dict[Patch, Prepared] = {}
     results = {}
-    for name in _model_names(request):
+    names = _model_names(request)
+    for i, name in enumerate(names):
+        progress.phase(f"checking {dump.task_count} tasks under {name}"
+                       + (f" ({i + 1}/{len(names)})" if len(names) > 1 else ""))
         model = configure(name, request.params, kernel)
         checked, found, facts, warnings = _prepare(dump, request.patch, symbols, loaded,
                                                    model, done)
