@@ -179,42 +179,38 @@ def _table(w: _Writer, header: list[str], rows: Sequence[Sequence[str]],
            paint: Sequence[int] = (), under: Sequence[Sequence[str]] = (),
            identity: int = 1) -> None:
     """The table behind :func:`write_table`; ``under[i]``: lines printed as they
-    are under row ``i`` (a stack), indented. When even the fixed columns do
-    not fit, those after the first ``identity`` ones go under the row with
-    the free text."""
+    are under row ``i`` (a stack), indented. The columns that do not fit beside
+    the first ``identity`` ones (never cut) go under the row, before the free
+    text, named by a second header line."""
     cells = [[printable(c) for c in row] for row in rows]
     fixed = len(header) - 1
     widths = [max([_cells(header[i]), *(_cells(r[i]) for r in cells)]) for i in range(fixed)]
-    if sum(widths) + 2 * (fixed - 1) > w.width and fixed > identity:
-        folded = [[*r[:identity], "  ".join(r[identity:fixed]) + " — " + r[-1]] for r in cells]
-        w.raw("  ".join(_pad(h, n) for h, n in zip(header[:identity], widths)))
-        w.raw("    " + " · ".join(header[identity:]))
-        for i, row in enumerate(folded):
-            w.raw("  ".join(_pad(c, n) for c, n in zip(row[:identity], widths)))
-            for line in w.wrap("    " + row[-1], w.width, 4):
-                w.raw(w.paint(line, ["blocked", "stuck"] if paint else ()))
-            for line in under[i] if i < len(under) else ():
-                for part in w.wrap("        " + printable(line), w.width, 10):
-                    w.raw(part)
-        return
-    left = sum(widths) + 2 * fixed
+    kept = fixed
+    while kept > identity and sum(widths[:kept]) + 2 * (kept - 1) > w.width:
+        kept -= 1
+    left = sum(widths[:kept]) + 2 * kept
     free = w.width - left
-    beside = free >= _MIN_FREE
-    heads = "  ".join(_pad(h, n) for h, n in zip(header, widths))
+    beside = kept == fixed and free >= _MIN_FREE
+    heads = "  ".join(_pad(h, n) for h, n in zip(header, widths[:kept]))
     w.raw(heads + "  " + header[-1] if beside else heads)
+    if not beside:
+        w.raw("    " + " · ".join(header[kept:]))
     for i, row in enumerate(cells):
-        head = "  ".join(w.paint(_pad(c, n), ["blocked", "stuck"] if k in paint else ())
-                         for k, (c, n) in enumerate(zip(row[:fixed], widths)))
-        text = row[-1]
+        head = "  ".join(w.paint(_pad(c, n), _PAINT if k in paint else ())
+                         for k, (c, n) in enumerate(zip(row[:kept], widths)))
         if beside:
-            lines = w.wrap(text, free, 0) if text else [""]
+            lines = w.wrap(row[-1], free, 0) if row[-1] else [""]
             w.raw(head + "  " + lines[0])
             for more in lines[1:]:
                 w.raw(" " * left + more)
         else:
             w.raw(head)
-            for line in w.wrap("    " + text, w.width, 4) if text else []:
-                w.raw(line)
+            moved = "  ".join(c for c in row[kept:fixed] if c not in ("", "-"))
+            text = f"{moved} — {row[-1]}" if moved else row[-1]
+            for k, line in enumerate(w.wrap("    " + text, w.width, 4) if text else []):
+                # The moved columns lead the first line: their marker words are coloured.
+                w.raw(w.paint(line, _PAINT if k == 0 and any(
+                    c in paint for c in range(kept, fixed)) else ()))
         for line in under[i] if i < len(under) else ():
             for part in w.wrap("        " + printable(line), w.width, 10):
                 w.raw(part)
@@ -440,7 +436,7 @@ _EXAMPLES = 3
 def _group_row(g: _Group, ident: _Identity, examples: int = _EXAMPLES) -> list[str]:
     members = g.members()
     shown = ident.ids(members[:examples].tolist())
-    more = len(members) - len(shown)
+    more = len(members) > len(shown)
     reasons = Counter()  # type: Counter[str]
     for a in g.atoms:
         reasons[a.outcome.reason] += len(a.members)
@@ -449,16 +445,21 @@ def _group_row(g: _Group, ident: _Identity, examples: int = _EXAMPLES) -> list[s
     return [
         str(g.count),
         comm_pattern(ident.comms(members)),
-        ",".join(shown) + (f",+{more}" if more else ""),
+        ",".join(shown) + (",…" if more else ""),
         _one((a.facts.kind.value for a in g.atoms), "kinds"),
         _one((a.outcome.verdict.value for a in g.atoms), "verdicts"),
         _one((a.outcome.outlook.value for a in g.atoms), "outlooks"),
-        _one((a.facts.patched_function or "-" for a in g.atoms), "functions"),
+        _one((_frame(a.facts) for a in g.atoms), "frames"),
         reason,
     ]
 
 
-_GROUP_HEADER = ["tasks", "comm", "tid", "kind", "verdict", "outlook", "function", "why"]
+def _frame(f: TaskFacts) -> str:
+    """``#N function``: the first patched frame, ``-`` when none."""
+    return "-" if f.patched_frame is None else f"#{f.patched_frame} {f.patched_function}"
+
+
+_GROUP_HEADER = ["tasks", "comm", "tid", "kind", "verdict", "outlook", "frame", "why"]
 _TASK_HEADER = ["tid", "comm", "st", "kind", "verdict", "outlook", "frame", "why"]
 
 
@@ -470,8 +471,7 @@ def _culprits(result: CheckResult, w: _Writer, options: TextOptions) -> None:
         for g in group_culprits(result, "outcome", everyone=True):
             for a in sorted(g.atoms, key=lambda a: int(a.members[0])):
                 f, o = a.facts, a.outcome
-                frame = "-" if f.patched_frame is None else \
-                    f"#{f.patched_frame} {f.patched_function}"
+                frame = _frame(f)
                 members = a.members.tolist()
                 ids = ident.ids(members)
                 comm_ids, names = ident.comm_ids(a.members)
@@ -656,19 +656,23 @@ def _text_all(report: Report, w: _Writer, options: TextOptions,
     kernel = results.get(_KERNEL_MODEL, first)
     assumed = _header(w, report.description, origin,
                       f"patch: {patch_functions_text(first.patch)}", kernel)
-    verdict = verdict_text(report.converges)
-    converging = sum(1 for r in results.values() if r.converges is True)
-    w.say(f"verdict: {verdict} under every model" if report.converges is not None else
-          f"verdict: {verdict}: {converging} of {len(results)} model(s) converge",
-          paint=_VERDICT_WORDS, glue=_VERDICT_WORDS)
+    by_verdict: dict[str, list[str]] = {}
+    for name, r in results.items():
+        by_verdict.setdefault(verdict_text(r.converges), []).append(name)
+    said = "; ".join(f"{v} under {', '.join(names)}" for v, names in by_verdict.items())
+    if report.machine is not None and report.machine.refusals:
+        codes = ", ".join(f"-{code}" for code, _ in report.machine.refusals)
+        said = f"REFUSED ({codes}): the kernel would not start this transition; once it would: " \
+            + said
+    w.say(f"verdict: {said}", paint=_VERDICT_WORDS, glue=_VERDICT_WORDS)
     rows = []
     for name, r in results.items():
         s = r.summary()
-        rows.append([name, f"{r.cell[0]}/{r.cell[1]}", str(s["switch"]), str(s["blocked"]),
-                     str(s["running"]), str(s["unreliable"]), verdict_text(r.converges),
-                     s["reason"]])
-    _table(w, ["model", "cell", "switch", "blocked", "running", "unreliable", "verdict", "why"],
-           rows)
+        rows.append([name, str(s["switch"]), str(s["blocked"]), str(s["running"]),
+                     str(s["unreliable"]), verdict_text(r.converges),
+                     f"(LEAVE_{r.cell[0]} / SWITCH_{r.cell[1]}) {s['reason']}"])
+    _table(w, ["model", "switch", "blocked", "running", "unreliable", "verdict", "why"], rows,
+           paint=(5,))
     if kernel.blocking:
         w.say(f"culprits under {kernel.model} (the kernel's model; --model NAME for another's):")
         _culprits(kernel, w, options)
