@@ -72,7 +72,7 @@ DEFAULT_TOP = 15
 class TextOptions:
     """How the text report is laid out (the CLI's text-only options)."""
 
-    #: Columns to fit; None: ``COLUMNS``, else the terminal's, else 80.
+    #: Columns to fit; None: ``COLUMNS``, else the terminal's; a pipe: whole lines.
     width: int | None = None
     #: ``auto`` (a terminal, and no ``NO_COLOR``), ``never`` or ``always``.
     color: str = "auto"
@@ -95,10 +95,25 @@ def _use_color(option: str, out: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
-def _width(option: int | None) -> int:
+#: The width of a pipe without ``COLUMNS``: lines whole, for grep and other tools.
+UNLIMITED = 1 << 30
+
+
+def _width(option: int | None, out: TextIO | None = None) -> int:
+    """``option``, else ``COLUMNS``, else the terminal's width when ``out`` is
+    one; a pipe or a file without ``COLUMNS`` gets whole lines."""
     if option is not None:
         return max(option, 20)
-    return max(shutil.get_terminal_size((80, 24)).columns, 20)
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), 20)
+    isatty = getattr(out, "isatty", None)
+    if out is not None and isatty is not None and isatty():
+        try:
+            return max(os.get_terminal_size(out.fileno()).columns, 20)
+        except (OSError, ValueError, AttributeError):
+            return max(shutil.get_terminal_size((80, 24)).columns, 20)
+    return UNLIMITED
 
 
 def _cells(text: str) -> int:
@@ -168,7 +183,7 @@ def write_table(rows: list[list[str]], header: list[str], out: TextIO,
     under the row, indented, when too little remains beside it. Cells are dump
     text, shown escaped; ``paint`` names the columns whose marker words are
     coloured."""
-    _table(_Writer(out, _width(width), color), header, rows, paint)
+    _table(_Writer(out, _width(width, out), color), header, rows, paint)
 
 
 #: Below this many columns left for the last (free-text) column, it goes under its row.
@@ -568,7 +583,7 @@ _VERDICT_WORDS = ("DOES NOT CONVERGE", "REFUSED", "CONVERGES", "UNKNOWN")
 
 def _counts_line(result: CheckResult) -> str:
     s = result.summary()
-    return (f"{result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "
+    return (f"model {result.model} (LEAVE_{result.cell[0]} / SWITCH_{result.cell[1]}): "
             f"{s['tasks']} tasks — {s['switch']} switch now, {s['blocked']} blocked, "
             f"{s['running']} running, {s['unreliable']} unreliable")
 
@@ -709,7 +724,7 @@ def _id(value: int | None) -> str:
 def render_text(report: Report, out: TextIO, options: TextOptions | None = None) -> None:
     """The report a person reads (see the module docstring)."""
     options = options or TextOptions()
-    w = _Writer(out, _width(options.width), _use_color(options.color, out))
+    w = _Writer(out, _width(options.width, out), _use_color(options.color, out))
     if report.sleeping is not None:
         w.say(f"source: {report.description}")
         w.say("functions on sleeping stacks (a patch to one of these blocks that many tasks "
