@@ -464,7 +464,7 @@ def _group_row(g: _Group, ident: _Identity, examples: int = _EXAMPLES) -> list[s
         _one((a.facts.kind.value for a in g.atoms), "kinds"),
         _one((a.outcome.verdict.value for a in g.atoms), "verdicts"),
         _one((a.outcome.outlook.value for a in g.atoms), "outlooks"),
-        _one((_frame(a.facts) for a in g.atoms), "frames"),
+        _frames(g.atoms),
         reason,
     ]
 
@@ -472,6 +472,18 @@ def _group_row(g: _Group, ident: _Identity, examples: int = _EXAMPLES) -> list[s
 def _frame(f: TaskFacts) -> str:
     """``#N function``: the first patched frame, ``-`` when none."""
     return "-" if f.patched_frame is None else f"#{f.patched_frame} {f.patched_function}"
+
+
+def _frames(atoms: Sequence[_Atom]) -> str:
+    """A group's first patched frame: ``#0 f``; ``#0,2 f`` when the function is
+    met at several depths; ``N functions`` when the group mixes functions."""
+    functions = {a.facts.patched_function for a in atoms}
+    if len(functions) > 1:
+        return f"{len(functions)} functions"
+    depths = sorted({a.facts.patched_frame for a in atoms if a.facts.patched_frame is not None})
+    if not depths:
+        return "-"
+    return f"#{','.join(str(d) for d in depths)} {functions.pop()}"
 
 
 _GROUP_HEADER = ["tasks", "comm", "tid", "kind", "verdict", "outlook", "frame", "why"]
