@@ -806,7 +806,7 @@ def _transition_lines(machine: MachineView, result: CheckResult) -> list[str]:
             continue
         pending += 1
         key = (t.outcome.verdict.value, t.outcome.outlook.value, t.outcome.reason)
-        groups.setdefault(key, []).append(f"{t.facts.tid}:{t.facts.comm}")
+        groups.setdefault(key, []).append(f"{_id(t.facts.tid)}:{t.facts.comm}")
     lines = [f"{head}: the kernel has switched {switched} task(s), {pending} not yet "
              f"(patch_state); lpc on those {pending}:"]
     for (verdict, outlook, reason), tasks in sorted(groups.items(), key=lambda kv: -len(kv[1])):
