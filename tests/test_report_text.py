@@ -209,14 +209,20 @@ def test_top_says_what_it_left_out(kallsyms: Path) -> None:
 
 
 def test_the_default_top_fits_one_screen(kallsyms: Path) -> None:
-    # kthread_loops: the most groups of the recorded cases.
-    case, funcs = next(c for c in ORACLE_CASES if c[0].name == "kthread_loops")
-    report = _oracle_report(case, funcs)
-    groups = group_culprits(klp(report), "stack")
-    lines = text(report, group_by="stack", top=3).splitlines()
-    assert len(group_rows(lines)) == min(3, len(groups))
-    if len(groups) > 3:
-        assert any(line.startswith(f"… {len(groups) - 3} more group(s)") for line in lines)
+    # do_nanosleep: the snapshot's user tasks, 47 comm groups.
+    report = _snapshot_report("do_nanosleep", kallsyms)
+    groups = group_culprits(klp(report), "comm")
+    assert len(groups) > 15
+    lines = text(report, group_by="comm", width=100).splitlines()
+    assert len(group_rows(lines)) == 15
+    left = groups[15:]
+    said = " ".join(" ".join(lines).split())  # the line is wrapped at 100 columns
+    assert (f"… {len(left)} more group(s) of {sum(g.count for g in left)} task(s) not shown: "
+            f"--top {len(groups)} shows every group, --tasks every task, --json all of it") \
+        in said
+    # The largest groups (worst outlook first) are the ones shown.
+    shown = [int(ROW.match(r)[1]) for r in group_rows(lines)]  # type: ignore[index]
+    assert shown == [g.count for g in groups[:15]]
 
 
 def test_show_stacks_prints_each_groups_stack_once(kallsyms: Path) -> None:
@@ -346,20 +352,17 @@ def test_tasks_lists_every_task(reports: list[tuple[str, Report]]) -> None:
         lines = text(report, tasks=True, width=100_000).splitlines()
         start = lines.index(next(x for x in lines if x.startswith("tid  ")))
         rows = lines[start + 1:start + 1 + len(result.tasks)]
+        following = lines[start + 1 + len(result.tasks):]
         assert all(re.match(r"(\d+(/\d+)?|-)\s", r) for r in rows), name
-        assert not re.match(r"(\d+(/\d+)?|-)\s{2}", lines[start + 1 + len(result.tasks)]
-                            if len(lines) > start + 1 + len(result.tasks) else "")
-        counted = Counter_of(r.split()[-1] for r in rows)
-        assert sum(counted.values()) == len(result.tasks)
-        # The tasks that do not switch come first, then the others.
+        assert not following or not re.match(r"(\d+(/\d+)?|-)\s{2}", following[0]), name
+        ids = sorted(r.split()[0].split("/")[0] for r in rows)
+        assert ids == sorted(str(t.facts.tid if t.facts.tid is not None else t.facts.pid)
+                             for t in result.tasks), name
+        # The tasks that do not switch come first, then those that do.
+        done = re.compile(r"\sswitch\s+switched\s")
         blocking = len(result.blocking)
-        assert all(not r.rstrip().endswith("switched") for r in rows[:blocking])
-
-
-def Counter_of(items: object) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(items))  # type: ignore[arg-type]
+        assert not any(done.search(r) for r in rows[:blocking]), name
+        assert all(done.search(r) for r in rows[blocking:]), name
 
 
 # ---- advice -------------------------------------------------------------------------------------
