@@ -205,7 +205,15 @@ def _table(w: _Writer, header: list[str], rows: Sequence[Sequence[str]],
         kept -= 1
     left = sum(widths[:kept]) + 2 * kept
     free = w.width - left
-    beside = kept == fixed and free >= _MIN_FREE
+    longest = max([_cells(header[-1]), *(_cells(r[-1]) for r in cells)])
+    beside = kept == fixed and free >= min(_MIN_FREE, longest)
+    if beside and longest > free:
+        # Wrapped in a narrow column or under its row: whichever takes fewer lines
+        # (judged on the first rows: --tasks may have half a million).
+        sample = [r[-1] for r in cells[:200] if r[-1]]
+        narrow = sum(len(w.wrap(t, free, 0)) for t in sample)
+        wide = sum(1 + len(w.wrap("    " + t, w.width, 4)) for t in sample)
+        beside = narrow <= wide
     heads = "  ".join(_pad(h, n) for h, n in zip(header, widths[:kept]))
     w.raw(heads + "  " + header[-1] if beside else heads)
     if not beside:
