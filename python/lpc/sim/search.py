@@ -274,7 +274,8 @@ def search_matrix(
             if hit is None:
                 results.append(CellResult(m, c, True, budget))
                 continue
-            progress.phase(f"shrinking a counterexample: {m} / {c}")
+            progress.phase(f"shrinking a counterexample: {m} / {c} "
+                           f"(cell {len(results) + 1}/{len(models) * len(classes)})")
             found = search_cell(m, c, budget=max(hit, 1) + budget, space=space, shrink=shrink)
             # The same derandomised sequence: the search meets the survey's example first.
             results.append(CellResult(m, c, False, hit, found.counterexample))
