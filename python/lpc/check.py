@@ -480,7 +480,7 @@ class MachineView:
     state: LivepatchState
     #: ``(code, sentence)``: what ``klp_enable_patch()`` would refuse, said first.
     refusals: tuple[tuple[str, str], ...]
-    #: Facts said before the verdict that refuse nothing (e.g. no reliable stacks).
+    #: Facts about the machine that refuse nothing (e.g. no reliable stacks), said with the details.
     notes: tuple[str, ...]
     #: Where the loaded patches came from (``sysfs``, the command line, none).
     loaded_from: str
@@ -669,7 +669,7 @@ def run(request: CheckRequest) -> Report:
 
 
 def _with_stack_notes(machine: MachineView, results: Mapping[str, CheckResult]) -> MachineView:
-    """Say first when the kernel's model has no reliable stacks: then only kernel
+    """Note when the kernel's model has no reliable stacks: then only kernel
     exit and the idle loop switch tasks (transition.c klp_try_switch_task
     refuses every task whose stack it cannot trust)."""
     from dataclasses import replace as dc_replace
