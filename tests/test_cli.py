@@ -67,7 +67,8 @@ def test_human_output_names_frames_and_gives_advice(capsys: pytest.CaptureFixtur
                        "--patch", "worker_thread")
     assert code == 1
     assert "#0 worker_thread" in out and "DOES NOT CONVERGE" in out
-    assert "advice: kworker/" in out and "kgraft would converge" in out
+    assert "advice (14 task(s), kworker/*): is sleeping on function worker_thread" in out
+    assert "kgraft would converge" in out
     assert "warning: no symbol table" in out
 
 

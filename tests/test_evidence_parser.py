@@ -67,8 +67,8 @@ def test_a_damaged_frame_line_makes_its_task_unreliable(
     assert lost["tasks"] == 1 and lost["first"] == [{"task_line": 11, "line": 16}]
     assert doc["summary"]["converges"] is not True and code != 0
     assert "dump.txt:16, the task at line 11" in text
-    # Said before the verdict.
-    assert text.index("evidence lost") < text.index("verdict:")
+    # Said with the details, after the verdict and its culprits.
+    assert text.index("verdict:") < text.index("evidence lost")
 
 
 def test_a_missing_task_end_and_a_cut_file_are_never_converges(

@@ -493,7 +493,7 @@ class MachineView:
     state: LivepatchState
     #: ``(code, sentence)``: what ``klp_enable_patch()`` would refuse, said first.
     refusals: tuple[tuple[str, str], ...]
-    #: Facts said before the verdict that refuse nothing (e.g. no reliable stacks).
+    #: Facts about the machine that refuse nothing (e.g. no reliable stacks), said with the details.
     notes: tuple[str, ...]
     #: Where the loaded patches came from (``sysfs``, the command line, none).
     loaded_from: str
@@ -643,9 +643,10 @@ def validate(request: CheckRequest) -> None:
 
 def run(request: CheckRequest) -> Report:
     """Load the request's source and symbols, and judge it under each model."""
-    from lpc import source
+    from lpc import progress, source
 
     validate(request)
+    progress.phase(f"reading {request.dump}" if request.dump else "reading the tasks")
     dump, symbols, description, notes = source.load(
         request.dump, request.symbols, live=request.live, demo=request.demo,
         symbols_mismatch_ok=request.symbols_mismatch_ok)
@@ -666,7 +667,10 @@ def run(request: CheckRequest) -> Report:
             loaded = machine.loaded
     done: dict[Patch, Prepared] = {}
     results = {}
-    for name in _model_names(request):
+    names = _model_names(request)
+    for i, name in enumerate(names):
+        progress.phase(f"checking {dump.task_count} tasks under {name}"
+                       + (f" ({i + 1}/{len(names)})" if len(names) > 1 else ""))
         model = configure(name, request.params, kernel)
         checked, found, facts, warnings = _prepare(dump, request.patch, symbols, loaded,
                                                    model, done)
@@ -678,7 +682,7 @@ def run(request: CheckRequest) -> Report:
 
 
 def _with_stack_notes(machine: MachineView, results: Mapping[str, CheckResult]) -> MachineView:
-    """Say first when the kernel's model has no reliable stacks: then only kernel
+    """Note when the kernel's model has no reliable stacks: then only kernel
     exit and the idle loop switch tasks (transition.c klp_try_switch_task
     refuses every task whose stack it cannot trust)."""
     from dataclasses import replace as dc_replace

@@ -68,6 +68,9 @@ def _verdict_exit(converges: bool | None) -> int:
 
 
 def _log(message: str) -> None:
+    from lpc import progress
+
+    progress.clear()
     print(f"lpc: {message}", file=sys.stderr)
 
 
@@ -256,6 +259,7 @@ def _request(args: argparse.Namespace, dump: str | None = None) -> Any:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from lpc import progress
     from lpc.check import run
     from lpc.report import render_json, render_text
 
@@ -266,8 +270,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.jsonl and request.patch is None:
         raise UsageError("--jsonl needs a patch (--patch, --patch-file or --patch-module); "
                          "without one, --json lists the tasks")
+    options = _text_options(args)
     _log(f"reading dump {args.dump}" if args.dump else "reading this machine's tasks")
-    report = run(request)
+    with progress.on_stderr():
+        report = run(request)
     _log(f"source: {report.description}")
     if request.patch is not None and report.symbols is None:
         _log("no symbol table: matching frames by function name")
@@ -276,7 +282,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         render_jsonl(report, sys.stdout, _exit_model(args))
     else:
-        (render_json if args.json else render_text)(report, sys.stdout)
+        if args.json:
+            render_json(report, sys.stdout)
+        else:
+            render_text(report, sys.stdout, options)
     if args.plot:
         if request.patch is None:
             raise UsageError("--plot draws a patch's transition: name the patch")
@@ -309,6 +318,21 @@ def _exit_model(args: argparse.Namespace) -> str:
     if args.model != "all":
         return str(args.model)
     return str(args.exit_model or "klp")
+
+
+def _text_options(args: argparse.Namespace) -> Any:
+    """The text report's layout from ``--tasks``, ``--group-by``, ``--top``,
+    ``--show-stacks`` and ``--color``."""
+    from lpc.report import TextOptions
+
+    if args.json and (args.tasks or args.group_by or args.top or args.show_stacks):
+        raise UsageError("--tasks, --group-by, --top and --show-stacks shape the text report; "
+                         "--json holds every task")
+    if args.tasks and (args.group_by or args.top):
+        raise UsageError("--tasks lists every task: it takes no --group-by or --top")
+    return TextOptions(color=args.color, tasks=args.tasks, group_by=args.group_by or "outcome",
+                       show_stacks=args.show_stacks,
+                       top=args.top if args.top is not None else TextOptions.top)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -529,7 +553,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown model(s) {', '.join(unknown)}")
         _log(f"searching {len(models)} models × {len(PATCH_CLASSES)} patch classes, "
              f"{args.budget} examples per model")
-        cells = search_matrix(models, budget=args.budget)
+        from lpc import progress
+
+        with progress.on_stderr():
+            cells = search_matrix(models, budget=args.budget)
         differ = [c for c in cells if c.holds != expected(c.model, c.patch_class)]
         status = EXIT_OK if not differ else EXIT_BLOCKED  # 1: a cell differs from docs
         if args.json:
@@ -707,6 +734,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true",
                    help="JSON lines on stdout: a header, one object per task and model, "
                         "a summary last (`lpc schema check-jsonl`)")
+    text = p.add_argument_group("text report")
+    text.add_argument("--tasks", action="store_true",
+                      help="one row per task, every task, instead of groups")
+    text.add_argument("--group-by", choices=("function", "comm", "stack"),
+                      help="group the tasks that do not switch by this instead of by "
+                           "(function, verdict, outlook, reason, kind)")
+    text.add_argument("--top", type=_positive_int, metavar="N",
+                      help="show at most N groups (default: 15)")
+    text.add_argument("--show-stacks", action="store_true",
+                      help="print each group's stack (its first task's) under its row")
+    text.add_argument("--color", choices=("auto", "never", "always"), default="auto",
+                      help="colour the verdict and warnings: auto = on a terminal without "
+                           "NO_COLOR (default)")
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("capture", help="record this machine's stacks into a snapshot directory")

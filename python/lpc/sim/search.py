@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis.errors import NoSuchExample
 
+from lpc import progress
 from lpc.models import Model, get_model, model_names
 from lpc.sim.engine import ENABLE, Event, RunResult, Sim, run_choices
 from lpc.sim.properties import PATCH_CLASSES, Property
@@ -238,6 +239,7 @@ def survey(
     def record(ex: Example) -> bool:
         nonlocal seen
         seen += 1
+        progress.step(f"{seen}/{budget} examples")
         for name, model in chosen:
             if all(first[(name, c)] is not None for c in classes):
                 continue
@@ -263,6 +265,7 @@ def search_matrix(
     shrink: bool = True,
 ) -> list[CellResult]:
     """The table: a survey of every cell, then a shrunk counterexample per refuted one."""
+    progress.phase(f"surveying {len(models)} models × {len(classes)} patch classes")
     first = survey(models, classes, budget=budget, space=space)
     results = []
     for m in models:
@@ -271,6 +274,8 @@ def search_matrix(
             if hit is None:
                 results.append(CellResult(m, c, True, budget))
                 continue
+            progress.phase(f"shrinking a counterexample: {m} / {c} "
+                           f"(cell {len(results) + 1}/{len(models) * len(classes)})")
             found = search_cell(m, c, budget=max(hit, 1) + budget, space=space, shrink=shrink)
             # The same derandomised sequence: the search meets the survey's example first.
             results.append(CellResult(m, c, False, hit, found.counterexample))
