@@ -74,7 +74,7 @@ def check_doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     lambda d: d["tasks"][0].update(verdict="maybe"),
     lambda d: d["summary"].update(converges="yes"),
     lambda d: d.update(models={}),  # a check-all key in a one-model document
-    lambda d: d.update(schema_version=2),
+    lambda d: d.update(schema_version=1),
     lambda d: d["source"].pop("description"),
 ], ids=["int-address", "hex-without-0x", "extra-task-key", "no-outlook", "bad-verdict",
         "converges-string", "foreign-key", "schema-version", "no-description"])

@@ -356,7 +356,7 @@ def test_one_request_gives_one_report_that_every_output_reads() -> None:
     out = io.StringIO()
     render_json(one, out)
     doc = loads(out.getvalue(), "check")
-    assert doc["schema_version"] == 1 and doc["model"] == "klp"
+    assert doc["schema_version"] == 2 and doc["model"] == "klp"
     assert len(doc["tasks"]) == one.dump.task_count
     with pytest.raises(ValueError, match="takes no parameter force"):
         run(CheckRequest(dump=str(DATA / "procdump-6.18"), patch=Patch.parse("worker_thread"),

@@ -38,8 +38,11 @@ __all__ = [
     "TaskResults",
 ]
 
-#: The version of the ``--json`` document's layout.
-SCHEMA_VERSION = 1
+#: The version of the check documents' layout (``--json``, ``--jsonl``, the
+#: inventory). 2: 64-bit addresses became hex strings ("0xffffffff81100000"),
+#: and the machine's state (``machine``) and a module's origin (``patch_module``)
+#: joined; a reader of version 1 would misread the addresses.
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
