@@ -122,7 +122,7 @@ def test_watch_over_recorded_dumps_emits_one_json_line_per_retry(
                          str(tmp_path / "b.txt"), "--patch", "do_wait", "--json")
     lines = json_lines(out, "watch")
     assert [x["retry"] for x in lines] == [0, 1]
-    assert all(x["schema_version"] == 1 for x in lines)
+    assert all(x["schema_version"] == 2 for x in lines)
     assert {b["comm"] for b in lines[0]["blocking"]} >= {"bash", "wl-waitpid"}
     assert not any(b["verdict"] == "blocked" for b in lines[1]["blocking"])
     assert "retry 0:" in err and "retry 1:" in err

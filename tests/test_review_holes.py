@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import types
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -278,7 +279,15 @@ def test_a_snapshot_header_without_a_kthread_value_takes_it_from_flags() -> None
 # ---- lpc watch: every field of every JSON line ------------------------------------------------------
 
 WATCH_FIELDS = {"schema_version", "retry", "time", "model", "blocking", "converges", "eta_s"}
+#: The fields these tests pin by value; each blocking entry carries every
+#: field `lpc check --json` writes for the task (checked against check's own).
 BLOCKING_FIELDS = {"tid", "comm", "verdict", "outlook"}
+
+
+def pinned(lines: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """The lines with each blocking task cut to BLOCKING_FIELDS."""
+    return [{**x, "blocking": [{k: b[k] for k in BLOCKING_FIELDS} for b in x["blocking"]]}
+            for x in lines]
 
 
 def snapshot(*blocks: str) -> str:
@@ -335,9 +344,9 @@ def test_watch_json_lines_hold_exactly_these_values(tmp_path: Path, fixed_clock:
     code, out, err = run_cli("watch", "--dump", str(a), "--dump", str(b), "--patch", "do_wait",
                              "--json")
     lines = json_lines(out, "watch")
-    assert lines == [
+    assert pinned(lines) == [
         {
-            "schema_version": 1, "retry": 0, "time": 1_700_000_000.0, "model": "klp",
+            "schema_version": 2, "retry": 0, "time": 1_700_000_000.0, "model": "klp",
             "blocking": [
                 {"tid": 300, "comm": "bash", "verdict": "blocked", "outlook": "after_signal"},
                 {"tid": 301, "comm": "mount", "verdict": "blocked", "outlook": "after_wakeup"},
@@ -348,7 +357,7 @@ def test_watch_json_lines_hold_exactly_these_values(tmp_path: Path, fixed_clock:
             "converges": None, "eta_s": None,
         },
         {
-            "schema_version": 1, "retry": 1, "time": 1_700_000_000.25, "model": "klp",
+            "schema_version": 2, "retry": 1, "time": 1_700_000_000.25, "model": "klp",
             "blocking": [
                 {"tid": 300, "comm": "bash", "verdict": "blocked", "outlook": "after_signal"},
             ],
@@ -357,9 +366,11 @@ def test_watch_json_lines_hold_exactly_these_values(tmp_path: Path, fixed_clock:
         },
     ]
     assert len(fixed_clock) == 2
+    check_fields = set(json.loads(run_cli("check", "--dump", str(a), "--patch", "do_wait",
+                                          "--json")[1])["tasks"][0])
     for line in lines:  # a renamed or added field fails here too
         assert set(line) == WATCH_FIELDS
-        assert all(set(x) == BLOCKING_FIELDS for x in line["blocking"])
+        assert all(set(x) == check_fields for x in line["blocking"])
     assert code == 1
     assert "1 task(s) could not switch at any retry (tids [300])" in err
 
@@ -372,7 +383,7 @@ def test_watch_stops_at_the_first_retry_where_every_task_switches(
     code, out, _ = run_cli("watch", "--dump", str(clean), "--dump", str(clean), "--patch",
                            "do_wait", "--model", "kpatch", "--json")
     assert json_lines(out, "watch") == [
-        {"schema_version": 1, "retry": 0, "time": 1_700_000_000.0, "model": "kpatch",
+        {"schema_version": 2, "retry": 0, "time": 1_700_000_000.0, "model": "kpatch",
          "blocking": [], "converges": True, "eta_s": 0.0},
     ]
     assert code == 0
@@ -393,12 +404,10 @@ def test_watch_on_the_recorded_snapshot_reports_what_check_reports(
     assert [x["retry"] for x in lines] == [0, 1]
     for path, line in zip((stacks, later), lines, strict=True):
         result = check(parse_dump(path), Patch.parse("do_wait"), "klp")
-        expected = [{"tid": t.facts.tid, "comm": t.facts.comm, "verdict": t.outcome.verdict.value,
-                     "outlook": t.outcome.outlook.value}
-                    for t in result.tasks if t.outcome.verdict.value != "switch"]
-        assert line["blocking"] == expected
+        expected = [t.as_json() for t in result.tasks if t.outcome.verdict.value != "switch"]
+        assert line["blocking"] == expected  # check's own task documents
         assert (line["converges"], line["eta_s"]) == (result.converges, result.transition.eta_s)
-        assert (line["schema_version"], line["model"]) == (1, "klp")
+        assert (line["schema_version"], line["model"]) == (2, "klp")
         assert set(line) == WATCH_FIELDS
     assert [x["time"] for x in lines] == [1_700_000_000.0, 1_700_000_000.25]
     assert any(b["verdict"] == "blocked" for b in lines[0]["blocking"])
@@ -417,8 +426,8 @@ def test_watch_prints_an_unknown_prediction_as_null(tmp_path: Path, fixed_clock:
         "[<0>] worker_thread+0x98/0x310\n[<0>] kthread+0xf8/0x220\n"
         "[<0>] ret_from_fork+0x151/0x170\n[<0>] ret_from_fork_asm+0x1a/0x30\n\n")
     code, out, _ = run_cli("watch", "--dump", str(busy), "--patch", "msleep", "--json")
-    assert json_lines(out, "watch") == [
-        {"schema_version": 1, "retry": 0, "time": 1_700_000_000.0, "model": "klp",
+    assert pinned(json_lines(out, "watch")) == [
+        {"schema_version": 2, "retry": 0, "time": 1_700_000_000.0, "model": "klp",
          "blocking": [{"tid": 40, "comm": "kworker/0:4", "verdict": "blocked",
                        "outlook": "unknown"}],
          "converges": None, "eta_s": None},

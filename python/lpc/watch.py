@@ -19,7 +19,8 @@ from lpc.result import CheckResult
 
 __all__ = ["pending_converges", "transition_end", "watch_line"]
 
-SCHEMA_VERSION = 1
+#: 2: each blocking task is the document `lpc check --json` writes for it.
+SCHEMA_VERSION = 2
 
 
 def watch_line(retry: int, now: float, result: CheckResult,
@@ -29,21 +30,21 @@ def watch_line(retry: int, now: float, result: CheckResult,
     moot). With a transition followed, ``transition`` gives the kernel's
     counts and each blocking task its ``patch_state``."""
     following = machine is not None and machine.transition is not None
-    blocking = []
-    for t in result.tasks:
+    # The same task documents as `lpc check --json` (TaskResults.as_json),
+    # with the kernel's patch_state beside each while a transition is followed.
+    positions = []
+    for k, t in enumerate(result.tasks):
         if t.outcome.verdict.value == "switch":
             continue
-        entry: dict[str, Any] = {"tid": t.facts.tid, "comm": t.facts.comm,
-                                 "verdict": t.outcome.verdict.value,
-                                 "outlook": t.outcome.outlook.value}
-        if following:
-            assert machine is not None
-            switched = machine.kernel_switched(t.facts.tid)
-            if switched:
-                continue
-            entry["patch_state"] = (None if machine.patch_states is None
-                                    else machine.patch_states.get(t.facts.tid or -1))
-        blocking.append(entry)
+        if following and machine is not None and machine.kernel_switched(t.facts.tid):
+            continue
+        positions.append(k)
+    blocking = result.tasks.subset(positions).as_json()
+    if following and machine is not None:
+        kernel_states = machine.patch_states
+        for doc in blocking:
+            doc["patch_state"] = (None if kernel_states is None
+                                  else kernel_states.get(doc["tid"] or -1))
     line: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "retry": retry,
