@@ -70,6 +70,7 @@ __all__ = [
     "frame_function_names",
     "infer_kind",
     "run",
+    "run_loaded",
     "scan",
     "sleeping_functions",
     "token_function_names",
@@ -650,6 +651,18 @@ def run(request: CheckRequest) -> Report:
     dump, symbols, description, notes = source.load(
         request.dump, request.symbols, live=request.live, demo=request.demo,
         symbols_mismatch_ok=request.symbols_mismatch_ok)
+    return run_loaded(request, dump, symbols, description, notes)
+
+
+def run_loaded(request: CheckRequest, dump: Dump, symbols: Symbols | None, description: str,
+               notes: Sequence[str] = ()) -> Report:
+    """The second half of :func:`run`: judge a dump already loaded with its
+    symbol table (as :func:`lpc.source.load` returns them). ``lpc fleet``
+    loads each release's table once per worker and comes in here, so every
+    host is judged exactly as ``lpc check`` judges it."""
+    from lpc import progress, source
+
+    notes = list(notes)
     if request.patch is None:
         return Report(request, description, dump, symbols, {}, sleeping_functions(dump),
                       task_inventory(dump))

@@ -612,6 +612,55 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     raise UsageError("simulate needs --matrix, --plot PATH, --list, or --model M [--scenario S]")
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    """``lpc fleet check``: every dump the glob matches, checked on a Dask cluster."""
+    if args.fleet_command != "check":
+        raise UsageError("fleet needs a subcommand: check")
+    if args.json and args.parquet:
+        raise UsageError("--json and --parquet: choose one")
+    if args.symbols_dir is not None and not os.path.isdir(args.symbols_dir):
+        raise UsageError(f"--symbols-dir {args.symbols_dir}: not a directory")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError("lpc fleet needs Dask: pip install 'lpc[fleet]'") from None
+    from lpc.check import CheckRequest, validate
+    from lpc.fleet import (FleetRequest, find_dumps, render_text, run_fleet, write_html,
+                           write_parquet)
+
+    patch = _patch(args)
+    if patch is None:
+        raise UsageError("fleet check needs a patch (--patch, --patch-file or --patch-module)")
+    models = tuple(m.strip() for m in args.model.split(",") if m.strip()) or ("klp",)
+    params = _model_params(args)
+    try:
+        validate(CheckRequest(patch=patch, models=models, params=params))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    paths = find_dumps(args.dumps)
+    if not paths:
+        _log(f"--dumps {args.dumps!r}: no dump matched")
+        return EXIT_BAD_INPUT
+    request = FleetRequest(patch, models, params, args.symbols_dir,
+                           machine_state=not args.no_machine_state)
+    fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers)
+    _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} unreadable, in "
+         f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) (cluster start {fleet.startup_s:.2f} s)")
+    for e in fleet.errors:
+        _log(f"{e['dump']}: {e['error']}")
+    if args.json:
+        json.dump(fleet.as_json(), sys.stdout, indent=2, sort_keys=True)
+        print()
+    else:
+        render_text(fleet, sys.stdout)
+    if args.parquet:
+        hosts, groups = write_parquet(fleet, args.parquet)
+        _log(f"wrote {hosts} and {groups}")
+    if args.html:
+        _log(f"wrote {write_html(fleet, args.html)}")
+    return fleet.exit_status()
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """``lpc schema [NAME]``: the JSON Schema of one of lpc's JSON outputs, or their names."""
     from lpc.schemas import SCHEMAS, schema
@@ -806,6 +855,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the timed runs")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(run=cmd_simulate)
+    p = sub.add_parser("fleet", help="one patch checked on many machines' dumps (Dask)")
+    fleet = _Subparsers(p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND"))
+    f = fleet.add_parser("check", help="check every dump the glob matches; gather the results")
+    f.add_argument("--dumps", required=True, metavar="GLOB",
+                   help="snapshot directories or dump files, e.g. 'snapshots/*/' (quote it)")
+    f.add_argument("--symbols-dir", metavar="DIR",
+                   help="DIR/<release>/kallsyms (or kallsyms.gz), by each dump's release "
+                        "(default: each snapshot's own kallsyms.txt)")
+    f.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="an existing Dask scheduler (default: a local cluster, one process "
+                        "per core)")
+    f.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="the local cluster's worker processes (default: one per core)")
+    f.add_argument("--model", default="klp",
+                   help="a model, or several separated by commas (the first one's verdict "
+                        "is each host's; --parquet has a row per host and model)")
+    f.add_argument("--parquet", metavar="OUT.parquet",
+                   help="one row per host and model; the blocking groups in "
+                        "OUT.groups.parquet")
+    f.add_argument("--html", metavar="PATH", help="one page: the counts and the plots")
+    f.add_argument("--json", action="store_true", help="JSON on stdout (`lpc schema fleet`)")
+    g = f.add_mutually_exclusive_group()
+    g.add_argument("--patch", metavar="FUNC[,FUNC…]",
+                   help="patched functions, each [object:]name[@sympos]")
+    g.add_argument("--patch-file", metavar="PATH", help="one patch function per line")
+    g.add_argument("--patch-module", metavar="FILE.ko", help="the livepatch module")
+    f.add_argument("--unpatch", action="store_true", help="the transition removes the patch")
+    f.add_argument("--replace", action="store_true", help="the patch is an atomic replace")
+    f.add_argument("--force", action="store_true", help="model a forced transition (klp)")
+    f.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
+                   help="set a model parameter by name")
+    f.add_argument("--no-cond-resched", action="store_true", help="no cond_resched() switch point")
+    f.add_argument("--no-reliable-stacks", action="store_true",
+                   help="no HAVE_RELIABLE_STACKTRACE (klp)")
+    f.add_argument("--no-machine-state", action="store_true",
+                   help="ignore each snapshot's recorded livepatch state")
+    p.set_defaults(run=cmd_fleet)
     p = sub.add_parser("schema", help="the JSON Schema of an output of lpc (none: list them)")
     p.add_argument("schema_name", nargs="?", metavar="NAME")
     p.set_defaults(run=cmd_schema)

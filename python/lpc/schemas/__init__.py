@@ -22,6 +22,7 @@ SCHEMAS: dict[str, str] = {
     "check-inventory": "lpc check --json without a patch (the task inventory)",
     "check-jsonl": "lpc check --jsonl: each line (header, task, summary)",
     "watch": "lpc watch --json: each line (one per retry)",
+    "fleet": "lpc fleet check --json",
     "simulate": "lpc simulate --json (--matrix, or --model M --scenario S)",
     "oracle-compare": "lpc oracle compare --json",
 }

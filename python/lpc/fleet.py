@@ -1,0 +1,495 @@
+"""``lpc fleet check``: one patch judged on many machines' dumps, on Dask.
+
+Each dump (a snapshot directory or a dump file) is judged exactly as ``lpc
+check`` judges it (:func:`lpc.check.run_loaded`); only a small summary per
+host travels back from the workers (:func:`check_host`), never a Dump. The
+dumps are cut into batches, each one Dask task (:func:`check_batch`); the
+patch is scattered to every worker once, and each worker loads each symbol
+table once (:func:`_symbols`, a per-process cache keyed by the file).
+
+:func:`gather` turns the per-host summaries into the fleet's answer: hosts by
+verdict and kernel release, the blocking functions with how many hosts and
+tasks each blocks, the worst hosts, and the dumps that could not be read.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lpc.errors import LpcError
+from lpc.patch import Patch
+
+__all__ = [
+    "FLEET_SCHEMA_VERSION",
+    "FleetRequest",
+    "FleetResult",
+    "check_batch",
+    "check_host",
+    "find_dumps",
+    "gather",
+    "run_fleet",
+    "symbols_in_dir",
+]
+
+#: The layout of ``lpc fleet check --json`` (``lpc schema fleet``).
+FLEET_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FleetRequest:
+    """What every host is checked for: the patch, the models (the first one's
+    verdict is the host's), their parameters, and where symbol tables are."""
+
+    patch: Patch
+    models: tuple[str, ...] = ("klp",)
+    params: dict[str, Any] = field(default_factory=dict)
+    #: ``DIR/<release>/kallsyms`` (or ``kallsyms.gz``): each dump's by its release.
+    symbols_dir: str | None = None
+    machine_state: bool = True
+
+
+def find_dumps(pattern: str) -> list[str]:
+    """The dump files and snapshot directories the glob matches, sorted
+    (``snapshots/*/`` matches directories only; ``**`` recurses)."""
+    out = []
+    for path in glob.glob(pattern, recursive=True):
+        path = path.rstrip("/") or path
+        if os.path.isdir(path) or os.path.isfile(path):
+            out.append(path)
+    return sorted(set(out))
+
+
+def symbols_in_dir(directory: str, release: str | None) -> str | None:
+    """``directory/<release>/kallsyms`` or ``kallsyms.gz`` for this release, or None."""
+    if release is None:
+        return None
+    for name in ("kallsyms", "kallsyms.gz"):
+        path = os.path.join(directory, release, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+#: Per worker process: each symbol table read once (path, mtime, size → table).
+_SYMBOLS: dict[tuple[str, int, int], Any] = {}
+
+
+def _symbols(path: str, release: str | None) -> Any:
+    from lpc.symbols import Symbols
+
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    table = _SYMBOLS.get(key)
+    if table is None:
+        table = Symbols.from_kallsyms(path)
+        if release is not None:
+            # DIR/<release>/kallsyms is that release's table by its place.
+            table.kernel_release = table.kernel_release or release
+        _SYMBOLS[key] = table
+    return table
+
+
+def _blocking_groups(result: Any) -> list[dict[str, Any]]:
+    """The tasks that do not switch now, grouped by (patched function, verdict,
+    outlook): ``function`` is None for a task with no patched frame (running,
+    unreliable stack)."""
+    from lpc.models import Outlook, Verdict
+
+    groups: Counter[tuple[str | None, str, str]] = Counter()
+    for outcome, tasks in result.tasks.distinct():
+        if outcome.verdict is Verdict.SWITCH and outcome.outlook is Outlook.SWITCHED:
+            continue
+        function = result.tasks.facts[int(tasks[0])].patched_function
+        groups[(function, outcome.verdict.value, outcome.outlook.value)] += len(tasks)
+    return [{"function": f, "verdict": v, "outlook": o, "tasks": n}
+            for (f, v, o), n in sorted(groups.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+
+
+def check_host(path: str, request: FleetRequest) -> dict[str, Any]:
+    """One host: its summary per model, as ``lpc check --json`` prints it, its
+    verdict (with the machine's state) and its blocking groups; or, for a dump
+    that cannot be read, ``error``."""
+    from lpc import source
+    from lpc.check import CheckRequest, run_loaded
+
+    try:
+        dump = source.parse_dump_path(path)
+        symbols = None
+        if request.symbols_dir is not None:
+            table = symbols_in_dir(request.symbols_dir, dump.kernel_release)
+            if table is not None:
+                symbols = _symbols(table, dump.kernel_release)
+        if symbols is None and dump.kallsyms_path is not None:
+            symbols = _symbols(dump.kallsyms_path, dump.kernel_release)
+            symbols.kernel_release = dump.kernel_release  # recorded together
+        where = f"symbols from {symbols.source}" if symbols is not None else "no symbol table"
+        notes = source.check_same_kernel(dump, symbols)
+        check = CheckRequest(dump=path, symbols=None, patch=request.patch,
+                             models=request.models, params=request.params,
+                             machine_state=request.machine_state)
+        report = run_loaded(check, dump, symbols, f"dump {path} ({dump.source_format}); {where}",
+                            notes)
+    except (LpcError, OSError) as exc:
+        return {"dump": path, "error": str(exc), "kind": "bad_input"}
+    except Exception as exc:  # a bug in lpc: said per host, never dropped
+        return {"dump": path, "error": f"internal error (a bug in lpc): {type(exc).__name__}: "
+                                       f"{exc}", "kind": "internal"}
+    first = request.models[0] if request.models != ("all",) else "klp"
+    return {
+        "dump": path,
+        "kernel_release": dump.kernel_release,
+        "host_class": dump.metadata.get("host_class") or dump.metadata.get("machine"),
+        "symbols": None if symbols is None else symbols.source,
+        "converges": report.converges_under(first),
+        "summaries": {name: r.summary() for name, r in report.results.items()},
+        "model": first,
+        "blocking": _blocking_groups(report.results[first]),
+    }
+
+
+def check_batch(paths: Sequence[str], request: FleetRequest) -> list[dict[str, Any]]:
+    """One Dask task: many hosts, each :func:`check_host`."""
+    return [check_host(p, request) for p in paths]
+
+
+def batches(paths: Sequence[str], workers: int) -> list[list[str]]:
+    """About four batches per worker, so that a slow batch does not leave the
+    others idle and each task still carries many dumps."""
+    size = max(1, math.ceil(len(paths) / (max(1, workers) * 4)))
+    return [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+
+
+@dataclass
+class FleetResult:
+    """Every host's summary (or error), in the order of the dumps."""
+
+    request: FleetRequest
+    hosts: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    #: Seconds: starting the cluster, and checking (submit to last result).
+    startup_s: float = 0.0
+    check_s: float = 0.0
+    workers: int = 0
+
+    @property
+    def model(self) -> str:
+        return self.request.models[0] if self.request.models != ("all",) else "klp"
+
+    def counts(self) -> Counter[bool | None]:
+        return Counter(h["converges"] for h in self.hosts)
+
+    def by_release(self) -> dict[str, Counter[str]]:
+        out: dict[str, Counter[str]] = defaultdict(Counter)
+        for h in self.hosts:
+            out[h["kernel_release"] or "unknown"][_word(h["converges"])] += 1
+        return dict(sorted(out.items()))
+
+    def by_function(self) -> list[dict[str, Any]]:
+        hosts: Counter[str | None] = Counter()
+        tasks: Counter[str | None] = Counter()
+        for h in self.hosts:
+            seen = set()
+            for g in h["blocking"]:
+                tasks[g["function"]] += g["tasks"]
+                seen.add(g["function"])
+            for f in seen:
+                hosts[f] += 1
+        return [{"function": f, "hosts": hosts[f], "tasks": tasks[f]}
+                for f in sorted(hosts, key=lambda f: (-hosts[f], -tasks[f], str(f)))]
+
+    def worst(self, n: int = 10) -> list[dict[str, Any]]:
+        """Hosts that do not converge first, then cannot tell; most blocked tasks first."""
+        rank = {False: 0, None: 1, True: 2}
+
+        def key(h: dict[str, Any]) -> tuple[int, int, float, str]:
+            s = h["summaries"][h["model"]]
+            return (rank[h["converges"]], -(s["blocked"] + s["running"] + s["unreliable"]),
+                    -(s["eta_s"] or 0.0), h["dump"])
+        return [h for h in sorted(self.hosts, key=key) if h["converges"] is not True][:n]
+
+    def exit_status(self) -> int:
+        from lpc.cli import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_UNKNOWN
+
+        if any(e.get("kind") == "internal" for e in self.errors):
+            return EXIT_INTERNAL
+        if not self.hosts:
+            return EXIT_BAD_INPUT
+        counts = self.counts()
+        if counts[False]:
+            return EXIT_BLOCKED
+        if counts[None]:
+            return EXIT_UNKNOWN
+        return EXIT_OK
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": FLEET_SCHEMA_VERSION,
+            "patch": self.request.patch.as_json(),
+            "model": self.model,
+            "hosts": [{"dump": h["dump"], "kernel_release": h["kernel_release"],
+                       "host_class": h["host_class"], "converges": h["converges"],
+                       "summary": h["summaries"][h["model"]]} for h in self.hosts],
+            "by_function": self.by_function(),
+            "errors": [{"dump": e["dump"], "error": e["error"]} for e in self.errors],
+        }
+
+
+def _word(converges: bool | None) -> str:
+    return {True: "converges", False: "does_not", None: "cannot_tell"}[converges]
+
+
+def gather(request: FleetRequest, results: Sequence[dict[str, Any]]) -> FleetResult:
+    """Split the per-host results into hosts and errors, in the dumps' order."""
+    ordered = sorted(results, key=lambda h: h["dump"])
+    return FleetResult(request, [h for h in ordered if "error" not in h],
+                       [h for h in ordered if "error" in h])
+
+
+def _log(message: str) -> None:
+    print(f"lpc: {message}", file=sys.stderr, flush=True)
+
+
+def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None = None,
+              workers: int | None = None, processes: bool = True,
+              log: Callable[[str], None] = _log) -> FleetResult:
+    """Check every dump on a Dask cluster: the one at ``scheduler``
+    (``tcp://host:8786``), else a local one of ``workers`` processes (default:
+    one per core), one thread each."""
+    import logging
+    import time
+
+    from distributed import Client, LocalCluster, as_completed
+
+    t0 = time.perf_counter()
+    cluster = None
+    if scheduler is not None:
+        client = Client(scheduler)
+    else:
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                               dashboard_address=None, silence_logs=logging.WARNING)
+        client = Client(cluster)
+    try:
+        n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+        startup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        shared = client.scatter(request, broadcast=True)
+        parts = batches(paths, n_workers)
+        log(f"{len(paths)} dump(s) in {len(parts)} batch(es) on {n_workers} worker(s)")
+        futures = [client.submit(check_batch, part, shared, pure=False) for part in parts]
+        results: list[dict[str, Any]] = []
+        for done, future in enumerate(as_completed(futures), 1):
+            results.extend(future.result())
+            if done % max(1, len(futures) // 10) == 0 or done == len(futures):
+                log(f"{len(results)}/{len(paths)} hosts checked")
+        out = gather(request, results)
+        out.startup_s, out.check_s = startup, time.perf_counter() - t1
+        out.workers = n_workers
+        return out
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def render_text(fleet: FleetResult, out: Any) -> None:
+    """For people: verdict counts by release, top blockers, worst hosts, errors."""
+    counts = fleet.counts()
+    total = len(fleet.hosts)
+    print(f"patch {_patch_text(fleet.request.patch)}"
+          f" under {fleet.model}: {total} host(s) checked, {len(fleet.errors)} unreadable",
+          file=out)
+    print(f"  converge: {counts[True]}   do not: {counts[False]}   cannot tell: {counts[None]}",
+          file=out)
+    print("\nby kernel release:", file=out)
+    print(f"  {'release':<32} {'converge':>9} {'do not':>8} {'cannot tell':>12}", file=out)
+    for release, c in fleet.by_release().items():
+        print(f"  {release:<32} {c['converges']:>9} {c['does_not']:>8} {c['cannot_tell']:>12}",
+              file=out)
+    blockers = fleet.by_function()
+    if blockers:
+        print("\ntop blocking functions:", file=out)
+        print(f"  {'function':<40} {'hosts':>7} {'tasks':>8}", file=out)
+        for b in blockers[:15]:
+            name = b["function"] or "(no patched frame: running/unreliable)"
+            print(f"  {name:<40} {b['hosts']:>7} {b['tasks']:>8}", file=out)
+    worst = fleet.worst()
+    if worst:
+        print("\nworst hosts:", file=out)
+        for h in worst:
+            s = h["summaries"][h["model"]]
+            print(f"  {h['dump']}: {_word(h['converges']).replace('_', ' ')}, "
+                  f"{s['blocked']} blocked, {s['running']} running, {s['unreliable']} "
+                  f"unreliable of {s['tasks']}: {s['reason']}", file=out)
+    problems = [(h["dump"], _evidence_problems(h["summaries"][h["model"]]["evidence"]))
+                for h in fleet.hosts]
+    problems = [(d, p) for d, p in problems if p]
+    if problems:
+        print("\nevidence problems:", file=out)
+        for dump, p in problems[:20]:
+            print(f"  {dump}: {'; '.join(p)}", file=out)
+        if len(problems) > 20:
+            print(f"  … and {len(problems) - 20} more host(s)", file=out)
+    if fleet.errors:
+        print("\nunreadable dumps:", file=out)
+        for e in fleet.errors:
+            print(f"  {e['dump']}: {e['error']}", file=out)
+
+
+def _patch_text(patch: Patch) -> str:
+    names = [f.name for f in patch.functions]
+    return ",".join(names[:5]) + (f" (+{len(names) - 5})" if len(names) > 5 else "")
+
+
+def _evidence_problems(evidence: dict[str, Any]) -> list[str]:
+    """What weakens a host's verdict: untrusted or cut stacks, unread lines, a cut input."""
+    out = []
+    if evidence.get("untrusted_stacks"):
+        out.append(f"{evidence['untrusted_stacks']} untrusted stack(s)")
+    if evidence.get("incomplete_stacks"):
+        out.append(f"{evidence['incomplete_stacks']} incomplete stack(s)")
+    headers = evidence.get("unreadable_headers") or {}
+    if headers.get("tasks"):
+        out.append(f"{headers['tasks']} unreadable task header(s)")
+    if evidence.get("input_cut"):
+        out.append("the input was cut")
+    if evidence.get("skipped_lines"):
+        out.append(f"{evidence['skipped_lines']} skipped line(s)")
+    if evidence.get("lost"):
+        out.append("patched frames lost: " + ", ".join(map(str, evidence["lost"])))
+    return out
+
+
+def write_parquet(fleet: FleetResult, path: str) -> tuple[str, str]:
+    """Two tables: one row per host × model (``path``), and one per blocking
+    group (host, function, verdict, outlook, tasks) beside it
+    (``out.groups.parquet``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for h in fleet.hosts:
+        for model, s in h["summaries"].items():
+            rows["dump"].append(h["dump"])
+            rows["kernel_release"].append(h["kernel_release"])
+            rows["host_class"].append(h["host_class"])
+            rows["model"].append(model)
+            rows["host_converges"].append(h["converges"] if model == h["model"] else None)
+            for k in ("tasks", "switch", "blocked", "running", "unreliable"):
+                rows[k].append(s[k])
+            rows["converges"].append(s["converges"])
+            rows["eta_s"].append(s["eta_s"])
+            rows["reason"].append(s["reason"])
+            rows["evidence_problems"].append("; ".join(_evidence_problems(s["evidence"])))
+    schema = pa.schema([("dump", pa.string()), ("kernel_release", pa.string()),
+                        ("host_class", pa.string()), ("model", pa.string()),
+                        ("host_converges", pa.bool_()), ("tasks", pa.int64()),
+                        ("switch", pa.int64()), ("blocked", pa.int64()),
+                        ("running", pa.int64()), ("unreliable", pa.int64()),
+                        ("converges", pa.bool_()), ("eta_s", pa.float64()),
+                        ("reason", pa.string()), ("evidence_problems", pa.string())])
+    pq.write_table(pa.Table.from_pydict(dict(rows), schema=schema) if rows
+                   else schema.empty_table(), path)
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for h in fleet.hosts:
+        for g in h["blocking"]:
+            groups["dump"].append(h["dump"])
+            groups["kernel_release"].append(h["kernel_release"])
+            for k in ("function", "verdict", "outlook", "tasks"):
+                groups[k].append(g[k])
+    gschema = pa.schema([("dump", pa.string()), ("kernel_release", pa.string()),
+                         ("function", pa.string()), ("verdict", pa.string()),
+                         ("outlook", pa.string()), ("tasks", pa.int64())])
+    base = path[:-len(".parquet")] if path.endswith(".parquet") else path
+    gpath = base + ".groups.parquet"
+    pq.write_table(pa.Table.from_pydict(dict(groups), schema=gschema) if groups
+                   else gschema.empty_table(), gpath)
+    return path, gpath
+
+
+def converging_curve(fleet: FleetResult) -> list[tuple[float, int]]:
+    """(seconds since enabled, hosts converged by then), from each converging
+    host's eta (0 when it has none: every task switches at once)."""
+    etas = sorted(h["summaries"][h["model"]]["eta_s"] or 0.0
+                  for h in fleet.hosts if h["converges"] is True)
+    return [(t, i + 1) for i, t in enumerate(etas)]
+
+
+def write_html(fleet: FleetResult, path: str) -> str:
+    """One self-contained page: verdict counts by release, the plots (hosts
+    converged vs time; blockers by function), worst hosts, errors."""
+    import base64
+    import io
+
+    from lpc.html_report import _STYLE, _e, _table
+
+    counts = fleet.counts()
+    curve = converging_curve(fleet)
+    blockers = fleet.by_function()
+    png = b""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+        xs = [0.0] + [t for t, _ in curve]
+        ys = [0] + [n for _, n in curve]
+        a.step(xs, ys, where="post", linewidth=1.8)
+        a.axhline(len(fleet.hosts), linestyle=":", color="grey", label="hosts checked")
+        a.set_xlabel("seconds since the patch was enabled")
+        a.set_ylabel("hosts converged")
+        a.set_title("converging hosts vs time (each host's eta)")
+        a.legend(fontsize=8)
+        a.grid(True, alpha=0.3)
+        top = blockers[:12][::-1]
+        b.barh([t["function"] or "(no patched frame)" for t in top], [t["hosts"] for t in top])
+        b.set_xlabel("hosts blocked")
+        b.set_title("blockers by function")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        png = buf.getvalue()
+    except ImportError:  # pragma: no cover - matplotlib is a test dependency
+        pass
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lpc fleet</title>"
+             f"<style>{_STYLE}</style></head><body>",
+             f"<h1>lpc fleet check: {_e(_patch_text(fleet.request.patch))} under "
+             f"{_e(fleet.model)}</h1>",
+             f"<p>{len(fleet.hosts)} hosts: <span class='verdict converges'>{counts[True]} "
+             f"converge</span> <span class='verdict blocked'>{counts[False]} do not</span> "
+             f"<span class='verdict unknown'>{counts[None]} cannot tell</span>; "
+             f"{len(fleet.errors)} unreadable</p>",
+             "<h2>By kernel release</h2>",
+             _table(["release", "converge", "do not", "cannot tell"],
+                    [[r, str(c["converges"]), str(c["does_not"]), str(c["cannot_tell"])]
+                     for r, c in fleet.by_release().items()], numeric=(1, 2, 3))]
+    if png:
+        parts.append("<h2>Plots</h2><img alt='converging hosts and blockers' "
+                     f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+    parts += ["<h2>Blocking functions</h2>",
+              _table(["function", "hosts", "tasks"],
+                     [[b["function"] or "(no patched frame)", str(b["hosts"]), str(b["tasks"])]
+                      for b in blockers], numeric=(1, 2)),
+              "<h2>Worst hosts</h2>",
+              _table(["dump", "release", "verdict", "reason"],
+                     [[h["dump"], h["kernel_release"] or "unknown", _word(h["converges"]),
+                       h["summaries"][h["model"]]["reason"] or ""] for h in fleet.worst(20)]),
+              "<h2>Unreadable dumps</h2>",
+              _table(["dump", "error"], [[e["dump"], e["error"]] for e in fleet.errors]),
+              "</body></html>"]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(parts))
+    return path
+
+
+__all__ += ["render_text", "write_html", "write_parquet", "converging_curve", "batches"]

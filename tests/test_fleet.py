@@ -1,0 +1,278 @@
+"""``lpc fleet check``: many dumps on Dask, each judged exactly as ``lpc check``.
+
+The fleets are built from real recorded data: the 6.18 /proc snapshot, and the
+oracle's SysRq-t dumps of 6.1, 6.12 and 7.3 guests (given a kernel banner so
+that each names its release, with their kallsyms under ``--symbols-dir``);
+hosts are made to differ by editing frames and releases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+from jsonschemas import loads  # noqa: E402
+from lpc import fleet as fleet_mod  # noqa: E402
+from lpc.cli import main  # noqa: E402
+from lpc.fleet import FleetRequest, find_dumps, run_fleet  # noqa: E402
+from lpc.patch import Patch  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+PATCH = "do_wait,worker_thread,lpc_sleeper:lpc_sleeper_spin_in"
+RELEASES = {"6.1": "6.1.0-28-cloud-amd64", "6.12": "6.12.9-test-amd64", "7.3": "7.3.0-test-amd64"}
+
+
+def _snapshot(dst: Path, release: str | None = None, rename: tuple[str, str] | None = None) -> None:
+    shutil.copytree(DATA / "procdump-6.18", dst)
+    if release is not None:
+        meta = (dst / "meta.txt").read_text()
+        old = next(line for line in meta.splitlines() if line.startswith("kernel_release="))
+        (dst / "meta.txt").write_text(meta.replace(old, f"kernel_release={release}"))
+    if rename is not None:
+        stacks = (dst / "stacks.txt").read_text()
+        assert rename[0] in stacks
+        (dst / "stacks.txt").write_text(stacks.replace(rename[0], rename[1]))
+
+
+def _bare(dst: Path, series: str, scenario: str, rename: tuple[str, str] | None = None) -> None:
+    banner = (f"[    0.000000] Linux version {RELEASES[series]} (builder@example) (gcc-12) "
+              "#1 SMP PREEMPT_DYNAMIC\n")
+    text = (DATA / "oracle" / series / scenario / "first_sysrq.txt").read_text()
+    if rename is not None:
+        assert rename[0] in text
+        text = text.replace(rename[0], rename[1])
+    dst.write_text(banner + text)
+
+
+@pytest.fixture(scope="module")
+def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Snapshots (two releases; one whose kworkers sleep elsewhere), bare dumps
+    of three releases with a symbol directory, and two unreadable dumps."""
+    root = tmp_path_factory.mktemp("fleet")
+    hosts = root / "hosts"
+    hosts.mkdir()
+    _snapshot(hosts / "snap-a")
+    _snapshot(hosts / "snap-b", release="6.18.45-fc-v700")
+    _snapshot(hosts / "snap-c", rename=("worker_thread", "rescuer_thread"))
+    for series in RELEASES:
+        _bare(hosts / f"bare-{series}-runnable.txt", series, "runnable")
+        _bare(hosts / f"bare-{series}-kthread.txt", series, "kthread_resleep")
+        _bare(hosts / f"bare-{series}-nowait.txt", series, "runnable", rename=("do_wait", "do_wait_x"))
+        symbols = root / "symbols" / RELEASES[series]
+        symbols.mkdir(parents=True)
+        shutil.copy(DATA / "oracle" / series / "runnable" / "first_kallsyms.txt",
+                    symbols / "kallsyms")
+    (hosts / "junk.txt").write_text("hello world\nnothing here\n")
+    (hosts / "half").mkdir()
+    shutil.copy(DATA / "procdump-6.18" / "stacks.txt", hosts / "half" / "stacks.txt")
+    return root
+
+
+def _check_doc(path: str, symbols: str | None, capsys: pytest.CaptureFixture[str],
+               model: str = "klp") -> dict[str, Any]:
+    argv = ["check", "--dump", path, "--patch", PATCH, "--model", model, "--json"]
+    if symbols is not None:
+        argv += ["--symbols", symbols]
+    main(argv)
+    doc: dict[str, Any] = loads(capsys.readouterr().out, "check")
+    return doc
+
+
+def _check_summary(path: str, symbols: str | None, capsys: pytest.CaptureFixture[str],
+                   model: str = "klp") -> dict[str, Any]:
+    summary: dict[str, Any] = _check_doc(path, symbols, capsys, model)["summary"]
+    return summary
+
+
+def _symbols_for(root: Path, dump: str) -> str | None:
+    name = Path(dump).name
+    for series, release in RELEASES.items():
+        if name.startswith(f"bare-{series}-"):
+            return str(root / "symbols" / release / "kallsyms")
+    return None
+
+
+def test_fleet_equals_per_host_check_processes(fleet_dir: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A two-process LocalCluster through the CLI: every host's summary is the
+    one `lpc check --json` prints, the unreadable dumps are in errors."""
+    code = main(["fleet", "check", "--dumps", str(fleet_dir / "hosts" / "*"), "--patch", PATCH,
+                 "--symbols-dir", str(fleet_dir / "symbols"), "--workers", "2", "--json"])
+    out = capsys.readouterr()
+    doc = loads(out.out, "fleet")
+    assert code == 1  # worker_thread never lets go on the 6.18 snapshots
+    dumps = [h["dump"] for h in doc["hosts"]]
+    assert len(dumps) == 12 and dumps == sorted(dumps)
+    assert {Path(e["dump"]).name for e in doc["errors"]} == {"junk.txt", "half"}
+    assert any("no meta.txt" in e["error"] for e in doc["errors"])
+    hosts_of: dict[str | None, set[str]] = {}
+    tasks_of: dict[str | None, int] = {}
+    for host in doc["hosts"]:
+        check = _check_doc(host["dump"], _symbols_for(fleet_dir, host["dump"]), capsys)
+        assert host["summary"] == check["summary"], host["dump"]
+        for task in check["tasks"]:  # by_function, from lpc check's own task list
+            if task["verdict"] == "switch" and task["outlook"] == "switched":
+                continue
+            function = task["frame"]["function"] if task["frame"] else None
+            hosts_of.setdefault(function, set()).add(host["dump"])
+            tasks_of[function] = tasks_of.get(function, 0) + 1
+    assert {b["function"]: (b["hosts"], b["tasks"]) for b in doc["by_function"]} == {
+        f: (len(h), tasks_of[f]) for f, h in hosts_of.items()}
+    by_release = {h["kernel_release"] for h in doc["hosts"]}
+    assert set(RELEASES.values()) | {"6.18.44-fc-v657", "6.18.45-fc-v700"} == by_release
+    # The renamed frame: snap-c's kworkers sleep in rescuer_thread, not the patch.
+    hosts = {Path(h["dump"]).name: h for h in doc["hosts"]}
+    assert hosts["snap-a"]["converges"] is False
+    assert hosts["snap-c"]["summary"]["blocked"] < hosts["snap-a"]["summary"]["blocked"]
+    blockers = {b["function"]: b for b in doc["by_function"]}
+    assert blockers["worker_thread"]["hosts"] == 11  # every host but snap-c
+    assert "snap-c" not in {Path(d).name for d in hosts_of["worker_thread"]}
+    assert "lpc: 12 host(s) checked, 2 unreadable" in out.err
+
+
+def test_local_threads_symbols_dir_once_per_worker(fleet_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A two-worker LocalCluster in this process: each bare dump gets its
+    release's table from --symbols-dir, each table read at most once per worker."""
+    from lpc.symbols import Symbols
+
+    loads_seen: list[str] = []
+    real = Symbols.from_kallsyms
+
+    def counting(path: Any, *a: Any, **k: Any) -> Symbols:
+        loads_seen.append(str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(Symbols, "from_kallsyms", staticmethod(counting))
+    monkeypatch.setattr(fleet_mod, "_SYMBOLS", {})
+    request = FleetRequest(Patch.parse(PATCH), symbols_dir=str(fleet_dir / "symbols"))
+    paths = find_dumps(str(fleet_dir / "hosts" / "bare-*.txt")) * 3  # 27 hosts, 3 releases
+    assert len(paths) == 27
+    result = run_fleet(paths, request, workers=2, processes=False, log=lambda m: None)
+    assert len(result.hosts) == 27 and not result.errors
+    for h in result.hosts:
+        assert h["symbols"] is not None and RELEASES[Path(h["dump"]).name.split("-")[1]] in h[
+            "symbols"]
+    # Workers are threads of this process sharing one cache: a race may read twice.
+    assert 3 <= len(loads_seen) <= 6
+    assert len(fleet_mod._SYMBOLS) == 3
+
+
+def test_scheduler_address(fleet_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--scheduler: a Scheduler and two Workers started here on 127.0.0.1."""
+    from distributed import Scheduler, Worker
+
+    ready: list[str] = []
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop: asyncio.Event | None = None
+
+    async def serve() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as s:
+            async with Worker(s.address, nthreads=1), Worker(s.address, nthreads=1):
+                ready.append(s.address)
+                started.set()
+                await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        assert started.wait(30)
+        assert ready[0].startswith("tcp://127.0.0.1:")
+        code = main(["fleet", "check", "--dumps", str(fleet_dir / "hosts" / "snap-*/"),
+                     "--patch", PATCH, "--scheduler", ready[0], "--json"])
+        out = capsys.readouterr()
+        doc = loads(out.out, "fleet")
+        assert "on 2 worker(s)" in out.err
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+    assert code == 1
+    assert [Path(h["dump"]).name for h in doc["hosts"]] == ["snap-a", "snap-b", "snap-c"]
+    for host in doc["hosts"]:
+        assert host["summary"] == _check_summary(host["dump"], None, capsys)
+
+
+def test_parquet_html_and_text(fleet_dir: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.parquet as pq
+
+    request = FleetRequest(Patch.parse(PATCH), models=("klp", "kpatch"),
+                           symbols_dir=str(fleet_dir / "symbols"))
+    paths = find_dumps(str(fleet_dir / "hosts" / "*"))
+    result = run_fleet(paths, request, workers=2, processes=False, log=lambda m: None)
+    hosts, groups = fleet_mod.write_parquet(result, str(tmp_path / "out.parquet"))
+    assert groups == str(tmp_path / "out.groups.parquet")
+    table = pq.read_table(hosts).to_pylist()
+    assert len(table) == 12 * 2
+    assert {(r["dump"], r["model"]) for r in table} == {
+        (h["dump"], m) for h in result.hosts for m in ("klp", "kpatch")}
+    for r in table:
+        host = next(h for h in result.hosts if h["dump"] == r["dump"])
+        assert r["blocked"] == host["summaries"][r["model"]]["blocked"]
+    rows = pq.read_table(groups).to_pylist()
+    per_function: dict[str | None, int] = {}
+    for r in rows:
+        per_function[r["function"]] = per_function.get(r["function"], 0) + r["tasks"]
+    assert per_function == {b["function"]: b["tasks"] for b in result.by_function()}
+    page = Path(fleet_mod.write_html(result, str(tmp_path / "fleet.html"))).read_text()
+    assert "data:image/png;base64," in page and "worker_thread" in page
+    assert "junk.txt" in page
+    import io
+
+    text = io.StringIO()
+    fleet_mod.render_text(result, text)
+    report = text.getvalue()
+    assert "top blocking functions:" in report and "unreadable dumps:" in report
+    assert "6.18.45-fc-v700" in report
+    curve = fleet_mod.converging_curve(result)
+    assert len(curve) == result.counts()[True]
+
+
+def test_exit_status_and_errors(fleet_dir: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["fleet", "check", "--workers", "1", "--patch", "no_such_function_anywhere",
+            "--json"]
+    # No dump matched: 3, said on stderr.
+    assert main([*base, "--dumps", str(tmp_path / "nothing-*")]) == 3
+    assert "no dump matched" in capsys.readouterr().err
+    # Every dump unreadable: 3, each one in errors.
+    assert main([*base, "--dumps", str(fleet_dir / "hosts" / "junk.txt")]) == 3
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert doc["hosts"] == [] and [Path(e["dump"]).name for e in doc["errors"]] == ["junk.txt"]
+    # A patch nothing sleeps in converges on every host: 0, the junk still reported.
+    code = main([*base, "--dumps", str(fleet_dir / "hosts" / "[js]*")])
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert code == 0 and len(doc["hosts"]) == 3 and len(doc["errors"]) == 1
+    assert all(h["converges"] is True for h in doc["hosts"])
+    # Usage errors.
+    assert main(["fleet", "check", "--dumps", "x", "--patch", "f", "--model", "nope"]) == 2
+    assert main(["fleet", "check", "--dumps", "x", "--patch", "f", "--json",
+                 "--parquet", "o.parquet"]) == 2
+
+
+def test_schema_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "fleet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["properties"]["schema_version"] == {"const": 1}
+    assert "summary" in doc["$defs"]
+
+
+def test_batches_cover_every_dump() -> None:
+    paths = [f"d{i}" for i in range(103)]
+    parts = fleet_mod.batches(paths, 2)
+    assert [p for part in parts for p in part] == paths
+    assert len(parts) == 8 and max(map(len, parts)) == 13
+    assert fleet_mod.batches(["x"], 4) == [["x"]]
