@@ -9,6 +9,7 @@ hosts are made to differ by editing frames and releases.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import shutil
 import threading
@@ -69,8 +70,11 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _bare(hosts / f"bare-{series}-nowait.txt", series, "runnable", rename=("do_wait", "do_wait_x"))
         symbols = root / "symbols" / RELEASES[series]
         symbols.mkdir(parents=True)
-        shutil.copy(DATA / "oracle" / series / "runnable" / "first_kallsyms.txt",
-                    symbols / "kallsyms")
+        table = (DATA / "oracle" / series / "runnable" / "first_kallsyms.txt").read_bytes()
+        if series == "7.3":  # DIR/<release>/kallsyms.gz is read too
+            (symbols / "kallsyms.gz").write_bytes(gzip.compress(table))
+        else:
+            (symbols / "kallsyms").write_bytes(table)
     (hosts / "junk.txt").write_text("hello world\nnothing here\n")
     (hosts / "half").mkdir()
     shutil.copy(DATA / "procdump-6.18" / "stacks.txt", hosts / "half" / "stacks.txt")
@@ -95,9 +99,9 @@ def _check_summary(path: str, symbols: str | None, capsys: pytest.CaptureFixture
 
 def _symbols_for(root: Path, dump: str) -> str | None:
     name = Path(dump).name
-    for series, release in RELEASES.items():
+    for series in RELEASES:
         if name.startswith(f"bare-{series}-"):
-            return str(root / "symbols" / release / "kallsyms")
+            return str(DATA / "oracle" / series / "runnable" / "first_kallsyms.txt")
     return None
 
 
@@ -160,8 +164,9 @@ def test_local_threads_symbols_dir_once_per_worker(fleet_dir: Path,
     result = run_fleet(paths, request, workers=2, processes=False, log=lambda m: None)
     assert len(result.hosts) == 27 and not result.errors
     for h in result.hosts:
-        assert h["symbols"] is not None and RELEASES[Path(h["dump"]).name.split("-")[1]] in h[
-            "symbols"]
+        series = Path(h["dump"]).name.split("-")[1]
+        name = "kallsyms.gz" if series == "7.3" else "kallsyms"
+        assert h["symbols"] == str(fleet_dir / "symbols" / RELEASES[series] / name)
     # Workers are threads of this process sharing one cache: a race may read twice.
     assert 3 <= len(loads_seen) <= 6
     assert len(fleet_mod._SYMBOLS) == 3
@@ -257,6 +262,19 @@ def test_exit_status_and_errors(fleet_dir: Path, tmp_path: Path,
     doc = loads(capsys.readouterr().out, "fleet")
     assert code == 0 and len(doc["hosts"]) == 3 and len(doc["errors"]) == 1
     assert all(h["converges"] is True for h in doc["hosts"])
+    # A symbol table that cannot be read: that host in errors, naming the file.
+    bad = tmp_path / "bad"
+    (bad / "hosts").mkdir(parents=True)
+    (bad / "symbols" / "6.1.0-bad").mkdir(parents=True)
+    (bad / "symbols" / "6.1.0-bad" / "kallsyms.gz").write_bytes(b"not gzip at all")
+    (bad / "hosts" / "h.txt").write_text(
+        "[    0.000000] Linux version 6.1.0-bad (b@x) #1 SMP\n"
+        + (DATA / "oracle" / "6.1" / "runnable" / "first_sysrq.txt").read_text())
+    code = main([*base, "--dumps", str(bad / "hosts" / "*"),
+                 "--symbols-dir", str(bad / "symbols")])
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert code == 3 and doc["hosts"] == []
+    assert "kallsyms.gz: not a readable gzip file" in doc["errors"][0]["error"]
     # Usage errors.
     assert main(["fleet", "check", "--dumps", "x", "--patch", "f", "--model", "nope"]) == 2
     assert main(["fleet", "check", "--dumps", "x", "--patch", "f", "--json",

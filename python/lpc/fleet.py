@@ -88,7 +88,19 @@ def _symbols(path: str, release: str | None) -> Any:
     key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
     table = _SYMBOLS.get(key)
     if table is None:
-        table = Symbols.from_kallsyms(path)
+        if path.endswith(".gz"):
+            import gzip
+
+            from lpc.errors import SymbolError
+
+            try:
+                with gzip.open(path, "rb") as fh:
+                    data = fh.read()
+            except (OSError, EOFError) as exc:
+                raise SymbolError(f"{path}: not a readable gzip file ({exc})") from exc
+            table = Symbols.from_kallsyms(data, source=path)
+        else:
+            table = Symbols.from_kallsyms(path)
         if release is not None:
             # DIR/<release>/kallsyms is that release's table by its place.
             table.kernel_release = table.kernel_release or release

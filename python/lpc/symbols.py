@@ -241,16 +241,19 @@ class Symbols:
     # ---- constructors ------------------------------------------------------------------------
 
     @classmethod
-    def from_kallsyms(cls, path_or_text: str | os.PathLike[str] | bytes = PROC_KALLSYMS) -> Symbols:
+    def from_kallsyms(cls, path_or_text: str | os.PathLike[str] | bytes = PROC_KALLSYMS,
+                      source: str | None = None) -> Symbols:
         """Loads ``/proc/kallsyms`` text: a path, or the text itself (``bytes``,
         or a ``str`` holding a newline). Module lines (``\\t[mod]``,
-        ``[mod buildid]``) go to their module.
+        ``[mod buildid]``) go to their module. ``source``: the name to report
+        text by (e.g. the ``.gz`` file it was decompressed from).
 
         Raises :class:`SymbolError` naming the source when it cannot be read,
         holds no symbol line, or shows every address as 0 (read without the
         privilege to see addresses).
         """
-        data, source = _read_source(path_or_text)
+        data, name = _read_source(path_or_text)
+        source = source or name
         return cls(_parse(data, "kallsyms", source), source)
 
     @classmethod
