@@ -262,6 +262,14 @@ def test_exit_status_and_errors(fleet_dir: Path, tmp_path: Path,
     doc = loads(capsys.readouterr().out, "fleet")
     assert code == 0 and len(doc["hosts"]) == 3 and len(doc["errors"]) == 1
     assert all(h["converges"] is True for h in doc["hosts"])
+    # The spinning task's stack leaves it open: cannot tell (4), as lpc check says.
+    runnable = str(fleet_dir / "hosts" / "bare-6.12-runnable.txt")
+    code = main(["fleet", "check", "--workers", "1", "--patch", "lpc_sleeper:lpc_sleeper_spin_in",
+                 "--json", "--dumps", runnable])
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert code == 4 and [h["converges"] for h in doc["hosts"]] == [None]
+    assert main(["check", "--dump", runnable, "--patch", "lpc_sleeper:lpc_sleeper_spin_in"]) == 4
+    capsys.readouterr()
     # A symbol table that cannot be read: that host in errors, naming the file.
     bad = tmp_path / "bad"
     (bad / "hosts").mkdir(parents=True)

@@ -38,11 +38,13 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
               "a patch, simulate as expected, oracle compare: every disagreement explained)"),
     (EXIT_BLOCKED, "does not converge, or the kernel would refuse the patch (REFUSED); "
                    "simulate: differs from the expected facts; oracle: unexplained "
-                   "disagreements"),
+                   "disagreements; fleet: some host does not converge"),
     (EXIT_USAGE, "usage error (an unknown option, model or parameter; --force with a model "
                  "that has no forced transition)"),
-    (EXIT_BAD_INPUT, "bad input: a file that cannot be read or parsed (one line naming it)"),
-    (EXIT_UNKNOWN, "cannot tell: the verdict is UNKNOWN"),
+    (EXIT_BAD_INPUT, "bad input: a file that cannot be read or parsed (one line naming it); "
+                     "fleet: no dump matched, or none could be read"),
+    (EXIT_UNKNOWN, "cannot tell: the verdict is UNKNOWN (fleet: on some host, and no host "
+                   "does not converge)"),
     (EXIT_INTERNAL, "a bug in lpc (LPC_DEBUG=1 prints its traceback)"),
 )
 
