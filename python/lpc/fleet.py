@@ -461,12 +461,14 @@ def write_html(fleet: FleetResult, path: str) -> str:
         import matplotlib.pyplot as plt
 
         fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-        xs = [0.0] + [t for t, _ in curve]
-        ys = [0] + [n for _, n in curve]
+        horizon = max(30.0, 1.25 * (curve[-1][0] if curve else 0.0))  # as lpc.plot's
+        xs = [0.0] + [t for t, _ in curve] + [horizon]
+        ys = [0] + [n for _, n in curve] + [curve[-1][1] if curve else 0]
         a.step(xs, ys, where="post", linewidth=1.8)
         a.axhline(len(fleet.hosts), linestyle=":", color="grey", label="hosts checked")
         a.set_xlabel("seconds since the patch was enabled")
         a.set_ylabel("hosts converged")
+        a.set_ylim(bottom=0)
         a.set_title("converging hosts vs time (each host's eta)")
         a.legend(fontsize=8)
         a.grid(True, alpha=0.3)
