@@ -67,7 +67,8 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for series in RELEASES:
         _bare(hosts / f"bare-{series}-runnable.txt", series, "runnable")
         _bare(hosts / f"bare-{series}-kthread.txt", series, "kthread_resleep")
-        _bare(hosts / f"bare-{series}-nowait.txt", series, "runnable", rename=("do_wait", "do_wait_x"))
+        _bare(hosts / f"bare-{series}-nowait.txt", series, "runnable",
+              rename=("do_wait", "do_wait_x"))
         symbols = root / "symbols" / RELEASES[series]
         symbols.mkdir(parents=True)
         table = (DATA / "oracle" / series / "runnable" / "first_kallsyms.txt").read_bytes()
@@ -302,3 +303,26 @@ def test_batches_cover_every_dump() -> None:
     assert [p for part in parts for p in part] == paths
     assert len(parts) == 8 and max(map(len, parts)) == 13
     assert fleet_mod.batches(["x"], 4) == [["x"]]
+
+
+def test_a_bug_on_one_host_is_that_hosts_error_and_exit_5(
+        fleet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception that is not bad input: said for the host it hit, the others
+    still judged, and the run's status is 5 (a bug), never a verdict."""
+    import lpc.check
+
+    real = lpc.check.run_loaded
+
+    def flaky(request: Any, dump: Any, *a: Any, **k: Any) -> Any:
+        if dump.path.endswith("snap-b"):
+            raise RuntimeError("boom")
+        return real(request, dump, *a, **k)
+
+    monkeypatch.setattr(lpc.check, "run_loaded", flaky)
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-*/"))
+    result = run_fleet(paths, FleetRequest(Patch.parse(PATCH)), workers=2, processes=False,
+                       log=lambda m: None)
+    assert [Path(h["dump"]).name for h in result.hosts] == ["snap-a", "snap-c"]
+    assert [(Path(e["dump"]).name, e["kind"]) for e in result.errors] == [("snap-b", "internal")]
+    assert "RuntimeError: boom" in result.errors[0]["error"]
+    assert result.exit_status() == 5

@@ -647,7 +647,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                            machine_state=not args.no_machine_state)
     fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers)
     _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} unreadable, in "
-         f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) (cluster start {fleet.startup_s:.2f} s)")
+         f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) "
+         f"(cluster start {fleet.startup_s:.2f} s)")
     for e in fleet.errors:
         _log(f"{e['dump']}: {e['error']}")
     if args.json:
