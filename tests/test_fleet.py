@@ -243,6 +243,10 @@ def test_parquet_html_and_text(fleet_dir: Path, tmp_path: Path,
     report = text.getvalue()
     assert "top blocking functions:" in report and "unreadable dumps:" in report
     assert "6.18.45-fc-v700" in report
+    # Snapshots name their machine (x86_64); bare dumps do not.
+    assert {k: sum(c.values()) for k, c in result.by_class().items()} == {"x86_64": 3,
+                                                                          "unknown": 9}
+    assert "by host class:" in report
     curve = fleet_mod.converging_curve(result)
     assert len(curve) == result.counts()[True]
 

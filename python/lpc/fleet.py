@@ -198,9 +198,16 @@ class FleetResult:
         return Counter(h["converges"] for h in self.hosts)
 
     def by_release(self) -> dict[str, Counter[str]]:
+        return self._by("kernel_release")
+
+    def by_class(self) -> dict[str, Counter[str]]:
+        """Verdict counts by host class (meta.txt's host_class, else machine)."""
+        return self._by("host_class")
+
+    def _by(self, key: str) -> dict[str, Counter[str]]:
         out: dict[str, Counter[str]] = defaultdict(Counter)
         for h in self.hosts:
-            out[h["kernel_release"] or "unknown"][_word(h["converges"])] += 1
+            out[h[key] or "unknown"][_word(h["converges"])] += 1
         return dict(sorted(out.items()))
 
     def by_function(self) -> list[dict[str, Any]]:
@@ -328,11 +335,13 @@ def render_text(fleet: FleetResult, out: Any) -> None:
           file=out)
     print(f"  converge: {counts[True]}   do not: {counts[False]}   cannot tell: {counts[None]}",
           file=out)
-    print("\nby kernel release:", file=out)
-    print(f"  {'release':<32} {'converge':>9} {'do not':>8} {'cannot tell':>12}", file=out)
-    for release, c in fleet.by_release().items():
-        print(f"  {release:<32} {c['converges']:>9} {c['does_not']:>8} {c['cannot_tell']:>12}",
-              file=out)
+    for title, groups in (("kernel release", fleet.by_release()),
+                          ("host class", fleet.by_class())):
+        print(f"\nby {title}:", file=out)
+        print(f"  {title:<32} {'converge':>9} {'do not':>8} {'cannot tell':>12}", file=out)
+        for name, c in groups.items():
+            print(f"  {name:<32} {c['converges']:>9} {c['does_not']:>8} {c['cannot_tell']:>12}",
+                  file=out)
     blockers = fleet.by_function()
     if blockers:
         print("\ntop blocking functions:", file=out)
