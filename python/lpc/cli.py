@@ -661,7 +661,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         _log(f"wrote {hosts} and {groups}")
     if args.html:
         _log(f"wrote {write_html(fleet, args.html)}")
-    return fleet.exit_status()
+    return {"bug": EXIT_INTERNAL, "no_host": EXIT_BAD_INPUT, "blocked": EXIT_BLOCKED,
+            "unknown": EXIT_UNKNOWN, "ok": EXIT_OK}[fleet.outcome()]
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -233,19 +233,18 @@ class FleetResult:
                     -(s["eta_s"] or 0.0), h["dump"])
         return [h for h in sorted(self.hosts, key=key) if h["converges"] is not True][:n]
 
-    def exit_status(self) -> int:
-        from lpc.cli import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_OK, EXIT_UNKNOWN
-
+    def outcome(self) -> str:
+        """What the fleet's answer is, for the command's exit status: ``bug`` (a
+        host's check raised an error that is no LpcError), ``no_host`` (nothing
+        readable), ``blocked`` (a host does not converge), ``unknown``, ``ok``."""
         if any(e.get("kind") == "internal" for e in self.errors):
-            return EXIT_INTERNAL
+            return "bug"
         if not self.hosts:
-            return EXIT_BAD_INPUT
+            return "no_host"
         counts = self.counts()
         if counts[False]:
-            return EXIT_BLOCKED
-        if counts[None]:
-            return EXIT_UNKNOWN
-        return EXIT_OK
+            return "blocked"
+        return "unknown" if counts[None] else "ok"
 
     def as_json(self) -> dict[str, Any]:
         return {
