@@ -514,6 +514,13 @@ class MachineView:
         state = self.patch_states.get(tid)
         return None if state is None else state == self.target
 
+    def kernel_pending(self) -> tuple[int, list[int]]:
+        """The kernel's count of switched threads, and the tids it has not
+        switched (sorted), from ``patch_states``."""
+        states = self.patch_states or PatchStates()
+        pending = sorted(t for t, v in states.items() if v != self.target)
+        return len(states) - len(pending), pending
+
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "livepatch_present": self.state.present,
@@ -530,12 +537,9 @@ class MachineView:
             "unparsed": list(self.state.unparsed),
         }
         if self.transition is not None:
-            states = self.patch_states or PatchStates()
-            out["transition"] = {
-                "patch": self.transition.name, "target": self.target,
-                "switched": sum(1 for v in states.values() if v == self.target),
-                "not_switched": sorted(t for t, v in states.items() if v != self.target),
-            }
+            switched, pending = self.kernel_pending()
+            out["transition"] = {"patch": self.transition.name, "target": self.target,
+                                 "switched": switched, "not_switched": pending}
         return out
 
 
@@ -698,12 +702,10 @@ def _with_stack_notes(machine: MachineView, results: Mapping[str, CheckResult]) 
     """Note when the kernel's model has no reliable stacks: then only kernel
     exit and the idle loop switch tasks (transition.c klp_try_switch_task
     refuses every task whose stack it cannot trust)."""
-    from dataclasses import replace as dc_replace
-
     notes = list(machine.notes)
     for name, r in results.items():
         if r.params.get("reliable_stacks") is False:
             notes.append(f"{name}: this kernel has no reliable stack traces "
                          "(HAVE_RELIABLE_STACKTRACE): only the kernel exit and the idle loop "
                          "switch tasks; kthreads that never leave the kernel block for good")
-    return dc_replace(machine, notes=tuple(notes))
+    return replace(machine, notes=tuple(notes))

@@ -176,8 +176,8 @@ def _checked(f: PatchFunction, below: list[tuple[int, PatchFunction]] | None,
             for prev_depth, prev in below]
 
 
-def _tops(loaded: Sequence[Patch]) -> dict[tuple[str | None, str, int],
-                                           list[tuple[int, PatchFunction]]]:
+def top_entries(loaded: Sequence[Patch]) -> dict[tuple[str | None, str, int],
+                                                 list[tuple[int, PatchFunction]]]:
     """Per function key, the enabled entry on top of its func_stack: the newest
     one; every one of the patches whose order is not known (sysfs without
     ``stack_order``), since any of them could be the newest."""
@@ -326,7 +326,7 @@ class Patch:
         if not loaded:
             return self
         # The newest enabled patch of each function is on top of its func_stack.
-        top = _tops(loaded)
+        top = top_entries(loaded)
         out = []
         for f in self.functions:
             out.extend(_checked(f, top.pop(f.key, None), "already patched"))

@@ -26,7 +26,8 @@ from typing import Any
 from lpc.models import CONVERGING, Nudge, Outlook, get_model
 from lpc.result import CheckResult
 
-__all__ = ["Curve", "nudge_rounds", "plot_check", "plot_watch", "predicted_curve"]
+__all__ = ["Curve", "legend_below", "nudge_rounds", "plot_check", "plot_watch",
+           "predicted_curve", "step_line"]
 
 #: Distinct line styles, so lines that coincide stay visible without moving them.
 _STYLES = ("-", "--", "-.", ":")
@@ -118,6 +119,21 @@ def _figure(title: str, since: str = "the patch was enabled") -> tuple[Any, Any]
     return fig, ax
 
 
+def step_line(ax: Any, xs: Sequence[float], ys: Sequence[int], k: int, label: str) -> Any:
+    """The ``k``-th curve of a figure as a step line at its true values: its
+    own line style and marker (on each step, not the horizon) keep lines that
+    coincide visible without moving them."""
+    return ax.step(xs, ys, where="post", label=label, linewidth=1.8,
+                   linestyle=_STYLES[k % len(_STYLES)], marker=_MARKERS[k % len(_MARKERS)],
+                   markevery=list(range(len(xs) - 1)), markersize=4)[0]
+
+
+def legend_below(ax: Any, n: int, columns: int = 2) -> None:
+    """The legend below the axes: it hides no line, whatever their values."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n, columns),
+              fontsize=8, frameon=False)
+
+
 def _draw(ax: Any, curve: Curve, k: int, horizon: float, label: str,
           rounds: Sequence[tuple[float, str]] = ()) -> None:
     """The curve, and a triangle on it at each of its model's nudge rounds."""
@@ -126,9 +142,7 @@ def _draw(ax: Any, curve: Curve, k: int, horizon: float, label: str,
     kinds = sorted({kind for _, kind in rounds})
     if kinds:
         label += f" (\u25b2 {'; '.join(kinds)})"
-    line = ax.step(xs, ys, where="post", label=label, linewidth=1.8,
-                   linestyle=_STYLES[k % len(_STYLES)], marker=_MARKERS[k % len(_MARKERS)],
-                   markevery=list(range(len(xs) - 1)), markersize=4)[0]
+    line = step_line(ax, xs, ys, k, label)
     if rounds:
         # On the line just before the round: what the nudge acts on.
         ax.plot([t for t, _ in rounds], [curve.at(t - 1e-9) for t, _ in rounds], linestyle="none",
@@ -136,9 +150,7 @@ def _draw(ax: Any, curve: Curve, k: int, horizon: float, label: str,
 
 
 def _save(fig: Any, ax: Any, out: str | Path, n: int, columns: int = 2) -> Path:
-    # The legend sits below the axes: it hides no line, whatever their values.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n, columns),
-              fontsize=8, frameon=False)
+    legend_below(ax, n, columns)
     ax.set_ylim(bottom=0)
     fig.tight_layout()
     path = Path(out)

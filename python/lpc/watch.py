@@ -56,35 +56,39 @@ def watch_line(retry: int, now: float, result: CheckResult,
     }
     if following:
         assert machine is not None and machine.transition is not None
-        line["pending_converges"] = pending_converges(result, machine)
-        states: dict[int, int] = machine.patch_states or {}
-        pending = sorted(tid for tid, s in states.items() if s != machine.target)
-        judged = {t.facts.tid for t in result.tasks}
+        switched, pending = machine.kernel_pending()
+        unseen = _not_in_dump(result, pending)
+        line["pending_converges"] = pending_converges(result, machine, unseen)
         line["transition"] = {
             "patch": machine.transition.name,
             "target": machine.target,
-            "switched": sum(1 for s in states.values() if s == machine.target),
+            "switched": switched,
             "not_switched": len(pending),
-            # Threads the kernel lists that the stack capture did not see (born
-            # or gone between the two reads): counted, not judged.
-            "not_in_dump": sorted(set(pending) - judged),
+            "not_in_dump": unseen,
         }
     return line
 
 
-def pending_converges(result: CheckResult, machine: MachineView) -> bool | None:
+def _not_in_dump(result: CheckResult, pending: list[int]) -> list[int]:
+    """Threads the kernel has not switched that the stack capture did not see
+    (born or gone between the two reads): counted, never judged."""
+    judged = {t.facts.tid for t in result.tasks}
+    return [tid for tid in pending if tid not in judged]
+
+
+def pending_converges(result: CheckResult, machine: MachineView,
+                      unseen: list[int] | None = None) -> bool | None:
     """lpc's prediction for the tasks the kernel has not switched yet (those it
     has are done, whatever their stacks show): False when one is stuck, True
     when every one converges, else None. A task the kernel lists nothing for
-    counts as not switched."""
+    counts as not switched; a thread the kernel has not switched and the dump
+    did not show (``unseen``) is unjudged, so no True."""
     outlooks = [t.outcome.outlook for t in result.tasks
                 if not machine.kernel_switched(t.facts.tid)]
     if any(o is Outlook.STUCK for o in outlooks):
         return False
-    judged = {t.facts.tid for t in result.tasks}
-    unseen = any(tid not in judged for tid, s in (machine.patch_states or {}).items()
-                 if s != machine.target)
-    # A thread the kernel has not switched and the dump did not show is unjudged.
+    if unseen is None:
+        unseen = _not_in_dump(result, machine.kernel_pending()[1])
     return True if not unseen and all(o in CONVERGING for o in outlooks) else None
 
 

@@ -78,7 +78,7 @@ from lpc.models.base import (
 )
 from lpc.models.klp import Klp
 
-from lpc.patch import PatchFunction, replacement_of, still_enabled
+from lpc.patch import PatchFunction, replacement_of, still_enabled, top_entries
 
 if TYPE_CHECKING:
     from lpc.kernel import Kernel
@@ -165,17 +165,12 @@ def activeness_functions(patch: Patch, loaded: Sequence[Patch]) -> Patch:
     # Unpatching: the patch's own replacements are the active ones (it is on top).
     own = patch.checked_against(())
     enabled = [f for _, f in still_enabled(loaded)]
-    # The newest registration is first in its hash bucket; with the loaded
-    # patches' order unknown (sysfs), any of them may be.
-    active: dict[tuple[str | None, str, int], list[PatchFunction]] = {}
-    for depth, f in still_enabled(loaded):
-        if loaded[depth - 1].order_known:
-            active[f.key] = [f]
-        else:
-            active.setdefault(f.key, []).append(f)
+    # The newest registration is first in its hash bucket: the func_stack's
+    # top, with the same rule when the loaded patches' order is unknown.
+    active = top_entries(loaded)
     out: list[PatchFunction] = []
     for f, mine in zip(patch.functions, own.functions):
-        now = [] if patch.unpatch else active.get(f.key, [])
+        now = [] if patch.unpatch else [g for _, g in active.get(f.key, [])]
         out.extend([replacement_of(g, f"{f.old_spec} (active replacement)") for g in now]
                    or [mine])
     if patch.replace:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lpc.models import get_model, model_names
+from lpc.plot import legend_below, step_line
 from lpc.sim.system import System
 from lpc.sim.timed import TimedResult, run_timed
 
@@ -39,12 +40,6 @@ def _steps(r: TimedResult) -> tuple[list[float], list[int]]:
     return xs, ys
 
 
-#: Distinct line styles and markers: lines that coincide stay visible where
-#: they lie, with no offset moving them off their true values.
-_STYLES = ("-", "--", "-.", ":")
-_MARKERS = ("o", "s", "^", "v", "D", "x", "+", "*")
-
-
 def figure_convergence(results: Sequence[TimedResult], title: str) -> Any:
     """The figure: one step line per model at its true counts, the legend
     below the axes (it hides no line)."""
@@ -56,16 +51,13 @@ def figure_convergence(results: Sequence[TimedResult], title: str) -> Any:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for k, r in enumerate(results):
         xs, ys = _steps(r)
-        ax.step(xs, ys, where="post", label=f"{r.model}: {_short(r)}", linewidth=1.8,
-                linestyle=_STYLES[k % len(_STYLES)], marker=_MARKERS[k % len(_MARKERS)],
-                markevery=list(range(len(xs) - 1)), markersize=4)
+        step_line(ax, xs, ys, k, f"{r.model}: {_short(r)}")
     ax.set_xlabel("seconds since the patch was enabled")
     ax.set_ylabel("tasks not yet switched")
     ax.set_title(title)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8,
-              frameon=False)
+    legend_below(ax, len(results))
     fig.tight_layout()
     return fig
 
