@@ -614,3 +614,23 @@ def test_watch_does_not_call_a_possibly_forced_end_a_convergence(
         argv += ["--dump", s]
     code, _, err = _cli(capsys, *argv)
     assert "may have been forced" in err and code == 1
+
+
+def test_a_thread_the_dump_did_not_show_leaves_the_prediction_open(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """patch_state lists a thread the stack capture missed (born or gone in
+    between) and the kernel has not switched: counted, never judged, and the
+    prediction for the pending tasks cannot be True."""
+    snaps = _series(tmp_path, 2, "done")
+    states = Path(snaps[0]) / "patch_state.txt"
+    states.write_text(states.read_text() + "424242 0 newborn\n")
+    argv = ["watch", "--patch", "cmdline_proc_show", "--name", "fix", "--json", "--dump",
+            snaps[0]]
+    code, out, _ = _cli(capsys, *argv)
+    (line,) = json_lines(out, "watch")
+    assert line["transition"]["not_in_dump"] == [424242]
+    assert line["pending_converges"] is None
+    states.write_text(states.read_text().replace("424242 0 newborn\n", ""))
+    code, out, _ = _cli(capsys, *argv)
+    (line,) = json_lines(out, "watch")
+    assert line["transition"]["not_in_dump"] == []
