@@ -125,6 +125,7 @@ def _compare(root: Path, label: str) -> dict[str, Any]:
     assert len(paths) == HOSTS
     request = FleetRequest(Patch.parse(PATCH), symbols_dir=str(root / "symbols"))
     loop_s, serial = _loop(paths, request)
+    fleet._SYMBOLS.clear()  # forked workers would inherit the loop's tables
     t = time.perf_counter()
     result = run_fleet(paths, request, log=lambda m: None)
     total_s = time.perf_counter() - t

@@ -262,10 +262,13 @@ def test_exit_status_and_errors(fleet_dir: Path, tmp_path: Path,
     assert main([*base, "--dumps", str(fleet_dir / "hosts" / "junk.txt")]) == 3
     doc = loads(capsys.readouterr().out, "fleet")
     assert doc["hosts"] == [] and [Path(e["dump"]).name for e in doc["errors"]] == ["junk.txt"]
-    # A patch nothing sleeps in converges on every host: 0, the junk still reported.
+    # A patch nothing sleeps in converges on every host read, but the junk was
+    # not checked: cannot tell (4), never "every host converges", the junk reported.
     code = main([*base, "--dumps", str(fleet_dir / "hosts" / "[js]*")])
     doc = loads(capsys.readouterr().out, "fleet")
-    assert code == 0 and len(doc["hosts"]) == 3 and len(doc["errors"]) == 1
+    assert code == 4 and len(doc["hosts"]) == 3 and len(doc["errors"]) == 1
+    assert main([*base, "--dumps", str(fleet_dir / "hosts" / "snap-*/")]) == 0
+    assert len(loads(capsys.readouterr().out, "fleet")["hosts"]) == 3
     assert all(h["converges"] is True for h in doc["hosts"])
     # The spinning task's stack leaves it open: cannot tell (4), as lpc check says.
     runnable = str(fleet_dir / "hosts" / "bare-6.12-runnable.txt")
@@ -330,3 +333,116 @@ def test_a_bug_on_one_host_is_that_hosts_error_and_exit_5(
     assert [(Path(e["dump"]).name, e["kind"]) for e in result.errors] == [("snap-b", "internal")]
     assert "RuntimeError: boom" in result.errors[0]["error"]
     assert result.outcome() == "bug"  # the command exits 5 on it
+
+
+def test_batches_by_bytes_keep_order_and_spread_weight() -> None:
+    """Cut by size: every dump once, in order; a heavy dump does not drag a
+    crowd of others into its batch; the count-cut is the fallback."""
+    sizes = [10] * 40 + [4000] + [10] * 40
+    paths = [f"d{i}" for i in range(len(sizes))]
+    parts = fleet_mod.batches(paths, 2, sizes)
+    assert [p for part in parts for p in part] == paths
+    heavy = next(part for part in parts if "d40" in part)
+    assert len(heavy) <= 2
+    weights = [sum(sizes[paths.index(p)] for p in part) for part in parts]
+    assert max(weights) <= 4000 + 10
+    even = fleet_mod.batches(paths[:80], 2, [100] * 80)
+    assert len(even) == 8 and {len(p) for p in even} == {10}
+    assert fleet_mod.batches(["x"], 4, [0]) == [["x"]]
+
+
+def test_dump_bytes(fleet_dir: Path, tmp_path: Path) -> None:
+    snap = fleet_dir / "hosts" / "snap-a"
+    assert fleet_mod.dump_bytes(str(snap)) == sum(
+        f.stat().st_size for f in snap.iterdir() if f.is_file())
+    junk = fleet_dir / "hosts" / "junk.txt"
+    assert fleet_mod.dump_bytes(str(junk)) == junk.stat().st_size
+    assert fleet_mod.dump_bytes(str(tmp_path / "gone")) == 0
+
+
+def _sabotaged(monkeypatch: pytest.MonkeyPatch, name: str, action: Any) -> None:
+    """check_host misbehaves on the dump called ``name``. The local cluster
+    forks its workers, so they see this module as patched here."""
+    real = fleet_mod.check_host
+
+    def check_host(path: str, request: FleetRequest) -> dict[str, Any]:
+        if Path(path).name == name:
+            action()
+        return real(path, request)
+
+    monkeypatch.setattr(fleet_mod, "check_host", check_host)
+
+
+def test_a_hung_host_is_reported_and_its_worker_restarted(
+        fleet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that never returns: after --host-timeout that host is in the
+    errors (not checked), its worker is restarted, every other host is judged,
+    and the fleet cannot say every host converges."""
+    import time
+
+    _sabotaged(monkeypatch, "snap-b", lambda: time.sleep(3600))
+    said: list[str] = []
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-*/"))
+    t = time.monotonic()
+    result = run_fleet(paths, FleetRequest(Patch.parse("do_nanosleep")), workers=1,
+                       host_timeout=2.0, log=said.append)
+    assert time.monotonic() - t < 60
+    assert [Path(h["dump"]).name for h in result.hosts] == ["snap-a", "snap-c"]
+    assert [(Path(e["dump"]).name, e["kind"]) for e in result.errors] == [("snap-b", "timeout")]
+    assert "--host-timeout (2 s)" in result.errors[0]["error"]
+    assert any("restarting worker" in m for m in said)
+    assert all(h["converges"] is True for h in result.hosts)
+    assert result.outcome() == "unknown"
+
+
+def test_a_host_that_kills_its_worker_is_found_alone(
+        fleet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that takes its worker process down (as the memory limit does):
+    Dask gives up on the batch, each of its hosts runs alone, and only the
+    guilty one is reported."""
+    import os
+
+    import dask
+
+    _sabotaged(monkeypatch, "snap-b", lambda: os._exit(9))
+    said: list[str] = []
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-*/"))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        result = run_fleet(paths, FleetRequest(Patch.parse("do_nanosleep")), workers=1,
+                           log=said.append)
+    assert [Path(h["dump"]).name for h in result.hosts] == ["snap-a", "snap-c"]
+    assert [(Path(e["dump"]).name, e["kind"]) for e in result.errors] == [("snap-b", "lost")]
+    assert "killed the Dask worker" in result.errors[0]["error"]
+    assert any("checking them one at a time" in m for m in said)
+    assert result.outcome() == "unknown"
+
+
+def test_an_unreachable_scheduler_is_said_at_once(
+        fleet_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-a/"))
+    t = time.monotonic()
+    with pytest.raises(fleet_mod.FleetError, match="no Dask scheduler answered within 1 s"):
+        run_fleet(paths, FleetRequest(Patch.parse(PATCH)), scheduler=f"tcp://127.0.0.1:{port}",
+                  connect_timeout=1.0, log=lambda m: None)
+    assert time.monotonic() - t < 15
+    assert fleet_mod.CONNECT_TIMEOUT_S <= 10  # the command's own wait
+    assert main(["fleet", "check", "--dumps", str(fleet_dir / "hosts" / "snap-a/"),
+                 "--patch", PATCH, "--scheduler", f"tcp://127.0.0.1:{port}"]) == 3
+    assert f"--scheduler tcp://127.0.0.1:{port}: no Dask scheduler" in capsys.readouterr().err
+
+
+def test_spawned_workers_give_the_same_answers(fleet_dir: Path) -> None:
+    """--start-method spawn (and the fallback where fork is not offered)."""
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-*/"))
+    request = FleetRequest(Patch.parse(PATCH))
+    forked = run_fleet(paths, request, workers=2, log=lambda m: None)
+    spawned = run_fleet(paths, request, workers=2, start_method="spawn", log=lambda m: None)
+    assert forked.as_json() == spawned.as_json()
+    with pytest.raises(ValueError, match="start method"):
+        run_fleet(paths, request, start_method="vfork", log=lambda m: None)

@@ -645,7 +645,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     request = FleetRequest(patch, models, params, args.symbols_dir,
                            machine_state=not args.no_machine_state)
-    fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers)
+    fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers,
+                      host_timeout=args.host_timeout or None, start_method=args.start_method)
     _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} unreadable, in "
          f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) "
          f"(cluster start {fleet.startup_s:.2f} s)")
@@ -872,6 +873,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "per core)")
     f.add_argument("--workers", type=_positive_int, metavar="N",
                    help="the local cluster's worker processes (default: one per core)")
+    f.add_argument("--start-method", choices=("fork", "spawn", "forkserver"), default="fork",
+                   help="how the local cluster starts its workers (default: fork, which "
+                        "starts them with lpc already imported)")
+    f.add_argument("--host-timeout", type=_seconds, metavar="SECONDS",
+                   default=600.0,
+                   help="a host checked for longer is reported as not checked and its "
+                        "worker restarted (default: 600; 0: no limit)")
     f.add_argument("--model", default="klp",
                    help="a model, or several separated by commas (the first one's verdict "
                         "is each host's; --parquet has a row per host and model)")

@@ -14,6 +14,8 @@ tasks each blocks, the worst hosts, and the dumps that could not be read.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import glob
 import math
 import os
@@ -166,16 +168,69 @@ def check_host(path: str, request: FleetRequest) -> dict[str, Any]:
     }
 
 
-def check_batch(paths: Sequence[str], request: FleetRequest) -> list[dict[str, Any]]:
-    """One Dask task: many hosts, each :func:`check_host`."""
-    return [check_host(p, request) for p in paths]
+def check_batch(paths: Sequence[str], request: FleetRequest, batch: str | None = None,
+                topic: str | None = None) -> list[dict[str, Any]]:
+    """One Dask task: many hosts, each :func:`check_host`. With a ``topic``, the
+    worker says which host it starts on (an event to the client), so that a
+    host whose check hangs can be told from a slow batch (``--host-timeout``)."""
+    worker = _this_worker() if topic is not None else None
+    out = []
+    for index, path in enumerate(paths):
+        if worker is not None:
+            worker.log_event(topic, {"batch": batch, "index": index, "worker": worker.address})
+        out.append(check_host(path, request))
+    return out
 
 
-def batches(paths: Sequence[str], workers: int) -> list[list[str]]:
+def _this_worker() -> Any:
+    """The Dask worker running this task, or None when called outside one."""
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:
+        return None
+
+
+def dump_bytes(path: str) -> int:
+    """What a dump weighs on disk: the file, or a snapshot directory's files
+    (its own level only: a snapshot is flat). An unreadable one weighs 0: its
+    error comes from the check, not from here."""
+    try:
+        if not os.path.isdir(path):
+            return os.stat(path).st_size
+        with os.scandir(path) as entries:
+            return sum(e.stat().st_size for e in entries if e.is_file())
+    except OSError:
+        return 0
+
+
+def batches(paths: Sequence[str], workers: int,
+            sizes: Sequence[int] | None = None) -> list[list[str]]:
     """About four batches per worker, so that a slow batch does not leave the
-    others idle and each task still carries many dumps."""
-    size = max(1, math.ceil(len(paths) / (max(1, workers) * 4)))
-    return [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+    others idle and each task still carries many dumps; cut by bytes when the
+    ``sizes`` are known (a check costs about linearly in its dump's size, and a
+    10,000-task host would otherwise make its batch the run's tail), else by
+    count. Batches keep the dumps' order."""
+    want = max(1, workers) * 4
+    if sizes is None:
+        size = max(1, math.ceil(len(paths) / want))
+        return [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+    # Each dump counts at least 1 byte, so empty files still spread out.
+    weights = [max(1, n) for n in sizes]
+    target = sum(weights) / want
+    out: list[list[str]] = []
+    current: list[str] = []
+    held = 0
+    for path, weight in zip(paths, weights, strict=True):
+        if current and held + weight / 2 > target:
+            out.append(current)
+            current, held = [], 0
+        current.append(path)
+        held += weight
+    if current:
+        out.append(current)
+    return out
 
 
 @dataclass
@@ -236,7 +291,8 @@ class FleetResult:
     def outcome(self) -> str:
         """What the fleet's answer is, for the command's exit status: ``bug`` (a
         host's check raised an error that is no LpcError), ``no_host`` (nothing
-        readable), ``blocked`` (a host does not converge), ``unknown``, ``ok``."""
+        readable), ``blocked`` (a host does not converge), ``unknown`` (a host
+        cannot tell, or was not checked), ``ok``."""
         if any(e.get("kind") == "internal" for e in self.errors):
             return "bug"
         if not self.hosts:
@@ -244,7 +300,9 @@ class FleetResult:
         counts = self.counts()
         if counts[False]:
             return "blocked"
-        return "unknown" if counts[None] else "ok"
+        # A host not checked is a host whose answer nobody knows: never "every
+        # host converges".
+        return "unknown" if counts[None] or self.errors else "ok"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -274,48 +332,99 @@ def _log(message: str) -> None:
     print(f"lpc: {message}", file=sys.stderr, flush=True)
 
 
+class FleetError(LpcError, RuntimeError):
+    """The fleet's cluster cannot be used: its scheduler is unreachable, say."""
+
+
+#: A host's check may take this long before its worker is restarted and the
+#: host reported as not checked (the largest real dump, 427,735 tasks, took
+#: 59-97 s under every model at once).
+HOST_TIMEOUT_S = 600.0
+
+#: How long to try the scheduler given with ``--scheduler``.
+CONNECT_TIMEOUT_S = 10.0
+
+
 def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None = None,
               workers: int | None = None, processes: bool = True,
-              log: Callable[[str], None] = _log) -> FleetResult:
+              log: Callable[[str], None] = _log, host_timeout: float | None = HOST_TIMEOUT_S,
+              start_method: str = "fork",
+              connect_timeout: float = CONNECT_TIMEOUT_S) -> FleetResult:
     """Check every dump on a Dask cluster: the one at ``scheduler``
     (``tcp://host:8786``), else a local one of ``workers`` processes (default:
-    one per core), one thread each."""
+    one per core), one thread each, started with ``start_method``.
+
+    A host whose check runs past ``host_timeout`` seconds is reported as not
+    checked and its worker restarted; a batch whose worker dies (memory limit,
+    crash) is retried one host per task, and a host that kills its worker
+    again is reported, the others checked."""
+    import dask
+
+    settings: dict[str, Any] = {}
+    if scheduler is None:
+        # Dask starts worker processes with MALLOC_TRIM_THRESHOLD_=65536: glibc
+        # then hands every freed numpy column back to the kernel and maps it
+        # again for the next host, which doubles the cost of a check (measured:
+        # 4.1 -> 8.6 ms per host). The workers keep glibc's default. Nor does
+        # the statistical profiler sample every worker's stack each 10 ms.
+        settings = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                    "distributed.worker.profile.enabled": False,
+                    "distributed.worker.multiprocessing-method": _start_method(start_method)}
+    # Held for the whole run: a worker restarted after a timeout starts the same way.
+    with dask.config.set(settings):
+        return _run(paths, request, scheduler, workers, processes, log, host_timeout,
+                    connect_timeout)
+
+
+def _start_method(wanted: str) -> str:
+    """``fork`` by default: a forked worker starts with Dask, numpy and lpc
+    already imported (0.15 s for two workers, against 0.6 s when each spawned
+    one imports them again: measured, benches/test_bench_fleet.py), which is a
+    tenth of a 2,000-host run on two cores. Where fork is not offered, spawn."""
+    import multiprocessing
+
+    offered = multiprocessing.get_all_start_methods()
+    if wanted not in ("fork", "spawn", "forkserver"):
+        raise ValueError(f"start method {wanted!r}: expected fork, spawn or forkserver")
+    return wanted if wanted in offered else "spawn"
+
+
+def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
+         workers: int | None, processes: bool, log: Callable[[str], None],
+         host_timeout: float | None, connect_timeout: float) -> FleetResult:
     import logging
     import time
 
-    import dask
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
+
+    # What a forked worker should not import again (the check's own modules).
+    import lpc.check  # noqa: F401
+    import lpc.source  # noqa: F401
 
     t0 = time.perf_counter()
     cluster = None
     if scheduler is not None:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise FleetError(f"--scheduler {scheduler}: no Dask scheduler answered within "
+                             f"{connect_timeout:g} s ({exc})") from exc
     else:
-        n = workers or os.cpu_count() or 1
-        # Dask starts worker processes with MALLOC_TRIM_THRESHOLD_=65536: glibc
-        # then hands every freed numpy column back to the kernel and maps it
-        # again for the next host, which doubles the cost of a check (measured:
-        # 4.1 → 8.6 ms per host). The workers keep glibc's default. Nor does
-        # the statistical profiler sample every worker's stack each 10 ms.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_":
-                              None, "distributed.worker.profile.enabled": False}):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                                   dashboard_address=None, silence_logs=logging.WARNING)
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=processes, dashboard_address=None,
+                               silence_logs=logging.WARNING)
         client = Client(cluster)
     try:
         n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
-        shared = client.scatter(request, broadcast=True)
-        parts = batches(paths, n_workers)
+        run = _FleetRun(client, request, host_timeout, log)
+        parts = batches(paths, n_workers, [dump_bytes(p) for p in paths])
         log(f"{len(paths)} dump(s) in {len(parts)} batch(es) on {n_workers} worker(s)")
-        futures = [client.submit(check_batch, part, shared, pure=False) for part in parts]
-        results: list[dict[str, Any]] = []
-        for done, future in enumerate(as_completed(futures), 1):
-            results.extend(future.result())
-            if done % max(1, len(futures) // 10) == 0 or done == len(futures):
-                log(f"{len(results)}/{len(paths)} hosts checked")
-        out = gather(request, results)
+        for part in parts:
+            run.submit(part)
+        run.collect(len(paths))
+        out = gather(request, run.results)
         out.startup_s, out.check_s = startup, time.perf_counter() - t1
         out.workers = n_workers
         return out
@@ -323,6 +432,157 @@ def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+#: What a cancelled Dask future raises (distributed's are concurrent.futures').
+_CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
+
+
+@dataclass
+class _Batch:
+    """One Dask task's hosts, how often they were sent, and whether the task
+    runs alone on the cluster (to tell which host kills its worker)."""
+
+    future: Any
+    paths: list[str]
+    sent: int
+    alone: bool
+
+
+class _FleetRun:
+    """The batches in flight and what came back; :meth:`collect` waits for
+    them, retries the batches Dask dropped, finds the hosts that kill their
+    worker, and stops hung hosts."""
+
+    def __init__(self, client: Any, request: FleetRequest, host_timeout: float | None,
+                 log: Callable[[str], None]) -> None:
+        import itertools
+        import uuid
+
+        self.client, self.host_timeout, self.log = client, host_timeout, log
+        self._request = request
+        self.request = client.scatter(request, broadcast=True)
+        self.topic = f"lpc-fleet-{uuid.uuid4().hex[:12]}"
+        self.results: list[dict[str, Any]] = []
+        self.batches: dict[str, _Batch] = {}
+        #: Hosts of a batch whose worker died under it, each to be checked alone.
+        self.suspects: list[tuple[str, int]] = []
+        #: worker address -> (batch key, index of the host it started, when seen)
+        self.started: dict[str, tuple[str, int, float]] = {}
+        self._numbers = itertools.count()
+        if host_timeout is not None:
+            client.subscribe_topic(self.topic, self._host_started)
+
+    def _host_started(self, event: tuple[float, dict[str, Any]]) -> None:
+        import time
+
+        msg = event[1]
+        # The client's own clock: a remote worker's may differ.
+        self.started[msg["worker"]] = (msg["batch"], msg["index"], time.monotonic())
+
+    def submit(self, paths: list[str], sent: int = 1, alone: bool = False) -> None:
+        if self.request.status != "finished":
+            # The patch was scattered to workers that are gone (restarted after a
+            # timeout, or dead): send it again.
+            self.request = self.client.scatter(self._request, broadcast=True)
+        key = f"{self.topic}-{next(self._numbers)}"
+        topic = self.topic if self.host_timeout is not None else None
+        future = self.client.submit(check_batch, paths, self.request, key, topic, key=key)
+        self.batches[key] = _Batch(future, paths, sent, alone)
+
+    def collect(self, total: int) -> None:
+        from distributed import wait
+
+        poll = None if self.host_timeout is None else min(1.0, self.host_timeout / 4)
+        reported = 0
+        while self.batches or self.suspects:
+            if not self.batches:
+                # Only now, with nothing else on the cluster, does a worker that
+                # dies under a host say that this host killed it (a task queued
+                # behind it on the same worker dies with it).
+                path, sent = self.suspects.pop(0)
+                self.submit([path], sent, alone=True)
+            futures = [b.future for b in self.batches.values()]
+            try:
+                done = wait(futures, timeout=poll, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                done = set()
+            except _CANCELLED:  # wait() gives up on a cancelled one: look at each
+                done = {f for f in futures if f.done()}
+            for future in done:
+                if future.key in self.batches:
+                    self._finished(self.batches.pop(future.key), future.key)
+            if self.host_timeout is not None:
+                self._stop_hung_hosts()
+            checked = len(self.results)
+            if checked - reported >= max(1, total // 10) or (checked == total and reported
+                                                             < total):
+                self.log(f"{checked}/{total} hosts checked")
+                reported = checked
+
+    def _finished(self, batch: _Batch, key: str) -> None:
+        for worker in [w for w, (k, _, _) in self.started.items() if k == key]:
+            del self.started[worker]
+        future = batch.future
+        if future.status == "finished":
+            try:
+                self.results.extend(future.result())
+                return
+            except _CANCELLED:
+                pass  # its result was on a worker that died before it was fetched
+        if future.status in ("finished", "cancelled") and batch.sent < 3:
+            # Dask dropped it, as it does when what it needs (the scattered patch)
+            # or what it made was on a worker that went away: send it again.
+            self.submit(batch.paths, batch.sent + 1, batch.alone)
+            return
+        from distributed import KilledWorker
+
+        exc: BaseException | None
+        try:
+            exc = future.exception()
+        except _CANCELLED as cancelled:  # by someone else: said, not dropped
+            exc = cancelled
+        if isinstance(exc, KilledWorker) and not batch.alone:
+            # A host of it likely takes its worker down (the memory limit, a
+            # crash); Dask gave up after its allowed failures. Find which.
+            self.log(f"the worker died each time it ran a batch of {len(batch.paths)} "
+                     "host(s); checking them one at a time")
+            self.suspects += [(p, batch.sent) for p in batch.paths]
+            return
+        if isinstance(exc, KilledWorker):
+            error, kind = ("its check killed the Dask worker each time it ran, alone on the "
+                           "cluster (the worker's memory limit, or a crash): not checked"), "lost"
+        else:
+            error, kind = (f"the Dask worker failed to run the check: "
+                           f"{type(exc).__name__}: {exc}"), "worker"
+        self.results.extend({"dump": p, "error": error, "kind": kind} for p in batch.paths)
+
+    def _stop_hung_hosts(self) -> None:
+        """A host checked for longer than the timeout is reported, its batch
+        cancelled and its worker restarted (a thread cannot be stopped; its
+        process can); the batch's other hosts go again in a new task."""
+        import time
+
+        assert self.host_timeout is not None
+        now = time.monotonic()
+        for worker, (key, index, since) in list(self.started.items()):
+            if now - since <= self.host_timeout or key not in self.batches:
+                continue
+            batch = self.batches.pop(key)
+            del self.started[worker]
+            self.results.append({"dump": batch.paths[index], "kind": "timeout",
+                                 "error": f"its check ran past --host-timeout "
+                                          f"({self.host_timeout:g} s): not checked"})
+            self.client.cancel([batch.future])
+            self.log(f"{batch.paths[index]}: checked for more than {self.host_timeout:g} s; "
+                     f"restarting worker {worker}")
+            status = self.client.restart_workers([worker], timeout=60, raise_for_error=False)
+            if status.get(worker) != "OK":
+                self.log(f"worker {worker} could not be restarted ({status.get(worker)}): "
+                         "it stays busy with that host")
+            rest = batch.paths[:index] + batch.paths[index + 1:]
+            if rest:
+                self.submit(rest, batch.sent, batch.alone)
 
 
 def render_text(fleet: FleetResult, out: Any) -> None:
@@ -522,4 +782,5 @@ def write_html(fleet: FleetResult, path: str) -> str:
     return path
 
 
-__all__ += ["render_text", "write_html", "write_parquet", "converging_curve", "batches"]
+__all__ += ["CONNECT_TIMEOUT_S", "FleetError", "HOST_TIMEOUT_S", "batches", "converging_curve",
+            "dump_bytes", "render_text", "write_html", "write_parquet"]
