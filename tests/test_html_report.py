@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from lpc import cli
 from lpc.check import CheckRequest, run
-from lpc.html_report import render_html
+from lpc.html_report import STYLE, escape, page, render_html, table
 from lpc.patch import Patch
 
 DATA = Path(__file__).parent / "data"
@@ -67,6 +69,42 @@ def test_dump_text_is_escaped(tmp_path: Path) -> None:
     report = run(CheckRequest(dump=str(snap), patch=Patch.parse("do_wait")))
     page = render_html(report, plot=False)
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_page_is_one_self_contained_document_with_an_escaped_title() -> None:
+    """The pieces other pages (``lpc fleet --html``) are built from."""
+    hostile = '<script src="https://evil.example/x.js"></script>&"'
+    doc = page(hostile, table(["comm", "tasks"], [[hostile, "3"]], numeric=(1,)))
+    parsed = _page(doc)
+    assert doc.startswith("<!doctype html>") and doc.count("<!doctype") == 1
+    assert parsed.tags.count("html") == parsed.tags.count("head") == 1
+    assert parsed.tags.count("body") == parsed.tags.count("title") == 1
+    assert doc.rstrip().endswith("</html>")
+    assert '<meta charset="utf-8">' in doc and f"<style>{STYLE}</style>" in doc
+    # The hostile title and cell are text now; outside them, nothing to run or fetch.
+    rest = doc.replace(escape(hostile), "").lower()
+    assert "<script" not in doc.lower() and "<link" not in rest
+    assert "http://" not in rest and "https://" not in rest
+    assert "script" not in parsed.tags and not parsed.urls
+    assert f"<title>{escape(hostile)}</title>" in doc
+    assert '<td class="num">3</td>' in doc and escape("&\"") == "&amp;&quot;"
+
+
+def test_the_plot_is_rendered_without_a_temporary_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = run(CheckRequest(dump=str(SNAP), patch=Patch.parse("do_wait"), models=("all",)))
+    # matplotlib's one-time setup (font cache) is not the page's business.
+    import matplotlib.pyplot  # noqa: F401
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the HTML page made a temporary file")
+
+    for name in ("mkdtemp", "mkstemp", "TemporaryDirectory", "NamedTemporaryFile",
+                 "TemporaryFile", "SpooledTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    parsed = _page(render_html(report))
+    [url] = parsed.urls
+    png = base64.b64decode(url.removeprefix("data:image/png;base64,"))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no headless browser (apt-get install chromium)")

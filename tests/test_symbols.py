@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -215,6 +216,41 @@ def test_function_tree(real: Symbols) -> None:
     assert tree.find(worker.end) is None
     with pytest.raises(SymbolError, match="out of range"):
         real.function_tree([len(real)])
+
+
+def test_did_you_mean_is_computed_once_per_table(kallsyms_text: bytes,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lpc fleet` looks the same missing name up on every host of a release:
+    difflib over the 64k names (~80 ms) must run once per table, not per miss."""
+    import lpc.symbols
+
+    table = Symbols.from_kallsyms(kallsyms_text, source=str(KALLSYMS_GZ))  # a fresh cache
+    calls: list[str] = []
+    candidates: list[object] = []
+    real_close_names = lpc.symbols.close_names
+
+    def counting(name: str, names: list[str], **kwargs: Any) -> list[str]:
+        calls.append(name)
+        candidates.append(names)
+        return real_close_names(name, names, **kwargs)
+
+    monkeypatch.setattr(lpc.symbols, "close_names", counting)
+    messages = []
+    for _ in range(3):
+        with pytest.raises(SymbolError) as exc:
+            table.lookup("do_waitt")
+        messages.append(exc.value.message)
+    assert calls == ["do_waitt"]
+    assert messages[0] == messages[1] == messages[2]
+    assert "did you mean do_wait or __do_wait or do_wait_intr?" in messages[0]
+    # An answer handed out is a copy: changing it does not change the next one.
+    near = table.close_names("do_waitt")
+    near.clear()
+    assert table.close_names("do_waitt") == ["do_wait", "__do_wait", "do_wait_intr"]
+    # Another n is another question, asked of the same sorted name list.
+    assert table.close_names("do_waitt", n=1) == ["do_wait"]
+    assert calls == ["do_waitt", "do_waitt"]
+    assert candidates[0] is candidates[1]
 
 
 def test_columns_are_read_only(real: Symbols) -> None:

@@ -17,16 +17,17 @@ prediction of its first retry.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lpc.models import CONVERGING, Nudge, Outlook, get_model
 from lpc.result import CheckResult
 
-__all__ = ["Curve", "legend_below", "nudge_rounds", "plot_check", "plot_watch",
+__all__ = ["Curve", "legend_below", "nudge_rounds", "plot_check", "plot_check_png", "plot_watch",
            "predicted_curve", "step_line"]
 
 #: Distinct line styles, so lines that coincide stay visible without moving them.
@@ -149,16 +150,19 @@ def _draw(ax: Any, curve: Curve, k: int, horizon: float, label: str,
                 marker="^", markersize=7, color=line.get_color())
 
 
-def _save(fig: Any, ax: Any, out: str | Path, n: int, columns: int = 2) -> Path:
+def _save(fig: Any, ax: Any, out: str | Path | BinaryIO, n: int, columns: int = 2) -> None:
+    """Finish the figure and write it: to a path in the format of its suffix,
+    or to a binary file object as PNG (a file object has no suffix to say)."""
     legend_below(ax, n, columns)
     ax.set_ylim(bottom=0)
     fig.tight_layout()
-    path = Path(out)
-    fig.savefig(path, dpi=110)
+    if isinstance(out, str | Path):
+        fig.savefig(Path(out), dpi=110)
+    else:
+        fig.savefig(out, dpi=110, format="png")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    return path
 
 
 def _label(curve: Curve, result: CheckResult) -> str:
@@ -168,17 +172,33 @@ def _label(curve: Curve, result: CheckResult) -> str:
     return f"{result.model}: {curve.pending[0]} pending now, {end}"
 
 
-def plot_check(results: Mapping[str, CheckResult], out: str | Path, title: str) -> Path:
-    """One predicted curve per model, each model's nudge rounds (fake
-    signals, wake-ups) marked on its own line, into ``out`` (format from its
-    suffix)."""
+def _check_figure(results: Mapping[str, CheckResult], title: str) -> tuple[Any, Any]:
+    """The figure of :func:`plot_check`, not yet finished nor written."""
     curves = [predicted_curve(r) for r in results.values()]
     horizon = _horizon(curves)
     fig, ax = _figure(title)
     for k, (curve, result) in enumerate(zip(curves, results.values())):
         _draw(ax, curve, k, horizon, _label(curve, result), nudge_rounds(result, horizon))
     ax.set_xlim(0, horizon)
-    return _save(fig, ax, out, len(curves))
+    return fig, ax
+
+
+def plot_check(results: Mapping[str, CheckResult], out: str | Path, title: str) -> Path:
+    """One predicted curve per model, each model's nudge rounds (fake
+    signals, wake-ups) marked on its own line, into ``out`` (format from its
+    suffix)."""
+    fig, ax = _check_figure(results, title)
+    _save(fig, ax, out, len(results))
+    return Path(out)
+
+
+def plot_check_png(results: Mapping[str, CheckResult], title: str) -> bytes:
+    """The picture of :func:`plot_check` as PNG bytes, written to no file: for
+    a page that inlines it (:mod:`lpc.html_report`)."""
+    fig, ax = _check_figure(results, title)
+    buf = io.BytesIO()
+    _save(fig, ax, buf, len(results))
+    return buf.getvalue()
 
 
 def plot_watch(observed: Sequence[tuple[float, int]], first: CheckResult | None,
@@ -197,4 +217,5 @@ def plot_watch(observed: Sequence[tuple[float, int]], first: CheckResult | None,
         _draw(ax, curve, 1, horizon, "predicted at the first look — " + _label(curve, first),
               nudge_rounds(first, horizon))
     ax.set_xlim(0, horizon)
-    return _save(fig, ax, out, 2, columns=1)
+    _save(fig, ax, out, 2, columns=1)
+    return Path(out)

@@ -237,6 +237,10 @@ class Symbols:
         # Built on first use.
         self._parts: dict[tuple[int, str], list[int]] | None = None
         self._tree: IntervalTree | None = None
+        # "Did you mean" (close_names): the names never change after load, and a
+        # fleet asks the same table about the same missing name on every host.
+        self._sorted_names: list[str] | None = None
+        self._near: dict[tuple[str, int], tuple[str, ...]] = {}
 
     # ---- constructors ------------------------------------------------------------------------
 
@@ -481,10 +485,25 @@ class Symbols:
         return what + ")"
 
     def close_names(self, name: str, n: int = 3) -> list[str]:
-        """Function names most like ``name`` (for "did you mean" on a miss; it
-        reads every name once, so only error paths call it)."""
-        names = {self._names.name(int(r)) for r in self._rows.tolist()}
-        return close_names(name, sorted(names), n=n, cutoff=0.8)
+        """Function names most like ``name`` (for "did you mean" on a miss).
+
+        The first call reads every function name (tens of ms on a distribution
+        kernel); the sorted names and each answer are kept on the table, so
+        asking again (``lpc fleet``: one table, thousands of hosts) is free.
+        """
+        key = (name, n)
+        near = self._near.get(key)
+        if near is None:
+            near = tuple(close_names(name, self._function_names(), n=n, cutoff=0.8))
+            self._near[key] = near
+        return list(near)  # a fresh list: callers may change it, the cache must not
+
+    def _function_names(self) -> list[str]:
+        """The distinct function names, sorted (difflib's ties then do not
+        depend on kallsyms order)."""
+        if self._sorted_names is None:
+            self._sorted_names = sorted({self._names.name(r) for r in self._rows.tolist()})
+        return self._sorted_names
 
     def lookup(self, name: str, module: str | None = None, sympos: int | None = None) -> Symbol:
         """The function ``name`` of ``module`` (``None`` = vmlinux).
