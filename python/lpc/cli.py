@@ -43,8 +43,8 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
                  "that has no forced transition)"),
     (EXIT_BAD_INPUT, "bad input: a file that cannot be read or parsed (one line naming it); "
                      "fleet: no dump matched, or none could be read"),
-    (EXIT_UNKNOWN, "cannot tell: the verdict is UNKNOWN (fleet: on some host, and no host "
-                   "does not converge)"),
+    (EXIT_UNKNOWN, "cannot tell: the verdict is UNKNOWN (fleet: on some host, or some host "
+                   "was not checked, and no host does not converge)"),
     (EXIT_INTERNAL, "a bug in lpc (LPC_DEBUG=1 prints its traceback)"),
 )
 
@@ -647,7 +647,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                            machine_state=not args.no_machine_state)
     fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers,
                       host_timeout=args.host_timeout or None, start_method=args.start_method)
-    _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} unreadable, in "
+    _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} not checked, in "
          f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) "
          f"(cluster start {fleet.startup_s:.2f} s)")
     for e in fleet.errors:

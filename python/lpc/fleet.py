@@ -590,7 +590,7 @@ def render_text(fleet: FleetResult, out: Any) -> None:
     counts = fleet.counts()
     total = len(fleet.hosts)
     print(f"patch {_patch_text(fleet.request.patch)}"
-          f" under {fleet.model}: {total} host(s) checked, {len(fleet.errors)} unreadable",
+          f" under {fleet.model}: {total} host(s) checked, {len(fleet.errors)} not checked",
           file=out)
     print(f"  converge: {counts[True]}   do not: {counts[False]}   cannot tell: {counts[None]}",
           file=out)
@@ -626,7 +626,7 @@ def render_text(fleet: FleetResult, out: Any) -> None:
         if len(problems) > 20:
             print(f"  … and {len(problems) - 20} more host(s)", file=out)
     if fleet.errors:
-        print("\nunreadable dumps:", file=out)
+        print("\nnot checked (unreadable, timed out, or lost with their worker):", file=out)
         for e in fleet.errors:
             print(f"  {e['dump']}: {e['error']}", file=out)
 
@@ -710,75 +710,76 @@ def converging_curve(fleet: FleetResult) -> list[tuple[float, int]]:
     return [(t, i + 1) for i, t in enumerate(etas)]
 
 
-def write_html(fleet: FleetResult, path: str) -> str:
-    """One self-contained page: verdict counts by release, the plots (hosts
-    converged vs time; blockers by function), worst hosts, errors."""
-    import base64
+def _plots_png(fleet: FleetResult) -> bytes | None:
+    """Hosts converged vs time and blocked hosts by function, side by side, as
+    PNG bytes (None without matplotlib)."""
     import io
 
-    from lpc.html_report import _STYLE, _e, _table
-
-    counts = fleet.counts()
-    curve = converging_curve(fleet)
-    blockers = fleet.by_function()
-    png = b""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-
-        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-        horizon = max(30.0, 1.25 * (curve[-1][0] if curve else 0.0))  # as lpc.plot's
-        xs = [0.0] + [t for t, _ in curve] + [horizon]
-        ys = [0] + [n for _, n in curve] + [curve[-1][1] if curve else 0]
-        a.step(xs, ys, where="post", linewidth=1.8)
-        a.axhline(len(fleet.hosts), linestyle=":", color="grey", label="hosts checked")
-        a.set_xlabel("seconds since the patch was enabled")
-        a.set_ylabel("hosts converged")
-        a.set_ylim(bottom=0)
-        a.set_title("converging hosts vs time (each host's eta)")
-        a.legend(fontsize=8)
-        a.grid(True, alpha=0.3)
-        top = blockers[:12][::-1]
-        b.barh([t["function"] or "(no patched frame)" for t in top], [t["hosts"] for t in top])
-        b.set_xlabel("hosts blocked")
-        b.set_title("blockers by function")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        png = buf.getvalue()
     except ImportError:  # pragma: no cover - matplotlib is a test dependency
-        pass
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lpc fleet</title>"
-             f"<style>{_STYLE}</style></head><body>",
-             f"<h1>lpc fleet check: {_e(_patch_text(fleet.request.patch))} under "
-             f"{_e(fleet.model)}</h1>",
+        return None
+    curve = converging_curve(fleet)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    horizon = max(30.0, 1.25 * (curve[-1][0] if curve else 0.0))  # as lpc.plot's
+    xs = [0.0] + [t for t, _ in curve] + [horizon]
+    ys = [0] + [n for _, n in curve] + [curve[-1][1] if curve else 0]
+    a.step(xs, ys, where="post", linewidth=1.8)
+    a.axhline(len(fleet.hosts), linestyle=":", color="grey", label="hosts checked")
+    a.set_xlabel("seconds since the patch was enabled")
+    a.set_ylabel("hosts converged")
+    a.set_ylim(bottom=0)
+    a.set_title("converging hosts vs time (each host's eta)")
+    a.legend(fontsize=8)
+    a.grid(True, alpha=0.3)
+    top = fleet.by_function()[:12][::-1]
+    b.barh([t["function"] or "(no patched frame)" for t in top], [t["hosts"] for t in top])
+    b.set_xlabel("hosts blocked")
+    b.set_title("blockers by function")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_html(fleet: FleetResult, path: str) -> str:
+    """One self-contained page: verdict counts by release, the plots (hosts
+    converged vs time; blockers by function), worst hosts, hosts not checked."""
+    import base64
+
+    from lpc.html_report import escape, page, table
+
+    counts = fleet.counts()
+    title = f"lpc fleet check: {_patch_text(fleet.request.patch)} under {fleet.model}"
+    parts = [f"<h1>{escape(title)}</h1>",
              f"<p>{len(fleet.hosts)} hosts: <span class='verdict converges'>{counts[True]} "
              f"converge</span> <span class='verdict blocked'>{counts[False]} do not</span> "
              f"<span class='verdict unknown'>{counts[None]} cannot tell</span>; "
-             f"{len(fleet.errors)} unreadable</p>",
+             f"{len(fleet.errors)} not checked</p>",
              "<h2>By kernel release</h2>",
-             _table(["release", "converge", "do not", "cannot tell"],
-                    [[r, str(c["converges"]), str(c["does_not"]), str(c["cannot_tell"])]
-                     for r, c in fleet.by_release().items()], numeric=(1, 2, 3))]
+             table(["release", "converge", "do not", "cannot tell"],
+                   [[r, str(c["converges"]), str(c["does_not"]), str(c["cannot_tell"])]
+                    for r, c in fleet.by_release().items()], numeric=(1, 2, 3))]
+    png = _plots_png(fleet)
     if png:
         parts.append("<h2>Plots</h2><img alt='converging hosts and blockers' "
                      f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
     parts += ["<h2>Blocking functions</h2>",
-              _table(["function", "hosts", "tasks"],
-                     [[b["function"] or "(no patched frame)", str(b["hosts"]), str(b["tasks"])]
-                      for b in blockers], numeric=(1, 2)),
+              table(["function", "hosts", "tasks"],
+                    [[b["function"] or "(no patched frame)", str(b["hosts"]), str(b["tasks"])]
+                     for b in fleet.by_function()], numeric=(1, 2)),
               "<h2>Worst hosts</h2>",
-              _table(["dump", "release", "verdict", "reason"],
-                     [[h["dump"], h["kernel_release"] or "unknown", _word(h["converges"]),
-                       h["summaries"][h["model"]]["reason"] or ""] for h in fleet.worst(20)]),
-              "<h2>Unreadable dumps</h2>",
-              _table(["dump", "error"], [[e["dump"], e["error"]] for e in fleet.errors]),
-              "</body></html>"]
+              table(["dump", "release", "verdict", "reason"],
+                    [[h["dump"], h["kernel_release"] or "unknown", _word(h["converges"]),
+                      h["summaries"][h["model"]]["reason"] or ""] for h in fleet.worst(20)]),
+              "<h2>Hosts not checked</h2>",
+              table(["dump", "error"], [[e["dump"], e["error"]] for e in fleet.errors])]
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(parts))
+        fh.write(page(title, "\n".join(parts)))
     return path
 
 
