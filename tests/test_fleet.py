@@ -446,3 +446,33 @@ def test_spawned_workers_give_the_same_answers(fleet_dir: Path) -> None:
     assert forked.as_json() == spawned.as_json()
     with pytest.raises(ValueError, match="start method"):
         run_fleet(paths, request, start_method="vfork", log=lambda m: None)
+
+
+def test_a_dump_list_and_the_cli_knobs(fleet_dir: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--dump-list: a manifest's paths in its order, each once, comments skipped,
+    a missing path reported as not checked (exit 4), an unreadable list exit 3;
+    --start-method spawn and --host-timeout 0 (no limit) give the same hosts."""
+    hosts = fleet_dir / "hosts"
+    manifest = tmp_path / "fleet.txt"
+    manifest.write_text(f"# rollout wave 1\n{hosts / 'snap-b'}/\n\n{hosts / 'snap-a'}\n"
+                        f"{hosts / 'snap-b'}\n{tmp_path / 'gone'}\n")
+    assert fleet_mod.read_dump_list(str(manifest)) == [
+        str(hosts / "snap-b"), str(hosts / "snap-a"), str(tmp_path / "gone")]
+    code = main(["fleet", "check", "--dump-list", str(manifest), "--patch", "do_nanosleep",
+                 "--workers", "1", "--start-method", "spawn", "--host-timeout", "0", "--json"])
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert code == 4  # two hosts converge; the third was not checked
+    assert [Path(h["dump"]).name for h in doc["hosts"]] == ["snap-a", "snap-b"]
+    assert [(Path(e["dump"]).name, e["kind"]) for e in doc["errors"]] == [("gone", "bad_input")]
+    assert main(["fleet", "check", "--dump-list", str(tmp_path / "nope.txt"),
+                 "--patch", "do_nanosleep"]) == 3
+    assert "nope.txt: cannot read the dump list" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("# nothing yet\n")
+    assert main(["fleet", "check", "--dump-list", str(tmp_path / "empty.txt"),
+                 "--patch", "do_nanosleep"]) == 3
+    assert "names no dump" in capsys.readouterr().err
+    assert main(["fleet", "check", "--dump-list", str(manifest), "--dumps", "x",
+                 "--patch", "do_nanosleep"]) == 2
+    assert main(["fleet", "check", "--dump-list", str(manifest), "--patch", "do_nanosleep",
+                 "--start-method", "vfork"]) == 2

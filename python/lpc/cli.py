@@ -627,8 +627,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("lpc fleet needs Dask: pip install 'lpc[fleet]'") from None
     from lpc.check import CheckRequest, validate
-    from lpc.fleet import (FleetRequest, find_dumps, render_text, run_fleet, write_html,
-                           write_parquet)
+    from lpc.fleet import (FleetRequest, find_dumps, read_dump_list, render_text, run_fleet,
+                           write_html, write_parquet)
 
     patch = _patch(args)
     if patch is None:
@@ -639,10 +639,16 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         validate(CheckRequest(patch=patch, models=models, params=params))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    paths = find_dumps(args.dumps)
-    if not paths:
-        _log(f"--dumps {args.dumps!r}: no dump matched")
-        return EXIT_BAD_INPUT
+    if args.dumps is not None:
+        paths = find_dumps(args.dumps)
+        if not paths:
+            _log(f"--dumps {args.dumps!r}: no dump matched")
+            return EXIT_BAD_INPUT
+    else:
+        paths = read_dump_list(args.dump_list)
+        if not paths:
+            _log(f"--dump-list {args.dump_list}: names no dump")
+            return EXIT_BAD_INPUT
     request = FleetRequest(patch, models, params, args.symbols_dir,
                            machine_state=not args.no_machine_state)
     fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers,
@@ -863,8 +869,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fleet", help="one patch checked on many machines' dumps (Dask)")
     fleet = _Subparsers(p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND"))
     f = fleet.add_parser("check", help="check every dump the glob matches; gather the results")
-    f.add_argument("--dumps", required=True, metavar="GLOB",
+    d = f.add_mutually_exclusive_group(required=True)
+    d.add_argument("--dumps", metavar="GLOB",
                    help="snapshot directories or dump files, e.g. 'snapshots/*/' (quote it)")
+    d.add_argument("--dump-list", metavar="FILE",
+                   help="the dumps, one path per line ('-': standard input; '#' starts a "
+                        "comment): a fleet's manifest, instead of globbing shared storage")
     f.add_argument("--symbols-dir", metavar="DIR",
                    help="DIR/<release>/kallsyms (or kallsyms.gz), by each dump's release "
                         "(default: each snapshot's own kallsyms.txt)")

@@ -38,6 +38,7 @@ __all__ = [
     "check_host",
     "find_dumps",
     "gather",
+    "read_dump_list",
     "run_fleet",
     "symbols_in_dir",
 ]
@@ -68,6 +69,28 @@ def find_dumps(pattern: str) -> list[str]:
         if os.path.isdir(path) or os.path.isfile(path):
             out.append(path)
     return sorted(set(out))
+
+
+def read_dump_list(path: str) -> list[str]:
+    """The dumps a manifest names, one per line, in its order, each once
+    (``-``: standard input; blank lines and ``#`` comments skipped). A path
+    that does not exist stays: its check says so, it is not dropped here."""
+    from lpc.errors import InputFileError
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read the dump list ({exc})", path) from exc
+    out: dict[str, None] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.setdefault(line.rstrip("/") or line)
+    return list(out)
 
 
 def symbols_in_dir(directory: str, release: str | None) -> str | None:
@@ -354,7 +377,8 @@ class FleetResult:
                        "host_class": h["host_class"], "converges": h["converges"],
                        "summary": h["summaries"][h["model"]]} for h in self.hosts],
             "by_function": self.by_function(),
-            "errors": [{"dump": e["dump"], "error": e["error"]} for e in self.errors],
+            "errors": [{"dump": e["dump"], "error": e["error"], "kind": e["kind"]}
+                       for e in self.errors],
         }
 
 
