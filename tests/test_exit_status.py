@@ -325,3 +325,28 @@ def test_5_is_no_verdict_code(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(lpc.report, "render_json", broken)
     assert cli.main(["check", "--dump", SNAP, "--patch", "cmdline_proc_show",
                      "--json"]) == EXIT_INTERNAL
+
+
+def test_1_simulate_matrix_differs_from_the_documented_cell(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--matrix exits 1 when a cell's search result is not the documented one
+    (here the documentation is made to say the opposite for one cell), and
+    names that cell; with the documentation as it is, 0. ksplice holds in every
+    cell, so a small search budget cannot miss a counterexample."""
+    import lpc.sim.expected
+
+    code, out, _ = run(capsys, "simulate", "--matrix", "--models", "ksplice", "--budget", "20")
+    assert code == EXIT_OK and "unexpected:" not in out
+    real = lpc.sim.expected.expected
+    flipped: list[tuple[str, str]] = []
+
+    def wrong(model: str, patch_class: str) -> bool:
+        if not flipped:
+            flipped.append((model, patch_class))
+            return not real(model, patch_class)
+        return real(model, patch_class)
+
+    monkeypatch.setattr(lpc.sim.expected, "expected", wrong)
+    code, out, _ = run(capsys, "simulate", "--matrix", "--models", "ksplice", "--budget", "20")
+    assert code == EXIT_BLOCKED
+    assert f"unexpected: {flipped[0][0]} / {flipped[0][1]}" in out
