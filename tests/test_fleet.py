@@ -476,3 +476,29 @@ def test_a_dump_list_and_the_cli_knobs(fleet_dir: Path, tmp_path: Path,
                  "--patch", "do_nanosleep"]) == 2
     assert main(["fleet", "check", "--dump-list", str(manifest), "--patch", "do_nanosleep",
                  "--start-method", "vfork"]) == 2
+
+
+def test_text_report_top_and_grouped_reasons(fleet_dir: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--top N rows per table, the rest counted; dumps not checked for the same
+    reason are one row (and one stderr line), not one per host."""
+    snaps = str(fleet_dir / "hosts" / "snap-*/")
+    assert main(["fleet", "check", "--dumps", snaps, "--patch", "do_waitt", "--workers",
+                 "1", "--top", "1"]) == 3
+    out = capsys.readouterr()
+    assert "  3 dumps, e.g. " in out.out and "did you mean do_wait?" in out.out
+    assert out.out.count("did you mean") == 1 and out.err.count("did you mean") == 1
+    assert "lpc: not checked: 3 dumps: " in out.err
+    assert main(["fleet", "check", "--dumps", snaps, "--patch", PATCH, "--workers", "1",
+                 "--top", "1"]) == 1
+    text = capsys.readouterr().out
+    blockers = text.split("top blocking functions:")[1].split("\n\n")[0]
+    assert len([line for line in blockers.splitlines() if line.startswith("  ")]) == 3
+    assert "  … and " in blockers and "more function(s)" in blockers
+    worst = text.split("worst hosts:")[1].split("\n\n")[0]
+    assert "  … and 1 more host(s)" in worst  # snap-c converges: not among the worst
+    groups = fleet_mod.error_groups([
+        {"dump": "a", "error": "x", "kind": "bad_input"},
+        {"dump": "b", "error": "y", "kind": "timeout"},
+        {"dump": "c", "error": "x", "kind": "bad_input"}])
+    assert groups == [(("bad_input", "x"), ["a", "c"]), (("timeout", "y"), ["b"])]

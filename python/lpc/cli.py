@@ -627,8 +627,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("lpc fleet needs Dask: pip install 'lpc[fleet]'") from None
     from lpc.check import CheckRequest, validate
-    from lpc.fleet import (FleetRequest, find_dumps, read_dump_list, render_text, run_fleet,
-                           write_html, write_parquet)
+    from lpc.fleet import (FleetRequest, error_groups, find_dumps, read_dump_list, render_text,
+                           run_fleet, write_html, write_parquet)
 
     patch = _patch(args)
     if patch is None:
@@ -656,13 +656,16 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} not checked, in "
          f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) "
          f"(cluster start {fleet.startup_s:.2f} s)")
-    for e in fleet.errors:
-        _log(f"{e['dump']}: {e['error']}")
+    reasons = error_groups(fleet.errors)
+    for (kind, error), dumps in reasons[:5]:
+        _log(f"not checked: {dumps[0] if len(dumps) == 1 else f'{len(dumps)} dumps'}: {error}")
+    if len(reasons) > 5:
+        _log(f"not checked: {len(reasons) - 5} more reason(s), in the report")
     if args.json:
         json.dump(fleet.as_json(), sys.stdout, indent=2, sort_keys=True)
         print()
     else:
-        render_text(fleet, sys.stdout)
+        render_text(fleet, sys.stdout, top=args.top)
     if args.parquet:
         hosts, groups = write_parquet(fleet, args.parquet)
         _log(f"wrote {hosts} and {groups}")
@@ -897,6 +900,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one row per host and model; the blocking groups in "
                         "OUT.groups.parquet")
     f.add_argument("--html", metavar="PATH", help="one page: the counts and the plots")
+    f.add_argument("--top", type=_positive_int, default=15, metavar="N",
+                   help="rows per table of the text report (default 15; the rest are "
+                        "counted)")
     f.add_argument("--json", action="store_true", help="JSON on stdout (`lpc schema fleet`)")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--patch", metavar="FUNC[,FUNC…]",

@@ -658,8 +658,11 @@ class _FleetRun:
                 self.submit(rest, batch.sent, batch.alone)
 
 
-def render_text(fleet: FleetResult, out: Any) -> None:
-    """For people: verdict counts by release, top blockers, worst hosts, errors."""
+def render_text(fleet: FleetResult, out: Any, top: int = 15) -> None:
+    """For people: verdict counts by release and host class; then, ``top`` rows
+    each, the blocking functions, the worst hosts, the hosts with evidence
+    problems and the reasons dumps were not checked (the rest counted, never
+    cut silently; ``--json`` and ``--parquet`` have every row)."""
     counts = fleet.counts()
     total = len(fleet.hosts)
     print(f"patch {_patch_text(fleet.request.patch)}"
@@ -678,30 +681,51 @@ def render_text(fleet: FleetResult, out: Any) -> None:
     if blockers:
         print("\ntop blocking functions:", file=out)
         print(f"  {'function':<40} {'hosts':>7} {'tasks':>8}", file=out)
-        for b in blockers[:15]:
+        for b in blockers[:top]:
             name = b["function"] or "(no patched frame: running/unreliable)"
             print(f"  {name:<40} {b['hosts']:>7} {b['tasks']:>8}", file=out)
-    worst = fleet.worst()
+        _more(len(blockers) - top, "function", out)
+    worst = fleet.worst(len(fleet.hosts))
     if worst:
         print("\nworst hosts:", file=out)
-        for h in worst:
+        for h in worst[:top]:
             s = h["summaries"][h["model"]]
             print(f"  {h['dump']}: {_word(h['converges']).replace('_', ' ')}, "
                   f"{s['blocked']} blocked, {s['running']} running, {s['unreliable']} "
                   f"unreliable of {s['tasks']}: {s['reason']}", file=out)
+        _more(len(worst) - top, "host", out)
     problems = [(h["dump"], _evidence_problems(h["summaries"][h["model"]]["evidence"]))
                 for h in fleet.hosts]
     problems = [(d, p) for d, p in problems if p]
     if problems:
         print("\nevidence problems:", file=out)
-        for dump, p in problems[:20]:
+        for dump, p in problems[:top]:
             print(f"  {dump}: {'; '.join(p)}", file=out)
-        if len(problems) > 20:
-            print(f"  … and {len(problems) - 20} more host(s)", file=out)
+        _more(len(problems) - top, "host", out)
     if fleet.errors:
         print("\nnot checked (unreadable, timed out, or lost with their worker):", file=out)
-        for e in fleet.errors:
-            print(f"  {e['dump']}: {e['error']}", file=out)
+        reasons = error_groups(fleet.errors)
+        for (kind, error), dumps in reasons[:top]:
+            where = dumps[0] if len(dumps) == 1 else (
+                f"{len(dumps)} dumps, e.g. {', '.join(dumps[:3])}")
+            print(f"  {where}: {error} [{kind}]", file=out)
+        _more(len(reasons) - top, "reason", out)
+
+
+def error_groups(errors: Sequence[dict[str, Any]]) -> list[tuple[tuple[str, str], list[str]]]:
+    """The dumps not checked, grouped by (kind, message) — a patch function
+    missing from a release's table is one message for all its hosts — most
+    dumps first."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for e in errors:
+        groups[(e["kind"], e["error"])].append(e["dump"])
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def _more(hidden: int, what: str, out: Any) -> None:
+    if hidden > 0:
+        print(f"  … and {hidden} more {what}(s) (--top N shows more; --json has them all)",
+              file=out)
 
 
 def _patch_text(patch: Patch) -> str:
@@ -857,4 +881,4 @@ def write_html(fleet: FleetResult, path: str) -> str:
 
 
 __all__ += ["CONNECT_TIMEOUT_S", "FleetError", "HOST_TIMEOUT_S", "batches", "converging_curve",
-            "dump_bytes", "render_text", "write_html", "write_parquet"]
+            "dump_bytes", "error_groups", "render_text", "write_html", "write_parquet"]
