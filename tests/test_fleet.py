@@ -144,7 +144,7 @@ def test_fleet_equals_per_host_check_processes(fleet_dir: Path,
     assert "lpc: 12 host(s) checked, 2 not checked" in out.err
 
 
-def test_local_threads_symbols_dir_once_per_worker(fleet_dir: Path,
+def test_local_threads_symbols_dir_once_per_worker(fleet_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A two-worker LocalCluster in this process: each bare dump gets its
     release's table from --symbols-dir, each table read at most once per worker."""
@@ -160,12 +160,16 @@ def test_local_threads_symbols_dir_once_per_worker(fleet_dir: Path,
     monkeypatch.setattr(Symbols, "from_kallsyms", staticmethod(counting))
     monkeypatch.setattr(fleet_mod, "_SYMBOLS", {})
     request = FleetRequest(Patch.parse(PATCH), symbols_dir=str(fleet_dir / "symbols"))
-    paths = find_dumps(str(fleet_dir / "hosts" / "bare-*.txt")) * 3  # 27 hosts, 3 releases
+    paths = []  # 27 hosts, 3 releases: each bare dump three times, under three names
+    for copy in range(3):
+        for dump in find_dumps(str(fleet_dir / "hosts" / "bare-*.txt")):
+            shutil.copy(dump, tmp_path / f"{copy}-{Path(dump).name}")
+            paths.append(str(tmp_path / f"{copy}-{Path(dump).name}"))
     assert len(paths) == 27
     result = run_fleet(paths, request, workers=2, processes=False, log=lambda m: None)
     assert len(result.hosts) == 27 and not result.errors
     for h in result.hosts:
-        series = Path(h["dump"]).name.split("-")[1]
+        series = Path(h["dump"]).name.split("-")[2]
         name = "kallsyms.gz" if series == "7.3" else "kallsyms"
         assert h["symbols"] == str(fleet_dir / "symbols" / RELEASES[series] / name)
     # Workers are threads of this process sharing one cache: a race may read twice.
@@ -456,14 +460,15 @@ def test_a_dump_list_and_the_cli_knobs(fleet_dir: Path, tmp_path: Path,
     hosts = fleet_dir / "hosts"
     manifest = tmp_path / "fleet.txt"
     manifest.write_text(f"# rollout wave 1\n{hosts / 'snap-b'}/\n\n{hosts / 'snap-a'}\n"
-                        f"{hosts / 'snap-b'}\n{tmp_path / 'gone'}\n")
+                        f"{hosts / 'snap-b'}\n{hosts / 'x' / '..' / 'snap-a'}\n"
+                        f"{tmp_path / 'gone'}\n")
     assert fleet_mod.read_dump_list(str(manifest)) == [
         str(hosts / "snap-b"), str(hosts / "snap-a"), str(tmp_path / "gone")]
     code = main(["fleet", "check", "--dump-list", str(manifest), "--patch", "do_nanosleep",
                  "--workers", "1", "--start-method", "spawn", "--host-timeout", "0", "--json"])
     doc = loads(capsys.readouterr().out, "fleet")
     assert code == 4  # two hosts converge; the third was not checked
-    assert [Path(h["dump"]).name for h in doc["hosts"]] == ["snap-a", "snap-b"]
+    assert [Path(h["dump"]).name for h in doc["hosts"]] == ["snap-b", "snap-a"]  # its order
     assert [(Path(e["dump"]).name, e["kind"]) for e in doc["errors"]] == [("gone", "bad_input")]
     assert main(["fleet", "check", "--dump-list", str(tmp_path / "nope.txt"),
                  "--patch", "do_nanosleep"]) == 3
@@ -502,3 +507,38 @@ def test_text_report_top_and_grouped_reasons(fleet_dir: Path,
         {"dump": "b", "error": "y", "kind": "timeout"},
         {"dump": "c", "error": "x", "kind": "bad_input"}])
     assert groups == [(("bad_input", "x"), ["a", "c"]), (("timeout", "y"), ["b"])]
+
+
+def test_gather_answers_each_dump_once_in_the_order_asked() -> None:
+    """A dump with no answer, or with two, is a bug in lpc said as such (exit
+    5), never dropped nor counted twice."""
+    request = FleetRequest(Patch.parse("do_wait"))
+    host = {"converges": True, "kernel_release": None, "host_class": None, "model": "klp",
+            "summaries": {}, "blocking": []}
+    results = [{**host, "dump": "b"}, {"dump": "c", "error": "x", "kind": "bad_input"},
+               {**host, "dump": "b", "converges": False}]
+    out = fleet_mod.gather(request, results, ["c", "b", "a"])
+    assert [h["dump"] for h in out.hosts] == ["b"] and out.hosts[0]["converges"] is True
+    assert [(e["dump"], e["kind"]) for e in out.errors] == [
+        ("c", "bad_input"), ("a", "internal"), ("b", "internal")]
+    assert "lost track" in out.errors[1]["error"] and "twice" in out.errors[2]["error"]
+    assert out.outcome() == "bug"
+    assert [h["dump"] for h in fleet_mod.gather(request, results[:2]).errors] == ["c"]
+
+
+def test_a_hung_host_on_thread_workers_cannot_be_restarted_but_is_reported(
+        fleet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers without a nanny (threads of this process here; --no-nanny
+    workers elsewhere) cannot be restarted: that is said, the host reported,
+    and the others checked by the other worker."""
+    import time
+
+    _sabotaged(monkeypatch, "snap-b", lambda: time.sleep(6))
+    said: list[str] = []
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-*/"))
+    result = run_fleet(paths, FleetRequest(Patch.parse("do_nanosleep")), workers=2,
+                       processes=False, host_timeout=1.0, log=said.append)
+    assert [Path(h["dump"]).name for h in result.hosts] == ["snap-a", "snap-c"]
+    assert [(Path(e["dump"]).name, e["kind"]) for e in result.errors] == [("snap-b", "timeout")]
+    assert any("could not be restarted" in m and "nanny" in m for m in said)
+    assert result.outcome() == "unknown"

@@ -73,8 +73,9 @@ def find_dumps(pattern: str) -> list[str]:
 
 def read_dump_list(path: str) -> list[str]:
     """The dumps a manifest names, one per line, in its order, each once
-    (``-``: standard input; blank lines and ``#`` comments skipped). A path
-    that does not exist stays: its check says so, it is not dropped here."""
+    however spelt (``-``: standard input; blank lines and ``#`` comments
+    skipped). A path that does not exist stays: its check says so, it is not
+    dropped here."""
     from lpc.errors import InputFileError
 
     try:
@@ -85,12 +86,13 @@ def read_dump_list(path: str) -> list[str]:
                 text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read the dump list ({exc})", path) from exc
-    out: dict[str, None] = {}
+    out: dict[str, str] = {}  # real path -> the path as first listed
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            out.setdefault(line.rstrip("/") or line)
-    return list(out)
+            # ./x, x and /abs/x are one host: checked and counted once.
+            out.setdefault(os.path.realpath(line), line.rstrip("/") or line)
+    return list(out.values())
 
 
 def symbols_in_dir(directory: str, release: str | None) -> str | None:
@@ -218,6 +220,15 @@ def check_batch(paths: Sequence[str], request: FleetRequest, batch: str | None =
 #: timeout costs a message: an event per host cost about 1 ms of it (measured).
 _CHECKING: dict[str, tuple[tuple[Any, ...] | None, Any]] = {}
 _WATCHDOG: list[threading.Thread] = []
+
+
+def _forget_watched() -> None:
+    """In a forked child: the parent's watched hosts and watchdog are not its own."""
+    _CHECKING.clear()
+    _WATCHDOG.clear()
+
+
+os.register_at_fork(after_in_child=_forget_watched)
 
 
 def _watch(worker: Any, checking: tuple[Any, ...] | None) -> None:
@@ -386,11 +397,31 @@ def _word(converges: bool | None) -> str:
     return {True: "converges", False: "does_not", None: "cannot_tell"}[converges]
 
 
-def gather(request: FleetRequest, results: Sequence[dict[str, Any]]) -> FleetResult:
-    """Split the per-host results into hosts and errors, in the dumps' order."""
-    ordered = sorted(results, key=lambda h: h["dump"])
+def gather(request: FleetRequest, results: Sequence[dict[str, Any]],
+           paths: Sequence[str] | None = None) -> FleetResult:
+    """Split the per-host results into hosts and errors, in the order of
+    ``paths`` (the dumps asked for; sorted when not given). Each dump asked for
+    has exactly one answer: one missing or given twice is said as a bug in lpc
+    (an ``internal`` error), never dropped or counted twice."""
+    if paths is None:
+        paths = sorted({r["dump"] for r in results})
+    first: dict[str, dict[str, Any]] = {}
+    bugs = []
+    for r in results:
+        if r["dump"] in first:
+            bugs.append({"dump": r["dump"], "kind": "internal",
+                         "error": "internal error (a bug in lpc): checked twice; the first "
+                                  "answer is kept"})
+        else:
+            first[r["dump"]] = r
+    ordered = []
+    for path in dict.fromkeys(paths):
+        ordered.append(first.pop(path) if path in first else {
+            "dump": path, "kind": "internal",
+            "error": "internal error (a bug in lpc): the fleet lost track of this dump"})
+    ordered += first.values()  # answers for dumps nobody asked for: shown, not hidden
     return FleetResult(request, [h for h in ordered if "error" not in h],
-                       [h for h in ordered if "error" in h])
+                       [h for h in ordered if "error" in h] + bugs)
 
 
 def _log(message: str) -> None:
@@ -425,6 +456,10 @@ def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None
     again is reported, the others checked."""
     import dask
 
+    unique = list(dict.fromkeys(paths))  # each dump's answer is found by its path
+    if len(unique) < len(paths):
+        log(f"{len(paths) - len(unique)} dump(s) named twice: each checked once")
+    paths = unique
     settings: dict[str, Any] = {}
     if scheduler is None:
         # Dask starts worker processes with MALLOC_TRIM_THRESHOLD_=65536: glibc
@@ -443,6 +478,11 @@ def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None
                     "distributed.admin.system-monitor.interval": "5s",
                     "distributed.worker.memory.monitor-interval": "500ms",
                     "distributed.worker.multiprocessing-method": _start_method(start_method)}
+        if host_timeout is not None:
+            # A check that holds the GIL without end silences the worker's
+            # watchdog and its heartbeat alike: the scheduler then restarts the
+            # worker after this long, and the host ends up reported as lost.
+            settings["distributed.scheduler.worker-ttl"] = f"{max(host_timeout, 30.0):g}s"
     # Held for the whole run: a worker restarted after a timeout starts the same way.
     with dask.config.set(settings):
         return _run(paths, request, scheduler, workers, processes, log, host_timeout,
@@ -486,7 +526,7 @@ def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
         # A forked worker inherits this process's objects; its collector would
         # walk them all at each full collection (and copy every page it marks):
         # frozen, they are left out. Measured on 2,000 hosts: the workers' own
-        # overhead 0.6-1.2 ms per host without, 0.03-0.08 with.
+        # overhead 0.6-1.2 ms per host without, 0.03-0.5 with (a noisy machine).
         gc.freeze()
         try:
             cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1,
@@ -505,7 +545,7 @@ def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
         for part in parts:
             run.submit(part)
         run.collect(len(paths))
-        out = gather(request, run.results)
+        out = gather(request, run.results, paths)
         out.startup_s, out.check_s = startup, time.perf_counter() - t1
         out.workers = n_workers
         return out
@@ -517,6 +557,12 @@ def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
 
 #: What a cancelled Dask future raises (distributed's are concurrent.futures').
 _CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
+
+#: How often the client looks at hung hosts and at the workers, in seconds.
+_POLL_S = 1.0
+
+#: With no worker for this long, the hosts still waiting are said not checked.
+_WORKERLESS_S = 60.0
 
 
 @dataclass
@@ -572,8 +618,8 @@ class _FleetRun:
     def collect(self, total: int) -> None:
         from distributed import wait
 
-        poll = None if self.host_timeout is None else min(1.0, self.host_timeout / 4)
         reported = 0
+        workerless_since: float | None = None
         while self.batches or self.suspects:
             if not self.batches:
                 # Only now, with nothing else on the cluster, does a worker that
@@ -583,52 +629,90 @@ class _FleetRun:
                 self.submit([path], sent, alone=True)
             futures = [b.future for b in self.batches.values()]
             try:
-                done = wait(futures, timeout=poll, return_when="FIRST_COMPLETED").done
+                done = wait(futures, timeout=_POLL_S, return_when="FIRST_COMPLETED").done
             except TimeoutError:
                 done = set()
             except _CANCELLED:  # wait() gives up on a cancelled one: look at each
                 done = {f for f in futures if f.done()}
             for future in done:
                 if future.key in self.batches:
-                    self._finished(self.batches.pop(future.key), future.key)
-            if self.host_timeout is not None:
-                self._stop_hung_hosts()
+                    self._finished(self.batches.pop(future.key))
+            self._stop_hung_hosts()
+            workerless_since = self._give_up_without_workers(workerless_since)
             checked = len(self.results)
             if checked - reported >= max(1, total // 10) or (checked == total and reported
                                                              < total):
                 self.log(f"{checked}/{total} hosts checked")
                 reported = checked
 
-    def _finished(self, batch: _Batch, key: str) -> None:
+    def _give_up_without_workers(self, since: float | None) -> float | None:
+        """With no worker at all for a while (a cluster whose workers died and
+        were not replaced), every host still waiting is said not checked
+        instead of waited for without end. Returns since when none was seen."""
+        if not self.batches:
+            return None
+        if self.client.scheduler_info(n_workers=-1)["workers"]:
+            return None
+        now = time.monotonic()
+        if since is None or now - since < _WORKERLESS_S:
+            return since if since is not None else now
+        for key, batch in list(self.batches.items()):
+            self.client.cancel([batch.future])
+            del self.batches[key]
+            self.results.extend({"dump": p, "kind": "worker",
+                                 "error": f"no Dask worker was left to check it (none for "
+                                          f"{_WORKERLESS_S:g} s)"} for p in batch.paths)
+        self.results.extend({"dump": p, "kind": "worker", "error": "no Dask worker was left to "
+                             "check it"} for p, _ in self.suspects)
+        self.suspects.clear()
+        return None
+
+    def _finished(self, batch: _Batch) -> None:
+        """What a batch's end says: its hosts' answers; or it goes again (Dask
+        dropped it, or its result was on a worker that died before it was
+        fetched); or its hosts are checked one at a time (its worker died each
+        time it ran); or each of its hosts is said not checked, with why."""
+        from distributed import KilledWorker
+
         future = batch.future
-        if future.status == "finished":
+        status = future.status
+        if status == "finished":
             try:
                 self.results.extend(future.result())
                 return
             except _CANCELLED:
-                pass  # its result was on a worker that died before it was fetched
-        if future.status in ("finished", "cancelled") and batch.sent < 3:
-            # Dask dropped it, as it does when what it needs (the scattered patch)
-            # or what it made was on a worker that went away: send it again.
-            self.submit(batch.paths, batch.sent + 1, batch.alone)
+                status = "cancelled"
+            except Exception as unreadable:  # a result that cannot be fetched or read
+                self._not_checked(batch, unreadable)
+                return
+        if status != "error":  # cancelled by Dask, or lost since: send it again
+            if batch.sent < 3:
+                self.submit(batch.paths, batch.sent + 1, batch.alone)
+            else:
+                self._not_checked(batch, RuntimeError(f"Dask dropped it {batch.sent} times"))
             return
-        from distributed import KilledWorker
-
-        exc: BaseException | None
+        failure: BaseException | None
         try:
-            exc = future.exception()
-        except _CANCELLED as cancelled:  # by someone else: said, not dropped
-            exc = cancelled
-        if isinstance(exc, KilledWorker) and not batch.alone:
+            failure = future.exception()
+        except Exception as why:  # noqa: BLE001 - whatever it is, it is said per host
+            failure = why
+        if isinstance(failure, KilledWorker) and not batch.alone:
             # A host of it likely takes its worker down (the memory limit, a
-            # crash); Dask gave up after its allowed failures. Find which.
+            # crash, a hang that stops the worker's heartbeat); Dask gave up
+            # after its allowed failures. Find which.
             self.log(f"the worker died each time it ran a batch of {len(batch.paths)} "
                      "host(s); checking them one at a time")
             self.suspects += [(p, batch.sent) for p in batch.paths]
             return
+        self._not_checked(batch, failure)
+
+    def _not_checked(self, batch: _Batch, exc: BaseException | None) -> None:
+        from distributed import KilledWorker
+
         if isinstance(exc, KilledWorker):
             error, kind = ("its check killed the Dask worker each time it ran, alone on the "
-                           "cluster (the worker's memory limit, or a crash): not checked"), "lost"
+                           "cluster (the worker's memory limit, a crash, or a hang that "
+                           "stopped the worker's heartbeat): not checked"), "lost"
         else:
             error, kind = (f"the Dask worker failed to run the check: "
                            f"{type(exc).__name__}: {exc}"), "worker"
@@ -640,22 +724,34 @@ class _FleetRun:
         process can); the batch's other hosts go again in a new task."""
         while self.hung:
             worker, key, index = self.hung.pop(0)
-            batch = self.batches.pop(key, None)
-            if batch is None:  # finished meanwhile, or already handled
+            batch = self.batches.get(key)
+            if batch is None or batch.future.done():  # it ended meanwhile: its end says
                 continue
+            del self.batches[key]
             self.results.append({"dump": batch.paths[index], "kind": "timeout",
                                  "error": f"its check ran past --host-timeout "
                                           f"({self.host_timeout:g} s): not checked"})
             self.client.cancel([batch.future])
             self.log(f"{batch.paths[index]}: checked for more than {self.host_timeout:g} s; "
                      f"restarting worker {worker}")
-            status = self.client.restart_workers([worker], timeout=60, raise_for_error=False)
-            if status.get(worker) != "OK":
-                self.log(f"worker {worker} could not be restarted ({status.get(worker)}): "
-                         "it stays busy with that host")
+            self._restart(worker)
             rest = batch.paths[:index] + batch.paths[index + 1:]
             if rest:
                 self.submit(rest, batch.sent, batch.alone)
+
+    def _restart(self, worker: str) -> None:
+        """Restart a worker through its nanny. Without one (workers started
+        with --no-nanny, or threads of this process) or gone already, it stays
+        as it is, said on stderr: Dask's worker-ttl then drops it if it stops
+        answering."""
+        try:
+            status = self.client.restart_workers([worker], timeout=60, raise_for_error=False)
+            why = status.get(worker)
+        except Exception as exc:  # noqa: BLE001 - no nanny, or no such worker any more
+            why = f"{type(exc).__name__}: {exc}"
+        if why != "OK":
+            self.log(f"worker {worker} could not be restarted ({why}): it stays busy with "
+                     "that host")
 
 
 def render_text(fleet: FleetResult, out: Any, top: int = 15) -> None:
