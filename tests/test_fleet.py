@@ -357,8 +357,10 @@ def test_batches_by_bytes_keep_order_and_spread_weight() -> None:
 
 def test_dump_bytes(fleet_dir: Path, tmp_path: Path) -> None:
     snap = fleet_dir / "hosts" / "snap-a"
-    assert fleet_mod.dump_bytes(str(snap)) == sum(
-        f.stat().st_size for f in snap.iterdir() if f.is_file())
+    weight = fleet_mod.dump_bytes(str(snap))
+    assert weight == sum((snap / f).stat().st_size for f in ("stacks.txt", "kallsyms.txt")
+                         if (snap / f).exists())
+    assert weight >= (snap / "stacks.txt").stat().st_size > 0
     junk = fleet_dir / "hosts" / "junk.txt"
     assert fleet_mod.dump_bytes(str(junk)) == junk.stat().st_size
     assert fleet_mod.dump_bytes(str(tmp_path / "gone")) == 0
