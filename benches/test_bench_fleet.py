@@ -49,7 +49,8 @@ from lpc.fleet import FleetRequest, check_host, find_dumps, run_fleet  # noqa: E
 from lpc.patch import Patch  # noqa: E402
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
-HOSTS = 2000
+#: ``LPC_BENCH_FLEET_HOSTS`` sets another fleet size (docs/fleet.md's 20,000).
+HOSTS = int(os.environ.get("LPC_BENCH_FLEET_HOSTS", "2000"))
 RELEASES = ("6.18.44-fc-v657", "6.18.45-fc-v700")
 PATCH = "do_wait,worker_thread,do_epoll_wait"
 RENAMES = (("worker_thread", "rescuer_thread"), ("do_wait", "do_nanosleep"))
@@ -118,6 +119,12 @@ def small_root(tmp_path_factory: pytest.TempPathFactory) -> Any:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _rss_kb() -> int:
+    """This process's resident set now, in KiB (Linux's /proc/self/statm)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def _loop(paths: list[str], request: FleetRequest) -> tuple[float, list[dict[str, Any]]]:
     fleet._SYMBOLS.clear()  # the loop reads each table once, as a worker does
     t = time.perf_counter()
@@ -138,9 +145,11 @@ def _compare(root: Path, label: str) -> dict[str, Any]:
     for _ in range(ROUNDS):
         loop_s, serial = _loop(paths, request)
         fleet._SYMBOLS.clear()  # forked workers would inherit the loop's tables
+        rss = _rss_kb()
         t = time.perf_counter()
         result = run_fleet(paths, request, log=lambda m: None)
         total_s = time.perf_counter() - t
+        client_kb_per_host = (_rss_kb() - rss) / HOSTS
         assert not result.errors and len(result.hosts) == HOSTS
         by_dump = {h["dump"]: h for h in result.hosts}
         assert all(by_dump[h["dump"]]["summaries"] == h["summaries"] for h in serial)
@@ -165,13 +174,16 @@ def _compare(root: Path, label: str) -> dict[str, Any]:
         "dask_overhead_ms_per_host": round(
             1000 * statistics.median(r[1] * result.workers - r[0] for r in rounds) / HOSTS, 3),
         "converge": result.counts()[True], "do_not": result.counts()[False],
+        # The client's resident memory grown by the last round's result (the
+        # earlier rounds' are freed by then, and the allocator keeps their pages).
+        "client_kb_per_host_last_round": round(client_kb_per_host, 2),
     }
     print(f"\n{label}: {figures}", file=sys.stderr)
     return figures
 
 
 def test_fleet_vs_loop(fleet_root: Path, benchmark: Any) -> None:
-    figures = benchmark.pedantic(_compare, args=(fleet_root, "2,000 hosts"), rounds=1,
+    figures = benchmark.pedantic(_compare, args=(fleet_root, f"{HOSTS:,} hosts"), rounds=1,
                                  iterations=1)
     benchmark.extra_info.update(figures)
     assert figures["converge"] + figures["do_not"] <= HOSTS
@@ -179,6 +191,6 @@ def test_fleet_vs_loop(fleet_root: Path, benchmark: Any) -> None:
 
 
 def test_dask_layer_per_host(small_root: Path, benchmark: Any) -> None:
-    figures = benchmark.pedantic(_compare, args=(small_root, "2,000 one-task hosts"),
+    figures = benchmark.pedantic(_compare, args=(small_root, f"{HOSTS:,} one-task hosts"),
                                  rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
