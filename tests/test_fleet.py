@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import shutil
 import threading
@@ -504,6 +505,16 @@ def test_text_report_top_and_grouped_reasons(fleet_dir: Path,
     assert "  … and " in blockers and "more function(s)" in blockers
     worst = text.split("worst hosts:")[1].split("\n\n")[0]
     assert "  … and 1 more host(s)" in worst  # snap-c converges: not among the worst
+    # How fast: the converging hosts' etas, as shares of them (the brute count).
+    summary = {"tasks": 1, "switch": 1, "blocked": 0, "running": 0, "unreliable": 0,
+               "converges": True, "reason": "", "evidence": {}}
+    hosts = [{"dump": f"h{i}", "kernel_release": "r", "host_class": None, "converges": True,
+              "model": "klp", "blocking": [], "summaries": {"klp": {**summary, "eta_s": eta}}}
+             for i, eta in enumerate([None, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0])]
+    out = io.StringIO()
+    fleet_mod.render_text(fleet_mod.gather(FleetRequest(Patch.parse("f")), hosts), out)
+    assert ("  converging hosts done (each by its eta): half by 5 s, 90 % by 9 s, all by 10 s"
+            in out.getvalue())
     groups = fleet_mod.error_groups([
         {"dump": "a", "error": "x", "kind": "bad_input"},
         {"dump": "b", "error": "y", "kind": "timeout"},

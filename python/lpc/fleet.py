@@ -770,6 +770,12 @@ def render_text(fleet: FleetResult, out: Any, top: int = 15) -> None:
           file=out)
     print(f"  converge: {counts[True]}   do not: {counts[False]}   cannot tell: {counts[None]}",
           file=out)
+    curve = converging_curve(fleet)
+    if curve:
+        def by(share: float) -> str:
+            return f"{curve[max(0, math.ceil(share * len(curve)) - 1)][0]:g} s"
+        print(f"  converging hosts done (each by its eta): half by {by(0.5)}, 90 % by "
+              f"{by(0.9)}, all by {by(1.0)}", file=out)
     for title, groups in (("kernel release", fleet.by_release()),
                           ("host class", fleet.by_class())):
         print(f"\nby {title}:", file=out)
@@ -971,7 +977,8 @@ def write_html(fleet: FleetResult, path: str) -> str:
                      for b in fleet.by_function()], numeric=(1, 2)),
               "<h2>Worst hosts</h2>",
               table(["dump", "release", "verdict", "reason"],
-                    [[h["dump"], h["kernel_release"] or "unknown", _word(h["converges"]),
+                    [[h["dump"], h["kernel_release"] or "unknown",
+                      _word(h["converges"]).replace("_", " "),
                       h["summaries"][h["model"]]["reason"] or ""] for h in fleet.worst(20)]),
               "<h2>Hosts not checked</h2>",
               table(["dump", "error"], [[e["dump"], e["error"]] for e in fleet.errors])]
