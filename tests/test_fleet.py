@@ -84,8 +84,8 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _check_doc(path: str, symbols: str | None, capsys: pytest.CaptureFixture[str],
-               model: str = "klp") -> dict[str, Any]:
-    argv = ["check", "--dump", path, "--patch", PATCH, "--model", model, "--json"]
+               model: str = "klp", patch: str = PATCH) -> dict[str, Any]:
+    argv = ["check", "--dump", path, "--patch", patch, "--model", model, "--json"]
     if symbols is not None:
         argv += ["--symbols", symbols]
     main(argv)
@@ -555,3 +555,21 @@ def test_a_hung_host_on_thread_workers_cannot_be_restarted_but_is_reported(
     assert [(Path(e["dump"]).name, e["kind"]) for e in result.errors] == [("snap-b", "timeout")]
     assert any("could not be restarted" in m and "nanny" in m for m in said)
     assert result.outcome() == "unknown"
+
+
+def test_recorded_livepatch_state_per_host(capsys: pytest.CaptureFixture[str]) -> None:
+    """Real snapshots a 6.12 guest recorded while a patch was in transition,
+    and once after: the hosts taken during it are refused (-EBUSY, as lpc check
+    says of each) and do not converge; the last one converges. Each host's
+    summary is lpc check's, and a refusal is never a converging host."""
+    snaps = DATA / "oracle" / "6.12" / "watch_transition"
+    code = main(["fleet", "check", "--dumps", f"{snaps}/snap_*/", "--patch",
+                 "do_nanosleep", "--workers", "1", "--json"])
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert code == 1 and not doc["errors"] and len(doc["hosts"]) == 6
+    for host in doc["hosts"]:
+        check = _check_doc(host["dump"], None, capsys, patch="do_nanosleep")
+        assert host["summary"] == check["summary"], host["dump"]
+        refused = bool(check["machine"]["refusals"])
+        assert host["converges"] is (False if refused else check["summary"]["converges"])
+    assert [h["converges"] for h in doc["hosts"]] == [False] * 5 + [True]
