@@ -573,3 +573,28 @@ def test_recorded_livepatch_state_per_host(capsys: pytest.CaptureFixture[str]) -
         refused = bool(check["machine"]["refusals"])
         assert host["converges"] is (False if refused else check["summary"]["converges"])
     assert [h["converges"] for h in doc["hosts"]] == [False] * 5 + [True]
+
+
+def test_a_stuck_worker_that_cannot_be_restarted_is_dropped(
+        fleet_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only worker hangs on a host and has no nanny: it is dropped from the
+    cluster (not given more work it would never start), and with no worker
+    left the hosts still waiting are said not checked — not waited for until
+    the hung check returns."""
+    import time
+
+    monkeypatch.setattr(fleet_mod, "_WORKERLESS_S", 2.0)
+    _sabotaged(monkeypatch, "snap-b", lambda: time.sleep(10))
+    said: list[str] = []
+    paths = find_dumps(str(fleet_dir / "hosts" / "snap-*/"))
+    result = run_fleet(paths, FleetRequest(Patch.parse("do_nanosleep")), workers=1,
+                       processes=False, host_timeout=1.0, log=said.append)
+    answers = {Path(h["dump"]).name: "checked" for h in result.hosts}
+    answers |= {Path(e["dump"]).name: e["kind"] for e in result.errors}
+    assert answers["snap-b"] == "timeout"
+    assert answers == {"snap-a": answers["snap-a"], "snap-b": "timeout", "snap-c": "worker"}
+    assert answers["snap-a"] in ("checked", "worker")
+    assert any("dropped from the cluster" in m for m in said)
+    assert "no Dask worker was left" in next(e["error"] for e in result.errors
+                                             if e["kind"] == "worker")
+    assert result.outcome() == "unknown"

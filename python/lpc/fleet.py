@@ -86,12 +86,13 @@ def read_dump_list(path: str) -> list[str]:
                 text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read the dump list ({exc})", path) from exc
-    out: dict[str, str] = {}  # real path -> the path as first listed
+    out: dict[str, str] = {}  # absolute path -> the path as first listed
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            # ./x, x and /abs/x are one host: checked and counted once.
-            out.setdefault(os.path.realpath(line), line.rstrip("/") or line)
+            # ./x, x and /abs/x are one name: checked and counted once. Two names
+            # of one snapshot through a symlink stay two hosts, each answered.
+            out.setdefault(os.path.abspath(line), line.rstrip("/") or line)
     return list(out.values())
 
 
@@ -540,6 +541,11 @@ def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
             gc.unfreeze()
         client = Client(cluster)
     try:
+        try:  # a scheduler whose workers have not come (yet): said, not waited on for ever
+            client.wait_for_workers(1, timeout=_WORKERLESS_S)
+        except TimeoutError as exc:
+            raise FleetError(f"--scheduler {scheduler}: no Dask worker joined within "
+                             f"{_WORKERLESS_S:g} s") from exc
         n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -567,6 +573,9 @@ _POLL_S = 1.0
 
 #: With no worker for this long, the hosts still waiting are said not checked.
 _WORKERLESS_S = 60.0
+
+#: How long re-sending the patch to the workers may take.
+_SCATTER_S = 30.0
 
 
 @dataclass
@@ -598,6 +607,8 @@ class _FleetRun:
         self.batches: dict[str, _Batch] = {}
         #: Hosts of a batch whose worker died under it, each to be checked alone.
         self.suspects: list[tuple[str, int]] = []
+        #: Batches that found no worker to send the patch to: (paths, sent, alone).
+        self.waiting: list[tuple[list[str], int, bool]] = []
         #: (worker address, batch key, index): hosts a worker's watchdog said
         #: are past the timeout (appended by the client's event loop thread).
         self.hung: list[tuple[str, str, int]] = []
@@ -612,37 +623,59 @@ class _FleetRun:
     def submit(self, paths: list[str], sent: int = 1, alone: bool = False) -> None:
         if self.request.status != "finished":
             # The patch was scattered to workers that are gone (restarted after a
-            # timeout, or dead): send it again.
-            self.request = self.client.scatter(self._request, broadcast=True)
+            # timeout, or dead): send it again, once some worker is there to
+            # take it (scatter would wait for one without end).
+            if not self._workers():
+                self.waiting.append((paths, sent, alone))
+                return
+            try:
+                self.request = self.client.scatter(self._request, broadcast=True,
+                                                   timeout=_SCATTER_S)
+            except (TimeoutError, OSError):
+                self.waiting.append((paths, sent, alone))
+                return
         key = f"{self.topic}-{next(self._numbers)}"
         future = self.client.submit(check_batch, paths, self.request, key, self.topic,
                                     self.host_timeout, key=key)
         self.batches[key] = _Batch(future, paths, sent, alone)
+
+    def _workers(self) -> list[str]:
+        return list(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def collect(self, total: int) -> None:
         from distributed import wait
 
         reported = 0
         workerless_since: float | None = None
-        while self.batches or self.suspects:
-            if not self.batches:
+        while self.batches or self.suspects or self.waiting:
+            if self.waiting and self._workers():
+                waiting, self.waiting = self.waiting, []
+                for paths, sent, alone in waiting:
+                    self.submit(paths, sent, alone)
+            if not self.batches and self.suspects:
                 # Only now, with nothing else on the cluster, does a worker that
                 # dies under a host say that this host killed it (a task queued
                 # behind it on the same worker dies with it).
                 path, sent = self.suspects.pop(0)
                 self.submit([path], sent, alone=True)
             futures = [b.future for b in self.batches.values()]
-            try:
-                done = wait(futures, timeout=_POLL_S, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
-                done = set()
-            except _CANCELLED:  # wait() gives up on a cancelled one: look at each
-                done = {f for f in futures if f.done()}
+            done: set[Any] = set()
+            if not futures:
+                time.sleep(_POLL_S)  # nothing in flight: waiting for a worker
+            else:
+                try:
+                    done = set(wait(futures, timeout=_POLL_S,
+                                    return_when="FIRST_COMPLETED").done)
+                except TimeoutError:
+                    pass
+                except _CANCELLED:  # wait() gives up on a cancelled one: look at each
+                    done = {f for f in futures if f.done()}
             for future in done:
                 if future.key in self.batches:
                     self._finished(self.batches.pop(future.key))
             self._stop_hung_hosts()
-            workerless_since = self._give_up_without_workers(workerless_since)
+            if not done:  # no news: are there workers at all?
+                workerless_since = self._give_up_without_workers(workerless_since)
             checked = len(self.results)
             if checked - reported >= max(1, total // 10) or (checked == total and reported
                                                              < total):
@@ -650,24 +683,25 @@ class _FleetRun:
                 reported = checked
 
     def _give_up_without_workers(self, since: float | None) -> float | None:
-        """With no worker at all for a while (a cluster whose workers died and
-        were not replaced), every host still waiting is said not checked
-        instead of waited for without end. Returns since when none was seen."""
-        if not self.batches:
-            return None
-        if self.client.scheduler_info(n_workers=-1)["workers"]:
+        """With no worker at all for a while (a cluster whose workers died, or
+        were dropped stuck, and were not replaced), every host still waiting is
+        said not checked instead of waited for without end. Returns since when
+        none was seen."""
+        if self._workers():
             return None
         now = time.monotonic()
         if since is None or now - since < _WORKERLESS_S:
             return since if since is not None else now
-        for key, batch in list(self.batches.items()):
+        why = f"no Dask worker was left to check it (none for {_WORKERLESS_S:g} s)"
+        for batch in self.batches.values():
             self.client.cancel([batch.future])
-            del self.batches[key]
-            self.results.extend({"dump": p, "kind": "worker",
-                                 "error": f"no Dask worker was left to check it (none for "
-                                          f"{_WORKERLESS_S:g} s)"} for p in batch.paths)
-        self.results.extend({"dump": p, "kind": "worker", "error": "no Dask worker was left to "
-                             "check it"} for p, _ in self.suspects)
+            self.results.extend({"dump": p, "kind": "worker", "error": why} for p in batch.paths)
+        self.batches.clear()
+        for paths, _, _ in self.waiting:
+            self.results.extend({"dump": p, "kind": "worker", "error": why} for p in paths)
+        self.waiting.clear()
+        self.results.extend({"dump": p, "kind": "worker", "error": why}
+                            for p, _ in self.suspects)
         self.suspects.clear()
         return None
 
@@ -745,17 +779,29 @@ class _FleetRun:
 
     def _restart(self, worker: str) -> None:
         """Restart a worker through its nanny. Without one (workers started
-        with --no-nanny, or threads of this process) or gone already, it stays
-        as it is, said on stderr: Dask's worker-ttl then drops it if it stops
-        answering."""
+        with --no-nanny, or threads of this process) or gone already, it is
+        dropped from the scheduler instead, said on stderr."""
         try:
             status = self.client.restart_workers([worker], timeout=60, raise_for_error=False)
             why = status.get(worker)
         except Exception as exc:  # noqa: BLE001 - no nanny, or no such worker any more
             why = f"{type(exc).__name__}: {exc}"
         if why != "OK":
-            self.log(f"worker {worker} could not be restarted ({why}): it stays busy with "
-                     "that host")
+            # Still busy with the hung host, it would be given more work it never
+            # starts: the scheduler forgets it, and its other tasks go elsewhere.
+            self.log(f"worker {worker} could not be restarted ({why}): it is dropped from "
+                     "the cluster, still busy with that host")
+            self._drop(worker)
+
+    def _drop(self, worker: str) -> None:
+        async def remove(dask_scheduler: Any) -> None:
+            await dask_scheduler.remove_worker(address=worker, close=True,
+                                               stimulus_id=f"lpc-fleet-stuck-{time.time()}")
+
+        try:
+            self.client.run_on_scheduler(remove)
+        except Exception as exc:  # noqa: BLE001 - said; the 60 s give-up still holds
+            self.log(f"worker {worker} could not be dropped either ({exc})")
 
 
 def render_text(fleet: FleetResult, out: Any, top: int = 15) -> None:
@@ -798,7 +844,7 @@ def render_text(fleet: FleetResult, out: Any, top: int = 15) -> None:
             s = h["summaries"][h["model"]]
             print(f"  {h['dump']}: {_word(h['converges']).replace('_', ' ')}, "
                   f"{s['blocked']} blocked, {s['running']} running, {s['unreliable']} "
-                  f"unreliable of {s['tasks']}: {s['reason']}", file=out)
+                  f"unreliable of {s['tasks']}: {s['reason'] or ''}", file=out)
         _more(len(worst) - top, "host", out)
     problems = [(h["dump"], _evidence_problems(h["summaries"][h["model"]]["evidence"]))
                 for h in fleet.hosts]
