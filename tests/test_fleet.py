@@ -598,3 +598,30 @@ def test_a_stuck_worker_that_cannot_be_restarted_is_dropped(
     assert "no Dask worker was left" in next(e["error"] for e in result.errors
                                              if e["kind"] == "worker")
     assert result.outcome() == "unknown"
+
+
+def test_jsonl_streams_each_host_as_answered(fleet_dir: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--jsonl: a header, a line per dump (host or not_checked) — each host's
+    line the --json document's — then a summary whose outcome is the exit
+    status's; every line valid against `lpc schema fleet-jsonl`."""
+    from jsonschemas import lines
+
+    argv = ["fleet", "check", "--dumps", str(fleet_dir / "hosts" / "[js]*"), "--patch", PATCH,
+            "--workers", "2"]
+    code = main([*argv, "--jsonl"])
+    stream = lines(capsys.readouterr().out, "fleet-jsonl")
+    assert main([*argv, "--json"]) == code == 1
+    doc = loads(capsys.readouterr().out, "fleet")
+    assert stream[0]["kind"] == "header" and stream[0]["dumps"] == 4
+    assert stream[0]["patch"] == doc["patch"] and stream[0]["model"] == "klp"
+    hosts = sorted((line for line in stream if line["kind"] == "host"), key=lambda h: h["dump"])
+    assert [{k: v for k, v in h.items() if k != "kind"} for h in hosts] == doc["hosts"]
+    assert [(line["dump"], line["error_kind"]) for line in stream
+            if line["kind"] == "not_checked"] == [(e["dump"], e["kind"]) for e in doc["errors"]]
+    summary = stream[-1]
+    assert summary["kind"] == "summary" and summary["outcome"] == "blocked"
+    assert summary["by_function"] == doc["by_function"]
+    assert (summary["hosts"], summary["not_checked"]) == (3, 1)
+    assert len(stream) == 1 + 4 + 1
+    assert main([*argv, "--jsonl", "--json"]) == 2

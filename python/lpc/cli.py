@@ -620,6 +620,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         raise UsageError("fleet needs a subcommand: check")
     if args.json and args.parquet:
         raise UsageError("--json and --parquet: choose one")
+    if args.json and args.jsonl:
+        raise UsageError("--json and --jsonl: choose one")
     if args.symbols_dir is not None and not os.path.isdir(args.symbols_dir):
         raise UsageError(f"--symbols-dir {args.symbols_dir}: not a directory")
     try:
@@ -627,8 +629,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("lpc fleet needs Dask: pip install 'lpc[fleet]'") from None
     from lpc.check import CheckRequest, validate
-    from lpc.fleet import (FleetRequest, error_groups, find_dumps, read_dump_list, render_text,
-                           run_fleet, write_html, write_parquet)
+    from lpc.fleet import (FleetRequest, JsonLines, error_groups, find_dumps, read_dump_list,
+                           render_text, run_fleet, write_html, write_parquet)
 
     patch = _patch(args)
     if patch is None:
@@ -651,8 +653,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
     request = FleetRequest(patch, models, params, args.symbols_dir,
                            machine_state=not args.no_machine_state)
+    lines = JsonLines(sys.stdout, request, len(paths)) if args.jsonl else None
     fleet = run_fleet(paths, request, scheduler=args.scheduler, workers=args.workers,
-                      host_timeout=args.host_timeout or None, start_method=args.start_method)
+                      host_timeout=args.host_timeout or None, start_method=args.start_method,
+                      on_results=None if lines is None else lines.answers)
     _log(f"{len(fleet.hosts)} host(s) checked, {len(fleet.errors)} not checked, in "
          f"{fleet.check_s:.2f} s on {fleet.workers} worker(s) "
          f"(cluster start {fleet.startup_s:.2f} s)")
@@ -661,7 +665,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         _log(f"not checked: {dumps[0] if len(dumps) == 1 else f'{len(dumps)} dumps'}: {error}")
     if len(reasons) > 5:
         _log(f"not checked: {len(reasons) - 5} more reason(s), in the report")
-    if args.json:
+    if lines is not None:
+        lines.end(fleet)
+    elif args.json:
         json.dump(fleet.as_json(), sys.stdout, indent=2, sort_keys=True)
         print()
     else:
@@ -904,6 +910,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows per table of the text report (default 15; the rest are "
                         "counted)")
     f.add_argument("--json", action="store_true", help="JSON on stdout (`lpc schema fleet`)")
+    f.add_argument("--jsonl", action="store_true",
+                   help="JSON lines on stdout as hosts are answered: a header, a line per "
+                        "host, a summary (`lpc schema fleet-jsonl`)")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--patch", metavar="FUNC[,FUNC…]",
                    help="patched functions, each [object:]name[@sympos]")

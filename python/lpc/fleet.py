@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import glob
+import json
 import math
 import os
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -389,13 +390,53 @@ class FleetResult:
             "schema_version": FLEET_SCHEMA_VERSION,
             "patch": self.request.patch.as_json(),
             "model": self.model,
-            "hosts": [{"dump": h["dump"], "kernel_release": h["kernel_release"],
-                       "host_class": h["host_class"], "converges": h["converges"],
-                       "summary": h["summaries"][h["model"]]} for h in self.hosts],
+            "hosts": [host_json(h) for h in self.hosts],
             "by_function": self.by_function(),
             "errors": [{"dump": e["dump"], "error": e["error"], "kind": e["kind"]}
                        for e in self.errors],
         }
+
+
+def host_json(h: dict[str, Any]) -> dict[str, Any]:
+    """A host as ``--json`` and ``--jsonl`` write it: its summary under the
+    fleet's model is exactly the one ``lpc check --json`` prints."""
+    return {"dump": h["dump"], "kernel_release": h["kernel_release"],
+            "host_class": h["host_class"], "converges": h["converges"],
+            "summary": h["summaries"][h["model"]]}
+
+
+class JsonLines:
+    """``lpc fleet check --jsonl``: a header, then a line per host as its
+    answer comes back (``host``, or ``not_checked`` with why), then a summary;
+    each line flushed, so a fleet's answers can be read while it runs."""
+
+    def __init__(self, out: Any, request: FleetRequest, dumps: int) -> None:
+        self.out, self.said = out, set[tuple[str, str]]()
+        model = request.models[0] if request.models != ("all",) else "klp"
+        self._line({"schema_version": FLEET_SCHEMA_VERSION, "kind": "header",
+                    "patch": request.patch.as_json(), "model": model, "dumps": dumps})
+
+    def _line(self, doc: dict[str, Any]) -> None:
+        self.out.write(json.dumps(doc, sort_keys=True) + "\n")
+        self.out.flush()
+
+    def answers(self, records: Sequence[dict[str, Any]]) -> None:
+        for r in records:
+            if "error" in r:
+                self.said.add((r["dump"], r["error"]))
+                self._line({"kind": "not_checked", "dump": r["dump"], "error": r["error"],
+                            "error_kind": r["kind"]})
+            else:
+                self._line({"kind": "host", **host_json(r)})
+
+    def end(self, fleet: FleetResult) -> None:
+        """The errors only the final bookkeeping found, then the summary."""
+        self.answers([e for e in fleet.errors if (e["dump"], e["error"]) not in self.said])
+        counts = fleet.counts()
+        self._line({"kind": "summary", "hosts": len(fleet.hosts), "converge": counts[True],
+                    "do_not": counts[False], "cannot_tell": counts[None],
+                    "not_checked": len(fleet.errors), "by_function": fleet.by_function(),
+                    "outcome": fleet.outcome()})
 
 
 def _word(converges: bool | None) -> str:
@@ -450,13 +491,15 @@ def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None
               workers: int | None = None, processes: bool = True,
               log: Callable[[str], None] = _log, host_timeout: float | None = HOST_TIMEOUT_S,
               start_method: str = "fork",
-              connect_timeout: float = CONNECT_TIMEOUT_S) -> FleetResult:
+              connect_timeout: float = CONNECT_TIMEOUT_S,
+              on_results: Callable[[list[dict[str, Any]]], None] | None = None) -> FleetResult:
     """Check every dump on a Dask cluster: the one at ``scheduler``
     (``tcp://host:8786``), else a local one of ``workers`` processes (default:
     one per core), one thread each, started with ``start_method``.
 
-    A host whose check runs past ``host_timeout`` seconds is reported as not
-    checked and its worker restarted; a batch whose worker dies (memory limit,
+    ``on_results`` is handed each batch of answers as it comes back (in the
+    order they come: ``lpc fleet check --jsonl``). A host whose check runs past
+    ``host_timeout`` seconds is reported as not checked and its worker restarted; a batch whose worker dies (memory limit,
     crash) is retried one host per task, and a host that kills its worker
     again is reported, the others checked."""
     import dask
@@ -491,7 +534,7 @@ def run_fleet(paths: Sequence[str], request: FleetRequest, scheduler: str | None
     # Held for the whole run: a worker restarted after a timeout starts the same way.
     with dask.config.set(settings):
         return _run(paths, request, scheduler, workers, processes, log, host_timeout,
-                    connect_timeout)
+                    connect_timeout, on_results)
 
 
 def _start_method(wanted: str) -> str:
@@ -509,7 +552,8 @@ def _start_method(wanted: str) -> str:
 
 def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
          workers: int | None, processes: bool, log: Callable[[str], None],
-         host_timeout: float | None, connect_timeout: float) -> FleetResult:
+         host_timeout: float | None, connect_timeout: float,
+         on_results: Callable[[list[dict[str, Any]]], None] | None) -> FleetResult:
     import logging
     from distributed import Client, LocalCluster
 
@@ -549,7 +593,7 @@ def _run(paths: Sequence[str], request: FleetRequest, scheduler: str | None,
         n_workers = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
-        run = _FleetRun(client, request, host_timeout, log)
+        run = _FleetRun(client, request, host_timeout, log, on_results)
         parts = batches(paths, n_workers, [dump_bytes(p) for p in paths])
         log(f"{len(paths)} dump(s) in {len(parts)} batch(es) on {n_workers} worker(s)")
         for part in parts:
@@ -595,11 +639,13 @@ class _FleetRun:
     worker, and stops hung hosts."""
 
     def __init__(self, client: Any, request: FleetRequest, host_timeout: float | None,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None],
+                 on_results: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         import itertools
         import uuid
 
         self.client, self.host_timeout, self.log = client, host_timeout, log
+        self.on_results = on_results
         self._request = request
         self.request = client.scatter(request, broadcast=True)
         self.topic = f"lpc-fleet-{uuid.uuid4().hex[:12]}"
@@ -615,6 +661,13 @@ class _FleetRun:
         self._numbers = itertools.count()
         if host_timeout is not None:
             client.subscribe_topic(self.topic, self._host_hung)
+
+    def _add(self, records: Iterable[dict[str, Any]]) -> None:
+        """Hosts answered (or said not checked): kept, and handed on at once."""
+        records = list(records)
+        self.results.extend(records)
+        if self.on_results is not None:
+            self.on_results(records)
 
     def _host_hung(self, event: tuple[float, dict[str, Any]]) -> None:
         msg = event[1]
@@ -695,13 +748,12 @@ class _FleetRun:
         why = f"no Dask worker was left to check it (none for {_WORKERLESS_S:g} s)"
         for batch in self.batches.values():
             self.client.cancel([batch.future])
-            self.results.extend({"dump": p, "kind": "worker", "error": why} for p in batch.paths)
+            self._add({"dump": p, "kind": "worker", "error": why} for p in batch.paths)
         self.batches.clear()
         for paths, _, _ in self.waiting:
-            self.results.extend({"dump": p, "kind": "worker", "error": why} for p in paths)
+            self._add({"dump": p, "kind": "worker", "error": why} for p in paths)
         self.waiting.clear()
-        self.results.extend({"dump": p, "kind": "worker", "error": why}
-                            for p, _ in self.suspects)
+        self._add({"dump": p, "kind": "worker", "error": why} for p, _ in self.suspects)
         self.suspects.clear()
         return None
 
@@ -716,7 +768,7 @@ class _FleetRun:
         status = future.status
         if status == "finished":
             try:
-                self.results.extend(future.result())
+                self._add(future.result())
                 return
             except _CANCELLED:
                 status = "cancelled"
@@ -754,7 +806,7 @@ class _FleetRun:
         else:
             error, kind = (f"the Dask worker failed to run the check: "
                            f"{type(exc).__name__}: {exc}"), "worker"
-        self.results.extend({"dump": p, "error": error, "kind": kind} for p in batch.paths)
+        self._add({"dump": p, "error": error, "kind": kind} for p in batch.paths)
 
     def _stop_hung_hosts(self) -> None:
         """A host checked for longer than the timeout is reported, its batch
@@ -766,9 +818,9 @@ class _FleetRun:
             if batch is None or batch.future.done():  # it ended meanwhile: its end says
                 continue
             del self.batches[key]
-            self.results.append({"dump": batch.paths[index], "kind": "timeout",
-                                 "error": f"its check ran past --host-timeout "
-                                          f"({self.host_timeout:g} s): not checked"})
+            self._add([{"dump": batch.paths[index], "kind": "timeout",
+                        "error": f"its check ran past --host-timeout "
+                                 f"({self.host_timeout:g} s): not checked"}])
             self.client.cancel([batch.future])
             self.log(f"{batch.paths[index]}: checked for more than {self.host_timeout:g} s; "
                      f"restarting worker {worker}")
@@ -1033,5 +1085,6 @@ def write_html(fleet: FleetResult, path: str) -> str:
     return path
 
 
-__all__ += ["CONNECT_TIMEOUT_S", "FleetError", "HOST_TIMEOUT_S", "batches", "converging_curve",
-            "dump_bytes", "error_groups", "render_text", "write_html", "write_parquet"]
+__all__ += ["CONNECT_TIMEOUT_S", "FleetError", "HOST_TIMEOUT_S", "JsonLines", "batches",
+            "converging_curve", "dump_bytes", "error_groups", "host_json", "render_text",
+            "write_html", "write_parquet"]

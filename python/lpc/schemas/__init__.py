@@ -23,6 +23,7 @@ SCHEMAS: dict[str, str] = {
     "check-jsonl": "lpc check --jsonl: each line (header, task, summary)",
     "watch": "lpc watch --json: each line (one per retry)",
     "fleet": "lpc fleet check --json",
+    "fleet-jsonl": "lpc fleet check --jsonl: each line (header, host, not_checked, summary)",
     "simulate": "lpc simulate --json (--matrix, or --model M --scenario S)",
     "oracle-compare": "lpc oracle compare --json",
 }
