@@ -743,7 +743,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--symbols-mismatch-ok", action="store_true",
                        help="go on when the symbol table is of another kernel release")
 
-    def patch_options(p: argparse.ArgumentParser) -> None:
+    def patch_and_model_options(p: argparse.ArgumentParser) -> None:
+        """The patch and how the models judge it: shared by check and fleet."""
         g = p.add_mutually_exclusive_group()
         g.add_argument("--patch", metavar="FUNC[,FUNC…]",
                        help="patched functions, each [object:]name[@sympos]")
@@ -754,18 +755,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "replacements and replace flag")
         p.add_argument("--unpatch", action="store_true",
                        help="the transition removes the patch (name the replacement functions)")
-        p.add_argument("--loaded", action="append", metavar="FUNC->MOD:NEW[,…]|PATH",
-                       help="a patch already enabled, oldest first (repeat the option): "
-                            "each function with its replacement, or its module file")
         p.add_argument("--replace", action="store_true",
                        help="the patch is an atomic replace (klp_patch.replace; a module's own "
                             "flag applies without it)")
         p.add_argument("--force", action="store_true", help="model a forced transition (klp)")
-        p.add_argument("--kernel-release", metavar="RELEASE",
-                       help="follow this kernel's rules (uname -r) instead of the dump's release")
-        p.add_argument("--arch", metavar="ARCH",
-                       help="the kernel's architecture when its release does not name it "
-                            "(x86_64, arm64, ppc64le, s390x, loongarch64)")
         p.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
                        help="set a model parameter by name, e.g. "
                             "regs_frames_unreliable=true; wins over the kernel's profile")
@@ -773,6 +766,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no cond_resched() switch point, whatever the release (klp)")
         p.add_argument("--no-reliable-stacks", action="store_true",
                        help="no HAVE_RELIABLE_STACKTRACE (klp)")
+
+    def patch_options(p: argparse.ArgumentParser) -> None:
+        patch_and_model_options(p)
+        p.add_argument("--loaded", action="append", metavar="FUNC->MOD:NEW[,…]|PATH",
+                       help="a patch already enabled, oldest first (repeat the option): "
+                            "each function with its replacement, or its module file")
+        p.add_argument("--kernel-release", metavar="RELEASE",
+                       help="follow this kernel's rules (uname -r) instead of the dump's release")
+        p.add_argument("--arch", metavar="ARCH",
+                       help="the kernel's architecture when its release does not name it "
+                            "(x86_64, arm64, ppc64le, s390x, loongarch64)")
         p.add_argument("--livepatch-state", metavar="FILE",
                        help="the machine's /sys/kernel/livepatch as recorded (livepatch.txt); "
                             "default: the live machine's, or the snapshot's")
@@ -913,19 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--jsonl", action="store_true",
                    help="JSON lines on stdout as hosts are answered: a header, a line per "
                         "host, a summary (`lpc schema fleet-jsonl`)")
-    g = f.add_mutually_exclusive_group()
-    g.add_argument("--patch", metavar="FUNC[,FUNC…]",
-                   help="patched functions, each [object:]name[@sympos]")
-    g.add_argument("--patch-file", metavar="PATH", help="one patch function per line")
-    g.add_argument("--patch-module", metavar="FILE.ko", help="the livepatch module")
-    f.add_argument("--unpatch", action="store_true", help="the transition removes the patch")
-    f.add_argument("--replace", action="store_true", help="the patch is an atomic replace")
-    f.add_argument("--force", action="store_true", help="model a forced transition (klp)")
-    f.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
-                   help="set a model parameter by name")
-    f.add_argument("--no-cond-resched", action="store_true", help="no cond_resched() switch point")
-    f.add_argument("--no-reliable-stacks", action="store_true",
-                   help="no HAVE_RELIABLE_STACKTRACE (klp)")
+    patch_and_model_options(f)
     f.add_argument("--no-machine-state", action="store_true",
                    help="ignore each snapshot's recorded livepatch state")
     p.set_defaults(run=cmd_fleet)
