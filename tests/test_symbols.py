@@ -650,3 +650,29 @@ def test_symbol_str() -> None:
     sym = Symbol(3, "init_once", None, 0x10, 0x20, 2, 3, "t", True, 7)
     assert str(sym) == "init_once,2 @ 0x10/0x20"
     assert sym.object_name == "vmlinux" and sym.end == 0x30 and 0x2F in sym and 0x30 not in sym
+
+
+def test_gzipped_kallsyms_is_read_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kallsyms.gz`` (fleet --symbols-dir): the same table as the plain
+    file; a cut, a non-gzip or an endlessly inflating file is a SymbolError
+    naming it, never a table nor an unbounded read."""
+    text = gzip.decompress((DATA / "kallsyms-6.18.txt.gz").read_bytes())
+    packed = tmp_path / "kallsyms.gz"
+    packed.write_bytes(gzip.compress(text))
+    table = Symbols.from_kallsyms_gz(packed)
+    plain = Symbols.from_kallsyms(text)
+    assert table.source == str(packed) and len(table) == len(plain)
+    assert table.lookup("do_wait").address == plain.lookup("do_wait").address
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(packed.read_bytes()[:4096])
+    with pytest.raises(SymbolError, match=r"cut\.gz: not a readable gzip file \(cut short\)"):
+        Symbols.from_kallsyms_gz(cut)
+    junk = tmp_path / "junk.gz"
+    junk.write_bytes(b"not gzip at all")
+    with pytest.raises(SymbolError, match=r"junk\.gz: not a readable gzip file"):
+        Symbols.from_kallsyms_gz(junk)
+    monkeypatch.setattr("lpc.symbols._SYMBOLS_LIMIT", 1 << 20)
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(b"\0" * (4 << 20)))
+    with pytest.raises(SymbolError, match=r"bomb\.gz: inflates to more than 1 MiB"):
+        Symbols.from_kallsyms_gz(bomb)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import stat
+import zlib
 
 from lpc.errors import InputFileError
 
-__all__ = ["MiB", "check_input_path", "read_input"]
+__all__ = ["MiB", "check_input_path", "inflate_gzip", "read_input"]
 
 MiB = 1 << 20
 
@@ -48,3 +49,11 @@ def read_input(path: str | os.PathLike[str], what: str, limit: int) -> bytes:
             f"{what} is larger than {limit // MiB} MiB: not a {what} lpc knows", where
         )
     return data
+
+
+def inflate_gzip(data: bytes, limit: int) -> tuple[bytes, bool]:
+    """A gzip stream's content, at most ``limit + 1`` bytes of it (so a small
+    file that inflates without end stops there), and whether the stream
+    ended. ``zlib.error`` when it is no gzip stream."""
+    dec = zlib.decompressobj(wbits=31)
+    return dec.decompress(data, limit + 1), dec.eof

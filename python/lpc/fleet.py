@@ -120,16 +120,7 @@ def _symbols(path: str, release: str | None) -> Any:
     table = _SYMBOLS.get(key)
     if table is None:
         if path.endswith(".gz"):
-            import gzip
-
-            from lpc.errors import SymbolError
-
-            try:
-                with gzip.open(path, "rb") as fh:
-                    data = fh.read()
-            except (OSError, EOFError) as exc:
-                raise SymbolError(f"{path}: not a readable gzip file ({exc})") from exc
-            table = Symbols.from_kallsyms(data, source=path)
+            table = Symbols.from_kallsyms_gz(path)
         else:
             table = Symbols.from_kallsyms(path)
         if release is not None:

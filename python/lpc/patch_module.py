@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lpc._files import MiB, read_input
+from lpc._files import MiB, inflate_gzip, read_input
 from lpc._modelf import SHF_ALLOC, SHF_EXECINSTR, ModuleElf, Pointer, Section
 from lpc.errors import InputFileError, ModuleError
 from lpc.patch import MODULE_TEXT, Patch, PatchFunction, PatchOrigin
@@ -166,9 +166,7 @@ def _decompress(data: bytes, path: str) -> bytes:
         elif data.startswith(_MAGIC_ZSTD):
             out, ok = _unzstd(zstandard, data)
         elif data.startswith(_MAGIC_GZIP):
-            gdec = zlib.decompressobj(wbits=31)
-            out = gdec.decompress(data, _FILE_LIMIT + 1)
-            ok = gdec.eof
+            out, ok = inflate_gzip(data, _FILE_LIMIT)
         else:
             return data
     except (lzma.LZMAError, zlib.error, zstandard.ZstdError, EOFError, ValueError) as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import os
 import platform
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy.typing as npt
 
 from lpc import _core
 from lpc._core import IntervalTree
-from lpc._files import MiB, read_input
+from lpc._files import MiB, inflate_gzip, read_input
 from lpc.errors import InputFileError, SymbolError
 
 __all__ = ["Symbol", "Symbols", "split_compiler_suffix"]
@@ -259,6 +260,24 @@ class Symbols:
         data, name = _read_source(path_or_text)
         source = source or name
         return cls(_parse(data, "kallsyms", source), source)
+
+    @classmethod
+    def from_kallsyms_gz(cls, path: str | os.PathLike[str]) -> Symbols:
+        """Loads a gzipped ``/proc/kallsyms`` (``kallsyms.gz`` of ``lpc fleet
+        check --symbols-dir``), bounded like a plain table, before and after
+        inflating."""
+        where = os.fspath(path)
+        data, _ = _read_source(where)
+        try:
+            text, ended = inflate_gzip(data, _SYMBOLS_LIMIT)
+        except zlib.error as exc:
+            raise SymbolError(f"not a readable gzip file ({exc})", where) from exc
+        if len(text) > _SYMBOLS_LIMIT:
+            raise SymbolError(f"inflates to more than {_SYMBOLS_LIMIT // MiB} MiB: not a "
+                              "symbol table lpc knows", where)
+        if not ended:
+            raise SymbolError("not a readable gzip file (cut short)", where)
+        return cls.from_kallsyms(text, source=where)
 
     @classmethod
     def from_system_map(cls, path_or_text: str | os.PathLike[str] | bytes) -> Symbols:
